@@ -1,0 +1,381 @@
+import { and, assign, fromPromise, setup } from 'xstate';
+import type {
+  AgentCallRecord,
+  ConfidenceReport,
+  DecisionReport,
+  IterationRecord,
+  IterationStateName,
+  IterationSummary,
+  QualityReport,
+  RetryPolicy,
+  SessionMode,
+  TaskSpec,
+  ValidationVerdict,
+} from '../src/core/types.js';
+import { backoffDelayMs } from './backoff.js';
+
+/**
+ * One iteration of a task as a statechart:
+ *
+ *   building → prompting → awaitingAgent ⇄ retryingSessionLock → validating → scoring → deciding → persisting → complete
+ *
+ * The file holds no I/O. Each stage is a named `fromPromise` actor whose real implementation comes from
+ * `src/engine/implementations.ts` through `machine.provide()`; the placeholders below only say what is missing.
+ * Time is injected too (`withClock`), so tests drive backoff with XState's SimulatedClock.
+ */
+
+export type SessionStrategy = 'resume' | 'fresh' | 'fork';
+
+export interface IterationInput {
+  runId: string;
+  index: number;
+  task: TaskSpec;
+  /** The run's session; `null` asks the agent for a brand-new one (strategy `fresh`, or after "no conversation"). */
+  sessionId: string | null;
+  /** Whether a call has already created `sessionId` (then later calls resume it instead of creating it). */
+  sessionStarted: boolean;
+  sessionStrategy: SessionStrategy;
+  history: IterationSummary[];
+  feedback: string | null;
+  retry: RetryPolicy;
+}
+
+export interface IterationContext extends IterationInput {
+  states: IterationStateName[];
+  sessionMode: SessionMode;
+  attempts: number;
+  /** Backoff waits so far in this iteration (the `attempt` of the backoff formula). */
+  retries: number;
+  retryDelaysMs: number[];
+  /** Absolute clock time the current backoff wait ends. Stored so a restored run waits only what is left. */
+  retryDueAt: number | null;
+  startedAt: number | null;
+  builtContext: string | null;
+  prompt: string | null;
+  call: AgentCallRecord | null;
+  validation: ValidationVerdict | null;
+  quality: QualityReport | null;
+  confidence: ConfidenceReport | null;
+  decision: DecisionReport | null;
+  failure: string | null;
+  finishedAt: number | null;
+}
+
+export type IterationEvent =
+  /** The session the wait is for became free (sent by the engine's session lock): stop waiting now. */
+  | { type: 'SESSION_RELEASED' }
+  /** Sent after restoring a snapshot: re-enter the current wait so its timer is scheduled again. */
+  | { type: 'RESUMED' };
+
+export interface BuildContextInput {
+  task: TaskSpec;
+  index: number;
+  history: IterationSummary[];
+  feedback: string | null;
+}
+export interface GeneratePromptInput {
+  task: TaskSpec;
+  index: number;
+  context: string;
+}
+export interface CallAgentInput {
+  runId: string;
+  index: number;
+  attempt: number;
+  prompt: string;
+  sessionId: string | null;
+  mode: SessionMode;
+  workdir: string;
+}
+export interface ValidateInput {
+  task: TaskSpec;
+  call: AgentCallRecord;
+}
+export interface ScoreInput {
+  task: TaskSpec;
+  index: number;
+  call: AgentCallRecord;
+  validation: ValidationVerdict;
+  history: IterationSummary[];
+}
+export interface ScoreOutput {
+  quality: QualityReport;
+  confidence: ConfidenceReport;
+}
+export interface DecideInput {
+  task: TaskSpec;
+  index: number;
+  validation: ValidationVerdict;
+  quality: QualityReport;
+  confidence: ConfidenceReport;
+  history: IterationSummary[];
+}
+
+function notProvided<I, O>(name: string) {
+  return fromPromise<O, I>(async () => {
+    throw new Error(`The iteration machine's "${name}" actor was not provided (use machine.provide()).`);
+  });
+}
+
+/** The agent call an `xstate.done.actor` event carries (guards read the outcome before it is assigned). */
+function outcomeOf(event: unknown) {
+  return (event as { output?: AgentCallRecord }).output?.outcome;
+}
+
+const initialMode = (input: IterationInput): SessionMode => {
+  if (input.sessionId === null || !input.sessionStarted) return 'create';
+  return input.sessionStrategy === 'fork' ? 'fork' : 'resume';
+};
+
+function buildRecord(context: IterationContext): IterationRecord {
+  const call = context.call;
+  const answer = call?.outcome.kind === 'answer' ? call.outcome.result : null;
+  return {
+    runId: context.runId,
+    index: context.index,
+    states: context.states,
+    attempts: context.attempts,
+    retryDelaysMs: context.retryDelaysMs,
+    sessionId: call?.sessionId ?? context.sessionId ?? '',
+    sessionMode: call?.mode ?? context.sessionMode,
+    prompt: context.prompt ?? '',
+    agent: call,
+    validation: context.validation,
+    quality: context.quality?.score ?? null,
+    qualityBreakdown: context.quality?.breakdown ?? {},
+    checks: context.quality?.checks ?? [],
+    confidence: context.confidence?.score ?? null,
+    confidenceExplanation: context.confidence?.explanation ?? [],
+    decision: context.failure ? 'fail' : (context.decision?.decision ?? 'fail'),
+    decisionRule: context.failure ? 'iterationFailed' : (context.decision?.rule ?? 'none'),
+    reason: context.failure ?? context.decision?.reason ?? '',
+    feedback: context.decision?.feedback ?? null,
+    costUsd: answer?.total_cost_usd ?? 0,
+    turns: answer?.num_turns ?? 0,
+    startedAt: context.startedAt ?? 0,
+    finishedAt: context.finishedAt ?? context.startedAt ?? 0,
+    failure: context.failure,
+  };
+}
+
+const enter = (state: IterationStateName) => ({ type: 'enterState', params: { state } }) as const;
+
+/**
+ * Builds the machine around a clock: `now` is read by the named delay `backoffDelay` and by the actions that
+ * stamp times. `iterationMachine` below uses `Date.now`; tests and replay pass XState's SimulatedClock's `now`.
+ */
+export function createIterationMachine(now: () => number = Date.now) {
+  return setup({
+  types: {
+    input: {} as IterationInput,
+    context: {} as IterationContext,
+    events: {} as IterationEvent,
+    output: {} as IterationRecord,
+  },
+  actors: {
+    buildContext: notProvided<BuildContextInput, string>('buildContext'),
+    generatePrompt: notProvided<GeneratePromptInput, string>('generatePrompt'),
+    callAgent: notProvided<CallAgentInput, AgentCallRecord>('callAgent'),
+    validateResponse: notProvided<ValidateInput, ValidationVerdict>('validateResponse'),
+    scoreResponse: notProvided<ScoreInput, ScoreOutput>('scoreResponse'),
+    decide: notProvided<DecideInput, DecisionReport>('decide'),
+    persistIteration: notProvided<IterationRecord, void>('persistIteration'),
+  },
+  guards: {
+    sessionBusy: ({ event }) => {
+      const kind = outcomeOf(event)?.kind;
+      return kind === 'sessionBusy' || kind === 'rateLimited';
+    },
+    /** "Session ID U is already in use" while *creating* U means an earlier call of ours already created it. */
+    sessionCreatedByUs: ({ context, event }) => outcomeOf(event)?.kind === 'sessionBusy' && context.sessionMode === 'create',
+    noConversation: ({ event }) => outcomeOf(event)?.kind === 'noConversation',
+    canRetry: ({ context }) => context.retries < context.retry.maxRetries,
+    freshAfterExhaustion: ({ context }) => context.retry.onExhausted === 'fresh' && context.sessionId !== null,
+    agentFailedFatally: ({ event }) => outcomeOf(event)?.kind === 'fatal',
+  },
+  delays: {
+    /** What is left of the current backoff wait: all of it on first entry, the remainder after a restore. */
+    backoffDelay: ({ context }) => Math.max(0, (context.retryDueAt ?? now()) - now()),
+  },
+  actions: {
+    stampStart: assign({ startedAt: ({ context }) => context.startedAt ?? now() }),
+    stampFinish: assign({ finishedAt: () => now() }),
+    /** Starts backoff wait number `retries`: its length comes from the policy, its absolute due time is stored. */
+    scheduleRetry: assign(({ context }) => {
+      const retries = context.retries + 1;
+      const delay = backoffDelayMs(retries, context.retry);
+      return { retries, retryDelaysMs: [...context.retryDelaysMs, delay], retryDueAt: now() + delay };
+    }),
+    enterState: assign({
+      // Re-entering the same state (a restored wait, a re-issued call) is not a new step of the iteration.
+      states: ({ context }, params: { state: IterationStateName }) =>
+        context.states.at(-1) === params.state ? context.states : [...context.states, params.state],
+    }),
+    recordCall: assign(({ event }) => {
+      const call = (event as unknown as { output: AgentCallRecord }).output;
+      // The agent may have picked the id (a new session): later calls must use it.
+      return { call, sessionId: call.sessionId };
+    }),
+    clearRetry: assign({ retryDueAt: null }),
+    resetRetries: assign({ retries: 0 }),
+    switchToResume: assign({ sessionMode: 'resume' as SessionMode, sessionStarted: true }),
+    startFreshSession: assign({ sessionId: null, sessionMode: 'create' as SessionMode, sessionStarted: false }),
+    failWithOutcome: assign({
+      failure: ({ context }) => {
+        const outcome = context.call?.outcome;
+        return `agent call failed: ${outcome && 'message' in outcome ? outcome.message : 'unknown error'}`;
+      },
+    }),
+    failLockExhausted: assign({
+      failure: ({ context }) =>
+        `session ${context.call?.sessionId ?? context.sessionId} still busy after ${context.retry.maxRetries} retries ` +
+        `(waited ${(context.retryDelaysMs.reduce((a, b) => a + b, 0) / 1000).toFixed(3)}s); ` +
+        'set agent.local.on_lock_exhausted: fresh to continue in a new session instead',
+    }),
+  },
+}).createMachine({
+  id: 'iteration',
+  context: ({ input }) => ({
+    ...input,
+    states: [],
+    sessionMode: initialMode(input),
+    attempts: 0,
+    retries: 0,
+    retryDelaysMs: [],
+    retryDueAt: null,
+    startedAt: null,
+    builtContext: null,
+    prompt: null,
+    call: null,
+    validation: null,
+    quality: null,
+    confidence: null,
+    decision: null,
+    failure: null,
+    finishedAt: null,
+  }),
+  initial: 'building',
+  states: {
+    building: {
+      entry: [enter('building'), 'stampStart'],
+      invoke: {
+        src: 'buildContext',
+        input: ({ context }) => ({ task: context.task, index: context.index, history: context.history, feedback: context.feedback }),
+        onDone: { target: 'prompting', actions: assign({ builtContext: ({ event }) => event.output }) },
+        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `building the context failed: ${errorText(event.error)}` }) },
+      },
+    },
+    prompting: {
+      entry: enter('prompting'),
+      invoke: {
+        src: 'generatePrompt',
+        input: ({ context }) => ({ task: context.task, index: context.index, context: context.builtContext ?? '' }),
+        onDone: { target: 'awaitingAgent', actions: assign({ prompt: ({ event }) => event.output }) },
+        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `rendering the prompt failed: ${errorText(event.error)}` }) },
+      },
+    },
+    awaitingAgent: {
+      entry: [enter('awaitingAgent'), assign({ attempts: ({ context }) => context.attempts + 1 })],
+      invoke: {
+        src: 'callAgent',
+        input: ({ context }) => ({
+          runId: context.runId,
+          index: context.index,
+          attempt: context.attempts,
+          prompt: context.prompt ?? '',
+          sessionId: context.sessionId,
+          mode: context.sessionMode,
+          workdir: context.task.workdir,
+        }),
+        // Every way a call can end is one named guard; the first that matches wins.
+        onDone: [
+          { guard: 'sessionCreatedByUs', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'switchToResume'] },
+          { guard: 'noConversation', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'startFreshSession'] },
+          { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRetry'] },
+          { guard: and(['sessionBusy', 'freshAfterExhaustion']), target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'startFreshSession', 'resetRetries'] },
+          { guard: 'sessionBusy', target: 'persisting', actions: ['recordCall', 'failLockExhausted'] },
+          { guard: 'agentFailedFatally', target: 'persisting', actions: ['recordCall', 'failWithOutcome'] },
+          // answer, malformed, timeout, crashed: the validator judges them (a timeout is a bad answer, not a crash).
+          { target: 'validating', actions: 'recordCall' },
+        ],
+        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `the agent actor crashed: ${errorText(event.error)}` }) },
+      },
+    },
+    retryingSessionLock: {
+      entry: enter('retryingSessionLock'),
+      exit: 'clearRetry',
+      after: { backoffDelay: { target: 'awaitingAgent' } },
+      on: {
+        SESSION_RELEASED: { target: 'awaitingAgent' },
+        RESUMED: { target: 'retryingSessionLock', reenter: true },
+      },
+    },
+    validating: {
+      entry: enter('validating'),
+      invoke: {
+        src: 'validateResponse',
+        input: ({ context }) => ({ task: context.task, call: context.call! }),
+        onDone: { target: 'scoring', actions: assign({ validation: ({ event }) => event.output }) },
+        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `validation crashed: ${errorText(event.error)}` }) },
+      },
+    },
+    scoring: {
+      entry: enter('scoring'),
+      invoke: {
+        src: 'scoreResponse',
+        input: ({ context }) => ({
+          task: context.task,
+          index: context.index,
+          call: context.call!,
+          validation: context.validation!,
+          history: context.history,
+        }),
+        onDone: {
+          target: 'deciding',
+          actions: assign({ quality: ({ event }) => event.output.quality, confidence: ({ event }) => event.output.confidence }),
+        },
+        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `scoring crashed: ${errorText(event.error)}` }) },
+      },
+    },
+    deciding: {
+      entry: enter('deciding'),
+      invoke: {
+        src: 'decide',
+        input: ({ context }) => ({
+          task: context.task,
+          index: context.index,
+          validation: context.validation!,
+          quality: context.quality!,
+          confidence: context.confidence!,
+          history: context.history,
+        }),
+        onDone: { target: 'persisting', actions: assign({ decision: ({ event }) => event.output }) },
+        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `deciding crashed: ${errorText(event.error)}` }) },
+      },
+    },
+    persisting: {
+      entry: [enter('persisting'), 'stampFinish'],
+      invoke: {
+        src: 'persistIteration',
+        input: ({ context }) => buildRecord(context),
+        onDone: { target: 'complete' },
+        // The record could not be saved: the run must stop (the task machine fails it) rather than lose it.
+        onError: { target: 'complete', actions: assign({ failure: ({ event }) => `persisting the iteration failed: ${errorText(event.error)}` }) },
+      },
+    },
+    complete: {
+      type: 'final',
+    },
+  },
+  output: ({ context }) => buildRecord(context),
+});
+}
+
+/** The iteration machine on the wall clock: the one to paste into Stately Studio. */
+export const iterationMachine = createIterationMachine();
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export type IterationMachine = ReturnType<typeof createIterationMachine>;

@@ -1,0 +1,77 @@
+import { UserError } from '../core/errors.js';
+import { resultOf, type RunResult } from '../engine/run-result.js';
+import { RunStore } from '../store/run-store.js';
+
+export interface RunListing {
+  runId: string;
+  task: string;
+  status: string;
+  iterations: number;
+  costUsd: number;
+  startedAt: string;
+  durationMs: number | null;
+  error?: string;
+}
+
+/** Every run in the store; a run whose files are damaged is listed with its error, the others stay readable. */
+export function listRuns(storeDir: string): RunListing[] {
+  const store = RunStore.open(storeDir, { create: false });
+  return store.listRunIds().map((runId) => {
+    try {
+      const handle = store.openRun(runId);
+      const file = handle.db.data;
+      const end = file.finishedAt ? Date.parse(file.finishedAt) : Date.parse(file.updatedAt);
+      return {
+        runId,
+        task: file.task.text,
+        status: handle.effectiveStatus(),
+        iterations: file.iterations,
+        costUsd: file.totalCostUsd,
+        startedAt: file.createdAt,
+        durationMs: end - Date.parse(file.createdAt),
+      };
+    } catch (error) {
+      return { runId, task: '?', status: 'unreadable', iterations: 0, costUsd: 0, startedAt: '', durationMs: null, error: (error as Error).message };
+    }
+  });
+}
+
+export function printRunTable(runs: RunListing[], out: NodeJS.WritableStream = process.stdout): void {
+  if (!runs.length) {
+    out.write('No runs yet. Start one with: obra run --task "..."\n');
+    return;
+  }
+  const rows = runs.map((r) => [
+    r.runId,
+    r.status,
+    String(r.iterations),
+    `$${r.costUsd.toFixed(4)}`,
+    r.startedAt.replace('T', ' ').slice(0, 19),
+    r.durationMs === null ? '-' : `${(r.durationMs / 1000).toFixed(1)}s`,
+    r.error ? `(${r.error})` : r.task.length > 50 ? `${r.task.slice(0, 49)}…` : r.task,
+  ]);
+  const header = ['RUN', 'STATUS', 'ITER', 'COST', 'STARTED', 'DURATION', 'TASK'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  for (const row of [header, ...rows]) out.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`);
+}
+
+export function printRunDetails(storeDir: string, runId: string, quiet: boolean, out: NodeJS.WritableStream = process.stdout): RunResult {
+  const store = RunStore.open(storeDir, { create: false });
+  const handle = store.openRun(runId);
+  const result = resultOf(handle, store.dir);
+  handle.close();
+  if (quiet) return result;
+  out.write(`Run ${result.runId}: ${result.status}${result.reason ? ` — ${result.reason}` : ''}\n`);
+  out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n\n`);
+  if (!result.iterations.length) throw new UserError(`run ${runId} has no finished iteration yet`, 0);
+  for (const it of result.iterations) {
+    out.write(`Iteration ${it.index}: ${it.decision} (${it.decisionRule}) in ${(it.durationMs / 1000).toFixed(2)}s, ${it.attempts} attempt(s)\n`);
+    out.write(`  states: ${it.states.join(' → ')}\n`);
+    if (it.retryDelaysMs.length) out.write(`  backoff: ${it.retryDelaysMs.map((d) => `${(d / 1000).toFixed(3)}s`).join(', ')}\n`);
+    out.write(`  quality ${it.quality ?? '-'} ${JSON.stringify(it.qualityBreakdown)}; confidence ${it.confidence ?? '-'}\n`);
+    for (const check of it.checks) out.write(`  check \`${check.command}\` → exit ${check.exitCode ?? 'timeout'} (${check.durationMs} ms)\n`);
+    if (it.validation && !it.validation.ok) out.write(`  validation: ${it.validation.reasons.join('; ')}\n`);
+    if (it.reason) out.write(`  why: ${it.reason}\n`);
+  }
+  return result;
+}

@@ -1,0 +1,199 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseDocument, parse as parseYamlValue } from 'yaml';
+import { z } from 'zod';
+import { UserError } from '../core/errors.js';
+import { configSchema, type ObraConfig } from './schema.js';
+
+/** Where an effective value came from, for `obra config`. */
+export type ConfigSource = 'default' | `file ${string}` | `env ${string}` | `flag ${string}`;
+
+export interface LoadedConfig {
+  config: ObraConfig;
+  /** Leaf key path (`agent.local.max_retries`) → where its value came from. */
+  sources: Record<string, ConfigSource>;
+  file: string | null;
+}
+
+type Tree = Record<string, unknown>;
+
+export interface ConfigLayers {
+  /** An explicit --config path (must exist), or null to look for `obra.yaml` in `cwd`. */
+  file?: string | null;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Overrides from CLI flags, as a partial tree, with the flag that set each leaf. */
+  flags?: { values: Tree; names: Record<string, string> };
+}
+
+/** Env vars with a short name of their own; any other key is `OBRA_` + the path with `__` between parts. */
+const ENV_ALIASES: Record<string, string> = {
+  OBRA_CLAUDE_BIN: 'agent.local.command',
+  OBRA_DB: 'store.dir',
+  OBRA_MAX_ITERATIONS: 'task.max_iterations',
+};
+
+export function loadConfig(layers: ConfigLayers = {}): LoadedConfig {
+  const cwd = layers.cwd ?? process.cwd();
+  const env = layers.env ?? process.env;
+  const sources: Record<string, ConfigSource> = {};
+  let merged: Tree = {};
+
+  const { tree: fileTree, path: filePath } = readConfigFile(layers.file ?? null, cwd);
+  if (fileTree) {
+    merged = deepMerge(merged, fileTree);
+    for (const leaf of leaves(fileTree)) sources[leaf] = `file ${filePath}`;
+  }
+
+  const envTree: Tree = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('OBRA_') || raw === undefined) continue;
+    const path = ENV_ALIASES[name] ?? (name.includes('__') ? name.slice(5).toLowerCase().split('__').join('.') : null);
+    if (!path) continue;
+    setPath(envTree, path, parseScalar(raw));
+    sources[path] = `env ${name}`;
+  }
+  merged = deepMerge(merged, envTree);
+
+  if (layers.flags) {
+    merged = deepMerge(merged, layers.flags.values);
+    for (const leaf of leaves(layers.flags.values)) sources[leaf] = `flag ${layers.flags.names[leaf] ?? leaf}`;
+  }
+
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) throw new UserError(describeConfigError(parsed.error, merged, sources));
+  for (const leaf of leaves(parsed.data as Tree)) sources[leaf] ??= 'default';
+  return { config: parsed.data, sources, file: filePath };
+}
+
+function readConfigFile(explicit: string | null, cwd: string): { tree: Tree | null; path: string | null } {
+  const path = explicit ? resolve(cwd, explicit) : resolve(cwd, 'obra.yaml');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if (!explicit && (error as NodeJS.ErrnoException).code === 'ENOENT') return { tree: null, path: null };
+    throw new UserError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)} — check the --config path`);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  const first = doc.errors[0];
+  if (first) {
+    const [line, col] = first.linePos?.[0] ? [first.linePos[0].line, first.linePos[0].col] : ['?', '?'];
+    throw new UserError(`${path}:${line}:${col}: YAML syntax error: ${first.message.split('\n')[0]}`);
+  }
+  const tree = doc.toJS() ?? {};
+  if (typeof tree !== 'object' || Array.isArray(tree)) throw new UserError(`${path}: the config must be a YAML mapping (key: value), not ${Array.isArray(tree) ? 'a list' : typeof tree}`);
+  return { tree: tree as Tree, path };
+}
+
+/** One line per problem: the key path, the bad value, what is allowed, and where the value came from. */
+export function describeConfigError(error: z.ZodError, input: Tree, sources: Record<string, ConfigSource>): string {
+  return error.issues
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const parent = issue.path.join('.');
+        return issue.keys
+          .map((key) => {
+            const full = parent ? `${parent}.${key}` : key;
+            const suggestion = nearest(key, knownKeys(issue.path));
+            const where = sources[full] ? ` (from ${sources[full]})` : '';
+            return `unknown config key "${full}"${where}${suggestion ? ` — did you mean "${parent ? `${parent}.` : ''}${suggestion}"?` : ''}`;
+          })
+          .join('; ');
+      }
+      const path = issue.path.join('.');
+      const value = getPath(input, path);
+      const where = sources[path] ? ` (from ${sources[path]})` : '';
+      const shown = value === undefined ? '' : ` got ${JSON.stringify(value)}`;
+      return `config key "${path}"${where}: ${issue.message}${shown ? ` —${shown}` : ''}`;
+    })
+    .join('; ');
+}
+
+function knownKeys(path: PropertyKey[]): string[] {
+  let schema: z.ZodType = configSchema;
+  for (const part of path) {
+    const shape = objectShape(schema);
+    if (!shape || typeof part !== 'string' || !(part in shape)) return [];
+    schema = shape[part]!;
+  }
+  return Object.keys(objectShape(schema) ?? {});
+}
+
+function objectShape(schema: z.ZodType): Record<string, z.ZodType> | null {
+  let current: z.ZodType = schema;
+  // Unwrap defaults, prefaults, optionals and refinements down to the object.
+  for (let i = 0; i < 10; i++) {
+    if (current instanceof z.ZodObject) return current.shape as Record<string, z.ZodType>;
+    const inner = (current as unknown as { def?: { innerType?: z.ZodType; in?: z.ZodType; schema?: z.ZodType } }).def;
+    const next = inner?.innerType ?? inner?.in ?? inner?.schema;
+    if (!next) return null;
+    current = next;
+  }
+  return null;
+}
+
+export function nearest(word: string, candidates: string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const d = levenshtein(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best !== null && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Env values are YAML scalars: `3` is a number, `[a, b]` a list, `null` null. */
+function parseScalar(raw: string): unknown {
+  try {
+    return parseYamlValue(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function isTree(value: unknown): value is Tree {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function deepMerge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    out[key] = isTree(value) && isTree(out[key]) ? deepMerge(out[key] as Tree, value) : value;
+  }
+  return out;
+}
+
+export function leaves(tree: Tree, prefix = ''): string[] {
+  return Object.entries(tree).flatMap(([key, value]) =>
+    isTree(value) ? leaves(value, `${prefix}${key}.`) : [`${prefix}${key}`],
+  );
+}
+
+export function setPath(tree: Tree, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = tree;
+  for (const part of parts.slice(0, -1)) {
+    if (!isTree(node[part])) node[part] = {};
+    node = node[part] as Tree;
+  }
+  node[parts.at(-1)!] = value;
+}
+
+export function getPath(tree: Tree, path: string): unknown {
+  return path.split('.').reduce<unknown>((node, part) => (isTree(node) ? node[part] : undefined), tree);
+}

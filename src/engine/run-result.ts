@@ -1,0 +1,78 @@
+import type { IterationRecord, RunStatus } from '../core/types.js';
+import type { RunHandle } from '../store/run-store.js';
+
+/** One iteration as `obra run --json`, `obra show --json` and the library report it. */
+export interface IterationView {
+  index: number;
+  states: string[];
+  attempts: number;
+  retryDelaysMs: number[];
+  sessionId: string;
+  decision: string;
+  decisionRule: string;
+  reason: string;
+  quality: number | null;
+  confidence: number | null;
+  qualityBreakdown: Record<string, number>;
+  confidenceExplanation: string[];
+  validation: { ok: boolean; reasons: string[]; codes: string[] } | null;
+  checks: { command: string; exitCode: number | null; durationMs: number }[];
+  costUsd: number;
+  durationMs: number;
+  answerChars: number;
+  failure: string | null;
+}
+
+export interface RunResult {
+  runId: string;
+  status: RunStatus;
+  reason: string;
+  task: string;
+  workdir: string;
+  sessionId: string | null;
+  iterations: IterationView[];
+  totalCostUsd: number;
+  /** The question waiting for a human (status `escalated`). */
+  question: string | null;
+  store: string;
+}
+
+export function viewOf(record: IterationRecord): IterationView {
+  return {
+    index: record.index,
+    states: record.states,
+    attempts: record.attempts,
+    retryDelaysMs: record.retryDelaysMs,
+    sessionId: record.sessionId,
+    decision: record.decision,
+    decisionRule: record.decisionRule,
+    reason: record.reason,
+    quality: record.quality,
+    confidence: record.confidence,
+    qualityBreakdown: record.qualityBreakdown,
+    confidenceExplanation: record.confidenceExplanation,
+    validation: record.validation ? { ok: record.validation.ok, reasons: record.validation.reasons, codes: record.validation.codes } : null,
+    checks: record.checks.map((c) => ({ command: c.command, exitCode: c.exitCode, durationMs: c.durationMs })),
+    costUsd: record.costUsd,
+    durationMs: record.finishedAt - record.startedAt,
+    answerChars: record.validation?.answer?.length ?? 0,
+    failure: record.failure,
+  };
+}
+
+export function resultOf(handle: RunHandle, storeDir: string, question: string | null = null): RunResult {
+  const file = handle.db.data;
+  const records = handle.readIterations();
+  return {
+    runId: file.runId,
+    status: handle.effectiveStatus(),
+    reason: file.reason,
+    task: file.task.text,
+    workdir: file.task.workdir,
+    sessionId: file.sessionId,
+    iterations: records.map(viewOf),
+    totalCostUsd: records.reduce((sum, r) => sum + r.costUsd, 0),
+    question,
+    store: storeDir,
+  };
+}
