@@ -216,7 +216,6 @@ export function createIterationMachine(now: () => number = Date.now) {
       // The agent may have picked the id (a new session): later calls must use it.
       return { call, sessionId: call.sessionId };
     }),
-    clearRetry: assign({ retryDueAt: null }),
     resetRetries: assign({ retries: 0 }),
     switchToResume: assign({ sessionMode: 'resume' as SessionMode, sessionStarted: true }),
     startFreshSession: assign({ sessionId: null, sessionMode: 'create' as SessionMode, sessionStarted: false }),
@@ -303,7 +302,7 @@ export function createIterationMachine(now: () => number = Date.now) {
     },
     retryingSessionLock: {
       entry: enter('retryingSessionLock'),
-      exit: 'clearRetry',
+      // `retryDueAt` is kept on exit on purpose: re-entering after a restore (RESUMED) must find it.
       after: { backoffDelay: { target: 'awaitingAgent' } },
       on: {
         SESSION_RELEASED: { target: 'awaitingAgent' },
