@@ -44,7 +44,10 @@ const program = new Command('obra')
   .version('0.1.0')
   .showSuggestionAfterError(true)
   .exitOverride()
-  .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `obra: ${text.slice(7)}` : text) });
+  // Commander's usage errors become one line: the problem, then where to look for the fix.
+  .configureOutput({
+    writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `obra: ${text.slice(7).trim().replace(/\n+/g, ' ')} — see \`obra --help\`\n` : text),
+  });
 
 const common = (command: Command) =>
   command
@@ -58,14 +61,17 @@ common(
   program
     .command('run')
     .description('start a task and drive it until it is done, needs a human, or stops')
-    .requiredOption('--task <text>', 'what the agent should do')
+    .option('--task <text>', 'what the agent should do (required)')
     .option('--workdir <dir>', 'where the agent works (default: the current directory)')
     .option('--max-iterations <n>', 'stop after this many iterations', parsePositiveInt)
     .option('--agent-bin <path>', 'the claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, `claude` on PATH)')
     .option('--check <command>', 'a shell command that must pass for the task to be done (repeatable)', collect, [] as string[]),
-).action(async (flags: CommonFlags & { task: string; workdir?: string; maxIterations?: number; check: string[] }) => {
+).action(async (flags: CommonFlags & { task?: string; workdir?: string; maxIterations?: number; check: string[] }) => {
+  // Checked here rather than as a required option, so that a mistyped flag is reported as such first.
+  if (!flags.task?.trim()) throw new UserError('missing --task: say what the agent should do, e.g. obra run --task "Add a README"');
+  const task = flags.task;
   const config = configFrom(flags, { 'task.max_iterations': flags.maxIterations });
-  await finishWith(flags, (engine) => runTask({ ...engine, task: flags.task, workdir: flags.workdir, checks: flags.check }), config);
+  await finishWith(flags, (engine) => runTask({ ...engine, task, workdir: flags.workdir, checks: flags.check }), config);
 });
 
 common(
@@ -211,7 +217,6 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0) return 0;
-      process.stderr.write('  (see `obra --help`)\n');
       return EXIT_CODES.usage;
     }
     if (error instanceof UserError) {
