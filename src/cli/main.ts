@@ -14,6 +14,7 @@ import { DEMO_SCENARIOS } from './demo.js';
 import { fakeClaudePath } from './paths.js';
 import { ProgressReporter, type Verbosity } from './progress.js';
 import { listRuns, printRunTable, printRunDetails } from './history.js';
+import { isInteractive, startCliInspection, withInspectOptions, type InspectFlags } from '../inspect/cli.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT_CODES: Record<RunStatus | 'usage', number> = {
@@ -152,6 +153,8 @@ common(
   await finishWith(flags, (engine) => runTask({ ...engine, agent, task: scenario.task, workdir }), config);
 });
 
+for (const name of ['run', 'resume', 'answer', 'demo']) withInspectOptions(program.commands.find((c) => c.name() === name)!);
+
 /** Config from the file, env and the flags that map onto config keys. */
 function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): ObraConfig {
   const values: Record<string, unknown> = {};
@@ -167,7 +170,9 @@ function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): Ob
   return loadConfig({ file: flags.config ?? null, flags: { values, names } }).config;
 }
 
-async function finishWith(flags: CommonFlags, start: (engine: EngineOptions) => Promise<RunResult>, config: ObraConfig): Promise<void> {
+async function finishWith(flags: CommonFlags & InspectFlags, start: (engine: EngineOptions) => Promise<RunResult>, config: ObraConfig): Promise<void> {
+  const inspection = await startCliInspection(flags);
+  let finished = false;
   const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   const reporter = new ProgressReporter(verbosity);
   const controller = new AbortController();
@@ -187,16 +192,19 @@ async function finishWith(flags: CommonFlags, start: (engine: EngineOptions) => 
       onEvent: reporter.handle,
       signal: controller.signal,
       agentCommand: flags.agentBin ?? process.env.OBRA_CLAUDE_BIN,
+      inspect: inspection?.inspect,
     });
     if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else if (result.status === 'escalated' && !flags.quiet) {
       process.stderr.write(`\nThe run needs a human: ${result.question ?? result.reason}\nAnswer with: obra answer ${result.runId} "<what to do>"\n`);
     }
     process.exitCode = EXIT_CODES[result.status] ?? 1;
+    finished = true;
   } finally {
     reporter.dispose();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await inspection?.finish({ hold: finished && isInteractive() });
   }
 }
 

@@ -11,6 +11,7 @@ import { UserError } from '../core/errors.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import type { runChecks } from '../scoring/checks.js';
 import { RunStore, type JournalEntry, type RunHandle } from '../store/run-store.js';
+import { openInspection, type Inspection, type InspectOption } from '../inspect/engine-hook.js';
 import { iterationActors } from './implementations.js';
 import { resultOf, type RunResult } from './run-result.js';
 
@@ -45,8 +46,11 @@ export interface EngineOptions {
   storeDir?: string;
   clock?: Clock;
   onEvent?: (event: EngineEvent) => void;
-  /** Receives every XState inspection event (pass `@statelyai/inspect`'s `inspector.inspect`). */
-  inspect?: (event: InspectionEvent) => void;
+  /**
+   * Live inspection: a function receives every XState inspection event; `true` or `{ port }` serves the run to
+   * the Stately inspector on 127.0.0.1 while it runs (see `src/inspect/engine-hook.ts`).
+   */
+  inspect?: InspectOption;
   /** Aborting stops the run at once (the agent's process tree is killed); it stays resumable. */
   signal?: AbortSignal;
   /** Replaces the check runner (tests). */
@@ -122,15 +126,23 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
     },
     historyWindow: config.context.history_window,
   };
-  const handle = store.createRun({
-    runId,
-    task,
-    createdAt: new Date().toISOString(),
-    sessionId: input.sessionId,
-    config: config as unknown as Record<string, unknown>,
-    agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
-  });
-  return drive({ ...options, config, agent, store, handle }, { input });
+  // A taken inspector port fails here, before the run is created.
+  const inspection = await openInspection(options.inspect);
+  let handle: RunHandle;
+  try {
+    handle = store.createRun({
+      runId,
+      task,
+      createdAt: new Date().toISOString(),
+      sessionId: input.sessionId,
+      config: config as unknown as Record<string, unknown>,
+      agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+    });
+  } catch (error) {
+    await inspection.close();
+    throw error;
+  }
+  return drive({ ...options, config, agent, store, handle, inspection }, { input });
 }
 
 /** Continues a run from its last persisted snapshot (after a crash, Ctrl-C, or a human's answer). */
@@ -145,7 +157,8 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
   const config = configSchema.parse(handle.db.data.config);
   const agent = options.agent ?? storedAgent(handle, config, options.agentCommand);
   agent.preflight?.();
-  return drive({ ...options, config, agent, store, handle }, { snapshot: last.snapshot as Snapshot<unknown>, event: options.event });
+  const inspection = await openInspection(options.inspect);
+  return drive({ ...options, config, agent, store, handle, inspection }, { snapshot: last.snapshot as Snapshot<unknown>, event: options.event });
 }
 
 function storedAgent(handle: RunHandle, config: ObraConfig, command: string | undefined): Agent {
@@ -172,6 +185,7 @@ interface DriveContext extends EngineOptions {
   agent: Agent;
   store: RunStore;
   handle: RunHandle;
+  inspection: Inspection;
 }
 
 export function buildMachines(deps: { config: ObraConfig; agent: Agent; now: () => number; saveIteration: (r: IterationRecord) => void; onAgentProgress?: Parameters<typeof iterationActors>[0]['onAgentProgress']; runChecks?: typeof runChecks }) {
@@ -185,7 +199,12 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
   const { handle, config, agent } = ctx;
   const clock = ctx.clock ?? systemClock;
   const emit = ctx.onEvent ?? (() => {});
-  handle.acquireLock();
+  try {
+    handle.acquireLock();
+  } catch (error) {
+    await ctx.inspection.close();
+    throw error;
+  }
   handle.update({ status: 'running', reason: '', finishedAt: null });
   emit({ type: 'run-started', runId: handle.runId, resumed: !start.input, store: ctx.store.dir });
 
@@ -214,7 +233,7 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     clock: clock as never,
     inspect: (event) => {
       if (!stopped) journal.observe(event);
-      ctx.inspect?.(event);
+      ctx.inspection.inspect?.(event);
     },
   });
 
@@ -237,7 +256,9 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
       handle.releaseLock();
       handle.close();
       emit({ type: 'run-finished', runId: handle.runId, status, reason });
-      resolvePromise(resultOf(handle, ctx.store.dir, question));
+      const result = resultOf(handle, ctx.store.dir, question);
+      // The inspector gets the run's last events before the caller hears it is over.
+      void ctx.inspection.close().finally(() => resolvePromise(result));
     };
     // Restored runs may start in a waiting state: judge only after the resume events were delivered.
     let ready = false;
