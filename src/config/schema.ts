@@ -3,12 +3,15 @@ import { z } from 'zod';
 /**
  * Every option Obra reads, with its default. Keys are snake_case like the user's original YAML
  * (`agent.local.max_retries`, ...). Objects are strict: an unknown key is an error with a suggestion, never
- * silently ignored.
+ * silently ignored. Messages say what is allowed; the loader adds the key path, the bad value and its source.
  */
 
-const fraction = (name: string) =>
-  z.number({ error: `${name} must be a number between 0 and 1` }).min(0, `${name} must be at least 0`).max(1, `${name} must be at most 1`);
-const seconds = z.number({ error: 'expected a number of seconds' }).positive('must be more than 0 seconds');
+const fraction = () =>
+  z.number({ error: 'expected a number between 0 and 1' }).min(0, 'must be between 0 and 1 (it is below 0)').max(1, 'must be between 0 and 1 (it is above 1)');
+const weight = () => z.number({ error: 'expected a weight: a number of at least 0' }).min(0, 'a weight must be at least 0');
+const seconds = () => z.number({ error: 'expected a number of seconds' }).positive('must be more than 0 seconds');
+const wholeNumber = (min: number) =>
+  z.number({ error: 'expected a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
 
 export const agentLocalSchema = z.strictObject({
   /** The Claude Code binary (overridden by --agent-bin and OBRA_CLAUDE_BIN). */
@@ -16,21 +19,36 @@ export const agentLocalSchema = z.strictObject({
   /** Extra arguments passed to every call, after Obra's own. */
   extra_args: z.array(z.string()).default([]),
   max_retries: z.number().int('must be a whole number').min(0).max(100).default(5),
-  retry_initial_delay: seconds.default(2.0),
+  retry_initial_delay: seconds().default(2.0),
   retry_backoff: z.number().min(1, 'must be at least 1 (1 = constant delay)').default(1.5),
-  retry_max_delay: seconds.default(60),
+  retry_max_delay: seconds().default(60),
   retry_jitter: z.enum(['none', 'full', 'equal']).default('none'),
   on_lock_exhausted: z.enum(['fail', 'fresh']).default('fail'),
   session_strategy: z.enum(['resume', 'fresh', 'fork']).default('resume'),
   /** Use this session id for the run's conversation instead of a new random one. */
   session_id: z.uuid({ error: 'must be a UUID like 123e4567-e89b-12d3-a456-426614174000' }).optional(),
   /** Seconds one agent call may take before its whole process tree is killed. */
-  timeout: seconds.default(900),
+  timeout: seconds().default(900),
   model: z.string().optional(),
   max_turns: z.number().int().positive().optional(),
   permission_mode: z.enum(['default', 'acceptEdits', 'bypassPermissions', 'plan']).optional(),
   allowed_tools: z.array(z.string()).optional(),
   append_system_prompt: z.string().optional(),
+});
+
+/** The optional local LLM judge (Ollama's HTTP API). Off unless `enabled: true`. */
+export const judgeSchema = z.strictObject({
+  enabled: z.boolean({ error: 'expected true or false' }).default(false),
+  /** An Ollama model name, as `ollama list` shows it. */
+  model: z.string().min(1, 'must name an Ollama model, e.g. llama3.2').default('llama3.2'),
+  /** Ollama's address (the `ollama` client's `host`). */
+  host: z.url({ error: 'must be a URL like http://127.0.0.1:11434' }).default('http://127.0.0.1:11434'),
+  /** Seconds to wait for the judge; then the score falls back to the other evidence. */
+  timeout: seconds().default(30),
+  /** Share of the quality score the judge's verdict takes (the rest: checks and heuristics). */
+  weight: fraction().default(0.3),
+  /** The answer is cut to this many characters before it goes into the rubric prompt. */
+  max_answer_chars: wholeNumber(200).default(6000),
 });
 
 export const configSchema = z.strictObject({
@@ -41,27 +59,35 @@ export const configSchema = z.strictObject({
     .prefault({}),
   task: z
     .strictObject({
-      max_iterations: z.number().int('must be a whole number').min(1, 'must be at least 1').max(100_000).default(10),
+      max_iterations: wholeNumber(1).max(100_000, 'must be at most 100000').default(10),
       /** Shell commands run in the workdir after every answer; all must pass for `done`. */
-      checks: z.array(z.string().min(1)).default([]),
-      check_timeout: seconds.default(300),
+      checks: z.array(z.string().min(1, 'a check must not be empty')).default([]),
+      /** Seconds one check may run before its process group is killed. */
+      check_timeout: seconds().default(300),
+      /** A check that prints more than this many bytes is stopped (its tail is kept). */
+      check_max_output_bytes: wholeNumber(1024).default(16 * 1024 * 1024),
+      /** How much of a check's output (its last characters) is kept as evidence and feedback. */
+      check_tail_chars: wholeNumber(100).default(1500),
       /** Text every accepted answer must contain. */
       required_markers: z.array(z.string().min(1)).default([]),
     })
     .prefault({}),
   budget: z
     .strictObject({
-      max_cost_usd: z.number().positive().nullable().default(null),
-      max_turns: z.number().int().positive().nullable().default(null),
-      max_wall_seconds: z.number().positive().nullable().default(null),
+      /** Stop when the sum of the CLI's `total_cost_usd` reaches this (null: no limit). */
+      max_cost_usd: z.number({ error: 'expected an amount in USD, or null for no limit' }).positive('must be more than 0').nullable().default(null),
+      /** Stop when the sum of the CLI's `num_turns` reaches this. */
+      max_turns: wholeNumber(1).nullable().default(null),
+      /** Stop when the run has been working this long (time waiting for a human or paused does not count). */
+      max_wall_seconds: seconds().nullable().default(null),
     })
     .prefault({}),
   context: z
     .strictObject({
       /** The size budget of the assembled context, in characters (~4 characters a token). */
-      max_chars: z.number().int().min(500).default(16_000),
+      max_chars: wholeNumber(500).default(16_000),
       /** How many earlier iterations the next prompt summarises. */
-      history_window: z.number().int().min(0).max(100).default(5),
+      history_window: wholeNumber(0).max(100, 'must be at most 100').default(5),
     })
     .prefault({}),
   quality: z
@@ -69,28 +95,60 @@ export const configSchema = z.strictObject({
       /** The original Obra's weights: syntax 0.2, requirements 0.3, code quality 0.3, testing 0.2. */
       weights: z
         .strictObject({
-          syntax: fraction('weight').default(0.2),
-          requirements: fraction('weight').default(0.3),
-          code_quality: fraction('weight').default(0.3),
-          testing: fraction('weight').default(0.2),
+          syntax: weight().default(0.2),
+          requirements: weight().default(0.3),
+          code_quality: weight().default(0.3),
+          testing: weight().default(0.2),
         })
-        .prefault({}),
-      min_answer_chars: z.number().int().min(0).default(20),
+        .prefault({})
+        .refine((w) => w.syntax + w.requirements + w.code_quality + w.testing > 0, { message: 'at least one weight must be above 0' }),
+      /** Answers shorter than this (without a STATUS line) are "too short". */
+      min_answer_chars: wholeNumber(0).default(20),
+      judge: judgeSchema.prefault({}),
+    })
+    .prefault({}),
+  confidence: z
+    .strictObject({
+      /** How much each kind of evidence counts towards confidence (normalised by their sum). */
+      weights: z
+        .strictObject({
+          validation: weight().default(0.3),
+          quality: weight().default(0.4),
+          history: weight().default(0.2),
+          agent: weight().default(0.1),
+        })
+        .prefault({})
+        .refine((w) => w.validation + w.quality + w.history + w.agent > 0, { message: 'at least one weight must be above 0' }),
     })
     .prefault({}),
   decision: z
     .strictObject({
-      proceed_threshold: fraction('decision.proceed_threshold').default(0.7),
-      escalate_threshold: fraction('decision.escalate_threshold').default(0.5),
-      min_confidence: fraction('decision.min_confidence').default(0.5),
-      /** The same failure this many times in a row is "stuck": escalate. */
-      stuck_after: z.number().int().min(2).default(3),
-      max_retries_per_goal: z.number().int().min(0).default(2),
+      /** Quality at or above: proceed (or done, when the agent says so and the checks pass). */
+      proceed_threshold: fraction().default(0.7),
+      /** Quality below: escalate to a human. */
+      escalate_threshold: fraction().default(0.5),
+      /** Confidence below: clarify instead of proceeding or accepting `done`. */
+      min_confidence: fraction().default(0.5),
+      /** The same answer or the same failing check this many times in a row is "stuck": escalate. */
+      stuck_after: wholeNumber(2).max(20, 'must be at most 20').default(3),
+      /** Retries with feedback in a row before escalating. */
+      max_retries_per_goal: wholeNumber(0).default(2),
+      /** Persist and pause for review every N iterations (null: never). */
+      checkpoint_every: wholeNumber(1).nullable().default(null),
     })
     .prefault({})
     .refine((d) => d.escalate_threshold <= d.proceed_threshold, {
-      message: 'decision.escalate_threshold must not be above decision.proceed_threshold',
+      message: 'escalate_threshold must not be above proceed_threshold',
+      path: ['escalate_threshold'],
     }),
+  logging: z
+    .strictObject({
+      /** Write `runs/<id>/run.log` (structured JSON lines, pino) for runs started from the CLI. */
+      file: z.boolean({ error: 'expected true or false' }).default(true),
+      /** The least severe level written to the log file. */
+      level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    })
+    .prefault({}),
   store: z
     .strictObject({
       /** Where runs are kept (relative to the working directory). */
@@ -101,5 +159,6 @@ export const configSchema = z.strictObject({
 
 export type ObraConfig = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+export type JudgeConfig = z.infer<typeof judgeSchema>;
 
 export const defaultConfig = (): ObraConfig => configSchema.parse({});

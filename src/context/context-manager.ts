@@ -13,9 +13,21 @@ export interface ContextRequest {
  * goes first when space runs out, so the newest progress is never the part that is cut.
  */
 export class ContextManager {
-  constructor(private readonly maxChars: number) {}
+  private readonly maxChars: number;
+  private readonly historyWindow: number;
 
-  build({ task, index, history, feedback }: ContextRequest): string {
+  constructor(options: number | { maxChars: number; historyWindow?: number }) {
+    const o = typeof options === 'number' ? { maxChars: options } : options;
+    this.maxChars = o.maxChars;
+    this.historyWindow = o.historyWindow ?? Infinity;
+  }
+
+  build({ task, index, history: allHistory, feedback }: ContextRequest): string {
+    // The task keeps a few more summaries than the prompt shows (stuck detection needs them).
+    const history = this.historyWindow === Infinity ? allHistory : allHistory.slice(allHistory.length - this.historyWindow);
+    const last = allHistory.at(-1);
+    // A clarify decision asks a follow-up in the same session: the conversation already holds the context.
+    if (last?.decision === 'clarify' && feedback) return section('Follow-up question', clip(feedback, Math.floor(this.maxChars * 0.5)));
     const taskPart = section('Task', clip(task.text, Math.floor(this.maxChars * 0.5)));
     const feedbackPart = feedback ? section('Feedback to address first', clip(feedback, Math.floor(this.maxChars * 0.25))) : '';
     const checksPart = task.checks.length ? section('Acceptance checks (run after your answer)', task.checks.map((c) => `- \`${c}\``).join('\n')) : '';

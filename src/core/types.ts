@@ -152,6 +152,8 @@ export interface IterationRecord {
   runId: string;
   index: number;
   states: IterationStateName[];
+  /** What failed, as a short hash (failing checks with their normalised output, validation codes); stuck detection compares it. */
+  failureFingerprint?: string;
   /** Agent calls made in this iteration (1 + retries). */
   attempts: number;
   /** The backoff delays waited, in ms, in order. */
