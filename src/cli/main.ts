@@ -15,6 +15,7 @@ import { fakeClaudePath } from './paths.js';
 import { ProgressReporter, type Verbosity } from './progress.js';
 import { listRuns, printRunTable, printRunDetails } from './history.js';
 import { isInteractive, startCliInspection, withInspectOptions, type InspectFlags } from '../inspect/cli.js';
+import { register as registerMachines } from './commands/machines.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT_CODES: Record<RunStatus | 'usage', number> = {
@@ -154,6 +155,7 @@ common(
 });
 
 for (const name of ['run', 'resume', 'answer', 'demo']) withInspectOptions(program.commands.find((c) => c.name() === name)!);
+registerMachines(program);
 
 /** Config from the file, env and the flags that map onto config keys. */
 function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): ObraConfig {

@@ -1,0 +1,17 @@
+/**
+ * `npm run docs:machines`: rewrites the README's mermaid charts (between the `<!-- mermaid:<name>:start -->`
+ * and `end` markers) from the machine definitions. `test/inspect/machines.test.ts` fails until this was run
+ * after a machine changed.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { updateReadmeCharts } from '../src/inspect/mermaid.js';
+
+const readme = new URL('../README.md', import.meta.url);
+const before = readFileSync(readme, 'utf8');
+const after = updateReadmeCharts(before);
+if (after === before) {
+  console.log('README.md: the machine charts are up to date');
+} else {
+  writeFileSync(readme, after);
+  console.log('README.md: rewrote the machine charts from machines/*.machine.ts');
+}
