@@ -1,4 +1,4 @@
-import type { RetryPolicy } from '../src/core/types.js';
+import type { BackoffPolicy, RetryPolicy } from '../src/core/types.js';
 
 /**
  * The wait before retry number `attempt` (1-based): initial × backoff^(attempt-1), capped at maxDelay.
@@ -7,7 +7,7 @@ import type { RetryPolicy } from '../src/core/types.js';
  * Jitter spreads retries of many tasks apart (AWS's "full" and "equal" jitter); `random` is injected so
  * tests and replay stay deterministic.
  */
-export function backoffDelayMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+export function backoffDelayMs(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
   const exponential = policy.initialDelayMs * policy.backoff ** Math.max(0, attempt - 1);
   const capped = Math.min(exponential, policy.maxDelayMs);
   switch (policy.jitter) {
@@ -18,4 +18,22 @@ export function backoffDelayMs(attempt: number, policy: RetryPolicy, random: () 
     case 'equal':
       return Math.round(capped / 2 + random() * (capped / 2));
   }
+}
+
+/** The policy for a rate-limited or overloaded API; runs saved before it existed use the session policy. */
+export function rateLimitPolicyOf(retry: RetryPolicy): BackoffPolicy {
+  return retry.rateLimit ?? retry;
+}
+
+/**
+ * A number in [0, 1) derived from `key` (FNV-1a): the jitter of a wait is a function of the run, the iteration
+ * and the call, so tasks started together still spread apart, and a replayed journal computes the same delays.
+ */
+export function seededUnit(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash / 0x1_0000_0000;
 }

@@ -12,7 +12,7 @@ import type {
   TaskSpec,
   ValidationVerdict,
 } from '../src/core/types.js';
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs, rateLimitPolicyOf, seededUnit } from './backoff.js';
 
 /**
  * One iteration of a task as a statechart:
@@ -40,15 +40,32 @@ export interface IterationInput {
   retry: RetryPolicy;
 }
 
+/** The backoff wait in progress: why, which retry of how many, how long, until when. */
+export interface BackoffWait {
+  kind: 'sessionBusy' | 'rateLimited';
+  attempt: number;
+  maxRetries: number;
+  delayMs: number;
+  dueAt: number;
+}
+
 export interface IterationContext extends IterationInput {
   states: IterationStateName[];
   sessionMode: SessionMode;
   attempts: number;
-  /** Backoff waits so far in this iteration (the `attempt` of the backoff formula). */
+  /** Backoff waits for a busy session so far in this iteration (the `attempt` of the backoff formula). */
   retries: number;
+  /** Backoff waits for a rate-limited or overloaded API so far (its own policy and counter). */
+  rateLimitRetries: number;
   retryDelaysMs: number[];
   /** Absolute clock time the current backoff wait ends. Stored so a restored run waits only what is left. */
   retryDueAt: number | null;
+  /** The current (or last) backoff wait; `null` before the first. */
+  wait: BackoffWait | null;
+  /** Session changes made on the way (resume instead of create, a fresh session), each with its reason. */
+  sessionNotes: string[];
+  /** How many times this iteration changed sessions (bounded, so two CLI errors cannot ping-pong forever). */
+  sessionSwitches: number;
   startedAt: number | null;
   builtContext: string | null;
   prompt: string | null;
@@ -122,6 +139,23 @@ function outcomeOf(event: unknown) {
   return (event as { output?: AgentCallRecord }).output?.outcome;
 }
 
+/** Session changes allowed per iteration (create→resume, then a fresh session, then resume it once more). */
+const MAX_SESSION_SWITCHES = 3;
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+/** The delay before backoff retry `attempt`; jitter is seeded by the run, iteration and call, so replay agrees. */
+function nextWait(context: IterationContext, kind: BackoffWait['kind'], attempt: number, at: number): BackoffWait {
+  const policy = kind === 'sessionBusy' ? context.retry : rateLimitPolicyOf(context.retry);
+  const delayMs = backoffDelayMs(attempt, policy, () => seededUnit(`${context.runId}/${context.index}/${context.attempts}`));
+  return { kind, attempt, maxRetries: policy.maxRetries, delayMs, dueAt: at + delayMs };
+}
+
+const busyHolder = (context: IterationContext) => {
+  const outcome = context.call?.outcome;
+  return outcome?.kind === 'sessionBusy' && outcome.holder ? outcome.holder : null;
+};
+
 const initialMode = (input: IterationInput): SessionMode => {
   if (input.sessionId === null || !input.sessionStarted) return 'create';
   return input.sessionStrategy === 'fork' ? 'fork' : 'resume';
@@ -155,6 +189,7 @@ function buildRecord(context: IterationContext): IterationRecord {
     startedAt: context.startedAt ?? 0,
     finishedAt: context.finishedAt ?? context.startedAt ?? 0,
     failure: context.failure,
+    sessionNotes: context.sessionNotes,
   };
 }
 
@@ -182,15 +217,25 @@ export function createIterationMachine(now: () => number = Date.now) {
     persistIteration: notProvided<IterationRecord, void>('persistIteration'),
   },
   guards: {
-    sessionBusy: ({ event }) => {
-      const kind = outcomeOf(event)?.kind;
-      return kind === 'sessionBusy' || kind === 'rateLimited';
+    /** The session is in use: by another call of this process or another Obra (our lock), or the CLI said so. */
+    sessionBusy: ({ event }) => outcomeOf(event)?.kind === 'sessionBusy',
+    /** The API answered 429 (rate limited) or 529 (overloaded): waited out with the rate-limit policy. */
+    rateLimited: ({ event }) => outcomeOf(event)?.kind === 'rateLimited',
+    /**
+     * The *CLI* said "Session ID U is already in use" while we were *creating* U: a call of ours already created
+     * it (`--session-id` only creates; the error is permanent), so resume it at once instead of waiting.
+     */
+    sessionCreatedByUs: ({ context, event }) => {
+      const outcome = outcomeOf(event);
+      return outcome?.kind === 'sessionBusy' && !outcome.holder && context.sessionMode === 'create' && context.sessionSwitches < MAX_SESSION_SWITCHES;
     },
-    /** "Session ID U is already in use" while *creating* U means an earlier call of ours already created it. */
-    sessionCreatedByUs: ({ context, event }) => outcomeOf(event)?.kind === 'sessionBusy' && context.sessionMode === 'create',
-    noConversation: ({ event }) => outcomeOf(event)?.kind === 'noConversation',
+    noConversation: ({ context, event }) => outcomeOf(event)?.kind === 'noConversation' && context.sessionSwitches < MAX_SESSION_SWITCHES,
     canRetry: ({ context }) => context.retries < context.retry.maxRetries,
-    freshAfterExhaustion: ({ context }) => context.retry.onExhausted === 'fresh' && context.sessionId !== null,
+    canRetryRateLimit: ({ context }) => context.rateLimitRetries < rateLimitPolicyOf(context.retry).maxRetries,
+    freshAfterExhaustion: ({ context }) =>
+      context.retry.onExhausted === 'fresh' && context.sessionId !== null && context.sessionSwitches < MAX_SESSION_SWITCHES,
+    /** Only a wait for a busy session ends early on a release; a rate-limit wait is about the API, not the session. */
+    waitingForSession: ({ context }) => context.wait?.kind === 'sessionBusy',
     agentFailedFatally: ({ event }) => outcomeOf(event)?.kind === 'fatal',
   },
   delays: {
@@ -203,8 +248,14 @@ export function createIterationMachine(now: () => number = Date.now) {
     /** Starts backoff wait number `retries`: its length comes from the policy, its absolute due time is stored. */
     scheduleRetry: assign(({ context }) => {
       const retries = context.retries + 1;
-      const delay = backoffDelayMs(retries, context.retry);
-      return { retries, retryDelaysMs: [...context.retryDelaysMs, delay], retryDueAt: now() + delay };
+      const wait = nextWait(context, 'sessionBusy', retries, now());
+      return { retries, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
+    }),
+    /** The same for a rate-limited or overloaded API, on its own policy and counter. */
+    scheduleRateLimitRetry: assign(({ context }) => {
+      const rateLimitRetries = context.rateLimitRetries + 1;
+      const wait = nextWait(context, 'rateLimited', rateLimitRetries, now());
+      return { rateLimitRetries, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
     }),
     enterState: assign({
       // Re-entering the same state (a restored wait, a re-issued call) is not a new step of the iteration.
@@ -217,8 +268,28 @@ export function createIterationMachine(now: () => number = Date.now) {
       return { call, sessionId: call.sessionId };
     }),
     resetRetries: assign({ retries: 0 }),
-    switchToResume: assign({ sessionMode: 'resume' as SessionMode, sessionStarted: true }),
-    startFreshSession: assign({ sessionId: null, sessionMode: 'create' as SessionMode, sessionStarted: false }),
+    switchToResume: assign(({ context }) => ({
+      sessionMode: 'resume' as SessionMode,
+      sessionStarted: true,
+      sessionSwitches: context.sessionSwitches + 1,
+      sessionNotes: [...context.sessionNotes, `session ${context.call?.sessionId ?? context.sessionId} already exists (an earlier call created it): resuming it with --resume instead of waiting`],
+    })),
+    /** A new session: the next call creates one; the prompt already carries the task's history (ContextManager). */
+    startFreshSession: assign(({ context }, params: { why: 'noConversation' | 'lockExhausted' }) => {
+      const old = context.call?.sessionId ?? context.sessionId;
+      const outcome = context.call?.outcome;
+      const why =
+        params.why === 'noConversation'
+          ? `session ${old} was not found (${outcome && 'message' in outcome ? outcome.message : 'no conversation'}; the CLI keeps sessions per working directory)`
+          : `session ${old} was still busy after ${context.retry.maxRetries} retries (${busyHolder(context) ?? 'held by the CLI'})`;
+      return {
+        sessionId: null,
+        sessionMode: 'create' as SessionMode,
+        sessionStarted: false,
+        sessionSwitches: context.sessionSwitches + 1,
+        sessionNotes: [...context.sessionNotes, `${why}: continuing in a new session; the prompt carries the task's history`],
+      };
+    }),
     failWithOutcome: assign({
       failure: ({ context }) => {
         const outcome = context.call?.outcome;
@@ -231,6 +302,15 @@ export function createIterationMachine(now: () => number = Date.now) {
         `(waited ${(context.retryDelaysMs.reduce((a, b) => a + b, 0) / 1000).toFixed(3)}s); ` +
         'set agent.local.on_lock_exhausted: fresh to continue in a new session instead',
     }),
+    failRateLimitExhausted: assign({
+      failure: ({ context }) => {
+        const outcome = context.call?.outcome;
+        const status = outcome?.kind === 'rateLimited' ? outcome.status : '?';
+        const waited = context.retryDelaysMs.reduce((a, b) => a + b, 0);
+        return `the API was still rate limited or overloaded (${status}) after ${rateLimitPolicyOf(context.retry).maxRetries} retries ` +
+          `(waited ${seconds(waited)}): ${outcome && 'message' in outcome ? outcome.message : ''}`.trim();
+      },
+    }),
   },
 }).createMachine({
   id: 'iteration',
@@ -240,8 +320,12 @@ export function createIterationMachine(now: () => number = Date.now) {
     sessionMode: initialMode(input),
     attempts: 0,
     retries: 0,
+    rateLimitRetries: 0,
     retryDelaysMs: [],
     retryDueAt: null,
+    wait: null,
+    sessionNotes: [],
+    sessionSwitches: 0,
     startedAt: null,
     builtContext: null,
     prompt: null,
@@ -289,10 +373,22 @@ export function createIterationMachine(now: () => number = Date.now) {
         // Every way a call can end is one named guard; the first that matches wins.
         onDone: [
           { guard: 'sessionCreatedByUs', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'switchToResume'] },
-          { guard: 'noConversation', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'startFreshSession'] },
+          {
+            guard: 'noConversation',
+            target: 'awaitingAgent',
+            reenter: true,
+            actions: ['recordCall', { type: 'startFreshSession', params: { why: 'noConversation' } }],
+          },
           { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRetry'] },
-          { guard: and(['sessionBusy', 'freshAfterExhaustion']), target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'startFreshSession', 'resetRetries'] },
+          {
+            guard: and(['sessionBusy', 'freshAfterExhaustion']),
+            target: 'awaitingAgent',
+            reenter: true,
+            actions: ['recordCall', { type: 'startFreshSession', params: { why: 'lockExhausted' } }, 'resetRetries'],
+          },
           { guard: 'sessionBusy', target: 'persisting', actions: ['recordCall', 'failLockExhausted'] },
+          { guard: and(['rateLimited', 'canRetryRateLimit']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRateLimitRetry'] },
+          { guard: 'rateLimited', target: 'persisting', actions: ['recordCall', 'failRateLimitExhausted'] },
           { guard: 'agentFailedFatally', target: 'persisting', actions: ['recordCall', 'failWithOutcome'] },
           // answer, malformed, timeout, crashed: the validator judges them (a timeout is a bad answer, not a crash).
           { target: 'validating', actions: 'recordCall' },
@@ -305,7 +401,7 @@ export function createIterationMachine(now: () => number = Date.now) {
       // `retryDueAt` is kept on exit on purpose: re-entering after a restore (RESUMED) must find it.
       after: { backoffDelay: { target: 'awaitingAgent' } },
       on: {
-        SESSION_RELEASED: { target: 'awaitingAgent' },
+        SESSION_RELEASED: { guard: 'waitingForSession', target: 'awaitingAgent' },
         RESUMED: { target: 'retryingSessionLock', reenter: true },
       },
     },

@@ -6,8 +6,10 @@ import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
 import type { AgentCallRecord, AgentOutcome, SessionMode } from '../core/types.js';
 import type { Agent, AgentCallRequest, AgentProgress } from './agent.js';
-import { parseClaudeOutput } from './claude-result.js';
+import { classify, isUuid } from './classify.js';
 import { processSessionLocks, type SessionLocks } from './session-lock.js';
+
+export { classify } from './classify.js';
 
 export interface ClaudeCodeAgentOptions {
   /** Path or name of the `claude` binary. */
@@ -23,16 +25,29 @@ export interface ClaudeCodeAgentOptions {
   /** Variables added to this process's environment for the CLI (CLAUDE_CONFIG_DIR, ANTHROPIC_BASE_URL...). */
   env?: Record<string, string>;
   locks?: SessionLocks;
-  /** Output beyond this many bytes is an error, not a memory blow-up. */
+  /** Output beyond this many bytes stops the call (malformed), instead of growing memory without end. */
   maxOutputBytes?: number;
   /** Time between SIGTERM and SIGKILL when a call is stopped. */
   killGraceMs?: number;
 }
 
+/** What a call record keeps of the CLI's output: enough to debug and replay, bounded so journals stay small. */
+export const KEPT_STDOUT_CHARS = 256 * 1024;
+export const KEPT_STDERR_CHARS = 16 * 1024;
+const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+/** A stream-json line longer than this is not progress worth parsing (and must not grow a buffer forever). */
+const MAX_PROGRESS_LINE = 1024 * 1024;
+
+type CallBase = { argv: string[]; sessionId: string; mode: SessionMode; startedAt: number };
+
 /**
  * Runs the Claude Code CLI headless: `claude -p --output-format stream-json --verbose` with the prompt on
  * stdin (no argv length limit, no shell), one session flag set, from the task's working directory (sessions
  * belong to a directory). Every way the call can end is classified into an `AgentOutcome`.
+ *
+ * The CLI has no session lock (two concurrent `--resume U` both run and branch the conversation), so each call
+ * first takes Obra's own lock on its session; a busy lock is answered at once with `sessionBusy` (+ holder)
+ * and the iteration machine waits in `retryingSessionLock` until the release event or its backoff.
  */
 export class ClaudeCodeAgent implements Agent {
   readonly name = 'claude-code';
@@ -51,6 +66,7 @@ export class ClaudeCodeAgent implements Agent {
       throw new UserError(`the agent binary "${this.options.command}" was not found — install Claude Code (npm i -g @anthropic-ai/claude-code) or pass --agent-bin <path> / set OBRA_CLAUDE_BIN`);
     }
     if (found === 'not-executable') throw new UserError(`the agent binary "${this.options.command}" is not executable — chmod +x it or pass another --agent-bin`);
+    if (found === 'directory') throw new UserError(`the agent binary "${this.options.command}" is a directory — point --agent-bin at the claude executable inside it`);
   }
 
   whenSessionFree(sessionId: string, listener: () => void): () => void {
@@ -60,15 +76,22 @@ export class ClaudeCodeAgent implements Agent {
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
     const startedAt = Date.now();
     const sessionId = request.sessionId ?? randomUUID();
-    const mode = this.effectiveMode(request.mode, sessionId, request.workdir);
-    const argv = [this.options.command, ...this.buildArgs(sessionId, mode)];
-    const base = { argv, sessionId, mode, startedAt };
+    if (!isUuid(sessionId)) {
+      // The CLI would refuse it too ("Invalid session ID. Must be a valid UUID."): say so without starting it.
+      const base = { argv: [this.options.command], sessionId, mode: request.mode, startedAt };
+      return finish(base, { kind: 'fatal', message: `the session id "${sessionId}" is not a UUID — Claude Code session ids look like 123e4567-e89b-12d3-a456-426614174000` }, null, null, '', '');
+    }
 
+    // The lock is on the session the call reads: for a fork that is the parent.
     const lock = this.locks.tryAcquire(sessionId);
     if (!lock.ok) {
-      return finish(base, { kind: 'sessionBusy', message: `Session ID ${sessionId} is already in use (held by ${lock.holder}).` }, null, null, '', '');
+      const base = { argv: [this.options.command, ...this.buildArgs(sessionId, request.mode)], sessionId, mode: request.mode, startedAt };
+      return finish(base, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
     }
     try {
+      // Decided under the lock: nobody else can create the transcript between the check and the call.
+      const mode = this.effectiveMode(request.mode, sessionId, request.workdir);
+      const base = { argv: [this.options.command, ...this.buildArgs(sessionId, mode)], sessionId, mode, startedAt };
       return await this.run(request, base);
     } finally {
       lock.release();
@@ -104,11 +127,9 @@ export class ClaudeCodeAgent implements Agent {
     ];
   }
 
-  private async run(
-    request: AgentCallRequest,
-    base: { argv: string[]; sessionId: string; mode: SessionMode; startedAt: number },
-  ): Promise<AgentCallRecord> {
+  private async run(request: AgentCallRequest, base: CallBase): Promise<AgentCallRecord> {
     const [file, ...args] = base.argv;
+    const maxOutputBytes = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const subprocess = execa(file!, args, {
       cwd: request.workdir,
       input: request.prompt,
@@ -118,7 +139,8 @@ export class ClaudeCodeAgent implements Agent {
       detached: true,
       reject: false,
       stripFinalNewline: false,
-      maxBuffer: this.options.maxOutputBytes ?? 64 * 1024 * 1024,
+      // Past the limit execa stops the CLI: a flood costs at most this much memory, not gigabytes.
+      maxBuffer: { stdout: maxOutputBytes, stderr: Math.min(maxOutputBytes, 4 * 1024 * 1024) },
     });
     request.onProgress?.({ kind: 'started', sessionId: base.sessionId, argv: base.argv });
 
@@ -145,65 +167,34 @@ export class ClaudeCodeAgent implements Agent {
     const stderr = String(result.stderr ?? '');
     const exitCode = typeof result.exitCode === 'number' ? result.exitCode : null;
     const signal = result.signal ?? null;
-    const outcome = classify({ stdout, stderr, exitCode, signal, stoppedBy, timeoutMs: this.options.timeoutMs, command: this.options.command, spawnError: spawnErrorOf(result) , overflow: Boolean((result as { isMaxBuffer?: boolean }).isMaxBuffer) });
-    return finish(base, outcome, exitCode, signal, stdout, stderr);
+    const outcome = classify({
+      stdout,
+      stderr,
+      exitCode,
+      signal,
+      stoppedBy,
+      timeoutMs: this.options.timeoutMs,
+      spawnError: spawnErrorOf(result),
+      overflow: Boolean((result as { isMaxBuffer?: boolean }).isMaxBuffer),
+      maxOutputBytes,
+    });
+    return finish(base, outcome, exitCode, signal, clipMiddle(stdout, KEPT_STDOUT_CHARS), clipMiddle(stderr, KEPT_STDERR_CHARS));
   }
 }
 
-function finish(
-  base: { argv: string[]; sessionId: string; mode: SessionMode; startedAt: number },
-  outcome: AgentOutcome,
-  exitCode: number | null,
-  signal: string | null,
-  stdout: string,
-  stderr: string,
-): AgentCallRecord {
+function finish(base: CallBase, outcome: AgentOutcome, exitCode: number | null, signal: string | null, stdout: string, stderr: string): AgentCallRecord {
   const finishedAt = Date.now();
   // A forked or brand-new session reports its real id in the result.
   const sessionId = outcome.kind === 'answer' && outcome.result.session_id ? outcome.result.session_id : base.sessionId;
   return { ...base, sessionId, outcome, exitCode, signal, stdout, stderr, durationMs: finishedAt - base.startedAt, finishedAt };
 }
 
-interface RawCall {
-  stdout: string;
-  stderr: string;
-  exitCode: number | null;
-  signal: string | null;
-  stoppedBy: 'timeout' | 'abort' | null;
-  timeoutMs: number;
-  command: string;
-  spawnError: string | null;
-  overflow: boolean;
-}
-
-const SESSION_IN_USE = /Session ID (\S+) is already in use/;
-const NO_CONVERSATION = /No conversation found with session ID/;
-const FATAL_STDERR = /invalid api key|authentication|unauthorized|please run \/login|unknown option|error: option|requires a value|cannot be used with/i;
-
-/** Maps what the CLI did to an outcome the machine routes on (see the CLI contract in the README). */
-export function classify(call: RawCall): AgentOutcome {
-  if (call.spawnError) return { kind: 'fatal', message: call.spawnError };
-  if (call.stoppedBy === 'timeout') return { kind: 'timeout', message: `the agent did not finish within ${(call.timeoutMs / 1000).toFixed(1)}s and was killed` };
-  if (call.stoppedBy === 'abort') return { kind: 'crashed', message: 'the call was aborted (run cancelled)' };
-  if (call.overflow) return { kind: 'malformed', message: 'the agent printed more output than allowed and was stopped', raw: call.stdout.slice(0, 4096) };
-  const firstStderrLine = call.stderr.trim().split('\n')[0] ?? '';
-  if (SESSION_IN_USE.test(call.stderr)) return { kind: 'sessionBusy', message: firstStderrLine };
-  if (NO_CONVERSATION.test(call.stderr)) return { kind: 'noConversation', message: firstStderrLine };
-
-  const parsed = parseClaudeOutput(call.stdout);
-  if (parsed.result) {
-    const status = parsed.result.api_error_status;
-    if (parsed.result.is_error && (status === 429 || status === 529)) {
-      return { kind: 'rateLimited', status, message: parsed.result.result || `API error ${status}` };
-    }
-    return { kind: 'answer', result: parsed.result };
-  }
-  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${firstStderrLine ? `: ${firstStderrLine}` : ''}` };
-  if (call.exitCode !== 0 && !call.stdout.trim()) {
-    if (FATAL_STDERR.test(call.stderr)) return { kind: 'fatal', message: `the agent refused to run: ${firstStderrLine}` };
-    return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${firstStderrLine ? `: ${firstStderrLine}` : ' and printed nothing'}` };
-  }
-  return { kind: 'malformed', message: parsed.error ?? 'unreadable output', raw: call.stdout.slice(0, 64 * 1024) };
+/** Keeps the start and the end (where stream-json's result line is) of a long text. */
+export function clipMiddle(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const head = Math.floor(max / 4);
+  const tail = max - head;
+  return `${text.slice(0, head)}\n…[${text.length - max} characters left out]…\n${text.slice(text.length - tail)}`;
 }
 
 function spawnErrorOf(result: unknown): string | null {
@@ -223,16 +214,30 @@ function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
-/** Turns stream-json lines into progress events as they arrive. */
+/** Turns stream-json lines into progress events as they arrive (a line that never ends is dropped, not kept). */
 function forwardProgress(stream: NodeJS.ReadableStream | null, onProgress: (p: AgentProgress) => void): void {
   if (!stream) return;
   let pending = '';
+  let skipping = false;
   stream.on('data', (chunk: Buffer | string) => {
-    pending += chunk.toString();
-    let newline: number;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
+    let text = chunk.toString();
+    while (text.length) {
+      const newline = text.indexOf('\n');
+      if (newline < 0) {
+        if (!skipping) pending += text;
+        if (pending.length > MAX_PROGRESS_LINE) {
+          pending = '';
+          skipping = true;
+        }
+        return;
+      }
+      const line = pending + text.slice(0, newline);
+      text = text.slice(newline + 1);
+      pending = '';
+      if (skipping) {
+        skipping = false;
+        continue;
+      }
       for (const progress of progressOf(line)) onProgress(progress);
     }
   });
@@ -253,19 +258,23 @@ function progressOf(line: string): AgentProgress[] {
   );
 }
 
-/** Where the CLI keeps a session's transcript: `<config dir>/projects/<cwd with '/' → '-'>/<id>.jsonl`. */
+/** Where the CLI keeps a session's transcript: `<config dir>/projects/<cwd, every non-alphanumeric → '-'>/<id>.jsonl`. */
 export function transcriptPath(sessionId: string, workdir: string, env: NodeJS.ProcessEnv): string {
   const configDir = env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? homedir(), '.claude');
   return join(configDir, 'projects', resolve(workdir).replace(/[^a-zA-Z0-9]/g, '-'), `${sessionId}.jsonl`);
 }
 
 /** Resolves a command the way a shell would (a path as is, a bare name along PATH). */
-function findExecutable(command: string, env: NodeJS.ProcessEnv): 'ok' | 'missing' | 'not-executable' {
+function findExecutable(command: string, env: NodeJS.ProcessEnv): 'ok' | 'missing' | 'not-executable' | 'directory' {
   const candidates = command.includes('/') ? [resolve(command)] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
   let sawFile = false;
+  let sawDirectory = false;
   for (const candidate of candidates) {
     try {
-      if (!statSync(candidate).isFile()) continue;
+      if (!statSync(candidate).isFile()) {
+        sawDirectory = true;
+        continue;
+      }
       sawFile = true;
       accessSync(candidate, constants.X_OK);
       return 'ok';
@@ -273,5 +282,5 @@ function findExecutable(command: string, env: NodeJS.ProcessEnv): 'ok' | 'missin
       // keep looking
     }
   }
-  return sawFile ? 'not-executable' : 'missing';
+  return sawFile ? 'not-executable' : sawDirectory && command.includes('/') ? 'directory' : 'missing';
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,20 +7,25 @@ import { join } from 'node:path';
  * Keeps one Claude Code session to one call at a time. The CLI has no lock of its own: two concurrent
  * `--resume U` calls both succeed and silently branch the conversation, so Obra serialises them.
  *
- * In-process holders are tracked in a map and announce their release as an event (a waiting iteration leaves
- * its backoff wait at once). Other Obra processes on the machine see a lock file with the holder's pid; a file
- * whose pid is dead is stale and taken over.
+ * In-process holders are tracked in a set and announce their release as an event (a waiting iteration leaves
+ * its backoff wait at once). Other Obra processes on the machine see a lock file `<dir>/<session>.lock` with the
+ * holder's pid; a file whose pid is dead is stale and taken over. Its removal is watched (inotify), so a waiter
+ * in another process hears of the release as an event too.
  */
 export class SessionLocks {
   private readonly held = new Set<string>();
   private readonly events = new EventEmitter();
+  private watcher: FSWatcher | null = null;
+  private watchers = 0;
 
-  constructor(private readonly dir: string = join(tmpdir(), `obra-session-locks-${process.getuid?.() ?? 'user'}`)) {}
+  constructor(readonly dir: string = defaultLockDir()) {
+    this.events.setMaxListeners(0);
+  }
 
   /** Takes the lock, or says who holds it. Never waits: waiting is the machine's `retryingSessionLock`. */
   tryAcquire(sessionId: string): { ok: true; release: () => void } | { ok: false; holder: string } {
     if (this.held.has(sessionId)) return { ok: false, holder: 'another task in this process' };
-    const file = join(this.dir, `${sessionId}.lock`);
+    const file = this.fileOf(sessionId);
     mkdirSync(this.dir, { recursive: true });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -42,21 +47,91 @@ export class SessionLocks {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const pid = readHolderPid(file);
-        if (pid !== null && pid !== process.pid && isAlive(pid)) return { ok: false, holder: `process ${pid}` };
+        if (pid !== null && pid !== process.pid && isAlive(pid)) return { ok: false, holder: `Obra process ${pid}` };
+        // A file being written this instant has no pid yet: treat it as held, not stale.
+        if (pid === null && ageMs(file) < 1000) return { ok: false, holder: 'another Obra process' };
         rmSync(file, { force: true }); // stale: its process is gone
       }
     }
-    return { ok: false, holder: 'another process (lock file contended)' };
+    return { ok: false, holder: 'another Obra process (lock file contended)' };
   }
 
-  /** Calls `listener` when this process releases `sessionId`; returns the unsubscribe function. */
+  /** Whether a call on `sessionId` would get the lock now (no live holder here or in another process). */
+  isFree(sessionId: string): boolean {
+    if (this.held.has(sessionId)) return false;
+    const file = this.fileOf(sessionId);
+    if (!existsSync(file)) return true;
+    const pid = readHolderPid(file);
+    return pid !== null && pid !== process.pid && !isAlive(pid);
+  }
+
+  /**
+   * Calls `listener` once, when `sessionId` is released by this process or by another one (its lock file
+   * disappears) — or right away if it is already free, so a release that slipped in between a refused call and
+   * this subscription is not missed. Returns the unsubscribe function.
+   */
   onRelease(sessionId: string, listener: () => void): () => void {
+    let done = false;
+    const fire = () => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      listener();
+    };
     const handler = (released: string) => {
-      if (released === sessionId) listener();
+      if (released === sessionId) fire();
     };
     this.events.on('release', handler);
-    return () => this.events.off('release', handler);
+    this.startWatching();
+    const unsubscribe = () => {
+      if (!this.events.listeners('release').includes(handler)) return;
+      this.events.off('release', handler);
+      this.stopWatching();
+    };
+    if (this.isFree(sessionId)) queueMicrotask(fire);
+    return () => {
+      done = true;
+      unsubscribe();
+    };
   }
+
+  private fileOf(sessionId: string): string {
+    return join(this.dir, `${sessionId}.lock`);
+  }
+
+  /** One directory watcher while anyone waits: a removed lock file of another process is a release. */
+  private startWatching(): void {
+    this.watchers++;
+    if (this.watcher) return;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      this.watcher = watch(this.dir, (_event, filename) => {
+        const name = filename?.toString();
+        if (!name?.endsWith('.lock')) return;
+        const sessionId = name.slice(0, -'.lock'.length);
+        if (!this.held.has(sessionId) && !existsSync(join(this.dir, name))) this.events.emit('release', sessionId);
+      });
+      this.watcher.unref();
+      this.watcher.on('error', () => this.closeWatcher());
+    } catch {
+      // No inotify (or the folder vanished): waiters fall back to their backoff timer.
+      this.watcher = null;
+    }
+  }
+
+  private stopWatching(): void {
+    this.watchers = Math.max(0, this.watchers - 1);
+    if (this.watchers === 0) this.closeWatcher();
+  }
+
+  private closeWatcher(): void {
+    this.watcher?.close();
+    this.watcher = null;
+  }
+}
+
+function defaultLockDir(): string {
+  return process.env.OBRA_SESSION_LOCK_DIR ?? join(tmpdir(), `obra-session-locks-${process.getuid?.() ?? 'user'}`);
 }
 
 function readHolderPid(file: string): number | null {
@@ -65,6 +140,14 @@ function readHolderPid(file: string): number | null {
     return typeof pid === 'number' ? pid : null;
   } catch {
     return null;
+  }
+}
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return Infinity;
   }
 }
 

@@ -6,6 +6,7 @@ import { createIterationMachine } from '../../machines/iteration.machine.js';
 import { createTaskMachine, type TaskContext, type TaskEvent, type TaskInput, type TaskOutput } from '../../machines/task.machine.js';
 import type { Agent, AgentProgress } from '../agents/agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../agents/claude-code-agent.js';
+import { retryPolicyFromConfig } from '../agents/retry-policy.js';
 import { configSchema, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
@@ -32,7 +33,7 @@ export const systemClock: Clock = {
 export type EngineEvent =
   | { type: 'run-started'; runId: string; resumed: boolean; store: string }
   | { type: 'state'; actor: 'task' | 'iteration'; index: number; state: string; at: number }
-  | { type: 'retry'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
+  | { type: 'retry'; kind: 'sessionBusy' | 'rateLimited'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
   | { type: 'response'; index: number; chars: number; attempts: number; durationMs: number }
   | { type: 'agent-progress'; index: number; progress: AgentProgress }
   | { type: 'iteration-done'; record: IterationRecord }
@@ -110,14 +111,7 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
     task,
     sessionId: local.session_id ?? randomUUID(),
     sessionStrategy: local.session_strategy,
-    retry: {
-      maxRetries: local.max_retries,
-      initialDelayMs: local.retry_initial_delay * 1000,
-      backoff: local.retry_backoff,
-      maxDelayMs: local.retry_max_delay * 1000,
-      jitter: local.retry_jitter,
-      onExhausted: local.on_lock_exhausted,
-    },
+    retry: retryPolicyFromConfig(local),
     budgets: {
       maxIterations: config.task.max_iterations,
       maxCostUsd: config.budget.max_cost_usd,
@@ -346,19 +340,25 @@ class JournalWriter {
     this.releaseListener = null;
     if (state === 'retryingSessionLock') {
       const sessionId = context.call?.sessionId ?? context.sessionId ?? '';
+      const outcome = context.call?.outcome;
+      const wait = context.wait;
       this.emit({
         type: 'retry',
+        kind: wait?.kind ?? 'sessionBusy',
         index: context.index,
         sessionId,
-        delayMs: context.retryDelaysMs.at(-1) ?? 0,
-        attempt: context.retries,
-        maxRetries: context.retry.maxRetries,
+        delayMs: wait?.delayMs ?? context.retryDelaysMs.at(-1) ?? 0,
+        attempt: wait?.attempt ?? context.retries,
+        maxRetries: wait?.maxRetries ?? context.retry.maxRetries,
         dueAt: context.retryDueAt ?? at,
-        reason: context.call && 'message' in context.call.outcome ? context.call.outcome.message : 'session busy',
+        reason: outcome && 'message' in outcome ? outcome.message : 'session busy',
       });
-      // When another task of this process frees the session, stop waiting at once (an event, not a poll).
-      const waiting = event.actorRef as AnyActorRef;
-      this.releaseListener = this.agent.whenSessionFree?.(sessionId, () => waiting.send({ type: 'SESSION_RELEASED' })) ?? null;
+      // When Obra's own lock on the session is released (by another task here, or another Obra process), stop
+      // waiting at once: an event, not a poll. A busy reported by the CLI itself has no such event: backoff only.
+      if (outcome?.kind === 'sessionBusy' && outcome.holder) {
+        const waiting = event.actorRef as AnyActorRef;
+        this.releaseListener = this.agent.whenSessionFree?.(sessionId, () => waiting.send({ type: 'SESSION_RELEASED' })) ?? null;
+      }
     }
   }
 

@@ -1,0 +1,88 @@
+import type { AgentOutcome } from '../core/types.js';
+import { parseClaudeOutput } from './claude-result.js';
+
+/** What one CLI run left behind, before it is classified. */
+export interface RawCall {
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  signal: string | null;
+  stoppedBy: 'timeout' | 'abort' | null;
+  timeoutMs: number;
+  spawnError: string | null;
+  overflow: boolean;
+  maxOutputBytes?: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (value: string) => UUID.test(value);
+
+/** `--session-id U` for an existing U (permanent: the flag creates sessions). */
+const SESSION_IN_USE = /Session ID (\S+) is already in use/;
+/** `--resume U` for a U that does not exist in this working directory. */
+const NO_CONVERSATION = /No conversation found with session ID/;
+/**
+ * The CLI refused its arguments or its environment: retrying cannot help, so the run fails fast with the CLI's
+ * own words. (Texts measured on Claude Code 2.1.x.)
+ */
+const REFUSED = [
+  /^error: unknown option/im,
+  /^error: option '.*' argument/im,
+  /^error: required option/im,
+  /argument missing/i,
+  /Invalid session ID\. Must be a valid UUID/i,
+  /--resume requires a valid session ID/i,
+  /requires --verbose/i,
+  /can only be used with --continue or --resume/i,
+  /cannot be used with root\/sudo privileges/i,
+  /Invalid API key/i,
+  /Please run \/login/i,
+  /Failed to authenticate/i,
+];
+const AUTH_STATUSES = new Set([401, 403]);
+const OVERLOADED_TEXT = /\b529\b|overloaded/i;
+const RATE_LIMITED_TEXT = /\b429\b|rate.?limit/i;
+
+/**
+ * Maps what the CLI did to an outcome the iteration machine routes on:
+ * - `sessionBusy` / `noConversation`: the session errors on stderr (exit 1, nothing on stdout);
+ * - `rateLimited`: a result with `is_error` and API status 429 or 529 — also the CLI's "Repeated 529 Overloaded
+ *   errors" after its own retries, which carries `api_error_status: null`;
+ * - `fatal`: bad flags, auth (API 401/403, "Invalid API key"), a binary that cannot start;
+ * - `answer`: any result object (even `is_error`, which the validator judges — decided on `is_error`, not `subtype`);
+ * - `timeout`, `crashed` (signal, non-zero exit without output), `malformed` (no result object; raw text kept).
+ */
+export function classify(call: RawCall): AgentOutcome {
+  if (call.spawnError) return { kind: 'fatal', message: call.spawnError };
+  if (call.stoppedBy === 'timeout') return { kind: 'timeout', message: `the agent did not finish within ${(call.timeoutMs / 1000).toFixed(1)}s and was killed` };
+  if (call.stoppedBy === 'abort') return { kind: 'crashed', message: 'the call was aborted (run cancelled)' };
+  if (call.overflow) {
+    const limit = call.maxOutputBytes ? ` (${(call.maxOutputBytes / 1024 / 1024).toFixed(0)} MiB)` : '';
+    return { kind: 'malformed', message: `the agent printed more output than allowed${limit} and was stopped`, raw: call.stdout.slice(0, 16 * 1024) };
+  }
+  const firstStderrLine = call.stderr.trim().split('\n')[0]?.trim() ?? '';
+  if (SESSION_IN_USE.test(call.stderr)) return { kind: 'sessionBusy', message: firstStderrLine };
+  if (NO_CONVERSATION.test(call.stderr)) return { kind: 'noConversation', message: firstStderrLine };
+
+  const parsed = parseClaudeOutput(call.stdout);
+  if (parsed.result) {
+    const { result } = parsed;
+    if (result.is_error) {
+      const status = result.api_error_status ?? null;
+      const text = result.result || `API error ${status ?? ''}`.trim();
+      if (status === 429 || status === 529) return { kind: 'rateLimited', status, message: text };
+      if (status === null && OVERLOADED_TEXT.test(text)) return { kind: 'rateLimited', status: 529, message: text };
+      if (status === null && RATE_LIMITED_TEXT.test(text) && /API Error/i.test(text)) return { kind: 'rateLimited', status: 429, message: text };
+      if ((status !== null && AUTH_STATUSES.has(status)) || REFUSED.some((re) => re.test(text))) {
+        return { kind: 'fatal', message: `the agent cannot reach the API: ${text}` };
+      }
+    }
+    return { kind: 'answer', result };
+  }
+  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${firstStderrLine ? `: ${firstStderrLine}` : ''}` };
+  if (call.exitCode !== 0 && !call.stdout.trim()) {
+    if (REFUSED.some((re) => re.test(call.stderr))) return { kind: 'fatal', message: `the agent refused to run: ${firstStderrLine}` };
+    return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${firstStderrLine ? `: ${firstStderrLine}` : ' and printed nothing'}` };
+  }
+  return { kind: 'malformed', message: parsed.error ?? 'unreadable output', raw: call.stdout.slice(0, 64 * 1024) };
+}
