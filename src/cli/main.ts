@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ClaudeCodeAgent } from '../agents/claude-code-agent.js';
-import { loadConfig, setPath } from '../config/load.js';
+import { flagLayer } from '../config/flags.js';
+import { loadConfig } from '../config/load.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { RunStatus } from '../core/types.js';
@@ -16,6 +17,9 @@ import { ProgressReporter, type Verbosity } from './progress.js';
 import { listRuns, printRunTable, printRunDetails } from './history.js';
 import { isInteractive, startCliInspection, withInspectOptions, type InspectFlags } from '../inspect/cli.js';
 import { register as registerMachines } from './commands/machines.js';
+import { register as registerConfig } from './commands/config.js';
+import { register as registerControl } from './commands/control.js';
+import { fanOut, RunLog } from '../logging/run-log.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT_CODES: Record<RunStatus | 'usage', number> = {
@@ -39,6 +43,7 @@ interface CommonFlags {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
+  set?: string[];
 }
 
 const program = new Command('obra')
@@ -57,7 +62,8 @@ const common = (command: Command) =>
     .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
     .option('--json', 'print the result as one JSON object on stdout')
     .addOption(new Option('--quiet', 'print nothing but errors (and --json output)').conflicts('verbose'))
-    .option('--verbose', "also print the agent's tool calls and text as they stream");
+    .option('--verbose', "also print the agent's tool calls and text as they stream")
+    .option('--set <key=value>', 'override any config key (repeatable), e.g. --set budget.max_cost_usd=2', collect, [] as string[]);
 
 common(
   program
@@ -113,23 +119,8 @@ common(program.command('show').description('show one run: its iterations, states
   },
 );
 
-program
-  .command('config')
-  .description('print the effective config and where each value came from')
-  .option('--config <file>', 'YAML config file (default: ./obra.yaml when present)')
-  .option('--json', 'print as JSON')
-  .action((flags: { config?: string; json?: boolean }) => {
-    const loaded = loadConfig({ file: flags.config ?? null });
-    if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ config: loaded.config, sources: loaded.sources }, null, 2)}\n`);
-      return;
-    }
-    const width = Math.max(...Object.keys(loaded.sources).map((k) => k.length));
-    for (const [key, source] of Object.entries(loaded.sources).sort(([a], [b]) => a.localeCompare(b))) {
-      const value = key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)?.[part], loaded.config);
-      process.stdout.write(`${key.padEnd(width)}  ${JSON.stringify(value) ?? '(unset)'}  ${source === 'default' ? '' : `# ${source}`}\n`.replace(/ +\n$/, '\n'));
-    }
-  });
+registerConfig(program);
+registerControl(program);
 
 common(
   program
@@ -159,17 +150,8 @@ registerMachines(program);
 
 /** Config from the file, env and the flags that map onto config keys. */
 function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): ObraConfig {
-  const values: Record<string, unknown> = {};
-  const names: Record<string, string> = {};
-  const set = (path: string, value: unknown, flag: string) => {
-    if (value === undefined) return;
-    setPath(values, path, value);
-    names[path] = flag;
-  };
-  set('store.dir', flags.db, '--db');
-  set('agent.local.command', flags.agentBin, '--agent-bin');
-  for (const [path, value] of Object.entries(extra)) set(path, value, path);
-  return loadConfig({ file: flags.config ?? null, flags: { values, names } }).config;
+  const named = Object.fromEntries(Object.entries(extra).map(([path, value]) => [path, { value, flag: path }]));
+  return loadConfig({ file: flags.config ?? null, flags: flagLayer(flags, named) }).config;
 }
 
 async function finishWith(flags: CommonFlags & InspectFlags, start: (engine: EngineOptions) => Promise<RunResult>, config: ObraConfig): Promise<void> {
@@ -177,6 +159,8 @@ async function finishWith(flags: CommonFlags & InspectFlags, start: (engine: Eng
   let finished = false;
   const verbosity: Verbosity = flags.quiet ? 'quiet' : flags.verbose ? 'verbose' : 'normal';
   const reporter = new ProgressReporter(verbosity);
+  // runs/<id>/run.log: structured (pino) lines from the same events the terminal shows.
+  const runLog = config.logging.file ? new RunLog({ level: config.logging.level }) : null;
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -191,7 +175,7 @@ async function finishWith(flags: CommonFlags & InspectFlags, start: (engine: Eng
     const result = await start({
       config,
       storeDir: resolve(flags.db ?? config.store.dir),
-      onEvent: reporter.handle,
+      onEvent: fanOut(reporter.handle, runLog?.handle),
       signal: controller.signal,
       agentCommand: flags.agentBin ?? process.env.OBRA_CLAUDE_BIN,
       inspect: inspection?.inspect,
@@ -204,6 +188,7 @@ async function finishWith(flags: CommonFlags & InspectFlags, start: (engine: Eng
     finished = true;
   } finally {
     reporter.dispose();
+    runLog?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await inspection?.finish({ hold: finished && isInteractive() });

@@ -6,7 +6,7 @@ import { UserError } from '../core/errors.js';
 import { configSchema, type ObraConfig } from './schema.js';
 
 /** Where an effective value came from, for `obra config`. */
-export type ConfigSource = 'default' | `file ${string}` | `env ${string}` | `flag ${string}`;
+export type ConfigSource = 'default' | 'code' | `file ${string}` | `env ${string}` | `flag ${string}`;
 
 export interface LoadedConfig {
   config: ObraConfig;
@@ -66,6 +66,21 @@ export function loadConfig(layers: ConfigLayers = {}): LoadedConfig {
   return { config: parsed.data, sources, file: filePath };
 }
 
+/**
+ * Checks a config built in code (the library's `config` option): the same rules and messages as a file, so a
+ * threshold outside [0, 1] is a clear UserError before anything runs, not a surprise in the middle of a run.
+ */
+export function validateConfig(config: unknown): ObraConfig {
+  const tree = (config ?? {}) as Tree;
+  const parsed = configSchema.safeParse(tree);
+  if (!parsed.success) {
+    const sources: Record<string, ConfigSource> = {};
+    for (const leaf of leaves(isTree(tree) ? tree : {})) sources[leaf] = 'code';
+    throw new UserError(describeConfigError(parsed.error, isTree(tree) ? tree : {}, sources));
+  }
+  return parsed.data;
+}
+
 function readConfigFile(explicit: string | null, cwd: string): { tree: Tree | null; path: string | null } {
   const path = explicit ? resolve(cwd, explicit) : resolve(cwd, 'obra.yaml');
   let text: string;
@@ -96,7 +111,8 @@ export function describeConfigError(error: z.ZodError, input: Tree, sources: Rec
           .map((key) => {
             const full = parent ? `${parent}.${key}` : key;
             const suggestion = nearest(key, knownKeys(issue.path));
-            const where = sources[full] ? ` (from ${sources[full]})` : '';
+            const source = sources[full] ?? Object.entries(sources).find(([leaf]) => leaf.startsWith(`${full}.`))?.[1];
+            const where = source ? ` (from ${source})` : '';
             return `unknown config key "${full}"${where}${suggestion ? ` — did you mean "${parent ? `${parent}.` : ''}${suggestion}"?` : ''}`;
           })
           .join('; ');
@@ -158,7 +174,7 @@ function levenshtein(a: string, b: string): number {
 }
 
 /** Env values are YAML scalars: `3` is a number, `[a, b]` a list, `null` null. */
-function parseScalar(raw: string): unknown {
+export function parseScalar(raw: string): unknown {
   try {
     return parseYamlValue(raw);
   } catch {

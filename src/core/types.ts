@@ -33,20 +33,14 @@ export interface TaskSpec {
   requiredMarkers: string[];
 }
 
-/** One exponential backoff: wait initial × backoff^(n-1), capped, before retry n (of at most maxRetries). */
-export interface BackoffPolicy {
+/** How the iteration waits when the agent's session is busy. Times are in milliseconds. */
+export interface RetryPolicy {
   maxRetries: number;
   initialDelayMs: number;
   backoff: number;
   maxDelayMs: number;
   jitter: 'none' | 'full' | 'equal';
-}
-
-/** How the iteration waits when the agent's session is busy. Times are in milliseconds. */
-export interface RetryPolicy extends BackoffPolicy {
   onExhausted: 'fail' | 'fresh';
-  /** Waits for an API that is rate limited or overloaded (429/529); the session policy when absent. */
-  rateLimit?: BackoffPolicy;
 }
 
 /** How the agent's conversation is carried from one call to the next. */
@@ -73,8 +67,7 @@ export interface AgentResult {
  */
 export type AgentOutcome =
   | { kind: 'answer'; result: AgentResult }
-  /** `holder` is set when Obra's own session lock was taken (no CLI was started); absent when the CLI said so. */
-  | { kind: 'sessionBusy'; message: string; holder?: string }
+  | { kind: 'sessionBusy'; message: string }
   | { kind: 'rateLimited'; message: string; status: number }
   | { kind: 'noConversation'; message: string }
   | { kind: 'timeout'; message: string }
@@ -152,6 +145,8 @@ export interface IterationSummary {
   feedback: string | null;
   failingChecks: string[];
   validationCodes: string[];
+  /** What failed, as a short hash (failing checks with their normalised output, validation codes); stuck detection compares it. */
+  failureFingerprint?: string;
 }
 
 /** The full record of one iteration: the iteration machine's output and one line of `iterations.jsonl`. */
@@ -159,8 +154,6 @@ export interface IterationRecord {
   runId: string;
   index: number;
   states: IterationStateName[];
-  /** What failed, as a short hash (failing checks with their normalised output, validation codes); stuck detection compares it. */
-  failureFingerprint?: string;
   /** Agent calls made in this iteration (1 + retries). */
   attempts: number;
   /** The backoff delays waited, in ms, in order. */
@@ -184,6 +177,4 @@ export interface IterationRecord {
   startedAt: number;
   finishedAt: number;
   failure: string | null;
-  /** What happened to the session on the way (switched to --resume, started afresh and why...). */
-  sessionNotes?: string[];
 }

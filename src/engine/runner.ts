@@ -6,13 +6,14 @@ import { createIterationMachine } from '../../machines/iteration.machine.js';
 import { createTaskMachine, type TaskContext, type TaskEvent, type TaskInput, type TaskOutput } from '../../machines/task.machine.js';
 import type { Agent, AgentProgress } from '../agents/agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../agents/claude-code-agent.js';
-import { retryPolicyFromConfig } from '../agents/retry-policy.js';
+import { validateConfig } from '../config/load.js';
 import { configSchema, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import type { runChecks } from '../scoring/checks.js';
 import { RunStore, type JournalEntry, type RunHandle } from '../store/run-store.js';
 import { openInspection, type Inspection, type InspectOption } from '../inspect/engine-hook.js';
+import { attachRunControl, type RunControl } from '../control/run-control.js';
 import { iterationActors } from './implementations.js';
 import { resultOf, type RunResult } from './run-result.js';
 
@@ -33,7 +34,7 @@ export const systemClock: Clock = {
 export type EngineEvent =
   | { type: 'run-started'; runId: string; resumed: boolean; store: string }
   | { type: 'state'; actor: 'task' | 'iteration'; index: number; state: string; at: number }
-  | { type: 'retry'; kind: 'sessionBusy' | 'rateLimited'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
+  | { type: 'retry'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
   | { type: 'response'; index: number; chars: number; attempts: number; durationMs: number }
   | { type: 'agent-progress'; index: number; progress: AgentProgress }
   | { type: 'iteration-done'; record: IterationRecord }
@@ -56,6 +57,8 @@ export interface EngineOptions {
   signal?: AbortSignal;
   /** Replaces the check runner (tests). */
   runChecks?: typeof runChecks;
+  /** Pause or cancel the run from this process (`control.pause()`, `control.cancel()`); see src/control/run-control.ts. */
+  control?: RunControl;
   /** On resume: a Claude Code binary to use instead of the one the run started with. */
   agentCommand?: string;
 }
@@ -93,7 +96,7 @@ export function claudeOptionsFromConfig(config: ObraConfig): ClaudeCodeAgentOpti
 
 /** Starts a new run and drives it until it is done, needs a human, fails, or is interrupted. */
 export async function runTask(options: StartOptions): Promise<RunResult> {
-  const config = options.config ?? configSchema.parse({});
+  const config = validateConfig(options.config ?? {});
   if (!options.task.trim()) throw new UserError('the task is empty — say what the agent should do with --task "..."');
   const agent = options.agent ?? agentFromConfig(config);
   agent.preflight?.();
@@ -111,14 +114,22 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
     task,
     sessionId: local.session_id ?? randomUUID(),
     sessionStrategy: local.session_strategy,
-    retry: retryPolicyFromConfig(local),
+    retry: {
+      maxRetries: local.max_retries,
+      initialDelayMs: local.retry_initial_delay * 1000,
+      backoff: local.retry_backoff,
+      maxDelayMs: local.retry_max_delay * 1000,
+      jitter: local.retry_jitter,
+      onExhausted: local.on_lock_exhausted,
+    },
     budgets: {
       maxIterations: config.task.max_iterations,
       maxCostUsd: config.budget.max_cost_usd,
       maxTurns: config.budget.max_turns,
       maxWallMs: config.budget.max_wall_seconds === null ? null : config.budget.max_wall_seconds * 1000,
     },
-    historyWindow: config.context.history_window,
+    // Stuck detection looks back `stuck_after` iterations, A/B alternation four: keep at least that many.
+    historyWindow: Math.max(config.context.history_window, config.decision.stuck_after, 4),
   };
   // A taken inspector port fails here, before the run is created.
   const inspection = await openInspection(options.inspect);
@@ -232,8 +243,10 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
   });
 
   return new Promise<RunResult>((resolvePromise) => {
+    let detachControl = () => {};
     const finish = (status: RunStatus, reason: string, question: string | null = null) => {
       if (stopped) return;
+      detachControl();
       // Observers hear of a transition before the inspector does: write the final state now, then stop.
       journal.writeRoot();
       stopped = true;
@@ -268,7 +281,7 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
         const context = snapshot.context as TaskContext;
         finish('escalated', context.reason ?? 'a human decision is needed', context.question);
       } else if (snapshot.matches('paused')) {
-        finish('paused', 'paused for review (checkpoint); `obra resume <runId>` continues');
+        finish('paused', `${(snapshot.context as TaskContext).reason ?? 'paused for review'}; \`obra resume <runId>\` continues`);
       }
     };
     const onAbort = () => finish('interrupted', 'interrupted; `obra resume <runId>` continues where it stopped');
@@ -276,6 +289,8 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
 
     actor.subscribe({ next: settle, error: (error) => finish('failed', `the engine stopped on an internal error: ${String(error)}`) });
     actor.start();
+    // PAUSE / CANCEL from this process (`control`) or another one (runs/<id>/control.json); queued ones go first.
+    detachControl = attachRunControl({ runDir: handle.dir, control: ctx.control, send: (event) => actor.send(event) });
     if (start.snapshot) {
       // A restored backoff wait has no timer (XState does not persist delayed events): re-enter it so it waits
       // for what is left of it. A restored agent call is re-issued by XState itself (at-least-once).
@@ -340,25 +355,19 @@ class JournalWriter {
     this.releaseListener = null;
     if (state === 'retryingSessionLock') {
       const sessionId = context.call?.sessionId ?? context.sessionId ?? '';
-      const outcome = context.call?.outcome;
-      const wait = context.wait;
       this.emit({
         type: 'retry',
-        kind: wait?.kind ?? 'sessionBusy',
         index: context.index,
         sessionId,
-        delayMs: wait?.delayMs ?? context.retryDelaysMs.at(-1) ?? 0,
-        attempt: wait?.attempt ?? context.retries,
-        maxRetries: wait?.maxRetries ?? context.retry.maxRetries,
+        delayMs: context.retryDelaysMs.at(-1) ?? 0,
+        attempt: context.retries,
+        maxRetries: context.retry.maxRetries,
         dueAt: context.retryDueAt ?? at,
-        reason: outcome && 'message' in outcome ? outcome.message : 'session busy',
+        reason: context.call && 'message' in context.call.outcome ? context.call.outcome.message : 'session busy',
       });
-      // When Obra's own lock on the session is released (by another task here, or another Obra process), stop
-      // waiting at once: an event, not a poll. A busy reported by the CLI itself has no such event: backoff only.
-      if (outcome?.kind === 'sessionBusy' && outcome.holder) {
-        const waiting = event.actorRef as AnyActorRef;
-        this.releaseListener = this.agent.whenSessionFree?.(sessionId, () => waiting.send({ type: 'SESSION_RELEASED' })) ?? null;
-      }
+      // When another task of this process frees the session, stop waiting at once (an event, not a poll).
+      const waiting = event.actorRef as AnyActorRef;
+      this.releaseListener = this.agent.whenSessionFree?.(sessionId, () => waiting.send({ type: 'SESSION_RELEASED' })) ?? null;
     }
   }
 

@@ -1,0 +1,48 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { flagLayer, type ConfigFlags } from '../../config/flags.js';
+import { loadConfig } from '../../config/load.js';
+import { requestCancel, requestPause, type ControlOutcome } from '../../control/run-control.js';
+
+interface ControlFlags extends ConfigFlags {
+  config?: string;
+  json?: boolean;
+  reason?: string;
+  wait?: boolean;
+}
+
+/**
+ * `obra pause <runId>` and `obra cancel <runId>`: reach a run driven by another process through its control
+ * file (see src/control/run-control.ts). Exit 0 when the request took effect (or was accepted), 2 when there
+ * is nothing to do (unknown run, already finished), 1 when the driving process did not react.
+ */
+export function register(program: Command): void {
+  const common = (command: Command) =>
+    command
+      .argument('<runId>', 'the run (see `obra runs`)')
+      .option('--config <file>', 'YAML config file (default: ./obra.yaml when present)')
+      .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
+      .option('--reason <text>', 'why (recorded as the run\'s reason)')
+      .option('--json', 'print { runId, status, message } as JSON');
+
+  common(program.command('pause').description('pause a running run once its current iteration is persisted (`obra resume` continues it)'))
+    .option('--wait', 'wait until the run is actually paused')
+    .action(async (runId: string, flags: ControlFlags) => {
+      report(await requestPause(runId, { storeDir: storeDirOf(flags), reason: flags.reason ?? 'paused by the user', untilPaused: flags.wait }), flags);
+    });
+
+  common(program.command('cancel').description('cancel a run: stop it now (its agent process is killed) and mark it cancelled')).action(
+    async (runId: string, flags: ControlFlags) => {
+      report(await requestCancel(runId, { storeDir: storeDirOf(flags), reason: flags.reason ?? 'cancelled by the user' }), flags);
+    },
+  );
+}
+
+function storeDirOf(flags: ControlFlags): string {
+  return resolve(loadConfig({ file: flags.config ?? null, flags: flagLayer(flags) }).config.store.dir);
+}
+
+function report(outcome: ControlOutcome, flags: ControlFlags): void {
+  if (flags.json) process.stdout.write(`${JSON.stringify(outcome)}\n`);
+  else process.stdout.write(`${outcome.message}\n`);
+}

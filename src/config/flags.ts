@@ -1,0 +1,30 @@
+import { parseSetFlags } from './describe.js';
+import { parseScalar, setPath, type ConfigLayers } from './load.js';
+
+/** The CLI flags that map onto config keys (shared by every command that reads the config). */
+export interface ConfigFlags {
+  db?: string;
+  agentBin?: string;
+  /** `--set key=value`, repeatable. */
+  set?: string[];
+}
+
+/**
+ * Turns CLI flags into the config's top layer: `--db` → store.dir, `--agent-bin` → agent.local.command,
+ * `--set k=v` → any key, plus command-specific ones in `extra` (`task.max_iterations` from --max-iterations).
+ * Each leaf remembers the flag that set it, for `obra config` and error messages.
+ */
+export function flagLayer(flags: ConfigFlags, extra: Record<string, { value: unknown; flag: string }> = {}): NonNullable<ConfigLayers['flags']> {
+  const values: Record<string, unknown> = {};
+  const names: Record<string, string> = {};
+  const set = (path: string, value: unknown, flag: string) => {
+    if (value === undefined) return;
+    setPath(values, path, value);
+    names[path] = flag;
+  };
+  for (const { path, raw } of parseSetFlags(flags.set ?? [])) set(path, parseScalar(raw), `--set ${path}`);
+  set('store.dir', flags.db, '--db');
+  set('agent.local.command', flags.agentBin, '--agent-bin');
+  for (const [path, { value, flag }] of Object.entries(extra)) set(path, value, flag);
+  return { values, names };
+}
