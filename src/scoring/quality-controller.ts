@@ -24,7 +24,7 @@ export interface QualityOptions {
 }
 
 const ERROR_WORDS = /\b(error|errors|failed|failure|cannot|can't|unable to|traceback|exception|not working|doesn't work|broken)\b/gi;
-const CLAIMS_TESTS = /\b(tests? (pass|passed|passing|are green|succeed)|all (tests )?green|verified|all checks pass)\b/i;
+const CLAIMS_TESTS = /\b((tests?|they|checks?|everything)( now| all)? (pass|passed|passing|succeed|succeeded|are green)|all (tests )?green|verified)\b/i;
 const CLAIMS_CHANGES = /\b(created|wrote|written|added|updated|fixed|implemented|edited|changed|modified|refactored|removed|renamed|migrated)\b/i;
 const STOPWORDS = new Set(['with', 'that', 'this', 'from', 'into', 'them', 'then', 'than', 'your', 'have', 'should', 'would', 'could', 'make', 'sure', 'there', 'their', 'which', 'what', 'when', 'where', 'while', 'also', 'only', 'each', 'every', 'file', 'files', 'code']);
 

@@ -151,8 +151,11 @@ export function asksOnlyAQuestion(text: string): boolean {
   const statements = sentences.filter((s) => !s.endsWith('?') && !/^[-*]\s/.test(s));
   const listItems = sentences.filter((s) => /^[-*]\s/.test(s) && !s.endsWith('?'));
   // A line or two of lead-in ("I looked at the repo.") is fine; a report of changes is not a question.
-  return listItems.length === 0 && statements.join(' ').length < 80;
+  const reportsWork = statements.some((s) => WORK_DONE.test(s));
+  return listItems.length === 0 && !reportsWork && statements.join(' ').length < 200;
 }
+
+const WORK_DONE = /\b(added|wrote|written|created|updated|fixed|implemented|changed|modified|removed|renamed|refactored|migrated|ran|tested|installed|edited|moved)\b/i;
 
 function oneLine(text: unknown, max: number): string {
   const s = String(text ?? '').replace(/\s+/g, ' ').trim();
