@@ -42,7 +42,7 @@ const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profi
   executablePath: '/usr/bin/chromium',
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1500, height: 1000 },
+  viewport: { width: 1600, height: 1040 },
   deviceScaleFactor: 1,
 });
 try {

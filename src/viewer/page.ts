@@ -63,10 +63,13 @@ export function runPage(runId: string, charts: { iteration: Chart; task: Chart }
   </nav>
 </header>
 <main class="run">
+  <div class="left">
   <section class="charts">
     <figure class="chart-box" style="flex-grow: ${charts.iteration.width}; max-width: ${charts.iteration.width + 18}px"><figcaption>Iteration <span id="iteration-index"></span></figcaption>${charts.iteration.svg}</figure>
     <figure class="chart-box" style="flex-grow: ${charts.task.width}; max-width: ${charts.task.width + 18}px"><figcaption>Task</figcaption>${charts.task.svg}</figure>
   </section>
+  <section class="timeline"><h2>All steps</h2><ol id="timeline"></ol></section>
+  </div>
   <aside class="details">
     <section class="card" id="step-card"><h2>Step</h2><dl id="step-details"></dl></section>
     <section class="card" id="iteration-card"><h2>Iteration</h2><dl id="iteration-details"></dl></section>
@@ -74,7 +77,6 @@ export function runPage(runId: string, charts: { iteration: Chart; task: Chart }
     <section class="card" id="task-card"><h2>Task</h2><dl id="task-details"></dl></section>
   </aside>
 </main>
-<section class="timeline"><h2>All steps</h2><ol id="timeline"></ol></section>
 <script type="application/json" id="run-data">${json}</script>
 <script src="/assets/viewer.js"></script>`;
   return layout(`Obra · ${runId}`, body);
@@ -132,8 +134,8 @@ dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
 .explain { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size: 12px; }
 .backoff { color: #b45309; font-weight: 600; }
 .decision { font-weight: 600; }
-.timeline { padding: 0 20px 24px; }
-.timeline ol { position: relative; list-style: none; margin: 0; padding: 0; background: #fff; border: 1px solid var(--line); border-radius: 10px; max-height: 320px; overflow: auto; }
+.left { display: flex; flex-direction: column; gap: 14px; min-width: 0; }
+.timeline ol { position: relative; list-style: none; margin: 0; padding: 0; background: #fff; border: 1px solid var(--line); border-radius: 10px; max-height: 300px; overflow: auto; }
 .timeline li { display: grid; grid-template-columns: 48px 80px 92px 170px 1fr; gap: 8px; padding: 3px 10px; border-bottom: 1px solid #f1f5f9; cursor: pointer; font-size: 12.5px; font-variant-numeric: tabular-nums; }
 .timeline li:hover { background: #f1f5f9; }
 .timeline li.current { background: #fef3c7; }

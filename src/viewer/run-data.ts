@@ -239,6 +239,8 @@ function eventNote(event: JournalEntry['event']): string | null {
     if (outcome.kind === 'answer') return `agent answered (${outcome.result?.result?.length ?? 0} chars)`;
     return `agent: ${outcome.kind}${outcome.message ? ` — ${outcome.message}` : ''}`;
   }
+  // An iteration's record, as the task machine receives it when the iteration ends.
+  if ('decisionRule' in output && 'index' in output) return `iteration ${String(output.index)} ended: ${String(output.decision)} (${String(output.decisionRule)})`;
   if ('quality' in output && 'confidence' in output) {
     const q = (output.quality as { score?: number }).score;
     const c = (output.confidence as { score?: number }).score;
@@ -249,7 +251,6 @@ function eventNote(event: JournalEntry['event']): string | null {
     const reasons = output.reasons as string[];
     return output.ok ? 'answer is valid' : `answer is not valid: ${reasons.join('; ')}`;
   }
-  if ('decision' in output && 'index' in output) return `iteration ${String(output.index)} ended: ${String(output.decision)}`;
   return null;
 }
 
