@@ -16,3 +16,13 @@ export { UserError } from './core/errors.js';
 export * from './core/types.js';
 export { iterationMachine, createIterationMachine } from '../machines/iteration.machine.js';
 export { taskMachine, createTaskMachine } from '../machines/task.machine.js';
+// Seeing runs: the Stately inspector (live and replayed), the offline viewer, the machines as data.
+export { startInspectorServer, DEFAULT_INSPECTOR_PORT } from './inspect/server.js';
+export type { InspectorServer, InspectorServerOptions } from './inspect/server.js';
+export type { InspectOption, InspectServerOption } from './inspect/engine-hook.js';
+export { replayIntoInspector, inspectorFramesFromJournal, feedFrames } from './inspect/replay.js';
+export type { ReplayInspectOptions, ReplayFrame } from './inspect/replay.js';
+export { startViewerServer, DEFAULT_VIEWER_PORT } from './viewer/server.js';
+export type { ViewerServer, ViewerServerOptions } from './viewer/server.js';
+export { machineConfigs, studioCode } from './inspect/machine-export.js';
+export { mermaidCharts } from './inspect/mermaid.js';
