@@ -1,5 +1,8 @@
 import { createServer } from 'node:net';
+import { createWebSocketInspector } from '@statelyai/inspect';
+import { createActor, createMachine } from 'xstate';
 import { describe, expect, it } from 'vitest';
+import { startInspectorServer } from '../../src/inspect/server.js';
 import { runTask } from '../../src/engine/runner.js';
 import { UserError } from '../../src/core/errors.js';
 import { RunStore } from '../../src/store/run-store.js';
@@ -82,5 +85,19 @@ describe('live inspection (runTask({ inspect: { port } }))', () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it("relays what @statelyai/inspect's WebSocket inspector publishes from elsewhere, like its own server does", async () => {
+    const server = await startInspectorServer({ port: 0 });
+    const page = listen(server.wsUrl);
+    await page.opened;
+    const publisher = createWebSocketInspector({ url: server.wsUrl });
+    const toggle = createActor(createMachine({ id: 'toggle', initial: 'off', states: { off: { on: { FLIP: 'on' } }, on: {} } }), { inspect: publisher.inspect });
+    toggle.start();
+    toggle.send({ type: 'FLIP' });
+    await expect.poll(() => valuesOf(page.messages, page.messages.find((m) => m.name === 'toggle')?.sessionId ?? '')).toEqual(['off', 'on']);
+    publisher.stop();
+    await server.close();
+    await page.closed;
   });
 });
