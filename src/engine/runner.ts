@@ -1,17 +1,20 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { createActor, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
+import { createActor, fromPromise, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
 import type { IterationContext } from '../../machines/iteration.machine.js';
 import { createIterationMachine } from '../../machines/iteration.machine.js';
 import { createTaskMachine, type TaskContext, type TaskEvent, type TaskInput, type TaskOutput } from '../../machines/task.machine.js';
 import type { Agent, AgentProgress } from '../agents/agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../agents/claude-code-agent.js';
+import { retryPolicyFromConfig } from '../agents/retry-policy.js';
 import { validateConfig } from '../config/load.js';
 import { configSchema, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import type { runChecks } from '../scoring/checks.js';
-import { RunStore, type JournalEntry, type RunHandle } from '../store/run-store.js';
+import type { CommitStats } from '../store/journal.js';
+import { isFinalStatus, RunStore, type RunHandle } from '../store/run-store.js';
+import { TransitionRecorder, type Durability } from '../store/transition-recorder.js';
 import { openInspection, type Inspection, type InspectOption } from '../inspect/engine-hook.js';
 import { attachRunControl, type RunControl } from '../control/run-control.js';
 import { iterationActors } from './implementations.js';
@@ -34,7 +37,7 @@ export const systemClock: Clock = {
 export type EngineEvent =
   | { type: 'run-started'; runId: string; resumed: boolean; store: string }
   | { type: 'state'; actor: 'task' | 'iteration'; index: number; state: string; at: number }
-  | { type: 'retry'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
+  | { type: 'retry'; kind: 'sessionBusy' | 'rateLimited'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
   | { type: 'response'; index: number; chars: number; attempts: number; durationMs: number }
   | { type: 'agent-progress'; index: number; progress: AgentProgress }
   | { type: 'iteration-done'; record: IterationRecord }
@@ -61,6 +64,13 @@ export interface EngineOptions {
   control?: RunControl;
   /** On resume: a Claude Code binary to use instead of the one the run started with. */
   agentCommand?: string;
+  /**
+   * When journal lines are fdatasync'd: `effect` (default) groups them and syncs before every agent call, check
+   * and iteration record and whenever the run comes to rest; `transition` syncs every step. See store.sync.
+   */
+  durability?: Durability;
+  /** Every journal commit's figures (lines, bytes, write and fdatasync time): for benchmarks. */
+  onJournalCommit?: (stats: CommitStats, encodeMs: number) => void;
 }
 
 export interface StartOptions extends EngineOptions {
@@ -114,14 +124,7 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
     task,
     sessionId: local.session_id ?? randomUUID(),
     sessionStrategy: local.session_strategy,
-    retry: {
-      maxRetries: local.max_retries,
-      initialDelayMs: local.retry_initial_delay * 1000,
-      backoff: local.retry_backoff,
-      maxDelayMs: local.retry_max_delay * 1000,
-      jitter: local.retry_jitter,
-      onExhausted: local.on_lock_exhausted,
-    },
+    retry: retryPolicyFromConfig(local),
     budgets: {
       maxIterations: config.task.max_iterations,
       maxCostUsd: config.budget.max_cost_usd,
@@ -141,6 +144,7 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
       createdAt: new Date().toISOString(),
       sessionId: input.sessionId,
       config: config as unknown as Record<string, unknown>,
+      input: input as unknown as Record<string, unknown>,
       agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
     });
   } catch (error) {
@@ -150,20 +154,41 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
   return drive({ ...options, config, agent, store, handle, inspection }, { input });
 }
 
-/** Continues a run from its last persisted snapshot (after a crash, Ctrl-C, or a human's answer). */
+/**
+ * Continues a run from its last persisted snapshot (after a crash, Ctrl-C, a pause, or with a human's answer).
+ * A finished run is not driven again: its result is returned as it is.
+ */
 export async function resumeRun(runId: string, options: EngineOptions & { event?: TaskEvent } = {}): Promise<RunResult> {
   const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
-  if (status === 'running') throw new UserError(`run ${runId} is still running in process ${handle.lockHolder()}`, 3);
-  const last = handle.latestSnapshot();
-  if (!last) throw new UserError(`run ${runId} has no saved snapshot to resume from (${handle.dir}/journal.jsonl is empty)`);
+  if (isFinalStatus(status) && !options.event) {
+    const result = resultOf(handle, store.dir, handle.db.data.question);
+    handle.close();
+    return result;
+  }
+  if (status === 'running') {
+    const holder = handle.readLock();
+    handle.close();
+    throw new UserError(`run ${runId} is still running in process ${holder?.pid ?? '?'} (since ${holder?.since ?? '?'}); wait for it, or stop it first`, 3);
+  }
+  const { entry: last, lastSeq } = handle.journal.latest();
+  if (!last) {
+    handle.close();
+    throw new UserError(`run ${runId} has no saved state to resume from (${handle.journal.path} holds no transition)`);
+  }
   // The run goes on with the config it started with; only the agent may be swapped (e.g. a new binary path).
-  const config = configSchema.parse(handle.db.data.config);
+  const parsed = configSchema.safeParse(handle.db.data.config);
+  if (!parsed.success) {
+    handle.close();
+    const issue = parsed.error.issues[0];
+    throw new UserError(`${handle.dir}/run.json holds a config this Obra cannot read (${issue?.path.join('.')}: ${issue?.message}); resume it with the Obra that started it`);
+  }
+  const config = parsed.data;
   const agent = options.agent ?? storedAgent(handle, config, options.agentCommand);
   agent.preflight?.();
   const inspection = await openInspection(options.inspect);
-  return drive({ ...options, config, agent, store, handle, inspection }, { snapshot: last.snapshot as Snapshot<unknown>, event: options.event });
+  return drive({ ...options, config, agent, store, handle, inspection }, { snapshot: last.snapshot as Snapshot<unknown>, event: options.event, fromSeq: lastSeq });
 }
 
 function storedAgent(handle: RunHandle, config: ObraConfig, command: string | undefined): Agent {
@@ -174,14 +199,19 @@ function storedAgent(handle: RunHandle, config: ObraConfig, command: string | un
   return new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: command ?? spec.command ?? config.agent.local.command, env: spec.env });
 }
 
-/** Sends a person's answer to a run waiting in `awaitingHuman`, then drives it on. */
+/**
+ * Sends a person's answer to a run waiting in `awaitingHuman`, then drives it on. The saved state decides, not
+ * the status: a run killed just as it started waiting shows `interrupted`, and can be answered all the same.
+ */
 export async function answerRun(runId: string, answer: string, options: EngineOptions = {}): Promise<RunResult> {
   if (!answer.trim()) throw new UserError('the answer is empty — write what the agent should do next');
   const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
+  const waiting = status === 'running' ? null : (handle.journal.latest().entry?.task ?? null);
   handle.close();
-  if (status !== 'escalated') throw new UserError(`run ${runId} is not waiting for an answer (its status is ${status})`);
+  if (status === 'running') throw new UserError(`run ${runId} is still running in another process; answer it once it waits for you`, 3);
+  if (waiting !== 'awaitingHuman') throw new UserError(`run ${runId} is not waiting for an answer (its status is ${status})`);
   return resumeRun(runId, { ...options, event: { type: 'HUMAN_ANSWER', answer } });
 }
 
@@ -193,73 +223,132 @@ interface DriveContext extends EngineOptions {
   inspection: Inspection;
 }
 
-export function buildMachines(deps: { config: ObraConfig; agent: Agent; now: () => number; saveIteration: (r: IterationRecord) => void; onAgentProgress?: Parameters<typeof iterationActors>[0]['onAgentProgress']; runChecks?: typeof runChecks }) {
-  const iteration = createIterationMachine(deps.now).provide({
-    actors: iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks }),
-  });
+export interface MachineDeps {
+  config: ObraConfig;
+  agent: Agent;
+  now: () => number;
+  saveIteration: (r: IterationRecord) => void;
+  onAgentProgress?: Parameters<typeof iterationActors>[0]['onAgentProgress'];
+  runChecks?: typeof runChecks;
+  /**
+   * Awaited by every invoked actor before it works (the journal commits the transition that started it;
+   * `effect` says whether the actor reaches outside the process). Resolving false stops it for good.
+   */
+  beforeStep?: (src: string, effect: boolean) => Promise<boolean>;
+}
+
+/** Actors that act on the world: the journal must be durable before they start. */
+function hasEffects(src: string, input: unknown, config: ObraConfig): boolean {
+  if (src === 'callAgent' || src === 'persistIteration') return true;
+  if (src === 'scoreResponse') return ((input as { task?: { checks?: unknown[] } }).task?.checks?.length ?? 0) > 0 || config.quality.judge.enabled;
+  return false;
+}
+
+export function buildMachines(deps: MachineDeps) {
+  const actors: Record<string, unknown> = iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks });
+  const beforeStep = deps.beforeStep;
+  if (beforeStep) {
+    for (const [src, logic] of Object.entries(actors)) {
+      const work = (logic as { config: (args: { input: unknown }) => Promise<unknown> }).config;
+      actors[src] = fromPromise<unknown, unknown>(async (args) => {
+        // Stopped (the journal failed): never resolve; the runner stops the actor.
+        if (!(await beforeStep(src, hasEffects(src, args.input, deps.config)))) return new Promise(() => {});
+        return work(args as never);
+      });
+    }
+  }
+  const iteration = createIterationMachine(deps.now).provide({ actors: actors as never });
   return createTaskMachine(deps.now).provide({ actors: { iteration } });
 }
 
-async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: Snapshot<unknown>; event?: TaskEvent }): Promise<RunResult> {
+async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: Snapshot<unknown>; event?: TaskEvent; fromSeq?: number }): Promise<RunResult> {
   const { handle, config, agent } = ctx;
   const clock = ctx.clock ?? systemClock;
   const emit = ctx.onEvent ?? (() => {});
   try {
     handle.acquireLock();
+    handle.update({ status: 'running', reason: '', question: null, finishedAt: null });
   } catch (error) {
+    handle.releaseLock();
+    handle.close();
     await ctx.inspection.close();
     throw error;
   }
-  handle.update({ status: 'running', reason: '', finishedAt: null });
   emit({ type: 'run-started', runId: handle.runId, resumed: !start.input, store: ctx.store.dir });
+
+  let actor!: AnyActorRef;
+  let stopped = false;
+  let failStorage: (error: Error) => void = () => {};
+  const recorder = new TransitionRecorder(handle.journal, () => clock.now(), () => actor, {
+    durability: ctx.durability ?? (config.store as { sync?: Durability }).sync ?? 'effect',
+    onCommit: ctx.onJournalCommit,
+    onFailure: (error) => failStorage(error),
+    stallAt: process.env.OBRA_TEST_STALL_AT || null,
+  });
+  const progress = new ProgressObserver(emit, agent);
 
   const machine = buildMachines({
     config,
     agent,
     now: () => clock.now(),
     runChecks: ctx.runChecks,
+    beforeStep: (_src, effect) => recorder.beforeStep(effect),
     saveIteration: (record) => {
       // A `persisting` restored after a crash runs again: the record is kept once, and announced once.
-      if (handle.appendIteration(record)) {
-        handle.update({ iterations: handle.db.data.iterations + 1, totalCostUsd: handle.db.data.totalCostUsd + record.costUsd });
-        emit({ type: 'iteration-done', record });
-      }
+      if (handle.appendIteration(record)) emit({ type: 'iteration-done', record });
     },
-    onAgentProgress: (progress, input) => emit({ type: 'agent-progress', index: input.index, progress }),
+    onAgentProgress: (progressEvent, input) => emit({ type: 'agent-progress', index: input.index, progress: progressEvent }),
   });
 
-  let actor!: ReturnType<typeof createActor<typeof machine>>;
-  let stopped = false;
-  const journal = new JournalWriter(handle, clock, emit, agent, () => actor);
+  if (start.snapshot) {
+    // Recorded before anything runs again: where the run was restored from, and which actors start over
+    // (an agent call in flight is issued again on the same session: at-least-once).
+    recorder.marker({ type: 'obra.resume', fromSeq: start.fromSeq ?? null, restarted: pendingActors(start.snapshot), pid: process.pid });
+    handle.journal.restart();
+  }
   actor = createActor(machine, {
     // The input is only read for a fresh start; a restored snapshot carries its own context.
     input: start.input as TaskInput,
     snapshot: start.snapshot as never,
     clock: clock as never,
     inspect: (event) => {
-      if (!stopped) journal.observe(event);
+      if (!stopped) progress.observe(event, recorder.observe(event));
       ctx.inspection.inspect?.(event);
     },
   });
 
-  return new Promise<RunResult>((resolvePromise) => {
+  return new Promise<RunResult>((resolvePromise, rejectPromise) => {
     let detachControl = () => {};
-    const finish = (status: RunStatus, reason: string, question: string | null = null) => {
-      if (stopped) return;
-      detachControl();
-      // Observers hear of a transition before the inspector does: write the final state now, then stop.
-      journal.writeRoot();
+    const stop = () => {
       stopped = true;
-      journal.dispose();
+      detachControl();
+      progress.dispose();
       ctx.signal?.removeEventListener('abort', onAbort);
       actor.stop();
-      const taskContext = actor.getSnapshot().context as TaskContext;
-      handle.update({
-        status,
-        reason,
-        sessionId: taskContext.sessionId,
-        finishedAt: ['done', 'failed', 'max_iterations', 'budget_exceeded', 'cancelled'].includes(status) ? new Date().toISOString() : null,
-      });
+    };
+    const finish = (status: RunStatus, reason: string, question: string | null = null) => {
+      if (stopped) return;
+      // Everything up to the last transition is on disk before the run is marked and the lock let go.
+      if (status === 'interrupted') recorder.marker({ type: 'obra.interrupted', reason });
+      else recorder.commit(true);
+      if (recorder.failure) return;
+      stop();
+      const taskContext = (actor.getSnapshot() as { context: TaskContext }).context;
+      try {
+        handle.update({
+          status,
+          reason,
+          question,
+          sessionId: taskContext.sessionId,
+          ...handle.totalsFromRecords(),
+          finishedAt: isFinalStatus(status) ? new Date().toISOString() : null,
+        });
+      } catch (error) {
+        handle.releaseLock();
+        handle.close();
+        void ctx.inspection.close().finally(() => rejectPromise(error));
+        return;
+      }
       handle.releaseLock();
       handle.close();
       emit({ type: 'run-finished', runId: handle.runId, status, reason });
@@ -267,22 +356,37 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
       // The inspector gets the run's last events before the caller hears it is over.
       void ctx.inspection.close().finally(() => resolvePromise(result));
     };
+    failStorage = (error) => {
+      if (stopped) return;
+      stop();
+      // The journal could not be written: the run stops at its last saved state and stays resumable.
+      handle.releaseLock();
+      handle.close();
+      const message = `${error.message}; run ${handle.runId} stopped at its last saved state — \`obra resume ${handle.runId}\` continues it once this is fixed`;
+      void ctx.inspection.close().finally(() => rejectPromise(new UserError(message, 1)));
+    };
     // Restored runs may start in a waiting state: judge only after the resume events were delivered.
     let ready = false;
+    let judging = false;
     const settle = () => {
-      if (!ready) return;
-      const snapshot = actor.getSnapshot();
-      if (snapshot.status === 'done') {
-        const output = snapshot.output as TaskOutput;
-        finish(output.status, output.reason);
-      } else if (snapshot.status === 'error') {
-        finish('failed', `the engine stopped on an internal error: ${String(snapshot.error)}`);
-      } else if (snapshot.matches('awaitingHuman')) {
-        const context = snapshot.context as TaskContext;
-        finish('escalated', context.reason ?? 'a human decision is needed', context.question);
-      } else if (snapshot.matches('paused')) {
-        finish('paused', `${(snapshot.context as TaskContext).reason ?? 'paused for review'}; \`obra resume <runId>\` continues`);
-      }
+      if (!ready || judging) return;
+      // Observers hear of a transition before it is inspected (and journaled): judge once that is done.
+      judging = true;
+      queueMicrotask(() => {
+        judging = false;
+        if (stopped) return;
+        const snapshot = actor.getSnapshot() as { status: string; output?: TaskOutput; error?: unknown; context: TaskContext; matches(state: string): boolean };
+        if (snapshot.status === 'done') {
+          const output = snapshot.output as TaskOutput;
+          finish(output.status, output.reason);
+        } else if (snapshot.status === 'error') {
+          finish('failed', `the engine stopped on an internal error: ${String(snapshot.error)}`);
+        } else if (snapshot.matches('awaitingHuman')) {
+          finish('escalated', snapshot.context.reason ?? 'a human decision is needed', snapshot.context.question);
+        } else if (snapshot.matches('paused')) {
+          finish('paused', `${snapshot.context.reason ?? 'paused for review'}; \`obra resume <runId>\` continues`);
+        }
+      });
     };
     const onAbort = () => finish('interrupted', 'interrupted; `obra resume <runId>` continues where it stopped');
     ctx.signal?.addEventListener('abort', onAbort, { once: true });
@@ -294,9 +398,9 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     if (start.snapshot) {
       // A restored backoff wait has no timer (XState does not persist delayed events): re-enter it so it waits
       // for what is left of it. A restored agent call is re-issued by XState itself (at-least-once).
-      const child = actor.getSnapshot().children.iteration as AnyActorRef | undefined;
+      const child = (actor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children.iteration;
       if (child?.getSnapshot().value === 'retryingSessionLock') child.send({ type: 'RESUMED' });
-      if (actor.getSnapshot().matches('paused')) actor.send({ type: 'CONTINUE' });
+      if ((actor.getSnapshot() as { matches(state: string): boolean }).matches('paused')) actor.send({ type: 'CONTINUE' });
     }
     if (start.event && !stopped) actor.send(start.event);
     ready = true;
@@ -305,35 +409,36 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
   });
 }
 
-/**
- * Writes one journal line for every transition of the task or iteration machine, synchronously and fsync'd
- * before the engine goes on, and turns transitions into progress events.
- */
-class JournalWriter {
+/** The invoked actors of a persisted snapshot that a restore starts again (their work was in flight). */
+function pendingActors(snapshot: unknown): string[] {
+  const out: string[] = [];
+  const visit = (node: unknown) => {
+    const children = (node as { children?: Record<string, { src?: unknown; snapshot?: { status?: string; children?: unknown } }> }).children ?? {};
+    for (const child of Object.values(children)) {
+      if (child?.snapshot?.status !== 'active') continue;
+      if (child.snapshot.children) visit(child.snapshot);
+      else out.push(String(child.src));
+    }
+  };
+  visit(snapshot);
+  return out;
+}
+
+/** Turns the journaled transitions into progress events (the CLI's lines, the retry warnings). */
+class ProgressObserver {
   private lastIterationState: string | null = null;
-  private lastWritten: string | null = null;
   private releaseListener: (() => void) | null = null;
 
   constructor(
-    private readonly handle: RunHandle,
-    private readonly clock: Clock,
     private readonly emit: (event: EngineEvent) => void,
     private readonly agent: Agent,
-    private readonly root: () => AnyActorRef,
   ) {}
 
-  observe(event: InspectionEvent): void {
-    if (event.type !== '@xstate.snapshot') return;
-    const root = this.root();
-    if (!root) return;
-    const rootSnapshot = root.getSnapshot() as { value: unknown; children: Record<string, AnyActorRef | undefined> };
-    const isRoot = event.actorRef === root;
-    // A child transition while the root itself is mid-transition (a new iteration being spawned) is written
-    // by the root's own snapshot event right after, with the root's final state.
-    const isIteration = !isRoot && rootSnapshot.children.iteration === event.actorRef;
-    if (!isRoot && !isIteration) return;
-
-    const at = this.write(isRoot ? 'task' : 'iteration', compactEvent(event.event));
+  observe(event: InspectionEvent, step: { actor: 'task' | 'iteration'; task: unknown; at: number } | null): void {
+    if (!step || event.type !== '@xstate.snapshot') return;
+    const isRoot = step.actor === 'task';
+    const at = step.at;
+    const rootSnapshot = { value: step.task };
 
     if (isRoot) {
       this.emit({ type: 'state', actor: 'task', index: (event.snapshot as unknown as { context: TaskContext }).context.iterations, state: String(rootSnapshot.value), at });
@@ -355,58 +460,30 @@ class JournalWriter {
     this.releaseListener = null;
     if (state === 'retryingSessionLock') {
       const sessionId = context.call?.sessionId ?? context.sessionId ?? '';
+      const outcome = context.call?.outcome;
+      const wait = context.wait;
       this.emit({
         type: 'retry',
+        kind: wait?.kind ?? 'sessionBusy',
         index: context.index,
         sessionId,
-        delayMs: context.retryDelaysMs.at(-1) ?? 0,
-        attempt: context.retries,
-        maxRetries: context.retry.maxRetries,
+        delayMs: wait?.delayMs ?? context.retryDelaysMs.at(-1) ?? 0,
+        attempt: wait?.attempt ?? context.retries,
+        maxRetries: wait?.maxRetries ?? context.retry.maxRetries,
         dueAt: context.retryDueAt ?? at,
-        reason: context.call && 'message' in context.call.outcome ? context.call.outcome.message : 'session busy',
+        reason: outcome && 'message' in outcome ? outcome.message : 'session busy',
       });
-      // When another task of this process frees the session, stop waiting at once (an event, not a poll).
-      const waiting = event.actorRef as AnyActorRef;
-      this.releaseListener = this.agent.whenSessionFree?.(sessionId, () => waiting.send({ type: 'SESSION_RELEASED' })) ?? null;
+      // When Obra's own lock on the session is released (by another task here, or another Obra process), stop
+      // waiting at once: an event, not a poll. A busy reported by the CLI itself has no such event: backoff only.
+      if (outcome?.kind === 'sessionBusy' && outcome.holder) {
+        const waiting = event.actorRef as AnyActorRef;
+        this.releaseListener = this.agent.whenSessionFree?.(sessionId, () => waiting.send({ type: 'SESSION_RELEASED' })) ?? null;
+      }
     }
-  }
-
-  /** Appends the current persisted snapshot of the whole run; returns the clock time it was written at. */
-  private write(actor: string, event: JournalEntry['event']): number {
-    const root = this.root();
-    const rootSnapshot = root.getSnapshot() as { value: unknown; children: Record<string, AnyActorRef | undefined> };
-    const child = rootSnapshot.children.iteration;
-    const childSnapshot = child?.getSnapshot() as { value: unknown; context: IterationContext; status: string } | undefined;
-    const at = this.clock.now();
-    const snapshot = root.getPersistedSnapshot();
-    const serialised = JSON.stringify(snapshot);
-    if (serialised === this.lastWritten) return at; // nothing changed since the last line
-    this.lastWritten = serialised;
-    this.handle.appendJournal({
-      at,
-      actor,
-      event,
-      task: rootSnapshot.value,
-      iteration: childSnapshot && childSnapshot.status === 'active' ? { index: childSnapshot.context.index, state: childSnapshot.value } : null,
-      snapshot,
-    });
-    return at;
-  }
-
-  /** Writes the run's state as it is now (used when the runner stops, before the inspector would). */
-  writeRoot(): void {
-    this.write('task', { type: 'obra.stop' });
   }
 
   dispose(): void {
     this.releaseListener?.();
     this.releaseListener = null;
   }
-}
-
-/** The journal keeps events small: the type, plus the output of a finished actor (what replay feeds back). */
-function compactEvent(event: { type: string; [key: string]: unknown }): { type: string; [key: string]: unknown } {
-  if ('output' in event) return { type: event.type, output: event.output };
-  if ('error' in event) return { type: event.type, error: String(event.error) };
-  return event;
 }

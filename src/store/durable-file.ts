@@ -1,38 +1,77 @@
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { SyncAdapter } from 'lowdb';
 import type { z } from 'zod';
 import { UserError } from '../core/errors.js';
 
 /**
- * A lowdb adapter whose writes survive SIGKILL and power loss: write a temp file, fsync it, rename it over the
- * old one, fsync the directory. A reader sees the old file or the new one, never half of one. (lowdb's own
- * JSONFile renames too, but never fsyncs.) Reads are validated, and a bad file is named in the error.
+ * The store's file primitives. Two kinds of file, both safe against SIGKILL and power loss:
+ * - small JSON files replaced whole (lowdb adapter): temp file, fdatasync, rename, fsync of the folder — a
+ *   reader sees the old file or the new one, never half of one (lowdb's own JSONFile renames but never syncs);
+ * - append-only JSON-lines logs: a line is one write(); `sync()` fdatasyncs; a line cut short by a crash
+ *   (never acknowledged) is ignored by readers and cut off before the next append.
+ * Every failure names the file and says what to do; a failed write never touches the previous content.
  */
+
+export type StoreOperation = 'open' | 'write' | 'sync' | 'rename' | 'read';
+
+/** Test hook: called before every store I/O; throwing simulates a failing disk (ENOSPC, EIO, ...). */
+let faultInjector: ((operation: StoreOperation, path: string) => void) | null = null;
+
+export function injectStoreFault(injector: ((operation: StoreOperation, path: string) => void) | null): void {
+  faultInjector = injector;
+}
+
+function check(operation: StoreOperation, path: string): void {
+  faultInjector?.(operation, path);
+}
+
+/** A failed store I/O as a one-line message that names the file, the cause and the way out. */
+export function storeIoError(error: unknown, path: string, doing: string): Error {
+  if (error instanceof UserError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT' ? 'the disk is full (or the quota is used up) — free some space'
+    : code === 'EROFS' ? 'the file system is read-only — point --db at a writable folder'
+    : code === 'EACCES' || code === 'EPERM' ? 'permission denied — point --db at a folder you can write to, or fix its permissions'
+    : code === 'ENOENT' ? 'the folder is gone (was the store moved or deleted?)'
+    : `${code ?? 'error'}: ${(error as Error).message}`;
+  return new UserError(`cannot ${doing} ${path}: ${why}`);
+}
+
+export const isNotFound = (error: unknown) => (error as NodeJS.ErrnoException).code === 'ENOENT';
+
+/** A lowdb adapter: reads are validated with zod (a bad file is named), writes are atomic and durable. */
 export class DurableJsonFile<T> implements SyncAdapter<T> {
   constructor(
     readonly path: string,
     private readonly schema: z.ZodType<T>,
+    /** Extra advice for a file that does not match the schema (e.g. an older store version). */
+    private readonly explain?: (json: unknown) => string | null,
   ) {}
 
   read(): T | null {
     let text: string;
     try {
+      check('read', this.path);
       text = readFileSync(this.path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new UserError(`cannot read ${this.path}: ${(error as Error).message}`);
+      if (isNotFound(error)) return null;
+      throw storeIoError(error, this.path, 'read');
     }
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      throw new UserError(`${this.path} is not valid JSON (truncated or edited by hand?); it was left untouched — restore it from a backup or remove the run`);
+      const what = text.trim() === '' ? 'is empty' : 'is not valid JSON';
+      throw new UserError(`${this.path} ${what} (truncated or edited by hand?); it was left untouched — restore it from a backup or delete that run's folder`);
     }
+    const advice = this.explain?.(json);
+    if (advice) throw new UserError(`${this.path}: ${advice}; it was left untouched`);
     const parsed = this.schema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new UserError(`${this.path} is not an Obra file of the expected format (${issue?.path.join('.') || 'root'}: ${issue?.message}); it was left untouched`);
+      throw new UserError(`${this.path} is not an Obra file of the expected format (${issue?.path.join('.') || 'the top level'}: ${issue?.message}); it was left untouched`);
     }
     return parsed.data;
   }
@@ -42,17 +81,27 @@ export class DurableJsonFile<T> implements SyncAdapter<T> {
   }
 }
 
+/** Replaces `path` atomically and durably; on failure the old file is intact and the temp file removed. */
 export function writeFileDurably(path: string, text: string): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(temp, 'w');
   try {
-    writeSync(fd, text);
-    fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
+    check('open', temp);
+    const fd = openSync(temp, 'w');
+    try {
+      check('write', temp);
+      writeSync(fd, text);
+      check('sync', temp);
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    check('rename', path);
+    renameSync(temp, path);
+    syncDirectory(dirname(path));
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw storeIoError(error, path, 'write');
   }
-  renameSync(temp, path);
-  syncDirectory(dirname(path));
 }
 
 export function syncDirectory(dir: string): void {
@@ -64,16 +113,54 @@ export function syncDirectory(dir: string): void {
   }
 }
 
-/** An append-only JSON-lines file, each append fdatasync'd before it returns. */
-export class DurableLog {
+/**
+ * An append-only JSON-lines file. `write` hands a whole line (or several) to the kernel in one write() — a
+ * killed process cannot lose it any more — and `sync` makes what was written durable (fdatasync).
+ */
+export class AppendLog {
   private fd: number | null = null;
+  private unsynced = false;
 
   constructor(readonly path: string) {}
 
+  private open(): number {
+    if (this.fd !== null) return this.fd;
+    try {
+      check('open', this.path);
+      const fd = openSync(this.path, 'a+');
+      cutTornTail(fd);
+      this.fd = fd;
+      return fd;
+    } catch (error) {
+      throw storeIoError(error, this.path, 'open for writing');
+    }
+  }
+
+  write(text: string): void {
+    const fd = this.open();
+    try {
+      check('write', this.path);
+      writeSync(fd, text);
+      this.unsynced = true;
+    } catch (error) {
+      throw storeIoError(error, this.path, 'append to');
+    }
+  }
+
+  sync(): void {
+    if (!this.unsynced || this.fd === null) return;
+    try {
+      check('sync', this.path);
+      fdatasyncSync(this.fd);
+      this.unsynced = false;
+    } catch (error) {
+      throw storeIoError(error, this.path, 'sync');
+    }
+  }
+
   append(entry: unknown): void {
-    this.fd ??= openSync(this.path, 'a');
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
-    fdatasyncSync(this.fd);
+    this.write(`${JSON.stringify(entry)}\n`);
+    this.sync();
   }
 
   close(): void {
@@ -81,27 +168,101 @@ export class DurableLog {
     this.fd = null;
   }
 
-  /** Every complete line; a last line cut short by a crash is ignored (it was never acknowledged). */
-  readAll<T>(): T[] {
+  /** The file's complete lines with their 1-based numbers; a last line without its newline was never finished. */
+  readLines(): { text: string; number: number }[] {
     let text: string;
     try {
+      check('read', this.path);
       text = readFileSync(this.path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
+      if (isNotFound(error)) return [];
+      throw storeIoError(error, this.path, 'read');
     }
     const lines = text.split('\n');
-    const out: T[] = [];
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (!line.trim()) continue;
-      try {
-        out.push(JSON.parse(line) as T);
-      } catch {
-        if (i >= lines.length - 2) break; // torn tail from a crash mid-append
-        throw new UserError(`${this.path}: line ${i + 1} is not valid JSON (edited by hand?); the file was left untouched`);
-      }
-    }
+    lines.pop(); // after the last newline: empty, or a torn line
+    const out: { text: string; number: number }[] = [];
+    for (let i = 0; i < lines.length; i++) if (lines[i]!.trim()) out.push({ text: lines[i]!, number: i + 1 });
     return out;
   }
+
+  /** Parsed complete lines; a line that is not JSON is named (the file was edited), never skipped. */
+  readAll<T>(): T[] {
+    return this.readLines().map(({ text, number }) => {
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw new UserError(`${this.path}: line ${number} is not valid JSON (edited by hand?); the file was left untouched`);
+      }
+    });
+  }
+
+  /**
+   * The complete lines at the end of the file, newest first, read backwards in blocks until `enough` says so:
+   * finding the latest state costs the same however long the file is.
+   */
+  *linesFromEnd(): Generator<string> {
+    let fd: number;
+    try {
+      check('read', this.path);
+      fd = openSync(this.path, 'r');
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw storeIoError(error, this.path, 'read');
+    }
+    try {
+      let position = fstatSync(fd).size;
+      let carry = Buffer.alloc(0);
+      let sawEnd = false;
+      const block = Buffer.alloc(64 * 1024);
+      while (position > 0) {
+        const length = Math.min(block.length, position);
+        position -= length;
+        readSync(fd, block, 0, length, position);
+        let chunk = Buffer.concat([block.subarray(0, length), carry]);
+        if (!sawEnd) {
+          // Drop a torn last line (no newline after it): it was never acknowledged.
+          const lastNewline = chunk.lastIndexOf(10);
+          if (lastNewline === -1) {
+            carry = chunk;
+            continue;
+          }
+          chunk = chunk.subarray(0, lastNewline);
+          sawEnd = true;
+        }
+        let end = chunk.length;
+        for (let i = chunk.length - 1; i >= 0; i--) {
+          if (chunk[i] === 10) {
+            if (end > i + 1) yield chunk.subarray(i + 1, end).toString('utf8');
+            end = i;
+          }
+        }
+        carry = Buffer.from(chunk.subarray(0, end));
+      }
+      if (sawEnd && carry.length) yield carry.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** A line cut short by a crash (no newline at the end of the file) is cut off, so the next append starts clean. */
+function cutTornTail(fd: number): void {
+  const size = fstatSync(fd).size;
+  if (size === 0) return;
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, size - 1);
+  if (last[0] === 10) return;
+  const block = Buffer.alloc(64 * 1024);
+  let position = size;
+  while (position > 0) {
+    const length = Math.min(block.length, position);
+    position -= length;
+    readSync(fd, block, 0, length, position);
+    const newline = block.subarray(0, length).lastIndexOf(10);
+    if (newline !== -1) {
+      ftruncateSync(fd, position + newline + 1);
+      return;
+    }
+  }
+  ftruncateSync(fd, 0);
 }

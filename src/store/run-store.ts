@@ -1,100 +1,131 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LowSync } from 'lowdb';
 import { z } from 'zod';
-import { isAlive } from '../agents/session-lock.js';
 import { UserError } from '../core/errors.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
-import { DurableJsonFile, DurableLog } from './durable-file.js';
+import { AppendLog, DurableJsonFile, isNotFound, storeIoError } from './durable-file.js';
+import { Journal, type JournalEntry } from './journal.js';
+
+export type { JournalEntry } from './journal.js';
 
 /**
- * The StateManager: where runs live on disk (lowdb JSON, no server).
+ * The StateManager: where runs live on disk (lowdb JSON files, no server).
  *
- *   <dir>/obra-store.json               format marker + version
- *   <dir>/runs/<runId>/run.json         the run's small live file (lowdb): status, totals, latest checkpoint
- *   <dir>/runs/<runId>/journal.jsonl    one line per transition: the event, the states, the persisted snapshot
- *   <dir>/runs/<runId>/iterations.jsonl one line per finished iteration: the full record (prompt, agent I/O...)
- *   <dir>/runs/<runId>/lock             pid of the process driving the run
+ *   <dir>/obra-store.json               format marker and version
+ *   <dir>/runs/<runId>/run.json         the run's small file (lowdb): task, status, config, the task input
+ *   <dir>/runs/<runId>/journal.jsonl    one line per transition: event, states, snapshot (see journal.ts)
+ *   <dir>/runs/<runId>/iterations.jsonl one line per finished iteration: prompt, agent output, scores, decision
+ *   <dir>/runs/<runId>/lock             the process driving the run (pid, its start time, host)
  *
- * Every write is one small append or one small atomic file, so its cost does not grow with the number of
- * runs or iterations. Appends are fdatasync'd; run.json is written temp + fsync + rename.
+ * Every write is one small append or one small atomic file of one run, so its cost depends neither on how
+ * many runs the store holds nor on how far the run is. run.json is rewritten only when a run starts, comes to
+ * rest or ends — never per transition or per iteration.
  */
 
-export const STORE_VERSION = 1;
+export const STORE_VERSION = 2;
 
-const storeMetaSchema = z.object({ format: z.literal('obra-store'), version: z.number().int() });
+const storeMetaSchema = z.object({ format: z.literal('obra-store'), version: z.number().int().positive() });
+
+const taskSpecSchema = z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) });
+
+const RUN_STATUSES = ['running', 'done', 'escalated', 'failed', 'max_iterations', 'budget_exceeded', 'cancelled', 'awaiting_human', 'paused', 'interrupted'] as const;
 
 export const runFileSchema = z.object({
   version: z.literal(STORE_VERSION),
-  runId: z.string(),
-  task: z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) }),
-  status: z.string() as z.ZodType<RunStatus>,
+  runId: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  task: taskSpecSchema,
+  status: z.enum(RUN_STATUSES) as z.ZodType<RunStatus>,
   reason: z.string(),
+  /** The question put to a human while the run waits in `awaitingHuman`. */
+  question: z.string().nullable().default(null),
   createdAt: z.string(),
   updatedAt: z.string(),
   finishedAt: z.string().nullable(),
   sessionId: z.string().nullable(),
+  /** Totals as of the last time the run came to rest (a live run's are counted from iterations.jsonl). */
   iterations: z.number().int(),
   totalCostUsd: z.number(),
   /** The effective config the run started with (resume and replay use it, not today's config). */
   config: z.record(z.string(), z.unknown()),
+  /** The task machine's input: replay starts the machines from it. */
+  input: z.record(z.string(), z.unknown()),
   /** Enough to rebuild the agent on resume: its name, and for Claude Code the binary and extra env. */
   agent: z.object({ name: z.string(), command: z.string().optional(), env: z.record(z.string(), z.string()).optional() }),
 });
 export type RunFile = z.infer<typeof runFileSchema>;
+export type NewRun = Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'status' | 'reason' | 'question'>;
 
-/** One line of the journal: a transition of the task or iteration machine. */
-export interface JournalEntry {
-  seq: number;
-  at: number;
-  /** Which actor moved: `task` or `iteration`. */
-  actor: string;
-  /** The event that caused it (type, plus the output of finished actors). */
-  event: { type: string; [key: string]: unknown };
-  /** The task machine's state value and, when one runs, the iteration's. */
-  task: unknown;
-  iteration: { index: number; state: unknown } | null;
-  /** `actor.getPersistedSnapshot()` of the task machine, including its running iteration. */
-  snapshot: unknown;
+const FINAL_STATUSES: RunStatus[] = ['done', 'failed', 'max_iterations', 'budget_exceeded', 'cancelled'];
+export const isFinalStatus = (status: RunStatus) => FINAL_STATUSES.includes(status);
+
+/** Says what is wrong with a file from another store version, before the schema's field-level complaint. */
+function versionAdvice(kind: string) {
+  return (json: unknown): string | null => {
+    const version = (json as { version?: unknown } | null)?.version;
+    if (typeof version !== 'number' || version === STORE_VERSION) return null;
+    return version > STORE_VERSION
+      ? `written by a newer Obra (${kind} version ${version}; this Obra reads version ${STORE_VERSION}) — upgrade Obra to use it`
+      : `written by an older Obra (${kind} version ${version}; this Obra reads version ${STORE_VERSION}) — keep using the Obra that wrote it, or start a new store with --db <folder>`;
+  };
 }
 
+/** Locks held by this process (a run must not be driven twice by one process either). */
+const heldHere = new Set<string>();
+
 export class RunStore {
-  readonly dir: string;
+  private constructor(readonly dir: string) {}
 
-  private constructor(dir: string) {
-    this.dir = dir;
-  }
-
-  /** Opens (creating when asked) the store at `dir`, refusing a folder that holds something else. */
+  /** Opens (creating when asked) the store at `dir`; refuses a folder that holds something else. */
   static open(dir: string, options: { create: boolean } = { create: true }): RunStore {
     const root = resolve(dir);
     const metaPath = join(root, 'obra-store.json');
-    const meta = new DurableJsonFile(metaPath, storeMetaSchema).read();
+    const metaFile = new DurableJsonFile(metaPath, storeMetaSchema, versionAdvice('store format'));
+    const meta = metaFile.read();
     if (meta === null) {
       if (!options.create) throw new UserError(`no Obra store at ${root} — run a task first, or point --db at the right folder`);
+      if (existsSync(root) && readdirSync(root).some((name) => !name.startsWith('.'))) {
+        throw new UserError(`${root} is not an Obra store (it holds other files and no obra-store.json) — choose a new or empty folder with --db`);
+      }
       try {
         mkdirSync(join(root, 'runs'), { recursive: true });
-        new DurableJsonFile(metaPath, storeMetaSchema).write({ format: 'obra-store', version: STORE_VERSION });
       } catch (error) {
-        throw new UserError(`cannot create the store at ${root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} — choose a writable folder with --db`);
+        throw storeIoError(error, root, 'create the store at');
       }
-    } else if (meta.version > STORE_VERSION) {
-      throw new UserError(`${metaPath} was written by a newer Obra (store version ${meta.version}, this one reads ${STORE_VERSION}); upgrade Obra`);
+      metaFile.write({ format: 'obra-store', version: STORE_VERSION });
+    } else {
+      const advice = versionAdvice('store format')(meta);
+      if (advice) throw new UserError(`${metaPath}: ${advice}; it was left untouched`);
     }
     return new RunStore(root);
   }
 
   runDir(runId: string): string {
-    if (!/^[A-Za-z0-9_-]+$/.test(runId)) throw new UserError(`"${runId}" is not a valid run id`);
+    if (!/^[A-Za-z0-9_-]+$/.test(runId)) throw new UserError(`"${runId}" is not a valid run id (letters, digits, - and _ only)`);
     return join(this.dir, 'runs', runId);
   }
 
-  createRun(file: Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'status' | 'reason'>): RunHandle {
+  createRun(file: NewRun): RunHandle {
     const dir = this.runDir(file.runId);
-    if (existsSync(dir)) throw new UserError(`run ${file.runId} already exists in ${this.dir}`);
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir); // fails if it exists: a run is never overwritten
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UserError(`run ${file.runId} already exists in ${this.dir}`);
+      throw storeIoError(error, dir, 'create the run folder');
+    }
     const handle = new RunHandle(dir);
-    handle.db.data = { ...file, version: STORE_VERSION, status: 'running', reason: '', updatedAt: file.createdAt, finishedAt: null, iterations: 0, totalCostUsd: 0 };
+    handle.db.data = {
+      ...file,
+      version: STORE_VERSION,
+      status: 'running',
+      reason: '',
+      question: null,
+      updatedAt: file.createdAt,
+      finishedAt: null,
+      iterations: 0,
+      totalCostUsd: 0,
+    };
     handle.db.write();
     return handle;
   }
@@ -112,24 +143,35 @@ export class RunStore {
   /** Run ids, newest first (ids start with a timestamp). */
   listRunIds(): string[] {
     try {
-      return readdirSync(join(this.dir, 'runs')).filter((n) => !n.startsWith('.')).sort().reverse();
-    } catch {
-      return [];
+      return readdirSync(join(this.dir, 'runs'))
+        .filter((name) => !name.startsWith('.'))
+        .sort()
+        .reverse();
+    } catch (error) {
+      if (isNotFound(error)) return [];
+      throw storeIoError(error, join(this.dir, 'runs'), 'list');
     }
   }
 }
 
+export interface LockInfo {
+  pid: number;
+  /** The process's start time as the kernel counts it, so a reused pid is not taken for the holder. */
+  start: string | null;
+  host: string;
+  since: string;
+}
+
 export class RunHandle {
   readonly db: LowSync<RunFile>;
-  private readonly journal: DurableLog;
-  private readonly iterationLog: DurableLog;
+  readonly journal: Journal;
+  private readonly iterationLog: AppendLog;
   private recordedIterations: Set<number> | null = null;
-  private seq: number | null = null;
 
   constructor(readonly dir: string) {
-    this.db = new LowSync(new DurableJsonFile(join(dir, 'run.json'), runFileSchema), null as unknown as RunFile);
-    this.journal = new DurableLog(join(dir, 'journal.jsonl'));
-    this.iterationLog = new DurableLog(join(dir, 'iterations.jsonl'));
+    this.db = new LowSync(new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file')), null as unknown as RunFile);
+    this.journal = new Journal(join(dir, 'journal.jsonl'));
+    this.iterationLog = new AppendLog(join(dir, 'iterations.jsonl'));
   }
 
   get runId(): string {
@@ -141,23 +183,17 @@ export class RunHandle {
     this.db.write();
   }
 
-  appendJournal(entry: Omit<JournalEntry, 'seq'>): number {
-    this.seq ??= this.readJournal().at(-1)?.seq ?? 0;
-    this.seq += 1;
-    this.journal.append({ seq: this.seq, ...entry });
-    return this.seq;
-  }
-
-  readJournal(): JournalEntry[] {
-    return this.journal.readAll<JournalEntry>();
+  /** Every transition, decoded; with `markers`, the engine's own lines (resume, interruption) too. */
+  readJournal(options: { markers?: boolean } = {}): JournalEntry[] {
+    return [...this.journal.entries(options)];
   }
 
   /** The last persisted snapshot: where a resumed run continues from. */
   latestSnapshot(): JournalEntry | null {
-    return this.readJournal().at(-1) ?? null;
+    return this.journal.latest().entry;
   }
 
-  /** Appends an iteration record once: re-running `persisting` after a crash must not record it twice. */
+  /** Appends an iteration record once, durably: re-running `persisting` after a crash must not record it twice. */
   appendIteration(record: IterationRecord): boolean {
     this.recordedIterations ??= new Set(this.readIterations().map((r) => r.index));
     if (this.recordedIterations.has(record.index)) return false;
@@ -170,46 +206,79 @@ export class RunHandle {
     return this.iterationLog.readAll<IterationRecord>();
   }
 
+  /** Iterations and cost so far: run.json's totals once the run is at rest, else counted from the records. */
+  totals(): { iterations: number; totalCostUsd: number } {
+    const file = this.db.data;
+    if (file.status !== 'running') return { iterations: file.iterations, totalCostUsd: file.totalCostUsd };
+    return this.totalsFromRecords();
+  }
+
+  totalsFromRecords(): { iterations: number; totalCostUsd: number } {
+    const records = this.readIterations();
+    return { iterations: records.length, totalCostUsd: records.reduce((sum, r) => sum + r.costUsd, 0) };
+  }
+
   /** The status to show: a run marked running whose driving process is gone was interrupted. */
   effectiveStatus(): RunStatus {
     const status = this.db.data.status;
     if (status !== 'running') return status;
-    const holder = this.lockHolder();
-    return holder !== null && isAlive(holder) ? 'running' : 'interrupted';
+    const holder = this.readLock();
+    return holder !== null && lockIsLive(holder) ? 'running' : 'interrupted';
   }
 
   lockHolder(): number | null {
-    try {
-      const pid = (JSON.parse(readFileSync(join(this.dir, 'lock'), 'utf8')) as { pid?: unknown }).pid;
-      return typeof pid === 'number' ? pid : null;
-    } catch {
-      return null;
-    }
+    return this.readLock()?.pid ?? null;
+  }
+
+  readLock(): LockInfo | null {
+    return readLockFile(join(this.dir, 'lock'));
   }
 
   /** Takes the run for this process; refuses while a live process holds it, takes over a dead one's lock. */
   acquireLock(): void {
     const path = join(this.dir, 'lock');
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, 'wx');
-        writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }));
-        closeSync(fd);
+    const refuse = (holder: LockInfo) =>
+      new UserError(
+        `run ${this.runId} is being driven by process ${holder.pid}${holder.host !== hostname() ? ` on ${holder.host}` : ''} (since ${holder.since}); ` +
+          'wait for it to finish, or stop it first (`obra cancel`, or Ctrl-C in its terminal)',
+        3,
+      );
+    if (heldHere.has(this.dir)) throw new UserError(`run ${this.runId} is already being driven by this process`, 3);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (createLockFile(path)) {
+        heldHere.add(this.dir);
         return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const holder = this.lockHolder();
-        if (holder !== null && holder !== process.pid && isAlive(holder)) {
-          throw new UserError(`run ${this.runId} is being driven by process ${holder}; wait for it or stop it first`, 3);
-        }
+      }
+      const holder = this.readLock();
+      if (holder && lockIsLive(holder)) throw refuse(holder);
+      // A stale lock (its process died): take it over under a short-lived mutex, so two processes resuming
+      // the same run at once cannot both remove it and both go on.
+      const mutex = `${path}.takeover`;
+      if (!createLockFile(mutex)) {
+        const other = readLockFile(mutex);
+        if (other && lockIsLive(other)) throw new UserError(`process ${other.pid} is taking over run ${this.runId} right now`, 3);
+        rmSync(mutex, { force: true });
+        continue;
+      }
+      try {
+        const again = this.readLock();
+        if (again && lockIsLive(again)) throw refuse(again);
         rmSync(path, { force: true });
+        if (createLockFile(path)) {
+          heldHere.add(this.dir);
+          return;
+        }
+      } finally {
+        rmSync(mutex, { force: true });
       }
     }
-    throw new UserError(`could not lock run ${this.runId} (another process is taking it right now)`, 3);
+    throw new UserError(`could not lock run ${this.runId} (other processes keep taking it)`, 3);
   }
 
   releaseLock(): void {
-    if (this.lockHolder() === process.pid) rmSync(join(this.dir, 'lock'), { force: true });
+    heldHere.delete(this.dir);
+    const holder = this.readLock();
+    if (holder?.pid === process.pid) rmSync(join(this.dir, 'lock'), { force: true });
   }
 
   close(): void {
@@ -217,3 +286,64 @@ export class RunHandle {
     this.iterationLog.close();
   }
 }
+
+/** Creates a lock file with its whole content at once (link of a finished temp file): never half-written. */
+function createLockFile(path: string): boolean {
+  const info: LockInfo = { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
+  const temp = `${path}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(temp, 'w');
+    try {
+      writeSync(fd, JSON.stringify(info));
+    } finally {
+      closeSync(fd);
+    }
+    linkSync(temp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw storeIoError(error, path, 'create the lock');
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+function readLockFile(path: string): LockInfo | null {
+  try {
+    const json = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockInfo>;
+    if (typeof json.pid !== 'number') return null;
+    return { pid: json.pid, start: json.start ?? null, host: json.host ?? hostname(), since: json.since ?? '?' };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the lock's process still runs: same pid *and* same start time (pids are reused after a reboot). */
+export function lockIsLive(lock: LockInfo): boolean {
+  if (lock.host !== hostname()) return true; // cannot tell from here: assume the other machine still runs it
+  if (!pidAlive(lock.pid)) return false;
+  const start = processStart(lock.pid);
+  return lock.start === null || start === null || start === lock.start;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); null where there is no /proc. */
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count fields after its closing ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export type { TaskSpec };

@@ -7,6 +7,7 @@ import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { EngineEvent } from '../../src/engine/runner.js';
 import { runTask } from '../../src/engine/runner.js';
+import { RunStore } from '../../src/store/run-store.js';
 
 const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 const readJsonLines = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -54,7 +55,7 @@ describe('runTask (engine + store)', () => {
     const runDir = join(store, 'runs', result.runId);
     expect(readdirSync(runDir).sort()).toEqual(['iterations.jsonl', 'journal.jsonl', 'run.json']);
     const runFile = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
-    expect(runFile).toMatchObject({ version: 1, runId: result.runId, status: 'done', iterations: 3, task: { text: 'Build a parser' } });
+    expect(runFile).toMatchObject({ version: 2, runId: result.runId, status: 'done', iterations: 3, task: { text: 'Build a parser' } });
     expect(runFile.totalCostUsd).toBeCloseTo(0.0003, 6);
     const records = readJsonLines(join(runDir, 'iterations.jsonl'));
     expect(records.map((r) => r.index)).toEqual([1, 2, 3]);
@@ -65,7 +66,8 @@ describe('runTask (engine + store)', () => {
     // Every iteration state shows up in the journal with the task's persisted snapshot.
     const iterationStates = journal.filter((e) => e.iteration?.index === 2).map((e) => e.iteration.state);
     expect(iterationStates).toEqual(expect.arrayContaining(['retryingSessionLock', 'awaitingAgent', 'persisting']));
-    const last = journal.at(-1);
+    // Lines hold what changed since the line before (see src/store/journal.ts): read them back decoded.
+    const last = RunStore.open(store).openRun(result.runId).readJournal().at(-1)!;
     expect(last.task).toBe('done');
     expect(last.snapshot.status).toBe('done');
     expect(last.snapshot.context.iterations).toBe(3);

@@ -1,0 +1,226 @@
+import { z } from 'zod';
+import { UserError } from '../core/errors.js';
+import { AppendLog } from './durable-file.js';
+import { SnapshotDecoder, SnapshotEncoder } from './snapshot-codec.js';
+
+/**
+ * `runs/<id>/journal.jsonl`: one line per transition of the task or iteration machine, in order.
+ *
+ *   {"seq":7,"k":"p","at":1795…,"actor":"iteration","task":"running","iteration":{"index":2,"state":"scoring"},
+ *    "event":{"type":"xstate.done.actor.0.iteration.validating","output":{…}},"patch":[[["children",…],…]]}
+ *
+ * `k` is `c` for a checkpoint (the whole persisted snapshot in `checkpoint`), `p` for a patch against the line
+ * before (see snapshot-codec.ts), `m` for a marker the engine writes about itself (`obra.resume`,
+ * `obra.interrupted`) with no snapshot. A new iteration always starts with a checkpoint, so the latest state
+ * is found by reading the file backwards to the last checkpoint: the cost does not grow with the run.
+ */
+
+export type JournalActor = 'task' | 'iteration' | 'obra';
+
+/** The event of a transition, kept small: its type, plus the output (or error) of a finished actor. */
+export type JournalEvent = { type: string; [key: string]: unknown };
+
+/** A transition, decoded. */
+export interface JournalEntry {
+  seq: number;
+  at: number;
+  /** Which actor moved: `task` or `iteration`; `obra` for the engine's own markers. */
+  actor: JournalActor;
+  event: JournalEvent;
+  /** The task machine's state value, and the running iteration's index and state. */
+  task: unknown;
+  iteration: { index: number; state: unknown } | null;
+  /** `actor.getPersistedSnapshot()` of the task machine (with its running iteration) after the transition. */
+  snapshot: unknown;
+}
+
+/** One transition as the engine records it (the journal adds the sequence number). */
+export interface JournalStep {
+  at: number;
+  actor: Exclude<JournalActor, 'obra'>;
+  event: JournalEvent;
+  task: unknown;
+  iteration: { index: number; state: unknown } | null;
+  snapshot: unknown;
+}
+
+const lineSchema = z.object({
+  seq: z.number().int().positive(),
+  k: z.enum(['c', 'p', 'm']),
+  at: z.number(),
+  actor: z.enum(['task', 'iteration', 'obra']),
+  task: z.unknown().optional(),
+  iteration: z.object({ index: z.number().int(), state: z.unknown() }).nullable().optional(),
+  event: z.looseObject({ type: z.string() }),
+  checkpoint: z.unknown().optional(),
+  patch: z.array(z.unknown()).optional(),
+});
+type Line = z.infer<typeof lineSchema>;
+
+export interface CommitStats {
+  lines: number;
+  bytes: number;
+  synced: boolean;
+  /** Milliseconds spent in write() and in fdatasync. */
+  writeMs: number;
+  syncMs: number;
+}
+
+export class Journal {
+  readonly log: AppendLog;
+  private readonly encoder = new SnapshotEncoder();
+  private seq: number | null = null;
+  private pending: string[] = [];
+  private pendingBytes = 0;
+
+  constructor(readonly path: string) {
+    this.log = new AppendLog(path);
+  }
+
+  /** The last sequence number written (read once from the end of the file). */
+  lastSeq(): number {
+    if (this.seq === null) {
+      this.seq = 0;
+      for (const text of this.log.linesFromEnd()) {
+        this.seq = parseLine(text, this.path, 'the last line').seq;
+        break;
+      }
+    }
+    return this.seq;
+  }
+
+  /** Encodes a transition and queues it for the next `commit`; returns its sequence number. */
+  add(step: JournalStep, options: { checkpoint?: boolean } = {}): number {
+    const seq = this.lastSeq() + 1;
+    const encoded = this.encoder.encode(step.event, step.snapshot, options);
+    const iteration = step.iteration ? JSON.stringify({ index: step.iteration.index, state: step.iteration.state }) : 'null';
+    const body = encoded.kind === 'checkpoint' ? `"checkpoint":${encoded.body}` : `"patch":${encoded.body}`;
+    this.queue(
+      `{"seq":${seq},"k":"${encoded.kind === 'checkpoint' ? 'c' : 'p'}","at":${step.at},"actor":"${step.actor}",` +
+        `"task":${JSON.stringify(step.task ?? null)},"iteration":${iteration},"event":${encoded.event},${body}}\n`,
+    );
+    this.seq = seq;
+    return seq;
+  }
+
+  /** Queues a line about the engine itself (no state change). */
+  marker(at: number, event: JournalEvent): number {
+    const seq = this.lastSeq() + 1;
+    this.queue(`${JSON.stringify({ seq, k: 'm', at, actor: 'obra', event })}\n`);
+    this.seq = seq;
+    return seq;
+  }
+
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /**
+   * Hands the queued lines to the kernel in one write (from then on a killed process cannot lose them) and,
+   * when `sync`, makes everything written so far durable with one fdatasync (group commit).
+   */
+  commit(sync: boolean): CommitStats {
+    const lines = this.pending.length;
+    const bytes = this.pendingBytes;
+    let writeMs = 0;
+    let syncMs = 0;
+    if (lines) {
+      const text = lines === 1 ? this.pending[0]! : this.pending.join('');
+      this.pending = [];
+      this.pendingBytes = 0;
+      const t0 = performance.now();
+      this.log.write(text);
+      writeMs = performance.now() - t0;
+    }
+    if (sync) {
+      const t1 = performance.now();
+      this.log.sync();
+      syncMs = performance.now() - t1;
+    }
+    return { lines, bytes, synced: sync, writeMs, syncMs };
+  }
+
+  /** Starts the next line from a whole snapshot (after a restore, the encoder knows no previous state). */
+  restart(): void {
+    this.encoder.reset();
+  }
+
+  close(): void {
+    this.log.close();
+  }
+
+  private queue(line: string): void {
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+  }
+
+  /** Every transition from the start, decoded (markers too when asked). */
+  *entries(options: { markers?: boolean } = {}): Generator<JournalEntry> {
+    const decoder = new SnapshotDecoder();
+    let previousSeq = 0;
+    for (const { text, number } of this.log.readLines()) {
+      const where = `line ${number}`;
+      const line = parseLine(text, this.path, where);
+      if (line.seq <= previousSeq) throw badJournal(this.path, where, `sequence number ${line.seq} after ${previousSeq} (lines out of order or repeated)`);
+      previousSeq = line.seq;
+      const entry = decodeLine(line, decoder, this.path, where);
+      if (entry.actor !== 'obra' || options.markers) yield entry;
+    }
+  }
+
+  /** The latest state and the last sequence number, reading only the lines since the last checkpoint. */
+  latest(): { entry: JournalEntry | null; lastSeq: number } {
+    const newestFirst: Line[] = [];
+    let lastSeq = 0;
+    for (const text of this.log.linesFromEnd()) {
+      const line = parseLine(text, this.path, newestFirst.length ? `the line before seq ${newestFirst.at(-1)!.seq}` : 'the last line');
+      if (!newestFirst.length) lastSeq = line.seq;
+      newestFirst.push(line);
+      if (line.k === 'c') break;
+    }
+    if (!newestFirst.length) return { entry: null, lastSeq: 0 };
+    if (newestFirst.at(-1)!.k !== 'c') {
+      if (newestFirst.every((l) => l.k === 'm')) return { entry: null, lastSeq };
+      throw badJournal(this.path, 'its first line', 'no checkpoint to start from (the start of the file is missing)');
+    }
+    const decoder = new SnapshotDecoder();
+    let entry: JournalEntry | null = null;
+    for (let i = newestFirst.length - 1; i >= 0; i--) {
+      const line = newestFirst[i]!;
+      const decoded = decodeLine(line, decoder, this.path, `seq ${line.seq}`);
+      if (decoded.actor !== 'obra') entry = decoded;
+    }
+    return { entry, lastSeq };
+  }
+}
+
+function parseLine(text: string, path: string, where: string): Line {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw badJournal(path, where, 'not valid JSON (edited by hand?)');
+  }
+  const parsed = lineSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badJournal(path, where, `not a journal entry (${issue?.path.join('.') || 'the top level'}: ${issue?.message})`);
+  }
+  return parsed.data;
+}
+
+function decodeLine(line: Line, decoder: SnapshotDecoder, path: string, where: string): JournalEntry {
+  const base = { seq: line.seq, at: line.at, actor: line.actor, task: line.task ?? null };
+  const iteration = line.iteration ? { index: line.iteration.index, state: line.iteration.state } : null;
+  if (line.k === 'm') return { ...base, iteration, event: line.event as JournalEvent, snapshot: decoder.state };
+  try {
+    const { event, state } = decoder.apply(line.event, line.k === 'c' ? { checkpoint: line.checkpoint } : { patch: line.patch });
+    return { ...base, iteration, event: event as JournalEvent, snapshot: state };
+  } catch (error) {
+    throw badJournal(path, where, `cannot be decoded: ${(error as Error).message}`);
+  }
+}
+
+function badJournal(path: string, where: string, what: string): UserError {
+  return new UserError(`${path}: ${where} is ${what}; the file was left untouched`);
+}

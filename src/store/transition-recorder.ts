@@ -1,0 +1,190 @@
+import type { AnyActorRef, InspectionEvent } from 'xstate';
+import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.js';
+
+/**
+ * Turns a run's XState inspection events into journal lines, and decides when they become durable.
+ *
+ * Every transition of the task machine or of its running iteration is one line. The lines of one synchronous
+ * burst of the engine (a child finishing, the task moving on, the next iteration starting) are written
+ * together, before the engine takes its next step: each invoked actor waits for `beforeStep` first. When they
+ * are fdatasync'd depends on the durability mode:
+ * - `transition`: every commit is fdatasync'd — each transition is on disk before the next step starts;
+ * - `effect` (group commit): lines are written at once (a killed process loses none) and fdatasync'd together
+ *   before anything leaves the process — an agent call, a check command, the iteration record — and whenever
+ *   the run comes to rest (a backoff wait, a human's answer, a pause, the end). What a power cut can lose is
+ *   then only pure computation since the last effect, which a resumed run recomputes identically.
+ */
+
+export type Durability = 'transition' | 'effect';
+
+/** A transition as both the live engine and replay describe it (replay compares these). */
+export interface Step {
+  actor: 'task' | 'iteration';
+  event: JournalEvent;
+  task: unknown;
+  iteration: { index: number; state: unknown } | null;
+}
+
+interface ActorSnapshotLike {
+  status: string;
+  value: unknown;
+  context: { index?: number };
+  children: Record<string, AnyActorRef | undefined>;
+}
+
+/** The step an inspection event is, or null when it is not a transition of the task or its iteration. */
+export function stepOf(event: InspectionEvent, root: AnyActorRef): Step | null {
+  if (event.type !== '@xstate.snapshot') return null;
+  const isRoot = event.actorRef === root;
+  const rootSnapshot = root.getSnapshot() as ActorSnapshotLike;
+  const child = rootSnapshot.children?.iteration;
+  // A child that already finished (its parent has moved on) is reported by the parent's own transition.
+  if (!isRoot && child !== event.actorRef) return null;
+  const childSnapshot = child?.getSnapshot() as ActorSnapshotLike | undefined;
+  return {
+    actor: isRoot ? 'task' : 'iteration',
+    event: compactEvent(event.event as JournalEvent),
+    task: rootSnapshot.value,
+    iteration:
+      childSnapshot && childSnapshot.status === 'active' ? { index: childSnapshot.context.index ?? 0, state: childSnapshot.value } : null,
+  };
+}
+
+/** The fields of a finished iteration's record the journal keeps (the whole record is in iterations.jsonl). */
+const RECORD_SUMMARY = ['index', 'decision', 'decisionRule', 'reason', 'failure', 'states', 'attempts', 'retryDelaysMs', 'sessionId', 'costUsd', 'turns'] as const;
+
+/**
+ * The journal keeps events small: the type, plus the output of a finished actor (what replay feeds back). A
+ * finished iteration's record was made durable in iterations.jsonl just before: its event keeps a summary.
+ */
+export function compactEvent(event: JournalEvent): JournalEvent {
+  if (event.type === 'xstate.done.actor.iteration' && event.output && typeof event.output === 'object') {
+    const record = event.output as Record<string, unknown>;
+    return { type: event.type, output: Object.fromEntries(RECORD_SUMMARY.map((key) => [key, record[key] ?? null])) };
+  }
+  if ('output' in event) return { type: event.type, output: event.output };
+  if ('error' in event) return { type: event.type, error: errorText(event.error) };
+  return event;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Iteration states in which the engine waits (for a timer or a person) rather than computes. */
+const RESTING_ITERATION_STATES = new Set(['retryingSessionLock']);
+const RESTING_TASK_STATES = new Set(['awaitingHuman', 'paused', 'done', 'failed', 'maxIterations', 'budgetExceeded', 'cancelled']);
+
+export interface RecorderOptions {
+  durability: Durability;
+  /** Each commit's figures (benchmarks). */
+  onCommit?: (stats: CommitStats, encodeMs: number) => void;
+  /** Called once when the journal cannot be written: the run must stop at its last saved state. */
+  onFailure?: (error: Error) => void;
+  /**
+   * Fault injection for the durability tests: after the line entering `<iteration>.<state>` (or
+   * `task.<state>`) is durable, the process freezes, so a test can SIGKILL it in exactly that state.
+   */
+  stallAt?: string | null;
+}
+
+export class TransitionRecorder {
+  private scheduled = false;
+  private restingSince: boolean = false;
+  private failed: Error | null = null;
+  private lastIndex: number | null = null;
+  private encodeMs = 0;
+  private pendingSteps: Step[] = [];
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly now: () => number,
+    private readonly root: () => AnyActorRef | undefined,
+    private readonly options: RecorderOptions,
+  ) {}
+
+  get failure(): Error | null {
+    return this.failed;
+  }
+
+  /** Records the transition an inspection event reports; returns it (with its time) or null. */
+  observe(event: InspectionEvent): (Step & { at: number }) | null {
+    const root = this.root();
+    if (!root || this.failed) return null;
+    const step = stepOf(event, root);
+    if (!step) return null;
+    const at = this.now();
+    const t0 = performance.now();
+    const index = step.iteration?.index ?? null;
+    // A new iteration starts from a whole snapshot: the latest state never needs lines of earlier iterations.
+    const checkpoint = index !== null && index !== this.lastIndex;
+    if (index !== null) this.lastIndex = index;
+    const line: JournalStep = { at, ...step, snapshot: root.getPersistedSnapshot() };
+    this.journal.add(line, { checkpoint });
+    this.encodeMs += performance.now() - t0;
+    if (this.options.stallAt) this.pendingSteps.push(step);
+    if (
+      (step.iteration && RESTING_ITERATION_STATES.has(String(step.iteration.state))) ||
+      (step.actor === 'task' && RESTING_TASK_STATES.has(String(step.task)))
+    ) {
+      this.restingSince = true;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      // After the synchronous burst: the engine has stopped or is waiting for a promise, timer or person.
+      queueMicrotask(() => this.commit(false));
+    }
+    return { ...step, at };
+  }
+
+  /** Writes a marker line about the engine itself (resume, interruption) and makes it durable with the rest. */
+  marker(event: JournalEvent): void {
+    if (this.failed) return;
+    this.journal.marker(this.now(), event);
+    this.commit(true);
+  }
+
+  /**
+   * Writes what the engine did since the last commit; fdatasyncs when an effect is about to start (`effect`),
+   * when the run comes to rest, or always in `transition` mode. Returns false when the journal failed.
+   */
+  commit(effect: boolean): boolean {
+    this.scheduled = false;
+    if (this.failed) return false;
+    const sync = effect || this.restingSince || this.options.durability === 'transition';
+    if (!this.journal.hasPending && !sync) return true;
+    try {
+      const stats = this.journal.commit(sync);
+      this.restingSince = false;
+      if (stats.lines || stats.synced) this.options.onCommit?.(stats, this.encodeMs);
+      this.encodeMs = 0;
+    } catch (error) {
+      this.failed = error as Error;
+      this.options.onFailure?.(this.failed);
+      return false;
+    }
+    if (this.options.stallAt) this.stallIfAsked();
+    return true;
+  }
+
+  /** What an invoked actor awaits before it starts working: its transition is committed first. */
+  async beforeStep(effect: boolean): Promise<boolean> {
+    // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
+    await null;
+    return this.commit(effect);
+  }
+
+  private stallIfAsked(): void {
+    const spec = this.options.stallAt!;
+    const steps = this.pendingSteps;
+    this.pendingSteps = [];
+    const hit = steps.some((s) =>
+      spec.startsWith('task.') ? s.actor === 'task' && `task.${String(s.task)}` === spec : s.iteration !== null && `${s.iteration.index}.${String(s.iteration.state)}` === spec,
+    );
+    if (!hit) return;
+    this.journal.commit(true);
+    // Durable now; freeze without running anything else, as if the machine stopped dead right here.
+    process.stderr.write(`obra: stalled in ${spec} (OBRA_TEST_STALL_AT), waiting to be killed\n`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  }
+}
