@@ -1,4 +1,3 @@
-import { UserError } from '../core/errors.js';
 import { resultOf, type RunResult } from '../engine/run-result.js';
 import { RunStore } from '../store/run-store.js';
 
@@ -19,17 +18,24 @@ export function listRuns(storeDir: string): RunListing[] {
   return store.listRunIds().map((runId) => {
     try {
       const handle = store.openRun(runId);
-      const file = handle.db.data;
-      const end = file.finishedAt ? Date.parse(file.finishedAt) : Date.parse(file.updatedAt);
-      return {
-        runId,
-        task: file.task.text,
-        status: handle.effectiveStatus(),
-        iterations: file.iterations,
-        costUsd: file.totalCostUsd,
-        startedAt: file.createdAt,
-        durationMs: end - Date.parse(file.createdAt),
-      };
+      try {
+        const file = handle.db.data;
+        const status = handle.effectiveStatus();
+        // A live or killed run has not written its totals yet: they are counted from its iteration records.
+        const totals = handle.totals();
+        const end = file.finishedAt ? Date.parse(file.finishedAt) : status === 'running' ? Date.now() : Date.parse(file.updatedAt);
+        return {
+          runId,
+          task: file.task.text,
+          status,
+          iterations: totals.iterations,
+          costUsd: totals.totalCostUsd,
+          startedAt: file.createdAt,
+          durationMs: end - Date.parse(file.createdAt),
+        };
+      } finally {
+        handle.close();
+      }
     } catch (error) {
       return { runId, task: '?', status: 'unreadable', iterations: 0, costUsd: 0, startedAt: '', durationMs: null, error: (error as Error).message };
     }
@@ -58,12 +64,13 @@ export function printRunTable(runs: RunListing[], out: NodeJS.WritableStream = p
 export function printRunDetails(storeDir: string, runId: string, quiet: boolean, out: NodeJS.WritableStream = process.stdout): RunResult {
   const store = RunStore.open(storeDir, { create: false });
   const handle = store.openRun(runId);
-  const result = resultOf(handle, store.dir);
+  // The same object `obra run --json` printed (the question too, for a run waiting for a human).
+  const result = resultOf(handle, store.dir, handle.db.data.question);
   handle.close();
   if (quiet) return result;
   out.write(`Run ${result.runId}: ${result.status}${result.reason ? ` — ${result.reason}` : ''}\n`);
   out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n\n`);
-  if (!result.iterations.length) throw new UserError(`run ${runId} has no finished iteration yet`, 0);
+  if (!result.iterations.length) out.write('No finished iteration yet.\n');
   for (const it of result.iterations) {
     out.write(`Iteration ${it.index}: ${it.decision} (${it.decisionRule}) in ${(it.durationMs / 1000).toFixed(2)}s, ${it.attempts} attempt(s)\n`);
     out.write(`  states: ${it.states.join(' → ')}\n`);

@@ -18,6 +18,7 @@ import { listRuns, printRunTable, printRunDetails } from './history.js';
 import { isInteractive, startCliInspection, withInspectOptions, type InspectFlags } from '../inspect/cli.js';
 import { register as registerMachines } from './commands/machines.js';
 import { register as registerView } from './commands/view.js';
+import { register as registerReplay } from './commands/replay.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerControl } from './commands/control.js';
 import { fanOut, RunLog } from '../logging/run-log.js';
@@ -149,6 +150,7 @@ common(
 for (const name of ['run', 'resume', 'answer', 'demo']) withInspectOptions(program.commands.find((c) => c.name() === name)!);
 registerMachines(program);
 registerView(program);
+registerReplay(program);
 
 /** Config from the file, env and the flags that map onto config keys. */
 function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): ObraConfig {
