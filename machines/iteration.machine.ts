@@ -47,6 +47,8 @@ export interface BackoffWait {
   maxRetries: number;
   delayMs: number;
   dueAt: number;
+  /** Set when Obra's own lock is held (another task, another Obra process): its release ends the wait. */
+  holder?: string;
 }
 
 export interface IterationContext extends IterationInput {
@@ -57,6 +59,11 @@ export interface IterationContext extends IterationInput {
   retries: number;
   /** Backoff waits for a rate-limited or overloaded API so far (its own policy and counter). */
   rateLimitRetries: number;
+  /**
+   * Waits for a session held by Obra's own lock. They do not use up `retries`: the holder announces its release
+   * (an event ends the wait) and its call is bounded by its own timeout; the timer is only a safety net.
+   */
+  holderWaits: number;
   retryDelaysMs: number[];
   /** Absolute clock time the current backoff wait ends. Stored so a restored run waits only what is left. */
   retryDueAt: number | null;
@@ -234,6 +241,11 @@ export function createIterationMachine(now: () => number = Date.now) {
     canRetryRateLimit: ({ context }) => context.rateLimitRetries < rateLimitPolicyOf(context.retry).maxRetries,
     freshAfterExhaustion: ({ context }) =>
       context.retry.onExhausted === 'fresh' && context.sessionId !== null && context.sessionSwitches < MAX_SESSION_SWITCHES,
+    /** Another task or Obra process holds the session: wait for its release, however long its call runs. */
+    heldByObra: ({ event }) => {
+      const outcome = outcomeOf(event);
+      return outcome?.kind === 'sessionBusy' && Boolean(outcome.holder);
+    },
     /** Only a wait for a busy session ends early on a release; a rate-limit wait is about the API, not the session. */
     waitingForSession: ({ context }) => context.wait?.kind === 'sessionBusy',
     agentFailedFatally: ({ event }) => outcomeOf(event)?.kind === 'fatal',
@@ -250,6 +262,12 @@ export function createIterationMachine(now: () => number = Date.now) {
       const retries = context.retries + 1;
       const wait = nextWait(context, 'sessionBusy', retries, now());
       return { retries, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
+    }),
+    /** A wait for Obra's own lock: the session policy's delays (capped by retry_max_delay), its own counter. */
+    scheduleHolderWait: assign(({ context }) => {
+      const holderWaits = context.holderWaits + 1;
+      const wait = { ...nextWait(context, 'sessionBusy', holderWaits, now()), holder: busyHolder(context) ?? 'Obra' };
+      return { holderWaits, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
     }),
     /** The same for a rate-limited or overloaded API, on its own policy and counter. */
     scheduleRateLimitRetry: assign(({ context }) => {
@@ -281,7 +299,7 @@ export function createIterationMachine(now: () => number = Date.now) {
       const why =
         params.why === 'noConversation'
           ? `session ${old} was not found (${outcome && 'message' in outcome ? outcome.message : 'no conversation'}; the CLI keeps sessions per working directory)`
-          : `session ${old} was still busy after ${context.retry.maxRetries} retries (${busyHolder(context) ?? 'held by the CLI'})`;
+          : `session ${old} was still in use after ${context.retry.maxRetries} retries (the CLI kept refusing it)`;
       return {
         sessionId: null,
         sessionMode: 'create' as SessionMode,
@@ -321,6 +339,7 @@ export function createIterationMachine(now: () => number = Date.now) {
     attempts: 0,
     retries: 0,
     rateLimitRetries: 0,
+    holderWaits: 0,
     retryDelaysMs: [],
     retryDueAt: null,
     wait: null,
@@ -379,6 +398,7 @@ export function createIterationMachine(now: () => number = Date.now) {
             reenter: true,
             actions: ['recordCall', { type: 'startFreshSession', params: { why: 'noConversation' } }],
           },
+          { guard: 'heldByObra', target: 'retryingSessionLock', actions: ['recordCall', 'scheduleHolderWait'] },
           { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRetry'] },
           {
             guard: and(['sessionBusy', 'freshAfterExhaustion']),

@@ -71,7 +71,7 @@ export class ProgressReporter {
         else if (this.verbosity === 'verbose') this.line(`${this.dim(this.elapsed())} task → ${event.state}`);
         break;
       case 'retry':
-        this.line(this.yellow(`WARNING Session ${event.sessionId} in use, retrying in ${(event.delayMs / 1000).toFixed(1)}s (attempt ${event.attempt}/${event.maxRetries})`));
+        this.line(this.yellow(retryLine(event)));
         this.startCountdown(event.dueAt);
         break;
       case 'response':
@@ -99,6 +99,7 @@ export class ProgressReporter {
     this.line(`${this.dim(this.elapsed())} [iteration ${r.index}] decision ${this.bold(r.decision)} (${r.decisionRule}) quality ${q} confidence ${c}${r.reason ? ` — ${r.reason}` : ''}`);
     for (const check of r.checks) this.line(`    check \`${check.command}\` → exit ${check.exitCode ?? (check.timedOut ? 'timeout' : 'none')} (${check.durationMs} ms)`);
     for (const warning of warningsOf(r.confidenceExplanation)) this.line(this.yellow(`WARNING ${warning}`));
+    for (const note of r.sessionNotes ?? []) this.line(this.yellow(`WARNING ${note}`));
     if (this.verbosity !== 'verbose') return;
     if (r.validation && !r.validation.ok) this.line(this.dim(`    validation: ${r.validation.reasons.join('; ')}`));
     this.line(this.dim(`    quality: ${Object.entries(r.qualityBreakdown).map(([k, v]) => `${k} ${v}`).join(', ')}`));
@@ -138,4 +139,15 @@ export class ProgressReporter {
   private bold = (s: string) => (this.color ? `\x1b[1m${s}\x1b[22m` : s);
   private dim = (s: string) => (this.color ? `\x1b[2m${s}\x1b[22m` : s);
   private yellow = (s: string) => (this.color ? `\x1b[33m${s}\x1b[39m` : s);
+}
+
+/**
+ * The backoff warning, in the seed's shape for a busy session (`Session <id> in use, retrying in 2.0s (attempt 1/5)`);
+ * a wait for another Obra task names it (its release ends the wait), a rate limit quotes the API.
+ */
+export function retryLine(event: Extract<EngineEvent, { type: 'retry' }>): string {
+  const seconds = `${(event.delayMs / 1000).toFixed(1)}s`;
+  if (event.kind === 'rateLimited') return `WARNING API rate limited or overloaded (${event.reason.slice(0, 100)}), retrying in ${seconds} (attempt ${event.attempt}/${event.maxRetries})`;
+  if (event.holder) return `WARNING Session ${event.sessionId} in use by ${event.holder}, waiting for its release (at most ${seconds} before checking again)`;
+  return `WARNING Session ${event.sessionId} in use, retrying in ${seconds} (attempt ${event.attempt}/${event.maxRetries})`;
 }

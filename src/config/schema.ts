@@ -24,6 +24,14 @@ export const agentLocalSchema = z.strictObject({
   retry_max_delay: seconds().default(60),
   retry_jitter: z.enum(['none', 'full', 'equal']).default('none'),
   on_lock_exhausted: z.enum(['fail', 'fresh']).default('fail'),
+  /**
+   * Waits when the API answers 429 (rate limited) or 529 (overloaded), after the CLI's own retries gave up:
+   * a separate policy, longer than a session wait. Jitter is `retry_jitter`.
+   */
+  rate_limit_max_retries: z.number().int('must be a whole number').min(0).max(100).default(4),
+  rate_limit_initial_delay: seconds().default(15),
+  rate_limit_backoff: z.number().min(1, 'must be at least 1 (1 = constant delay)').default(2),
+  rate_limit_max_delay: seconds().default(300),
   session_strategy: z.enum(['resume', 'fresh', 'fork']).default('resume'),
   /** Use this session id for the run's conversation instead of a new random one. */
   session_id: z.uuid({ error: 'must be a UUID like 123e4567-e89b-12d3-a456-426614174000' }).optional(),

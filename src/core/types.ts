@@ -33,14 +33,20 @@ export interface TaskSpec {
   requiredMarkers: string[];
 }
 
-/** How the iteration waits when the agent's session is busy. Times are in milliseconds. */
-export interface RetryPolicy {
+/** One exponential backoff: wait initial × backoff^(n-1), capped, before retry n (of at most maxRetries). */
+export interface BackoffPolicy {
   maxRetries: number;
   initialDelayMs: number;
   backoff: number;
   maxDelayMs: number;
   jitter: 'none' | 'full' | 'equal';
+}
+
+/** How the iteration waits when the agent's session is busy. Times are in milliseconds. */
+export interface RetryPolicy extends BackoffPolicy {
   onExhausted: 'fail' | 'fresh';
+  /** Waits for an API that is rate limited or overloaded (429/529); the session policy when absent. */
+  rateLimit?: BackoffPolicy;
 }
 
 /** How the agent's conversation is carried from one call to the next. */
@@ -67,7 +73,8 @@ export interface AgentResult {
  */
 export type AgentOutcome =
   | { kind: 'answer'; result: AgentResult }
-  | { kind: 'sessionBusy'; message: string }
+  /** `holder` is set when Obra's own session lock was taken (no CLI was started); absent when the CLI said so. */
+  | { kind: 'sessionBusy'; message: string; holder?: string }
   | { kind: 'rateLimited'; message: string; status: number }
   | { kind: 'noConversation'; message: string }
   | { kind: 'timeout'; message: string }
@@ -177,4 +184,6 @@ export interface IterationRecord {
   startedAt: number;
   finishedAt: number;
   failure: string | null;
+  /** What happened to the session on the way (switched to --resume, started afresh and why...). */
+  sessionNotes?: string[];
 }

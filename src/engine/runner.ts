@@ -37,7 +37,7 @@ export const systemClock: Clock = {
 export type EngineEvent =
   | { type: 'run-started'; runId: string; resumed: boolean; store: string }
   | { type: 'state'; actor: 'task' | 'iteration'; index: number; state: string; at: number }
-  | { type: 'retry'; kind: 'sessionBusy' | 'rateLimited'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string }
+  | { type: 'retry'; kind: 'sessionBusy' | 'rateLimited'; index: number; sessionId: string; delayMs: number; attempt: number; maxRetries: number; dueAt: number; reason: string; holder?: string }
   | { type: 'response'; index: number; chars: number; attempts: number; durationMs: number }
   | { type: 'agent-progress'; index: number; progress: AgentProgress }
   | { type: 'iteration-done'; record: IterationRecord }
@@ -472,6 +472,7 @@ class ProgressObserver {
         maxRetries: wait?.maxRetries ?? context.retry.maxRetries,
         dueAt: context.retryDueAt ?? at,
         reason: outcome && 'message' in outcome ? outcome.message : 'session busy',
+        holder: wait?.holder,
       });
       // When Obra's own lock on the session is released (by another task here, or another Obra process), stop
       // waiting at once: an event, not a poll. A busy reported by the CLI itself has no such event: backoff only.

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { SessionLocks } from '../../src/agents/session-lock.js';
+import { until } from './fake-env.js';
+
+const newLocks = () => new SessionLocks(mkdtempSync(join(tmpdir(), 'obra-locks-')));
+
+/**
+ * Another Obra process holding a session: it writes the lock file the way SessionLocks does, holds it for
+ * `holdMs`, removes it, prints the time it did, and lives on a little (so its pid stays alive meanwhile).
+ */
+function otherProcessHolding(dir: string, sessionId: string, holdMs: number) {
+  const file = join(dir, `${sessionId}.lock`);
+  const code = `
+    const fs = require('node:fs');
+    fs.mkdirSync(${JSON.stringify(dir)}, { recursive: true });
+    fs.writeFileSync(${JSON.stringify(file)}, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }), { flag: 'wx' });
+    console.log('held ' + Date.now());
+    setTimeout(() => { fs.rmSync(${JSON.stringify(file)}); console.log('released ' + Date.now()); setTimeout(() => {}, 300); }, ${holdMs});`;
+  const child = execa('node', ['-e', code], { buffer: true, lines: true });
+  return { child, file };
+}
+
+describe('SessionLocks', () => {
+  it('one call per session in this process; the release is an event; other sessions are independent', () => {
+    const locks = newLocks();
+    const u = randomUUID();
+    const first = locks.tryAcquire(u);
+    expect(first.ok).toBe(true);
+    expect(locks.tryAcquire(u)).toEqual({ ok: false, holder: 'another task in this process' });
+    expect(locks.tryAcquire(randomUUID()).ok).toBe(true);
+    expect(existsSync(join(locks.dir, `${u}.lock`))).toBe(true);
+    expect(JSON.parse(readFileSync(join(locks.dir, `${u}.lock`), 'utf8')).pid).toBe(process.pid);
+
+    const heard: string[] = [];
+    locks.onRelease(u, () => heard.push('released'));
+    if (first.ok) {
+      first.release();
+      first.release(); // twice is harmless
+    }
+    expect(heard).toEqual(['released']); // synchronously, exactly once
+    expect(existsSync(join(locks.dir, `${u}.lock`))).toBe(false);
+    expect(locks.tryAcquire(u).ok).toBe(true);
+  });
+
+  it('a listener for a session that is already free is called at once (a release that slipped in is not missed)', async () => {
+    const locks = newLocks();
+    let called = 0;
+    locks.onRelease(randomUUID(), () => called++);
+    await Promise.resolve();
+    expect(called).toBe(1);
+    const unsubscribed = locks.onRelease(randomUUID(), () => called++);
+    unsubscribed();
+    await Promise.resolve();
+    expect(called).toBe(1);
+  });
+
+  it('sees a lock file of another live process, and hears its release (file removed) within 50 ms', async () => {
+    const locks = newLocks();
+    const u = randomUUID();
+    const other = otherProcessHolding(locks.dir, u, 600);
+    await until(() => existsSync(other.file), 5000, 'the other process to take the lock');
+    const refused = locks.tryAcquire(u);
+    expect(refused).toEqual({ ok: false, holder: `Obra process ${other.child.pid}` });
+    expect(locks.isFree(u)).toBe(false);
+
+    const heardAt = await new Promise<number>((resolve) => locks.onRelease(u, () => resolve(Date.now())));
+    const { stdout } = await other.child;
+    const releasedAt = Number((stdout as string[]).find((l) => l.startsWith('released'))!.split(' ')[1]);
+    expect(heardAt - releasedAt).toBeGreaterThanOrEqual(0);
+    expect(heardAt - releasedAt).toBeLessThan(50);
+    expect(locks.tryAcquire(u).ok).toBe(true);
+  });
+
+  it('takes over a stale lock file whose process is gone', async () => {
+    const locks = newLocks();
+    const u = randomUUID();
+    const dead = await execa('node', ['-e', 'console.log(process.pid)']);
+    writeFileSync(join(locks.dir, `${u}.lock`), JSON.stringify({ pid: Number(dead.stdout), since: 'earlier' }));
+    expect(locks.isFree(u)).toBe(true);
+    const taken = locks.tryAcquire(u);
+    expect(taken.ok).toBe(true);
+    expect(JSON.parse(readFileSync(join(locks.dir, `${u}.lock`), 'utf8')).pid).toBe(process.pid);
+  });
+
+  it('an empty lock file being written right now counts as held, an old empty one as stale', () => {
+    const locks = newLocks();
+    const fresh = randomUUID();
+    writeFileSync(join(locks.dir, `${fresh}.lock`), '');
+    expect(locks.tryAcquire(fresh)).toEqual({ ok: false, holder: 'another Obra process' });
+    const old = randomUUID();
+    writeFileSync(join(locks.dir, `${old}.lock`), '');
+    const past = new Date(Date.now() - 5000);
+    utimesSync(join(locks.dir, `${old}.lock`), past, past);
+    expect(locks.tryAcquire(old).ok).toBe(true);
+  });
+});
