@@ -276,6 +276,12 @@ function trigger(line: JournalEntry, lines: JournalEntry[], cursor: number, acto
     else persisting.resolve(undefined);
     return true;
   }
+  // A new iteration's first line comes before the task transition that started it (XState reports the child
+  // first): what caused both is the next line's event.
+  if (type === 'xstate.init') {
+    const cause = lines.slice(cursor + 1).find((l) => l.event.type !== 'xstate.init');
+    return cause ? trigger(cause, lines, lines.indexOf(cause), actor, pending, clock) : false;
+  }
   if (!type.startsWith('xstate.')) {
     advance();
     const child = (actor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children.iteration;
@@ -311,11 +317,12 @@ function replayMachines(now: () => number, pending: Map<string, PendingActor>) {
 function compare(recorded: JournalEntry, step: Step): Omit<ReplayDivergence, 'seq' | 'at'> | null {
   const differs = (what: string, expected: unknown, actual: unknown) =>
     JSON.stringify(expected) === JSON.stringify(actual) ? null : { what, expected: JSON.stringify(expected), actual: JSON.stringify(actual) };
+  // The most telling difference first: where the machines are, then what moved them.
   const base =
-    differs('actor', recorded.actor, step.actor) ??
-    differs('event', recorded.event.type, step.event.type) ??
     differs('task state', recorded.task, step.task) ??
-    differs('iteration', recorded.iteration, step.iteration);
+    differs('iteration', recorded.iteration, step.iteration) ??
+    differs('event', recorded.event.type, step.event.type) ??
+    differs('actor', recorded.actor, step.actor);
   if (base) return { ...base, expected: `${describe(recorded)}`, actual: `${describe(step)}`, what: base.what };
   if (step.event.type === 'xstate.done.actor.iteration') {
     const fields = ['index', 'decision', 'decisionRule', 'states', 'attempts', 'retryDelaysMs', 'sessionId', 'failure'] as const;

@@ -126,7 +126,12 @@ export class RunStore {
       iterations: 0,
       totalCostUsd: 0,
     };
-    handle.db.write();
+    try {
+      handle.db.write();
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true }); // our own empty folder: leave nothing half-made behind
+      throw error;
+    }
     return handle;
   }
 

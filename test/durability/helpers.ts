@@ -26,8 +26,16 @@ export function deterministicAgent(options: { iterations?: number; busyIn?: numb
   });
 }
 
-/** What must be equal between an interrupted-then-resumed run and an uninterrupted one. */
+/**
+ * What must be equal between an interrupted-then-resumed run and an uninterrupted one. Session ids are random
+ * per run: they are compared as "the same session as iteration N" (the first is #1).
+ */
 export function outcomeOf(result: RunResult) {
+  const sessions: string[] = [];
+  const sessionNumber = (id: string) => {
+    if (!sessions.includes(id)) sessions.push(id);
+    return `#${sessions.indexOf(id) + 1}`;
+  };
   return {
     status: result.status,
     reason: result.reason,
@@ -40,7 +48,7 @@ export function outcomeOf(result: RunResult) {
       retryDelaysMs: i.retryDelaysMs,
       quality: i.quality,
       confidence: i.confidence,
-      sessionId: i.sessionId,
+      session: sessionNumber(i.sessionId),
     })),
   };
 }

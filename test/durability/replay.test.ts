@@ -1,0 +1,124 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import type { InspectionEvent } from 'xstate';
+import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
+import { configSchema } from '../../src/config/schema.js';
+import { answerRun, resumeRun, runTask } from '../../src/engine/runner.js';
+import { replayRun, type ReplayStep } from '../../src/replay/replay.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { CLI } from '../helpers/cli.js';
+import { BUSY, tempDir } from './helpers.js';
+
+const config = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02 } }, task: { max_iterations: 8 } });
+
+/**
+ * A run with most of what can happen: a busy session and its backoff, a kill and a resume, a human's answer.
+ * The agent answers by iteration, so whatever process drives it, the answers are the same.
+ */
+async function eventfulRun() {
+  const store = tempDir();
+  const agent = () =>
+    new ScriptedAgent((request) => {
+      if (request.index === 2 && request.attempt === 1) return BUSY;
+      if (request.index >= 3 && request.index <= 5) return 'Which database should I migrate?';
+      if (request.index === 7) return 'Migrated the users table and ran its tests.\nSTATUS: DONE';
+      return `Iteration ${request.index}: wrote part ${request.index}.\nSTATUS: CONTINUE`;
+    });
+  const controller = new AbortController();
+  const first = await runTask({
+    task: 'Migrate the database',
+    workdir: store,
+    storeDir: store,
+    agent: agent(),
+    config,
+    signal: controller.signal,
+    onEvent: (event) => event.type === 'state' && event.index === 2 && event.state === 'retryingSessionLock' && setImmediate(() => controller.abort()),
+  });
+  expect(first.status).toBe('interrupted');
+  const waiting = await resumeRun(first.runId, { storeDir: store, agent: agent() });
+  expect(waiting.status).toBe('escalated');
+  const done = await answerRun(first.runId, 'Use the users table', { storeDir: store, agent: agent() });
+  expect(done.status).toBe('done');
+  return { store, runId: first.runId, result: done };
+}
+
+describe('replay', () => {
+  it('drives the machines again from the journal alone and finds every step as recorded, across resumes', async () => {
+    const { store, runId, result } = await eventfulRun();
+    const steps: ReplayStep[] = [];
+    const inspected: InspectionEvent[] = [];
+    const replay = await replayRun(runId, { storeDir: store, onStep: (step) => void steps.push(step), inspect: (event) => inspected.push(event) });
+    expect(replay.divergence).toBeNull();
+    expect(replay.verified).toBe(true);
+    expect(replay.segments).toBe(3);
+    expect(replay.iterations).toBe(result.iterations.length);
+    const journal = RunStore.open(store).openRun(runId).readJournal();
+    expect(replay.steps).toBe(journal.length);
+    expect(steps.map((s) => s.seq)).toEqual(journal.map((e) => e.seq));
+    expect(steps.map((s) => [s.actor, s.event.type, s.iteration?.state ?? null])).toEqual(journal.map((e) => [e.actor, e.event.type, e.iteration?.state ?? null]));
+    // The replayed snapshots are the recorded ones (timestamps aside: the replay runs on a simulated clock).
+    const strip = (value: unknown) => JSON.parse(JSON.stringify(value, (key, v) => (/At$|^at$|durationMs|activeSince|activeMs/.test(key) ? undefined : v)));
+    steps.forEach((step, i) => expect(strip(step.snapshot)).toEqual(strip(journal[i]!.snapshot)));
+    // The resume and the human's answer were replayed as the events they were.
+    expect(steps.map((s) => s.event.type)).toEqual(expect.arrayContaining(['RESUMED', 'HUMAN_ANSWER', 'xstate.after.backoffDelay.iteration.retryingSessionLock']));
+    // The inspector hook sees the replayed actors: the task and each iteration.
+    const actors = new Set(inspected.filter((e) => e.type === '@xstate.actor').map((e) => e.actorRef.id));
+    expect(actors.size).toBeGreaterThanOrEqual(result.iterations.length + 1);
+  });
+
+  it('stops at --until with the snapshot of that moment', async () => {
+    const { store, runId } = await eventfulRun();
+    const replay = await replayRun(runId, { storeDir: store, until: '2.retryingSessionLock' });
+    expect(replay.verified).toBe(true);
+    expect(replay.stoppedAt).toMatchObject({ iteration: 2, state: 'retryingSessionLock' });
+    const snapshot = replay.stoppedAt!.snapshot as { value: string; children: { iteration: { snapshot: { value: string; context: { index: number; retries: number; retryDueAt: number } } } } };
+    expect(snapshot.value).toBe('running');
+    expect(snapshot.children.iteration.snapshot).toMatchObject({ value: 'retryingSessionLock', context: { index: 2, retries: 1 } });
+    const human = await replayRun(runId, { storeDir: store, until: 'task.awaitingHuman' });
+    expect((human.stoppedAt!.snapshot as { context: { question: string } }).context.question).toBeTruthy();
+  });
+
+  it('reports the first step where the machines disagree with the record', async () => {
+    const { store, runId } = await eventfulRun();
+    // Replaying with a smaller iteration budget than the run had: the task machine must stop earlier.
+    const runJson = join(store, 'runs', runId, 'run.json');
+    const file = JSON.parse(readFileSync(runJson, 'utf8'));
+    file.input.budgets.maxIterations = 1;
+    writeFileSync(runJson, JSON.stringify(file));
+    const replay = await replayRun(runId, { storeDir: store });
+    expect(replay.verified).toBe(false);
+    const journal = RunStore.open(store).openRun(runId).readJournal();
+    const absorbed1 = journal.find((e) => e.actor === 'task' && e.event.type === 'xstate.done.actor.iteration' && e.snapshot && (e.snapshot as { context: { iterations: number } }).context.iterations === 1)!;
+    expect(replay.divergence).toMatchObject({ what: 'task state' });
+    expect(replay.divergence!.expected).toContain('task "running"');
+    expect(replay.divergence!.actual).toContain('task "maxIterations"');
+    expect(replay.divergence!.seq).toBeGreaterThanOrEqual(absorbed1.seq - 1);
+    expect(replay.divergence!.seq).toBeLessThanOrEqual(absorbed1.seq);
+    expect(replay.steps).toBeLessThan(journal.length);
+  });
+
+  it('the CLI: exit 0 and a verdict when it matches, 1 with the difference when not, 2 for an unknown run', async () => {
+    const { store, runId } = await eventfulRun();
+    const ok = await execa('node', [CLI, 'replay', runId, '--db', store, '--json'], { reject: false });
+    expect(ok.exitCode).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ runId, verified: true, segments: 3, divergence: null });
+    const until = await execa('node', [CLI, 'replay', runId, '--db', store, '--until', '3.deciding'], { reject: false });
+    expect(until.exitCode).toBe(0);
+    expect(JSON.parse(until.stdout).children.iteration.snapshot.value).toBe('deciding');
+    const badUntil = await execa('node', [CLI, 'replay', runId, '--db', store, '--until', 'three'], { reject: false });
+    expect(badUntil.exitCode).toBe(2);
+    expect(badUntil.stderr).toMatch(/--until "three" is not <iteration>\.<state>/);
+    const runJson = join(store, 'runs', runId, 'run.json');
+    const file = JSON.parse(readFileSync(runJson, 'utf8'));
+    file.input.budgets.maxIterations = 1;
+    writeFileSync(runJson, JSON.stringify(file));
+    const diverged = await execa('node', [CLI, 'replay', runId, '--db', store], { reject: false });
+    expect(diverged.exitCode).toBe(1);
+    expect(diverged.stderr).toMatch(/diverges after \d+ matching steps, at journal line seq \d+: task state differs\n  recorded: .*\n  replayed: .*maxIterations/);
+    const unknown = await execa('node', [CLI, 'replay', 'nope', '--db', store], { reject: false });
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toMatch(/no run "nope"/);
+  });
+});

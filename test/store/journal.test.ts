@@ -1,0 +1,76 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
+import { configSchema } from '../../src/config/schema.js';
+import { resumeRun, runTask } from '../../src/engine/runner.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { tempDir } from '../durability/helpers.js';
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** A long run whose answers are all different (no "stuck"), each a few KB like a real agent's. */
+async function longRun(iterations: number, durability: 'effect' | 'transition' = 'effect') {
+  const store = tempDir();
+  const agent = new ScriptedAgent((_request, call) => `Step ${call + 1}: changed module ${call % 17} and its tests.\n${'Notes on the change. '.repeat(100)}\nSTATUS: CONTINUE`);
+  const config = configSchema.parse({ task: { max_iterations: iterations } });
+  const commits: { lines: number; bytes: number; synced: boolean }[] = [];
+  const result = await runTask({ task: 'Refactor everything', workdir: store, storeDir: store, agent, config, durability, onJournalCommit: (stats) => commits.push(stats) });
+  return { store, result, commits, journal: join(store, 'runs', result.runId, 'journal.jsonl') };
+}
+
+describe('the journal', () => {
+  it('a transition costs the same bytes at iteration 150 as at iteration 10: the context keeps a window, not the history', async () => {
+    const { store, result, journal } = await longRun(150);
+    expect(result.status).toBe('max_iterations');
+    const raw = readFileSync(journal, 'utf8').trim().split('\n');
+    const entries = RunStore.open(store).openRun(result.runId).readJournal();
+    expect(entries).toHaveLength(raw.length);
+    const sizesOf = (index: number) => entries.flatMap((e, i) => (e.iteration?.index === index ? [raw[i]!.length] : []));
+    const early = sizesOf(10);
+    const late = sizesOf(150);
+    expect(early.length).toBe(late.length);
+    expect(median(late) / median(early)).toBeLessThan(1.1);
+    expect(Math.max(...late) / Math.max(...early)).toBeLessThan(1.1);
+    // The decoded snapshot is bounded too: the task keeps the last `history_window` summaries.
+    const snapshotSize = (index: number) => JSON.stringify(entries.filter((e) => e.iteration?.index === index).at(-1)!.snapshot).length;
+    expect(snapshotSize(150) / snapshotSize(10)).toBeLessThan(1.1);
+    const context = (entries.at(-1)!.snapshot as { context: { recent: unknown[] } }).context;
+    expect(context.recent).toHaveLength(5);
+  });
+
+  it('groups fdatasyncs: every commit before an agent call, a record or the end is synced; `transition` syncs every one', async () => {
+    const effect = await longRun(20, 'effect');
+    const strict = await longRun(20, 'transition');
+    const synced = (commits: { synced: boolean; lines: number }[]) => commits.filter((c) => c.synced).length;
+    expect(effect.commits.reduce((n, c) => n + c.lines, 0)).toBe(strict.commits.reduce((n, c) => n + c.lines, 0));
+    // effect: one sync before each agent call, one before each record (+ the end); transition: one per commit.
+    expect(synced(effect.commits)).toBeGreaterThanOrEqual(2 * 20);
+    expect(synced(effect.commits)).toBeLessThanOrEqual(2 * 20 + 2);
+    expect(strict.commits.filter((c) => c.lines > 0).every((c) => c.synced)).toBe(true);
+    expect(synced(strict.commits)).toBeGreaterThanOrEqual(7 * 20);
+  });
+
+  it('finds the latest state from the end of the file: an early line can be damaged without stopping a resume', async () => {
+    const store = tempDir();
+    const agent = new ScriptedAgent((_request, call) => `Step ${call + 1} done.\nSTATUS: ${call === 5 ? 'DONE' : 'CONTINUE'}`);
+    const controller = new AbortController();
+    const first = await runTask({
+      task: 'Six steps',
+      workdir: store,
+      storeDir: store,
+      agent,
+      onEvent: (event) => event.type === 'state' && event.index === 4 && event.state === 'scoring' && controller.abort(),
+      signal: controller.signal,
+    });
+    expect(first.status).toBe('interrupted');
+    const journal = join(store, 'runs', first.runId, 'journal.jsonl');
+    const lines = readFileSync(journal, 'utf8').split('\n');
+    lines[2] = lines[2]!.slice(0, 20);
+    writeFileSync(journal, lines.join('\n'));
+    expect(() => RunStore.open(store).openRun(first.runId).readJournal()).toThrow(/journal\.jsonl: line 3 is not valid JSON/);
+    const resumed = await resumeRun(first.runId, { storeDir: store, agent: new ScriptedAgent((_r, call) => `Step ${call + 5} done.\nSTATUS: ${call === 1 ? 'DONE' : 'CONTINUE'}`) });
+    expect(resumed.status).toBe('done');
+    expect(resumed.iterations.map((i) => i.index)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});

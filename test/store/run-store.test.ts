@@ -1,0 +1,149 @@
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listRuns } from '../../src/cli/history.js';
+import { configSchema } from '../../src/config/schema.js';
+import { resumeRun, runTask } from '../../src/engine/runner.js';
+import { injectStoreFault } from '../../src/store/durable-file.js';
+import { RunStore, STORE_VERSION } from '../../src/store/run-store.js';
+import { deterministicAgent, outcomeOf, tempDir } from '../durability/helpers.js';
+
+const config = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02 } } });
+const run = (store: string, task = 'Build the parser') => runTask({ task, workdir: store, storeDir: store, agent: deterministicAgent(), config });
+const failure = (code: string) => Object.assign(new Error(`${code}: simulated`), { code });
+
+afterEach(() => injectStoreFault(null));
+
+describe('the store on disk', () => {
+  it('has a versioned layout: a marker file, and per run a small run.json plus two append-only logs', async () => {
+    const store = tempDir();
+    const result = await run(store);
+    expect(JSON.parse(readFileSync(join(store, 'obra-store.json'), 'utf8'))).toEqual({ format: 'obra-store', version: STORE_VERSION });
+    const runDir = join(store, 'runs', result.runId);
+    expect(readdirSync(runDir).sort()).toEqual(['iterations.jsonl', 'journal.jsonl', 'run.json']);
+    const runFile = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
+    expect(runFile).toMatchObject({ version: STORE_VERSION, runId: result.runId, status: 'done', iterations: 3, question: null });
+    // The task machine's input is kept: replay starts from it.
+    expect(runFile.input).toMatchObject({ runId: result.runId, task: { text: 'Build the parser' } });
+    // Temp files of atomic writes never stay behind.
+    expect(readdirSync(runDir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('names the file and leaves it alone when a run.json is truncated, edited or foreign; other runs stay listed', async () => {
+    const store = tempDir();
+    const good = await run(store, 'A good run');
+    const bad = await run(store, 'A damaged run');
+    const runJson = join(store, 'runs', bad.runId, 'run.json');
+    const original = readFileSync(runJson, 'utf8');
+
+    for (const [content, message] of [
+      [original.slice(0, original.length / 2), /run\.json is not valid JSON \(truncated or edited by hand\?\)/],
+      ['', /run\.json is empty/],
+      ['{"hello": "world"}', /run\.json is not an Obra file of the expected format \(version: /],
+      [JSON.stringify({ ...JSON.parse(original), status: 'exploded' }), /run\.json is not an Obra file of the expected format \(status: /],
+      [JSON.stringify({ ...JSON.parse(original), version: 1 }), /run\.json: written by an older Obra \(run file version 1; this Obra reads version 2\)/],
+      [JSON.stringify({ ...JSON.parse(original), version: 9 }), /run\.json: written by a newer Obra \(run file version 9.*upgrade Obra/],
+    ] as const) {
+      writeFileSync(runJson, content);
+      const runs = listRuns(store);
+      expect(runs.find((r) => r.runId === good.runId)).toMatchObject({ status: 'done', iterations: 3, task: 'A good run' });
+      const listed = runs.find((r) => r.runId === bad.runId)!;
+      expect(listed.status).toBe('unreadable');
+      expect(listed.error).toContain(runJson);
+      expect(listed.error).toMatch(message);
+      await expect(resumeRun(bad.runId, { storeDir: store })).rejects.toThrow(message);
+      expect(readFileSync(runJson, 'utf8')).toBe(content);
+    }
+  });
+
+  it('refuses a store of another version, a foreign marker file and a folder that is not a store', () => {
+    const older = tempDir();
+    writeFileSync(join(older, 'obra-store.json'), JSON.stringify({ format: 'obra-store', version: 1 }));
+    expect(() => RunStore.open(older)).toThrow(/obra-store\.json: written by an older Obra \(store format version 1; this Obra reads version 2\)/);
+    expect(() => listRuns(older)).toThrow(/older Obra/);
+    expect(JSON.parse(readFileSync(join(older, 'obra-store.json'), 'utf8')).version).toBe(1);
+
+    const newer = tempDir();
+    writeFileSync(join(newer, 'obra-store.json'), JSON.stringify({ format: 'obra-store', version: 3 }));
+    expect(() => RunStore.open(newer)).toThrow(/written by a newer Obra \(store format version 3.*upgrade Obra/);
+
+    const foreign = tempDir();
+    writeFileSync(join(foreign, 'obra-store.json'), '{"name": "some other tool"}');
+    expect(() => RunStore.open(foreign)).toThrow(/obra-store\.json is not an Obra file of the expected format/);
+
+    const project = tempDir();
+    writeFileSync(join(project, 'package.json'), '{}');
+    expect(() => RunStore.open(project)).toThrow(/is not an Obra store \(it holds other files and no obra-store\.json\)/);
+    expect(readdirSync(project)).toEqual(['package.json']);
+  });
+
+  it('an unknown run id or an unsafe one is a clear error', async () => {
+    const store = tempDir();
+    await run(store);
+    await expect(resumeRun('20200101-000000-abcdef', { storeDir: store })).rejects.toThrow(/no run "20200101-000000-abcdef" in .* `obra runs` lists the runs there/);
+    await expect(resumeRun('../../etc', { storeDir: store })).rejects.toThrow(/is not a valid run id/);
+    await expect(resumeRun('x', { storeDir: tempDir() })).rejects.toThrow(/no Obra store at/);
+  });
+
+  it('a read-only store: the write fails with the file named and nothing half-written', async () => {
+    const store = tempDir();
+    await run(store);
+    injectStoreFault((operation, path) => {
+      if (operation === 'open' && path.includes('run.json')) throw failure('EROFS');
+    });
+    await expect(run(store)).rejects.toThrow(/cannot write .*run\.json: the file system is read-only — point --db at a writable folder/);
+    injectStoreFault((operation) => {
+      if (operation === 'open') throw failure('EACCES');
+    });
+    const fresh = join(tempDir(), 'store');
+    await expect(run(fresh)).rejects.toThrow(/cannot write .*obra-store\.json: permission denied/);
+  });
+
+  it('a full disk mid-run stops the run at its last saved state; once there is space, resume finishes it', async () => {
+    const reference = await run(tempDir());
+    const store = tempDir();
+    let journalWrites = 0;
+    injectStoreFault((operation, path) => {
+      if (operation === 'write' && path.endsWith('journal.jsonl') && ++journalWrites === 9) throw failure('ENOSPC');
+    });
+    const stopped = run(store);
+    await expect(stopped).rejects.toThrow(/cannot append to .*journal\.jsonl: the disk is full .*stopped at its last saved state — `obra resume .*` continues it/);
+    injectStoreFault(null);
+    const [listed] = listRuns(store);
+    expect(listed!.status).toBe('interrupted');
+    const handle = RunStore.open(store).openRun(listed!.runId);
+    const saved = handle.readJournal();
+    expect(saved.length).toBeGreaterThan(5);
+    const resumed = await resumeRun(listed!.runId, { storeDir: store, agent: deterministicAgent(), config });
+    expect(outcomeOf(resumed)).toEqual(outcomeOf(reference));
+  });
+
+  it('a torn last journal line (a crash mid-write) is ignored, and cut off before the run goes on', async () => {
+    const reference = await run(tempDir());
+    const store = tempDir();
+    const interrupted = await runTask({ task: 'Build the parser', workdir: store, storeDir: store, agent: deterministicAgent({ iterations: 3 }), config, signal: AbortSignal.abort() });
+    expect(interrupted.status).toBe('interrupted');
+    const journal = join(store, 'runs', interrupted.runId, 'journal.jsonl');
+    appendFileSync(journal, '{"seq":99,"k":"p","at":1,"actor":"iter');
+    const resumed = await resumeRun(interrupted.runId, { storeDir: store, agent: deterministicAgent(), config });
+    expect(outcomeOf(resumed)).toEqual(outcomeOf(reference));
+    const lines = readFileSync(journal, 'utf8').split('\n');
+    expect(lines.at(-1)).toBe('');
+    expect(lines.filter((l) => l.includes('"seq":99'))).toEqual([]);
+  });
+
+  it('a hand-edited line inside the journal is named; listing still works', async () => {
+    const store = tempDir();
+    const result = await runTask({ task: 'Build', workdir: store, storeDir: store, agent: deterministicAgent(), config, signal: AbortSignal.abort() });
+    const journal = join(store, 'runs', result.runId, 'journal.jsonl');
+    const lines = readFileSync(journal, 'utf8').split('\n');
+    lines[1] = lines[1]!.replace('"seq":2', '"seq":"two"');
+    writeFileSync(journal, lines.join('\n'));
+    const before = readFileSync(journal, 'utf8');
+    expect(() => RunStore.open(store).openRun(result.runId).readJournal()).toThrow(/journal\.jsonl: line 2 is not a journal entry \(seq: .*\); the file was left untouched/);
+    expect(listRuns(store)[0]).toMatchObject({ runId: result.runId, status: 'interrupted' });
+    expect(readFileSync(journal, 'utf8')).toBe(before);
+    mkdirSync(join(store, 'runs', 'not-a-run'));
+    expect(listRuns(store).map((r) => r.status).sort()).toEqual(['interrupted', 'unreadable']);
+  });
+});
