@@ -3,6 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { UserError } from '../../core/errors.js';
 import { parseUntil, replayRun, type ReplayResult, type ReplayStep } from '../../replay/replay.js';
+import { parsePort } from '../../inspect/listen.js';
 
 interface ReplayFlags {
   db?: string;
@@ -34,7 +35,7 @@ export function register(program: Command): void {
     .option('--quiet', 'print nothing but errors (the exit code says it all)')
     .option('--verbose', 'print every replayed step')
     .option('--inspect', 'feed the run to the Stately inspector instead (with --speed to watch it)')
-    .option('--port <n>', 'the inspector port for --inspect', (value: string) => Number(value))
+    .option('--port <n>', 'the inspector port for --inspect (default 8080; 0 picks a free one)', parsePort)
     .action(async (runId: string, flags: ReplayFlags) => {
       const storeDir = resolve(flags.db ?? loadConfig({ file: flags.config ?? null }).config.store.dir);
       if (flags.inspect) {
