@@ -3,7 +3,8 @@ import { createWebSocketInspector } from '@statelyai/inspect';
 import { createActor, createMachine } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { startInspectorServer } from '../../src/inspect/server.js';
-import { runTask } from '../../src/engine/runner.js';
+import { answerRun, runTask } from '../../src/engine/runner.js';
+import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { UserError } from '../../src/core/errors.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { listen, twoIterationRun, valuesOf, type WireMessage } from './helpers.js';
@@ -99,5 +100,27 @@ describe('live inspection (runTask({ inspect: { port } }))', () => {
     publisher.stop();
     await server.close();
     await page.closed;
+  });
+
+  it('inspects a resumed run too: answerRun restores the waiting task and the inspector sees it finish', async () => {
+    const run = twoIterationRun();
+    const question = 'Which database should I migrate?';
+    const agent = new ScriptedAgent([question, question, question, 'Migrated the users table and ran the migration tests.\nSTATUS: DONE']);
+    const waiting = await runTask({ task: 'Migrate the database', workdir: run.dir, config: run.config, storeDir: run.storeDir, agent });
+    expect(waiting.status).toBe('escalated');
+    let client!: ReturnType<typeof listen>;
+    const done = await answerRun(waiting.runId, 'Use the users table', {
+      storeDir: run.storeDir,
+      agent,
+      inspect: { port: 0, onListening: async (server) => void (await (client = listen(server.wsUrl)).opened) },
+    });
+    await client.closed;
+    expect(done.status).toBe('done');
+    const task = client.messages.find((m) => m.type === '@xstate.actor' && m.name === 'task')!;
+    expect(valuesOf(client.messages, task.sessionId)).toEqual(['awaitingHuman', 'running', 'done']);
+    const answer = client.messages.find((m) => m.type === '@xstate.event' && m.event?.type === 'HUMAN_ANSWER');
+    expect(answer?.sessionId).toBe(task.sessionId);
+    const last = client.messages.filter((m) => m.type === '@xstate.actor' && m.name === 'iteration').at(-1)!;
+    expect(valuesOf(client.messages, last.sessionId).at(-1)).toBe('complete');
   });
 });
