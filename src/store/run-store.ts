@@ -89,14 +89,17 @@ export class RunStore {
         throw new UserError(`${root} is not an Obra store (it holds other files and no obra-store.json) — choose a new or empty folder with --db`);
       }
       try {
-        mkdirSync(join(root, 'runs'), { recursive: true });
+        mkdirSync(root, { recursive: true });
       } catch (error) {
         throw storeIoError(error, root, 'create the store at');
       }
+      // The marker first: another process opening the folder meanwhile sees a store, never a stray folder.
       metaFile.write({ format: 'obra-store', version: STORE_VERSION });
+      mkdirSync(join(root, 'runs'), { recursive: true });
     } else {
       const advice = versionAdvice('store format')(meta);
       if (advice) throw new UserError(`${metaPath}: ${advice}; it was left untouched`);
+      if (options.create) mkdirSync(join(root, 'runs'), { recursive: true });
     }
     return new RunStore(root);
   }
