@@ -34,7 +34,7 @@ async function eventfulRun() {
     agent: agent(),
     config,
     signal: controller.signal,
-    onEvent: (event) => event.type === 'state' && event.index === 2 && event.state === 'retryingSessionLock' && setImmediate(() => controller.abort()),
+    onEvent: (event) => event.type === 'state' && event.index === 2 && event.state === 'retryingSessionLock' && queueMicrotask(() => controller.abort()),
   });
   expect(first.status).toBe('interrupted');
   const waiting = await resumeRun(first.runId, { storeDir: store, agent: agent() });

@@ -32,7 +32,7 @@ function interruptOn(state: string, index?: number) {
   const onEvent = (event: EngineEvent) => {
     events.push(event);
     if (event.type === 'state' && event.actor === 'iteration' && event.state === state && (index === undefined || event.index === index)) {
-      setImmediate(() => controller.abort());
+      queueMicrotask(() => controller.abort());
     }
   };
   return { signal: controller.signal, onEvent, events };

@@ -60,7 +60,7 @@ describe('the journal', () => {
       workdir: store,
       storeDir: store,
       agent,
-      onEvent: (event) => event.type === 'state' && event.index === 4 && event.state === 'scoring' && controller.abort(),
+      onEvent: (event) => event.type === 'state' && event.index === 4 && event.state === 'scoring' && queueMicrotask(() => controller.abort()),
       signal: controller.signal,
     });
     expect(first.status).toBe('interrupted');
