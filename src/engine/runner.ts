@@ -185,6 +185,8 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
     throw new UserError(`${handle.dir}/run.json holds a config this Obra cannot read (${issue?.path.join('.')}: ${issue?.message}); resume it with the Obra that started it`);
   }
   const config = parsed.data;
+  // Records a power cut took from iterations.jsonl are still in the journal: put them back first.
+  handle.recoverIterations((last.snapshot as { context?: { iterations?: number } }).context?.iterations ?? 0);
   const agent = options.agent ?? storedAgent(handle, config, options.agentCommand);
   agent.preflight?.();
   const inspection = await openInspection(options.inspect);
@@ -295,7 +297,13 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     beforeStep: (_src, effect) => recorder.beforeStep(effect),
     saveIteration: (record) => {
       // A `persisting` restored after a crash runs again: the record is kept once, and announced once.
-      if (handle.appendIteration(record)) emit({ type: 'iteration-done', record });
+      try {
+        if (handle.appendIteration(record)) emit({ type: 'iteration-done', record });
+      } catch (error) {
+        // A full or read-only disk is not the iteration's fault: stop, resumable, instead of failing the run.
+        failStorage(error as Error);
+        throw error;
+      }
     },
     onAgentProgress: (progressEvent, input) => emit({ type: 'agent-progress', index: input.index, progress: progressEvent }),
   });
@@ -332,6 +340,12 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
       if (status === 'interrupted') recorder.marker({ type: 'obra.interrupted', reason });
       else recorder.commit(true);
       if (recorder.failure) return;
+      try {
+        handle.syncIterations();
+      } catch (error) {
+        failStorage(error as Error);
+        return;
+      }
       stop();
       const taskContext = (actor.getSnapshot() as { context: TaskContext }).context;
       try {

@@ -147,12 +147,14 @@ export class AppendLog {
     }
   }
 
-  sync(): void {
-    if (!this.unsynced || this.fd === null) return;
+  /** fdatasyncs what was written since the last sync; returns whether there was anything to sync. */
+  sync(): boolean {
+    if (!this.unsynced || this.fd === null) return false;
     try {
       check('sync', this.path);
       fdatasyncSync(this.fd);
       this.unsynced = false;
+      return true;
     } catch (error) {
       throw storeIoError(error, this.path, 'sync');
     }

@@ -60,6 +60,7 @@ type Line = z.infer<typeof lineSchema>;
 export interface CommitStats {
   lines: number;
   bytes: number;
+  /** Whether an fdatasync was made (there was something written since the last one). */
   synced: boolean;
   /** Milliseconds spent in write() and in fdatasync. */
   writeMs: number;
@@ -132,12 +133,13 @@ export class Journal {
       this.log.write(text);
       writeMs = performance.now() - t0;
     }
+    let synced = false;
     if (sync) {
       const t1 = performance.now();
-      this.log.sync();
+      synced = this.log.sync();
       syncMs = performance.now() - t1;
     }
-    return { lines, bytes, synced: sync, writeMs, syncMs };
+    return { lines, bytes, synced, writeMs, syncMs };
   }
 
   /** Starts the next line from a whole snapshot (after a restore, the encoder knows no previous state). */

@@ -201,17 +201,51 @@ export class RunHandle {
     return this.journal.latest().entry;
   }
 
-  /** Appends an iteration record once, durably: re-running `persisting` after a crash must not record it twice. */
+  /**
+   * Appends an iteration record once: re-running `persisting` after a crash must not record it twice. The
+   * record is already durable in the journal (the line entering `persisting` holds it as that actor's input,
+   * fdatasync'd before this runs), so this copy is written without a sync of its own; `syncIterations` makes it
+   * durable when the run comes to rest, and `recoverIterations` rebuilds a tail a power cut took.
+   */
   appendIteration(record: IterationRecord): boolean {
     this.recordedIterations ??= new Set(this.readIterations().map((r) => r.index));
     if (this.recordedIterations.has(record.index)) return false;
-    this.iterationLog.append(record);
+    this.iterationLog.write(`${JSON.stringify(record)}\n`);
     this.recordedIterations.add(record.index);
     return true;
   }
 
+  syncIterations(): void {
+    this.iterationLog.sync();
+  }
+
+  /** The finished iterations, in order. */
   readIterations(): IterationRecord[] {
-    return this.iterationLog.readAll<IterationRecord>();
+    return this.iterationLog.readAll<IterationRecord>().sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Puts back records the journal has but iterations.jsonl lost (a power cut after the journal was synced and
+   * before the copy was): for every iteration the task has absorbed. Returns how many were recovered.
+   */
+  recoverIterations(absorbed: number): number {
+    const have = new Set(this.readIterations().map((r) => r.index));
+    if (have.size >= absorbed) return 0;
+    let recovered = 0;
+    for (const entry of this.journal.entries()) {
+      const index = entry.iteration?.index;
+      if (entry.iteration?.state !== 'persisting' || index === undefined || index > absorbed || have.has(index)) continue;
+      const children = (entry.snapshot as { children?: Record<string, { snapshot?: { children?: Record<string, { src?: string; snapshot?: { input?: unknown } }> } }> }).children;
+      const persisting = Object.values(children?.iteration?.snapshot?.children ?? {}).find((child) => child.src === 'persistIteration');
+      const record = persisting?.snapshot?.input as IterationRecord | undefined;
+      if (!record) continue;
+      this.iterationLog.write(`${JSON.stringify(record)}\n`);
+      have.add(index);
+      recovered += 1;
+    }
+    this.iterationLog.sync();
+    this.recordedIterations = null;
+    return recovered;
   }
 
   /** Iterations and cost so far: run.json's totals once the run is at rest, else counted from the records. */

@@ -69,6 +69,21 @@ describe('resume after a crash, in every state', () => {
     expect([...statesSeen].sort()).toEqual(['awaitingAgent', 'building', 'deciding', 'persisting', 'prompting', 'retryingSessionLock', 'scoring', 'validating']);
   });
 
+  it('a power cut that took the tail of iterations.jsonl: the records come back from the journal', async () => {
+    const store = tempDir();
+    const reference = await runTask({ task: 'Build the parser', workdir: store, storeDir: store, agent: deterministicAgent(), config: fastRetries });
+    const journal = RunStore.open(store).openRun(reference.runId).readJournal();
+    // Killed while iteration 3 was being built, with iteration 2's record (written, not yet synced) lost.
+    const k = journal.findIndex((e) => e.iteration?.index === 3 && e.iteration.state === 'prompting');
+    const copy = crashedCopy(store, reference.runId, k, { withRecord: false });
+    const records = join(copy, 'runs', reference.runId, 'iterations.jsonl');
+    writeFileSync(records, readFileSync(records, 'utf8').split('\n').slice(0, 1).join('\n') + '\n');
+    expect(readFileSync(records, 'utf8').trim().split('\n')).toHaveLength(1);
+    const resumed = await resumeRun(reference.runId, { storeDir: copy, agent: deterministicAgent(), config: fastRetries });
+    expect(outcomeOf(resumed)).toEqual(outcomeOf(reference));
+    expect(readFileSync(records, 'utf8').trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([1, 2, 3]);
+  });
+
   it('killed in awaitingAgent: the call is issued again, on the same session with the same prompt, and recorded', async () => {
     const store = tempDir();
     const hanging = new HangingAgent();
