@@ -2,7 +2,10 @@
 export { runTask, resumeRun, answerRun, buildMachines, agentFromConfig, claudeOptionsFromConfig, newRunId, systemClock } from './engine/runner.js';
 export type { Clock, EngineEvent, EngineOptions, StartOptions } from './engine/runner.js';
 export type { RunResult, IterationView } from './engine/run-result.js';
-export { loadConfig } from './config/load.js';
+export { loadConfig, validateConfig } from './config/load.js';
+export { RunControl, requestPause, requestCancel } from './control/run-control.js';
+export type { ControlOutcome } from './control/run-control.js';
+export { RunLog } from './logging/run-log.js';
 export type { LoadedConfig, ConfigLayers } from './config/load.js';
 export { configSchema, defaultConfig } from './config/schema.js';
 export type { ObraConfig, ConfigInput } from './config/schema.js';

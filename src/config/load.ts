@@ -62,8 +62,16 @@ export function loadConfig(layers: ConfigLayers = {}): LoadedConfig {
 
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) throw new UserError(describeConfigError(parsed.error, merged, sources));
-  for (const leaf of leaves(parsed.data as Tree)) sources[leaf] ??= 'default';
+  // Every option, set or not, so `obra config` lists the optional ones too (as unset).
+  for (const leaf of schemaLeaves()) sources[leaf] ??= 'default';
   return { config: parsed.data, sources, file: filePath };
+}
+
+/** The key path of every option the schema knows (`agent.local.max_retries`, ...), in schema order. */
+export function schemaLeaves(schema: z.ZodType = configSchema, prefix = ''): string[] {
+  const shape = objectShape(schema);
+  if (!shape) return [prefix.slice(0, -1)];
+  return Object.entries(shape).flatMap(([key, child]) => schemaLeaves(child, `${prefix}${key}.`));
 }
 
 /**
@@ -98,7 +106,7 @@ function readConfigFile(explicit: string | null, cwd: string): { tree: Tree | nu
   }
   const tree = doc.toJS() ?? {};
   if (typeof tree !== 'object' || Array.isArray(tree)) throw new UserError(`${path}: the config must be a YAML mapping (key: value), not ${Array.isArray(tree) ? 'a list' : typeof tree}`);
-  return { tree: tree as Tree, path };
+  return { tree: dropEmptySections(tree as Tree), path };
 }
 
 /** One line per problem: the key path, the bad value, what is allowed, and where the value came from. */
@@ -119,7 +127,8 @@ export function describeConfigError(error: z.ZodError, input: Tree, sources: Rec
       }
       const path = issue.path.join('.');
       const value = getPath(input, path);
-      const where = sources[path] ? ` (from ${sources[path]})` : '';
+      const source = sources[path] ?? Object.entries(sources).find(([leaf]) => leaf.startsWith(`${path}.`))?.[1];
+      const where = source ? ` (from ${source})` : '';
       const shown = value === undefined ? '' : ` got ${JSON.stringify(value)}`;
       return `config key "${path}"${where}: ${issue.message}${shown ? ` —${shown}` : ''}`;
     })
@@ -180,6 +189,27 @@ export function parseScalar(raw: string): unknown {
   } catch {
     return raw;
   }
+}
+
+/** `task:` with nothing under it (YAML null) means "no settings here", not "task is null". */
+function dropEmptySections(tree: Tree, path: PropertyKey[] = []): Tree {
+  const out: Tree = {};
+  for (const [key, value] of Object.entries(tree)) {
+    const isSection = knownKeys(path).includes(key) && objectShapeAt([...path, key]) !== null;
+    if (value === null && isSection) continue;
+    out[key] = isTree(value) ? dropEmptySections(value, [...path, key]) : value;
+  }
+  return out;
+}
+
+function objectShapeAt(path: PropertyKey[]): Record<string, z.ZodType> | null {
+  let schema: z.ZodType = configSchema;
+  for (const part of path) {
+    const shape = objectShape(schema);
+    if (!shape || typeof part !== 'string' || !(part in shape)) return null;
+    schema = shape[part]!;
+  }
+  return objectShape(schema);
 }
 
 function isTree(value: unknown): value is Tree {

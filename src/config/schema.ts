@@ -50,7 +50,7 @@ export const judgeSchema = z.strictObject({
   /** An Ollama model name, as `ollama list` shows it. */
   model: z.string().min(1, 'must name an Ollama model, e.g. llama3.2').default('llama3.2'),
   /** Ollama's address (the `ollama` client's `host`). */
-  host: z.url({ error: 'must be a URL like http://127.0.0.1:11434' }).default('http://127.0.0.1:11434'),
+  host: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL like http://127.0.0.1:11434' }).default('http://127.0.0.1:11434'),
   /** Seconds to wait for the judge; then the score falls back to the other evidence. */
   timeout: seconds().default(30),
   /** Share of the quality score the judge's verdict takes (the rest: checks and heuristics). */
