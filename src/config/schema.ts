@@ -164,6 +164,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Where runs are kept (relative to the working directory). */
       dir: z.string().min(1).default('.obra'),
+      /**
+       * When journal lines are fdatasync'd: `effect` groups them and syncs before every agent call, check and
+       * iteration record and whenever the run comes to rest; `transition` syncs after every step.
+       */
+      sync: z.enum(['effect', 'transition']).default('effect'),
     })
     .prefault({}),
 });

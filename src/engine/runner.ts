@@ -185,8 +185,8 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
     throw new UserError(`${handle.dir}/run.json holds a config this Obra cannot read (${issue?.path.join('.')}: ${issue?.message}); resume it with the Obra that started it`);
   }
   const config = parsed.data;
-  // Records a power cut took from iterations.jsonl are still in the journal: put them back first.
-  handle.recoverIterations((last.snapshot as { context?: { iterations?: number } }).context?.iterations ?? 0);
+  // iterations.jsonl is a copy of what the journal holds: after a power cut, make it agree with the journal.
+  handle.reconcileIterations(last.snapshot);
   const agent = options.agent ?? storedAgent(handle, config, options.agentCommand);
   agent.preflight?.();
   const inspection = await openInspection(options.inspect);
@@ -233,29 +233,35 @@ export interface MachineDeps {
   onAgentProgress?: Parameters<typeof iterationActors>[0]['onAgentProgress'];
   runChecks?: typeof runChecks;
   /**
-   * Awaited by every invoked actor before it works (the journal commits the transition that started it;
-   * `effect` says whether the actor reaches outside the process). Resolving false stops it for good.
+   * Awaited by every invoked actor before it works (the journal writes the transition that started it first).
+   * Resolving false stops the actor for good.
    */
-  beforeStep?: (src: string, effect: boolean) => Promise<boolean>;
+  beforeStep?: (src: string) => Promise<boolean>;
+  /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */
+  afterInput?: (src: string) => void;
 }
 
-/** Actors that act on the world: the journal must be durable before they start. */
-function hasEffects(src: string, input: unknown, config: ObraConfig): boolean {
-  if (src === 'callAgent' || src === 'persistIteration') return true;
+/** Actors whose output comes from outside the process and could not be computed again: it must be durable. */
+function bringsInput(src: string, input: unknown, config: ObraConfig): boolean {
+  if (src === 'callAgent') return true;
   if (src === 'scoreResponse') return ((input as { task?: { checks?: unknown[] } }).task?.checks?.length ?? 0) > 0 || config.quality.judge.enabled;
   return false;
 }
 
 export function buildMachines(deps: MachineDeps) {
   const actors: Record<string, unknown> = iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks });
-  const beforeStep = deps.beforeStep;
+  const { beforeStep, afterInput } = deps;
   if (beforeStep) {
     for (const [src, logic] of Object.entries(actors)) {
       const work = (logic as { config: (args: { input: unknown }) => Promise<unknown> }).config;
       actors[src] = fromPromise<unknown, unknown>(async (args) => {
         // Stopped (the journal failed): never resolve; the runner stops the actor.
-        if (!(await beforeStep(src, hasEffects(src, args.input, deps.config)))) return new Promise(() => {});
-        return work(args as never);
+        if (!(await beforeStep(src))) return new Promise(() => {});
+        try {
+          return await work(args as never);
+        } finally {
+          if (afterInput && bringsInput(src, args.input, deps.config)) afterInput(src);
+        }
       });
     }
   }
@@ -282,7 +288,7 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
   let stopped = false;
   let failStorage: (error: Error) => void = () => {};
   const recorder = new TransitionRecorder(handle.journal, () => clock.now(), () => actor, {
-    durability: ctx.durability ?? (config.store as { sync?: Durability }).sync ?? 'effect',
+    durability: ctx.durability ?? config.store.sync,
     onCommit: ctx.onJournalCommit,
     onFailure: (error) => failStorage(error),
     stallAt: process.env.OBRA_TEST_STALL_AT || null,
@@ -294,7 +300,8 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     agent,
     now: () => clock.now(),
     runChecks: ctx.runChecks,
-    beforeStep: (_src, effect) => recorder.beforeStep(effect),
+    beforeStep: () => recorder.beforeStep(),
+    afterInput: () => recorder.afterInput(),
     saveIteration: (record) => {
       // A `persisting` restored after a crash runs again: the record is kept once, and announced once.
       try {

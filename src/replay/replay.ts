@@ -169,6 +169,7 @@ async function replaySegment(segment: Segment, index: number, input: TaskInput, 
   const pending = new Map<string, PendingActor>();
   const machine = replayMachines(() => clock.now(), pending);
   const produced: (Step & { snapshot: unknown })[] = [];
+  const wantSnapshots = Boolean(options.onStep || until);
   let actor: AnyActorRef | undefined;
   actor = createActor(machine, {
     ...(segment.restoreFrom === undefined ? { input } : { snapshot: segment.restoreFrom as Snapshot<unknown> }),
@@ -176,7 +177,8 @@ async function replaySegment(segment: Segment, index: number, input: TaskInput, 
     inspect: (event: InspectionEvent) => {
       if (actor) {
         const step = stepOf(event, actor);
-        if (step) produced.push({ ...step, snapshot: actor.getPersistedSnapshot() });
+        // Snapshots cost time: taken only for someone who looks at them.
+        if (step) produced.push({ ...step, snapshot: wantSnapshots ? actor.getPersistedSnapshot() : undefined });
       }
       options.inspect?.(event);
     },
@@ -233,7 +235,7 @@ async function replaySegment(segment: Segment, index: number, input: TaskInput, 
         diverge({ seq: next.seq, at: next.at, what: 'missing step', expected: describe(next), actual: `nothing: the replayed machines were waiting (${waitingOn(actor, pending)})` });
         return;
       }
-      await quiesce();
+      await quiesce(produced);
       if (!produced.length) {
         diverge({ seq: next.seq, at: next.at, what: 'missing step', expected: describe(next), actual: `nothing: the replayed machines did not react to it (${waitingOn(actor, pending)})` });
         return;
@@ -269,7 +271,10 @@ function trigger(line: JournalEntry, lines: JournalEntry[], cursor: number, acto
   if (persisting) {
     advance();
     pending.delete(persisting.id);
-    const absorbed = lines.slice(cursor).find((l) => l.actor === 'task' && l.event.type === 'xstate.done.actor.iteration');
+    let absorbed: JournalEntry | undefined;
+    for (let i = cursor; i < lines.length && !absorbed; i++) {
+      if (lines[i]!.actor === 'task' && lines[i]!.event.type === 'xstate.done.actor.iteration') absorbed = lines[i];
+    }
     const failure = (absorbed?.event.output as { failure?: string } | undefined)?.failure;
     const prefix = 'persisting the iteration failed: ';
     if (failure?.startsWith(prefix)) persisting.reject(new Error(failure.slice(prefix.length)));
@@ -279,8 +284,10 @@ function trigger(line: JournalEntry, lines: JournalEntry[], cursor: number, acto
   // A new iteration's first line comes before the task transition that started it (XState reports the child
   // first): what caused both is the next line's event.
   if (type === 'xstate.init') {
-    const cause = lines.slice(cursor + 1).find((l) => l.event.type !== 'xstate.init');
-    return cause ? trigger(cause, lines, lines.indexOf(cause), actor, pending, clock) : false;
+    for (let i = cursor + 1; i < lines.length; i++) {
+      if (lines[i]!.event.type !== 'xstate.init') return trigger(lines[i]!, lines, i, actor, pending, clock);
+    }
+    return false;
   }
   if (!type.startsWith('xstate.')) {
     advance();
@@ -353,9 +360,21 @@ function reached(step: Step, until: string): boolean {
   return step.iteration !== null && String(step.iteration.index) === where && String(step.iteration.state) === name;
 }
 
-/** Lets every promise the last trigger set off settle (replayed actors never wait for anything else). */
-function quiesce(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/**
+ * Lets every promise the last trigger set off settle. Replayed actors wait for nothing but the replay, so a few
+ * microtask turns do (a resolved actor → its done event → the next actors started); a macrotask turn is the
+ * fallback when something still moved in the last of them.
+ */
+async function quiesce(produced?: unknown[]): Promise<void> {
+  if (produced) {
+    let seen = -1;
+    for (let turn = 0; turn < 8; turn++) {
+      await null;
+      if (produced.length === seen && seen > 0) return;
+      seen = produced.length;
+    }
+  }
+  await new Promise((resolve) => setImmediate(resolve));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -10,9 +10,9 @@ import { SnapshotDecoder, SnapshotEncoder } from './snapshot-codec.js';
  *    "event":{"type":"xstate.done.actor.0.iteration.validating","output":{…}},"patch":[[["children",…],…]]}
  *
  * `k` is `c` for a checkpoint (the whole persisted snapshot in `checkpoint`), `p` for a patch against the line
- * before (see snapshot-codec.ts), `m` for a marker the engine writes about itself (`obra.resume`,
- * `obra.interrupted`) with no snapshot. A new iteration always starts with a checkpoint, so the latest state
- * is found by reading the file backwards to the last checkpoint: the cost does not grow with the run.
+ * before (see snapshot-codec.ts; `eventRefs` and `refs` list where a value written before goes), `m` for a marker the engine writes about itself (`obra.resume`,
+ * `obra.interrupted`) with no snapshot. Every fourth iteration starts with a checkpoint, so the latest state is
+ * found by reading the file backwards to the last checkpoint: the cost does not grow with the run.
  */
 
 export type JournalActor = 'task' | 'iteration' | 'obra';
@@ -52,7 +52,9 @@ const lineSchema = z.object({
   task: z.unknown().optional(),
   iteration: z.object({ index: z.number().int(), state: z.unknown() }).nullable().optional(),
   event: z.looseObject({ type: z.string() }),
+  eventRefs: z.array(z.unknown()).optional(),
   checkpoint: z.unknown().optional(),
+  refs: z.array(z.unknown()).optional(),
   patch: z.array(z.unknown()).optional(),
 });
 type Line = z.infer<typeof lineSchema>;
@@ -69,7 +71,8 @@ export interface CommitStats {
 
 export class Journal {
   readonly log: AppendLog;
-  private readonly encoder = new SnapshotEncoder();
+  // A whole snapshot at least every 256 lines, whatever happens (a long retry loop); see TransitionRecorder.
+  private readonly encoder = new SnapshotEncoder(256);
   private seq: number | null = null;
   private pending: string[] = [];
   private pendingBytes = 0;
@@ -95,10 +98,11 @@ export class Journal {
     const seq = this.lastSeq() + 1;
     const encoded = this.encoder.encode(step.event, step.snapshot, options);
     const iteration = step.iteration ? JSON.stringify({ index: step.iteration.index, state: step.iteration.state }) : 'null';
-    const body = encoded.kind === 'checkpoint' ? `"checkpoint":${encoded.body}` : `"patch":${encoded.body}`;
+    const body = encoded.kind === 'checkpoint' ? `"checkpoint":${encoded.body}${encoded.refs ? `,"refs":${encoded.refs}` : ''}` : `"patch":${encoded.body}`;
     this.queue(
       `{"seq":${seq},"k":"${encoded.kind === 'checkpoint' ? 'c' : 'p'}","at":${step.at},"actor":"${step.actor}",` +
-        `"task":${JSON.stringify(step.task ?? null)},"iteration":${iteration},"event":${encoded.event},${body}}\n`,
+        `"task":${JSON.stringify(step.task ?? null)},"iteration":${iteration},"event":${encoded.event},` +
+        `${encoded.eventRefs ? `"eventRefs":${encoded.eventRefs},` : ''}${body}}\n`,
     );
     this.seq = seq;
     return seq;
@@ -203,6 +207,8 @@ function parseLine(text: string, path: string, where: string): Line {
   } catch {
     throw badJournal(path, where, 'not valid JSON (edited by hand?)');
   }
+  // The common case checked by hand (replay reads thousands of lines); zod explains anything else.
+  if (looksLikeLine(json)) return json;
   const parsed = lineSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -211,12 +217,28 @@ function parseLine(text: string, path: string, where: string): Line {
   return parsed.data;
 }
 
+function looksLikeLine(json: unknown): json is Line {
+  const line = json as Record<string, unknown> | null;
+  if (!line || typeof line !== 'object') return false;
+  const event = line.event as { type?: unknown } | null;
+  const iteration = line.iteration as { index?: unknown } | null | undefined;
+  return (
+    typeof line.seq === 'number' && Number.isInteger(line.seq) && line.seq > 0 &&
+    (line.k === 'c' || line.k === 'p' || line.k === 'm') &&
+    typeof line.at === 'number' &&
+    (line.actor === 'task' || line.actor === 'iteration' || line.actor === 'obra') &&
+    typeof event === 'object' && event !== null && typeof event.type === 'string' &&
+    (iteration === undefined || iteration === null || (typeof iteration === 'object' && Number.isInteger(iteration.index))) &&
+    (line.patch === undefined || Array.isArray(line.patch))
+  );
+}
+
 function decodeLine(line: Line, decoder: SnapshotDecoder, path: string, where: string): JournalEntry {
   const base = { seq: line.seq, at: line.at, actor: line.actor, task: line.task ?? null };
   const iteration = line.iteration ? { index: line.iteration.index, state: line.iteration.state } : null;
   if (line.k === 'm') return { ...base, iteration, event: line.event as JournalEvent, snapshot: decoder.state };
   try {
-    const { event, state } = decoder.apply(line.event, line.k === 'c' ? { checkpoint: line.checkpoint } : { patch: line.patch });
+    const { event, state } = decoder.apply(line.event, line.k === 'c' ? { eventRefs: line.eventRefs, checkpoint: line.checkpoint, refs: line.refs } : { eventRefs: line.eventRefs, patch: line.patch });
     return { ...base, iteration, event: event as JournalEvent, snapshot: state };
   } catch (error) {
     throw badJournal(path, where, `cannot be decoded: ${(error as Error).message}`);

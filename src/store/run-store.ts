@@ -5,7 +5,7 @@ import { LowSync } from 'lowdb';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
-import { AppendLog, DurableJsonFile, isNotFound, storeIoError } from './durable-file.js';
+import { AppendLog, DurableJsonFile, isNotFound, storeIoError, writeFileDurably } from './durable-file.js';
 import { Journal, type JournalEntry } from './journal.js';
 
 export type { JournalEntry } from './journal.js';
@@ -203,9 +203,9 @@ export class RunHandle {
 
   /**
    * Appends an iteration record once: re-running `persisting` after a crash must not record it twice. The
-   * record is already durable in the journal (the line entering `persisting` holds it as that actor's input,
-   * fdatasync'd before this runs), so this copy is written without a sync of its own; `syncIterations` makes it
-   * durable when the run comes to rest, and `recoverIterations` rebuilds a tail a power cut took.
+   * journal holds the record too (the line entering `persisting` has it as that actor's input), so this copy is
+   * written without a sync of its own: `syncIterations` makes it durable when the run comes to rest, and
+   * `reconcileIterations` makes it agree with the journal again after a power cut.
    */
   appendIteration(record: IterationRecord): boolean {
     this.recordedIterations ??= new Set(this.readIterations().map((r) => r.index));
@@ -225,27 +225,38 @@ export class RunHandle {
   }
 
   /**
-   * Puts back records the journal has but iterations.jsonl lost (a power cut after the journal was synced and
-   * before the copy was): for every iteration the task has absorbed. Returns how many were recovered.
+   * Makes iterations.jsonl agree with the journal's latest state, which is what a resume goes on from: a record
+   * the journal has but the file lost (a power cut after the journal was synced, before the copy was) is put
+   * back; a record the journal does not back yet (its iteration will be done again) is dropped. Returns how
+   * many records changed.
    */
-  recoverIterations(absorbed: number): number {
-    const have = new Set(this.readIterations().map((r) => r.index));
-    if (have.size >= absorbed) return 0;
-    let recovered = 0;
-    for (const entry of this.journal.entries()) {
-      const index = entry.iteration?.index;
-      if (entry.iteration?.state !== 'persisting' || index === undefined || index > absorbed || have.has(index)) continue;
-      const children = (entry.snapshot as { children?: Record<string, { snapshot?: { children?: Record<string, { src?: string; snapshot?: { input?: unknown } }> } }> }).children;
-      const persisting = Object.values(children?.iteration?.snapshot?.children ?? {}).find((child) => child.src === 'persistIteration');
-      const record = persisting?.snapshot?.input as IterationRecord | undefined;
-      if (!record) continue;
-      this.iterationLog.write(`${JSON.stringify(record)}\n`);
-      have.add(index);
-      recovered += 1;
+  reconcileIterations(snapshot: unknown): number {
+    const state = snapshot as { context?: { iterations?: number }; children?: Record<string, { snapshot?: { value?: unknown; context?: { index?: number } } }> };
+    const absorbed = state.context?.iterations ?? 0;
+    const running = state.children?.iteration?.snapshot;
+    const backed = (index: number) => index <= absorbed || (running?.value === 'persisting' && running.context?.index === index);
+    const records = this.readIterations();
+    const kept = records.filter((r) => backed(r.index));
+    const have = new Set(kept.map((r) => r.index));
+    const missing = absorbed - [...have].filter((i) => i <= absorbed).length;
+    if (kept.length === records.length && missing === 0) return 0;
+    if (missing > 0) {
+      for (const entry of this.journal.entries()) {
+        const index = entry.iteration?.index;
+        if (entry.iteration?.state !== 'persisting' || index === undefined || index > absorbed || have.has(index)) continue;
+        const children = (entry.snapshot as { children?: Record<string, { snapshot?: { children?: Record<string, { src?: string; snapshot?: { input?: unknown } }> } }> }).children;
+        const persisting = Object.values(children?.iteration?.snapshot?.children ?? {}).find((child) => child.src === 'persistIteration');
+        const record = persisting?.snapshot?.input as IterationRecord | undefined;
+        if (!record) continue;
+        kept.push(record);
+        have.add(index);
+      }
     }
-    this.iterationLog.sync();
+    kept.sort((a, b) => a.index - b.index);
+    this.iterationLog.close();
+    writeFileDurably(this.iterationLog.path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
     this.recordedIterations = null;
-    return recovered;
+    return Math.abs(records.length - kept.length) + missing;
   }
 
   /** Iterations and cost so far: run.json's totals once the run is at rest, else counted from the records. */

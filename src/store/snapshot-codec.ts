@@ -4,27 +4,30 @@
  * A run's persisted snapshot is mostly the same from one transition to the next (the task, the prompt, the
  * agent's full output...), and the parts that do change are assigned by XState as new objects while the rest
  * keeps its identity. So the encoder diffs the new snapshot against the previous one by reference, and writes
- * the changed subtrees only. A value it has already written (the agent call that is both an event's output and
- * the new `context.call`, the prompt that reappears in the iteration record) is written once and referenced
- * after that. Every so often — at least at every new iteration — a line holds the whole snapshot (a
- * checkpoint), so reading the latest state never needs more than the lines since the last checkpoint.
+ * the changed subtrees only. A large value it has already written (the agent call that is both an event's
+ * output and the new `context.call`, the prompt that reappears in the iteration record) is written once and
+ * referenced after that. At least at every new iteration a line holds the whole snapshot (a checkpoint), so
+ * reading the latest state never needs more than the lines since the last checkpoint.
  *
- * Encoded values are plain JSON with two reserved shapes:
- *   { "$r": [source, ...path] }  a value written before: source "p" = the previous state, "n" = the new state
- *                                being built by this line, "e" = this line's event
- *   { "$lit": {...} }            an object of the data that happens to have a "$r" or "$lit" key
+ * Values stay plain JSON: where a reference goes, the value holds `null` and a side table says what belongs
+ * there — `[where, source, ...path]`, `where` relative to the value, `source` "p" (the previous state), "n"
+ * (the new state, as built so far by this line) or "e" (this line's event). Values too small to be worth a
+ * reference are written by the native JSON.stringify in one go.
  */
 
 export type Path = (string | number)[];
 type Source = 'p' | 'n' | 'e';
 
-/** A patch operation: set `path` to the (encoded) value, or delete it. */
-export type PatchOp = [Path, unknown] | [Path];
+/** Where a reference goes (relative to its value), and what it points to. */
+export type Reference = [Path, Source, ...Path];
 
-/** Strings shorter than this are repeated rather than referenced (a reference costs ~30 bytes). */
-const MIN_SHARED_STRING = 64;
-/** Objects whose JSON is shorter than this are repeated rather than referenced. */
-const MIN_SHARED_OBJECT = 96;
+/** A patch operation: set `path` to the value (with its references), or delete it. */
+export type PatchOp = [Path, unknown, Reference[]?] | [Path];
+
+/** Strings shorter than this are repeated rather than referenced. */
+const MIN_SHARED_STRING = 128;
+/** Objects whose JSON is shorter than this are repeated rather than referenced (and written natively). */
+const MIN_SHARED_OBJECT = 256;
 
 interface Written {
   source: Source;
@@ -38,12 +41,47 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 
 /** What the encoder produced for one transition: JSON texts ready to be put into a journal line. */
 export interface EncodedStep {
-  /** The event, with values shared with the snapshot written once. */
+  /** The event, and its references (JSON of a `Reference[]`, or null when it has none). */
   event: string;
-  /** `checkpoint`: the whole snapshot; `patch`: a JSON array of patch operations against the previous one. */
+  eventRefs: string | null;
+  /** `checkpoint`: the whole snapshot (with `refs`); `patch`: a JSON array of `PatchOp`s. */
   kind: 'checkpoint' | 'patch';
   body: string;
+  refs: string | null;
 }
+
+/** About how much of `budget` characters of JSON `value` leaves (negative: it is bigger); stops early. */
+function roomLeft(value: unknown, budget: number): number {
+  if (value === null || value === undefined) return budget - 4;
+  switch (typeof value) {
+    case 'string':
+      return budget - value.length - 2;
+    case 'object': {
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length && budget >= 0; i++) budget = roomLeft(value[i], budget - 1);
+        return budget - 2;
+      }
+      const object = value as Record<string, unknown>;
+      for (const key in object) {
+        budget = roomLeft(object[key], budget - key.length - 4);
+        if (budget < 0) return budget;
+      }
+      return budget - 2;
+    }
+    default:
+      return budget - 8;
+  }
+}
+
+const quotedKeys = new Map<string, string>();
+const quote = (key: string) => {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+};
 
 export class SnapshotEncoder {
   private previous: unknown = undefined;
@@ -54,8 +92,9 @@ export class SnapshotEncoder {
   private linesSinceCheckpoint = 0;
   private readonly stack: Path = [];
   private source: Source = 'n';
-  /** During a patch operation: the path it sets (a reference into its own value is relative to it). */
-  private opPath: Path = [];
+  /** Where the value being written goes: references are recorded relative to it. */
+  private base = 0;
+  private refs: string[] = [];
 
   constructor(private readonly checkpointEvery = 64) {}
 
@@ -76,28 +115,31 @@ export class SnapshotEncoder {
     }
 
     this.source = 'e';
-    this.opPath = [];
-    this.stack.length = 0;
-    const eventText = this.write(event);
-
-    let kind: EncodedStep['kind'];
-    let body: string;
+    const [eventText, eventRefs] = this.value(event, []);
     this.source = 'n';
+    let step: EncodedStep;
     if (checkpoint) {
-      kind = 'checkpoint';
-      this.opPath = [];
-      this.stack.length = 0;
-      body = this.write(next);
+      const [body, refs] = this.value(next, []);
+      step = { event: eventText, eventRefs, kind: 'checkpoint', body, refs };
       this.linesSinceCheckpoint = 0;
     } else {
-      kind = 'patch';
       const ops: string[] = [];
       this.diff(this.previous, next, [], ops);
-      body = `[${ops.join(',')}]`;
+      step = { event: eventText, eventRefs, kind: 'patch', body: `[${ops.join(',')}]`, refs: null };
       this.linesSinceCheckpoint += 1;
     }
     this.previous = next;
-    return { event: eventText, kind, body };
+    return step;
+  }
+
+  /** A whole value written at `at`: its JSON and its reference table. */
+  private value(value: unknown, at: Path): [string, string | null] {
+    this.stack.length = 0;
+    this.stack.push(...at);
+    this.base = at.length;
+    this.refs = [];
+    const text = value === undefined ? 'null' : this.write(value);
+    return [text, this.refs.length ? `[${this.refs.join(',')}]` : null];
   }
 
   private diff(before: unknown, after: unknown, path: Path, ops: string[]): void {
@@ -115,20 +157,17 @@ export class SnapshotEncoder {
       }
       return;
     }
-    this.opPath = path.slice();
-    this.stack.length = 0;
-    this.stack.push(...path);
-    ops.push(`[${JSON.stringify(this.opPath)},${this.write(after)}]`);
+    const [text, refs] = this.value(after, path);
+    ops.push(`[${JSON.stringify(path)},${text}${refs ? `,${refs}` : ''}]`);
   }
 
-  /** JSON of `value`, with values written before replaced by references; registers what it writes. */
+  /** JSON of `value`; values written before become references (null here, an entry in the table). */
   private write(value: unknown): string {
     if (value === null || value === undefined) return 'null';
     switch (typeof value) {
       case 'string': {
         if (value.length < MIN_SHARED_STRING) return JSON.stringify(value);
-        const ref = this.referenceTo(value);
-        if (ref) return ref;
+        if (this.referTo(value)) return 'null';
         this.remember(value);
         return JSON.stringify(value);
       }
@@ -137,8 +176,9 @@ export class SnapshotEncoder {
       case 'boolean':
         return value ? 'true' : 'false';
       case 'object': {
-        const ref = this.referenceTo(value);
-        if (ref) return ref;
+        if (this.referTo(value)) return 'null';
+        // Small values are written natively in one go (and are not worth referencing later).
+        if (roomLeft(value, MIN_SHARED_OBJECT) >= 0 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(value) ?? 'null';
         let text: string;
         if (Array.isArray(value)) {
           const parts: string[] = [];
@@ -149,8 +189,6 @@ export class SnapshotEncoder {
             this.stack.pop();
           }
           text = `[${parts.join(',')}]`;
-        } else if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
-          return JSON.stringify(value);
         } else {
           const object = value as Record<string, unknown>;
           const parts: string[] = [];
@@ -158,13 +196,12 @@ export class SnapshotEncoder {
             const item = object[key];
             if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
             this.stack.push(key);
-            parts.push(`${JSON.stringify(key)}:${this.write(item)}`);
+            parts.push(`${quote(key)}:${this.write(item)}`);
             this.stack.pop();
           }
           text = `{${parts.join(',')}}`;
-          if ('$r' in object || '$lit' in object) text = `{"$lit":${text}}`;
         }
-        if (text.length >= MIN_SHARED_OBJECT) this.remember(value);
+        this.remember(value);
         return text;
       }
       default:
@@ -176,9 +213,10 @@ export class SnapshotEncoder {
     this.written.set(value, { source: this.source, path: this.stack.slice(), line: this.line });
   }
 
-  private referenceTo(value: unknown): string | null {
+  /** Records a reference to `value` at the current place when it was written before (and still is there). */
+  private referTo(value: unknown): boolean {
     const seen = this.written.get(value);
-    if (!seen) return null;
+    if (!seen) return false;
     let source: Source;
     let path = seen.path;
     if (seen.line === this.line) {
@@ -187,20 +225,20 @@ export class SnapshotEncoder {
       // From an earlier line: still valid only if the previous state holds the very same value there.
       if (seen.source === 'e') {
         const moved = this.inState(seen);
-        if (!moved) return null;
+        if (!moved) return false;
         path = moved;
       }
-      if (getIn(this.previous, path) !== value) return null;
+      if (getIn(this.previous, path) !== value) return false;
       source = 'p';
     }
-    const ref = `{"$r":${JSON.stringify([source, ...path])}}`;
+    this.refs.push(JSON.stringify([this.stack.slice(this.base), source, ...path]));
     // An event's values are gone after its line: once the state holds one, later lines point into the state
     // (for the value itself and, through the move, for everything inside it).
     if (seen.source === 'e' && this.source === 'n') {
       this.moves.push({ from: seen.path, to: this.stack.slice(), line: seen.line });
       this.remember(value);
     }
-    return ref;
+    return true;
   }
 
   /** Where the state took an earlier event's value (or the value around it) to, if it did. */
@@ -227,13 +265,13 @@ export class SnapshotDecoder {
   state: unknown = undefined;
 
   /** Applies one step; returns the decoded event and the new state. */
-  apply(event: unknown, step: { checkpoint?: unknown; patch?: unknown }): { event: unknown; state: unknown } {
+  apply(event: unknown, step: { eventRefs?: unknown; checkpoint?: unknown; refs?: unknown; patch?: unknown }): { event: unknown; state: unknown } {
     const previous = this.state;
-    const roots = { p: previous, e: undefined as unknown, n: undefined as unknown };
-    const decodedEvent = resolve(event, roots, 'e', []);
+    const roots: Roots = { p: previous, e: undefined, n: undefined };
+    const decodedEvent = place(event, step.eventRefs, roots, 'e', []);
     roots.e = decodedEvent;
     if (step.checkpoint !== undefined) {
-      this.state = resolve(step.checkpoint, roots, 'n', []);
+      this.state = place(step.checkpoint, step.refs, roots, 'n', []);
     } else if (Array.isArray(step.patch)) {
       if (previous === undefined) throw new Error('a patch without a checkpoint before it');
       let state: unknown = previous;
@@ -244,7 +282,7 @@ export class SnapshotDecoder {
           state = deleteIn(state, path, 0, owned);
         } else {
           roots.n = state;
-          const value = resolve(op[1], roots, 'n', path);
+          const value = place(op[1], op[2], roots, 'n', path);
           state = setIn(state, path, 0, value, owned);
         }
       }
@@ -263,43 +301,25 @@ interface Roots {
 }
 
 /**
- * Replaces references and unwraps `$lit` in a freshly parsed value (mutating it: it belongs to no one else).
- * `self`/`at` say where the value will live, so a reference into the value itself can be followed.
+ * Puts the referenced values into a freshly parsed value (mutating it: it belongs to no one else), in the
+ * order they were written. `self`/`at` say where the value goes, so a reference into itself can be followed.
  */
-function resolve(value: unknown, roots: Roots, self: Source, at: Path): unknown {
+function place(value: unknown, refs: unknown, roots: Roots, self: Source, at: Path): unknown {
+  if (!Array.isArray(refs)) return value;
   const top = { value };
-  walk(top, 'value', roots, self, at, top);
+  for (const ref of refs as Reference[]) {
+    const [where, source, ...path] = ref;
+    const target = source === self && startsWith(path, at) ? getIn(top.value, path.slice(at.length)) : getIn(source === 'p' ? roots.p : source === 'e' ? roots.e : roots.n, path);
+    if (target === undefined) throw new Error(`a reference to ${source}:${path.join('.')} that points nowhere`);
+    if (where.length === 0) {
+      top.value = target;
+      continue;
+    }
+    const parent = getIn(top.value, where.slice(0, -1));
+    if (parent === null || typeof parent !== 'object') throw new Error(`a reference placed at ${where.join('.')}, which is not there`);
+    (parent as Record<string | number, unknown>)[where.at(-1)!] = target;
+  }
   return top.value;
-}
-
-function walk(parent: Record<string | number, unknown>, key: string | number, roots: Roots, self: Source, at: Path, top: { value: unknown }): void {
-  const value = parent[key];
-  if (value === null || typeof value !== 'object') return;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) walk(value as unknown as Record<number, unknown>, i, roots, self, at, top);
-    return;
-  }
-  const object = value as Record<string, unknown>;
-  if ('$r' in object && Array.isArray(object.$r)) {
-    const [source, ...path] = object.$r as [Source, ...Path];
-    parent[key] = follow(source, path, roots, self, at, top);
-    return;
-  }
-  let target = object;
-  if ('$lit' in object && isPlainObject(object.$lit)) {
-    target = object.$lit;
-    parent[key] = target;
-  }
-  for (const k in target) walk(target, k, roots, self, at, top);
-}
-
-function follow(source: Source, path: Path, roots: Roots, self: Source, at: Path, top: { value: unknown }): unknown {
-  // A reference into the value being decoded (written earlier in the same value) is relative to where it goes.
-  if (source === self && startsWith(path, at)) return getIn(top.value, path.slice(at.length));
-  const root = source === 'p' ? roots.p : source === 'e' ? roots.e : roots.n;
-  const found = getIn(root, path);
-  if (found === undefined) throw new Error(`a reference to ${source}:${path.join('.')} that points nowhere`);
-  return found;
 }
 
 function startsWith(path: Path, prefix: Path): boolean {

@@ -5,14 +5,16 @@ import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.
  * Turns a run's XState inspection events into journal lines, and decides when they become durable.
  *
  * Every transition of the task machine or of its running iteration is one line. The lines of one synchronous
- * burst of the engine (a child finishing, the task moving on, the next iteration starting) are written
- * together, before the engine takes its next step: each invoked actor waits for `beforeStep` first. When they
- * are fdatasync'd depends on the durability mode:
- * - `transition`: every commit is fdatasync'd — each transition is on disk before the next step starts;
- * - `effect` (group commit): lines are written at once (a killed process loses none) and fdatasync'd together
- *   before anything leaves the process — an agent call, a check command, the iteration record — and whenever
- *   the run comes to rest (a backoff wait, a human's answer, a pause, the end). What a power cut can lose is
- *   then only pure computation since the last effect, which a resumed run recomputes identically.
+ * burst of the engine (a child finishing, the task moving on, the next iteration starting) are handed to the
+ * kernel together in one write() before the engine takes its next step (each invoked actor awaits
+ * `beforeStep`), so a killed process never loses a transition. When they are fdatasync'd depends on the mode:
+ * - `transition`: every burst — each transition is on disk before the next step starts;
+ * - `effect` (group commit): every burst that holds something the engine could not compute again — what came
+ *   from outside (the agent's answer, the checks' results, a person's answer, a pause, a resume) — the first
+ *   lines of a drive, and every burst after which the run rests (a backoff wait, a human, a pause, the end).
+ *   A power cut can then only take pure computation since (context, prompt, validation, scores, decision, the
+ *   copy in iterations.jsonl), which a resumed run recomputes identically, or an agent call in flight, which a
+ *   resume issues again in any mode.
  */
 
 export type Durability = 'transition' | 'effect';
@@ -75,6 +77,8 @@ function errorText(error: unknown): string {
 const RESTING_ITERATION_STATES = new Set(['retryingSessionLock']);
 const RESTING_TASK_STATES = new Set(['awaitingHuman', 'paused', 'done', 'failed', 'maxIterations', 'budgetExceeded', 'cancelled']);
 
+const CHECKPOINT_EVERY_ITERATIONS = 4;
+
 export interface RecorderOptions {
   durability: Durability;
   /** Each commit's figures (benchmarks). */
@@ -90,11 +94,12 @@ export interface RecorderOptions {
 
 export class TransitionRecorder {
   private scheduled = false;
-  private restingSince: boolean = false;
+  /** The next commit must be synced: it holds an outside input, a rest, or the drive's first lines. */
+  private mustSync = true;
   private failed: Error | null = null;
-  private lastIndex: number | null = null;
   private encodeMs = 0;
   private pendingSteps: Step[] = [];
+  private checkpointIndex: number | null = null;
 
   constructor(
     private readonly journal: Journal,
@@ -115,19 +120,22 @@ export class TransitionRecorder {
     if (!step) return null;
     const at = this.now();
     const t0 = performance.now();
+    // Every few iterations, the first line of an iteration (where the state is smallest) is a whole snapshot:
+    // finding the latest state never needs more than the lines of the last few iterations.
     const index = step.iteration?.index ?? null;
-    // A new iteration starts from a whole snapshot: the latest state never needs lines of earlier iterations.
-    const checkpoint = index !== null && index !== this.lastIndex;
-    if (index !== null) this.lastIndex = index;
+    const checkpoint = index !== null && (this.checkpointIndex === null || index - this.checkpointIndex >= CHECKPOINT_EVERY_ITERATIONS);
+    if (checkpoint) this.checkpointIndex = index;
     const line: JournalStep = { at, ...step, snapshot: root.getPersistedSnapshot() };
     this.journal.add(line, { checkpoint });
     this.encodeMs += performance.now() - t0;
     if (this.options.stallAt) this.pendingSteps.push(step);
     if (
       (step.iteration && RESTING_ITERATION_STATES.has(String(step.iteration.state))) ||
-      (step.actor === 'task' && RESTING_TASK_STATES.has(String(step.task)))
+      (step.actor === 'task' && RESTING_TASK_STATES.has(String(step.task))) ||
+      !step.event.type.startsWith('xstate.')
     ) {
-      this.restingSince = true;
+      // At rest, or an event from a person or another process (HUMAN_ANSWER, PAUSE, CANCEL, RESUMED, ...).
+      this.mustSync = true;
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -145,17 +153,17 @@ export class TransitionRecorder {
   }
 
   /**
-   * Writes what the engine did since the last commit; fdatasyncs when an effect is about to start (`effect`),
-   * when the run comes to rest, or always in `transition` mode. Returns false when the journal failed.
+   * Writes what the engine did since the last commit, and fdatasyncs it when asked (`sync`), when the mode or
+   * the lines call for it (see above). Returns false once the journal has failed.
    */
-  commit(effect: boolean): boolean {
+  commit(sync: boolean): boolean {
     this.scheduled = false;
     if (this.failed) return false;
-    const sync = effect || this.restingSince || this.options.durability === 'transition';
-    if (!this.journal.hasPending && !sync) return true;
+    const synced = sync || this.mustSync || this.options.durability === 'transition';
+    if (!this.journal.hasPending && !synced) return true;
     try {
-      const stats = this.journal.commit(sync);
-      this.restingSince = false;
+      const stats = this.journal.commit(synced);
+      this.mustSync = false;
       if (stats.lines || stats.synced) this.options.onCommit?.(stats, this.encodeMs);
       this.encodeMs = 0;
     } catch (error) {
@@ -167,11 +175,16 @@ export class TransitionRecorder {
     return true;
   }
 
-  /** What an invoked actor awaits before it starts working: its transition is committed first. */
-  async beforeStep(effect: boolean): Promise<boolean> {
+  /** What an invoked actor awaits before it starts working: the transition that started it is written first. */
+  async beforeStep(): Promise<boolean> {
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;
-    return this.commit(effect);
+    return this.commit(false);
+  }
+
+  /** Called when an actor that brought something in from outside (the agent, the checks) finished. */
+  afterInput(): void {
+    this.mustSync = true;
   }
 
   private stallIfAsked(): void {

@@ -84,6 +84,22 @@ describe('resume after a crash, in every state', () => {
     expect(readFileSync(records, 'utf8').trim().split('\n').map((l) => JSON.parse(l).index)).toEqual([1, 2, 3]);
   });
 
+  it('a record the journal does not back (its lines were lost) is dropped and the iteration done again', async () => {
+    const store = tempDir();
+    const reference = await runTask({ task: 'Build the parser', workdir: store, storeDir: store, agent: deterministicAgent(), config: fastRetries });
+    const journal = RunStore.open(store).openRun(reference.runId).readJournal();
+    // The journal's synced part ends in iteration 3's `validating`, but the copy of record 3 reached the disk.
+    const k = journal.findIndex((e) => e.iteration?.index === 3 && e.iteration.state === 'validating') + 1;
+    const copy = crashedCopy(store, reference.runId, k, { withRecord: false });
+    const records = join(copy, 'runs', reference.runId, 'iterations.jsonl');
+    const stale = JSON.parse(readFileSync(join(store, 'runs', reference.runId, 'iterations.jsonl'), 'utf8').trim().split('\n')[2]!);
+    writeFileSync(records, `${readFileSync(records, 'utf8')}${JSON.stringify({ ...stale, decisionRule: 'stale' })}\n`);
+    const resumed = await resumeRun(reference.runId, { storeDir: copy, agent: deterministicAgent(), config: fastRetries });
+    expect(outcomeOf(resumed)).toEqual(outcomeOf(reference));
+    const lines = readFileSync(records, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((r) => [r.index, r.decisionRule])).toEqual([[1, 'progressing'], [2, 'progressing'], [3, 'acceptedAsDone']]);
+  });
+
   it('killed in awaitingAgent: the call is issued again, on the same session with the same prompt, and recorded', async () => {
     const store = tempDir();
     const hanging = new HangingAgent();

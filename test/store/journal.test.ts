@@ -39,28 +39,30 @@ describe('the journal', () => {
     expect(context.recent).toHaveLength(5);
   });
 
-  it('groups fdatasyncs: every commit before an agent call, a record or the end is synced; `transition` syncs every one', async () => {
+  it('groups fdatasyncs: `effect` syncs what came from outside (the answers) and the end; `transition` every step', async () => {
     const effect = await longRun(20, 'effect');
     const strict = await longRun(20, 'transition');
     const synced = (commits: { synced: boolean; lines: number }[]) => commits.filter((c) => c.synced).length;
     expect(effect.commits.reduce((n, c) => n + c.lines, 0)).toBe(strict.commits.reduce((n, c) => n + c.lines, 0));
-    // effect: one sync before each agent call, one before each record (+ the end); transition: one per commit.
-    expect(synced(effect.commits)).toBeGreaterThanOrEqual(2 * 20);
-    expect(synced(effect.commits)).toBeLessThanOrEqual(2 * 20 + 2);
+    // effect: one sync per iteration, with the agent's answer (+ the first lines and the end); transition: every
+    // burst (7 per iteration).
+    expect(synced(effect.commits)).toBeGreaterThanOrEqual(20);
+    expect(synced(effect.commits)).toBeLessThanOrEqual(20 + 2);
     expect(strict.commits.filter((c) => c.lines > 0).every((c) => c.synced)).toBe(true);
     expect(synced(strict.commits)).toBeGreaterThanOrEqual(7 * 20);
   });
 
   it('finds the latest state from the end of the file: an early line can be damaged without stopping a resume', async () => {
     const store = tempDir();
-    const agent = new ScriptedAgent((_request, call) => `Step ${call + 1} done.\nSTATUS: ${call === 5 ? 'DONE' : 'CONTINUE'}`);
+    const agent = new ScriptedAgent((_request, call) => `Step ${call + 1} done.\nSTATUS: ${call === 11 ? 'DONE' : 'CONTINUE'}`);
     const controller = new AbortController();
     const first = await runTask({
-      task: 'Six steps',
+      task: 'Twelve steps',
       workdir: store,
       storeDir: store,
       agent,
-      onEvent: (event) => event.type === 'state' && event.index === 4 && event.state === 'scoring' && queueMicrotask(() => controller.abort()),
+      config: configSchema.parse({ task: { max_iterations: 20 } }),
+      onEvent: (event) => event.type === 'state' && event.index === 10 && event.state === 'scoring' && queueMicrotask(() => controller.abort()),
       signal: controller.signal,
     });
     expect(first.status).toBe('interrupted');
@@ -69,8 +71,8 @@ describe('the journal', () => {
     lines[2] = lines[2]!.slice(0, 20);
     writeFileSync(journal, lines.join('\n'));
     expect(() => RunStore.open(store).openRun(first.runId).readJournal()).toThrow(/journal\.jsonl: line 3 is not valid JSON/);
-    const resumed = await resumeRun(first.runId, { storeDir: store, agent: new ScriptedAgent((_r, call) => `Step ${call + 5} done.\nSTATUS: ${call === 1 ? 'DONE' : 'CONTINUE'}`) });
+    const resumed = await resumeRun(first.runId, { storeDir: store, agent: new ScriptedAgent((_r, call) => `Step ${call + 11} done.\nSTATUS: ${call === 1 ? 'DONE' : 'CONTINUE'}`) });
     expect(resumed.status).toBe('done');
-    expect(resumed.iterations.map((i) => i.index)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(resumed.iterations.map((i) => i.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   });
 });

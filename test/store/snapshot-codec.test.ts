@@ -13,9 +13,9 @@ function roundTrip(steps: { event: unknown; snapshot: unknown }[], checkpointEve
   const lines: string[] = [];
   const decoded = steps.map(({ event, snapshot }) => {
     const step = encoder.encode(event, snapshot);
-    const line = `{"event":${step.event},"${step.kind}":${step.body}}`;
+    const line = `{"event":${step.event},"eventRefs":${step.eventRefs ?? 'null'},"${step.kind}":${step.body},"refs":${step.refs ?? 'null'}}`;
     lines.push(line);
-    const parsed = JSON.parse(line) as { event: unknown; checkpoint?: unknown; patch?: unknown };
+    const parsed = JSON.parse(line) as { event: unknown; eventRefs?: unknown; checkpoint?: unknown; refs?: unknown; patch?: unknown };
     return decoder.apply(parsed.event, parsed);
   });
   return { decoded, lines };
@@ -92,7 +92,7 @@ describe('snapshot codec', () => {
   it('reproduces additions, deletions, replaced arrays and shared values across many random changes', () => {
     let seed = 7;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const long = (n: number) => `text-${n}-`.padEnd(120, '#');
+    const long = (n: number) => `text-${n}-`.padEnd(300, '#');
     let state: Record<string, unknown> = { context: { a: 1, list: [long(0)] }, children: {} };
     const steps: { event: unknown; snapshot: unknown }[] = [];
     for (let i = 0; i < 300; i++) {
