@@ -165,8 +165,8 @@ export const configSchema = z.strictObject({
       /** Where runs are kept (relative to the working directory). */
       dir: z.string().min(1).default('.obra'),
       /**
-       * When journal lines are fdatasync'd: `effect` groups them and syncs before every agent call, check and
-       * iteration record and whenever the run comes to rest; `transition` syncs after every step.
+       * When journal lines are fdatasync'd: `effect` syncs what came from outside (the agent's answer, check
+       * results, a person's answer) and whenever the run comes to rest; `transition` syncs after every step.
        */
       sync: z.enum(['effect', 'transition']).default('effect'),
     })
