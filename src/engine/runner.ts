@@ -173,7 +173,7 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
     throw new UserError(`run ${runId} is still running in process ${holder?.pid ?? '?'} (since ${holder?.since ?? '?'}); wait for it, or stop it first`, 3);
   }
   const { entry: last, lastSeq } = handle.journal.latest();
-  if (!last) {
+  if (!last && !Object.keys(handle.db.data.input).length) {
     handle.close();
     throw new UserError(`run ${runId} has no saved state to resume from (${handle.journal.path} holds no transition)`);
   }
@@ -186,10 +186,13 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
   }
   const config = parsed.data;
   // iterations.jsonl is a copy of what the journal holds: after a power cut, make it agree with the journal.
-  handle.reconcileIterations(last.snapshot);
+  if (last) handle.reconcileIterations(last.snapshot);
   const agent = options.agent ?? storedAgent(handle, config, options.agentCommand);
   agent.preflight?.();
   const inspection = await openInspection(options.inspect);
+  // Killed before its first transition was on disk: nothing had started (the first lines are synced before any
+  // actor works), so the run starts over from its input.
+  if (!last) return drive({ ...options, config, agent, store, handle, inspection }, { input: handle.db.data.input as unknown as TaskInput, event: options.event });
   return drive({ ...options, config, agent, store, handle, inspection }, { snapshot: last.snapshot as Snapshot<unknown>, event: options.event, fromSeq: lastSeq });
 }
 

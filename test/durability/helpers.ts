@@ -65,13 +65,13 @@ export function crashedCopy(storeDir: string, runId: string, lines: number, opti
   cpSync(join(storeDir, 'runs', runId), join(copy, 'runs', runId), { recursive: true });
   const runDir = join(copy, 'runs', runId);
   const entries = RunStore.open(storeDir).openRun(runId).readJournal({ markers: true });
-  const at = entries[lines - 1]!;
+  const at = entries[lines - 1];
   const journal = readFileSync(join(runDir, 'journal.jsonl'), 'utf8').split('\n').slice(0, lines).join('\n');
-  writeFileSync(join(runDir, 'journal.jsonl'), `${journal}\n`);
-  const absorbed = (at.snapshot as { context: { iterations: number } }).context.iterations;
-  const running = at.iteration?.index ?? null;
+  writeFileSync(join(runDir, 'journal.jsonl'), lines ? `${journal}\n` : '');
+  const absorbed = at ? (at.snapshot as { context: { iterations: number } }).context.iterations : 0;
+  const running = at ? (at.iteration?.index ?? null) : 0;
   const keep = (index: number) =>
-    running === null ? index <= absorbed : index < running || (options.withRecord && index === running && at.iteration?.state === 'persisting');
+    running === null ? index <= absorbed : index < running || (options.withRecord && index === running && at?.iteration?.state === 'persisting');
   const records = readFileSync(join(runDir, 'iterations.jsonl'), 'utf8').split('\n').filter(Boolean);
   writeFileSync(join(runDir, 'iterations.jsonl'), records.filter((line) => keep((JSON.parse(line) as { index: number }).index)).map((l) => `${l}\n`).join(''));
   const runFile = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));

@@ -53,10 +53,11 @@ describe('resume after a crash, in every state', () => {
     expect(lines).toBeGreaterThan(20);
 
     const statesSeen = new Set<string>();
-    for (let k = 1; k < lines; k++) {
-      const entry = RunStore.open(store).openRun(reference.runId).readJournal()[k - 1]!;
-      if (entry.iteration) statesSeen.add(String(entry.iteration.state));
-      for (const withRecord of entry.iteration?.state === 'persisting' ? [false, true] : [false]) {
+    // k = 0: killed before the first line was on disk (the run starts over from its input).
+    for (let k = 0; k < lines; k++) {
+      const entry = RunStore.open(store).openRun(reference.runId).readJournal()[k - 1];
+      if (entry?.iteration) statesSeen.add(String(entry.iteration.state));
+      for (const withRecord of entry?.iteration?.state === 'persisting' ? [false, true] : [false]) {
         const copy = crashedCopy(store, reference.runId, k, { withRecord });
         expect(listRuns(copy)[0]!.status).toBe('interrupted');
         const resumed = await resumeRun(reference.runId, { storeDir: copy, agent: deterministicAgent(), config: fastRetries });
