@@ -30,8 +30,9 @@ export interface Agent {
   readonly name: string;
   call(request: AgentCallRequest): Promise<AgentCallRecord>;
   /**
-   * Calls `listener` once `sessionId` is free again (another task of this process released it), so a waiting
-   * iteration can leave its backoff early. Returns the unsubscribe function. Optional.
+   * Calls `listener` once `sessionId` is free again — released by another task of this process or another Obra
+   * process, or already free when asked (a release between the refused call and this subscription is not lost) —
+   * so an iteration waiting for Obra's own lock leaves its backoff at once. Returns the unsubscribe function.
    */
   whenSessionFree?(sessionId: string, listener: () => void): () => void;
   /** Throws a `UserError` when the agent cannot possibly run (binary missing...), before a run is created. */
