@@ -7,6 +7,7 @@ import { ScriptedAgent, type ReplyScript } from '../../src/agents/scripted-agent
 import { configSchema, type ConfigInput, type ObraConfig } from '../../src/config/schema.js';
 import type { AgentCallRecord, CheckResult, IterationRecord, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
 import type { EngineEvent, EngineOptions } from '../../src/engine/runner.js';
+import { RunStore } from '../../src/store/run-store.js';
 
 export const tempDir = (prefix = 'obra-judging-') => mkdtempSync(join(tmpdir(), prefix));
 export const readJsonLines = <T = any>(path: string): T[] =>
@@ -59,7 +60,15 @@ export function harness(script: ReplyScript | Agent, configInput: ConfigInput = 
     ...extra,
   });
   const records = (runId: string) => readJsonLines<IterationRecord>(join(store, 'runs', runId, 'iterations.jsonl'));
-  const journal = (runId: string) => readJsonLines(join(store, 'runs', runId, 'journal.jsonl'));
+  /** The journal, decoded by the store (its lines on disk are compacted). */
+  const journal = (runId: string): any[] => {
+    const handle = RunStore.open(store, { create: false }).openRun(runId);
+    try {
+      return handle.readJournal();
+    } finally {
+      handle.close();
+    }
+  };
   const runFile = (runId: string) => JSON.parse(readFileSync(join(store, 'runs', runId, 'run.json'), 'utf8'));
   return { store, workdir, agent: agent as ScriptedAgent, events, trace, options, records, journal, runFile };
 }
