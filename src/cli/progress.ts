@@ -1,5 +1,6 @@
 import type { EngineEvent } from '../engine/runner.js';
 import type { IterationRecord } from '../core/types.js';
+import { responseMessage, retryMessage } from '../logging/messages.js';
 import { warningsOf } from '../logging/run-log.js';
 
 export type Verbosity = 'quiet' | 'normal' | 'verbose';
@@ -75,7 +76,7 @@ export class ProgressReporter {
         this.startCountdown(event.dueAt);
         break;
       case 'response':
-        this.line(`INFO Received response (${event.chars} chars) after ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}`);
+        this.line(`INFO ${responseMessage(event)}`);
         break;
       case 'agent-progress':
         if (this.verbosity !== 'verbose') break;
@@ -141,13 +142,7 @@ export class ProgressReporter {
   private yellow = (s: string) => (this.color ? `\x1b[33m${s}\x1b[39m` : s);
 }
 
-/**
- * The backoff warning, in the seed's shape for a busy session (`Session <id> in use, retrying in 2.0s (attempt 1/5)`);
- * a wait for another Obra task names it (its release ends the wait), a rate limit quotes the API.
- */
+/** The backoff warning line (see `retryMessage`). */
 export function retryLine(event: Extract<EngineEvent, { type: 'retry' }>): string {
-  const seconds = `${(event.delayMs / 1000).toFixed(1)}s`;
-  if (event.kind === 'rateLimited') return `WARNING API rate limited or overloaded (${event.reason.slice(0, 100)}), retrying in ${seconds} (attempt ${event.attempt}/${event.maxRetries})`;
-  if (event.holder) return `WARNING Session ${event.sessionId} in use by ${event.holder}, waiting for its release (at most ${seconds} before checking again)`;
-  return `WARNING Session ${event.sessionId} in use, retrying in ${seconds} (attempt ${event.attempt}/${event.maxRetries})`;
+  return `WARNING ${retryMessage(event)}`;
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { EngineEvent } from '../engine/runner.js';
+import { responseMessage, retryMessage } from './messages.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -49,15 +50,12 @@ export class RunLog {
         break;
       case 'retry':
         log.warn(
-          { event: event.type, index: event.index, sessionId: event.sessionId, delayMs: event.delayMs, attempt: event.attempt, maxRetries: event.maxRetries, reason: event.reason },
-          `Session ${event.sessionId} in use, retrying in ${(event.delayMs / 1000).toFixed(1)}s (attempt ${event.attempt}/${event.maxRetries})`,
+          { event: event.type, kind: event.kind, index: event.index, sessionId: event.sessionId, holder: event.holder, delayMs: event.delayMs, attempt: event.attempt, maxRetries: event.maxRetries, reason: event.reason },
+          retryMessage(event),
         );
         break;
       case 'response':
-        log.info(
-          { event: event.type, index: event.index, chars: event.chars, attempts: event.attempts, durationMs: event.durationMs },
-          `Received response (${event.chars} chars) after ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}`,
-        );
+        log.info({ event: event.type, index: event.index, chars: event.chars, attempts: event.attempts, durationMs: event.durationMs }, responseMessage(event));
         break;
       case 'agent-progress':
         log.debug({ event: event.type, index: event.index, progress: event.progress }, `agent ${event.progress.kind}`);
@@ -82,7 +80,8 @@ export class RunLog {
           },
           `Iteration ${r.index}: ${r.decision} (${r.decisionRule})${r.reason ? ` — ${r.reason}` : ''}`,
         );
-        for (const warning of warningsOf(event.record.confidenceExplanation)) log.warn({ event: 'warning', index: r.index }, warning);
+        for (const warning of warningsOf(r.confidenceExplanation)) log.warn({ event: 'warning', index: r.index }, warning);
+        for (const note of r.sessionNotes ?? []) log.warn({ event: 'session-note', index: r.index }, note);
         break;
       }
       case 'run-finished': {
