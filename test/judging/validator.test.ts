@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AgentCallRecord, AgentOutcome } from '../../src/core/types.js';
 import { asksOnlyAQuestion, lastStatus, ResponseValidator, VALIDATION_CODES } from '../../src/validation/response-validator.js';
@@ -35,9 +34,14 @@ describe('ResponseValidator: one code and a reason per finding', () => {
     expect(Object.keys(VALIDATION_CODES)).toContain(code);
   });
 
-  it('the real CLI sample of an API error (is_error with subtype "success") is caught', () => {
-    const sample = JSON.parse(readFileSync('/work/shared/claude-cli/sample-json-api-error-400.json', 'utf8').split('\n')[0]!);
-    const v = validator.validate({ ...answerCall(''), outcome: { kind: 'answer', result: sample } }, task());
+  it('the real CLI\'s API error (is_error with subtype "success", as measured with 2.1.197) is caught', () => {
+    // The fields of `claude -p --output-format json` after an API 400, as the real binary printed them.
+    const sample = {
+      type: 'result', subtype: 'success', is_error: true, api_error_status: 400, duration_ms: 130, num_turns: 1,
+      result: 'API Error: 400 mock forced 400', stop_reason: 'stop_sequence', session_id: 'e888acfc-ff7f-4463-9795-d6c7033802ee',
+      total_cost_usd: 0, permission_denials: [], terminal_reason: 'completed',
+    } as const;
+    const v = validator.validate({ ...answerCall(''), outcome: { kind: 'answer', result: { ...sample } } }, task());
     expect(sample.subtype).toBe('success');
     expect(v.codes[0]).toBe('is_error');
   });
