@@ -11,7 +11,8 @@ const newLocks = () => new SessionLocks(mkdtempSync(join(tmpdir(), 'obra-locks-'
 
 /**
  * Another Obra process holding a session: it writes the lock file the way SessionLocks does, holds it for
- * `holdMs`, removes it, prints the time it did, and lives on a little (so its pid stays alive meanwhile).
+ * `holdMs`, removes it, prints the time it did (taken just before, so a fast listener is never "early"), and
+ * lives on a little (so its pid stays alive meanwhile).
  */
 function otherProcessHolding(dir: string, sessionId: string, holdMs: number) {
   const file = join(dir, `${sessionId}.lock`);
@@ -20,7 +21,7 @@ function otherProcessHolding(dir: string, sessionId: string, holdMs: number) {
     fs.mkdirSync(${JSON.stringify(dir)}, { recursive: true });
     fs.writeFileSync(${JSON.stringify(file)}, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }), { flag: 'wx' });
     console.log('held ' + Date.now());
-    setTimeout(() => { fs.rmSync(${JSON.stringify(file)}); console.log('released ' + Date.now()); setTimeout(() => {}, 300); }, ${holdMs});`;
+    setTimeout(() => { const at = Date.now(); fs.rmSync(${JSON.stringify(file)}); console.log('released ' + at); setTimeout(() => {}, 300); }, ${holdMs});`;
   const child = execa('node', ['-e', code], { buffer: true, lines: true });
   return { child, file };
 }
