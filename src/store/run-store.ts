@@ -174,7 +174,7 @@ export class RunHandle {
   readonly db: LowSync<RunFile>;
   readonly journal: Journal;
   private readonly iterationLog: AppendLog;
-  private recordedIterations: Set<number> | null = null;
+  private lastRecorded: number | null = null;
 
   constructor(readonly dir: string) {
     this.db = new LowSync(new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file')), null as unknown as RunFile);
@@ -208,10 +208,11 @@ export class RunHandle {
    * `reconcileIterations` makes it agree with the journal again after a power cut.
    */
   appendIteration(record: IterationRecord): boolean {
-    this.recordedIterations ??= new Set(this.readIterations().map((r) => r.index));
-    if (this.recordedIterations.has(record.index)) return false;
+    // Records come in index order, so the last index written says what is there (and costs no memory per run).
+    this.lastRecorded ??= this.readIterations().at(-1)?.index ?? 0;
+    if (record.index <= this.lastRecorded) return false;
     this.iterationLog.write(`${JSON.stringify(record)}\n`);
-    this.recordedIterations.add(record.index);
+    this.lastRecorded = record.index;
     return true;
   }
 
@@ -255,7 +256,7 @@ export class RunHandle {
     kept.sort((a, b) => a.index - b.index);
     this.iterationLog.close();
     writeFileDurably(this.iterationLog.path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
-    this.recordedIterations = null;
+    this.lastRecorded = null;
     return Math.abs(records.length - kept.length) + missing;
   }
 

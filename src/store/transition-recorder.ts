@@ -100,6 +100,7 @@ export class TransitionRecorder {
   private encodeMs = 0;
   private pendingSteps: Step[] = [];
   private checkpointIndex: number | null = null;
+  private rootCache: { snapshot: unknown; persisted: { json: object; children: Record<string, { ref: AnyActorRef | undefined; json: unknown }> } } | null = null;
 
   constructor(
     private readonly journal: Journal,
@@ -125,7 +126,7 @@ export class TransitionRecorder {
     const index = step.iteration?.index ?? null;
     const checkpoint = index !== null && (this.checkpointIndex === null || index - this.checkpointIndex >= CHECKPOINT_EVERY_ITERATIONS);
     if (checkpoint) this.checkpointIndex = index;
-    const line: JournalStep = { at, ...step, snapshot: root.getPersistedSnapshot() };
+    const line: JournalStep = { at, ...step, snapshot: this.persisted(root) };
     this.journal.add(line, { checkpoint });
     this.encodeMs += performance.now() - t0;
     if (this.options.stallAt) this.pendingSteps.push(step);
@@ -143,6 +144,37 @@ export class TransitionRecorder {
       queueMicrotask(() => this.commit(false));
     }
     return { ...step, at };
+  }
+
+  /**
+   * `root.getPersistedSnapshot()`, made cheaper: while only the running iteration moves, the task's own snapshot
+   * object is the very same, so its persisted part is reused and only the children are taken again.
+   */
+  persisted(root: AnyActorRef): unknown {
+    const snapshot = root.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
+    const cached = this.rootCache;
+    if (cached && cached.snapshot === snapshot && snapshot.children) {
+      const before = cached.persisted.children;
+      const children: Record<string, unknown> = {};
+      let count = 0;
+      for (const id in snapshot.children) {
+        const child = snapshot.children[id];
+        const entry = before[id];
+        if (!child || !entry || entry.ref !== child) return this.fresh(root, snapshot);
+        children[id] = { ...(entry.json as object), snapshot: child.getPersistedSnapshot() };
+        count += 1;
+      }
+      if (count === Object.keys(before).length) return { ...cached.persisted.json, children };
+    }
+    return this.fresh(root, snapshot);
+  }
+
+  private fresh(root: AnyActorRef, snapshot: { children?: Record<string, AnyActorRef | undefined> }): unknown {
+    const json = root.getPersistedSnapshot() as { children?: Record<string, unknown> };
+    const children: Record<string, { ref: AnyActorRef | undefined; json: unknown }> = {};
+    for (const id in json.children ?? {}) children[id] = { ref: snapshot.children?.[id], json: json.children![id] };
+    this.rootCache = { snapshot, persisted: { json, children } };
+    return json;
   }
 
   /** Writes a marker line about the engine itself (resume, interruption) and makes it durable with the rest. */

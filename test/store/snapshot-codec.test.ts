@@ -4,7 +4,7 @@ import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
 import { buildMachines } from '../../src/engine/runner.js';
 import { SnapshotDecoder, SnapshotEncoder } from '../../src/store/snapshot-codec.js';
-import { compactEvent, stepOf } from '../../src/store/transition-recorder.js';
+import { compactEvent, stepOf, TransitionRecorder } from '../../src/store/transition-recorder.js';
 
 /** Encodes a sequence of (event, snapshot) pairs and decodes it again, line by line, as the journal does. */
 function roundTrip(steps: { event: unknown; snapshot: unknown }[], checkpointEvery = 64) {
@@ -26,8 +26,10 @@ async function realRunSteps(iterations: number, answer: (call: number) => string
   const config = configSchema.parse({ task: { max_iterations: iterations } });
   const agent = new ScriptedAgent((_request, call) => answer(call));
   const machine = buildMachines({ config, agent, now: () => 1_700_000_000_000, saveIteration: () => {} });
-  const steps: { event: unknown; snapshot: unknown; json: string }[] = [];
+  const steps: { event: unknown; snapshot: unknown; json: string; recorded: string }[] = [];
   let root: AnyActorRef | undefined;
+  // The recorder's cheaper persisted snapshot, taken alongside XState's own for comparison.
+  const recorder = new TransitionRecorder(null as never, () => 0, () => root, { durability: 'effect' });
   const actor = createActor(machine, {
     input: {
       runId: 'r1',
@@ -43,7 +45,7 @@ async function realRunSteps(iterations: number, answer: (call: number) => string
       const step = stepOf(event, root);
       if (!step) return;
       const snapshot = root.getPersistedSnapshot();
-      steps.push({ event: compactEvent(step.event), snapshot, json: JSON.stringify(snapshot) });
+      steps.push({ event: compactEvent(step.event), snapshot, json: JSON.stringify(snapshot), recorded: JSON.stringify(recorder.persisted(root)) });
     },
   });
   root = actor;
@@ -65,6 +67,12 @@ describe('snapshot codec', () => {
     const whole = steps.reduce((sum, s) => sum + s.json.length + JSON.stringify(s.event).length, 0);
     const compact = lines.reduce((sum, l) => sum + l.length, 0);
     expect(compact / whole).toBeLessThan(0.35);
+  });
+
+  it("the recorder's persisted snapshot is XState's getPersistedSnapshot(), at every step", async () => {
+    const steps = await realRunSteps(4, (call) => `Step ${call + 1}: did it.\nSTATUS: CONTINUE`);
+    expect(steps.length).toBeGreaterThan(25);
+    for (const step of steps) expect(step.recorded).toBe(step.json);
   });
 
   it('writes a long value once: the agent output is referenced, not repeated, in later lines', async () => {
