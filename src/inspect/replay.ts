@@ -162,7 +162,10 @@ export interface ReplayInspectOptions extends FeedOptions {
   onListening?: (server: InspectorServer) => void | Promise<void>;
 }
 
-/** `obra replay <runId> --inspect [--speed N]`: serves a saved run to the Stately inspector. */
+/**
+ * `obra replay <runId> --inspect [--speed N]`: serves a saved run to the Stately inspector. Ctrl-C (SIGINT)
+ * ends the wait, the feed or the hold; pass `signal` to end it from code.
+ */
 export async function replayIntoInspector(options: ReplayInspectOptions): Promise<{ frames: number; sent: number }> {
   const out = options.out ?? process.stderr;
   const store = RunStore.open(options.storeDir, { create: false });
