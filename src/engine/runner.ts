@@ -239,7 +239,7 @@ export interface MachineDeps {
    * Awaited by every invoked actor before it works (the journal writes the transition that started it first).
    * Resolving false stops the actor for good.
    */
-  beforeStep?: (src: string) => Promise<boolean>;
+  beforeStep?: (src: string, effect: boolean) => Promise<boolean>;
   /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */
   afterInput?: (src: string) => void;
 }
@@ -251,6 +251,9 @@ function bringsInput(src: string, input: unknown, config: ObraConfig): boolean {
   return false;
 }
 
+/** Actors that act outside the process (or on the store): what led to them is written before they start. */
+const hasEffects = (src: string, input: unknown, config: ObraConfig) => src === 'persistIteration' || bringsInput(src, input, config);
+
 export function buildMachines(deps: MachineDeps) {
   const actors: Record<string, unknown> = iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks });
   const { beforeStep, afterInput } = deps;
@@ -259,7 +262,7 @@ export function buildMachines(deps: MachineDeps) {
       const work = (logic as { config: (args: { input: unknown }) => Promise<unknown> }).config;
       actors[src] = fromPromise<unknown, unknown>(async (args) => {
         // Stopped (the journal failed): never resolve; the runner stops the actor.
-        if (!(await beforeStep(src))) return new Promise(() => {});
+        if (!(await beforeStep(src, hasEffects(src, args.input, deps.config)))) return new Promise(() => {});
         try {
           return await work(args as never);
         } finally {
@@ -303,7 +306,7 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     agent,
     now: () => clock.now(),
     runChecks: ctx.runChecks,
-    beforeStep: () => recorder.beforeStep(),
+    beforeStep: (_src, effect) => recorder.beforeStep(effect),
     afterInput: () => recorder.afterInput(),
     saveIteration: (record) => {
       // A `persisting` restored after a crash runs again: the record is kept once, and announced once.

@@ -116,19 +116,43 @@ export function syncDirectory(dir: string): void {
 /**
  * An append-only JSON-lines file. `write` hands a whole line (or several) to the kernel in one write() — a
  * killed process cannot lose it any more — and `sync` makes what was written durable (fdatasync).
+ *
+ * With `preallocate`, the file is grown ahead of the writes by whole chunks of zeros (made durable once per
+ * chunk), and lines are written into that space: an fdatasync then has only data to flush, no change of the
+ * file's size, which makes it two to three times cheaper. JSON never holds a NUL byte, so the first NUL marks
+ * the end of the data; `close` cuts the unused zeros off again.
  */
 export class AppendLog {
   private fd: number | null = null;
   private unsynced = false;
+  /** With preallocation: where the data ends, and how big the file is. */
+  private end = 0;
+  private allocated = 0;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly options: { preallocate?: boolean } = {},
+  ) {}
 
   private open(): number {
     if (this.fd !== null) return this.fd;
     try {
       check('open', this.path);
-      const fd = openSync(this.path, 'a+');
-      cutTornTail(fd);
+      if (!this.options.preallocate) {
+        const fd = openSync(this.path, 'a+');
+        cutTornTail(fd);
+        this.fd = fd;
+        return fd;
+      }
+      let fd: number;
+      try {
+        fd = openSync(this.path, 'r+');
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        fd = openSync(this.path, 'w+');
+      }
+      this.allocated = fstatSync(fd).size;
+      this.end = cleanEnd(fd, this.allocated);
       this.fd = fd;
       return fd;
     } catch (error) {
@@ -140,11 +164,28 @@ export class AppendLog {
     const fd = this.open();
     try {
       check('write', this.path);
-      writeSync(fd, text);
+      if (!this.options.preallocate) {
+        writeSync(fd, text);
+      } else {
+        const data = Buffer.from(text, 'utf8');
+        if (this.end + data.length > this.allocated) this.grow(fd, this.end + data.length);
+        writeSync(fd, data, 0, data.length, this.end);
+        this.end += data.length;
+      }
       this.unsynced = true;
     } catch (error) {
       throw storeIoError(error, this.path, 'append to');
     }
+  }
+
+  /** Zeros up to past `needed`, made durable (size and all) now, so later syncs have only data to flush. */
+  private grow(fd: number, needed: number): void {
+    const step = Math.max(256 * 1024, Math.min(4 * 1024 * 1024, this.allocated));
+    const target = Math.max(needed, this.allocated + step);
+    const zeros = Buffer.alloc(Math.min(1024 * 1024, target - this.allocated));
+    for (let at = this.allocated; at < target; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, target - at), at);
+    fsyncSync(fd);
+    this.allocated = target;
   }
 
   /** fdatasyncs what was written since the last sync; returns whether there was anything to sync. */
@@ -166,7 +207,14 @@ export class AppendLog {
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
+    if (this.fd === null) return;
+    try {
+      // The zeros ahead of the data are only for a run that is being written: a file at rest is just its lines.
+      if (this.options.preallocate && this.allocated > this.end) ftruncateSync(this.fd, this.end);
+    } catch {
+      // Left as it is: readers stop at the first zero anyway.
+    }
+    closeSync(this.fd);
     this.fd = null;
   }
 
@@ -180,6 +228,8 @@ export class AppendLog {
       if (isNotFound(error)) return [];
       throw storeIoError(error, this.path, 'read');
     }
+    const zero = text.indexOf('\0');
+    if (zero !== -1) text = text.slice(0, zero);
     const lines = text.split('\n');
     lines.pop(); // after the last newline: empty, or a torn line
     const out: { text: string; number: number }[] = [];
@@ -199,8 +249,8 @@ export class AppendLog {
   }
 
   /**
-   * The complete lines at the end of the file, newest first, read backwards in blocks until `enough` says so:
-   * finding the latest state costs the same however long the file is.
+   * The complete lines at the end of the file, newest first, read backwards in blocks as far as the caller
+   * iterates: finding the latest state costs the same however long the file is.
    */
   *linesFromEnd(): Generator<string> {
     let fd: number;
@@ -212,7 +262,7 @@ export class AppendLog {
       throw storeIoError(error, this.path, 'read');
     }
     try {
-      let position = fstatSync(fd).size;
+      let position = dataEnd(fd, fstatSync(fd).size);
       let carry = Buffer.alloc(0);
       let sawEnd = false;
       const block = Buffer.alloc(64 * 1024);
@@ -245,6 +295,44 @@ export class AppendLog {
       closeSync(fd);
     }
   }
+}
+
+/** Where the data of a file ends: before the zeros a preallocated file has ahead of its data. */
+function dataEnd(fd: number, size: number): number {
+  const block = Buffer.alloc(64 * 1024);
+  let position = size;
+  while (position > 0) {
+    const length = Math.min(block.length, position);
+    readSync(fd, block, 0, length, position - length);
+    for (let i = length - 1; i >= 0; i--) if (block[i] !== 0) return position - length + i + 1;
+    position -= length;
+  }
+  return 0;
+}
+
+/** The end of the complete lines of a preallocated file; a torn last line is zeroed so new lines start clean. */
+function cleanEnd(fd: number, size: number): number {
+  const end = dataEnd(fd, size);
+  if (end === 0) return 0;
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, end - 1);
+  if (last[0] === 10) return end;
+  const block = Buffer.alloc(64 * 1024);
+  let position = end;
+  let lineEnd = 0;
+  while (position > 0) {
+    const length = Math.min(block.length, position);
+    position -= length;
+    readSync(fd, block, 0, length, position);
+    const newline = block.subarray(0, length).lastIndexOf(10);
+    if (newline !== -1) {
+      lineEnd = position + newline + 1;
+      break;
+    }
+  }
+  writeSync(fd, Buffer.alloc(end - lineEnd), 0, end - lineEnd, lineEnd);
+  fdatasyncSync(fd);
+  return lineEnd;
 }
 
 /** A line cut short by a crash (no newline at the end of the file) is cut off, so the next append starts clean. */

@@ -78,7 +78,7 @@ export class Journal {
   private pendingBytes = 0;
 
   constructor(readonly path: string) {
-    this.log = new AppendLog(path);
+    this.log = new AppendLog(path, { preallocate: true });
   }
 
   /** The last sequence number written (read once from the end of the file). */

@@ -181,25 +181,25 @@ export class SnapshotEncoder {
         if (roomLeft(value, MIN_SHARED_OBJECT) >= 0 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(value) ?? 'null';
         let text: string;
         if (Array.isArray(value)) {
-          const parts: string[] = [];
+          text = '[';
           for (let i = 0; i < value.length; i++) {
             const item = value[i] as unknown;
             this.stack.push(i);
-            parts.push(item === undefined || typeof item === 'function' || typeof item === 'symbol' ? 'null' : this.write(item));
+            text += `${i ? ',' : ''}${item === undefined || typeof item === 'function' || typeof item === 'symbol' ? 'null' : this.write(item)}`;
             this.stack.pop();
           }
-          text = `[${parts.join(',')}]`;
+          text += ']';
         } else {
           const object = value as Record<string, unknown>;
-          const parts: string[] = [];
+          text = '{';
           for (const key in object) {
             const item = object[key];
             if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
             this.stack.push(key);
-            parts.push(`${quote(key)}:${this.write(item)}`);
+            text += `${text.length > 1 ? ',' : ''}${quote(key)}:${this.write(item)}`;
             this.stack.pop();
           }
-          text = `{${parts.join(',')}}`;
+          text += '}';
         }
         this.remember(value);
         return text;

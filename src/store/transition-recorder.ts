@@ -4,17 +4,16 @@ import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.
 /**
  * Turns a run's XState inspection events into journal lines, and decides when they become durable.
  *
- * Every transition of the task machine or of its running iteration is one line. The lines of one synchronous
- * burst of the engine (a child finishing, the task moving on, the next iteration starting) are handed to the
- * kernel together in one write() before the engine takes its next step (each invoked actor awaits
- * `beforeStep`), so a killed process never loses a transition. When they are fdatasync'd depends on the mode:
- * - `transition`: every burst — each transition is on disk before the next step starts;
- * - `effect` (group commit): every burst that holds something the engine could not compute again — what came
- *   from outside (the agent's answer, the checks' results, a person's answer, a pause, a resume) — the first
- *   lines of a drive, and every burst after which the run rests (a backoff wait, a human, a pause, the end).
- *   A power cut can then only take pure computation since (context, prompt, validation, scores, decision, the
- *   copy in iterations.jsonl), which a resumed run recomputes identically, or an agent call in flight, which a
- *   resume issues again in any mode.
+ * Every transition of the task machine or of its running iteration is one line, encoded when it happens.
+ * - `transition`: the lines of each synchronous burst of the engine (a child finishing, the task moving on,
+ *   the next iteration starting) are written in one write() and fdatasync'd before the next step starts.
+ * - `effect` (group commit): lines are written in one write() before anything leaves the process (an agent
+ *   call, a check, the iteration record), and written and fdatasync'd with every burst that holds something
+ *   the engine could not compute again — what came from outside (the agent's answer, the checks' results, a
+ *   person's answer, a pause, a resume) — with the first lines of a drive, and whenever the run rests (a
+ *   backoff wait, a human, a pause, the end). A crash or a power cut can then only take pure computation done
+ *   since (context, prompt, validation, scores, decision, the copy in iterations.jsonl), which a resumed run
+ *   recomputes identically, or an agent call in flight, which a resume issues again in any mode.
  */
 
 export type Durability = 'transition' | 'effect';
@@ -138,9 +137,10 @@ export class TransitionRecorder {
       // At rest, or an event from a person or another process (HUMAN_ANSWER, PAUSE, CANCEL, RESUMED, ...).
       this.mustSync = true;
     }
-    if (!this.scheduled) {
+    // Lines that must not wait are committed right after the burst (the engine has then stopped, or waits for a
+    // promise, a timer or a person); the others go with the next commit, at the latest before the next effect.
+    if (!this.scheduled && (this.mustSync || this.options.durability === 'transition' || this.options.stallAt)) {
       this.scheduled = true;
-      // After the synchronous burst: the engine has stopped or is waiting for a promise, timer or person.
       queueMicrotask(() => this.commit(false));
     }
     return { ...step, at };
@@ -207,11 +207,15 @@ export class TransitionRecorder {
     return true;
   }
 
-  /** What an invoked actor awaits before it starts working: the transition that started it is written first. */
-  async beforeStep(): Promise<boolean> {
+  /**
+   * What an invoked actor awaits before it starts working. Before an effect (an agent call, a check, the
+   * iteration record) the transitions so far are written first: a killed process then loses no transition
+   * that led to something outside it. Resolves false once the journal has failed.
+   */
+  async beforeStep(effect: boolean): Promise<boolean> {
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;
-    return this.commit(false);
+    return effect ? this.commit(false) : !this.failed;
   }
 
   /** Called when an actor that brought something in from outside (the agent, the checks) finished. */
