@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { EngineEvent } from '../engine/runner.js';
@@ -22,7 +22,8 @@ export interface RunLogOptions {
  */
 export class RunLog {
   private logger: Logger | null = null;
-  private destination: ReturnType<typeof pino.destination> | null = null;
+  /** The log file, written with plain synchronous appends (no SonicBoom worker or buffer to flush or hang on). */
+  private fd: number | null = null;
   /** Where the log is being written (null until the run started). */
   path: string | null = null;
 
@@ -98,22 +99,18 @@ export class RunLog {
     const dir = join(storeDir, 'runs', runId);
     mkdirSync(dir, { recursive: true });
     this.path = join(dir, 'run.log');
-    this.destination = pino.destination({ dest: this.path, sync: true, append: true });
+    const fd = openSync(this.path, 'a');
+    this.fd = fd;
     this.logger = pino(
       { level: this.options.level ?? 'info', base: { runId, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-      this.destination,
+      { write: (line: string) => void writeSync(fd, line) },
     );
   }
 
   close(): void {
-    if (!this.destination) return;
-    try {
-      this.destination.flushSync();
-    } catch {
-      // nothing buffered
-    }
-    this.destination.end();
-    this.destination = null;
+    if (this.fd === null) return;
+    closeSync(this.fd);
+    this.fd = null;
     this.logger = null;
   }
 }
