@@ -100,6 +100,7 @@ export class TransitionRecorder {
   private pendingSteps: Step[] = [];
   private checkpointIndex: number | null = null;
   private rootCache: { snapshot: unknown; persisted: { json: object; children: Record<string, { ref: AnyActorRef | undefined; json: unknown }> } } | null = null;
+  private readonly plainData = new PersistedSnapshots();
 
   constructor(
     private readonly journal: Journal,
@@ -147,8 +148,10 @@ export class TransitionRecorder {
   }
 
   /**
-   * `root.getPersistedSnapshot()`, made cheaper: while only the running iteration moves, the task's own snapshot
-   * object is the very same, so its persisted part is reused and only the children are taken again.
+   * `root.getPersistedSnapshot()`, made cheaper (checked equal to it by a test, step by step): XState walks
+   * every context, every time, looking for actor references to replace; Obra's contexts are plain data whose
+   * parts keep their identity from step to step, so each part is looked at once (`plainData`). And while only
+   * the running iteration moves, the task's own snapshot object is the very same: its part is reused.
    */
   persisted(root: AnyActorRef): unknown {
     const snapshot = root.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
@@ -161,7 +164,7 @@ export class TransitionRecorder {
         const child = snapshot.children[id];
         const entry = before[id];
         if (!child || !entry || entry.ref !== child) return this.fresh(root, snapshot);
-        children[id] = { ...(entry.json as object), snapshot: child.getPersistedSnapshot() };
+        children[id] = { ...(entry.json as object), snapshot: this.plainData.persist(child) };
         count += 1;
       }
       if (count === Object.keys(before).length) return { ...cached.persisted.json, children };
@@ -170,7 +173,7 @@ export class TransitionRecorder {
   }
 
   private fresh(root: AnyActorRef, snapshot: { children?: Record<string, AnyActorRef | undefined> }): unknown {
-    const json = root.getPersistedSnapshot() as { children?: Record<string, unknown> };
+    const json = this.plainData.persist(root) as { children?: Record<string, unknown> };
     const children: Record<string, { ref: AnyActorRef | undefined; json: unknown }> = {};
     for (const id in json.children ?? {}) children[id] = { ref: snapshot.children?.[id], json: json.children![id] };
     this.rootCache = { snapshot, persisted: { json, children } };
@@ -235,5 +238,39 @@ export class TransitionRecorder {
     // Durable now; freeze without running anything else, as if the machine stopped dead right here.
     process.stderr.write(`obra: stalled in ${spec} (OBRA_TEST_STALL_AT), waiting to be killed\n`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  }
+}
+
+/**
+ * XState's `getPersistedSnapshot()` for machine actors whose contexts hold only plain data, without walking
+ * the same objects again and again: an object once found free of actor references stays so (Obra never
+ * mutates context data; every change is a new object). Anything unusual falls back to XState's own.
+ */
+class PersistedSnapshots {
+  private readonly plain = new WeakSet<object>();
+
+  persist(actor: AnyActorRef): unknown {
+    const snapshot = actor.getSnapshot() as Record<string, unknown> | undefined;
+    if (!snapshot || typeof snapshot !== 'object' || !('machine' in snapshot) || !('_nodes' in snapshot)) return actor.getPersistedSnapshot();
+    const { _nodes, tags, machine, children, context, can, hasTag, matches, getMeta, toJSON, ...json } = snapshot;
+    const history = json.historyValue as Record<string, unknown> | undefined;
+    if ((history && Object.keys(history).length) || !this.isPlain(context)) return actor.getPersistedSnapshot();
+    const childrenJson: Record<string, unknown> = {};
+    const refs = children as Record<string, AnyActorRef & { _syncSnapshot?: unknown; systemId?: string }>;
+    for (const id in refs) {
+      const child = refs[id]!;
+      childrenJson[id] = { snapshot: this.persist(child), src: child.src, systemId: child.systemId, syncSnapshot: child._syncSnapshot };
+    }
+    return { ...json, context, children: childrenJson, historyValue: {} };
+  }
+
+  /** No actor reference anywhere inside (what XState's persistContext looks for). */
+  private isPlain(value: unknown): boolean {
+    if (value === null || typeof value !== 'object') return true;
+    if (this.plain.has(value)) return true;
+    if ('sessionId' in value && 'send' in value && 'ref' in value) return false;
+    for (const key in value as Record<string, unknown>) if (!this.isPlain((value as Record<string, unknown>)[key])) return false;
+    this.plain.add(value);
+    return true;
   }
 }
