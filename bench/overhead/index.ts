@@ -23,7 +23,9 @@ import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema, type ObraConfig } from '../../src/config/schema.js';
 import type { AgentCallRecord, DecisionReport, IterationSummary, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
 import { iterationActors } from '../../src/engine/implementations.js';
-import { runTask } from '../../src/engine/runner.js';
+import { buildMachines, runTask } from '../../src/engine/runner.js';
+import { retryPolicyFromConfig } from '../../src/agents/retry-policy.js';
+import { createActor } from 'xstate';
 import type { Durability } from '../../src/store/transition-recorder.js';
 
 setFlagsFromString('--expose-gc');
@@ -81,6 +83,31 @@ async function obra(iterations: number, durability: Durability, sample?: (iterat
   rmSync(dir, { recursive: true, force: true });
   // The iteration records (iterations.jsonl) ride on the journal's fdatasync: these are all of them.
   return { engine: `Obra (${durability === 'effect' ? 'group commit' : 'fsync per transition'})`, iterations, ms, heapMb: mb(memory.heapUsed), rssMb: mb(memory.rss), syncsPerIteration: syncs / iterations, note: durability };
+}
+
+/** The floor: Obra's statecharts and components with no journal and no inspection at all. */
+async function bare(iterations: number): Promise<Row> {
+  const config = configFor(iterations);
+  const machine = buildMachines({ config, agent: instantAgent(), now: Date.now, saveIteration: () => {} });
+  const input = {
+    runId: 'bare',
+    task: { text: TASK_TEXT, workdir: tmpdir(), checks: [], requiredMarkers: [] },
+    sessionId: '8f0c6f0e-4d7a-4c55-9d59-1a2b3c4d5e6f',
+    sessionStrategy: 'resume' as const,
+    retry: retryPolicyFromConfig(config.agent.local),
+    budgets: { maxIterations: iterations, maxCostUsd: null, maxTurns: null, maxWallMs: null },
+    historyWindow: config.context.history_window,
+  };
+  gc();
+  const started = performance.now();
+  const actor = createActor(machine, { input });
+  await new Promise<void>((resolve) => {
+    actor.subscribe({ complete: () => resolve() });
+    actor.start();
+  });
+  const ms = performance.now() - started;
+  const memory = process.memoryUsage();
+  return { engine: 'Obra without persistence (the floor)', iterations, ms, heapMb: mb(memory.heapUsed), rssMb: mb(memory.rss), syncsPerIteration: 0, note: 'none' };
 }
 
 /** The same pipeline as a LangGraph.js StateGraph, each node calling the very component Obra's actor calls. */
@@ -186,17 +213,20 @@ async function main() {
   await obra(50, 'effect');
   await langgraph(20);
   // Interleaved and repeated: the machine's fsync latency drifts; each figure is the median of three runs.
-  const runs: Record<string, Row[]> = { effect: [], transition: [], langgraph: [] };
+  const runs: Record<string, Row[]> = { effect: [], transition: [], langgraph: [], bare: [] };
   for (let round = 0; round < 3; round++) {
     runs.effect!.push(await obra(ITERATIONS, 'effect'));
     runs.langgraph!.push(await langgraph(ITERATIONS));
     runs.transition!.push(await obra(ITERATIONS, 'transition'));
+    runs.bare!.push(await bare(ITERATIONS));
   }
   const medianRow = (rows: Row[]) => [...rows].sort((a, b) => a.ms - b.ms)[1]!;
   const effect = medianRow(runs.effect!);
   const transition = medianRow(runs.transition!);
   const lg = medianRow(runs.langgraph!);
-  console.log(table([effect, transition, lg], lg));
+  const floor = medianRow(runs.bare!);
+  console.log(table([effect, transition, lg, floor], lg));
+  console.log(`\nOf Obra's ${(effect.ms / effect.iterations).toFixed(3)} ms, ${(floor.ms / floor.iterations).toFixed(3)} ms are its statecharts and components with no journal at all.`);
   console.log(`\nObra (group commit) costs ${(effect.ms / effect.iterations).toFixed(3)} ms per iteration: ${((effect.ms / effect.iterations) / (lg.ms / lg.iterations)).toFixed(2)}× LangGraph.js's ${(lg.ms / lg.iterations).toFixed(3)} ms (target ≤ 1.6 ms).`);
 
   // Memory over a long run, in a fresh process with nothing else loaded (LangGraph's modules would count).
