@@ -146,7 +146,7 @@ function uninterrupted(): Promise<RunResult> {
     });
     expect(recordedIndexes(box)).toEqual([1, 2, 3, 4, 5]);
     const replay = await obra(box, ['replay', escalated.runId, '--json']);
-    expect(replay.exitCode, replay.stderr).toBe(0);
+    expect(replay.exitCode, `${replay.stderr}${replay.stdout}`).toBe(0);
     return done;
   })();
   return reference;
