@@ -293,7 +293,10 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
   let actor!: AnyActorRef;
   let stopped = false;
   let failStorage: (error: Error) => void = () => {};
-  const recorder = new TransitionRecorder(handle.journal, () => clock.now(), () => actor, {
+  // One time per synchronous burst: a transition's actions and its journal line read the same clock value, so
+  // replay (which sets its clock to each line's time) computes the very same times.
+  const now = burstTime(clock);
+  const recorder = new TransitionRecorder(handle.journal, now, () => actor, {
     durability: ctx.durability ?? config.store.sync,
     onCommit: ctx.onJournalCommit,
     onFailure: (error) => failStorage(error),
@@ -304,7 +307,7 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
   const machine = buildMachines({
     config,
     agent,
-    now: () => clock.now(),
+    now,
     runChecks: ctx.runChecks,
     beforeStep: (_src, effect) => recorder.beforeStep(effect),
     afterInput: () => recorder.afterInput(),
@@ -434,6 +437,20 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     if (ctx.signal?.aborted) onAbort();
     settle();
   });
+}
+
+/** `clock.now()`, read once per synchronous burst of the engine and held until the burst ends. */
+function burstTime(clock: Clock): () => number {
+  let held: number | null = null;
+  return () => {
+    if (held === null) {
+      held = clock.now();
+      queueMicrotask(() => {
+        held = null;
+      });
+    }
+    return held;
+  };
 }
 
 /** The invoked actors of a persisted snapshot that a restore starts again (their work was in flight). */
