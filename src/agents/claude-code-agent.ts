@@ -92,7 +92,7 @@ export class ClaudeCodeAgent implements Agent {
       // Decided under the lock: nobody else can create the transcript between the check and the call.
       const mode = this.effectiveMode(request.mode, sessionId, request.workdir);
       const base = { argv: [this.options.command, ...this.buildArgs(sessionId, mode)], sessionId, mode, startedAt };
-      return await this.run(request, base);
+      return await this.run(request, base, (pgid) => lock.recordChild(pgid));
     } finally {
       lock.release();
     }
@@ -127,7 +127,7 @@ export class ClaudeCodeAgent implements Agent {
     ];
   }
 
-  private async run(request: AgentCallRequest, base: CallBase): Promise<AgentCallRecord> {
+  private async run(request: AgentCallRequest, base: CallBase, onSpawn?: (pgid: number) => void): Promise<AgentCallRecord> {
     const [file, ...args] = base.argv;
     const maxOutputBytes = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const subprocess = execa(file!, args, {
@@ -142,6 +142,7 @@ export class ClaudeCodeAgent implements Agent {
       // Past the limit execa stops the CLI: a flood costs at most this much memory, not gigabytes.
       maxBuffer: { stdout: maxOutputBytes, stderr: Math.min(maxOutputBytes, 4 * 1024 * 1024) },
     });
+    if (subprocess.pid) onSpawn?.(subprocess.pid);
     request.onProgress?.({ kind: 'started', sessionId: base.sessionId, argv: base.argv });
 
     let stoppedBy: 'timeout' | 'abort' | null = null;

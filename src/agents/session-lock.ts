@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeSync, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,19 +23,25 @@ export class SessionLocks {
   }
 
   /** Takes the lock, or says who holds it. Never waits: waiting is the machine's `retryingSessionLock`. */
-  tryAcquire(sessionId: string): { ok: true; release: () => void } | { ok: false; holder: string } {
+  tryAcquire(sessionId: string): { ok: true; release: () => void; recordChild: (pgid: number) => void } | { ok: false; holder: string } {
     if (this.held.has(sessionId)) return { ok: false, holder: 'another task in this process' };
     const file = this.fileOf(sessionId);
     mkdirSync(this.dir, { recursive: true });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(file, 'wx');
-        writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString() }));
+        const since = new Date().toISOString();
+        writeSync(fd, JSON.stringify({ pid: process.pid, since }));
         closeSync(fd);
         this.held.add(sessionId);
         let released = false;
         return {
           ok: true,
+          // The CLI's process group, so that if this process dies (SIGKILL) the next holder can stop the
+          // orphaned call before it resumes the session: two live calls would branch the conversation.
+          recordChild: (pgid: number) => {
+            if (!released) writeFileSync(file, JSON.stringify({ pid: process.pid, since, child: pgid }));
+          },
           release: () => {
             if (released) return;
             released = true;
@@ -50,6 +56,7 @@ export class SessionLocks {
         if (pid !== null && pid !== process.pid && isAlive(pid)) return { ok: false, holder: `Obra process ${pid}` };
         // A file being written this instant has no pid yet: treat it as held, not stale.
         if (pid === null && ageMs(file) < 1000) return { ok: false, holder: 'another Obra process' };
+        killOrphanedCall(file);
         rmSync(file, { force: true }); // stale: its process is gone
       }
     }
@@ -140,6 +147,16 @@ function readHolderPid(file: string): number | null {
     return typeof pid === 'number' ? pid : null;
   } catch {
     return null;
+  }
+}
+
+/** A stale lock's call may have outlived its Obra process (it runs in its own group): stop it. */
+function killOrphanedCall(file: string): void {
+  try {
+    const child = (JSON.parse(readFileSync(file, 'utf8')) as { child?: unknown }).child;
+    if (typeof child === 'number' && child > 1) process.kill(-child, 'SIGKILL');
+  } catch {
+    // no child recorded, or it is gone already
   }
 }
 

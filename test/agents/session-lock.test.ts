@@ -100,3 +100,34 @@ describe('SessionLocks', () => {
     expect(locks.tryAcquire(old).ok).toBe(true);
   });
 });
+
+describe('a call that outlived its Obra process', () => {
+  it('is killed (its whole process group) when the stale lock is taken over, before the session is used again', async () => {
+    const locks = newLocks();
+    const session = randomUUID();
+    // The orphan: a detached process group, like the CLI call of an Obra that was SIGKILLed.
+    const orphan = execa('node', ['-e', 'setInterval(() => {}, 1000)'], { detached: true, reject: false });
+    // A pid that is certainly dead: a process that already exited.
+    const exited = execa('node', ['-e', '0']);
+    const deadPid = exited.pid;
+    await exited;
+    writeFileSync(join(locks.dir, `${session}.lock`), JSON.stringify({ pid: deadPid, since: new Date().toISOString(), child: orphan.pid }));
+
+    const lock = locks.tryAcquire(session);
+    expect(lock.ok).toBe(true);
+    const ended = await orphan;
+    expect(ended.signal).toBe('SIGKILL');
+    if (lock.ok) lock.release();
+  });
+
+  it('records the child group of a live call in the lock file', () => {
+    const locks = newLocks();
+    const session = randomUUID();
+    const lock = locks.tryAcquire(session);
+    if (!lock.ok) throw new Error('expected the lock');
+    lock.recordChild(4242);
+    expect(JSON.parse(readFileSync(join(locks.dir, `${session}.lock`), 'utf8'))).toMatchObject({ pid: process.pid, child: 4242 });
+    lock.release();
+    expect(existsSync(join(locks.dir, `${session}.lock`))).toBe(false);
+  });
+});

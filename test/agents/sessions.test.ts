@@ -110,7 +110,7 @@ class RecordingLocks extends SessionLocks {
     }
     this.log.push({ type: 'acquired', at, session: sessionId });
     return {
-      ok: true as const,
+      ...result,
       release: () => {
         this.log.push({ type: 'released', at: Date.now(), session: sessionId });
         result.release();
