@@ -1,3 +1,4 @@
+import type { DecideInput } from '../../machines/iteration.machine.js';
 import type { ObraConfig } from '../config/schema.js';
 import type { AgentCallRecord, ConfidenceReport, DecisionReport, IterationSummary, QualityReport, TaskSpec, ValidationVerdict } from '../core/types.js';
 import { DecisionEngine } from '../decision/decision-engine.js';
@@ -59,14 +60,7 @@ export function createJudging(config: ObraConfig, deps: JudgingDeps = {}) {
       return { quality: q, confidence: c };
     },
 
-    decide: (input: {
-      task: TaskSpec;
-      index: number;
-      validation: ValidationVerdict;
-      quality: QualityReport;
-      confidence: ConfidenceReport;
-      history: IterationSummary[];
-    }): DecisionReport => decisions.decide(input),
+    decide: (input: DecideInput): DecisionReport => decisions.decide(input),
   };
 }
 export type Judging = ReturnType<typeof createJudging>;

@@ -313,46 +313,35 @@ function dataEnd(fd: number, size: number): number {
 /** The end of the complete lines of a preallocated file; a torn last line is zeroed so new lines start clean. */
 function cleanEnd(fd: number, size: number): number {
   const end = dataEnd(fd, size);
-  if (end === 0) return 0;
-  const last = Buffer.alloc(1);
-  readSync(fd, last, 0, 1, end - 1);
-  if (last[0] === 10) return end;
-  const block = Buffer.alloc(64 * 1024);
-  let position = end;
-  let lineEnd = 0;
-  while (position > 0) {
-    const length = Math.min(block.length, position);
-    position -= length;
-    readSync(fd, block, 0, length, position);
-    const newline = block.subarray(0, length).lastIndexOf(10);
-    if (newline !== -1) {
-      lineEnd = position + newline + 1;
-      break;
-    }
+  const lineEnd = completeLinesEnd(fd, end);
+  if (lineEnd < end) {
+    writeSync(fd, Buffer.alloc(end - lineEnd), 0, end - lineEnd, lineEnd);
+    fdatasyncSync(fd);
   }
-  writeSync(fd, Buffer.alloc(end - lineEnd), 0, end - lineEnd, lineEnd);
-  fdatasyncSync(fd);
   return lineEnd;
 }
 
 /** A line cut short by a crash (no newline at the end of the file) is cut off, so the next append starts clean. */
 function cutTornTail(fd: number): void {
   const size = fstatSync(fd).size;
-  if (size === 0) return;
+  const lineEnd = completeLinesEnd(fd, size);
+  if (lineEnd < size) ftruncateSync(fd, lineEnd);
+}
+
+/** Where the last complete line of the first `end` bytes ends (0 when there is none). */
+function completeLinesEnd(fd: number, end: number): number {
+  if (end === 0) return 0;
   const last = Buffer.alloc(1);
-  readSync(fd, last, 0, 1, size - 1);
-  if (last[0] === 10) return;
+  readSync(fd, last, 0, 1, end - 1);
+  if (last[0] === 10) return end;
   const block = Buffer.alloc(64 * 1024);
-  let position = size;
+  let position = end;
   while (position > 0) {
     const length = Math.min(block.length, position);
     position -= length;
     readSync(fd, block, 0, length, position);
     const newline = block.subarray(0, length).lastIndexOf(10);
-    if (newline !== -1) {
-      ftruncateSync(fd, position + newline + 1);
-      return;
-    }
+    if (newline !== -1) return position + newline + 1;
   }
-  ftruncateSync(fd, 0);
+  return 0;
 }
