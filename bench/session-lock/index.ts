@@ -16,12 +16,12 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { createActor, fromPromise } from 'xstate';
 import { backoffDelayMs } from '../../machines/backoff.js';
-import { createIterationMachine, type IterationInput, type SessionStrategy } from '../../machines/iteration.machine.js';
+import { createIterationMachine, type IterationInput, type ScoreOutput, type ScoreInput, type ValidateInput, type DecideInput, type SessionStrategy } from '../../machines/iteration.machine.js';
 import type { Agent, AgentCallRequest } from '../../src/agents/agent.js';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import { fakeClaudePath } from '../../src/cli/paths.js';
-import type { AgentCallRecord, IterationRecord, RetryPolicy } from '../../src/core/types.js';
+import type { AgentCallRecord, DecisionReport, IterationRecord, RetryPolicy, ValidationVerdict } from '../../src/core/types.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
@@ -106,10 +106,10 @@ class ObraSession {
           calledAt.push(Date.now());
           return agent.call(input);
         }),
-        validateResponse: fromPromise(async () => ({ ok: true, reasons: [], codes: [], answer: 'ok', claimsDone: false })),
-        scoreResponse: fromPromise(async () => ({ quality: { score: 1, breakdown: {}, checks: [], warnings: [], notes: [] }, confidence: { score: 1, explanation: [] } })),
-        decide: fromPromise(async () => ({ decision: 'proceed' as const, rule: 'bench', reason: '', feedback: null })),
-        persistIteration: fromPromise(async () => undefined),
+        validateResponse: fromPromise<ValidationVerdict, ValidateInput>(async () => ({ ok: true, reasons: [], codes: [], answer: 'ok', claimsDone: false })),
+        scoreResponse: fromPromise<ScoreOutput, ScoreInput>(async () => ({ quality: { score: 1, breakdown: {}, checks: [], warnings: [], notes: [] }, confidence: { score: 1, explanation: [] } })),
+        decide: fromPromise<DecisionReport, DecideInput>(async () => ({ decision: 'proceed' as const, rule: 'bench', reason: '', feedback: null })),
+        persistIteration: fromPromise<void, IterationRecord>(async () => {}),
       },
     });
     const input: IterationInput = {

@@ -69,8 +69,9 @@ describe('runTask (engine + store)', () => {
     // Lines hold what changed since the line before (see src/store/journal.ts): read them back decoded.
     const last = RunStore.open(store).openRun(result.runId).readJournal().at(-1)!;
     expect(last.task).toBe('done');
-    expect(last.snapshot.status).toBe('done');
-    expect(last.snapshot.context.iterations).toBe(3);
+    const snapshot = last.snapshot as { status: string; context: { iterations: number } };
+    expect(snapshot.status).toBe('done');
+    expect(snapshot.context.iterations).toBe(3);
     // The lock is released at the end.
     expect(readdirSync(runDir)).not.toContain('lock');
   });

@@ -117,8 +117,8 @@ describe('iteration machine', () => {
     // A new actor from the snapshot, on the same clock: the pending `after` was not persisted (XState #5331),
     // so without RESUMED it would wait forever; with it, it waits 2000 - 1200 = 800 ms.
     const { createActor } = await import('xstate');
-    const restored = createActor(h.machine, { snapshot: persisted, clock: h.clock });
-    const done = new Promise((resolve) => restored.subscribe({ complete: resolve }));
+    const restored = createActor(h.machine, { snapshot: persisted as never, clock: h.clock, input: undefined as never });
+    const done = new Promise<void>((resolve) => restored.subscribe({ complete: () => resolve() }));
     restored.start();
     restored.send({ type: 'RESUMED' });
     expect(restored.getSnapshot().value).toBe('retryingSessionLock');

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/engine/run-result.js';
 import { RunStore } from '../../src/store/run-store.js';
@@ -62,7 +62,7 @@ function sandbox(replies: unknown[], extraEnv: Record<string, string> = {}): San
   return { dir, env, journal };
 }
 
-function obra(box: Sandbox, args: string[], env: Record<string, string> = {}): ResultPromise {
+function obra(box: Sandbox, args: string[], env: Record<string, string> = {}) {
   return execa('node', [CLI, ...args], { cwd: box.dir, env: { ...box.env, ...env }, extendEnv: false, reject: false, timeout: 60_000 });
 }
 

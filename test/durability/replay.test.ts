@@ -64,7 +64,7 @@ describe('replay', () => {
     // The resume and the human's answer were replayed as the events they were.
     expect(steps.map((s) => s.event.type)).toEqual(expect.arrayContaining(['RESUMED', 'HUMAN_ANSWER', 'xstate.after.backoffDelay.iteration.retryingSessionLock']));
     // The inspector hook sees the replayed actors: the task and each iteration.
-    const actors = new Set(inspected.filter((e) => e.type === '@xstate.actor').map((e) => e.actorRef.id));
+    const actors = new Set(inspected.filter((e) => e.type === '@xstate.actor').map((e) => (e.actorRef as { id?: string }).id));
     expect(actors.size).toBeGreaterThanOrEqual(result.iterations.length + 1);
   });
 

@@ -1,6 +1,6 @@
 import { createActor, fromPromise, SimulatedClock } from 'xstate';
-import { createIterationMachine, type IterationInput } from '../../machines/iteration.machine.js';
-import type { AgentCallRecord, AgentOutcome, DecisionReport, IterationRecord, RetryPolicy } from '../../src/core/types.js';
+import { createIterationMachine, type IterationInput, type ScoreOutput, type ScoreInput, type ValidateInput, type DecideInput } from '../../machines/iteration.machine.js';
+import type { AgentCallRecord, AgentOutcome, DecisionReport, IterationRecord, RetryPolicy, ValidationVerdict } from '../../src/core/types.js';
 
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 5, initialDelayMs: 2000, backoff: 1.5, maxDelayMs: 60_000, jitter: 'none', onExhausted: 'fail' };
 
@@ -33,13 +33,13 @@ export function iterationHarness(outcomes: AgentOutcome[], overrides: Partial<It
         const outcome = outcomes[Math.min(calls.length - 1, outcomes.length - 1)]!;
         return callRecord(outcome, input, clock.now());
       }),
-      validateResponse: fromPromise(async () => ({ ok: true, reasons: [], codes: [], answer: 'ok', claimsDone: false })),
-      scoreResponse: fromPromise(async () => ({
+      validateResponse: fromPromise<ValidationVerdict, ValidateInput>(async () => ({ ok: true, reasons: [], codes: [], answer: 'ok', claimsDone: false })),
+      scoreResponse: fromPromise<ScoreOutput, ScoreInput>(async () => ({
         quality: { score: 0.9, breakdown: {}, checks: [], warnings: [], notes: [] },
         confidence: { score: 0.9, explanation: [] },
       })),
-      decide: fromPromise(async () => ({ decision, rule: 'test', reason: 'scripted', feedback: null })),
-      persistIteration: fromPromise(async () => undefined),
+      decide: fromPromise<DecisionReport, DecideInput>(async () => ({ decision, rule: 'test', reason: 'scripted', feedback: null })),
+      persistIteration: fromPromise<void, IterationRecord>(async () => {}),
     },
   });
   const input: IterationInput = {

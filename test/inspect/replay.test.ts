@@ -79,7 +79,7 @@ describe('replay into the inspector', () => {
       { seq: 2, at: 1600, actor: 'task', event: { type: 'obra.stop' }, task: 'done', iteration: null, snapshot: { status: 'done', value: 'done', context: { iterations: 0 }, children: {} } },
     ]);
     const log: string[] = [];
-    await feedFrames(frames, (m) => log.push(m.type === '@xstate.snapshot' ? `snapshot ${(m.snapshot as { value: string }).value}` : m.type), {
+    await feedFrames(frames, (m) => log.push(m.type === '@xstate.snapshot' ? `snapshot ${(m.snapshot as unknown as { value: string }).value}` : m.type), {
       sleep: async (ms) => void log.push(`wait ${ms}`),
     });
     expect(log).toEqual(['@xstate.actor', '@xstate.event', 'snapshot running', 'wait 600', '@xstate.event', 'snapshot done']);

@@ -33,7 +33,7 @@ export function taskTrace() {
     const ref = event.actorRef as AnyActorRef;
     // The runner stops the actor when the run comes to rest; that is not a step of the task.
     if (ref.sessionId !== event.rootId || event.event.type === 'xstate.stop') return;
-    const value = (event.snapshot as { value: unknown }).value;
+    const value = (event.snapshot as unknown as { value: unknown }).value;
     steps.push({
       value: typeof value === 'string' ? value : JSON.stringify(value),
       guards: event._transitions.map((t) => (t.guard && typeof t.guard === 'object' && 'type' in t.guard ? String(t.guard.type) : typeof t.guard === 'string' ? t.guard : '')).filter(Boolean),

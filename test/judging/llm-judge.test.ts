@@ -32,7 +32,7 @@ describe('the Ollama stub speaks the API the ollama client uses', () => {
     const chat = await client.chat({ model: 'stub-judge', messages: [{ role: 'user', content: 'grade' }], format: 'json' });
     expect(JSON.parse(chat.message.content)).toEqual(good);
     const generated = await client.generate({ model: 'stub-judge', prompt: 'grade', format: 'json' });
-    expect(JSON.parse(generated.response)).toEqual(good);
+    expect(JSON.parse(generated.response!)).toEqual(good);
     let streamed = '';
     for await (const part of await client.chat({ model: 'stub-judge', messages: [{ role: 'user', content: 'grade' }], stream: true })) streamed += part.message.content;
     expect(JSON.parse(streamed)).toEqual(good);
