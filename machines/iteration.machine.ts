@@ -158,6 +158,18 @@ function nextWait(context: IterationContext, kind: BackoffWait['kind'], attempt:
   return { kind, attempt, maxRetries: policy.maxRetries, delayMs, dueAt: at + delayMs };
 }
 
+/** The context fields every backoff wait sets: the wait itself, its delay in the record, its absolute due time. */
+function startWait(context: IterationContext, wait: BackoffWait) {
+  return { wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
+}
+
+/** The message of a call's outcome (every outcome but an answer has one). */
+function messageOf(outcome: AgentCallRecord['outcome'] | undefined, fallback: string): string {
+  return outcome && 'message' in outcome ? outcome.message : fallback;
+}
+
+const waitedMs = (context: IterationContext) => context.retryDelaysMs.reduce((a, b) => a + b, 0);
+
 const busyHolder = (context: IterationContext) => {
   const outcome = context.call?.outcome;
   return outcome?.kind === 'sessionBusy' && outcome.holder ? outcome.holder : null;
@@ -208,282 +220,276 @@ const enter = (state: IterationStateName) => ({ type: 'enterState', params: { st
  */
 export function createIterationMachine(now: () => number = Date.now) {
   return setup({
-  types: {
-    input: {} as IterationInput,
-    context: {} as IterationContext,
-    events: {} as IterationEvent,
-    output: {} as IterationRecord,
-  },
-  actors: {
-    buildContext: notProvided<BuildContextInput, string>('buildContext'),
-    generatePrompt: notProvided<GeneratePromptInput, string>('generatePrompt'),
-    callAgent: notProvided<CallAgentInput, AgentCallRecord>('callAgent'),
-    validateResponse: notProvided<ValidateInput, ValidationVerdict>('validateResponse'),
-    scoreResponse: notProvided<ScoreInput, ScoreOutput>('scoreResponse'),
-    decide: notProvided<DecideInput, DecisionReport>('decide'),
-    persistIteration: notProvided<IterationRecord, void>('persistIteration'),
-  },
-  guards: {
-    /** The session is in use: by another call of this process or another Obra (our lock), or the CLI said so. */
-    sessionBusy: ({ event }) => outcomeOf(event)?.kind === 'sessionBusy',
-    /** The API answered 429 (rate limited) or 529 (overloaded): waited out with the rate-limit policy. */
-    rateLimited: ({ event }) => outcomeOf(event)?.kind === 'rateLimited',
-    /**
-     * The *CLI* said "Session ID U is already in use" while we were *creating* U: a call of ours already created
-     * it (`--session-id` only creates; the error is permanent), so resume it at once instead of waiting.
-     */
-    sessionCreatedByUs: ({ context, event }) => {
-      const outcome = outcomeOf(event);
-      return outcome?.kind === 'sessionBusy' && !outcome.holder && context.sessionMode === 'create' && context.sessionSwitches < MAX_SESSION_SWITCHES;
+    types: {
+      input: {} as IterationInput,
+      context: {} as IterationContext,
+      events: {} as IterationEvent,
+      output: {} as IterationRecord,
     },
-    noConversation: ({ context, event }) => outcomeOf(event)?.kind === 'noConversation' && context.sessionSwitches < MAX_SESSION_SWITCHES,
-    canRetry: ({ context }) => context.retries < context.retry.maxRetries,
-    canRetryRateLimit: ({ context }) => context.rateLimitRetries < rateLimitPolicyOf(context.retry).maxRetries,
-    freshAfterExhaustion: ({ context }) =>
-      context.retry.onExhausted === 'fresh' && context.sessionId !== null && context.sessionSwitches < MAX_SESSION_SWITCHES,
-    /** Another task or Obra process holds the session: wait for its release, however long its call runs. */
-    heldByObra: ({ event }) => {
-      const outcome = outcomeOf(event);
-      return outcome?.kind === 'sessionBusy' && Boolean(outcome.holder);
+    actors: {
+      buildContext: notProvided<BuildContextInput, string>('buildContext'),
+      generatePrompt: notProvided<GeneratePromptInput, string>('generatePrompt'),
+      callAgent: notProvided<CallAgentInput, AgentCallRecord>('callAgent'),
+      validateResponse: notProvided<ValidateInput, ValidationVerdict>('validateResponse'),
+      scoreResponse: notProvided<ScoreInput, ScoreOutput>('scoreResponse'),
+      decide: notProvided<DecideInput, DecisionReport>('decide'),
+      persistIteration: notProvided<IterationRecord, void>('persistIteration'),
     },
-    /** Only a wait for a busy session ends early on a release; a rate-limit wait is about the API, not the session. */
-    waitingForSession: ({ context }) => context.wait?.kind === 'sessionBusy',
-    agentFailedFatally: ({ event }) => outcomeOf(event)?.kind === 'fatal',
-  },
-  delays: {
-    /** What is left of the current backoff wait: all of it on first entry, the remainder after a restore. */
-    backoffDelay: ({ context }) => Math.max(0, (context.retryDueAt ?? now()) - now()),
-  },
-  actions: {
-    stampStart: assign({ startedAt: ({ context }) => context.startedAt ?? now() }),
-    stampFinish: assign({ finishedAt: () => now() }),
-    /** Starts backoff wait number `retries`: its length comes from the policy, its absolute due time is stored. */
-    scheduleRetry: assign(({ context }) => {
-      const retries = context.retries + 1;
-      const wait = nextWait(context, 'sessionBusy', retries, now());
-      return { retries, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
-    }),
-    /** A wait for Obra's own lock: the session policy's delays (capped by retry_max_delay), its own counter. */
-    scheduleHolderWait: assign(({ context }) => {
-      const holderWaits = context.holderWaits + 1;
-      const wait = { ...nextWait(context, 'sessionBusy', holderWaits, now()), holder: busyHolder(context) ?? 'Obra' };
-      return { holderWaits, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
-    }),
-    /** The same for a rate-limited or overloaded API, on its own policy and counter. */
-    scheduleRateLimitRetry: assign(({ context }) => {
-      const rateLimitRetries = context.rateLimitRetries + 1;
-      const wait = nextWait(context, 'rateLimited', rateLimitRetries, now());
-      return { rateLimitRetries, wait, retryDelaysMs: [...context.retryDelaysMs, wait.delayMs], retryDueAt: wait.dueAt };
-    }),
-    enterState: assign({
-      // Re-entering the same state (a restored wait, a re-issued call) is not a new step of the iteration.
-      states: ({ context }, params: { state: IterationStateName }) =>
-        context.states.at(-1) === params.state ? context.states : [...context.states, params.state],
-    }),
-    recordCall: assign(({ event }) => {
-      const call = (event as unknown as { output: AgentCallRecord }).output;
-      // The agent may have picked the id (a new session): later calls must use it.
-      return { call, sessionId: call.sessionId };
-    }),
-    resetRetries: assign({ retries: 0 }),
-    switchToResume: assign(({ context }) => ({
-      sessionMode: 'resume' as SessionMode,
-      sessionStarted: true,
-      sessionSwitches: context.sessionSwitches + 1,
-      sessionNotes: [...context.sessionNotes, `session ${context.call?.sessionId ?? context.sessionId} already exists (an earlier call created it): resuming it with --resume instead of waiting`],
-    })),
-    /** A new session: the next call creates one; the prompt already carries the task's history (ContextManager). */
-    startFreshSession: assign(({ context }, params: { why: 'noConversation' | 'lockExhausted' }) => {
-      const old = context.call?.sessionId ?? context.sessionId;
-      const outcome = context.call?.outcome;
-      const why =
-        params.why === 'noConversation'
-          ? `session ${old} was not found (${outcome && 'message' in outcome ? outcome.message : 'no conversation'}; the CLI keeps sessions per working directory)`
-          : `session ${old} was still in use after ${context.retry.maxRetries} retries (the CLI kept refusing it)`;
-      return {
-        sessionId: null,
-        sessionMode: 'create' as SessionMode,
-        sessionStarted: false,
+    guards: {
+      /** The session is in use: by another call of this process or another Obra (our lock), or the CLI said so. */
+      sessionBusy: ({ event }) => outcomeOf(event)?.kind === 'sessionBusy',
+      /** The API answered 429 (rate limited) or 529 (overloaded): waited out with the rate-limit policy. */
+      rateLimited: ({ event }) => outcomeOf(event)?.kind === 'rateLimited',
+      /**
+       * The *CLI* said "Session ID U is already in use" while we were *creating* U: a call of ours already created
+       * it (`--session-id` only creates; the error is permanent), so resume it at once instead of waiting.
+       */
+      sessionCreatedByUs: ({ context, event }) => {
+        const outcome = outcomeOf(event);
+        return outcome?.kind === 'sessionBusy' && !outcome.holder && context.sessionMode === 'create' && context.sessionSwitches < MAX_SESSION_SWITCHES;
+      },
+      noConversation: ({ context, event }) => outcomeOf(event)?.kind === 'noConversation' && context.sessionSwitches < MAX_SESSION_SWITCHES,
+      canRetry: ({ context }) => context.retries < context.retry.maxRetries,
+      canRetryRateLimit: ({ context }) => context.rateLimitRetries < rateLimitPolicyOf(context.retry).maxRetries,
+      freshAfterExhaustion: ({ context }) =>
+        context.retry.onExhausted === 'fresh' && context.sessionId !== null && context.sessionSwitches < MAX_SESSION_SWITCHES,
+      /** Another task or Obra process holds the session: wait for its release, however long its call runs. */
+      heldByObra: ({ event }) => {
+        const outcome = outcomeOf(event);
+        return outcome?.kind === 'sessionBusy' && Boolean(outcome.holder);
+      },
+      /** Only a wait for a busy session ends early on a release; a rate-limit wait is about the API, not the session. */
+      waitingForSession: ({ context }) => context.wait?.kind === 'sessionBusy',
+      agentFailedFatally: ({ event }) => outcomeOf(event)?.kind === 'fatal',
+    },
+    delays: {
+      /** What is left of the current backoff wait: all of it on first entry, the remainder after a restore. */
+      backoffDelay: ({ context }) => Math.max(0, (context.retryDueAt ?? now()) - now()),
+    },
+    actions: {
+      stampStart: assign({ startedAt: ({ context }) => context.startedAt ?? now() }),
+      stampFinish: assign({ finishedAt: () => now() }),
+      /** Starts backoff wait number `retries`: its length comes from the policy, its absolute due time is stored. */
+      scheduleRetry: assign(({ context }) => {
+        const retries = context.retries + 1;
+        return { retries, ...startWait(context, nextWait(context, 'sessionBusy', retries, now())) };
+      }),
+      /** A wait for Obra's own lock: the session policy's delays (capped by retry_max_delay), its own counter. */
+      scheduleHolderWait: assign(({ context }) => {
+        const holderWaits = context.holderWaits + 1;
+        const wait = { ...nextWait(context, 'sessionBusy', holderWaits, now()), holder: busyHolder(context) ?? 'Obra' };
+        return { holderWaits, ...startWait(context, wait) };
+      }),
+      /** The same for a rate-limited or overloaded API, on its own policy and counter. */
+      scheduleRateLimitRetry: assign(({ context }) => {
+        const rateLimitRetries = context.rateLimitRetries + 1;
+        return { rateLimitRetries, ...startWait(context, nextWait(context, 'rateLimited', rateLimitRetries, now())) };
+      }),
+      enterState: assign({
+        // Re-entering the same state (a restored wait, a re-issued call) is not a new step of the iteration.
+        states: ({ context }, params: { state: IterationStateName }) =>
+          context.states.at(-1) === params.state ? context.states : [...context.states, params.state],
+      }),
+      recordCall: assign(({ event }) => {
+        const call = (event as unknown as { output: AgentCallRecord }).output;
+        // The agent may have picked the id (a new session): later calls must use it.
+        return { call, sessionId: call.sessionId };
+      }),
+      resetRetries: assign({ retries: 0 }),
+      switchToResume: assign(({ context }) => ({
+        sessionMode: 'resume' as SessionMode,
+        sessionStarted: true,
         sessionSwitches: context.sessionSwitches + 1,
-        sessionNotes: [...context.sessionNotes, `${why}: continuing in a new session; the prompt carries the task's history`],
-      };
-    }),
-    failWithOutcome: assign({
-      failure: ({ context }) => {
+        sessionNotes: [...context.sessionNotes, `session ${context.call?.sessionId ?? context.sessionId} already exists (an earlier call created it): resuming it with --resume instead of waiting`],
+      })),
+      /** A new session: the next call creates one; the prompt already carries the task's history (ContextManager). */
+      startFreshSession: assign(({ context }, params: { why: 'noConversation' | 'lockExhausted' }) => {
+        const old = context.call?.sessionId ?? context.sessionId;
         const outcome = context.call?.outcome;
-        return `agent call failed: ${outcome && 'message' in outcome ? outcome.message : 'unknown error'}`;
-      },
-    }),
-    failLockExhausted: assign({
-      failure: ({ context }) =>
-        `session ${context.call?.sessionId ?? context.sessionId} still busy after ${context.retry.maxRetries} retries ` +
-        `(waited ${(context.retryDelaysMs.reduce((a, b) => a + b, 0) / 1000).toFixed(3)}s); ` +
-        'set agent.local.on_lock_exhausted: fresh to continue in a new session instead',
-    }),
-    failRateLimitExhausted: assign({
-      failure: ({ context }) => {
-        const outcome = context.call?.outcome;
-        const status = outcome?.kind === 'rateLimited' ? outcome.status : '?';
-        const waited = context.retryDelaysMs.reduce((a, b) => a + b, 0);
-        return `the API was still rate limited or overloaded (${status}) after ${rateLimitPolicyOf(context.retry).maxRetries} retries ` +
-          `(waited ${seconds(waited)}): ${outcome && 'message' in outcome ? outcome.message : ''}`.trim();
-      },
-    }),
-  },
-}).createMachine({
-  id: 'iteration',
-  context: ({ input }) => ({
-    ...input,
-    states: [],
-    sessionMode: initialMode(input),
-    attempts: 0,
-    retries: 0,
-    rateLimitRetries: 0,
-    holderWaits: 0,
-    retryDelaysMs: [],
-    retryDueAt: null,
-    wait: null,
-    sessionNotes: [],
-    sessionSwitches: 0,
-    startedAt: null,
-    builtContext: null,
-    prompt: null,
-    call: null,
-    validation: null,
-    quality: null,
-    confidence: null,
-    decision: null,
-    failure: null,
-    finishedAt: null,
-  }),
-  initial: 'building',
-  states: {
-    building: {
-      entry: [enter('building'), 'stampStart'],
-      invoke: {
-        src: 'buildContext',
-        input: ({ context }) => ({ task: context.task, index: context.index, history: context.history, feedback: context.feedback }),
-        onDone: { target: 'prompting', actions: assign({ builtContext: ({ event }) => event.output }) },
-        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `building the context failed: ${errorText(event.error)}` }) },
-      },
-    },
-    prompting: {
-      entry: enter('prompting'),
-      invoke: {
-        src: 'generatePrompt',
-        input: ({ context }) => ({ task: context.task, index: context.index, context: context.builtContext ?? '' }),
-        onDone: { target: 'awaitingAgent', actions: assign({ prompt: ({ event }) => event.output }) },
-        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `rendering the prompt failed: ${errorText(event.error)}` }) },
-      },
-    },
-    awaitingAgent: {
-      entry: [enter('awaitingAgent'), assign({ attempts: ({ context }) => context.attempts + 1 })],
-      invoke: {
-        src: 'callAgent',
-        input: ({ context }) => ({
-          runId: context.runId,
-          index: context.index,
-          attempt: context.attempts,
-          prompt: context.prompt ?? '',
-          sessionId: context.sessionId,
-          mode: context.sessionMode,
-          workdir: context.task.workdir,
-        }),
-        // Every way a call can end is one named guard; the first that matches wins.
-        onDone: [
-          { guard: 'sessionCreatedByUs', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'switchToResume'] },
-          {
-            guard: 'noConversation',
-            target: 'awaitingAgent',
-            reenter: true,
-            actions: ['recordCall', { type: 'startFreshSession', params: { why: 'noConversation' } }],
-          },
-          { guard: 'heldByObra', target: 'retryingSessionLock', actions: ['recordCall', 'scheduleHolderWait'] },
-          { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRetry'] },
-          {
-            guard: and(['sessionBusy', 'freshAfterExhaustion']),
-            target: 'awaitingAgent',
-            reenter: true,
-            actions: ['recordCall', { type: 'startFreshSession', params: { why: 'lockExhausted' } }, 'resetRetries'],
-          },
-          { guard: 'sessionBusy', target: 'persisting', actions: ['recordCall', 'failLockExhausted'] },
-          { guard: and(['rateLimited', 'canRetryRateLimit']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRateLimitRetry'] },
-          { guard: 'rateLimited', target: 'persisting', actions: ['recordCall', 'failRateLimitExhausted'] },
-          { guard: 'agentFailedFatally', target: 'persisting', actions: ['recordCall', 'failWithOutcome'] },
-          // answer, malformed, timeout, crashed: the validator judges them (a timeout is a bad answer, not a crash).
-          { target: 'validating', actions: 'recordCall' },
-        ],
-        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `the agent actor crashed: ${errorText(event.error)}` }) },
-      },
-    },
-    retryingSessionLock: {
-      entry: enter('retryingSessionLock'),
-      // `retryDueAt` is kept on exit on purpose: re-entering after a restore (RESUMED) must find it.
-      after: { backoffDelay: { target: 'awaitingAgent' } },
-      on: {
-        SESSION_RELEASED: { guard: 'waitingForSession', target: 'awaitingAgent' },
-        RESUMED: { target: 'retryingSessionLock', reenter: true },
-      },
-    },
-    validating: {
-      entry: enter('validating'),
-      invoke: {
-        src: 'validateResponse',
-        input: ({ context }) => ({ task: context.task, call: context.call! }),
-        onDone: { target: 'scoring', actions: assign({ validation: ({ event }) => event.output }) },
-        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `validation crashed: ${errorText(event.error)}` }) },
-      },
-    },
-    scoring: {
-      entry: enter('scoring'),
-      invoke: {
-        src: 'scoreResponse',
-        input: ({ context }) => ({
-          task: context.task,
-          index: context.index,
-          call: context.call!,
-          validation: context.validation!,
-          history: context.history,
-        }),
-        onDone: {
-          target: 'deciding',
-          actions: assign({ quality: ({ event }) => event.output.quality, confidence: ({ event }) => event.output.confidence }),
+        const why =
+          params.why === 'noConversation'
+            ? `session ${old} was not found (${messageOf(outcome, 'no conversation')}; the CLI keeps sessions per working directory)`
+            : `session ${old} was still in use after ${context.retry.maxRetries} retries (the CLI kept refusing it)`;
+        return {
+          sessionId: null,
+          sessionMode: 'create' as SessionMode,
+          sessionStarted: false,
+          sessionSwitches: context.sessionSwitches + 1,
+          sessionNotes: [...context.sessionNotes, `${why}: continuing in a new session; the prompt carries the task's history`],
+        };
+      }),
+      failWithOutcome: assign({
+        failure: ({ context }) => `agent call failed: ${messageOf(context.call?.outcome, 'unknown error')}`,
+      }),
+      failLockExhausted: assign({
+        failure: ({ context }) =>
+          `session ${context.call?.sessionId ?? context.sessionId} still busy after ${context.retry.maxRetries} retries ` +
+          `(waited ${(waitedMs(context) / 1000).toFixed(3)}s); ` +
+          'set agent.local.on_lock_exhausted: fresh to continue in a new session instead',
+      }),
+      failRateLimitExhausted: assign({
+        failure: ({ context }) => {
+          const outcome = context.call?.outcome;
+          const status = outcome?.kind === 'rateLimited' ? outcome.status : '?';
+          return `the API was still rate limited or overloaded (${status}) after ${rateLimitPolicyOf(context.retry).maxRetries} retries ` +
+            `(waited ${seconds(waitedMs(context))}): ${messageOf(outcome, '')}`.trim();
         },
-        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `scoring crashed: ${errorText(event.error)}` }) },
+      }),
+    },
+  }).createMachine({
+    id: 'iteration',
+    context: ({ input }) => ({
+      ...input,
+      states: [],
+      sessionMode: initialMode(input),
+      attempts: 0,
+      retries: 0,
+      rateLimitRetries: 0,
+      holderWaits: 0,
+      retryDelaysMs: [],
+      retryDueAt: null,
+      wait: null,
+      sessionNotes: [],
+      sessionSwitches: 0,
+      startedAt: null,
+      builtContext: null,
+      prompt: null,
+      call: null,
+      validation: null,
+      quality: null,
+      confidence: null,
+      decision: null,
+      failure: null,
+      finishedAt: null,
+    }),
+    initial: 'building',
+    states: {
+      building: {
+        entry: [enter('building'), 'stampStart'],
+        invoke: {
+          src: 'buildContext',
+          input: ({ context }) => ({ task: context.task, index: context.index, history: context.history, feedback: context.feedback }),
+          onDone: { target: 'prompting', actions: assign({ builtContext: ({ event }) => event.output }) },
+          onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `building the context failed: ${errorText(event.error)}` }) },
+        },
+      },
+      prompting: {
+        entry: enter('prompting'),
+        invoke: {
+          src: 'generatePrompt',
+          input: ({ context }) => ({ task: context.task, index: context.index, context: context.builtContext ?? '' }),
+          onDone: { target: 'awaitingAgent', actions: assign({ prompt: ({ event }) => event.output }) },
+          onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `rendering the prompt failed: ${errorText(event.error)}` }) },
+        },
+      },
+      awaitingAgent: {
+        entry: [enter('awaitingAgent'), assign({ attempts: ({ context }) => context.attempts + 1 })],
+        invoke: {
+          src: 'callAgent',
+          input: ({ context }) => ({
+            runId: context.runId,
+            index: context.index,
+            attempt: context.attempts,
+            prompt: context.prompt ?? '',
+            sessionId: context.sessionId,
+            mode: context.sessionMode,
+            workdir: context.task.workdir,
+          }),
+          // Every way a call can end is one named guard; the first that matches wins.
+          onDone: [
+            { guard: 'sessionCreatedByUs', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'switchToResume'] },
+            {
+              guard: 'noConversation',
+              target: 'awaitingAgent',
+              reenter: true,
+              actions: ['recordCall', { type: 'startFreshSession', params: { why: 'noConversation' } }],
+            },
+            { guard: 'heldByObra', target: 'retryingSessionLock', actions: ['recordCall', 'scheduleHolderWait'] },
+            { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRetry'] },
+            {
+              guard: and(['sessionBusy', 'freshAfterExhaustion']),
+              target: 'awaitingAgent',
+              reenter: true,
+              actions: ['recordCall', { type: 'startFreshSession', params: { why: 'lockExhausted' } }, 'resetRetries'],
+            },
+            { guard: 'sessionBusy', target: 'persisting', actions: ['recordCall', 'failLockExhausted'] },
+            { guard: and(['rateLimited', 'canRetryRateLimit']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRateLimitRetry'] },
+            { guard: 'rateLimited', target: 'persisting', actions: ['recordCall', 'failRateLimitExhausted'] },
+            { guard: 'agentFailedFatally', target: 'persisting', actions: ['recordCall', 'failWithOutcome'] },
+            // answer, malformed, timeout, crashed: the validator judges them (a timeout is a bad answer, not a crash).
+            { target: 'validating', actions: 'recordCall' },
+          ],
+          onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `the agent actor crashed: ${errorText(event.error)}` }) },
+        },
+      },
+      retryingSessionLock: {
+        entry: enter('retryingSessionLock'),
+        // `retryDueAt` is kept on exit on purpose: re-entering after a restore (RESUMED) must find it.
+        after: { backoffDelay: { target: 'awaitingAgent' } },
+        on: {
+          SESSION_RELEASED: { guard: 'waitingForSession', target: 'awaitingAgent' },
+          RESUMED: { target: 'retryingSessionLock', reenter: true },
+        },
+      },
+      validating: {
+        entry: enter('validating'),
+        invoke: {
+          src: 'validateResponse',
+          input: ({ context }) => ({ task: context.task, call: context.call! }),
+          onDone: { target: 'scoring', actions: assign({ validation: ({ event }) => event.output }) },
+          onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `validation crashed: ${errorText(event.error)}` }) },
+        },
+      },
+      scoring: {
+        entry: enter('scoring'),
+        invoke: {
+          src: 'scoreResponse',
+          input: ({ context }) => ({
+            task: context.task,
+            index: context.index,
+            call: context.call!,
+            validation: context.validation!,
+            history: context.history,
+          }),
+          onDone: {
+            target: 'deciding',
+            actions: assign({ quality: ({ event }) => event.output.quality, confidence: ({ event }) => event.output.confidence }),
+          },
+          onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `scoring crashed: ${errorText(event.error)}` }) },
+        },
+      },
+      deciding: {
+        entry: enter('deciding'),
+        invoke: {
+          src: 'decide',
+          input: ({ context }) => ({
+            task: context.task,
+            index: context.index,
+            validation: context.validation!,
+            quality: context.quality!,
+            confidence: context.confidence!,
+            history: context.history,
+          }),
+          onDone: { target: 'persisting', actions: assign({ decision: ({ event }) => event.output }) },
+          onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `deciding crashed: ${errorText(event.error)}` }) },
+        },
+      },
+      persisting: {
+        entry: [enter('persisting'), 'stampFinish'],
+        invoke: {
+          src: 'persistIteration',
+          input: ({ context }) => buildRecord(context),
+          onDone: { target: 'complete' },
+          // The record could not be saved: the run must stop (the task machine fails it) rather than lose it.
+          onError: { target: 'complete', actions: assign({ failure: ({ event }) => `persisting the iteration failed: ${errorText(event.error)}` }) },
+        },
+      },
+      complete: {
+        type: 'final',
       },
     },
-    deciding: {
-      entry: enter('deciding'),
-      invoke: {
-        src: 'decide',
-        input: ({ context }) => ({
-          task: context.task,
-          index: context.index,
-          validation: context.validation!,
-          quality: context.quality!,
-          confidence: context.confidence!,
-          history: context.history,
-        }),
-        onDone: { target: 'persisting', actions: assign({ decision: ({ event }) => event.output }) },
-        onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `deciding crashed: ${errorText(event.error)}` }) },
-      },
-    },
-    persisting: {
-      entry: [enter('persisting'), 'stampFinish'],
-      invoke: {
-        src: 'persistIteration',
-        input: ({ context }) => buildRecord(context),
-        onDone: { target: 'complete' },
-        // The record could not be saved: the run must stop (the task machine fails it) rather than lose it.
-        onError: { target: 'complete', actions: assign({ failure: ({ event }) => `persisting the iteration failed: ${errorText(event.error)}` }) },
-      },
-    },
-    complete: {
-      type: 'final',
-    },
-  },
-  output: ({ context }) => buildRecord(context),
-});
+    output: ({ context }) => buildRecord(context),
+  });
 }
 
 /** The iteration machine on the wall clock: the one to paste into Stately Studio. */

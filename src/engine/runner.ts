@@ -480,12 +480,9 @@ class ProgressObserver {
 
   observe(event: InspectionEvent, step: { actor: 'task' | 'iteration'; task: unknown; at: number } | null): void {
     if (!step || event.type !== '@xstate.snapshot') return;
-    const isRoot = step.actor === 'task';
     const at = step.at;
-    const rootSnapshot = { value: step.task };
-
-    if (isRoot) {
-      this.emit({ type: 'state', actor: 'task', index: (event.snapshot as unknown as { context: TaskContext }).context.iterations, state: String(rootSnapshot.value), at });
+    if (step.actor === 'task') {
+      this.emit({ type: 'state', actor: 'task', index: (event.snapshot as unknown as { context: TaskContext }).context.iterations, state: String(step.task), at });
       return;
     }
     const snap = event.snapshot as unknown as { value: string; context: IterationContext; status: string };
