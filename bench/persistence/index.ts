@@ -106,7 +106,7 @@ async function byIteration(root: string): Promise<{ runId: string; store: string
     { at: 100, recorder: recorder() },
     { at: LONG, recorder: recorder() },
   ];
-  const strict = { durability: 'transition' as const };
+  const strict = { durability: 'strict' as const };
   await Promise.all([
     runTask({ task: TASK, workdir: store, storeDir: store, agent: agent(), config: config(WINDOW), ...strict, ...positions[0]!.recorder }),
     resumeRun(hundred, { storeDir: store, agent: agent(), ...strict, ...positions[1]!.recorder }),
@@ -165,7 +165,7 @@ async function byStoreSize(root: string): Promise<void> {
     }
   }
   // One run per store at the same time, every transition synced.
-  await Promise.all(stores.map((s) => runTask({ task: TASK, workdir: s.store, storeDir: s.store, agent: agent(), config: config(40), durability: 'transition', ...s.recorder })));
+  await Promise.all(stores.map((s) => runTask({ task: TASK, workdir: s.store, storeDir: s.store, agent: agent(), config: config(40), durability: 'strict', ...s.recorder })));
   const rows = stores.map((s) => ({ ...s, samples: s.recorder.window(1, 40) }));
   const base = median(rows[0]!.samples.map((s) => s.ms));
   console.log('\nJournal write per transition, and creating a run, by how many runs the store already holds:\n');

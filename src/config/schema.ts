@@ -165,10 +165,11 @@ export const configSchema = z.strictObject({
       /** Where runs are kept (relative to the working directory). */
       dir: z.string().min(1).default('.obra'),
       /**
-       * When journal lines are fdatasync'd: `effect` syncs what came from outside (the agent's answer, check
-       * results, a person's answer) and whenever the run comes to rest; `transition` syncs after every step.
+       * When journal lines are fdatasync'd: `transition` makes every transition durable before anything leaves
+       * the process (agent call, check, judge) and whenever the run comes to rest (write-ahead, one fdatasync per
+       * group of lines); `strict` fdatasyncs every step before the next one starts.
        */
-      sync: z.enum(['effect', 'transition']).default('effect'),
+      sync: z.enum(['transition', 'strict']).default('transition'),
     })
     .prefault({}),
 });

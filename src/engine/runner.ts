@@ -14,7 +14,7 @@ import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import type { runChecks } from '../scoring/checks.js';
 import type { CommitStats } from '../store/journal.js';
 import { isFinalStatus, RunStore, type RunHandle } from '../store/run-store.js';
-import { TransitionRecorder, type Durability } from '../store/transition-recorder.js';
+import { TransitionRecorder, type Durability, type StepEffect } from '../store/transition-recorder.js';
 import { openInspection, type Inspection, type InspectOption } from '../inspect/engine-hook.js';
 import { attachRunControl, type RunControl } from '../control/run-control.js';
 import { iterationActors } from './implementations.js';
@@ -65,8 +65,8 @@ export interface EngineOptions {
   /** On resume: a Claude Code binary to use instead of the one the run started with. */
   agentCommand?: string;
   /**
-   * When journal lines are fdatasync'd: `effect` (default) groups them and syncs before every agent call, check
-   * and iteration record and whenever the run comes to rest; `transition` syncs every step. See store.sync.
+   * When journal lines are fdatasync'd (see store.sync): `transition` (default) before anything leaves the
+   * process and whenever the run comes to rest (write-ahead, group commit); `strict` every step before the next.
    */
   durability?: Durability;
   /** Every journal commit's figures (lines, bytes, write and fdatasync time): for benchmarks. */
@@ -236,23 +236,24 @@ export interface MachineDeps {
   onAgentProgress?: Parameters<typeof iterationActors>[0]['onAgentProgress'];
   runChecks?: typeof runChecks;
   /**
-   * Awaited by every invoked actor before it works (the journal writes the transition that started it first).
-   * Resolving false stops the actor for good.
+   * Awaited by every invoked actor before it works (the journal writes, or makes durable, the transitions that
+   * led to it first). Resolving false stops the actor for good.
    */
-  beforeStep?: (src: string, effect: boolean) => Promise<boolean>;
+  beforeStep?: (src: string, effect: StepEffect) => Promise<boolean>;
   /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */
   afterInput?: (src: string) => void;
 }
 
-/** Actors whose output comes from outside the process and could not be computed again: it must be durable. */
-function bringsInput(src: string, input: unknown, config: ObraConfig): boolean {
-  if (src === 'callAgent') return true;
-  if (src === 'scoreResponse') return ((input as { task?: { checks?: unknown[] } }).task?.checks?.length ?? 0) > 0 || config.quality.judge.enabled;
-  return false;
+/**
+ * What an actor does outside the engine: an agent call, check commands or an LLM judge act outside the process
+ * (what led to them is made durable first); the iteration record goes to the store's own copy (what led to it
+ * is written first; a resume makes that copy agree with the journal); the rest is pure computation.
+ */
+function effectOf(src: string, input: unknown, config: ObraConfig): StepEffect {
+  if (src === 'callAgent') return 'outside';
+  if (src === 'scoreResponse') return ((input as { task?: { checks?: unknown[] } }).task?.checks?.length ?? 0) > 0 || config.quality.judge.enabled ? 'outside' : 'none';
+  return src === 'persistIteration' ? 'store' : 'none';
 }
-
-/** Actors that act outside the process (or on the store): what led to them is written before they start. */
-const hasEffects = (src: string, input: unknown, config: ObraConfig) => src === 'persistIteration' || bringsInput(src, input, config);
 
 export function buildMachines(deps: MachineDeps) {
   const actors: Record<string, unknown> = iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks });
@@ -261,12 +262,14 @@ export function buildMachines(deps: MachineDeps) {
     for (const [src, logic] of Object.entries(actors)) {
       const work = (logic as { config: (args: { input: unknown }) => Promise<unknown> }).config;
       actors[src] = fromPromise<unknown, unknown>(async (args) => {
+        const effect = effectOf(src, args.input, deps.config);
         // Stopped (the journal failed): never resolve; the runner stops the actor.
-        if (!(await beforeStep(src, hasEffects(src, args.input, deps.config)))) return new Promise(() => {});
+        if (!(await beforeStep(src, effect))) return new Promise(() => {});
+        if (effect !== 'outside' || !afterInput) return work(args as never);
         try {
           return await work(args as never);
         } finally {
-          if (afterInput && bringsInput(src, args.input, deps.config)) afterInput(src);
+          afterInput(src);
         }
       });
     }

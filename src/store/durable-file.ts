@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { SyncAdapter } from 'lowdb';
 import type { z } from 'zod';
@@ -116,6 +116,9 @@ export function syncDirectory(dir: string): void {
 /**
  * An append-only JSON-lines file. `write` hands a whole line (or several) to the kernel in one write() — a
  * killed process cannot lose it any more — and `sync` makes what was written durable (fdatasync).
+ * `flushInBackground` starts that fdatasync on libuv's thread pool instead, for lines whose durability nothing
+ * waits for yet: the engine goes on computing meanwhile. It uses a descriptor of its own (fdatasync flushes the
+ * file, whichever descriptor names it), so closing the file never races a flush in flight.
  *
  * With `preallocate`, the file is grown ahead of the writes by whole chunks of zeros (made durable once per
  * chunk), and lines are written into that space: an fdatasync then has only data to flush, no change of the
@@ -124,7 +127,13 @@ export function syncDirectory(dir: string): void {
  */
 export class AppendLog {
   private fd: number | null = null;
-  private unsynced = false;
+  /** Writes so far, and how many of them an fdatasync has made durable. */
+  private written = 0;
+  private durable = 0;
+  /** Background flushes: their descriptor, how many are in flight, and how the last one failed. */
+  private flushFd: number | null = null;
+  private flushing = 0;
+  private flushError: Error | null = null;
   /** With preallocation: where the data ends, and how big the file is. */
   private end = 0;
   private allocated = 0;
@@ -161,18 +170,20 @@ export class AppendLog {
   }
 
   write(text: string): void {
+    // A background fdatasync failed: the disk refuses, and later lines must not look saved.
+    if (this.flushError) throw this.flushError;
     const fd = this.open();
     try {
       check('write', this.path);
       if (!this.options.preallocate) {
         writeSync(fd, text);
       } else {
-        const data = Buffer.from(text, 'utf8');
-        if (this.end + data.length > this.allocated) this.grow(fd, this.end + data.length);
-        writeSync(fd, data, 0, data.length, this.end);
-        this.end += data.length;
+        const length = Buffer.byteLength(text, 'utf8');
+        if (this.end + length > this.allocated) this.grow(fd, this.end + length);
+        writeSync(fd, text, this.end, 'utf8');
+        this.end += length;
       }
-      this.unsynced = true;
+      this.written += 1;
     } catch (error) {
       throw storeIoError(error, this.path, 'append to');
     }
@@ -188,17 +199,53 @@ export class AppendLog {
     this.allocated = target;
   }
 
-  /** fdatasyncs what was written since the last sync; returns whether there was anything to sync. */
+  /** fdatasyncs what was written since the last sync, now; returns whether there was anything to sync. */
   sync(): boolean {
-    if (!this.unsynced || this.fd === null) return false;
+    if (this.flushError) throw this.flushError;
+    if (this.durable === this.written || this.fd === null) return false;
+    const upTo = this.written;
     try {
       check('sync', this.path);
       fdatasyncSync(this.fd);
-      this.unsynced = false;
-      return true;
     } catch (error) {
       throw storeIoError(error, this.path, 'sync');
     }
+    this.durable = Math.max(this.durable, upTo);
+    return true;
+  }
+
+  /**
+   * Starts an fdatasync of what was written so far on the thread pool and returns at once (its completion is
+   * heard only when the event loop turns, which a busy engine may not let it do for a while: a flush does not
+   * wait for the one before). `onDone` hears its duration, or its failure (which the next write or sync throws
+   * as well).
+   */
+  flushInBackground(onDone?: (error: Error | null, ms: number) => void): void {
+    if (this.flushError || this.durable === this.written || this.fd === null) return;
+    const upTo = this.written;
+    const started = performance.now();
+    try {
+      check('sync', this.path);
+      this.flushFd ??= openSync(this.path, 'r');
+    } catch (error) {
+      this.flushError = storeIoError(error, this.path, 'sync');
+      onDone?.(this.flushError, 0);
+      return;
+    }
+    this.flushing += 1;
+    fdatasync(this.flushFd, (error) => {
+      this.flushing -= 1;
+      if (error) this.flushError = storeIoError(error, this.path, 'sync');
+      else this.durable = Math.max(this.durable, upTo);
+      if (this.fd === null) this.closeFlushFd();
+      onDone?.(this.flushError, performance.now() - started);
+    });
+  }
+
+  private closeFlushFd(): void {
+    if (this.flushFd === null || this.flushing > 0) return;
+    closeSync(this.flushFd);
+    this.flushFd = null;
   }
 
   append(entry: unknown): void {
@@ -216,6 +263,8 @@ export class AppendLog {
     }
     closeSync(this.fd);
     this.fd = null;
+    // A flush in flight closes its own descriptor when it returns.
+    this.closeFlushFd();
   }
 
   /** The file's complete lines with their 1-based numbers; a last line without its newline was never finished. */

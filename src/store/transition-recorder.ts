@@ -4,19 +4,26 @@ import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.
 /**
  * Turns a run's XState inspection events into journal lines, and decides when they become durable.
  *
- * Every transition of the task machine or of its running iteration is one line, encoded when it happens.
- * - `transition`: the lines of each synchronous burst of the engine (a child finishing, the task moving on,
- *   the next iteration starting) are written in one write() and fdatasync'd before the next step starts.
- * - `effect` (group commit): lines are written in one write() before anything leaves the process (an agent
- *   call, a check, the iteration record), and written and fdatasync'd with every burst that holds something
- *   the engine could not compute again — what came from outside (the agent's answer, the checks' results, a
- *   person's answer, a pause, a resume) — with the first lines of a drive, and whenever the run rests (a
- *   backoff wait, a human, a pause, the end). A crash or a power cut can then only take pure computation done
- *   since (context, prompt, validation, scores, decision, the copy in iterations.jsonl), which a resumed run
- *   recomputes identically, or an agent call in flight, which a resume issues again in any mode.
+ * Every transition of the task machine or of its running iteration is one line, encoded when it happens and
+ * written (one write() per group of lines) before anything leaves the process or touches the store: a killed
+ * process never loses a transition that led to something outside it. When lines are fdatasync'd is
+ * `store.sync`:
+ * - `transition` (write-ahead, group commit): before anything leaves the process (an agent call, a check, a
+ *   judge), with every event from outside the engine (a person's answer, a pause, a resume), with the first
+ *   lines of a drive, and whenever the run comes to rest (a backoff wait, a human, a pause, the end), one
+ *   fdatasync makes every line so far durable, and the engine waits for it. What an actor brought in (the
+ *   agent's answer, the checks' results) is fdatasync'd as soon as it arrives, on the thread pool, while the
+ *   engine computes with it. A power cut can take only pure computation since the last fdatasync
+ *   (validation, scores, the decision, the next context and prompt), which a resumed run recomputes
+ *   identically, or an input that arrived in the last fraction of a millisecond, which a resume asks for
+ *   again, as it does for an agent call in flight.
+ * - `strict`: every burst's lines are fdatasync'd before the next step starts.
  */
 
-export type Durability = 'transition' | 'effect';
+export type Durability = 'transition' | 'strict';
+
+/** What an invoked actor does outside the engine: nothing, write the store's own copy, or act outside. */
+export type StepEffect = 'none' | 'store' | 'outside';
 
 /** A transition as both the live engine and replay describe it (replay compares these). */
 export interface Step {
@@ -93,8 +100,10 @@ export interface RecorderOptions {
 
 export class TransitionRecorder {
   private scheduled = false;
-  /** The next commit must be synced: it holds an outside input, a rest, or the drive's first lines. */
+  /** The next commit must be synced: it holds a rest, an event from outside the engine, or the drive's first lines. */
   private mustSync = true;
+  /** The next burst holds what an actor brought in from outside (the agent's answer, check results). */
+  private inputArrived = false;
   private failed: Error | null = null;
   private encodeMs = 0;
   private pendingSteps: Step[] = [];
@@ -140,7 +149,7 @@ export class TransitionRecorder {
     }
     // Lines that must not wait are committed right after the burst (the engine has then stopped, or waits for a
     // promise, a timer or a person); the others go with the next commit, at the latest before the next effect.
-    if (!this.scheduled && (this.mustSync || this.options.durability === 'transition' || this.options.stallAt)) {
+    if (!this.scheduled && (this.mustSync || this.inputArrived || this.options.durability === 'strict' || this.options.stallAt)) {
       this.scheduled = true;
       queueMicrotask(() => this.commit(false));
     }
@@ -194,16 +203,18 @@ export class TransitionRecorder {
   commit(sync: boolean): boolean {
     this.scheduled = false;
     if (this.failed) return false;
-    const synced = sync || this.mustSync || this.options.durability === 'transition';
+    const synced = sync || this.mustSync || this.options.durability === 'strict';
+    const background = !synced && this.inputArrived;
+    this.inputArrived = false;
     if (!this.journal.hasPending && !synced) return true;
     try {
-      const stats = this.journal.commit(synced);
+      // An input is made durable as soon as it is in: on the thread pool, while the engine computes with it.
+      const stats = background ? this.journal.commitInBackground((error, flushed) => (error ? this.fail(error) : this.options.onCommit?.(flushed, 0))) : this.journal.commit(synced);
       this.mustSync = false;
       if (stats.lines || stats.synced) this.options.onCommit?.(stats, this.encodeMs);
       this.encodeMs = 0;
     } catch (error) {
-      this.failed = error as Error;
-      this.options.onFailure?.(this.failed);
+      this.fail(error as Error);
       return false;
     }
     if (this.options.stallAt) this.stallIfAsked();
@@ -211,19 +222,25 @@ export class TransitionRecorder {
   }
 
   /**
-   * What an invoked actor awaits before it starts working. Before an effect (an agent call, a check, the
-   * iteration record) the transitions so far are written first: a killed process then loses no transition
-   * that led to something outside it. Resolves false once the journal has failed.
+   * What an invoked actor awaits before it starts working. Before it touches the store (the iteration record)
+   * the lines so far are written; before it acts outside the process they are made durable (write-ahead).
+   * Resolves false once the journal has failed.
    */
-  async beforeStep(effect: boolean): Promise<boolean> {
+  async beforeStep(effect: StepEffect): Promise<boolean> {
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;
-    return effect ? this.commit(false) : !this.failed;
+    return effect === 'none' ? !this.failed : this.commit(effect === 'outside');
   }
 
-  /** Called when an actor that brought something in from outside (the agent, the checks) finished. */
+  /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */
   afterInput(): void {
-    this.mustSync = true;
+    this.inputArrived = true;
+  }
+
+  private fail(error: Error): void {
+    if (this.failed) return;
+    this.failed = error;
+    this.options.onFailure?.(error);
   }
 
   private stallIfAsked(): void {

@@ -1,16 +1,18 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
 import { resumeRun, runTask } from '../../src/engine/runner.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { tempDir } from '../durability/helpers.js';
+import { injectStoreFault } from '../../src/store/durable-file.js';
+import type { Durability } from '../../src/store/transition-recorder.js';
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** A long run whose answers are all different (no "stuck"), each a few KB like a real agent's. */
-async function longRun(iterations: number, durability: 'effect' | 'transition' = 'effect') {
+async function longRun(iterations: number, durability: Durability = 'transition') {
   const store = tempDir();
   const agent = new ScriptedAgent((_request, call) => `Step ${call + 1}: changed module ${call % 17} and its tests.\n${'Notes on the change. '.repeat(100)}\nSTATUS: CONTINUE`);
   const config = configSchema.parse({ task: { max_iterations: iterations } });
@@ -18,6 +20,8 @@ async function longRun(iterations: number, durability: 'effect' | 'transition' =
   const result = await runTask({ task: 'Refactor everything', workdir: store, storeDir: store, agent, config, durability, onJournalCommit: (stats) => commits.push(stats) });
   return { store, result, commits, journal: join(store, 'runs', result.runId, 'journal.jsonl') };
 }
+
+afterEach(() => injectStoreFault(null));
 
 describe('the journal', () => {
   it('a transition costs the same bytes at iteration 150 as at iteration 10: the context keeps a window, not the history', async () => {
@@ -39,17 +43,47 @@ describe('the journal', () => {
     expect(context.recent).toHaveLength(5);
   });
 
-  it('groups fdatasyncs: `effect` syncs what came from outside (the answers) and the end; `transition` every step', async () => {
-    const effect = await longRun(20, 'effect');
-    const strict = await longRun(20, 'transition');
-    const synced = (commits: { synced: boolean; lines: number }[]) => commits.filter((c) => c.synced).length;
-    expect(effect.commits.reduce((n, c) => n + c.lines, 0)).toBe(strict.commits.reduce((n, c) => n + c.lines, 0));
-    // effect: one sync per iteration, with the agent's answer (+ the first lines and the end); transition: every
-    // burst (7 per iteration).
-    expect(synced(effect.commits)).toBeGreaterThanOrEqual(20);
-    expect(synced(effect.commits)).toBeLessThanOrEqual(20 + 2);
+  it('`transition`: every line is written and fdatasync\'d before the agent is called, and an answer as soon as it is in; `strict`: before every next step', async () => {
+    /** The journal's writes and syncs, in order, with the agent's calls among them. */
+    async function operations(durability: Durability) {
+      const ops: ('write' | 'sync' | 'agent')[] = [];
+      injectStoreFault((operation, path) => {
+        if (path.endsWith('journal.jsonl') && (operation === 'write' || operation === 'sync')) ops.push(operation);
+      });
+      const agent = new ScriptedAgent((_request, call) => {
+        ops.push('agent');
+        return `Step ${call + 1}: changed module ${call}.\nSTATUS: CONTINUE`;
+      });
+      const store = tempDir();
+      const commits: { lines: number; synced: boolean }[] = [];
+      const result = await runTask({ task: 'Ten steps', workdir: store, storeDir: store, agent, config: configSchema.parse({ task: { max_iterations: 10 } }), durability, onJournalCommit: (stats) => commits.push(stats) });
+      injectStoreFault(null);
+      expect(result.status).toBe('max_iterations');
+      return { ops, commits, lines: commits.reduce((n, c) => n + c.lines, 0) };
+    }
+    const wal = await operations('transition');
+    expect(wal.ops.filter((op) => op === 'agent')).toHaveLength(10);
+    wal.ops.forEach((op, i) => {
+      if (op !== 'agent') return;
+      // Write-ahead: what led to the call (the lines entering awaitingAgent) was written, then synced.
+      const before = wal.ops.slice(0, i).filter((o) => o !== 'agent');
+      expect(before.slice(-2)).toEqual(['write', 'sync']);
+      // The answer's lines are written and their fdatasync started (on the thread pool) right after the call.
+      expect(wal.ops.slice(i + 1, i + 3)).toEqual(['write', 'sync']);
+    });
+    // One fdatasync the engine waits for per iteration (+ the first lines and the end); one in the background.
+    const waitedFor = wal.commits.filter((c) => c.lines > 0 && c.synced).length;
+    expect(waitedFor).toBeGreaterThanOrEqual(10);
+    expect(waitedFor).toBeLessThanOrEqual(12);
+    expect(wal.ops.filter((op) => op === 'sync').length).toBeGreaterThanOrEqual(20);
+
+    const strict = await operations('strict');
+    expect(strict.lines).toBe(wal.lines);
+    const journalOps = strict.ops.filter((op) => op !== 'agent');
+    // Every write is followed by its fdatasync before anything else happens.
+    journalOps.forEach((op, i) => op === 'write' && expect(journalOps[i + 1]).toBe('sync'));
     expect(strict.commits.filter((c) => c.lines > 0).every((c) => c.synced)).toBe(true);
-    expect(synced(strict.commits)).toBeGreaterThanOrEqual(7 * 20);
+    expect(strict.commits.filter((c) => c.synced).length).toBeGreaterThanOrEqual(7 * 10);
   });
 
   it('finds the latest state from the end of the file: an early line can be damaged without stopping a resume', async () => {

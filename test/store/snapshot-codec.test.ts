@@ -29,7 +29,7 @@ async function realRunSteps(iterations: number, answer: (call: number) => string
   const steps: { event: unknown; snapshot: unknown; json: string; recorded: string }[] = [];
   let root: AnyActorRef | undefined;
   // The recorder's cheaper persisted snapshot, taken alongside XState's own for comparison.
-  const recorder = new TransitionRecorder(null as never, () => 0, () => root, { durability: 'effect' });
+  const recorder = new TransitionRecorder(null as never, () => 0, () => root, { durability: 'transition' });
   const actor = createActor(machine, {
     input: {
       runId: 'r1',
