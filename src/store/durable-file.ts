@@ -130,9 +130,9 @@ export class AppendLog {
   /** Writes so far, and how many of them an fdatasync has made durable. */
   private written = 0;
   private durable = 0;
-  /** Background flushes: their descriptor, how many are in flight, and how the last one failed. */
+  /** The background flush: its descriptor, whether one is in flight, and how the last one failed. */
   private flushFd: number | null = null;
-  private flushing = 0;
+  private flushing = false;
   private flushError: Error | null = null;
   /** With preallocation: where the data ends, and how big the file is. */
   private end = 0;
@@ -215,13 +215,12 @@ export class AppendLog {
   }
 
   /**
-   * Starts an fdatasync of what was written so far on the thread pool and returns at once (its completion is
-   * heard only when the event loop turns, which a busy engine may not let it do for a while: a flush does not
-   * wait for the one before). `onDone` hears its duration, or its failure (which the next write or sync throws
-   * as well).
+   * Starts an fdatasync of what was written so far on the thread pool and returns at once; while one is in
+   * flight (until the event loop hears it end) the call does nothing, and the next `sync` covers those lines.
+   * `onDone` hears its duration, or its failure (which the next write or sync throws as well).
    */
   flushInBackground(onDone?: (error: Error | null, ms: number) => void): void {
-    if (this.flushError || this.durable === this.written || this.fd === null) return;
+    if (this.flushing || this.flushError || this.durable === this.written || this.fd === null) return;
     const upTo = this.written;
     const started = performance.now();
     try {
@@ -232,9 +231,9 @@ export class AppendLog {
       onDone?.(this.flushError, 0);
       return;
     }
-    this.flushing += 1;
+    this.flushing = true;
     fdatasync(this.flushFd, (error) => {
-      this.flushing -= 1;
+      this.flushing = false;
       if (error) this.flushError = storeIoError(error, this.path, 'sync');
       else this.durable = Math.max(this.durable, upTo);
       if (this.fd === null) this.closeFlushFd();
@@ -243,7 +242,7 @@ export class AppendLog {
   }
 
   private closeFlushFd(): void {
-    if (this.flushFd === null || this.flushing > 0) return;
+    if (this.flushFd === null || this.flushing) return;
     closeSync(this.flushFd);
     this.flushFd = null;
   }

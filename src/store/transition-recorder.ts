@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.js';
 
@@ -227,9 +228,15 @@ export class TransitionRecorder {
    * Resolves false once the journal has failed.
    */
   async beforeStep(effect: StepEffect): Promise<boolean> {
+    if (effect === 'outside') {
+      // Once per effect, let the event loop turn: with an agent that answers in-process, the engine would
+      // otherwise run promise after promise and starve signals, timers, the inspector and finished flushes.
+      await yieldToEventLoop();
+      return this.commit(true);
+    }
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;
-    return effect === 'none' ? !this.failed : this.commit(effect === 'outside');
+    return effect === 'none' ? !this.failed : this.commit(false);
   }
 
   /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */

@@ -68,14 +68,17 @@ describe('the journal', () => {
       // Write-ahead: what led to the call (the lines entering awaitingAgent) was written, then synced.
       const before = wal.ops.slice(0, i).filter((o) => o !== 'agent');
       expect(before.slice(-2)).toEqual(['write', 'sync']);
-      // The answer's lines are written and their fdatasync started (on the thread pool) right after the call.
-      expect(wal.ops.slice(i + 1, i + 3)).toEqual(['write', 'sync']);
+      // The answer's lines are written right after the call (and their fdatasync started on the thread pool,
+      // unless the one before is still in flight: counted below).
+      expect(wal.ops[i + 1]).toBe('write');
     });
+    const flushedOnArrival = wal.ops.filter((op, i) => op === 'agent' && wal.ops[i + 2] === 'sync').length;
+    expect(flushedOnArrival).toBeGreaterThanOrEqual(5);
     // One fdatasync the engine waits for per iteration (+ the first lines and the end); one in the background.
     const waitedFor = wal.commits.filter((c) => c.lines > 0 && c.synced).length;
     expect(waitedFor).toBeGreaterThanOrEqual(10);
     expect(waitedFor).toBeLessThanOrEqual(12);
-    expect(wal.ops.filter((op) => op === 'sync').length).toBeGreaterThanOrEqual(20);
+    expect(wal.ops.filter((op) => op === 'sync').length).toBeGreaterThanOrEqual(10 + flushedOnArrival);
 
     const strict = await operations('strict');
     expect(strict.lines).toBe(wal.lines);
