@@ -240,8 +240,6 @@ export interface MachineDeps {
    * led to it first). Resolving false stops the actor for good.
    */
   beforeStep?: (src: string, effect: StepEffect) => Promise<boolean>;
-  /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */
-  afterInput?: (src: string) => void;
 }
 
 /**
@@ -257,20 +255,14 @@ function effectOf(src: string, input: unknown, config: ObraConfig): StepEffect {
 
 export function buildMachines(deps: MachineDeps) {
   const actors: Record<string, unknown> = iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks });
-  const { beforeStep, afterInput } = deps;
+  const { beforeStep } = deps;
   if (beforeStep) {
     for (const [src, logic] of Object.entries(actors)) {
       const work = (logic as { config: (args: { input: unknown }) => Promise<unknown> }).config;
       actors[src] = fromPromise<unknown, unknown>(async (args) => {
-        const effect = effectOf(src, args.input, deps.config);
         // Stopped (the journal failed): never resolve; the runner stops the actor.
-        if (!(await beforeStep(src, effect))) return new Promise(() => {});
-        if (effect !== 'outside' || !afterInput) return work(args as never);
-        try {
-          return await work(args as never);
-        } finally {
-          afterInput(src);
-        }
+        if (!(await beforeStep(src, effectOf(src, args.input, deps.config)))) return new Promise(() => {});
+        return work(args as never);
       });
     }
   }
@@ -313,7 +305,6 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     now,
     runChecks: ctx.runChecks,
     beforeStep: (_src, effect) => recorder.beforeStep(effect),
-    afterInput: () => recorder.afterInput(),
     saveIteration: (record) => {
       // A `persisting` restored after a crash runs again: the record is kept once, and announced once.
       try {

@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { SyncAdapter } from 'lowdb';
 import type { z } from 'zod';
@@ -116,9 +116,6 @@ export function syncDirectory(dir: string): void {
 /**
  * An append-only JSON-lines file. `write` hands a whole line (or several) to the kernel in one write() — a
  * killed process cannot lose it any more — and `sync` makes what was written durable (fdatasync).
- * `flushInBackground` starts that fdatasync on libuv's thread pool instead, for lines whose durability nothing
- * waits for yet: the engine goes on computing meanwhile. It uses a descriptor of its own (fdatasync flushes the
- * file, whichever descriptor names it), so closing the file never races a flush in flight.
  *
  * With `preallocate`, the file is grown ahead of the writes by whole chunks of zeros (made durable once per
  * chunk), and lines are written into that space: an fdatasync then has only data to flush, no change of the
@@ -127,13 +124,7 @@ export function syncDirectory(dir: string): void {
  */
 export class AppendLog {
   private fd: number | null = null;
-  /** Writes so far, and how many of them an fdatasync has made durable. */
-  private written = 0;
-  private durable = 0;
-  /** The background flush: its descriptor, whether one is in flight, and how the last one failed. */
-  private flushFd: number | null = null;
-  private flushing = false;
-  private flushError: Error | null = null;
+  private unsynced = false;
   /** With preallocation: where the data ends, and how big the file is. */
   private end = 0;
   private allocated = 0;
@@ -170,8 +161,6 @@ export class AppendLog {
   }
 
   write(text: string): void {
-    // A background fdatasync failed: the disk refuses, and later lines must not look saved.
-    if (this.flushError) throw this.flushError;
     const fd = this.open();
     try {
       check('write', this.path);
@@ -183,7 +172,7 @@ export class AppendLog {
         writeSync(fd, text, this.end, 'utf8');
         this.end += length;
       }
-      this.written += 1;
+      this.unsynced = true;
     } catch (error) {
       throw storeIoError(error, this.path, 'append to');
     }
@@ -199,52 +188,17 @@ export class AppendLog {
     this.allocated = target;
   }
 
-  /** fdatasyncs what was written since the last sync, now; returns whether there was anything to sync. */
+  /** fdatasyncs what was written since the last sync; returns whether there was anything to sync. */
   sync(): boolean {
-    if (this.flushError) throw this.flushError;
-    if (this.durable === this.written || this.fd === null) return false;
-    const upTo = this.written;
+    if (!this.unsynced || this.fd === null) return false;
     try {
       check('sync', this.path);
       fdatasyncSync(this.fd);
+      this.unsynced = false;
+      return true;
     } catch (error) {
       throw storeIoError(error, this.path, 'sync');
     }
-    this.durable = Math.max(this.durable, upTo);
-    return true;
-  }
-
-  /**
-   * Starts an fdatasync of what was written so far on the thread pool and returns at once; while one is in
-   * flight (until the event loop hears it end) the call does nothing, and the next `sync` covers those lines.
-   * `onDone` hears its duration, or its failure (which the next write or sync throws as well).
-   */
-  flushInBackground(onDone?: (error: Error | null, ms: number) => void): void {
-    if (this.flushing || this.flushError || this.durable === this.written || this.fd === null) return;
-    const upTo = this.written;
-    const started = performance.now();
-    try {
-      check('sync', this.path);
-      this.flushFd ??= openSync(this.path, 'r');
-    } catch (error) {
-      this.flushError = storeIoError(error, this.path, 'sync');
-      onDone?.(this.flushError, 0);
-      return;
-    }
-    this.flushing = true;
-    fdatasync(this.flushFd, (error) => {
-      this.flushing = false;
-      if (error) this.flushError = storeIoError(error, this.path, 'sync');
-      else this.durable = Math.max(this.durable, upTo);
-      if (this.fd === null) this.closeFlushFd();
-      onDone?.(this.flushError, performance.now() - started);
-    });
-  }
-
-  private closeFlushFd(): void {
-    if (this.flushFd === null || this.flushing) return;
-    closeSync(this.flushFd);
-    this.flushFd = null;
   }
 
   append(entry: unknown): void {
@@ -262,8 +216,6 @@ export class AppendLog {
     }
     closeSync(this.fd);
     this.fd = null;
-    // A flush in flight closes its own descriptor when it returns.
-    this.closeFlushFd();
   }
 
   /** The file's complete lines with their 1-based numbers; a last line without its newline was never finished. */

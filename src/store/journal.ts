@@ -146,16 +146,6 @@ export class Journal {
     return { lines, bytes, synced, writeMs, syncMs };
   }
 
-  /**
-   * Writes the queued lines and starts their fdatasync on the thread pool (see AppendLog.flushInBackground);
-   * `onDone` hears how it went.
-   */
-  commitInBackground(onDone: (error: Error | null, stats: CommitStats) => void): CommitStats {
-    const stats = this.commit(false);
-    this.log.flushInBackground((error, ms) => onDone(error, { lines: 0, bytes: 0, synced: !error, writeMs: 0, syncMs: ms }));
-    return stats;
-  }
-
   /** Starts the next line from a whole snapshot (after a restore, the encoder knows no previous state). */
   restart(): void {
     this.encoder.reset();

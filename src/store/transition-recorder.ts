@@ -9,15 +9,13 @@ import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.
  * written (one write() per group of lines) before anything leaves the process or touches the store: a killed
  * process never loses a transition that led to something outside it. When lines are fdatasync'd is
  * `store.sync`:
- * - `transition` (write-ahead, group commit): before anything leaves the process (an agent call, a check, a
- *   judge), with every event from outside the engine (a person's answer, a pause, a resume), with the first
- *   lines of a drive, and whenever the run comes to rest (a backoff wait, a human, a pause, the end), one
- *   fdatasync makes every line so far durable, and the engine waits for it. What an actor brought in (the
- *   agent's answer, the checks' results) is fdatasync'd as soon as it arrives, on the thread pool, while the
- *   engine computes with it. A power cut can take only pure computation since the last fdatasync
- *   (validation, scores, the decision, the next context and prompt), which a resumed run recomputes
- *   identically, or an input that arrived in the last fraction of a millisecond, which a resume asks for
- *   again, as it does for an agent call in flight.
+ * - `transition` (write-ahead, group commit): one fdatasync makes every line so far durable, and the engine
+ *   waits for it, before anything leaves the process (an agent call, a check, a judge), with every event from
+ *   outside the engine (a person's answer, a pause, a resume), with the first lines of a drive, and whenever the
+ *   run comes to rest (a backoff wait, a human, a pause, the end). Nothing outside ever follows from a
+ *   transition that is not on disk. A power cut can take only the lines since the last fdatasync: pure
+ *   computation (validation, scores, the decision, the next context and prompt) that a resumed run recomputes
+ *   identically, and the last agent answer, which a resume asks for again (as for any call in flight).
  * - `strict`: every burst's lines are fdatasync'd before the next step starts.
  */
 
@@ -103,8 +101,7 @@ export class TransitionRecorder {
   private scheduled = false;
   /** The next commit must be synced: it holds a rest, an event from outside the engine, or the drive's first lines. */
   private mustSync = true;
-  /** The next burst holds what an actor brought in from outside (the agent's answer, check results). */
-  private inputArrived = false;
+
   private failed: Error | null = null;
   private encodeMs = 0;
   private pendingSteps: Step[] = [];
@@ -150,7 +147,7 @@ export class TransitionRecorder {
     }
     // Lines that must not wait are committed right after the burst (the engine has then stopped, or waits for a
     // promise, a timer or a person); the others go with the next commit, at the latest before the next effect.
-    if (!this.scheduled && (this.mustSync || this.inputArrived || this.options.durability === 'strict' || this.options.stallAt)) {
+    if (!this.scheduled && (this.mustSync || this.options.durability === 'strict' || this.options.stallAt)) {
       this.scheduled = true;
       queueMicrotask(() => this.commit(false));
     }
@@ -205,12 +202,9 @@ export class TransitionRecorder {
     this.scheduled = false;
     if (this.failed) return false;
     const synced = sync || this.mustSync || this.options.durability === 'strict';
-    const background = !synced && this.inputArrived;
-    this.inputArrived = false;
     if (!this.journal.hasPending && !synced) return true;
     try {
-      // An input is made durable as soon as it is in: on the thread pool, while the engine computes with it.
-      const stats = background ? this.journal.commitInBackground((error, flushed) => (error ? this.fail(error) : this.options.onCommit?.(flushed, 0))) : this.journal.commit(synced);
+      const stats = this.journal.commit(synced);
       this.mustSync = false;
       if (stats.lines || stats.synced) this.options.onCommit?.(stats, this.encodeMs);
       this.encodeMs = 0;
@@ -237,11 +231,6 @@ export class TransitionRecorder {
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;
     return effect === 'none' ? !this.failed : this.commit(false);
-  }
-
-  /** Called when an actor that brought something in from outside (the agent's answer, check results) ends. */
-  afterInput(): void {
-    this.inputArrived = true;
   }
 
   private fail(error: Error): void {
