@@ -106,7 +106,6 @@ export class TransitionRecorder {
   private encodeMs = 0;
   private pendingSteps: Step[] = [];
   private checkpointIndex: number | null = null;
-  private rootCache: { snapshot: unknown; persisted: { json: object; children: Record<string, { ref: AnyActorRef | undefined; json: unknown }> } } | null = null;
   private readonly plainData = new PersistedSnapshots();
 
   constructor(
@@ -156,35 +155,12 @@ export class TransitionRecorder {
 
   /**
    * `root.getPersistedSnapshot()`, made cheaper (checked equal to it by a test, step by step): XState walks
-   * every context, every time, looking for actor references to replace; Obra's contexts are plain data whose
-   * parts keep their identity from step to step, so each part is looked at once (`plainData`). And while only
-   * the running iteration moves, the task's own snapshot object is the very same: its part is reused.
+   * every context, every time, looking for actor references to replace, and builds every object anew; Obra's
+   * contexts are plain data whose parts keep their identity from step to step, so each part is looked at once,
+   * and whatever did not move is given as the very same object (see PersistedSnapshots).
    */
   persisted(root: AnyActorRef): unknown {
-    const snapshot = root.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> };
-    const cached = this.rootCache;
-    if (cached && cached.snapshot === snapshot && snapshot.children) {
-      const before = cached.persisted.children;
-      const children: Record<string, unknown> = {};
-      let count = 0;
-      for (const id in snapshot.children) {
-        const child = snapshot.children[id];
-        const entry = before[id];
-        if (!child || !entry || entry.ref !== child) return this.fresh(root, snapshot);
-        children[id] = { ...(entry.json as object), snapshot: this.plainData.persist(child) };
-        count += 1;
-      }
-      if (count === Object.keys(before).length) return { ...cached.persisted.json, children };
-    }
-    return this.fresh(root, snapshot);
-  }
-
-  private fresh(root: AnyActorRef, snapshot: { children?: Record<string, AnyActorRef | undefined> }): unknown {
-    const json = this.plainData.persist(root) as { children?: Record<string, unknown> };
-    const children: Record<string, { ref: AnyActorRef | undefined; json: unknown }> = {};
-    for (const id in json.children ?? {}) children[id] = { ref: snapshot.children?.[id], json: json.children![id] };
-    this.rootCache = { snapshot, persisted: { json, children } };
-    return json;
+    return this.plainData.persist(root);
   }
 
   /** Writes a marker line about the engine itself (resume, interruption) and makes it durable with the rest. */
@@ -254,6 +230,17 @@ export class TransitionRecorder {
   }
 }
 
+/** Obra's machines have no history states: every persisted snapshot shares this one empty object. */
+const NO_HISTORY = Object.freeze({});
+
+/** An actor's persisted snapshot, the snapshot it was made from, its entry in its parent's, its children's. */
+interface Persisted {
+  snapshot: unknown;
+  json: unknown;
+  entry: unknown;
+  children: Record<string, unknown> | null;
+}
+
 /**
  * XState's `getPersistedSnapshot()` for machine actors whose contexts hold only plain data, without walking
  * the same objects again and again: an object once found free of actor references stays so (Obra never
@@ -261,20 +248,65 @@ export class TransitionRecorder {
  */
 class PersistedSnapshots {
   private readonly plain = new WeakSet<object>();
+  /**
+   * Each actor's last snapshot and what it gave: an actor that did not move gives the very same object again,
+   * and so do its entry among its parent's children and the children object itself — which lets the journal's
+   * diff (by identity) skip them without looking inside.
+   */
+  private readonly last = new WeakMap<AnyActorRef, Persisted>();
 
   persist(actor: AnyActorRef): unknown {
+    return this.persisted(actor).json;
+  }
+
+  private persisted(actor: AnyActorRef): Persisted {
     const snapshot = actor.getSnapshot() as Record<string, unknown> | undefined;
-    if (!snapshot || typeof snapshot !== 'object' || !('machine' in snapshot) || !('_nodes' in snapshot)) return actor.getPersistedSnapshot();
+    const before = this.last.get(actor);
+    if (before && before.snapshot === snapshot) {
+      // The same snapshot: the same JSON, unless one of its children moved (a parent's snapshot stays the very
+      // same object while only its invoked child moves).
+      if (!before.children) return before;
+      const children = this.childrenOf(snapshot!.children as Record<string, AnyActorRef>, before.children);
+      return children === before.children ? before : this.remember(actor, snapshot, { ...(before.json as object), children }, children);
+    }
+    if (!snapshot || typeof snapshot !== 'object' || !('machine' in snapshot) || !('_nodes' in snapshot)) {
+      // A promise actor's persisted snapshot is its snapshot: it stays valid while the snapshot does.
+      return this.remember(actor, snapshot, actor.getPersistedSnapshot(), null);
+    }
     const { _nodes, tags, machine, children, context, can, hasTag, matches, getMeta, toJSON, ...json } = snapshot;
     const history = json.historyValue as Record<string, unknown> | undefined;
-    if ((history && Object.keys(history).length) || !this.isPlain(context)) return actor.getPersistedSnapshot();
-    const childrenJson: Record<string, unknown> = {};
-    const refs = children as Record<string, AnyActorRef & { _syncSnapshot?: unknown; systemId?: string }>;
-    for (const id in refs) {
-      const child = refs[id]!;
-      childrenJson[id] = { snapshot: this.persist(child), src: child.src, systemId: child.systemId, syncSnapshot: child._syncSnapshot };
+    if ((history && Object.keys(history).length) || !this.isPlain(context)) {
+      // Anything unusual: XState's own, every time (nothing cached).
+      return { snapshot: undefined, json: actor.getPersistedSnapshot(), entry: this.entryOf(actor, actor.getPersistedSnapshot()), children: null };
     }
-    return { ...json, context, children: childrenJson, historyValue: {} };
+    const childrenJson = this.childrenOf(children as Record<string, AnyActorRef>, null);
+    return this.remember(actor, snapshot, { ...json, context, children: childrenJson, historyValue: NO_HISTORY }, childrenJson);
+  }
+
+  /** The children's entries; `previous` itself when every entry is the same object as there. */
+  private childrenOf(refs: Record<string, AnyActorRef>, previous: Record<string, unknown> | null): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    let same = previous !== null;
+    let count = 0;
+    for (const id in refs) {
+      const entry = this.persisted(refs[id]!).entry;
+      out[id] = entry;
+      if (same && previous![id] !== entry) same = false;
+      count += 1;
+    }
+    return same && count === Object.keys(previous!).length ? previous! : out;
+  }
+
+  private remember(actor: AnyActorRef, snapshot: unknown, json: unknown, children: Record<string, unknown> | null): Persisted {
+    const made = { snapshot, json, entry: this.entryOf(actor, json), children };
+    this.last.set(actor, made);
+    return made;
+  }
+
+  /** What a parent's persisted snapshot holds for a child. */
+  private entryOf(actor: AnyActorRef, json: unknown): unknown {
+    const ref = actor as AnyActorRef & { _syncSnapshot?: unknown; systemId?: string };
+    return { snapshot: json, src: ref.src, systemId: ref.systemId, syncSnapshot: ref._syncSnapshot };
   }
 
   /** No actor reference anywhere inside (what XState's persistContext looks for). */
