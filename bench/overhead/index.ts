@@ -383,10 +383,17 @@ async function memory() {
   });
   console.log(`\nMemory over ${LONG_ITERATIONS} iterations (Obra, store.sync: transition, a process of its own; after a full GC; ${((performance.now() - started) / LONG_ITERATIONS).toFixed(3)} ms/iteration):`);
   console.log(samples.map((s) => `  iteration ${String(s.iteration).padStart(6)}: RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} MB`).join('\n'));
-  const firstHalf = samples.slice(1, Math.ceil(samples.length / 2));
-  const secondHalf = samples.slice(Math.ceil(samples.length / 2));
-  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  console.log(`  from the first half to the second: heap ${(avg(secondHalf.map((s) => s.heapMb)) - avg(firstHalf.map((s) => s.heapMb))).toFixed(2)} MB, RSS ${(avg(secondHalf.map((s) => s.rssMb)) - avg(firstHalf.map((s) => s.rssMb))).toFixed(2)} MB`);
+  // Growth is the least-squares slope over the samples (RSS moves up and down as V8 takes and returns pages).
+  const slope = (ys: number[]) => {
+    const xs = samples.map((sample) => sample.iteration / 1000);
+    const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+    return xs.reduce((sum, x, i) => sum + (x - mx) * (ys[i]! - my), 0) / xs.reduce((sum, x) => sum + (x - mx) ** 2, 0);
+  };
+  const range = (ys: number[]) => `${Math.min(...ys).toFixed(1)}–${Math.max(...ys).toFixed(1)} MB`;
+  const heap = samples.map((sample) => sample.heapMb);
+  const rss = samples.map((sample) => sample.rssMb);
+  console.log(`  heap ${range(heap)}, growth ${slope(heap).toFixed(3)} MB per 1,000 iterations; RSS ${range(rss)}, growth ${slope(rss).toFixed(3)} MB per 1,000 iterations`);
 }
 
 const measureAt = process.argv.indexOf('--measure');
