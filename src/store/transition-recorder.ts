@@ -101,7 +101,6 @@ export class TransitionRecorder {
   private scheduled = false;
   /** The next commit must be synced: it holds a rest, an event from outside the engine, or the drive's first lines. */
   private mustSync = true;
-
   private failed: Error | null = null;
   private encodeMs = 0;
   private pendingSteps: Step[] = [];
