@@ -232,12 +232,16 @@ export class TransitionRecorder {
 /** Obra's machines have no history states: every persisted snapshot shares this one empty object. */
 const NO_HISTORY = Object.freeze({});
 
-/** An actor's persisted snapshot, the snapshot it was made from, its entry in its parent's, its children's. */
+/**
+ * An actor's persisted snapshot, the snapshot it was made from, its entry in its parent's, its children's, and
+ * the last context found free of actor references.
+ */
 interface Persisted {
   snapshot: unknown;
   json: unknown;
   entry: unknown;
   children: Record<string, unknown> | null;
+  context: unknown;
 }
 
 /**
@@ -274,12 +278,12 @@ class PersistedSnapshots {
     }
     const { _nodes, tags, machine, children, context, can, hasTag, matches, getMeta, toJSON, ...json } = snapshot;
     const history = json.historyValue as Record<string, unknown> | undefined;
-    if ((history && Object.keys(history).length) || !this.isPlain(context)) {
+    if ((history && Object.keys(history).length) || !this.contextIsPlain(context, before?.context)) {
       // Anything unusual: XState's own, every time (nothing cached).
-      return { snapshot: undefined, json: actor.getPersistedSnapshot(), entry: this.entryOf(actor, actor.getPersistedSnapshot()), children: null };
+      return { snapshot: undefined, json: actor.getPersistedSnapshot(), entry: this.entryOf(actor, actor.getPersistedSnapshot()), children: null, context: undefined };
     }
     const childrenJson = this.childrenOf(children as Record<string, AnyActorRef>, null);
-    return this.remember(actor, snapshot, { ...json, context, children: childrenJson, historyValue: NO_HISTORY }, childrenJson);
+    return this.remember(actor, snapshot, { ...json, context, children: childrenJson, historyValue: NO_HISTORY }, childrenJson, context);
   }
 
   /** The children's entries; `previous` itself when every entry is the same object as there. */
@@ -296,8 +300,8 @@ class PersistedSnapshots {
     return same && count === Object.keys(previous!).length ? previous! : out;
   }
 
-  private remember(actor: AnyActorRef, snapshot: unknown, json: unknown, children: Record<string, unknown> | null): Persisted {
-    const made = { snapshot, json, entry: this.entryOf(actor, json), children };
+  private remember(actor: AnyActorRef, snapshot: unknown, json: unknown, children: Record<string, unknown> | null, context?: unknown): Persisted {
+    const made = { snapshot, json, entry: this.entryOf(actor, json), children, context: context ?? this.last.get(actor)?.context };
     this.last.set(actor, made);
     return made;
   }
@@ -306,6 +310,22 @@ class PersistedSnapshots {
   private entryOf(actor: AnyActorRef, json: unknown): unknown {
     const ref = actor as AnyActorRef & { _syncSnapshot?: unknown; systemId?: string };
     return { snapshot: json, src: ref.src, systemId: ref.systemId, syncSnapshot: ref._syncSnapshot };
+  }
+
+  /**
+   * A context with no actor reference in it: only the values that are not the very same as in the actor's
+   * previous (already checked) context are looked into.
+   */
+  private contextIsPlain(context: unknown, previous: unknown): boolean {
+    if (context === previous) return true;
+    if (previous === null || typeof previous !== 'object' || context === null || typeof context !== 'object') return this.isPlain(context);
+    if ('sessionId' in context && 'send' in context && 'ref' in context) return false;
+    const before = previous as Record<string, unknown>;
+    for (const key in context as Record<string, unknown>) {
+      const value = (context as Record<string, unknown>)[key];
+      if (value !== before[key] && !this.isPlain(value)) return false;
+    }
+    return true;
   }
 
   /** No actor reference anywhere inside (what XState's persistContext looks for). */
