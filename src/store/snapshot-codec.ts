@@ -145,21 +145,14 @@ export class SnapshotEncoder {
   private diff(before: unknown, after: unknown, path: Path, ops: string[]): void {
     if (before === after) return;
     if (isPlainObject(before) && isPlainObject(after)) {
-      // Keys of `before` still defined in `after`: when that is all of them, nothing was deleted.
-      let kept = 0;
       for (const key in after) {
         const value = after[key];
-        if (value === undefined) continue;
-        const old = before[key];
-        if (old !== undefined) kept += 1;
-        if (old === value) continue;
+        // The same value (most of them, step to step): nothing to look into.
+        if (value === undefined || value === before[key]) continue;
         path.push(key);
-        this.diff(old, value, path, ops);
+        this.diff(before[key], value, path, ops);
         path.pop();
       }
-      let defined = 0;
-      for (const key in before) if (before[key] !== undefined) defined += 1;
-      if (defined === kept) return;
       for (const key in before) {
         if (before[key] !== undefined && after[key] === undefined) ops.push(`[${JSON.stringify([...path, key])}]`);
       }

@@ -184,7 +184,8 @@ export class TransitionRecorder {
       if (stats.lines || stats.synced) this.options.onCommit?.(stats, this.encodeMs);
       this.encodeMs = 0;
     } catch (error) {
-      this.fail(error as Error);
+      this.failed = error as Error;
+      this.options.onFailure?.(this.failed);
       return false;
     }
     if (this.options.stallAt) this.stallIfAsked();
@@ -199,19 +200,13 @@ export class TransitionRecorder {
   async beforeStep(effect: StepEffect): Promise<boolean> {
     if (effect === 'outside') {
       // Once per effect, let the event loop turn: with an agent that answers in-process, the engine would
-      // otherwise run promise after promise and starve signals, timers, the inspector and finished flushes.
+      // otherwise run promise after promise and starve signals, timers and the inspector.
       await yieldToEventLoop();
       return this.commit(true);
     }
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;
     return effect === 'none' ? !this.failed : this.commit(false);
-  }
-
-  private fail(error: Error): void {
-    if (this.failed) return;
-    this.failed = error;
-    this.options.onFailure?.(error);
   }
 
   private stallIfAsked(): void {
@@ -232,16 +227,12 @@ export class TransitionRecorder {
 /** Obra's machines have no history states: every persisted snapshot shares this one empty object. */
 const NO_HISTORY = Object.freeze({});
 
-/**
- * An actor's persisted snapshot, the snapshot it was made from, its entry in its parent's, its children's, and
- * the last context found free of actor references.
- */
+/** An actor's persisted snapshot, the snapshot it was made from, its entry in its parent's, its children's. */
 interface Persisted {
   snapshot: unknown;
   json: unknown;
   entry: unknown;
   children: Record<string, unknown> | null;
-  context: unknown;
 }
 
 /**
@@ -278,12 +269,15 @@ class PersistedSnapshots {
     }
     const { _nodes, tags, machine, children, context, can, hasTag, matches, getMeta, toJSON, ...json } = snapshot;
     const history = json.historyValue as Record<string, unknown> | undefined;
-    if ((history && Object.keys(history).length) || !this.contextIsPlain(context, before?.context)) {
+    // Only a machine snapshot found plain is remembered: its context is the last one checked for this actor.
+    const checked = (before?.snapshot as { context?: unknown } | undefined)?.context;
+    if ((history && Object.keys(history).length) || !this.contextIsPlain(context, checked)) {
       // Anything unusual: XState's own, every time (nothing cached).
-      return { snapshot: undefined, json: actor.getPersistedSnapshot(), entry: this.entryOf(actor, actor.getPersistedSnapshot()), children: null, context: undefined };
+      const persisted = actor.getPersistedSnapshot();
+      return { snapshot: undefined, json: persisted, entry: this.entryOf(actor, persisted), children: null };
     }
     const childrenJson = this.childrenOf(children as Record<string, AnyActorRef>, null);
-    return this.remember(actor, snapshot, { ...json, context, children: childrenJson, historyValue: NO_HISTORY }, childrenJson, context);
+    return this.remember(actor, snapshot, { ...json, context, children: childrenJson, historyValue: NO_HISTORY }, childrenJson);
   }
 
   /** The children's entries; `previous` itself when every entry is the same object as there. */
@@ -300,8 +294,8 @@ class PersistedSnapshots {
     return same && count === Object.keys(previous!).length ? previous! : out;
   }
 
-  private remember(actor: AnyActorRef, snapshot: unknown, json: unknown, children: Record<string, unknown> | null, context?: unknown): Persisted {
-    const made = { snapshot, json, entry: this.entryOf(actor, json), children, context: context ?? this.last.get(actor)?.context };
+  private remember(actor: AnyActorRef, snapshot: unknown, json: unknown, children: Record<string, unknown> | null): Persisted {
+    const made = { snapshot, json, entry: this.entryOf(actor, json), children };
     this.last.set(actor, made);
     return made;
   }
@@ -319,7 +313,7 @@ class PersistedSnapshots {
   private contextIsPlain(context: unknown, previous: unknown): boolean {
     if (context === previous) return true;
     if (previous === null || typeof previous !== 'object' || context === null || typeof context !== 'object') return this.isPlain(context);
-    if ('sessionId' in context && 'send' in context && 'ref' in context) return false;
+    if (isActorRef(context)) return false;
     const before = previous as Record<string, unknown>;
     for (const key in context as Record<string, unknown>) {
       const value = (context as Record<string, unknown>)[key];
@@ -332,9 +326,12 @@ class PersistedSnapshots {
   private isPlain(value: unknown): boolean {
     if (value === null || typeof value !== 'object') return true;
     if (this.plain.has(value)) return true;
-    if ('sessionId' in value && 'send' in value && 'ref' in value) return false;
+    if (isActorRef(value)) return false;
     for (const key in value as Record<string, unknown>) if (!this.isPlain((value as Record<string, unknown>)[key])) return false;
     this.plain.add(value);
     return true;
   }
 }
+
+/** What XState's persistContext takes for an actor reference. */
+const isActorRef = (value: object) => 'sessionId' in value && 'send' in value && 'ref' in value;
