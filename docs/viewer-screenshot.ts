@@ -10,6 +10,8 @@ import { chromium } from 'playwright-core';
 import { ScriptedAgent } from '../src/agents/scripted-agent.js';
 import { configSchema } from '../src/config/schema.js';
 import { runTask } from '../src/engine/runner.js';
+import { RunStore } from '../src/store/run-store.js';
+import { viewerRun } from '../src/viewer/run-data.js';
 import { startViewerServer } from '../src/viewer/server.js';
 
 const args = process.argv.slice(2);
@@ -36,6 +38,11 @@ const result = await runTask({
     { latencyMs: 120 },
   ),
 });
+// The step where iteration 2 waits out its second backoff (unless --step says otherwise).
+const handle = RunStore.open(storeDir).openRun(result.runId);
+const steps = viewerRun(handle, result.status).steps;
+handle.close();
+const waiting = steps.findIndex((s) => s.iteration?.state === 'retryingSessionLock' && s.iteration.retryDelaysMs.length === 2);
 const server = await startViewerServer({ storeDir, port: 0 });
 // A fresh profile in the scratch folder (Playwright passes it as --user-data-dir).
 const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
@@ -48,7 +55,7 @@ const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profi
 try {
   const page = await browser.newPage();
   page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
-  await page.goto(`${server.runUrl(result.runId)}#step=${option('--step') ?? '12'}`);
+  await page.goto(`${server.runUrl(result.runId)}#step=${option('--step') ?? String(waiting + 1)}`);
   await page.waitForSelector('body[data-ready="true"]');
   const out = option('--out') ?? new URL('./viewer.png', import.meta.url).pathname;
   await page.screenshot({ path: out, fullPage: false });

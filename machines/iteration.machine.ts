@@ -1,15 +1,18 @@
 import { and, assign, fromPromise, setup } from 'xstate';
 import type {
   AgentCallRecord,
+  AgentOutcome,
   ConfidenceReport,
   DecisionReport,
   IterationRecord,
   IterationStateName,
   IterationSummary,
+  PermissionDenial,
   QualityReport,
   RetryPolicy,
   SessionMode,
   TaskSpec,
+  UsageLimit,
   ValidationVerdict,
 } from '../src/core/types.js';
 import { backoffDelayMs, rateLimitPolicyOf, seededUnit } from './backoff.js';
@@ -18,6 +21,11 @@ import { backoffDelayMs, rateLimitPolicyOf, seededUnit } from './backoff.js';
  * One iteration of a task as a statechart:
  *
  *   building → prompting → awaitingAgent ⇄ retryingSessionLock → validating → scoring → deciding → persisting → complete
+ *
+ * What a call came back with is routed by one transient state, `routingOutcome`, whose named guards read the
+ * recorded call from the context: the same session resumed, a fresh one, a backoff wait, a silent call re-issued,
+ * `suspended` at the account's usage limit (the task waits for the reset and runs the iteration again), a
+ * failure, or the answer on to `validating`.
  *
  * The file holds no I/O. Each stage is a named `fromPromise` actor whose real implementation comes from
  * `src/engine/implementations.ts` through `machine.provide()`; the placeholders below only say what is missing.
@@ -38,6 +46,8 @@ export interface IterationInput {
   history: IterationSummary[];
   feedback: string | null;
   retry: RetryPolicy;
+  /** Permission rules a person granted for the rest of the run (`obra answer --allow`); absent in older runs. */
+  allowedTools?: string[];
 }
 
 /** The backoff wait in progress: why, which retry of how many, how long, until when. */
@@ -73,6 +83,10 @@ export interface IterationContext extends IterationInput {
   sessionNotes: string[];
   /** How many times this iteration changed sessions (bounded, so two CLI errors cannot ping-pong forever). */
   sessionSwitches: number;
+  /** Silent calls killed and re-issued so far (`agent.local.idle_retries` at most). */
+  idleRetries: number;
+  /** Set when the account's usage limit suspended the iteration (final state `suspended`). */
+  usageLimit: UsageLimit | null;
   startedAt: number | null;
   builtContext: string | null;
   prompt: string | null;
@@ -110,6 +124,10 @@ export interface CallAgentInput {
   sessionId: string | null;
   mode: SessionMode;
   workdir: string;
+  /** Permission rules a person granted for the run (the engine adds the config's). */
+  allowedTools: string[];
+  /** The task's check commands (the engine may allow them as Bash tools). */
+  checks: string[];
 }
 export interface ValidateInput {
   task: TaskSpec;
@@ -133,6 +151,8 @@ export interface DecideInput {
   quality: QualityReport;
   confidence: ConfidenceReport;
   history: IterationSummary[];
+  /** The tool uses the agent was refused during the call. */
+  denials: PermissionDenial[];
 }
 
 function notProvided<I, O>(name: string) {
@@ -141,10 +161,9 @@ function notProvided<I, O>(name: string) {
   });
 }
 
-/** The agent call an `xstate.done.actor` event carries (guards read the outcome before it is assigned). */
-function outcomeOf(event: unknown) {
-  return (event as { output?: AgentCallRecord }).output?.outcome;
-}
+/** The outcome of the call just recorded (what `routingOutcome`'s guards route on). */
+const outcomeOf = (context: IterationContext): AgentOutcome | undefined => context.call?.outcome;
+const is = (kind: AgentOutcome['kind']) => ({ context }: { context: IterationContext }) => outcomeOf(context)?.kind === kind;
 
 /** Session changes allowed per iteration (create→resume, then a fresh session, then resume it once more). */
 const MAX_SESSION_SWITCHES = 3;
@@ -169,6 +188,8 @@ function messageOf(outcome: AgentCallRecord['outcome'] | undefined, fallback: st
 }
 
 const waitedMs = (context: IterationContext) => context.retryDelaysMs.reduce((a, b) => a + b, 0);
+/** Re-issues of a silent call; runs saved before the watchdog existed get the default. */
+const idleRetriesOf = (retry: RetryPolicy) => retry.idleRetries ?? 2;
 
 const busyHolder = (context: IterationContext) => {
   const outcome = context.call?.outcome;
@@ -199,9 +220,9 @@ function buildRecord(context: IterationContext): IterationRecord {
     checks: context.quality?.checks ?? [],
     confidence: context.confidence?.score ?? null,
     confidenceExplanation: context.confidence?.explanation ?? [],
-    decision: context.failure ? 'fail' : (context.decision?.decision ?? 'fail'),
-    decisionRule: context.failure ? 'iterationFailed' : (context.decision?.rule ?? 'none'),
-    reason: context.failure ?? context.decision?.reason ?? '',
+    decision: context.usageLimit ? 'wait' : context.failure ? 'fail' : (context.decision?.decision ?? 'fail'),
+    decisionRule: context.usageLimit ? 'usageLimit' : context.failure ? 'iterationFailed' : (context.decision?.rule ?? 'none'),
+    reason: context.usageLimit ? usageLimitReason(context.usageLimit) : (context.failure ?? context.decision?.reason ?? ''),
     feedback: context.decision?.feedback ?? null,
     costUsd: answer?.total_cost_usd ?? 0,
     turns: answer?.num_turns ?? 0,
@@ -209,7 +230,13 @@ function buildRecord(context: IterationContext): IterationRecord {
     finishedAt: context.finishedAt ?? context.startedAt ?? 0,
     failure: context.failure,
     sessionNotes: context.sessionNotes,
+    permissionDenials: call?.permissionDenials ?? [],
+    usageLimit: context.usageLimit,
   };
+}
+
+function usageLimitReason(limit: UsageLimit): string {
+  return `the account's usage limit${limit.limitType ? ` (${limit.limitType})` : ''} was reached: ${limit.message}`;
 }
 
 const enter = (state: IterationStateName) => ({ type: 'enterState', params: { state } }) as const;
@@ -236,31 +263,37 @@ export function createIterationMachine(now: () => number = Date.now) {
       persistIteration: notProvided<IterationRecord, void>('persistIteration'),
     },
     guards: {
+      // Each reads the call `recordCall` just stored: `routingOutcome` tries them in order, the first that holds wins.
       /** The session is in use: by another call of this process or another Obra (our lock), or the CLI said so. */
-      sessionBusy: ({ event }) => outcomeOf(event)?.kind === 'sessionBusy',
+      sessionBusy: is('sessionBusy'),
       /** The API answered 429 (rate limited) or 529 (overloaded): waited out with the rate-limit policy. */
-      rateLimited: ({ event }) => outcomeOf(event)?.kind === 'rateLimited',
+      rateLimited: is('rateLimited'),
+      /** The account's usage limit: the iteration is suspended; the task waits for the reset (or asks a human). */
+      usageLimited: is('usageLimit'),
+      /** The call printed nothing for `idle_timeout` and was killed. */
+      stalled: is('stalled'),
       /**
        * The *CLI* said "Session ID U is already in use" while we were *creating* U: a call of ours already created
        * it (`--session-id` only creates; the error is permanent), so resume it at once instead of waiting.
        */
-      sessionCreatedByUs: ({ context, event }) => {
-        const outcome = outcomeOf(event);
+      sessionCreatedByUs: ({ context }) => {
+        const outcome = outcomeOf(context);
         return outcome?.kind === 'sessionBusy' && !outcome.holder && context.sessionMode === 'create' && context.sessionSwitches < MAX_SESSION_SWITCHES;
       },
-      noConversation: ({ context, event }) => outcomeOf(event)?.kind === 'noConversation' && context.sessionSwitches < MAX_SESSION_SWITCHES,
+      noConversation: ({ context }) => outcomeOf(context)?.kind === 'noConversation' && context.sessionSwitches < MAX_SESSION_SWITCHES,
       canRetry: ({ context }) => context.retries < context.retry.maxRetries,
       canRetryRateLimit: ({ context }) => context.rateLimitRetries < rateLimitPolicyOf(context.retry).maxRetries,
+      canReissueStalled: ({ context }) => context.idleRetries < idleRetriesOf(context.retry),
       freshAfterExhaustion: ({ context }) =>
         context.retry.onExhausted === 'fresh' && context.sessionId !== null && context.sessionSwitches < MAX_SESSION_SWITCHES,
       /** Another task or Obra process holds the session: wait for its release, however long its call runs. */
-      heldByObra: ({ event }) => {
-        const outcome = outcomeOf(event);
+      heldByObra: ({ context }) => {
+        const outcome = outcomeOf(context);
         return outcome?.kind === 'sessionBusy' && Boolean(outcome.holder);
       },
       /** Only a wait for a busy session ends early on a release; a rate-limit wait is about the API, not the session. */
       waitingForSession: ({ context }) => context.wait?.kind === 'sessionBusy',
-      agentFailedFatally: ({ event }) => outcomeOf(event)?.kind === 'fatal',
+      agentFailedFatally: is('fatal'),
     },
     delays: {
       /** What is left of the current backoff wait: all of it on first entry, the remainder after a restore. */
@@ -290,11 +323,11 @@ export function createIterationMachine(now: () => number = Date.now) {
         states: ({ context }, params: { state: IterationStateName }) =>
           context.states.at(-1) === params.state ? context.states : [...context.states, params.state],
       }),
-      recordCall: assign(({ event }) => {
-        const call = (event as unknown as { output: AgentCallRecord }).output;
-        // The agent may have picked the id (a new session): later calls must use it.
-        return { call, sessionId: call.sessionId };
-      }),
+      recordCall: assign(({ context }, call: AgentCallRecord) => ({
+        call,
+        // The agent may have picked the id (a new session): later calls must use it. (A call never made has none.)
+        sessionId: call.sessionId || context.sessionId,
+      })),
       resetRetries: assign({ retries: 0 }),
       switchToResume: assign(({ context }) => ({
         sessionMode: 'resume' as SessionMode,
@@ -317,6 +350,30 @@ export function createIterationMachine(now: () => number = Date.now) {
           sessionSwitches: context.sessionSwitches + 1,
           sessionNotes: [...context.sessionNotes, `${why}: continuing in a new session; the prompt carries the task's history`],
         };
+      }),
+      /** A silent call was killed: the same call again, on the same session (its transcript exists, so --resume). */
+      reissueStalled: assign(({ context }) => ({
+        idleRetries: context.idleRetries + 1,
+        sessionNotes: [
+          ...context.sessionNotes,
+          `${messageOf(outcomeOf(context), 'the call went silent')}: re-issued on session ${context.call?.sessionId ?? context.sessionId} ` +
+            `(${context.idleRetries + 1}/${idleRetriesOf(context.retry)})`,
+        ],
+      })),
+      failStalled: assign({
+        failure: ({ context }) => {
+          const calls = context.idleRetries + 1;
+          return `${messageOf(outcomeOf(context), 'the agent went silent')}; that happened on ${calls} call${calls === 1 ? '' : 's'} in a row ` +
+            `(re-issued ${context.idleRetries} time${context.idleRetries === 1 ? '' : 's'}, agent.local.idle_retries)`;
+        },
+      }),
+      suspendForUsageLimit: assign({
+        usageLimit: ({ context }) => {
+          const outcome = outcomeOf(context);
+          return outcome?.kind === 'usageLimit'
+            ? { limitType: outcome.limitType, resetsAt: outcome.resetsAt, blockedBy: outcome.blockedBy, message: outcome.message }
+            : null;
+        },
       }),
       failWithOutcome: assign({
         failure: ({ context }) => `agent call failed: ${messageOf(context.call?.outcome, 'unknown error')}`,
@@ -351,6 +408,8 @@ export function createIterationMachine(now: () => number = Date.now) {
       wait: null,
       sessionNotes: [],
       sessionSwitches: 0,
+      idleRetries: 0,
+      usageLimit: null,
       startedAt: null,
       builtContext: null,
       prompt: null,
@@ -394,35 +453,38 @@ export function createIterationMachine(now: () => number = Date.now) {
             sessionId: context.sessionId,
             mode: context.sessionMode,
             workdir: context.task.workdir,
+            allowedTools: context.allowedTools ?? [],
+            checks: context.task.checks,
           }),
-          // Every way a call can end is one named guard; the first that matches wins.
-          onDone: [
-            { guard: 'sessionCreatedByUs', target: 'awaitingAgent', reenter: true, actions: ['recordCall', 'switchToResume'] },
-            {
-              guard: 'noConversation',
-              target: 'awaitingAgent',
-              reenter: true,
-              actions: ['recordCall', { type: 'startFreshSession', params: { why: 'noConversation' } }],
-            },
-            { guard: 'heldByObra', target: 'retryingSessionLock', actions: ['recordCall', 'scheduleHolderWait'] },
-            { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRetry'] },
-            {
-              guard: and(['sessionBusy', 'freshAfterExhaustion']),
-              target: 'awaitingAgent',
-              reenter: true,
-              actions: ['recordCall', { type: 'startFreshSession', params: { why: 'lockExhausted' } }, 'resetRetries'],
-            },
-            { guard: 'sessionBusy', target: 'persisting', actions: ['recordCall', 'failLockExhausted'] },
-            { guard: and(['rateLimited', 'canRetryRateLimit']), target: 'retryingSessionLock', actions: ['recordCall', 'scheduleRateLimitRetry'] },
-            { guard: 'rateLimited', target: 'persisting', actions: ['recordCall', 'failRateLimitExhausted'] },
-            { guard: 'agentFailedFatally', target: 'persisting', actions: ['recordCall', 'failWithOutcome'] },
-            // answer, malformed, timeout, crashed: the validator judges them (a timeout is a bad answer, not a crash).
-            { target: 'validating', actions: 'recordCall' },
-          ],
+          onDone: { target: 'routingOutcome', actions: { type: 'recordCall', params: ({ event }) => event.output } },
           onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `the agent actor crashed: ${errorText(event.error)}` }) },
         },
       },
+      /** Where the call just recorded leads: every way a call can end is one named guard; the first that holds wins. */
+      routingOutcome: {
+        always: [
+          { guard: 'sessionCreatedByUs', target: 'awaitingAgent', actions: 'switchToResume' },
+          { guard: 'noConversation', target: 'awaitingAgent', actions: { type: 'startFreshSession', params: { why: 'noConversation' } } },
+          { guard: 'heldByObra', target: 'retryingSessionLock', actions: 'scheduleHolderWait' },
+          { guard: and(['sessionBusy', 'canRetry']), target: 'retryingSessionLock', actions: 'scheduleRetry' },
+          {
+            guard: and(['sessionBusy', 'freshAfterExhaustion']),
+            target: 'awaitingAgent',
+            actions: [{ type: 'startFreshSession', params: { why: 'lockExhausted' } }, 'resetRetries'],
+          },
+          { guard: 'sessionBusy', target: 'persisting', actions: 'failLockExhausted' },
+          { guard: 'usageLimited', target: 'suspended', actions: 'suspendForUsageLimit' },
+          { guard: and(['rateLimited', 'canRetryRateLimit']), target: 'retryingSessionLock', actions: 'scheduleRateLimitRetry' },
+          { guard: 'rateLimited', target: 'persisting', actions: 'failRateLimitExhausted' },
+          { guard: and(['stalled', 'canReissueStalled']), target: 'awaitingAgent', actions: 'reissueStalled' },
+          { guard: 'stalled', target: 'persisting', actions: 'failStalled' },
+          { guard: 'agentFailedFatally', target: 'persisting', actions: 'failWithOutcome' },
+          // answer, malformed, timeout, crashed: the validator judges them (a timeout is a bad answer, not a crash).
+          { target: 'validating' },
+        ],
+      },
       retryingSessionLock: {
+        tags: ['resting'],
         entry: enter('retryingSessionLock'),
         // `retryDueAt` is kept on exit on purpose: re-entering after a restore (RESUMED) must find it.
         after: { backoffDelay: { target: 'awaitingAgent' } },
@@ -469,6 +531,7 @@ export function createIterationMachine(now: () => number = Date.now) {
             quality: context.quality!,
             confidence: context.confidence!,
             history: context.history,
+            denials: context.call?.permissionDenials ?? [],
           }),
           onDone: { target: 'persisting', actions: assign({ decision: ({ event }) => event.output }) },
           onError: { target: 'persisting', actions: assign({ failure: ({ event }) => `deciding crashed: ${errorText(event.error)}` }) },
@@ -486,6 +549,14 @@ export function createIterationMachine(now: () => number = Date.now) {
       },
       complete: {
         type: 'final',
+      },
+      /**
+       * The account's usage limit stopped the call: the iteration ends unrecorded (decision `wait`) and the task
+       * waits for the reset (or asks a human when there is nothing to wait for), then runs it again.
+       */
+      suspended: {
+        type: 'final',
+        tags: ['resting'],
       },
     },
     output: ({ context }) => buildRecord(context),

@@ -1,5 +1,5 @@
-import { assign, setup } from 'xstate';
-import type { Decision, IterationRecord, IterationSummary, RetryPolicy, TaskSpec } from '../src/core/types.js';
+import { and, assign, setup } from 'xstate';
+import type { Decision, IterationRecord, IterationSummary, RetryPolicy, TaskSpec, UsageLimit, UsageLimitPolicy } from '../src/core/types.js';
 import { summarizeIteration } from '../src/decision/history.js';
 import { iterationMachine, type SessionStrategy } from './iteration.machine.js';
 
@@ -55,15 +55,22 @@ export interface TaskContext extends TaskInput {
   question: string | null;
   /** A PAUSE arrived while an iteration ran: pause once it is persisted. */
   pauseRequested: boolean;
+  /** Permission rules a person granted for the rest of the run (`obra answer --allow`); absent in older runs. */
+  allowedTools?: string[];
+  /** The usage limit the task waits for in `waitingForUsageLimit`, with the time it goes on (reset + margin). */
+  usageLimit?: (UsageLimit & { dueAt: number }) | null;
   /** Set on entering a final state. */
   status: TaskStatus | null;
 }
 
 export type TaskEvent =
-  | { type: 'HUMAN_ANSWER'; answer: string }
+  /** A person's answer; `allow` grants permission rules for the rest of the run. */
+  | { type: 'HUMAN_ANSWER'; answer: string; allow?: string[] }
   | { type: 'CONTINUE' }
   | { type: 'PAUSE'; reason?: string }
-  | { type: 'CANCEL'; reason?: string };
+  | { type: 'CANCEL'; reason?: string }
+  /** Sent after restoring a snapshot: re-enter the usage-limit wait so its timer is scheduled again. */
+  | { type: 'RESUMED' };
 
 export type TaskStatus = 'done' | 'escalated' | 'failed' | 'max_iterations' | 'budget_exceeded' | 'cancelled';
 
@@ -78,6 +85,9 @@ export interface TaskOutput {
 const MAX_TIMER_MS = 2_147_483_647;
 
 const recordOf = (event: unknown) => (event as { output: IterationRecord }).output;
+/** The usage-limit policy; runs saved before it existed get the defaults (30 s margin, 8 days at most). */
+const usageLimitPolicyOf = (retry: RetryPolicy): UsageLimitPolicy => retry.usageLimit ?? { marginMs: 30_000, maxWaitMs: 8 * 86_400_000 };
+const clock = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 const decided = (decision: Decision) => ({ context }: { context: TaskContext }) => context.lastDecision === decision;
 /** Records which guard routed the iteration (a parameterised action, so the inspector shows the name too). */
 const route = (name: string) => ({ type: 'noteRoute', params: { route: name } }) as const;
@@ -96,6 +106,14 @@ export function createTaskMachine(now: () => number = Date.now) {
     guards: {
       // Read from the iteration's output, before it is absorbed.
       iterationFailed: ({ event }) => recordOf(event).decision === 'fail',
+      /** The account's usage limit stopped the iteration (it is not counted and runs again later). */
+      iterationSuspended: ({ event }) => recordOf(event).decision === 'wait',
+      /** ... and it resets within `max_limit_wait`: wait for it. (An org's spend limit has no reset to wait for.) */
+      usageLimitResets: ({ context, event }) => {
+        const limit = recordOf(event).usageLimit;
+        const policy = usageLimitPolicyOf(context.retry);
+        return Boolean(limit && limit.resetsAt !== null && !limit.blockedBy && limit.resetsAt + policy.marginMs - now() <= policy.maxWaitMs);
+      },
       decidedDone: ({ event }) => recordOf(event).decision === 'done',
       // Read from the context, after the iteration was absorbed (in `checkingBudgets`).
       decidedEscalate: decided('escalate'),
@@ -114,6 +132,8 @@ export function createTaskMachine(now: () => number = Date.now) {
       /** What is left of the wall-clock budget when this stretch of work began. */
       timeBudgetLeft: ({ context }) =>
         context.budgets.maxWallMs === null ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, Math.max(0, context.budgets.maxWallMs - context.activeMs)),
+      /** What is left until the usage limit resets (plus the margin): all of it at first, the rest after a restore. */
+      usageLimitLeft: ({ context }) => Math.min(MAX_TIMER_MS, Math.max(0, (context.usageLimit?.dueAt ?? now()) - now())),
     },
     actions: {
       startWorking: assign({
@@ -139,14 +159,39 @@ export function createTaskMachine(now: () => number = Date.now) {
           reason: record.reason,
         };
       }),
-      askHuman: assign({ question: ({ context }) => context.reason ?? 'The agent needs a decision.' }),
-      takeHumanAnswer: assign(({ context, event }) => ({
-        feedback:
-          `A human reviewed the last iteration and answered: ${(event as { answer: string }).answer}` +
-          (context.feedback ? `\n\nEarlier feedback, for reference:\n${context.feedback}` : ''),
-        question: null,
-        lastRoute: 'humanAnswered',
-      })),
+      startUsageLimitWait: assign(({ context, event }) => {
+        const limit = recordOf(event).usageLimit!;
+        const dueAt = limit.resetsAt! + usageLimitPolicyOf(context.retry).marginMs;
+        return {
+          usageLimit: { ...limit, dueAt },
+          reason: `usage limit${limit.limitType ? ` (${limit.limitType})` : ''} — resumes at ${clock(dueAt)}`,
+          lastRoute: 'usageLimitResets',
+        };
+      }),
+      endUsageLimitWait: assign({ usageLimit: null, lastRoute: 'usageLimitReset' }),
+      askAboutUsageLimit: assign(({ context, event }) => {
+        const limit = recordOf(event).usageLimit;
+        const policy = usageLimitPolicyOf(context.retry);
+        const why = !limit ? 'the account hit a usage limit'
+          : limit.blockedBy ? `the account hit a usage limit that waiting does not lift (${limit.blockedBy})`
+          : limit.resetsAt === null ? 'the account hit a usage limit and the CLI gave no reset time'
+          : `the account's usage limit resets at ${clock(limit.resetsAt)}, more than agent.local.max_limit_wait (${policy.maxWaitMs / 3_600_000} h) away`;
+        const question = `${why}: "${limit?.message ?? ''}". Answer once the limit is lifted (\`obra answer ${context.runId} "go on"\`), or cancel the run.`;
+        return { question, reason: question, lastRoute: 'usageLimitWithoutReset' };
+      }),
+      askHuman: assign({ question: ({ context }) => (context.reason ?? 'The agent needs a decision.').replaceAll('<runId>', context.runId) }),
+      takeHumanAnswer: assign(({ context, event }) => {
+        const { answer, allow = [] } = event as { answer: string; allow?: string[] };
+        const granted = allow.filter((rule) => !(context.allowedTools ?? []).includes(rule));
+        const grants = allow.length ? `You may now use: ${allow.join(', ')} (granted for the rest of the task). Do what was refused before.` : '';
+        const said = answer.trim() ? `A human reviewed the last iteration and answered: ${answer}` : 'A human reviewed the last iteration.';
+        return {
+          feedback: [said, grants].filter(Boolean).join('\n') + (context.feedback ? `\n\nEarlier feedback, for reference:\n${context.feedback}` : ''),
+          question: null,
+          lastRoute: 'humanAnswered',
+          ...(granted.length ? { allowedTools: [...(context.allowedTools ?? []), ...granted] } : {}),
+        };
+      }),
       noteRoute: assign({ lastRoute: (_, params: { route: string }) => params.route }),
       requestPause: assign({ pauseRequested: true }),
       notePause: assign({ pauseRequested: false, reason: ({ context }) => `paused by request after iteration ${context.iterations}` }),
@@ -190,6 +235,8 @@ export function createTaskMachine(now: () => number = Date.now) {
       reason: null,
       question: null,
       pauseRequested: false,
+      allowedTools: [],
+      usageLimit: null,
       status: null,
     }),
     initial: 'running',
@@ -216,9 +263,12 @@ export function createTaskMachine(now: () => number = Date.now) {
               history: context.recent,
               feedback: context.feedback,
               retry: context.retry,
+              allowedTools: context.allowedTools ?? [],
             };
           },
           onDone: [
+            { guard: and(['iterationSuspended', 'usageLimitResets']), target: 'waitingForUsageLimit', actions: ['stopWorking', 'startUsageLimitWait'] },
+            { guard: 'iterationSuspended', target: 'awaitingHuman', actions: ['stopWorking', 'askAboutUsageLimit'] },
             { guard: 'iterationFailed', target: 'failed', actions: ['stopWorking', 'absorbIteration', route('iterationFailed')] },
             { guard: 'decidedDone', target: 'done', actions: ['stopWorking', 'absorbIteration', route('decidedDone')] },
             { target: 'checkingBudgets', actions: ['stopWorking', 'absorbIteration'] },
@@ -241,8 +291,10 @@ export function createTaskMachine(now: () => number = Date.now) {
           { guard: 'overCostBudget', target: 'budgetExceeded', actions: ['noteCostBudget', route('overCostBudget')] },
           { guard: 'overTurnBudget', target: 'budgetExceeded', actions: ['noteTurnBudget', route('overTurnBudget')] },
           { guard: 'overTimeBudget', target: 'budgetExceeded', actions: ['noteTimeBudget', route('overTimeBudget')] },
-          { guard: 'reachedMaxIterations', target: 'maxIterations', actions: ['noteMaxIterations', route('reachedMaxIterations')] },
+          // The last word is the decision: an escalation on the last allowed iteration still asks the human (whose
+          // answer buys one more iteration).
           { guard: 'decidedEscalate', target: 'awaitingHuman', actions: ['askHuman', route('decidedEscalate')] },
+          { guard: 'reachedMaxIterations', target: 'maxIterations', actions: ['noteMaxIterations', route('reachedMaxIterations')] },
           { guard: 'decidedCheckpoint', target: 'paused', actions: ['noteCheckpoint', route('decidedCheckpoint')] },
           { guard: 'pauseRequested', target: 'paused', actions: ['notePause', route('pauseRequested')] },
           { guard: 'decidedRetry', target: 'running', actions: route('decidedRetry') },
@@ -251,21 +303,35 @@ export function createTaskMachine(now: () => number = Date.now) {
           { target: 'failed', actions: ['noteUnknownDecision', route('unknownDecision')] },
         ],
       },
+      /**
+       * The account's usage limit: nothing runs until it resets (plus a margin), then the suspended iteration runs
+       * again on the same session. Time spent here is not working time. A restored wait waits only what is left.
+       */
+      waitingForUsageLimit: {
+        tags: ['resting'],
+        after: { usageLimitLeft: { target: 'running', actions: 'endUsageLimitWait' } },
+        on: {
+          RESUMED: { target: 'waitingForUsageLimit', reenter: true },
+          PAUSE: { target: 'paused', actions: ['endUsageLimitWait', 'notePause', route('pauseRequested')] },
+        },
+      },
       /** Waits for a person (`obra answer <runId> "..."`); survives restarts because it is in the snapshot. */
       awaitingHuman: {
+        tags: ['resting'],
         on: {
           HUMAN_ANSWER: { target: 'running', actions: 'takeHumanAnswer' },
         },
       },
       /** A checkpoint or a user's pause: nothing runs until CONTINUE (`obra resume`). */
       paused: {
+        tags: ['resting'],
         on: { CONTINUE: { target: 'running', actions: route('continued') } },
       },
-      done: { type: 'final', entry: assign({ status: 'done' as TaskStatus }) },
-      failed: { type: 'final', entry: assign({ status: 'failed' as TaskStatus }) },
-      maxIterations: { type: 'final', entry: assign({ status: 'max_iterations' as TaskStatus }) },
-      budgetExceeded: { type: 'final', entry: assign({ status: 'budget_exceeded' as TaskStatus }) },
-      cancelled: { type: 'final', entry: assign({ status: 'cancelled' as TaskStatus }) },
+      done: { type: 'final', tags: ['resting'], entry: assign({ status: 'done' as TaskStatus }) },
+      failed: { type: 'final', tags: ['resting'], entry: assign({ status: 'failed' as TaskStatus }) },
+      maxIterations: { type: 'final', tags: ['resting'], entry: assign({ status: 'max_iterations' as TaskStatus }) },
+      budgetExceeded: { type: 'final', tags: ['resting'], entry: assign({ status: 'budget_exceeded' as TaskStatus }) },
+      cancelled: { type: 'final', tags: ['resting'], entry: assign({ status: 'cancelled' as TaskStatus }) },
     },
     output: ({ context }) => ({
       status: context.status ?? 'failed',

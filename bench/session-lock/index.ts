@@ -16,8 +16,8 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { createActor, fromPromise } from 'xstate';
 import { backoffDelayMs } from '../../machines/backoff.js';
-import { createIterationMachine, type IterationInput, type ScoreOutput, type ScoreInput, type ValidateInput, type DecideInput, type SessionStrategy } from '../../machines/iteration.machine.js';
-import type { Agent, AgentCallRequest } from '../../src/agents/agent.js';
+import { createIterationMachine, type CallAgentInput, type IterationInput, type ScoreOutput, type ScoreInput, type ValidateInput, type DecideInput, type SessionStrategy } from '../../machines/iteration.machine.js';
+import type { Agent } from '../../src/agents/agent.js';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import { fakeClaudePath } from '../../src/cli/paths.js';
@@ -102,9 +102,10 @@ class ObraSession {
       actors: {
         buildContext: fromPromise(async () => 'context'),
         generatePrompt: fromPromise(async () => 'next step'),
-        callAgent: fromPromise<AgentCallRecord, AgentCallRequest>(async ({ input }) => {
+        callAgent: fromPromise<AgentCallRecord, CallAgentInput>(async ({ input }) => {
           calledAt.push(Date.now());
-          return agent.call(input);
+          const { checks: _checks, ...request } = input;
+          return agent.call(request);
         }),
         validateResponse: fromPromise<ValidationVerdict, ValidateInput>(async () => ({ ok: true, reasons: [], codes: [], answer: 'ok', claimsDone: false })),
         scoreResponse: fromPromise<ScoreOutput, ScoreInput>(async () => ({ quality: { score: 1, breakdown: {}, checks: [], warnings: [], notes: [] }, confidence: { score: 1, explanation: [] } })),

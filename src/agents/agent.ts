@@ -10,6 +10,11 @@ export interface AgentCallRequest {
   sessionId: string | null;
   mode: SessionMode;
   workdir: string;
+  /**
+   * Permission rules allowed for this call besides the agent's own (`Bash(npm test)` for a check, what a person
+   * granted with `obra answer --allow`).
+   */
+  allowedTools?: string[];
   /** Aborted when the run is cancelled: the agent must stop (and kill its processes) promptly. */
   signal?: AbortSignal;
   /** Live progress (tool calls, text) for the terminal and the inspector. */
@@ -19,7 +24,11 @@ export interface AgentCallRequest {
 export type AgentProgress =
   | { kind: 'started'; sessionId: string; argv: string[] }
   | { kind: 'text'; text: string }
-  | { kind: 'tool'; name: string; input: unknown };
+  | { kind: 'tool'; name: string; input: unknown }
+  /** The CLI retries the API by itself (429, 529, a timeout): why the call is slow. */
+  | { kind: 'apiRetry'; attempt: number; maxRetries: number; delayMs: number; errorStatus: number | null; error: string }
+  /** How close the account is to its usage limit (`allowed`, `allowed_warning`, `rejected`). */
+  | { kind: 'usage'; status: string; limitType: string | null; resetsAt: number | null; utilization: number | null };
 
 /**
  * A coding agent Obra can drive. `call` never throws for things the agent did (busy session, bad output,

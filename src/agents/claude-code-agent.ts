@@ -6,8 +6,10 @@ import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
 import type { AgentCallRecord, AgentOutcome, SessionMode } from '../core/types.js';
 import type { Agent, AgentCallRequest, AgentProgress } from './agent.js';
-import { classify, isUuid } from './classify.js';
+import { classify, isUuid, ROOT_ADVICE } from './classify.js';
+import { denialsOf } from './permissions.js';
 import { processSessionLocks, type SessionLocks } from './session-lock.js';
+import { countApiRetries, lastUsageInfo, streamEventsOf } from './stream-events.js';
 
 export { classify } from './classify.js';
 
@@ -16,11 +18,18 @@ export interface ClaudeCodeAgentOptions {
   command: string;
   /** Milliseconds one call may run before its whole process tree is killed. */
   timeoutMs: number;
+  /** Milliseconds a call may print nothing before it is killed as stalled (the iteration re-issues it). */
+  idleTimeoutMs?: number;
+  /** Passed to the CLI as API_TIMEOUT_MS: how long it waits for the API's response headers before retrying. */
+  apiTimeoutMs?: number;
   extraArgs?: string[];
   model?: string;
   maxTurns?: number;
   permissionMode?: string;
+  /** Permission rules allowed on every call (one `--allowedTools` each). */
   allowedTools?: string[];
+  /** `--dangerously-skip-permissions`: every tool use is allowed. */
+  skipPermissions?: boolean;
   appendSystemPrompt?: string;
   /** Variables added to this process's environment for the CLI (CLAUDE_CONFIG_DIR, ANTHROPIC_BASE_URL...). */
   env?: Record<string, string>;
@@ -57,10 +66,15 @@ export class ClaudeCodeAgent implements Agent {
 
   constructor(readonly options: ClaudeCodeAgentOptions) {
     this.locks = options.locks ?? processSessionLocks;
-    this.env = { ...process.env, ...options.env };
+    this.env = { ...process.env, ...(options.apiTimeoutMs ? { API_TIMEOUT_MS: String(Math.round(options.apiTimeoutMs)) } : {}), ...options.env };
   }
 
   preflight(): void {
+    const skipsAll = this.options.skipPermissions || this.options.permissionMode === 'bypassPermissions';
+    if (skipsAll && process.getuid?.() === 0 && this.env.IS_SANDBOX !== '1') {
+      const how = this.options.skipPermissions ? 'agent.local.dangerously_skip_permissions' : 'agent.local.permission_mode: bypassPermissions';
+      throw new UserError(`${how} is refused by Claude Code when it runs as root (uid 0) — ${ROOT_ADVICE}`);
+    }
     const found = findExecutable(this.options.command, this.env);
     if (found === 'missing') {
       throw new UserError(`the agent binary "${this.options.command}" was not found — install Claude Code (npm i -g @anthropic-ai/claude-code) or pass --agent-bin <path> / set OBRA_CLAUDE_BIN`);
@@ -85,13 +99,13 @@ export class ClaudeCodeAgent implements Agent {
     // The lock is on the session the call reads: for a fork that is the parent.
     const lock = this.locks.tryAcquire(sessionId);
     if (!lock.ok) {
-      const base = { argv: [this.options.command, ...this.buildArgs(sessionId, request.mode)], sessionId, mode: request.mode, startedAt };
+      const base = { argv: [this.options.command, ...this.buildArgs(sessionId, request.mode, request.allowedTools)], sessionId, mode: request.mode, startedAt };
       return finish(base, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
     }
     try {
       // Decided under the lock: nobody else can create the transcript between the check and the call.
       const mode = this.effectiveMode(request.mode, sessionId, request.workdir);
-      const base = { argv: [this.options.command, ...this.buildArgs(sessionId, mode)], sessionId, mode, startedAt };
+      const base = { argv: [this.options.command, ...this.buildArgs(sessionId, mode, request.allowedTools)], sessionId, mode, startedAt };
       return await this.run(request, base, (pgid) => lock.recordChild(pgid));
     } finally {
       lock.release();
@@ -107,8 +121,10 @@ export class ClaudeCodeAgent implements Agent {
     return existsSync(transcriptPath(sessionId, workdir, this.env)) ? 'resume' : 'create';
   }
 
-  private buildArgs(sessionId: string, mode: SessionMode): string[] {
+  private buildArgs(sessionId: string, mode: SessionMode, callRules: string[] = []): string[] {
     const o = this.options;
+    // One flag per rule: a rule may hold commas and spaces (`Bash(node -e "a, b")`), which a joined list would split.
+    const rules = [...new Set([...(o.allowedTools ?? []), ...callRules])];
     const session =
       mode === 'create' ? ['--session-id', sessionId]
       : mode === 'resume' ? ['--resume', sessionId]
@@ -120,8 +136,8 @@ export class ClaudeCodeAgent implements Agent {
       ...session,
       ...(o.model ? ['--model', o.model] : []),
       ...(o.maxTurns ? ['--max-turns', String(o.maxTurns)] : []),
-      ...(o.permissionMode ? ['--permission-mode', o.permissionMode] : []),
-      ...(o.allowedTools?.length ? ['--allowedTools', o.allowedTools.join(',')] : []),
+      ...(o.skipPermissions ? ['--dangerously-skip-permissions'] : o.permissionMode ? ['--permission-mode', o.permissionMode] : []),
+      ...rules.flatMap((rule) => ['--allowedTools', rule]),
       ...(o.appendSystemPrompt ? ['--append-system-prompt', o.appendSystemPrompt] : []),
       ...(o.extraArgs ?? []),
     ];
@@ -145,8 +161,8 @@ export class ClaudeCodeAgent implements Agent {
     if (subprocess.pid) onSpawn?.(subprocess.pid);
     request.onProgress?.({ kind: 'started', sessionId: base.sessionId, argv: base.argv });
 
-    let stoppedBy: 'timeout' | 'abort' | null = null;
-    const stop = (why: 'timeout' | 'abort') => {
+    let stoppedBy: 'timeout' | 'abort' | 'idle' | null = null;
+    const stop = (why: 'timeout' | 'abort' | 'idle') => {
       stoppedBy ??= why;
       killTree(subprocess.pid, 'SIGTERM');
       const hard = setTimeout(() => killTree(subprocess.pid, 'SIGKILL'), this.options.killGraceMs ?? 2000);
@@ -156,10 +172,21 @@ export class ClaudeCodeAgent implements Agent {
     const onAbort = () => stop('abort');
     request.signal?.addEventListener('abort', onAbort, { once: true });
     if (request.signal?.aborted) onAbort();
-    if (request.onProgress) forwardProgress(subprocess.stdout, request.onProgress);
+    // The watchdog: a working agent prints a stream-json line for every step; silence means a hung call.
+    const watchdog = new Watchdog(this.options.idleTimeoutMs ?? null, () => stop('idle'));
+    watchStream(subprocess.stdout, (line) => {
+      const events = streamEventsOf(line);
+      if (!events.every((e) => e.kind === 'keepAlive') || !events.length) watchdog.activity();
+      if (!request.onProgress) return;
+      for (const event of events) {
+        if (event.kind === 'text' || event.kind === 'tool' || event.kind === 'apiRetry') request.onProgress(event);
+        else if (event.kind === 'usage') request.onProgress({ kind: 'usage', status: event.info.status, limitType: event.info.limitType, resetsAt: event.info.resetsAt, utilization: event.info.utilization });
+      }
+    }, () => watchdog.activity());
 
     const result = await subprocess;
     clearTimeout(timer);
+    watchdog.stop();
     request.signal?.removeEventListener('abort', onAbort);
     // Anything the CLI left running in its group goes too.
     killTree(subprocess.pid, 'SIGKILL');
@@ -175,11 +202,53 @@ export class ClaudeCodeAgent implements Agent {
       signal,
       stoppedBy,
       timeoutMs: this.options.timeoutMs,
+      idleMs: watchdog.silentMs,
       spawnError: spawnErrorOf(result),
       overflow: Boolean((result as { isMaxBuffer?: boolean }).isMaxBuffer),
       maxOutputBytes,
     });
-    return finish(base, outcome, exitCode, signal, clipMiddle(stdout, KEPT_STDOUT_CHARS), clipMiddle(stderr, KEPT_STDERR_CHARS));
+    const record = finish(base, outcome, exitCode, signal, clipMiddle(stdout, KEPT_STDOUT_CHARS), clipMiddle(stderr, KEPT_STDERR_CHARS));
+    const usage = lastUsageInfo(stdout);
+    const apiRetries = countApiRetries(stdout);
+    return {
+      ...record,
+      ...(apiRetries ? { apiRetries } : {}),
+      ...(usage ? { usage: { status: usage.status, limitType: usage.limitType, resetsAt: usage.resetsAt, utilization: usage.utilization } } : {}),
+    };
+  }
+}
+
+/** Fires `onSilence` once no activity was seen for `idleMs` (null: never). One timer, re-armed only when it fires. */
+class Watchdog {
+  private last = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+  silentMs = 0;
+
+  constructor(
+    private readonly idleMs: number | null,
+    private readonly onSilence: () => void,
+  ) {
+    if (idleMs) this.arm(idleMs);
+  }
+
+  activity(): void {
+    this.last = Date.now();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => {
+      const silent = Date.now() - this.last;
+      if (silent < this.idleMs!) return this.arm(this.idleMs! - silent);
+      this.silentMs = silent;
+      this.timer = null;
+      this.onSilence();
+    }, ms);
+    this.timer.unref();
   }
 }
 
@@ -187,7 +256,19 @@ function finish(base: CallBase, outcome: AgentOutcome, exitCode: number | null, 
   const finishedAt = Date.now();
   // A forked or brand-new session reports its real id in the result.
   const sessionId = outcome.kind === 'answer' && outcome.result.session_id ? outcome.result.session_id : base.sessionId;
-  return { ...base, sessionId, outcome, exitCode, signal, stdout, stderr, durationMs: finishedAt - base.startedAt, finishedAt };
+  const permissionDenials = outcome.kind === 'answer' ? denialsOf(outcome.result) : [];
+  return {
+    ...base,
+    sessionId,
+    outcome,
+    exitCode,
+    signal,
+    stdout,
+    stderr,
+    durationMs: finishedAt - base.startedAt,
+    finishedAt,
+    ...(permissionDenials.length ? { permissionDenials } : {}),
+  };
 }
 
 /** Keeps the start and the end (where stream-json's result line is) of a long text. */
@@ -215,13 +296,17 @@ function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
-/** Turns stream-json lines into progress events as they arrive (a line that never ends is dropped, not kept). */
-function forwardProgress(stream: NodeJS.ReadableStream | null, onProgress: (p: AgentProgress) => void): void {
+/**
+ * Calls `onLine` for every complete stdout line as it arrives, and `onPartial` when data arrives without ending
+ * a line (a long line on its way). A line that never ends is dropped once it passes MAX_PROGRESS_LINE, not kept.
+ */
+function watchStream(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void, onPartial: () => void): void {
   if (!stream) return;
   let pending = '';
   let skipping = false;
   stream.on('data', (chunk: Buffer | string) => {
     let text = chunk.toString();
+    if (!text.includes('\n')) onPartial();
     while (text.length) {
       const newline = text.indexOf('\n');
       if (newline < 0) {
@@ -237,26 +322,12 @@ function forwardProgress(stream: NodeJS.ReadableStream | null, onProgress: (p: A
       pending = '';
       if (skipping) {
         skipping = false;
+        onPartial();
         continue;
       }
-      for (const progress of progressOf(line)) onProgress(progress);
+      onLine(line.trim());
     }
   });
-}
-
-function progressOf(line: string): AgentProgress[] {
-  let event: { type?: string; message?: { content?: Array<{ type: string; text?: string; name?: string; input?: unknown }> } };
-  try {
-    event = JSON.parse(line);
-  } catch {
-    return [];
-  }
-  if (event.type !== 'assistant') return [];
-  return (event.message?.content ?? []).flatMap((block): AgentProgress[] =>
-    block.type === 'text' && block.text ? [{ kind: 'text', text: block.text }]
-    : block.type === 'tool_use' && block.name ? [{ kind: 'tool', name: block.name, input: block.input }]
-    : [],
-  );
 }
 
 /** Where the CLI keeps a session's transcript: `<config dir>/projects/<cwd, every non-alphanumeric → '-'>/<id>.jsonl`. */

@@ -17,6 +17,7 @@ export const claudeResultSchema = z.looseObject({
   api_error_status: z.number().nullable().optional(),
   stop_reason: z.string().nullable().optional(),
   usage: z.record(z.string(), z.unknown()).optional(),
+  permission_denials: z.array(z.looseObject({ tool_name: z.string(), tool_use_id: z.string().optional(), tool_input: z.unknown().optional() })).optional(),
 });
 
 /**

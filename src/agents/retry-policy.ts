@@ -17,5 +17,7 @@ export function retryPolicyFromConfig(local: ObraConfig['agent']['local']): Retr
       maxDelayMs: local.rate_limit_max_delay * 1000,
       jitter: local.retry_jitter,
     },
+    idleRetries: local.idle_retries,
+    usageLimit: { marginMs: local.usage_limit_margin * 1000, maxWaitMs: local.max_limit_wait * 1000 },
   };
 }

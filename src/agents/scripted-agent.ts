@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { AgentCallRecord, AgentOutcome } from '../core/types.js';
+import type { AgentCallRecord, AgentOutcome, PermissionDenial } from '../core/types.js';
 import type { Agent, AgentCallRequest } from './agent.js';
 
 /** One scripted turn: a plain answer, or an outcome to simulate (busy session, crash, ...). */
 export type ScriptedReply =
   | string
-  | { answer: string; isError?: boolean; subtype?: string; costUsd?: number; turns?: number }
+  | { answer: string; isError?: boolean; subtype?: string; costUsd?: number; turns?: number; denials?: PermissionDenial[] }
   | { outcome: Exclude<AgentOutcome, { kind: 'answer' }> };
 
 export type ReplyScript = ScriptedReply[] | ((request: AgentCallRequest, call: number) => ScriptedReply);
@@ -51,6 +51,7 @@ export class ScriptedAgent implements Agent {
       startedAt,
       durationMs: finishedAt - startedAt,
       finishedAt,
+      ...(typeof reply === 'object' && 'denials' in reply && reply.denials?.length ? { permissionDenials: reply.denials } : {}),
     };
   }
 }

@@ -1,4 +1,5 @@
 import { resultOf, type RunResult } from '../engine/run-result.js';
+import { denialMessage, usageLimitMessage } from '../logging/messages.js';
 import { RunStore } from '../store/run-store.js';
 
 export interface RunListing {
@@ -69,7 +70,10 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
   handle.close();
   if (quiet) return result;
   out.write(`Run ${result.runId}: ${result.status}${result.reason ? ` — ${result.reason}` : ''}\n`);
-  out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n\n`);
+  out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n`);
+  if (result.waiting) out.write(`Waiting: ${usageLimitMessage(result.waiting)} (${result.waiting.message})\n`);
+  if (result.granted.length) out.write(`Granted: ${result.granted.join(', ')}\n`);
+  out.write('\n');
   if (!result.iterations.length) out.write('No finished iteration yet.\n');
   for (const it of result.iterations) {
     out.write(`Iteration ${it.index}: ${it.decision} (${it.decisionRule}) in ${(it.durationMs / 1000).toFixed(2)}s, ${it.attempts} attempt(s)\n`);
@@ -78,6 +82,7 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
     out.write(`  quality ${it.quality ?? '-'} ${JSON.stringify(it.qualityBreakdown)}; confidence ${it.confidence ?? '-'}\n`);
     for (const check of it.checks) out.write(`  check \`${check.command}\` → exit ${check.exitCode ?? 'timeout'} (${check.durationMs} ms)\n`);
     if (it.validation && !it.validation.ok) out.write(`  validation: ${it.validation.reasons.join('; ')}\n`);
+    for (const denial of it.permissionDenials) out.write(`  denied: ${denialMessage(denial)}\n`);
     if (it.reason) out.write(`  why: ${it.reason}\n`);
   }
   return result;

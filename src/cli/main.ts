@@ -100,10 +100,16 @@ common(
     .command('answer')
     .description('answer a run that waits for a human, and drive it on')
     .argument('<runId>', 'the run waiting in awaitingHuman')
-    .argument('<text>', 'your answer; it goes into the next prompt'),
-).action(async (runId: string, text: string, flags: CommonFlags) => {
+    .argument('[text]', 'your answer; it goes into the next prompt (optional with --allow)')
+    .option(
+      '--allow <rule>',
+      'grant the agent a Claude Code permission rule for the rest of the run, e.g. Write or "Bash(npm run lint:*)" (repeatable)',
+      collect,
+      [] as string[],
+    ),
+).action(async (runId: string, text: string | undefined, flags: CommonFlags & { allow: string[] }) => {
   const config = configFrom(flags);
-  await finishWith(flags, (engine) => answerRun(runId, text, engine), config);
+  await finishWith(flags, (engine) => answerRun(runId, text ?? '', { ...engine, allow: flags.allow }), config);
 });
 
 common(program.command('runs').description('list the runs in the store')).action((flags: CommonFlags) => {

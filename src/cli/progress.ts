@@ -1,6 +1,6 @@
 import type { EngineEvent } from '../engine/runner.js';
 import type { IterationRecord } from '../core/types.js';
-import { responseMessage, retryMessage } from '../logging/messages.js';
+import { apiRetryMessage, denialMessage, responseMessage, retryMessage, spanText, usageLimitMessage, usageWarningMessage } from '../logging/messages.js';
 import { warningsOf } from '../logging/run-log.js';
 
 export type Verbosity = 'quiet' | 'normal' | 'verbose';
@@ -78,11 +78,20 @@ export class ProgressReporter {
       case 'response':
         this.line(`INFO ${responseMessage(event)}`);
         break;
-      case 'agent-progress':
+      case 'agent-progress': {
+        const progress = event.progress;
+        // Why a call is slow, and a limit coming: shown at the normal level.
+        if (progress.kind === 'apiRetry') this.line(this.yellow(`WARNING ${apiRetryMessage(progress)}`));
+        else if (progress.kind === 'usage' && progress.status === 'allowed_warning') this.line(this.yellow(`WARNING ${usageWarningMessage(progress)}`));
         if (this.verbosity !== 'verbose') break;
-        if (event.progress.kind === 'tool') this.line(this.dim(`    tool: ${event.progress.name}`));
-        else if (event.progress.kind === 'text') this.line(this.dim(`    agent: ${event.progress.text.split('\n')[0]!.slice(0, 120)}`));
-        else this.line(this.dim(`    $ ${event.progress.argv.join(' ')}`));
+        if (progress.kind === 'tool') this.line(this.dim(`    tool: ${progress.name}`));
+        else if (progress.kind === 'text') this.line(this.dim(`    agent: ${progress.text.split('\n')[0]!.slice(0, 120)}`));
+        else if (progress.kind === 'started') this.line(this.dim(`    $ ${progress.argv.join(' ')}`));
+        break;
+      }
+      case 'usage-limit':
+        this.line(this.yellow(`WARNING ${usageLimitMessage(event)}: ${event.message}`));
+        this.startCountdown(event.dueAt);
         break;
       case 'iteration-done':
         this.printDecision(event.record);
@@ -101,6 +110,7 @@ export class ProgressReporter {
     for (const check of r.checks) this.line(`    check \`${check.command}\` → exit ${check.exitCode ?? (check.timedOut ? 'timeout' : 'none')} (${check.durationMs} ms)`);
     for (const warning of warningsOf(r.confidenceExplanation)) this.line(this.yellow(`WARNING ${warning}`));
     for (const note of r.sessionNotes ?? []) this.line(this.yellow(`WARNING ${note}`));
+    for (const denial of r.permissionDenials ?? []) this.line(this.yellow(`DENIED ${denialMessage(denial)}`));
     if (this.verbosity !== 'verbose') return;
     if (r.validation && !r.validation.ok) this.line(this.dim(`    validation: ${r.validation.reasons.join('; ')}`));
     this.line(this.dim(`    quality: ${Object.entries(r.qualityBreakdown).map(([k, v]) => `${k} ${v}`).join(', ')}`));
@@ -116,9 +126,10 @@ export class ProgressReporter {
   private startCountdown(dueAt: number): void {
     if (!this.tty) return;
     this.stopCountdown();
-    const draw = () => this.out.write(`\r  waiting ${(Math.max(0, dueAt - this.now()) / 1000).toFixed(1)}s `);
+    const draw = () => this.out.write(`\r  waiting ${spanText(dueAt - this.now())} `);
     draw();
-    this.countdown = setInterval(draw, 100);
+    // Tenths of a second for a backoff; once a second for a wait of hours.
+    this.countdown = setInterval(draw, dueAt - this.now() > 60_000 ? 1000 : 100);
     this.countdown.unref();
   }
 

@@ -104,7 +104,13 @@ function readConfigFile(explicit: string | null, cwd: string): { tree: Tree | nu
     const [line, col] = first.linePos?.[0] ? [first.linePos[0].line, first.linePos[0].col] : ['?', '?'];
     throw new UserError(`${path}:${line}:${col}: YAML syntax error: ${first.message.split('\n')[0]}`);
   }
-  const tree = doc.toJS() ?? {};
+  let tree: unknown;
+  try {
+    // The yaml library refuses documents whose aliases would expand without bound (a "billion laughs" file).
+    tree = doc.toJS() ?? {};
+  } catch (error) {
+    throw new UserError(`${path}: cannot read the config: ${(error as Error).message} (a YAML file whose aliases expand too far) — write the values out instead of nesting aliases`);
+  }
   if (typeof tree !== 'object' || Array.isArray(tree)) throw new UserError(`${path}: the config must be a YAML mapping (key: value), not ${Array.isArray(tree) ? 'a list' : typeof tree}`);
   return { tree: dropEmptySections(tree as Tree), path };
 }

@@ -10,6 +10,20 @@ const fraction = () =>
   z.number({ error: 'expected a number between 0 and 1' }).min(0, 'must be between 0 and 1 (it is below 0)').max(1, 'must be between 0 and 1 (it is above 1)');
 const weight = () => z.number({ error: 'expected a weight: a number of at least 0' }).min(0, 'a weight must be at least 0');
 const seconds = () => z.number({ error: 'expected a number of seconds' }).positive('must be more than 0 seconds');
+/** A length of time: seconds as a number, or a string with a unit (`30s`, `90m`, `5h`, `8d`). */
+const duration = () =>
+  z
+    .union([z.number(), z.string()], { error: 'expected a number of seconds or a duration like 30s, 90m, 5h, 8d' })
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$/.exec(value);
+      if (!match) {
+        ctx.addIssue({ code: 'custom', message: 'expected a number of seconds or a duration like 30s, 90m, 5h, 8d' });
+        return z.NEVER;
+      }
+      return Number(match[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(match[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+    })
+    .pipe(z.number().nonnegative('must not be negative'));
 const wholeNumber = (min: number) =>
   z.number({ error: 'expected a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
 
@@ -37,10 +51,35 @@ export const agentLocalSchema = z.strictObject({
   session_id: z.uuid({ error: 'must be a UUID like 123e4567-e89b-12d3-a456-426614174000' }).optional(),
   /** Seconds one agent call may take before its whole process tree is killed. */
   timeout: seconds().default(900),
+  /**
+   * Seconds a call may print nothing (stream-json prints a line for every step of a working agent) before its
+   * process group is killed and the call re-issued on the same session. Separate from `timeout`.
+   */
+  idle_timeout: seconds().default(300),
+  /** How many times a silent call is re-issued before the iteration fails. */
+  idle_retries: z.number().int('must be a whole number').min(0).max(20).default(2),
+  /** Seconds the CLI waits for the API's response headers before it retries (passed as API_TIMEOUT_MS). */
+  api_timeout: seconds().optional(),
+  /** Time added to a usage limit's reset before the next call. */
+  usage_limit_margin: duration().default(30),
+  /** A usage limit that resets later than this is not waited for: the task asks a human. At most 24 days. */
+  max_limit_wait: duration()
+    .pipe(z.number().max(24 * 86_400, 'must be at most 24 days (24d)'))
+    .default(8 * 86_400),
   model: z.string().optional(),
   max_turns: z.number().int().positive().optional(),
-  permission_mode: z.enum(['default', 'acceptEdits', 'bypassPermissions', 'plan']).optional(),
-  allowed_tools: z.array(z.string()).optional(),
+  /**
+   * How the CLI treats tool uses it would ask about (headless mode cannot ask): `acceptEdits` lets the agent
+   * create and edit files inside the working directory; `default` refuses every edit; `plan` edits nothing;
+   * `bypassPermissions` allows everything (as `dangerously_skip_permissions`).
+   */
+  permission_mode: z.enum(['default', 'acceptEdits', 'bypassPermissions', 'plan']).default('acceptEdits'),
+  /** Claude Code permission rules allowed on every call: `Bash(npm run lint)`, `Bash(git diff:*)`, `WebFetch`. */
+  allowed_tools: z.array(z.string().min(1, 'a permission rule must not be empty')).default([]),
+  /** Allow the task's own check commands as Bash tools (`Bash(npm test)`), so the agent can run them. */
+  allow_checks: z.boolean({ error: 'expected true or false' }).default(true),
+  /** Pass `--dangerously-skip-permissions`: the agent may do anything. For disposable sandboxes only. */
+  dangerously_skip_permissions: z.boolean({ error: 'expected true or false' }).default(false),
   append_system_prompt: z.string().optional(),
 });
 

@@ -16,8 +16,12 @@ export const ITERATION_STATES = [
 ] as const;
 export type IterationStateName = (typeof ITERATION_STATES)[number];
 
-/** What the DecisionEngine can choose after an iteration (the original Obra's actions plus `done`). */
-export const DECISIONS = ['done', 'proceed', 'clarify', 'retry', 'escalate', 'checkpoint', 'fail'] as const;
+/**
+ * What an iteration can end with: the DecisionEngine's choices (the original Obra's actions plus `done`), `fail`
+ * when the iteration could not finish, and `wait` when it was suspended by the account's usage limit (it is
+ * not counted and is run again once the limit resets).
+ */
+export const DECISIONS = ['done', 'proceed', 'clarify', 'retry', 'escalate', 'checkpoint', 'fail', 'wait'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
 export type RunStatus = 'running' | 'done' | 'escalated' | 'failed' | 'max_iterations' | 'budget_exceeded' | 'cancelled' | 'awaiting_human' | 'paused' | 'interrupted';
@@ -47,6 +51,18 @@ export interface RetryPolicy extends BackoffPolicy {
   onExhausted: 'fail' | 'fresh';
   /** Waits for an API that is rate limited or overloaded (429/529); the session policy when absent. */
   rateLimit?: BackoffPolicy;
+  /** How many times a silent call (no output for `idle_timeout`) is killed and re-issued; 2 when absent. */
+  idleRetries?: number;
+  /** Waiting for the account's usage limit to reset; the defaults when absent. */
+  usageLimit?: UsageLimitPolicy;
+}
+
+/** How a task waits for the account's usage limit. Milliseconds. */
+export interface UsageLimitPolicy {
+  /** Added to the reset time before the next call (clocks differ; a call right at the reset may still be refused). */
+  marginMs: number;
+  /** A reset further away than this is not waited for: the task asks a human instead. */
+  maxWaitMs: number;
 }
 
 /** How the agent's conversation is carried from one call to the next. */
@@ -65,6 +81,32 @@ export interface AgentResult {
   api_error_status?: number | null;
   stop_reason?: string | null;
   usage?: Record<string, unknown>;
+  /** The tool uses the CLI refused because no permission rule allowed them (headless mode never asks). */
+  permission_denials?: readonly { tool_name: string; tool_use_id?: string; tool_input?: unknown }[];
+}
+
+/** A tool use the agent was refused, as Obra records and shows it. */
+export interface PermissionDenial {
+  tool: string;
+  /** What it wanted to do, in one short line (a path, a command). */
+  input: string;
+  /** The Claude Code permission rule that would allow it (`Write`, `Bash(npm run lint)`): what `--allow` takes. */
+  rule: string;
+}
+
+/**
+ * The account's usage limit as the CLI reported it (`rate_limit_event` in stream-json, subscribers only).
+ * Times are epoch milliseconds.
+ */
+export interface UsageLimit {
+  /** `five_hour`, `seven_day`, ... (null when the CLI did not say). */
+  limitType: string | null;
+  /** When the limit resets; null when there is nothing to wait for. */
+  resetsAt: number | null;
+  /** Set when the limit is not the account's own window (an org's spend limit): waiting does not lift it. */
+  blockedBy: string | null;
+  /** The CLI's own words ("You've hit your session limit · resets 2:04pm (UTC)"). */
+  message: string;
 }
 
 /**
@@ -76,6 +118,10 @@ export type AgentOutcome =
   /** `holder` is set when Obra's own session lock was taken (no CLI was started); absent when the CLI said so. */
   | { kind: 'sessionBusy'; message: string; holder?: string }
   | { kind: 'rateLimited'; message: string; status: number }
+  /** The subscriber's usage limit: the task waits for its reset (or a human, when there is none to wait for). */
+  | ({ kind: 'usageLimit' } & UsageLimit)
+  /** The call printed nothing for `agent.local.idle_timeout` and was killed (its process group): re-issued. */
+  | { kind: 'stalled'; message: string; idleMs: number }
   | { kind: 'noConversation'; message: string }
   | { kind: 'timeout'; message: string }
   | { kind: 'crashed'; message: string }
@@ -97,6 +143,20 @@ export interface AgentCallRecord {
   durationMs: number;
   /** Clock time when the call finished; the backoff due time is computed from it. */
   finishedAt: number;
+  /** How many times the CLI retried the API itself during the call (its `api_retry` lines). */
+  apiRetries?: number;
+  /** The last usage-limit status the CLI reported (`allowed`, `allowed_warning` with `utilization`, `rejected`). */
+  usage?: UsageStatus | null;
+  /** The tool uses the CLI refused during the call (no permission rule allowed them). */
+  permissionDenials?: PermissionDenial[];
+}
+
+/** A `rate_limit_event` of stream-json: how close the account is to its usage limit. */
+export interface UsageStatus {
+  status: string;
+  limitType: string | null;
+  resetsAt: number | null;
+  utilization: number | null;
 }
 
 export interface ValidationVerdict {
@@ -109,6 +169,10 @@ export interface ValidationVerdict {
   answer: string | null;
   /** The agent said the task is complete (`STATUS: DONE`). */
   claimsDone: boolean;
+  /** The answer's last status line (`DONE`, `CONTINUE`), or null when it has none (verdicts from before: absent). */
+  status?: 'DONE' | 'CONTINUE' | null;
+  /** The API's error status when the CLI reported an API error (`is_error`). */
+  apiErrorStatus?: number | null;
 }
 
 export interface CheckResult {
@@ -152,6 +216,8 @@ export interface IterationSummary {
   feedback: string | null;
   failingChecks: string[];
   validationCodes: string[];
+  /** The DecisionEngine rule that decided the iteration (summaries from before: absent). */
+  rule?: string;
   /** What failed, as a short hash (failing checks with their normalised output, validation codes); stuck detection compares it. */
   failureFingerprint?: string;
 }
@@ -186,4 +252,8 @@ export interface IterationRecord {
   failure: string | null;
   /** What happened to the session on the way (switched to --resume, started afresh and why...). */
   sessionNotes?: string[];
+  /** The tool uses the agent was refused in this iteration's call. */
+  permissionDenials?: PermissionDenial[];
+  /** Set when the iteration was suspended by the account's usage limit (decision `wait`). */
+  usageLimit?: UsageLimit | null;
 }

@@ -1,4 +1,5 @@
-import type { CheckResult, ConfidenceReport, Decision, DecisionReport, IterationSummary, QualityReport, TaskSpec, ValidationVerdict } from '../core/types.js';
+import type { CheckResult, ConfidenceReport, Decision, DecisionReport, IterationSummary, PermissionDenial, QualityReport, TaskSpec, ValidationVerdict } from '../core/types.js';
+import { allowFlags, describeDenials } from '../agents/permissions.js';
 import { excerpt, failureFingerprint } from './history.js';
 
 export interface DecisionPolicy {
@@ -33,16 +34,21 @@ export interface DecisionInput {
   quality: QualityReport;
   confidence: ConfidenceReport;
   history: IterationSummary[];
+  /** Tool uses the agent was refused during the call (absent: none). */
+  denials?: PermissionDenial[];
 }
 
 /** The rules, in the order they are tried. The first that applies names itself in the report's `rule`. */
 export const DECISION_RULES = [
-  'stuck',
   'acceptedAsDone',
+  'permissionDenied',
+  'finishedWithoutStatus',
+  'stuck',
   'retriesExhausted',
   'unrecoverable',
   'validationFailed',
   'checksFailing',
+  'statusMissing',
   'lowQuality',
   'stillUnclear',
   'unclear',
@@ -89,14 +95,30 @@ export class DecisionEngine {
     const q = quality.score.toFixed(2);
     const c = confidence.score.toFixed(2);
 
-    const stuck = stuckReason(input, p.stuckAfter);
-    if (stuck) {
-      return report('escalate', 'stuck', stuck, `You seem to be stuck: ${stuck}. Try a different approach.`);
-    }
-
+    // The agent says it is done and the evidence agrees: done, even if earlier answers looked alike.
     if (validation.ok && checksPass && validation.claimsDone && quality.score >= p.proceedThreshold && confidence.score >= p.minConfidence) {
       const checks = quality.checks.length ? `all ${quality.checks.length} check(s) pass` : 'no checks configured';
       return report('done', 'acceptedAsDone', `the agent reports done, ${checks}, quality ${q} ≥ ${p.proceedThreshold}, confidence ${c} ≥ ${p.minConfidence}`, null);
+    }
+
+    // Headless mode cannot ask for a permission: the CLI refused a tool use the agent needed. A person decides.
+    const denials = input.denials ?? [];
+    if (denials.length) {
+      const n = denials.length;
+      const reason =
+        `the agent was refused ${n} tool use${n === 1 ? '' : 's'} it asked for: ${describeDenials(denials)} — ` +
+        `allow ${n === 1 ? 'it' : 'them'} with \`obra answer <runId> ${allowFlags(denials)}\`, or answer with what to do instead`;
+      return report('escalate', 'permissionDenied', reason, `Claude Code refused these tool uses (no permission rule allowed them): ${describeDenials(denials)}.`);
+    }
+
+    // No status line, but the user's own checks all pass and the answer says in words that the work is finished.
+    if (validation.ok && checksPass && quality.checks.length > 0 && noStatusLine(validation) && saysFinished(validation.answer) && quality.score >= p.proceedThreshold) {
+      return report('done', 'finishedWithoutStatus', `the answer has no STATUS line but says the task is finished, and all ${quality.checks.length} check(s) pass (quality ${q})`, null);
+    }
+
+    const stuck = stuckReason(input, p.stuckAfter);
+    if (stuck) {
+      return report('escalate', 'stuck', stuck, `You seem to be stuck: ${stuck}. Try a different approach.`);
     }
 
     // A broken answer, or a "done" the checks contradict: the same goal again, with the evidence as feedback.
@@ -113,6 +135,25 @@ export class DecisionEngine {
       return withCheckpoint(input, p, report('retry', validation.ok ? 'checksFailing' : 'validationFailed', problems, feedback));
     }
 
+    // A usable answer without a status line: ask for it plainly, once, in the same session. Asked already and
+    // still none: read as CONTINUE (the rules below), and say so.
+    const statusNote = noStatusLine(validation) ? ' (no STATUS line again: read as CONTINUE)' : '';
+    if (noStatusLine(validation) && history.at(-1)?.rule !== 'statusMissing') {
+      const info = failing.length ? ` For your information, ${failing.length} acceptance check(s) do not pass yet: ${failing.map((f) => `\`${f.command}\``).join(', ')}.` : '';
+      return withCheckpoint(
+        input,
+        p,
+        report(
+          'clarify',
+          'statusMissing',
+          'the answer has no STATUS line, so it does not say whether the task is finished',
+          'Your last answer did not end with a status line, so it is not clear whether the task is finished. ' +
+            'Reply with one line: `STATUS: DONE` if the whole task is complete and verified, or `STATUS: CONTINUE` followed by what is left. ' +
+            `Do not redo work that is already done.${info}`,
+        ),
+      );
+    }
+
     if (quality.score < p.escalateThreshold) {
       return report('escalate', 'lowQuality', `quality ${q} < escalate_threshold ${p.escalateThreshold}${weakParts(quality)}`, null);
     }
@@ -127,7 +168,7 @@ export class DecisionEngine {
       const feedback =
         `Your last answer was unclear (${why}). In this same conversation: state precisely what you changed, ` +
         'how you verified it, and what is left; then continue the task.';
-      return withCheckpoint(input, p, report('clarify', 'unclear', why, feedback));
+      return withCheckpoint(input, p, report('clarify', 'unclear', why + statusNote, feedback));
     }
 
     // Work in progress: the checks may fail until the agent says it is done; show them, do not punish.
@@ -135,10 +176,10 @@ export class DecisionEngine {
       return withCheckpoint(
         input,
         p,
-        report('proceed', 'progressingWithFailingChecks', `quality ${q} ≥ ${p.proceedThreshold}; the agent reports more work to do; ${failing.length} check(s) still fail`, feedbackFor(validation, failing, 'For your information, the acceptance checks do not pass yet.')),
+        report('proceed', 'progressingWithFailingChecks', `quality ${q} ≥ ${p.proceedThreshold}; the agent reports more work to do; ${failing.length} check(s) still fail${statusNote}`, feedbackFor(validation, failing, 'For your information, the acceptance checks do not pass yet.')),
       );
     }
-    return withCheckpoint(input, p, report('proceed', 'progressing', `quality ${q} ≥ ${p.proceedThreshold}, confidence ${c}; the agent reports more work to do`, null));
+    return withCheckpoint(input, p, report('proceed', 'progressing', `quality ${q} ≥ ${p.proceedThreshold}, confidence ${c}; the agent reports more work to do${statusNote}`, null));
   }
 }
 
@@ -179,10 +220,14 @@ export function stuckReason(input: DecisionInput, stuckAfter: number): string | 
   const lastN = <T>(list: T[]) => list.slice(-stuckAfter);
   const allSame = <T>(list: T[]) => list.length === stuckAfter && list.every((x) => x === list[0]);
 
+  const sameFailure = Boolean(fingerprint) && allSame(lastN(fingerprints));
+  // A call that failed is named for what it is ("the agent crashed 3 times in a row", "API error 500 on 3 calls
+  // in a row"), even when its text repeats too.
+  if (sameFailure && !failing.length && validation.codes.some((code) => CALL_FAILURES.has(code))) return repeatedProblem(validation, stuckAfter);
   if (answer && allSame(lastN(answers))) return `the agent gave the same answer ${stuckAfter} times in a row`;
-  if (fingerprint && allSame(lastN(fingerprints))) {
-    const what = failing.length ? `check(s) ${failing.map((c) => `\`${c.command}\``).join(', ')} failed the same way` : `the same validation problem (${validation.codes.join(', ')}) came back`;
-    return `${what} ${stuckAfter} times in a row`;
+  if (sameFailure) {
+    if (failing.length) return `check(s) ${failing.map((c) => `\`${c.command}\``).join(', ')} failed the same way ${stuckAfter} times in a row`;
+    return repeatedProblem(validation, stuckAfter);
   }
   const alternates = (list: string[]) => {
     const [a, b, c, d] = list.slice(-4);
@@ -191,6 +236,36 @@ export function stuckReason(input: DecisionInput, stuckAfter: number): string | 
   if (answer && alternates(answers)) return 'the agent alternates between two answers (A, B, A, B)';
   if (fingerprint && alternates(fingerprints)) return 'the run alternates between two failures (A, B, A, B)';
   return null;
+}
+
+/** Validation codes that say the call itself failed (not what the agent wrote). */
+const CALL_FAILURES = new Set(['crashed', 'timeout', 'malformed', 'fatal', 'is_error', 'empty']);
+
+/** What a validation problem that came back `n` times in a row was, in words. */
+function repeatedProblem(validation: ValidationVerdict, n: number): string {
+  const codes = validation.codes;
+  const first = (validation.reasons[0] ?? '').replace(/^[^:]*:\s*/, '');
+  const detail = first ? ` (last: ${first.length > 160 ? `${first.slice(0, 159)}…` : first})` : '';
+  if (codes.includes('crashed')) return `the agent crashed ${n} times in a row${detail}`;
+  if (codes.includes('timeout')) return `the agent call timed out ${n} times in a row${detail}`;
+  if (codes.includes('malformed')) return `the agent printed no usable result ${n} times in a row${detail}`;
+  if (codes.includes('fatal')) return `the agent could not run ${n} times in a row${detail}`;
+  if (codes.includes('is_error')) {
+    const status = validation.apiErrorStatus;
+    return status ? `API error ${status} on ${n} calls in a row${detail}` : `the CLI reported an error on ${n} calls in a row${detail}`;
+  }
+  if (codes.includes('empty')) return `the agent answered nothing ${n} times in a row`;
+  return `the same validation problem (${codes.join(', ')}) came back ${n} times in a row${detail}`;
+}
+
+/** The answer has no status line (verdicts from before the field existed say nothing, and are not counted). */
+const noStatusLine = (validation: ValidationVerdict) => validation.ok && validation.status === null;
+
+/** The answer says in words that the work is finished ("the task is complete", "I have finished ..."). */
+const FINISHED_WORDS =
+  /\b(?:(?:task|work|change|implementation|everything|all)\b[^.\n]{0,40}\b(?:is|are|has been|have been)\s+(?:now\s+)?(?:complete|completed|done|finished)|I(?:'ve| have)\s+(?:now\s+)?(?:completed|finished)\s+(?:the|this|all)\b)/i;
+function saysFinished(answer: string | null): boolean {
+  return Boolean(answer && FINISHED_WORDS.test(answer));
 }
 
 function feedbackFor(validation: ValidationVerdict, failing: CheckResult[], lead?: string): string {

@@ -18,6 +18,7 @@ export function summarizeIteration(record: IterationRecord): IterationSummary {
     feedback: record.feedback === null ? null : record.feedback.length > 200 ? `${record.feedback.slice(0, 200)}…` : record.feedback,
     failingChecks: failing.map((c) => c.command),
     validationCodes: codes,
+    rule: record.decisionRule,
     failureFingerprint: failureFingerprint(failing, record.validation?.ok === false ? codes : []),
   };
 }

@@ -1,4 +1,4 @@
-import type { IterationRecord, RunStatus } from '../core/types.js';
+import type { IterationRecord, PermissionDenial, RunStatus, UsageLimit } from '../core/types.js';
 import type { RunHandle } from '../store/run-store.js';
 
 /** One iteration as `obra run --json`, `obra show --json` and the library report it. */
@@ -21,6 +21,8 @@ export interface IterationView {
   durationMs: number;
   answerChars: number;
   failure: string | null;
+  /** Tool uses the agent was refused in this iteration. */
+  permissionDenials: PermissionDenial[];
 }
 
 export interface RunResult {
@@ -35,6 +37,10 @@ export interface RunResult {
   /** The question waiting for a human (status `escalated`). */
   question: string | null;
   store: string;
+  /** Permission rules a person granted for the rest of the run (`obra answer --allow`). */
+  granted: string[];
+  /** What the run waits for by itself, when it does: the account's usage limit, until `dueAt` (epoch ms). */
+  waiting: (UsageLimit & { kind: 'usageLimit'; dueAt: number }) | null;
 }
 
 export function viewOf(record: IterationRecord): IterationView {
@@ -57,12 +63,15 @@ export function viewOf(record: IterationRecord): IterationView {
     durationMs: record.finishedAt - record.startedAt,
     answerChars: record.validation?.answer?.length ?? 0,
     failure: record.failure,
+    permissionDenials: record.permissionDenials ?? [],
   };
 }
 
 export function resultOf(handle: RunHandle, storeDir: string, question: string | null = null): RunResult {
   const file = handle.db.data;
   const records = handle.readIterations();
+  const latest = handle.journal.latest().entry;
+  const task = (latest?.snapshot as { context?: { allowedTools?: string[]; usageLimit?: (UsageLimit & { dueAt: number }) | null } } | undefined)?.context;
   return {
     runId: file.runId,
     status: handle.effectiveStatus(),
@@ -74,5 +83,7 @@ export function resultOf(handle: RunHandle, storeDir: string, question: string |
     totalCostUsd: records.reduce((sum, r) => sum + r.costUsd, 0),
     question,
     store: storeDir,
+    granted: task?.allowedTools ?? [],
+    waiting: latest?.task === 'waitingForUsageLimit' && task?.usageLimit ? { kind: 'usageLimit', ...task.usageLimit } : null,
   };
 }

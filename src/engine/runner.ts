@@ -1,11 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createActor, fromPromise, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
 import type { IterationContext } from '../../machines/iteration.machine.js';
 import { createIterationMachine } from '../../machines/iteration.machine.js';
 import { createTaskMachine, type TaskContext, type TaskEvent, type TaskInput, type TaskOutput } from '../../machines/task.machine.js';
 import type { Agent, AgentProgress } from '../agents/agent.js';
+import { AccountLimits } from '../agents/account-limits.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../agents/claude-code-agent.js';
+import { ruleProblem } from '../agents/permissions.js';
 import { retryPolicyFromConfig } from '../agents/retry-policy.js';
 import { validateConfig } from '../config/load.js';
 import { configSchema, type ObraConfig } from '../config/schema.js';
@@ -41,6 +44,8 @@ export type EngineEvent =
   | { type: 'response'; index: number; chars: number; attempts: number; durationMs: number }
   | { type: 'agent-progress'; index: number; progress: AgentProgress }
   | { type: 'iteration-done'; record: IterationRecord }
+  /** The task waits for the account's usage limit to reset (`dueAt`: reset + margin), then runs the iteration again. */
+  | { type: 'usage-limit'; index: number; limitType: string | null; resetsAt: number; dueAt: number; message: string }
   | { type: 'run-finished'; runId: string; status: RunStatus; reason: string };
 
 export interface EngineOptions {
@@ -95,26 +100,42 @@ export function claudeOptionsFromConfig(config: ObraConfig): ClaudeCodeAgentOpti
   return {
     command: local.command,
     timeoutMs: local.timeout * 1000,
+    idleTimeoutMs: local.idle_timeout * 1000,
+    apiTimeoutMs: local.api_timeout === undefined ? undefined : local.api_timeout * 1000,
     extraArgs: local.extra_args,
     model: local.model,
     maxTurns: local.max_turns,
     permissionMode: local.permission_mode,
     allowedTools: local.allowed_tools,
+    skipPermissions: local.dangerously_skip_permissions,
     appendSystemPrompt: local.append_system_prompt,
   };
+}
+
+/** The working directory must exist and be a folder: the agent and the checks run there. */
+function checkWorkdir(workdir: string): void {
+  let stat;
+  try {
+    stat = statSync(workdir);
+  } catch {
+    throw new UserError(`the working directory ${workdir} does not exist — create it, or pass an existing folder with --workdir`);
+  }
+  if (!stat.isDirectory()) throw new UserError(`the working directory ${workdir} is not a folder — pass a folder with --workdir`);
 }
 
 /** Starts a new run and drives it until it is done, needs a human, fails, or is interrupted. */
 export async function runTask(options: StartOptions): Promise<RunResult> {
   const config = validateConfig(options.config ?? {});
   if (!options.task.trim()) throw new UserError('the task is empty — say what the agent should do with --task "..."');
+  const workdir = resolve(options.workdir ?? process.cwd());
+  checkWorkdir(workdir);
   const agent = options.agent ?? agentFromConfig(config);
   agent.preflight?.();
   const store = RunStore.open(options.storeDir ?? config.store.dir);
   const runId = options.runId ?? newRunId();
   const task: TaskSpec = {
     text: options.task,
-    workdir: resolve(options.workdir ?? process.cwd()),
+    workdir,
     checks: [...config.task.checks, ...(options.checks ?? [])],
     requiredMarkers: config.task.required_markers,
   };
@@ -208,8 +229,13 @@ function storedAgent(handle: RunHandle, config: ObraConfig, command: string | un
  * Sends a person's answer to a run waiting in `awaitingHuman`, then drives it on. The saved state decides, not
  * the status: a run killed just as it started waiting shows `interrupted`, and can be answered all the same.
  */
-export async function answerRun(runId: string, answer: string, options: EngineOptions = {}): Promise<RunResult> {
-  if (!answer.trim()) throw new UserError('the answer is empty — write what the agent should do next');
+export async function answerRun(runId: string, answer: string, options: EngineOptions & { allow?: string[] } = {}): Promise<RunResult> {
+  const allow = (options.allow ?? []).map((rule) => rule.trim());
+  for (const rule of allow) {
+    const problem = ruleProblem(rule);
+    if (problem) throw new UserError(`--allow ${problem}`);
+  }
+  if (!answer.trim() && !allow.length) throw new UserError('the answer is empty — write what the agent should do next, or grant what it was refused with --allow "<rule>"');
   const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
@@ -217,7 +243,7 @@ export async function answerRun(runId: string, answer: string, options: EngineOp
   handle.close();
   if (status === 'running') throw new UserError(`run ${runId} is still running in another process; answer it once it waits for you`, 3);
   if (waiting !== 'awaitingHuman') throw new UserError(`run ${runId} is not waiting for an answer (its status is ${status})`);
-  return resumeRun(runId, { ...options, event: { type: 'HUMAN_ANSWER', answer } });
+  return resumeRun(runId, { ...options, event: { type: 'HUMAN_ANSWER', answer, ...(allow.length ? { allow } : {}) } });
 }
 
 interface DriveContext extends EngineOptions {
@@ -235,6 +261,8 @@ export interface MachineDeps {
   saveIteration: (r: IterationRecord) => void;
   onAgentProgress?: Parameters<typeof iterationActors>[0]['onAgentProgress'];
   runChecks?: typeof runChecks;
+  /** The account's usage limit shared by the store's tasks. */
+  limits?: AccountLimits;
   /**
    * Awaited by every invoked actor before it works (the journal writes, or makes durable, the transitions that
    * led to it first). Resolving false stops the actor for good.
@@ -254,7 +282,15 @@ function effectOf(src: string, input: unknown, config: ObraConfig): StepEffect {
 }
 
 export function buildMachines(deps: MachineDeps) {
-  const actors: Record<string, unknown> = iterationActors({ config: deps.config, agent: deps.agent, saveIteration: deps.saveIteration, onAgentProgress: deps.onAgentProgress, checks: deps.runChecks });
+  const actors: Record<string, unknown> = iterationActors({
+    config: deps.config,
+    agent: deps.agent,
+    saveIteration: deps.saveIteration,
+    onAgentProgress: deps.onAgentProgress,
+    checks: deps.runChecks,
+    limits: deps.limits,
+    now: deps.now,
+  });
   const { beforeStep } = deps;
   if (beforeStep) {
     for (const [src, logic] of Object.entries(actors)) {
@@ -303,6 +339,7 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
     config,
     agent,
     now,
+    limits: new AccountLimits(join(ctx.store.dir, 'limits.json')),
     runChecks: ctx.runChecks,
     beforeStep: (_src, effect) => recorder.beforeStep(effect),
     saveIteration: (record) => {
@@ -424,7 +461,9 @@ async function drive(ctx: DriveContext, start: { input?: TaskInput; snapshot?: S
       // for what is left of it. A restored agent call is re-issued by XState itself (at-least-once).
       const child = (actor.getSnapshot() as { children: Record<string, AnyActorRef | undefined> }).children.iteration;
       if (child?.getSnapshot().value === 'retryingSessionLock') child.send({ type: 'RESUMED' });
-      if ((actor.getSnapshot() as { matches(state: string): boolean }).matches('paused')) actor.send({ type: 'CONTINUE' });
+      const task = actor.getSnapshot() as { matches(state: string): boolean };
+      if (task.matches('waitingForUsageLimit')) actor.send({ type: 'RESUMED' });
+      if (task.matches('paused')) actor.send({ type: 'CONTINUE' });
     }
     if (start.event && !stopped) actor.send(start.event);
     ready = true;
@@ -476,7 +515,12 @@ class ProgressObserver {
     if (!step || event.type !== '@xstate.snapshot') return;
     const at = step.at;
     if (step.actor === 'task') {
-      this.emit({ type: 'state', actor: 'task', index: (event.snapshot as unknown as { context: TaskContext }).context.iterations, state: String(step.task), at });
+      const context = (event.snapshot as unknown as { context: TaskContext }).context;
+      this.emit({ type: 'state', actor: 'task', index: context.iterations, state: String(step.task), at });
+      const limit = context.usageLimit;
+      if (step.task === 'waitingForUsageLimit' && limit && limit.resetsAt !== null) {
+        this.emit({ type: 'usage-limit', index: context.iterations + 1, limitType: limit.limitType, resetsAt: limit.resetsAt, dueAt: limit.dueAt, message: limit.message });
+      }
       return;
     }
     const snap = event.snapshot as unknown as { value: string; context: IterationContext; status: string };

@@ -28,6 +28,7 @@ export function machineConfig(graph: MachineGraph): { [key: string]: Json } {
   for (const state of graph.states) {
     const config: { [key: string]: Json } = {};
     if (state.type === 'final') config.type = 'final';
+    if (state.tags.length) config.tags = state.tags;
     if (state.entry.length) config.entry = actionsJson(state.entry);
     if (state.exit.length) config.exit = actionsJson(state.exit);
     const own = graph.transitions.filter((t) => t.source === state.key);

@@ -16,6 +16,8 @@ export interface GraphState {
   invokes: { src: string; id: string | null }[];
   entry: ActionDescription[];
   exit: ActionDescription[];
+  /** What the state means (`resting`: the engine waits there, for a timer or a person). */
+  tags: string[];
 }
 
 export interface GraphTransition {
@@ -64,6 +66,7 @@ export function describeMachine(machine: AnyStateMachine): MachineGraph {
       invokes: node.invoke.map((invoke, i) => ({ src: String(invoke.src), id: invoke.id === autoInvokeId(node, i) ? null : invoke.id })),
       entry: describeActions(node.entry),
       exit: describeActions(node.exit),
+      tags: [...node.tags],
     });
     transitions.push(...transitionsOf(node, key));
   }

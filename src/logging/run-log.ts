@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { EngineEvent } from '../engine/runner.js';
-import { responseMessage, retryMessage } from './messages.js';
+import { apiRetryMessage, denialMessage, responseMessage, retryMessage, usageLimitMessage, usageWarningMessage } from './messages.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -58,8 +58,18 @@ export class RunLog {
       case 'response':
         log.info({ event: event.type, index: event.index, chars: event.chars, attempts: event.attempts, durationMs: event.durationMs }, responseMessage(event));
         break;
-      case 'agent-progress':
-        log.debug({ event: event.type, index: event.index, progress: event.progress }, `agent ${event.progress.kind}`);
+      case 'agent-progress': {
+        const progress = event.progress;
+        if (progress.kind === 'apiRetry') log.warn({ event: 'api-retry', index: event.index, ...progress }, apiRetryMessage(progress));
+        else if (progress.kind === 'usage' && progress.status === 'allowed_warning') log.warn({ event: 'usage-warning', index: event.index, ...progress }, usageWarningMessage(progress));
+        else log.debug({ event: event.type, index: event.index, progress }, `agent ${progress.kind}`);
+        break;
+      }
+      case 'usage-limit':
+        log.warn(
+          { event: event.type, index: event.index, limitType: event.limitType, resetsAt: new Date(event.resetsAt).toISOString(), dueAt: new Date(event.dueAt).toISOString() },
+          `${usageLimitMessage(event)}: ${event.message}`,
+        );
         break;
       case 'iteration-done': {
         const r = event.record;
@@ -83,6 +93,7 @@ export class RunLog {
         );
         for (const warning of warningsOf(r.confidenceExplanation)) log.warn({ event: 'warning', index: r.index }, warning);
         for (const note of r.sessionNotes ?? []) log.warn({ event: 'session-note', index: r.index }, note);
+        for (const denial of r.permissionDenials ?? []) log.warn({ event: 'permission-denied', index: r.index, ...denial }, denialMessage(denial));
         break;
       }
       case 'run-finished': {

@@ -206,7 +206,8 @@ async function replaySegment(segment: Segment, index: number, input: TaskInput, 
         return false;
       }
       cursor += 1;
-      if (step.actor === 'task' && step.event.type === 'xstate.done.actor.iteration') state.iterations += 1;
+      // A suspended iteration (decision `wait`) runs again: it is not a finished one.
+      if (step.actor === 'task' && step.event.type === 'xstate.done.actor.iteration' && (step.event.output as { decision?: string } | undefined)?.decision !== 'wait') state.iterations += 1;
       if (options.speed && options.speed > 0) await sleep(Math.max(0, recorded.at - state.lastAt) / options.speed);
       state.lastAt = Math.max(state.lastAt, recorded.at);
       await options.onStep?.({ step: state.steps, seq: recorded.seq, at: recorded.at, actor: step.actor, event: step.event, task: step.task, iteration: step.iteration, snapshot: step.snapshot, segment: index });
@@ -269,6 +270,15 @@ function trigger(line: JournalEntry, lines: JournalEntry[], cursor: number, acto
     const due = Math.min(...[...timers.values()].map((t) => t.start + t.timeout));
     if (Number.isFinite(due) && due > clock.now() && due > line.at) clock.set(due);
     else advance();
+    return true;
+  }
+  // An iteration suspended by the usage limit ends in the same step as its call: the call is in the line's output.
+  const suspendedCall = type === 'xstate.done.actor.iteration' ? (line.event.output as { decision?: string; agent?: unknown } | undefined) : undefined;
+  const calling = [...pending.values()].find((p) => p.src === 'callAgent');
+  if (suspendedCall?.decision === 'wait' && suspendedCall.agent && calling) {
+    advance();
+    pending.delete(calling.id);
+    calling.resolve(suspendedCall.agent);
     return true;
   }
   // Storing an iteration's record is the one step the journal shows only by its consequence (the next line).

@@ -67,7 +67,11 @@ const RECORD_SUMMARY = ['index', 'decision', 'decisionRule', 'reason', 'failure'
 export function compactEvent(event: JournalEvent): JournalEvent {
   if (event.type === 'xstate.done.actor.iteration' && event.output && typeof event.output === 'object') {
     const record = event.output as Record<string, unknown>;
-    return { type: event.type, output: Object.fromEntries(RECORD_SUMMARY.map((key) => [key, record[key] ?? null])) };
+    const summary = Object.fromEntries(RECORD_SUMMARY.map((key) => [key, record[key] ?? null]));
+    // A suspended iteration (usage limit) has no record in iterations.jsonl: the call that ended it is kept here
+    // (replay feeds it back; a person sees what the CLI said).
+    if (record.decision === 'wait') Object.assign(summary, { agent: record.agent ?? null, usageLimit: record.usageLimit ?? null });
+    return { type: event.type, output: summary };
   }
   if ('output' in event) return { type: event.type, output: event.output };
   if ('error' in event) return { type: event.type, error: errorText(event.error) };
@@ -78,9 +82,13 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Iteration states in which the engine waits (for a timer or a person) rather than computes. */
-const RESTING_ITERATION_STATES = new Set(['retryingSessionLock']);
-const RESTING_TASK_STATES = new Set(['awaitingHuman', 'paused', 'done', 'failed', 'maxIterations', 'budgetExceeded', 'cancelled']);
+/** Whether the task or its running iteration is in a state tagged `resting`: it waits (for a timer or a person). */
+function atRest(root: AnyActorRef): boolean {
+  const snapshot = root.getSnapshot() as { hasTag?(tag: string): boolean; children?: Record<string, AnyActorRef | undefined> };
+  if (snapshot.hasTag?.('resting')) return true;
+  const child = snapshot.children?.iteration?.getSnapshot() as { status?: string; hasTag?(tag: string): boolean } | undefined;
+  return child?.status === 'active' && Boolean(child.hasTag?.('resting'));
+}
 
 const CHECKPOINT_EVERY_ITERATIONS = 4;
 
@@ -135,11 +143,7 @@ export class TransitionRecorder {
     this.journal.add(line, { checkpoint });
     this.encodeMs += performance.now() - t0;
     if (this.options.stallAt) this.pendingSteps.push(step);
-    if (
-      (step.iteration && RESTING_ITERATION_STATES.has(String(step.iteration.state))) ||
-      (step.actor === 'task' && RESTING_TASK_STATES.has(String(step.task))) ||
-      !step.event.type.startsWith('xstate.')
-    ) {
+    if (atRest(root) || !step.event.type.startsWith('xstate.')) {
       // At rest, or an event from a person or another process (HUMAN_ANSWER, PAUSE, CANCEL, RESUMED, ...).
       this.mustSync = true;
     }

@@ -104,7 +104,7 @@ export class ResponseValidator {
     for (const marker of task?.requiredMarkers ?? []) {
       if (!answer.includes(marker)) fail('missing_marker', `the answer lacks the required marker "${marker}"`);
     }
-    return { ok: codes.length === 0, reasons, codes, answer, claimsDone: status === 'DONE' };
+    return { ok: codes.length === 0, reasons, codes, answer, claimsDone: status === 'DONE', status, apiErrorStatus: result.is_error ? (result.api_error_status ?? null) : null };
   }
 }
 

@@ -118,10 +118,15 @@ export function drawChart(graph: MachineGraph): Chart {
     parts.push(textBlock(p.label.x, p.label.y, p.label.anchor, p.label.lines, 'edge-label'));
     parts.push('</g>');
   }
+  // A state left only by eventless transitions is never where a snapshot rests: a step passes through it.
+  const transient = new Set(graph.states.filter((s) => {
+    const own = graph.transitions.filter((t) => t.source === s.key);
+    return own.length > 0 && own.every((t) => t.kind === 'always');
+  }).map((s) => s.key));
   for (const state of graph.states) {
     const y = TOP + order.get(state.key)! * ROW;
     const invoked = state.invokes.map((i) => i.src).join(', ');
-    parts.push(`<g class="node${state.type === 'final' ? ' final' : ''}" data-machine="${graph.id}" data-state="${esc(state.key)}">`);
+    parts.push(`<g class="node${state.type === 'final' ? ' final' : ''}${transient.has(state.key) ? ' transient' : ''}" data-machine="${graph.id}" data-state="${esc(state.key)}">`);
     parts.push(`<rect x="0" y="${y}" width="${BOX_W}" height="${BOX_H}" rx="8"/>`);
     if (state.type === 'final') parts.push(`<rect class="inner" x="3" y="${y + 3}" width="${BOX_W - 6}" height="${BOX_H - 6}" rx="6"/>`);
     const nameY = invoked ? y + 17 : y + BOX_H / 2 + 4;

@@ -109,6 +109,7 @@ svg.chart { display: block; width: 100%; height: auto; }
 .node rect { fill: var(--box); stroke: #94a3b8; stroke-width: 1.3; }
 .node rect.inner { fill: none; }
 .node.visited rect:not(.inner) { fill: var(--visited); }
+.node.transient rect { stroke-dasharray: 5 3; }
 .node.current rect:not(.inner) { fill: #fbbf24; stroke: #b45309; stroke-width: 2.5; }
 .state-name { font-size: 12.5px; font-weight: 600; fill: var(--ink); }
 .state-invoke { font-size: 10px; fill: var(--muted); }
@@ -181,8 +182,19 @@ export const VIEWER_JS = `
       node.classList.toggle('current', key === state);
       node.classList.toggle('visited', key !== state && visited.includes(key));
     }
-    for (const edge of chart.querySelectorAll('.edge')) {
-      edge.classList.toggle('taken', !!taken && edge.getAttribute('data-from') === taken[0] && edge.getAttribute('data-to') === taken[1]);
+    const edges = [...chart.querySelectorAll('.edge')];
+    const has = (from, to) => edges.some((e) => e.getAttribute('data-from') === from && e.getAttribute('data-to') === to);
+    // A step that passed through a transient state (one left only by eventless transitions) took two edges.
+    let path = [];
+    if (taken && has(taken[0], taken[1])) path = [taken];
+    else if (taken) {
+      for (const node of chart.querySelectorAll('.node.transient')) {
+        const via = node.getAttribute('data-state');
+        if (has(taken[0], via) && has(via, taken[1])) path = [[taken[0], via], [via, taken[1]]];
+      }
+    }
+    for (const edge of edges) {
+      edge.classList.toggle('taken', path.some(([from, to]) => edge.getAttribute('data-from') === from && edge.getAttribute('data-to') === to));
     }
   }
   function bars(breakdown) {

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMockAnthropic, type MockAnthropic, type MockReply } from '../../fixtures/mock-anthropic/server.js';
+import { classify } from '../../src/agents/classify.js';
 import { realClaudeOrSkip, realEnv } from '../real-cli/real-claude.js';
 
 /**
@@ -17,8 +18,75 @@ import { realClaudeOrSkip, realEnv } from '../real-cli/real-claude.js';
 const FAKE = resolve(import.meta.dirname, '../../fixtures/fake-claude');
 const real = await realClaudeOrSkip();
 
-/** What the "API" should do for one call. */
-type Api = { text: string; delayMs?: number } | { error: number; message?: string } | { hang: true };
+/** What the "API" should do for one call (in the real CLI's terms; the fake is scripted to behave the same). */
+type Api =
+  | { text: string; delayMs?: number }
+  | { error: number; message?: string }
+  | { hang: true }
+  /** A subscriber's usage limit: 429 with the unified rate-limit headers (the real CLI needs CLAUDE_CODE_OAUTH_TOKEN). */
+  | { usageLimit: { type: 'five_hour' | 'seven_day'; resetsAt: number; org?: boolean } }
+  /** An answer sent with the headers of an account near its limit. */
+  | { text: string; warning: { utilization: number; resetsAt: number } }
+  /** `retries` answers of `status` the CLI retries by itself, then the text. */
+  | { retries: number; status: number; text: string }
+  /** The model asks to use a tool; once the CLI answers with the tool's result (or its refusal), `text`. */
+  | { tool: { name: 'Write'; path: string; content: string } | { name: 'Bash'; command: string }; text: string }
+  /** The model runs `ls`, then the next answer stops mid-stream. */
+  | { stallAfterLs: true };
+
+/** The stand-in's replies for one session, in order (the last repeats). */
+function mockReplies(api: Api, cwd: string): MockReply[] {
+  if ('hang' in api) return [{ hang: true }];
+  if ('error' in api) return [{ error: api.error, errorMessage: api.message ?? `forced ${api.error}` }];
+  if ('usageLimit' in api) {
+    const { type, resetsAt, org } = api.usageLimit;
+    const headers: Record<string, string> = {
+      'anthropic-ratelimit-unified-status': 'rejected',
+      'anthropic-ratelimit-unified-reset': String(resetsAt),
+      'anthropic-ratelimit-unified-representative-claim': type,
+      ...(org ? { 'anthropic-ratelimit-unified-overage-status': 'rejected', 'anthropic-ratelimit-unified-overage-disabled-reason': 'org_level_disabled_until' } : {}),
+    };
+    return [{ error: 429, errorMessage: RATE_LIMIT_MESSAGE, headers }];
+  }
+  if ('warning' in api) {
+    const { utilization, resetsAt } = api.warning;
+    const headers = {
+      'anthropic-ratelimit-unified-status': 'allowed_warning',
+      'anthropic-ratelimit-unified-reset': String(resetsAt),
+      'anthropic-ratelimit-unified-representative-claim': 'five_hour',
+      'anthropic-ratelimit-unified-5h-utilization': String(utilization),
+      'anthropic-ratelimit-unified-5h-surpassed-threshold': String(Math.floor(utilization * 10) / 10),
+      'anthropic-ratelimit-unified-5h-reset': String(resetsAt),
+    };
+    return [{ text: api.text, headers }];
+  }
+  if ('retries' in api) {
+    // The stand-in usually says "do not retry" (fast tests); here the CLI's own retries are the point.
+    const retry = { error: api.status, errorMessage: 'busy', headers: { 'x-should-retry': 'true', 'retry-after': '0' } };
+    return [...Array.from({ length: api.retries }, () => retry), api.text];
+  }
+  if ('tool' in api) {
+    const input = api.tool.name === 'Write' ? { file_path: join(cwd, api.tool.path), content: api.tool.content } : { command: api.tool.command, description: 'run it' };
+    return [{ toolUse: { name: api.tool.name, input } }, api.text];
+  }
+  if ('stallAfterLs' in api) return [{ toolUse: { name: 'Bash', input: { command: 'ls', description: 'List files' } } }, { text: 'never finished', stallMidStream: true }];
+  return [{ text: api.text, delayMs: api.delayMs }];
+}
+
+/** The same behaviour as a fake-claude reply. */
+function fakeReply(api: Api): Record<string, unknown> {
+  if ('hang' in api) return { hang: true };
+  if ('error' in api) return { api_error_status: api.error, api_error_message: api.message ?? `forced ${api.error}` };
+  if ('usageLimit' in api) return { usage_limit: { type: api.usageLimit.type, resets_at: api.usageLimit.resetsAt, org: api.usageLimit.org } };
+  if ('warning' in api) return { result: api.text, usage_warning: { utilization: api.warning.utilization, resets_at: api.warning.resetsAt } };
+  if ('retries' in api) return { result: api.text, api_retries: { count: api.retries, status: api.status } };
+  if ('tool' in api) {
+    const use = api.tool.name === 'Write' ? { files: { [api.tool.path]: api.tool.content } } : { bash: [api.tool.command] };
+    return { result: api.text, denied_result: api.text, ...use };
+  }
+  if ('stallAfterLs' in api) return { stall: true };
+  return { result: api.text, latency_ms: api.delayMs ?? 0 };
+}
 
 interface Run {
   exitCode: number | null;
@@ -41,6 +109,8 @@ interface Cli {
   run(args: string[], options?: CallOptions): Promise<Run>;
   /** Starts a call whose API never answers and kills it (SIGKILL, whole group) once its transcript exists. */
   runKilledAfterTranscript(args: string[], sessionId: string): Promise<Run>;
+  /** Starts a call and kills it (SIGKILL, whole group) once its stdout holds `lines` lines, or after `maxMs`. */
+  runKilledAfterLines(args: string[], options: CallOptions, lines: number, maxMs: number): Promise<Run>;
   transcriptExists(sessionId: string): boolean;
   /** What the API saw of the conversation in the last call (real: the requests; fake: the transcript). */
   conversationLength(sessionId: string): number;
@@ -50,7 +120,7 @@ let mock: MockAnthropic | null = null;
 beforeAll(async () => {
   if (!real.claude) return;
   mock = await startMockAnthropic();
-  mock.script((request) => scripted.get(request.sessionHeader ?? '') ?? 'CONTRACT-REPLY');
+  mock.script((request) => nextReply(request.sessionHeader ?? ''));
 });
 afterAll(async () => {
   await mock?.close();
@@ -69,10 +139,9 @@ function world(flavour: 'fake' | 'real') {
 function fakeCli(): Cli {
   const w = world('fake');
   const envFor = (options: CallOptions = {}) => {
-    const api = options.api ?? { text: 'CONTRACT-REPLY' };
-    const reply = 'hang' in api ? { hang: true } : 'error' in api ? { api_error_status: api.error, api_error_message: api.message ?? `forced ${api.error}` } : { result: api.text, latency_ms: api.delayMs ?? 0 };
+    const reply = fakeReply(options.api ?? { text: 'CONTRACT-REPLY' });
     // The same environment as the real CLI gets (CLAUDE_CODE_MAX_RETRIES=0 changes how a 529 is reported).
-    return withoutEmpty({ PATH: process.env.PATH ?? '', HOME: w.home, CLAUDE_CODE_MAX_RETRIES: '0', FAKE_CLAUDE_REPLIES: JSON.stringify([reply]), FAKE_CLAUDE_STATE_DIR: join(w.root, 'state'), ...options.env });
+    return withoutEmpty({ PATH: process.env.PATH ?? '', HOME: w.home, TZ: 'UTC', CLAUDE_CODE_MAX_RETRIES: '0', FAKE_CLAUDE_REPLIES: JSON.stringify([reply]), FAKE_CLAUDE_STATE_DIR: join(w.root, 'state'), ...options.env });
   };
   const start = (args: string[], options: CallOptions = {}) =>
     execa(FAKE, args, { cwd: w.cwd, env: envFor(options), extendEnv: false, input: options.input ?? 'Say hello', reject: false, detached: true, timeout: 60_000 });
@@ -82,6 +151,7 @@ function fakeCli(): Cli {
     cwd: w.cwd,
     run: async (args, options) => runOf(await start(args, options)),
     runKilledAfterTranscript: (args, sessionId) => killAfter(start(args, { api: { hang: true } }), () => existsSync(w.transcript(sessionId))),
+    runKilledAfterLines: (args, options, lines, maxMs) => killAfterLines(start(args, options), lines, maxMs),
     transcriptExists: (id) => existsSync(w.transcript(id)),
     conversationLength: () => 0,
   };
@@ -90,14 +160,12 @@ function fakeCli(): Cli {
 function realCli(bin: string, api: MockAnthropic): Cli {
   const w = world('real');
   const start = (args: string[], options: CallOptions = {}) => {
-    const a = options.api ?? { text: 'CONTRACT-REPLY' };
-    const reply: MockReply = 'hang' in a ? { hang: true } : 'error' in a ? { error: a.error, errorMessage: a.message ?? `forced ${a.error}` } : { text: a.text, delayMs: a.delayMs };
     // Replies are picked per request by the session header, so concurrent scenarios do not see each other's.
-    scripted.set(sessionFromArgs(args), reply);
+    scripted.set(sessionFromArgs(args), { replies: mockReplies(options.api ?? { text: 'CONTRACT-REPLY' }, w.cwd), served: 0 });
     return execa(bin, args, {
       cwd: w.cwd,
       // The CLI's own API retries would take minutes against a stand-in that keeps failing: off here.
-      env: withoutEmpty(realEnv(w.home, api.url, { CLAUDE_CODE_MAX_RETRIES: '0', ...options.env })),
+      env: withoutEmpty(realEnv(w.home, api.url, { TZ: 'UTC', CLAUDE_CODE_MAX_RETRIES: '0', ...options.env })),
       extendEnv: false,
       input: options.input ?? 'Say hello',
       reject: false,
@@ -111,6 +179,7 @@ function realCli(bin: string, api: MockAnthropic): Cli {
     cwd: w.cwd,
     run: async (args, options) => runOf(await start(args, options)),
     runKilledAfterTranscript: (args, sessionId) => killAfter(start(args, { api: { hang: true } }), () => existsSync(w.transcript(sessionId))),
+    runKilledAfterLines: (args, options, lines, maxMs) => killAfterLines(start(args, options), lines, maxMs),
     transcriptExists: (id) => existsSync(w.transcript(id)),
     conversationLength: (id) => api.requests.filter((r) => r.sessionHeader === id).at(-1)?.messages.length ?? 0,
   };
@@ -121,8 +190,15 @@ function withoutEmpty(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
 }
 
-/** Per-session replies for the shared stand-in (keyed by the id in the call's session flags). */
-const scripted = new Map<string, MockReply>();
+/** Per-session replies for the shared stand-in (keyed by the id in the call's session flags), served in order. */
+const scripted = new Map<string, { replies: MockReply[]; served: number }>();
+function nextReply(session: string): MockReply {
+  const entry = scripted.get(session);
+  if (!entry) return 'CONTRACT-REPLY';
+  const reply = entry.replies[Math.min(entry.served, entry.replies.length - 1)]!;
+  entry.served += 1;
+  return reply;
+}
 function sessionFromArgs(args: string[]): string {
   const at = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
   return at('--session-id') ?? at('--resume') ?? 'none';
@@ -142,6 +218,48 @@ async function killAfter(subprocess: ReturnType<typeof execa>, ready: () => bool
   }
   return runOf(await subprocess);
 }
+
+/** Kills a call once it printed `lines` stdout lines and then stayed silent for a moment, or after `maxMs`. */
+async function killAfterLines(subprocess: ReturnType<typeof execa>, lines: number, maxMs: number): Promise<Run> {
+  let out = '';
+  subprocess.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const deadline = Date.now() + maxMs;
+  while (out.split('\n').filter(Boolean).length < lines && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // Anything the CLI would still print comes now (it must not: that is the point of the scenarios).
+  await new Promise((r) => setTimeout(r, Math.min(1500, Math.max(0, deadline - Date.now()))));
+  try {
+    process.kill(-subprocess.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  return runOf(await subprocess);
+}
+
+/** The kinds of the stdout lines (`system/init`, `assistant`, `rate_limit_event`, ...). */
+function kindsOf(run: Run): string[] {
+  return run.stdout.trim().split('\n').filter(Boolean).map((line) => {
+    const o = JSON.parse(line) as { type?: string; subtype?: string };
+    return [o.type, o.subtype].filter(Boolean).join('/');
+  });
+}
+
+/** The stdout line of a kind, parsed. */
+function lineOf(run: Run, type: string): Record<string, any> | undefined {
+  return run.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>).find((o) => o.type === type);
+}
+
+/** How Obra classifies a finished call (the same code the agent runs). */
+function classified(run: Run) {
+  return classify({ stdout: run.stdout, stderr: run.stderr, exitCode: run.exitCode, signal: run.signal, stoppedBy: null, timeoutMs: 60_000, spawnError: null, overflow: false });
+}
+
+const SUBSCRIBER = { CLAUDE_CODE_OAUTH_TOKEN: 'dummy-oauth-token', ANTHROPIC_API_KEY: '' };
+/** Reset times fixed once, so the real CLI and the fake see (and word) the very same ones. */
+const NOW_S = Math.floor(Date.now() / 1000);
+const inSeconds = (s: number) => NOW_S + s;
+const RATE_LIMIT_MESSAGE = "This request would exceed your account's rate limit. Please try again later.";
 
 // ---- shapes ---------------------------------------------------------------------------------------------
 
@@ -410,6 +528,163 @@ const scenarios: Scenario[] = [
     check(r) {
       expect((r.a as Shape).exit).toBe(0);
       expect((r.b as Shape).exit).toBe(0);
+    },
+  },
+  {
+    name: 'usage limit (subscriber): rate_limit_event "rejected" with resetsAt, then a 429 result "You\'ve hit your session limit · resets ..."',
+    async play(cli) {
+      const U = randomUUID();
+      const resetsAt = inSeconds(3 * 3600);
+      const run = await cli.run([...stream, '--session-id', U], { api: { usageLimit: { type: 'five_hour', resetsAt } }, env: SUBSCRIBER });
+      return { run: shapeOf(run, new Ids({ U })), info: lineOf(run, 'rate_limit_event')?.rate_limit_info, resetsAt, outcome: classified(run) };
+    },
+    check(r) {
+      const run = r.run as Shape;
+      expect(run.exit).toBe(1);
+      expect((run.stdout as { kind: string }[]).map((l) => l.kind)).toEqual(['system/init', 'rate_limit_event', 'assistant', 'result/success']);
+      expect((run.stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ is_error: true, api_error_status: 429, result: expect.stringMatching(/^You've hit your session limit · resets \d{1,2}:\d{2}(am|pm) \(UTC\)$/) });
+      expect(r.info).toEqual({ status: 'rejected', resetsAt: r.resetsAt, rateLimitType: 'five_hour', isUsingOverage: false });
+      expect(r.outcome).toMatchObject({ kind: 'usageLimit', limitType: 'five_hour', resetsAt: (r.resetsAt as number) * 1000, blockedBy: null });
+    },
+  },
+  {
+    name: 'usage limit, weekly and three days away: "You\'ve hit your weekly limit · resets <date>, <time>"',
+    async play(cli) {
+      const U = randomUUID();
+      const resetsAt = inSeconds(3 * 86_400);
+      const run = await cli.run([...stream, '--session-id', U], { api: { usageLimit: { type: 'seven_day', resetsAt } }, env: SUBSCRIBER });
+      return { run: shapeOf(run, new Ids({ U })), resetsAt, outcome: classified(run) };
+    },
+    check(r) {
+      expect(((r.run as Shape).stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ result: expect.stringMatching(/^You've hit your weekly limit · resets [A-Z][a-z]{2} \d{1,2}, \d{1,2}:\d{2}(am|pm) \(UTC\)$/) });
+      expect(r.outcome).toMatchObject({ kind: 'usageLimit', limitType: 'seven_day', resetsAt: (r.resetsAt as number) * 1000 });
+    },
+  },
+  {
+    name: "usage limit of an org's spend: nothing to wait for (Obra's outcome has no reset)",
+    async play(cli) {
+      const U = randomUUID();
+      const run = await cli.run([...stream, '--session-id', U], { api: { usageLimit: { type: 'five_hour', resetsAt: inSeconds(3600), org: true } }, env: SUBSCRIBER });
+      return { run: shapeOf(run, new Ids({ U })), info: lineOf(run, 'rate_limit_event')?.rate_limit_info, outcome: classified(run) };
+    },
+    check(r) {
+      expect(((r.run as Shape).stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ result: "You've hit your org's monthly spend limit · ask your admin to raise it at claude.ai/settings/usage" });
+      expect(r.info).toMatchObject({ status: 'rejected', overageStatus: 'rejected', overageDisabledReason: 'org_level_disabled_until' });
+      expect(r.outcome).toMatchObject({ kind: 'usageLimit', resetsAt: null, blockedBy: expect.stringContaining('org_level_disabled_until') });
+    },
+  },
+  {
+    name: 'the same limit for an API-key user: no rate_limit_event, a plain 429 (an ordinary rate limit)',
+    async play(cli) {
+      const U = randomUUID();
+      const run = await cli.run([...stream, '--session-id', U], { api: { usageLimit: { type: 'five_hour', resetsAt: inSeconds(3600) } } });
+      return { run: shapeOf(run, new Ids({ U })), outcome: classified(run).kind };
+    },
+    check(r) {
+      expect(((r.run as Shape).stdout as { kind: string }[]).map((l) => l.kind)).toEqual(['system/init', 'assistant', 'result/success']);
+      expect(((r.run as Shape).stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ api_error_status: 429, result: expect.stringMatching(/^API Error: Request rejected \(429\)/) });
+      expect(r.outcome).toBe('rateLimited');
+    },
+  },
+  {
+    name: 'a subscriber near the limit: the answer, then rate_limit_event "allowed_warning" with its utilization',
+    async play(cli) {
+      const U = randomUUID();
+      const resetsAt = inSeconds(2 * 3600);
+      const run = await cli.run([...stream, '--session-id', U], { api: { text: 'near the limit', warning: { utilization: 0.92, resetsAt } }, env: SUBSCRIBER });
+      return { run: shapeOf(run, new Ids({ U })), info: lineOf(run, 'rate_limit_event')?.rate_limit_info, resetsAt };
+    },
+    check(r) {
+      expect(((r.run as Shape).stdout as { kind: string }[]).map((l) => l.kind)).toEqual(['system/init', 'assistant', 'rate_limit_event', 'result/success']);
+      expect(r.info).toEqual({ status: 'allowed_warning', resetsAt: r.resetsAt, rateLimitType: 'five_hour', utilization: 0.92, isUsingOverage: false, surpassedThreshold: 0.9 });
+    },
+  },
+  {
+    name: "API-key 429s: the CLI retries by itself, one api_retry line each, then answers",
+    async play(cli) {
+      const U = randomUUID();
+      const run = await cli.run([...stream, '--session-id', U], { api: { retries: 2, status: 429, text: 'after two retries' }, env: { CLAUDE_CODE_MAX_RETRIES: '' } });
+      const retry = lineOf(run, 'system') && run.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((o) => o.subtype === 'api_retry');
+      return { run: shapeOf(run, new Ids({ U })), retry: retry ? { attempt: retry.attempt, max_retries: retry.max_retries, error_status: retry.error_status, error: retry.error } : null };
+    },
+    check(r) {
+      expect(((r.run as Shape).stdout as { kind: string }[]).map((l) => l.kind)).toEqual(['system/init', 'system/api_retry', 'system/api_retry', 'assistant', 'result/success']);
+      expect(r.retry).toEqual({ attempt: 1, max_retries: 10, error_status: 429, error: 'rate_limit' });
+    },
+  },
+  {
+    name: 'a hung API with API_TIMEOUT_MS: each attempt cut, api_retry "unknown", then "Request timed out"',
+    async play(cli) {
+      const U = randomUUID();
+      const run = await cli.run([...stream, '--session-id', U], { api: { hang: true }, env: { API_TIMEOUT_MS: '1500', CLAUDE_CODE_MAX_RETRIES: '1' } });
+      return { run: shapeOf(run, new Ids({ U })) };
+    },
+    check(r) {
+      const run = r.run as Shape;
+      expect(run.exit).toBe(1);
+      expect((run.stdout as { kind: string }[]).map((l) => l.kind)).toEqual(['system/init', 'system/api_retry', 'assistant', 'result/success']);
+      expect((run.stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ is_error: true, api_error_status: null, result: 'Request timed out' });
+    },
+  },
+  {
+    name: 'a hung API without API_TIMEOUT_MS: system/init, then silence (Obra\'s watchdog must end it)',
+    async play(cli) {
+      const U = randomUUID();
+      const run = await cli.runKilledAfterLines([...stream, '--session-id', U], { api: { hang: true } }, 1, 4000);
+      return { kinds: kindsOf(run), signal: run.signal };
+    },
+    check(r) {
+      expect(r).toEqual({ kinds: ['system/init'], signal: 'SIGKILL' });
+    },
+  },
+  {
+    name: 'a stream that stops mid-answer: the steps before it, then silence',
+    async play(cli) {
+      const U = randomUUID();
+      const run = await cli.runKilledAfterLines([...stream, '--session-id', U, '--permission-mode', 'acceptEdits'], { api: { stallAfterLs: true } }, 3, 6000);
+      return { kinds: kindsOf(run), signal: run.signal };
+    },
+    check(r) {
+      expect(r).toEqual({ kinds: ['system/init', 'assistant', 'user'], signal: 'SIGKILL' });
+    },
+  },
+  {
+    name: 'permissions: a Write is refused by default (listed in permission_denials) and allowed with acceptEdits',
+    async play(cli) {
+      const tool = { name: 'Write' as const, path: 'notes.txt', content: 'hello\n' };
+      const denied = await cli.run([...stream, '--session-id', randomUUID()], { api: { tool, text: 'tried to write.\nSTATUS: CONTINUE' } });
+      const deniedFile = existsSync(join(cli.cwd, 'notes.txt'));
+      const allowed = await cli.run([...stream, '--session-id', randomUUID(), '--permission-mode', 'acceptEdits'], { api: { tool, text: 'wrote it.\nSTATUS: DONE' } });
+      const denials = (run: Run) => (lineOf(run, 'result')?.permission_denials as { tool_name: string; tool_input: Record<string, unknown> }[]).map((d) => ({ tool: d.tool_name, input: Object.keys(d.tool_input).sort() }));
+      return {
+        denied: { kinds: kindsOf(denied), denials: denials(denied), file: deniedFile, result: lineOf(denied, 'result')?.result },
+        allowed: { kinds: kindsOf(allowed), denials: denials(allowed), file: existsSync(join(cli.cwd, 'notes.txt')) },
+        refusal: (lineOf(denied, 'user')?.message?.content?.[0]?.content as string | undefined)?.replace(cli.cwd, '<cwd>'),
+      };
+    },
+    check(r) {
+      expect(r.denied).toEqual({ kinds: ['system/init', 'assistant', 'user', 'assistant', 'result/success'], denials: [{ tool: 'Write', input: ['content', 'file_path'] }], file: false, result: 'tried to write.\nSTATUS: CONTINUE' });
+      expect(r.allowed).toEqual({ kinds: ['system/init', 'assistant', 'user', 'assistant', 'result/success'], denials: [], file: true });
+      expect(r.refusal).toBe("Claude requested permissions to write to <cwd>/notes.txt, but you haven't granted it yet.");
+    },
+  },
+  {
+    name: 'permissions: a Bash command is refused under acceptEdits and allowed by --allowedTools "Bash(<command>)"',
+    async play(cli) {
+      const command = `node -e "require('fs').writeFileSync('ran.txt', 'ok')"`;
+      const tool = { name: 'Bash' as const, command };
+      const denied = await cli.run([...stream, '--session-id', randomUUID(), '--permission-mode', 'acceptEdits'], { api: { tool, text: 'could not run it.\nSTATUS: CONTINUE' } });
+      const deniedFile = existsSync(join(cli.cwd, 'ran.txt'));
+      const allowed = await cli.run([...stream, '--session-id', randomUUID(), '--permission-mode', 'acceptEdits', '--allowedTools', 'Write', '--allowedTools', `Bash(${command})`], { api: { tool, text: 'ran it.\nSTATUS: DONE' } });
+      const denials = (run: Run) => (lineOf(run, 'result')?.permission_denials as { tool_name: string; tool_input: { command?: string } }[]).map((d) => `${d.tool_name}: ${d.tool_input.command}`);
+      return {
+        denied: { denials: denials(denied), file: deniedFile, refusal: lineOf(denied, 'user')?.message?.content?.[0]?.content },
+        allowed: { denials: denials(allowed), file: existsSync(join(cli.cwd, 'ran.txt')) },
+      };
+    },
+    check(r) {
+      expect(r.denied).toEqual({ denials: [`Bash: node -e "require('fs').writeFileSync('ran.txt', 'ok')"`], file: false, refusal: 'This command requires approval' });
+      expect(r.allowed).toEqual({ denials: [], file: true });
     },
   },
 ];

@@ -23,7 +23,7 @@ function reachableFrom(start: string, edges: Map<string, Set<string>>): Set<stri
 }
 
 describe.each([
-  ['iteration', iterationMachine, ['complete']],
+  ['iteration', iterationMachine, ['complete', 'suspended']],
   ['task', taskMachine, ['done', 'failed', 'maxIterations', 'budgetExceeded', 'cancelled']],
 ] as const)('%s machine graph', (_name, machine, finals) => {
   const edges = edgesOf(machine);
@@ -47,7 +47,11 @@ describe.each([
   });
 });
 
-it('the iteration machine has exactly the eight pipeline states plus its final state', () => {
-  expect(Object.keys(iterationMachine.root.states)).toEqual([...ITERATION_STATES.slice(0, 3), ...ITERATION_STATES.slice(3), 'complete']);
-  for (const [key, node] of Object.entries(iterationMachine.root.states)) expect(node.type, key).toBe(key === 'complete' ? 'final' : 'atomic');
+it('the iteration machine has exactly the eight pipeline states, the transient router of call outcomes, and its two final states', () => {
+  expect(Object.keys(iterationMachine.root.states)).toEqual([...ITERATION_STATES.slice(0, 3), 'routingOutcome', ...ITERATION_STATES.slice(3), 'complete', 'suspended']);
+  for (const [key, node] of Object.entries(iterationMachine.root.states)) expect(node.type, key).toBe(key === 'complete' || key === 'suspended' ? 'final' : 'atomic');
+  // The router is transient: it only has eventless transitions, so no snapshot ever rests in it.
+  const router = iterationMachine.root.states.routingOutcome!;
+  expect(router.always?.length).toBeGreaterThan(5);
+  expect([...router.transitions.keys()]).toEqual([]);
 });

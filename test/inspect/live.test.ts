@@ -49,8 +49,8 @@ describe('live inspection (runTask({ inspect: { port } }))', () => {
     const definition = JSON.parse(task[0]!.definition!) as { id: string; states: Record<string, unknown> };
     expect(definition.id).toBe('task');
     // (@statelyai/inspect serialises with sorted keys)
-    expect(Object.keys(definition.states).sort()).toEqual(['running', 'checkingBudgets', 'awaitingHuman', 'paused', 'done', 'failed', 'maxIterations', 'budgetExceeded', 'cancelled'].sort());
-    expect(Object.keys((JSON.parse(iterations[0]!.definition!) as { states: object }).states).sort()).toEqual([...PIPELINE, 'retryingSessionLock', 'complete'].sort());
+    expect(Object.keys(definition.states).sort()).toEqual(['running', 'checkingBudgets', 'waitingForUsageLimit', 'awaitingHuman', 'paused', 'done', 'failed', 'maxIterations', 'budgetExceeded', 'cancelled'].sort());
+    expect(Object.keys((JSON.parse(iterations[0]!.definition!) as { states: object }).states).sort()).toEqual([...PIPELINE, 'routingOutcome', 'retryingSessionLock', 'complete', 'suspended'].sort());
 
     // Snapshots: the state values each machine went through, in order, match what the run recorded.
     const [first, second] = iterations.map((a) => valuesOf(messages, a.sessionId));

@@ -23,14 +23,18 @@ describe('machine export', () => {
 
   it('names the guards, delays and machine-level events as the code does', () => {
     const { iteration, task } = machineConfigs() as Record<string, any>;
-    const onDone = iteration.states.awaitingAgent.invoke.onDone as { target: string; guard?: string }[];
     expect(iteration.states.awaitingAgent.invoke.src).toBe('callAgent');
+    expect(iteration.states.awaitingAgent.invoke.onDone).toMatchObject({ target: 'routingOutcome', actions: ['recordCall'] });
+    const routes = iteration.states.routingOutcome.always as { target: string; guard?: string }[];
     // XState's and([...]) guards read as text.
-    expect(onDone.filter((t) => t.target === 'retryingSessionLock').map((t) => t.guard)).toContain('sessionBusy and canRetry');
-    expect(onDone.at(-1)).toEqual({ target: 'validating', actions: ['recordCall'] });
+    expect(routes.filter((t) => t.target === 'retryingSessionLock').map((t) => t.guard)).toContain('sessionBusy and canRetry');
+    expect(routes.find((t) => t.target === 'suspended')?.guard).toBe('usageLimited');
+    expect(routes.at(-1)).toEqual({ target: 'validating' });
     expect(iteration.states.retryingSessionLock.after.backoffDelay.target).toBe('awaitingAgent');
     expect(iteration.states.retryingSessionLock.on.RESUMED).toEqual({ target: 'retryingSessionLock', reenter: true });
     expect(iteration.states.complete).toEqual({ type: 'final' });
+    expect(iteration.states.suspended).toMatchObject({ type: 'final', tags: ['resting'] });
+    expect(task.states.waitingForUsageLimit.after.usageLimitLeft.target).toBe('running');
     expect(task.on.CANCEL.target).toBe('.cancelled');
     expect(task.states.running.invoke).toMatchObject({ src: 'iteration', id: 'iteration' });
   });

@@ -145,7 +145,7 @@ describe('stuck detection (OpenHands-style)', () => {
     const codes = ['truncated'];
     const history = [summary({ answerExcerpt: 'a', failureFingerprint: failureFingerprint([], codes) }), summary({ answerExcerpt: 'b', failureFingerprint: failureFingerprint([], codes) })];
     const d = decide({ validation: verdict({ ok: false, codes, reasons: ['cut off'], answer: 'c' }), history });
-    expect(d).toMatchObject({ rule: 'stuck', reason: 'the same validation problem (truncated) came back 3 times in a row' });
+    expect(d).toMatchObject({ rule: 'stuck', reason: 'the same validation problem (truncated) came back 3 times in a row (last: cut off)' });
   });
 
   it('an A/B alternation over the last four iterations', () => {

@@ -9,7 +9,7 @@ const withOutcome = (outcome: AgentOutcome): AgentCallRecord => ({ ...answerCall
 describe('ResponseValidator: one code and a reason per finding', () => {
   it('accepts a normal answer and reads the STATUS line', () => {
     const v = validator.validate(answerCall('Added greet(name) to greet.js and ran it.\nSTATUS: DONE'), task());
-    expect(v).toEqual({ ok: true, reasons: [], codes: [], answer: 'Added greet(name) to greet.js and ran it.\nSTATUS: DONE', claimsDone: true });
+    expect(v).toEqual({ ok: true, reasons: [], codes: [], answer: 'Added greet(name) to greet.js and ran it.\nSTATUS: DONE', claimsDone: true, status: 'DONE', apiErrorStatus: null });
   });
 
   const cases: [string, AgentCallRecord, string, RegExp][] = [

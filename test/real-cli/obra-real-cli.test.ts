@@ -3,12 +3,13 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMockAnthropic, type MockAnthropic, type RecordedRequest } from '../../fixtures/mock-anthropic/server.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { startMockAnthropic, type MockAnthropic, type MockReply, type RecordedRequest } from '../../fixtures/mock-anthropic/server.js';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { IterationRecord } from '../../src/core/types.js';
-import { resumeRun, runTask, type EngineEvent } from '../../src/engine/runner.js';
+import { answerRun, claudeOptionsFromConfig, resumeRun, runTask, type EngineEvent } from '../../src/engine/runner.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { realClaudeOrSkip, realEnv } from './real-claude.js';
 
@@ -25,7 +26,7 @@ const DONE = 'Reviewed everything; the function and its documentation match and 
 
 let mock: MockAnthropic;
 /** Replies per session: the nth request of a session gets the nth reply (the last repeats). */
-const scripts = new Map<string, string[]>();
+const scripts = new Map<string, MockReply[]>();
 const hangNext = new Set<string>();
 
 beforeAll(async () => {
@@ -43,13 +44,18 @@ afterAll(async () => {
   await mock?.close();
 });
 
-function setup() {
+function setup(extraEnv: Record<string, string> = {}) {
   const root = mkdtempSync(join(tmpdir(), 'obra-real-cli-'));
   const workdir = join(root, 'project');
   mkdirSync(workdir, { recursive: true });
   const locks = new SessionLocks(join(root, 'locks'));
-  const agent = new ClaudeCodeAgent({ command: real.claude!.bin, timeoutMs: 60_000, env: realEnv(join(root, 'home'), mock.url), locks, killGraceMs: 500 });
-  return { root, workdir, storeDir: join(root, 'store'), agent };
+  // An empty value unsets a variable (ANTHROPIC_API_KEY: '' makes the CLI a claude.ai subscriber with the OAuth token).
+  const env = Object.fromEntries(Object.entries(realEnv(join(root, 'home'), mock.url, extraEnv)).filter(([, value]) => value !== ''));
+  const agent = new ClaudeCodeAgent({ command: real.claude!.bin, timeoutMs: 60_000, env, locks, killGraceMs: 500 });
+  /** The agent a user gets from a config: Obra's defaults (permissions, watchdog) with the real binary. */
+  const agentFrom = (config: ReturnType<typeof configSchema.parse>) =>
+    new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: real.claude!.bin, timeoutMs: 60_000, env, locks, killGraceMs: 500 });
+  return { root, workdir, storeDir: join(root, 'store'), agent, agentFrom };
 }
 
 function records(storeDir: string, runId: string): IterationRecord[] {
@@ -144,5 +150,78 @@ describe.skipIf(!real.claude)(`Obra with the real Claude Code CLI ${real.claude?
     expect(requests).toHaveLength(4);
     for (let i = 1; i < requests.length; i++) expect(requests[i]!.messages.length).toBeGreaterThan(requests[i - 1]!.messages.length);
     expect(requests[3]!.messages.map((m) => m.text).join('\n')).toContain('Step 3: wrote the code');
+  });
+
+  it('a usage limit whose reset is 20 s away parks the task, then it finishes done on the same session', { timeout: 120_000 }, async () => {
+    // A claude.ai subscriber (OAuth token, no API key): the CLI reports the limit with its reset time.
+    const s = setup({ CLAUDE_CODE_OAUTH_TOKEN: 'dummy-oauth-token', ANTHROPIC_API_KEY: '' });
+    const u = randomUUID();
+    const resetsAt = Math.floor(Date.now() / 1000) + 20;
+    const limited: MockReply = {
+      error: 429,
+      errorMessage: 'usage limit',
+      headers: { 'anthropic-ratelimit-unified-status': 'rejected', 'anthropic-ratelimit-unified-reset': String(resetsAt), 'anthropic-ratelimit-unified-representative-claim': 'five_hour' },
+    };
+    scripts.set(u, [limited, DONE]);
+    const config = configSchema.parse({ agent: { local: { session_id: u, usage_limit_margin: 1 } } });
+    const events: EngineEvent[] = [];
+    const result = await runTask({ task: 'Add a greet(name) function', workdir: s.workdir, storeDir: s.storeDir, config, agent: s.agentFrom(config), onEvent: (e) => events.push(e) });
+
+    expect(result.status).toBe('done');
+    const limit = events.find((e): e is Extract<EngineEvent, { type: 'usage-limit' }> => e.type === 'usage-limit')!;
+    expect(limit).toMatchObject({ limitType: 'five_hour', resetsAt: resetsAt * 1000, dueAt: resetsAt * 1000 + 1000 });
+    expect(limit.message).toMatch(/^You've hit your session limit · resets/);
+    const requests = mock.requests.filter((r) => r.sessionHeader === u);
+    expect(requests).toHaveLength(2);
+    // Not before the reset + margin, and not much later either.
+    expect(requests[1]!.at).toBeGreaterThanOrEqual(resetsAt * 1000 + 1000);
+    expect(requests[1]!.at).toBeLessThan(resetsAt * 1000 + 15_000);
+    // The same conversation: the refused call had created the session; the next one resumed it.
+    expect(requests[1]!.messages.length).toBeGreaterThan(requests[0]!.messages.length);
+    const its = records(s.storeDir, result.runId);
+    expect(its.map(sessionFlags)).toEqual([`--resume ${u}`]);
+    expect(its.map((r) => r.index)).toEqual([1]);
+  });
+
+  it('permissions with Obra\'s defaults: a Write in the working directory is allowed, one outside is refused and asked about', { timeout: 120_000 }, async () => {
+    const s = setup();
+    const config = configSchema.parse({});
+    const inside = randomUUID();
+    scripts.set(inside, [{ toolUse: { name: 'Write', input: { file_path: join(s.workdir, 'notes.txt'), content: 'hello\n' } } }, 'Wrote notes.txt with the greeting; the task is complete.\nSTATUS: DONE']);
+    const allowed = await runTask({ task: 'Write notes.txt', workdir: s.workdir, storeDir: s.storeDir, config: configSchema.parse({ agent: { local: { session_id: inside } } }), agent: s.agentFrom(config) });
+    expect(allowed.status).toBe('done');
+    expect(readFileSync(join(s.workdir, 'notes.txt'), 'utf8')).toBe('hello\n');
+    expect(records(s.storeDir, allowed.runId)[0]!.agent!.argv).toEqual(expect.arrayContaining(['--permission-mode', 'acceptEdits']));
+
+    const outside = randomUUID();
+    const target = join(s.root, 'outside.txt');
+    scripts.set(outside, [{ toolUse: { name: 'Write', input: { file_path: target, content: 'x\n' } } }, 'I could not write outside.txt: permission was not granted.\nSTATUS: CONTINUE']);
+    const refused = await runTask({ task: 'Write outside.txt', workdir: s.workdir, storeDir: s.storeDir, config: configSchema.parse({ agent: { local: { session_id: outside } } }), agent: s.agentFrom(config) });
+    expect(refused.status).toBe('escalated');
+    expect(refused.question).toContain(`the agent was refused 1 tool use it asked for: Write ${target} — allow it with \`obra answer ${refused.runId} --allow Write\``);
+    expect(existsSync(target)).toBe(false);
+    expect(records(s.storeDir, refused.runId)[0]!.permissionDenials).toEqual([{ tool: 'Write', input: target, rule: 'Write' }]);
+  });
+
+  it('a refused Bash command, granted with `obra answer --allow`, is then run in the same session', { timeout: 120_000 }, async () => {
+    const s = setup();
+    const u = randomUUID();
+    const command = `node -e "require('fs').writeFileSync('granted.txt', 'ok')"`;
+    const bash: MockReply = { toolUse: { name: 'Bash', input: { command, description: 'Write granted.txt' } } };
+    scripts.set(u, [bash, 'I need permission to run a node command.\nSTATUS: CONTINUE', bash, 'Ran the node command; granted.txt exists and the task is complete.\nSTATUS: DONE']);
+    const config = configSchema.parse({ agent: { local: { session_id: u } } });
+    const escalated = await runTask({ task: 'Write granted.txt with node', workdir: s.workdir, storeDir: s.storeDir, config, agent: s.agentFrom(config) });
+    expect(escalated.status).toBe('escalated');
+    expect(escalated.iterations[0]).toMatchObject({ decisionRule: 'permissionDenied', permissionDenials: [{ tool: 'Bash', input: command, rule: `Bash(${command})` }] });
+    expect(existsSync(join(s.workdir, 'granted.txt'))).toBe(false);
+
+    const done = await answerRun(escalated.runId, '', { storeDir: s.storeDir, agent: s.agentFrom(config), allow: [`Bash(${command})`] });
+    expect(done.status).toBe('done');
+    expect(done.granted).toEqual([`Bash(${command})`]);
+    expect(readFileSync(join(s.workdir, 'granted.txt'), 'utf8')).toBe('ok');
+    const its = records(s.storeDir, escalated.runId);
+    expect(its.map(sessionFlags)).toEqual([`--session-id ${u}`, `--resume ${u}`]);
+    expect(its[1]!.agent!.argv).toEqual(expect.arrayContaining(['--allowedTools', `Bash(${command})`]));
+    expect(its[1]!.permissionDenials).toEqual([]);
   });
 });

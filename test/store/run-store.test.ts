@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { RunStore, STORE_VERSION } from '../../src/store/run-store.js';
 import { deterministicAgent, outcomeOf, tempDir } from '../durability/helpers.js';
 
 const config = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02 } } });
-const run = (store: string, task = 'Build the parser') => runTask({ task, workdir: store, storeDir: store, agent: deterministicAgent(), config });
+const run = (store: string, task = 'Build the parser') => runTask({ task, workdir: tmpdir(), storeDir: store, agent: deterministicAgent(), config });
 const failure = (code: string) => Object.assign(new Error(`${code}: simulated`), { code });
 
 afterEach(() => injectStoreFault(null));

@@ -94,8 +94,12 @@ describe('obra view in headless Chromium', () => {
         // The backoff wait, and the busy session that caused it.
         expect(await page.textContent('#iteration-details')).toContain('0.02 s');
         expect(await page.textContent('#iteration-details')).toContain('sessionBusy');
-        // The edge just taken is marked.
-        expect(await page.locator('svg.chart[data-machine="iteration"] .edge.taken').getAttribute('data-to')).toBe('retryingSessionLock');
+        // The edges just taken are marked: from the call, through the transient router, into the wait.
+        const taken = page.locator('svg.chart[data-machine="iteration"] .edge.taken');
+        expect(await taken.evaluateAll((edges) => edges.map((e) => `${e.getAttribute('data-from')}→${e.getAttribute('data-to')}`))).toEqual([
+          'awaitingAgent→routingOutcome',
+          'routingOutcome→retryingSessionLock',
+        ]);
       }
     }
     // The last step: the task is done, the last iteration's scores, decision and the agent's answer are shown.
