@@ -4,7 +4,7 @@
  * after a machine changed.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { updateReadmeCharts } from '../src/inspect/mermaid.js';
+import { updateReadmeCharts } from '../src/graph/mermaid.js';
 
 const readme = new URL('../README.md', import.meta.url);
 const before = readFileSync(readme, 'utf8');

@@ -9,16 +9,30 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { ScriptedAgent } from '../src/agents/scripted-agent.js';
 import { configSchema } from '../src/config/schema.js';
-import { runTask } from '../src/engine/runner.js';
+import { runTask } from '../src/index.js';
 import { RunStore } from '../src/store/run-store.js';
 import { viewerRun } from '../src/viewer/run-data.js';
 import { startViewerServer } from '../src/viewer/server.js';
+import { findChromium } from '../test/viewer/browser.js';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
+
+// The same discovery as the viewer tests (CHROMIUM_PATH, PATH, /usr/bin/chromium), before any work is done.
+function chromiumOrExit(): string {
+  try {
+    const path = findChromium();
+    if (path) return path;
+    console.error('no Chromium found: set CHROMIUM_PATH, or install one (apt-get install -y chromium)');
+  } catch (error) {
+    console.error((error as Error).message);
+  }
+  process.exit(1);
+}
+const executablePath = chromiumOrExit();
 
 const dir = mkdtempSync(join(tmpdir(), 'obra-screenshot-'));
 const storeDir = join(dir, 'store');
@@ -46,7 +60,7 @@ const waiting = steps.findIndex((s) => s.iteration?.state === 'retryingSessionLo
 const server = await startViewerServer({ storeDir, port: 0 });
 // A fresh profile in the scratch folder (Playwright passes it as --user-data-dir).
 const browser = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-  executablePath: '/usr/bin/chromium',
+  executablePath,
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   viewport: { width: 1600, height: 1040 },

@@ -1,4 +1,5 @@
 import type { BackoffPolicy, RetryPolicy } from '../src/core/types.js';
+import { fnv1a } from './fnv.js';
 
 /**
  * The wait before retry number `attempt` (1-based): initial × backoff^(attempt-1), capped at maxDelay.
@@ -30,10 +31,5 @@ export function rateLimitPolicyOf(retry: RetryPolicy): BackoffPolicy {
  * and the call, so tasks started together still spread apart, and a replayed journal computes the same delays.
  */
 export function seededUnit(key: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash / 0x1_0000_0000;
+  return fnv1a(key) / 0x1_0000_0000;
 }

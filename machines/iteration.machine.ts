@@ -16,6 +16,7 @@ import type {
   ValidationVerdict,
 } from '../src/core/types.js';
 import { backoffDelayMs, rateLimitPolicyOf, seededUnit } from './backoff.js';
+import { errorText } from './errors.js';
 
 /**
  * One iteration of a task as a statechart:
@@ -484,7 +485,7 @@ export function createIterationMachine(now: () => number = Date.now) {
         ],
       },
       retryingSessionLock: {
-        tags: ['resting'],
+        tags: ['resting', 'backoff'],
         entry: enter('retryingSessionLock'),
         // `retryDueAt` is kept on exit on purpose: re-entering after a restore (RESUMED) must find it.
         after: { backoffDelay: { target: 'awaitingAgent' } },
@@ -565,9 +566,5 @@ export function createIterationMachine(now: () => number = Date.now) {
 
 /** The iteration machine on the wall clock: the one to paste into Stately Studio. */
 export const iterationMachine = createIterationMachine();
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 export type IterationMachine = ReturnType<typeof createIterationMachine>;

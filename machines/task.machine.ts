@@ -1,6 +1,7 @@
-import { and, assign, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import type { Decision, IterationRecord, IterationSummary, RetryPolicy, TaskSpec, UsageLimit, UsageLimitPolicy } from '../src/core/types.js';
-import { summarizeIteration } from '../src/decision/history.js';
+import type { TaskStatus } from './statuses.js';
+import { summarizeIteration } from './summary.js';
 import { iterationMachine, type SessionStrategy } from './iteration.machine.js';
 
 /**
@@ -72,7 +73,6 @@ export type TaskEvent =
   /** Sent after restoring a snapshot: re-enter the usage-limit wait so its timer is scheduled again. */
   | { type: 'RESUMED' };
 
-export type TaskStatus = 'done' | 'escalated' | 'failed' | 'max_iterations' | 'budget_exceeded' | 'cancelled';
 
 export interface TaskOutput {
   status: TaskStatus;
@@ -84,7 +84,9 @@ export interface TaskOutput {
 /** Node's timers overflow above this; a longer (or no) time budget waits this long and the guard says no. */
 const MAX_TIMER_MS = 2_147_483_647;
 
-const recordOf = (event: unknown) => (event as { output: IterationRecord }).output;
+/** Passes the finished iteration's record (the invoke's output) to a guard or an action, typed. */
+const theRecord = ({ event }: { event: { output: IterationRecord } }) => event.output;
+const withRecord = <T extends string>(type: T) => ({ type, params: theRecord }) as const;
 /** The usage-limit policy; runs saved before it existed get the defaults (30 s margin, 8 days at most). */
 const usageLimitPolicyOf = (retry: RetryPolicy): UsageLimitPolicy => retry.usageLimit ?? { marginMs: 30_000, maxWaitMs: 8 * 86_400_000 };
 const clock = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
@@ -105,16 +107,16 @@ export function createTaskMachine(now: () => number = Date.now) {
     },
     guards: {
       // Read from the iteration's output, before it is absorbed.
-      iterationFailed: ({ event }) => recordOf(event).decision === 'fail',
+      iterationFailed: (_, record: IterationRecord) => record.decision === 'fail',
       /** The account's usage limit stopped the iteration (it is not counted and runs again later). */
-      iterationSuspended: ({ event }) => recordOf(event).decision === 'wait',
-      /** ... and it resets within `max_limit_wait`: wait for it. (An org's spend limit has no reset to wait for.) */
-      usageLimitResets: ({ context, event }) => {
-        const limit = recordOf(event).usageLimit;
+      iterationSuspended: (_, record: IterationRecord) => record.decision === 'wait',
+      /** ... by a limit that resets within `max_limit_wait`: wait for it. (An org's spend limit has no reset.) */
+      suspendedUntilReset: ({ context }, record: IterationRecord) => {
+        const limit = record.decision === 'wait' ? record.usageLimit : null;
         const policy = usageLimitPolicyOf(context.retry);
         return Boolean(limit && limit.resetsAt !== null && !limit.blockedBy && limit.resetsAt + policy.marginMs - now() <= policy.maxWaitMs);
       },
-      decidedDone: ({ event }) => recordOf(event).decision === 'done',
+      decidedDone: (_, record: IterationRecord) => record.decision === 'done',
       // Read from the context, after the iteration was absorbed (in `checkingBudgets`).
       decidedEscalate: decided('escalate'),
       decidedCheckpoint: decided('checkpoint'),
@@ -144,8 +146,7 @@ export function createTaskMachine(now: () => number = Date.now) {
         activeMs: ({ context }) => context.activeMs + (context.activeSince === null ? 0 : Math.max(0, now() - context.activeSince)),
         activeSince: null,
       }),
-      absorbIteration: assign(({ context, event }) => {
-        const record = recordOf(event);
+      absorbIteration: assign(({ context }, record: IterationRecord) => {
         return {
           iterations: context.iterations + 1,
           // A call that came back with a session id means that session now exists: resume it next time.
@@ -159,18 +160,18 @@ export function createTaskMachine(now: () => number = Date.now) {
           reason: record.reason,
         };
       }),
-      startUsageLimitWait: assign(({ context, event }) => {
-        const limit = recordOf(event).usageLimit!;
+      startUsageLimitWait: assign(({ context }, record: IterationRecord) => {
+        const limit = record.usageLimit!;
         const dueAt = limit.resetsAt! + usageLimitPolicyOf(context.retry).marginMs;
         return {
           usageLimit: { ...limit, dueAt },
           reason: `usage limit${limit.limitType ? ` (${limit.limitType})` : ''} — resumes at ${clock(dueAt)}`,
-          lastRoute: 'usageLimitResets',
+          lastRoute: 'suspendedUntilReset',
         };
       }),
       endUsageLimitWait: assign({ usageLimit: null, lastRoute: 'usageLimitReset' }),
-      askAboutUsageLimit: assign(({ context, event }) => {
-        const limit = recordOf(event).usageLimit;
+      askAboutUsageLimit: assign(({ context }, record: IterationRecord) => {
+        const limit = record.usageLimit;
         const policy = usageLimitPolicyOf(context.retry);
         const why = !limit ? 'the account hit a usage limit'
           : limit.blockedBy ? `the account hit a usage limit that waiting does not lift (${limit.blockedBy})`
@@ -181,7 +182,8 @@ export function createTaskMachine(now: () => number = Date.now) {
       }),
       askHuman: assign({ question: ({ context }) => (context.reason ?? 'The agent needs a decision.').replaceAll('<runId>', context.runId) }),
       takeHumanAnswer: assign(({ context, event }) => {
-        const { answer, allow = [] } = event as { answer: string; allow?: string[] };
+        if (event.type !== 'HUMAN_ANSWER') return {};
+        const { answer, allow = [] } = event;
         const granted = allow.filter((rule) => !(context.allowedTools ?? []).includes(rule));
         const grants = allow.length ? `You may now use: ${allow.join(', ')} (granted for the rest of the task). Do what was refused before.` : '';
         const said = answer.trim() ? `A human reviewed the last iteration and answered: ${answer}` : 'A human reviewed the last iteration.';
@@ -215,7 +217,7 @@ export function createTaskMachine(now: () => number = Date.now) {
           (context.lastDecision && context.lastDecision !== 'proceed' ? ` (the last iteration decided ${context.lastDecision}: ${context.reason ?? ''})` : ''),
       }),
       noteUnknownDecision: assign({ reason: ({ context }) => `the iteration decided "${context.lastDecision}", which the task machine cannot route` }),
-      noteCancel: assign({ reason: ({ event }) => (event as { reason?: string }).reason ?? 'cancelled by the user' }),
+      noteCancel: assign({ reason: ({ event }) => (event.type === 'CANCEL' && event.reason) || 'cancelled by the user' }),
     },
   }).createMachine({
     id: 'task',
@@ -266,12 +268,13 @@ export function createTaskMachine(now: () => number = Date.now) {
               allowedTools: context.allowedTools ?? [],
             };
           },
+          // Each guard and action is given the iteration's record (its output): no casts.
           onDone: [
-            { guard: and(['iterationSuspended', 'usageLimitResets']), target: 'waitingForUsageLimit', actions: ['stopWorking', 'startUsageLimitWait'] },
-            { guard: 'iterationSuspended', target: 'awaitingHuman', actions: ['stopWorking', 'askAboutUsageLimit'] },
-            { guard: 'iterationFailed', target: 'failed', actions: ['stopWorking', 'absorbIteration', route('iterationFailed')] },
-            { guard: 'decidedDone', target: 'done', actions: ['stopWorking', 'absorbIteration', route('decidedDone')] },
-            { target: 'checkingBudgets', actions: ['stopWorking', 'absorbIteration'] },
+            { guard: withRecord('suspendedUntilReset'), target: 'waitingForUsageLimit', actions: ['stopWorking', withRecord('startUsageLimitWait')] },
+            { guard: withRecord('iterationSuspended'), target: 'awaitingHuman', actions: ['stopWorking', withRecord('askAboutUsageLimit')] },
+            { guard: withRecord('iterationFailed'), target: 'failed', actions: ['stopWorking', withRecord('absorbIteration'), route('iterationFailed')] },
+            { guard: withRecord('decidedDone'), target: 'done', actions: ['stopWorking', withRecord('absorbIteration'), route('decidedDone')] },
+            { target: 'checkingBudgets', actions: ['stopWorking', withRecord('absorbIteration')] },
           ],
         },
         // The wall-clock budget also stops an iteration that runs past it (its agent call is killed).
@@ -317,15 +320,16 @@ export function createTaskMachine(now: () => number = Date.now) {
       },
       /** Waits for a person (`obra answer <runId> "..."`); survives restarts because it is in the snapshot. */
       awaitingHuman: {
-        tags: ['resting'],
+        tags: ['resting', 'escalated'],
         on: {
           HUMAN_ANSWER: { target: 'running', actions: 'takeHumanAnswer' },
         },
       },
       /** A checkpoint or a user's pause: nothing runs until CONTINUE (`obra resume`). */
       paused: {
-        tags: ['resting'],
-        on: { CONTINUE: { target: 'running', actions: route('continued') } },
+        tags: ['resting', 'paused'],
+        // `obra resume` of a paused run: CONTINUE, or RESUMED (what the engine sends to any restored run).
+        on: { CONTINUE: { target: 'running', actions: route('continued') }, RESUMED: { target: 'running', actions: route('continued') } },
       },
       done: { type: 'final', tags: ['resting'], entry: assign({ status: 'done' as TaskStatus }) },
       failed: { type: 'final', tags: ['resting'], entry: assign({ status: 'failed' as TaskStatus }) },

@@ -1,15 +1,11 @@
-import type { AgentCallRecord, SessionMode } from '../core/types.js';
+import type { CallAgentInput } from '../../machines/iteration.machine.js';
+import type { AgentCallRecord } from '../core/types.js';
 
-/** One call to the agent, as the iteration machine's `callAgent` actor asks for it. */
-export interface AgentCallRequest {
-  runId: string;
-  index: number;
-  attempt: number;
-  prompt: string;
-  /** `null`: start a brand-new session and report its id. */
-  sessionId: string | null;
-  mode: SessionMode;
-  workdir: string;
+/**
+ * One call to the agent: what the iteration machine's `callAgent` actor asks for (its input), with the permission
+ * rules the engine adds, a signal, and a progress listener.
+ */
+export interface AgentCallRequest extends Omit<CallAgentInput, 'checks' | 'allowedTools'> {
   /**
    * Permission rules allowed for this call besides the agent's own (`Bash(npm test)` for a check, what a person
    * granted with `obra answer --allow`).

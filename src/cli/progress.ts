@@ -1,4 +1,4 @@
-import type { EngineEvent } from '../engine/runner.js';
+import type { EngineEvent } from '../engine/events.js';
 import type { IterationRecord } from '../core/types.js';
 import { apiRetryMessage, denialMessage, responseMessage, retryMessage, spanText, usageLimitMessage, usageWarningMessage } from '../logging/messages.js';
 import { warningsOf } from '../logging/run-log.js';

@@ -24,7 +24,7 @@ export type IterationStateName = (typeof ITERATION_STATES)[number];
 export const DECISIONS = ['done', 'proceed', 'clarify', 'retry', 'escalate', 'checkpoint', 'fail', 'wait'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
-export type RunStatus = 'running' | 'done' | 'escalated' | 'failed' | 'max_iterations' | 'budget_exceeded' | 'cancelled' | 'awaiting_human' | 'paused' | 'interrupted';
+export type { RunStatus } from './statuses.js';
 
 export interface TaskSpec {
   /** What the user asked for. */

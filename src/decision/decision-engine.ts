@@ -1,6 +1,6 @@
 import type { CheckResult, ConfidenceReport, Decision, DecisionReport, IterationSummary, PermissionDenial, QualityReport, TaskSpec, ValidationVerdict } from '../core/types.js';
 import { allowFlags, describeDenials } from '../agents/permissions.js';
-import { excerpt, failureFingerprint } from './history.js';
+import { excerpt, failureFingerprint } from '../../machines/summary.js';
 
 export interface DecisionPolicy {
   /** Quality at or above: proceed (or done, when claimed and the checks pass). */

@@ -1,5 +1,4 @@
 import type { IterationRecord, PermissionDenial, RunStatus, UsageLimit } from '../core/types.js';
-import type { RunHandle } from '../store/run-store.js';
 
 /** One iteration as `obra run --json`, `obra show --json` and the library report it. */
 export interface IterationView {
@@ -64,26 +63,5 @@ export function viewOf(record: IterationRecord): IterationView {
     answerChars: record.validation?.answer?.length ?? 0,
     failure: record.failure,
     permissionDenials: record.permissionDenials ?? [],
-  };
-}
-
-export function resultOf(handle: RunHandle, storeDir: string, question: string | null = null): RunResult {
-  const file = handle.db.data;
-  const records = handle.readIterations();
-  const latest = handle.journal.latest().entry;
-  const task = (latest?.snapshot as { context?: { allowedTools?: string[]; usageLimit?: (UsageLimit & { dueAt: number }) | null } } | undefined)?.context;
-  return {
-    runId: file.runId,
-    status: handle.effectiveStatus(),
-    reason: file.reason,
-    task: file.task.text,
-    workdir: file.task.workdir,
-    sessionId: file.sessionId,
-    iterations: records.map(viewOf),
-    totalCostUsd: records.reduce((sum, r) => sum + r.costUsd, 0),
-    question,
-    store: storeDir,
-    granted: task?.allowedTools ?? [],
-    waiting: latest?.task === 'waitingForUsageLimit' && task?.usageLimit ? { kind: 'usageLimit', ...task.usageLimit } : null,
   };
 }

@@ -1,6 +1,6 @@
 import { allowFlags, describeDenials } from '../agents/permissions.js';
 import type { PermissionDenial } from '../core/types.js';
-import type { EngineEvent } from '../engine/runner.js';
+import type { EngineEvent } from '../engine/events.js';
 
 /**
  * The words shared by the terminal and run.log, so both tell the same story. The backoff warning keeps the

@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { EngineEvent } from '../engine/runner.js';
+import type { EngineEvent } from '../engine/events.js';
 import { apiRetryMessage, denialMessage, responseMessage, retryMessage, usageLimitMessage, usageWarningMessage } from './messages.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

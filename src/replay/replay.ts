@@ -3,9 +3,10 @@ import { createIterationMachine } from '../../machines/iteration.machine.js';
 import { createTaskMachine, type TaskInput } from '../../machines/task.machine.js';
 import { configSchema } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
+import { parseUntil } from './until.js';
 import type { JournalEntry, JournalEvent } from '../store/journal.js';
 import { RunStore } from '../store/run-store.js';
-import { stepOf, type Step } from '../store/transition-recorder.js';
+import { stepOf, type Step } from '../engine/recorder.js';
 
 /**
  * Deterministic replay: drives the same statecharts again from a run's journal, with no agent and no checks.
@@ -94,22 +95,13 @@ interface PendingActor {
   reject: (error: Error) => void;
 }
 
-const UNTIL_PATTERN = /^(\d+|task)\.([A-Za-z]+)$/;
-
-export function parseUntil(until: string): string {
-  if (!UNTIL_PATTERN.test(until)) {
-    throw new UserError(`--until "${until}" is not <iteration>.<state> (e.g. 3.scoring, 1.awaitingAgent) or task.<state> (e.g. task.awaitingHuman)`);
-  }
-  return until;
-}
-
 /** Replays a stored run; resolves with the verdict (it throws only for bad input: unknown run, bad files). */
 export async function replayRun(runId: string, options: ReplayOptions = {}): Promise<ReplayResult> {
   const started = performance.now();
   const until = options.until === undefined ? null : parseUntil(options.until);
   const store = RunStore.open(options.storeDir ?? '.obra', { create: false });
   const handle = store.openRun(runId);
-  const file = handle.db.data;
+  const file = handle.file;
   let segments: Segment[];
   try {
     segments = segmentsOf(handle.journal.entries({ markers: true }));
@@ -395,3 +387,4 @@ async function quiesce(produced?: unknown[]): Promise<void> {
 function sleep(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, Math.min(ms, 60_000))) : Promise.resolve();
 }
+export { parseUntil } from './until.js';

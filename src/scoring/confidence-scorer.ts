@@ -1,5 +1,5 @@
 import type { AgentCallRecord, ConfidenceReport, IterationSummary, QualityReport, ValidationVerdict } from '../core/types.js';
-import { failureFingerprint } from '../decision/history.js';
+import { failureFingerprint } from '../../machines/summary.js';
 import { round } from './quality-controller.js';
 
 export interface ConfidenceWeights {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
+import type { CommitStats, JournalPort } from '../engine/host.js';
+import type { JournalEntry, JournalEvent, JournalStep } from '../persisted/journal-entry.js';
 import { AppendLog } from './durable-file.js';
 import { SnapshotDecoder, SnapshotEncoder } from './snapshot-codec.js';
 
@@ -14,35 +16,6 @@ import { SnapshotDecoder, SnapshotEncoder } from './snapshot-codec.js';
  * `obra.interrupted`) with no snapshot. Every fourth iteration starts with a checkpoint, so the latest state is
  * found by reading the file backwards to the last checkpoint: the cost does not grow with the run.
  */
-
-export type JournalActor = 'task' | 'iteration' | 'obra';
-
-/** The event of a transition, kept small: its type, plus the output (or error) of a finished actor. */
-export type JournalEvent = { type: string; [key: string]: unknown };
-
-/** A transition, decoded. */
-export interface JournalEntry {
-  seq: number;
-  at: number;
-  /** Which actor moved: `task` or `iteration`; `obra` for the engine's own markers. */
-  actor: JournalActor;
-  event: JournalEvent;
-  /** The task machine's state value, and the running iteration's index and state. */
-  task: unknown;
-  iteration: { index: number; state: unknown } | null;
-  /** `actor.getPersistedSnapshot()` of the task machine (with its running iteration) after the transition. */
-  snapshot: unknown;
-}
-
-/** One transition as the engine records it (the journal adds the sequence number). */
-export interface JournalStep {
-  at: number;
-  actor: Exclude<JournalActor, 'obra'>;
-  event: JournalEvent;
-  task: unknown;
-  iteration: { index: number; state: unknown } | null;
-  snapshot: unknown;
-}
 
 const lineSchema = z.object({
   seq: z.number().int().positive(),
@@ -59,17 +32,10 @@ const lineSchema = z.object({
 });
 type Line = z.infer<typeof lineSchema>;
 
-export interface CommitStats {
-  lines: number;
-  bytes: number;
-  /** Whether an fdatasync was made (there was something written since the last one). */
-  synced: boolean;
-  /** Milliseconds spent in write() and in fdatasync. */
-  writeMs: number;
-  syncMs: number;
-}
+export type { CommitStats, JournalEntry, JournalEvent, JournalStep };
 
-export class Journal {
+/** The files host's journal: the JournalPort the engine writes, and the reader every command uses. */
+export class Journal implements JournalPort {
   readonly log: AppendLog;
   // A whole snapshot at least every 256 lines, whatever happens (a long retry loop); see TransitionRecorder.
   private readonly encoder = new SnapshotEncoder(256);

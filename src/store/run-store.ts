@@ -4,11 +4,16 @@ import { join, resolve } from 'node:path';
 import { LowSync } from 'lowdb';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
+import { isAlive } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
+import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
+import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
 import { AppendLog, DurableJsonFile, isNotFound, storeIoError, writeFileDurably } from './durable-file.js';
-import { Journal, type JournalEntry } from './journal.js';
+import { Journal } from './journal.js';
 
-export type { JournalEntry } from './journal.js';
+import type { JournalEntry } from '../persisted/journal-entry.js';
+
+export type { JournalEntry };
 
 /**
  * The StateManager: where runs live on disk (lowdb JSON files, no server).
@@ -24,52 +29,9 @@ export type { JournalEntry } from './journal.js';
  * rest or ends — never per transition or per iteration.
  */
 
-export const STORE_VERSION = 2;
+export { STORE_VERSION, type NewRun, type RunFile } from '../persisted/run-file.js';
 
 const storeMetaSchema = z.object({ format: z.literal('obra-store'), version: z.number().int().positive() });
-
-const taskSpecSchema = z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) });
-
-const RUN_STATUSES = ['running', 'done', 'escalated', 'failed', 'max_iterations', 'budget_exceeded', 'cancelled', 'awaiting_human', 'paused', 'interrupted'] as const;
-
-export const runFileSchema = z.object({
-  version: z.literal(STORE_VERSION),
-  runId: z.string().regex(/^[A-Za-z0-9_-]+$/),
-  task: taskSpecSchema,
-  status: z.enum(RUN_STATUSES) as z.ZodType<RunStatus>,
-  reason: z.string(),
-  /** The question put to a human while the run waits in `awaitingHuman`. */
-  question: z.string().nullable().default(null),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  finishedAt: z.string().nullable(),
-  sessionId: z.string().nullable(),
-  /** Totals as of the last time the run came to rest (a live run's are counted from iterations.jsonl). */
-  iterations: z.number().int(),
-  totalCostUsd: z.number(),
-  /** The effective config the run started with (resume and replay use it, not today's config). */
-  config: z.record(z.string(), z.unknown()),
-  /** The task machine's input: replay starts the machines from it. */
-  input: z.record(z.string(), z.unknown()),
-  /** Enough to rebuild the agent on resume: its name, and for Claude Code the binary and extra env. */
-  agent: z.object({ name: z.string(), command: z.string().optional(), env: z.record(z.string(), z.string()).optional() }),
-});
-export type RunFile = z.infer<typeof runFileSchema>;
-export type NewRun = Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'status' | 'reason' | 'question'>;
-
-const FINAL_STATUSES: RunStatus[] = ['done', 'failed', 'max_iterations', 'budget_exceeded', 'cancelled'];
-export const isFinalStatus = (status: RunStatus) => FINAL_STATUSES.includes(status);
-
-/** Says what is wrong with a file from another store version, before the schema's field-level complaint. */
-function versionAdvice(kind: string) {
-  return (json: unknown): string | null => {
-    const version = (json as { version?: unknown } | null)?.version;
-    if (typeof version !== 'number' || version === STORE_VERSION) return null;
-    return version > STORE_VERSION
-      ? `written by a newer Obra (${kind} version ${version}; this Obra reads version ${STORE_VERSION}) — upgrade Obra to use it`
-      : `written by an older Obra (${kind} version ${version}; this Obra reads version ${STORE_VERSION}) — keep using the Obra that wrote it, or start a new store with --db <folder>`;
-  };
-}
 
 /** Locks held by this process (a run must not be driven twice by one process either). */
 const heldHere = new Set<string>();
@@ -118,19 +80,18 @@ export class RunStore {
       throw storeIoError(error, dir, 'create the run folder');
     }
     const handle = new RunHandle(dir);
-    handle.db.data = {
-      ...file,
-      version: STORE_VERSION,
-      status: 'running',
-      reason: '',
-      question: null,
-      updatedAt: file.createdAt,
-      finishedAt: null,
-      iterations: 0,
-      totalCostUsd: 0,
-    };
     try {
-      handle.db.write();
+      handle.create({
+        ...file,
+        version: STORE_VERSION,
+        status: 'running',
+        reason: '',
+        question: null,
+        updatedAt: file.createdAt,
+        finishedAt: null,
+        iterations: 0,
+        totalCostUsd: 0,
+      });
     } catch (error) {
       rmSync(dir, { recursive: true, force: true }); // our own empty folder: leave nothing half-made behind
       throw error;
@@ -143,9 +104,7 @@ export class RunStore {
     if (!existsSync(join(dir, 'run.json'))) {
       throw new UserError(`no run "${runId}" in ${this.dir} — \`obra runs\` lists the runs there`);
     }
-    const handle = new RunHandle(dir);
-    handle.db.read();
-    return handle;
+    return new RunHandle(dir).load();
   }
 
   /** Run ids, newest first (ids start with a timestamp). */
@@ -171,7 +130,7 @@ export interface LockInfo {
 }
 
 export class RunHandle {
-  readonly db: LowSync<RunFile>;
+  private readonly db: LowSync<RunFile>;
   readonly journal: Journal;
   private readonly iterationLog: AppendLog;
   private lastRecorded: number | null = null;
@@ -184,6 +143,23 @@ export class RunHandle {
 
   get runId(): string {
     return this.db.data.runId;
+  }
+
+  /** The run's small record, as last read or written. */
+  get file(): Readonly<RunFile> {
+    return this.db.data;
+  }
+
+  /** Reads run.json (a handle is opened before its file is read). */
+  load(): this {
+    this.db.read();
+    return this;
+  }
+
+  /** Writes a new run's record (createRun). */
+  create(file: RunFile): void {
+    this.db.data = file;
+    this.db.write();
   }
 
   update(patch: Partial<RunFile>): void {
@@ -232,10 +208,9 @@ export class RunHandle {
    * many records changed.
    */
   reconcileIterations(snapshot: unknown): number {
-    const state = snapshot as { context?: { iterations?: number }; children?: Record<string, { snapshot?: { value?: unknown; context?: { index?: number } } }> };
-    const absorbed = state.context?.iterations ?? 0;
-    const running = state.children?.iteration?.snapshot;
-    const backed = (index: number) => index <= absorbed || (running?.value === 'persisting' && running.context?.index === index);
+    const absorbed = finishedIterationsOf(snapshot);
+    const persisting = recordBeingPersisted(snapshot);
+    const backed = (index: number) => index <= absorbed || persisting?.index === index;
     const records = this.readIterations();
     const kept = records.filter((r) => backed(r.index));
     const have = new Set(kept.map((r) => r.index));
@@ -245,9 +220,7 @@ export class RunHandle {
       for (const entry of this.journal.entries()) {
         const index = entry.iteration?.index;
         if (entry.iteration?.state !== 'persisting' || index === undefined || index > absorbed || have.has(index)) continue;
-        const children = (entry.snapshot as { children?: Record<string, { snapshot?: { children?: Record<string, { src?: string; snapshot?: { input?: unknown } }> } }> }).children;
-        const persisting = Object.values(children?.iteration?.snapshot?.children ?? {}).find((child) => child.src === 'persistIteration');
-        const record = persisting?.snapshot?.input as IterationRecord | undefined;
+        const record = recordBeingPersisted(entry.snapshot);
         if (!record) continue;
         kept.push(record);
         have.add(index);
@@ -375,18 +348,9 @@ function readLockFile(path: string): LockInfo | null {
 /** Whether the lock's process still runs: same pid *and* same start time (pids are reused after a reboot). */
 export function lockIsLive(lock: LockInfo): boolean {
   if (lock.host !== hostname()) return true; // cannot tell from here: assume the other machine still runs it
-  if (!pidAlive(lock.pid)) return false;
+  if (!isAlive(lock.pid)) return false;
   const start = processStart(lock.pid);
   return lock.start === null || start === null || start === lock.start;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); null where there is no /proc. */

@@ -1,4 +1,4 @@
-import { edgesOf, type GraphEdge, type MachineGraph } from '../inspect/machine-graph.js';
+import { edgesOf, type GraphEdge, type MachineGraph } from '../graph/machine-graph.js';
 
 /**
  * Draws a flat statechart as SVG, laid out from its definition: the states in a column in the order the

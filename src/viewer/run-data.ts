@@ -1,6 +1,6 @@
 import type { IterationRecord } from '../core/types.js';
 import type { JournalEntry, RunHandle } from '../store/run-store.js';
-import { machineGraphs } from '../inspect/machine-export.js';
+import { machineGraphs } from '../graph/machine-export.js';
 
 /**
  * What the viewer page steps through, built from a run's files: one step per journal line (a transition of
@@ -91,7 +91,7 @@ interface SnapshotShape {
 }
 
 export function viewerRun(handle: RunHandle, status: string): ViewerRun {
-  const file = handle.db.data;
+  const file = handle.file;
   const texts: string[] = [];
   const textIndex = new Map<string, number>();
   const text = (value: unknown): number | null => {

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { UserError } from '../core/errors.js';
-import { machineGraphs } from '../inspect/machine-export.js';
-import { isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspect/listen.js';
+import { machineGraphs } from '../graph/machine-export.js';
+import { DEFAULT_VIEWER_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspector/listen.js';
 import { RunStore } from '../store/run-store.js';
 import { drawChart } from './chart.js';
 import { CONTENT_SECURITY_POLICY, runListPage, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
@@ -13,7 +13,7 @@ import { viewerRun } from './run-data.js';
  * the page shows a run that is still going) and never writes to it.
  */
 
-export const DEFAULT_VIEWER_PORT = 7070;
+export { DEFAULT_VIEWER_PORT };
 
 export interface ViewerServerOptions {
   storeDir: string;
@@ -75,7 +75,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     return store.listRunIds().flatMap((runId) => {
       try {
         const handle = store.openRun(runId);
-        const file = handle.db.data;
+        const file = handle.file;
         const item = { runId, status: handle.effectiveStatus(), task: file.task.text, iterations: file.iterations, costUsd: file.totalCostUsd, startedAt: file.createdAt };
         handle.close();
         return [item];

@@ -188,6 +188,39 @@ describe('ClaudeCodeAgent with a broken binary', () => {
     expect(world.locks.isFree(call.sessionId)).toBe(true);
   });
 
+  it('a CLI (and its child) that ignores SIGTERM is SIGKILLed after the grace period: the call returns, no orphan', async () => {
+    const world = fakeWorld();
+    // Long enough for the CLI and its child to have set up their SIGTERM handlers, even on a busy machine.
+    const timeoutMs = 1000;
+    const killGraceMs = 300;
+    const agent = world.agent({ FAKE_CLAUDE_IGNORE_SIGTERM: '1', FAKE_CLAUDE_REPLIES: JSON.stringify([{ hang: true }]) }, { timeoutMs, killGraceMs });
+    const pending = agent.call(request(world));
+    try {
+      // Without the hard kill the call would never return: give up long after timeout + grace, with a reason.
+      const call = await Promise.race([pending, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+      expect(call, 'the call did not return: nothing killed the CLI that ignores SIGTERM').not.toBeNull();
+      expect(call!.outcome).toEqual({ kind: 'timeout', message: 'the agent did not finish within 1.0s and was killed' });
+      // SIGTERM came first and was ignored (by the CLI and by its child); SIGKILL is what ended the CLI.
+      const calls = world.calls();
+      const cli = calls.find((c) => c.outcome === 'hang')!;
+      const child = calls.find((c) => c.outcome === 'hang-child')!;
+      expect(calls.filter((c) => c.outcome === 'sigterm-ignored').map((c) => c.pid)).toEqual([cli.pid]);
+      expect(calls.filter((c) => c.outcome === 'hang-child-sigterm-ignored').map((c) => c.childPid)).toEqual([child.childPid]);
+      expect(call!.signal).toBe('SIGKILL');
+      // ... and only after the grace period: the call lasted the timeout plus the grace (a lower bound a busy
+      // machine meets; a few ms of slack because Node starts a timer from its loop's cached clock).
+      expect(call!.durationMs).toBeGreaterThanOrEqual(timeoutMs + killGraceMs - 10);
+      // Nothing of the tree survives the call.
+      expect(isAlive(cli.pid)).toBe(false);
+      await until(() => !isAlive(child.childPid!), 2000, 'the child that ignores SIGTERM to be gone');
+      expect(world.locks.isFree(call!.sessionId)).toBe(true);
+    } finally {
+      // Should the hard kill be missing, do not leave processes that ignore SIGTERM behind.
+      for (const c of world.calls()) for (const pid of [c.pid, c.childPid]) if (pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
+      await pending;
+    }
+  });
+
   it('an abort (run cancelled) stops the call at once and kills the tree', async () => {
     const world = fakeWorld();
     const agent = world.agent({ FAKE_CLAUDE_FAIL: 'hang' }, { timeoutMs: 30_000, killGraceMs: 200 });

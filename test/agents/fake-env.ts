@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../../src/agents/claude-code-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import { configSchema, type ConfigInput, type ObraConfig } from '../../src/config/schema.js';
+import { isAlive as processExists } from '../../src/core/process.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const FAKE_CLAUDE = join(ROOT, 'fixtures/fake-claude');
@@ -84,11 +85,7 @@ export async function until(predicate: () => boolean, timeoutMs = 10_000, what =
 
 /** Whether `pid` still runs. A zombie (dead, waiting for PID 1 to reap it) does not count: it runs nothing. */
 export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
+  if (!processExists(pid)) return false;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';

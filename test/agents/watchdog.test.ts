@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
-import { claudeOptionsFromConfig, runTask, type EngineEvent } from '../../src/engine/runner.js';
+import { claudeOptionsFromConfig, runTask, type EngineEvent } from '../../src/index.js';
 import { config, FAKE_CLAUDE, fakeWorld, isAlive } from './fake-env.js';
 
 /**

@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import type { EngineEvent } from '../../src/engine/runner.js';
-import { runTask } from '../../src/engine/runner.js';
+import type { EngineEvent } from '../../src/index.js';
+import { runTask } from '../../src/index.js';
 import { RunStore } from '../../src/store/run-store.js';
 
 const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { InspectionEvent } from 'xstate';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import { answerRun, resumeRun, runTask } from '../../src/engine/runner.js';
+import { answerRun, resumeRun, runTask } from '../../src/index.js';
 import { replayRun, type ReplayStep } from '../../src/replay/replay.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { CLI } from '../helpers/cli.js';

@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { Agent, AgentCallRequest } from '../../src/agents/agent.js';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
-import { listRuns } from '../../src/cli/history.js';
+import { listRuns } from '../../src/cli/runs.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
-import { answerRun, resumeRun, runTask, type EngineEvent } from '../../src/engine/runner.js';
+import { answerRun, resumeRun, runTask, type EngineEvent } from '../../src/index.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { BUSY_HELD, crashedCopy, deterministicAgent, outcomeOf, tempDir } from './helpers.js';
 
@@ -200,7 +200,7 @@ describe('resume after a crash, in every state', () => {
   it('show and resume of a finished run give the same result object as the run itself', async () => {
     const store = tempDir();
     const result = await runTask({ task: 'Build', workdir: store, storeDir: store, agent: deterministicAgent(), config: fastRetries });
-    const { printRunDetails } = await import('../../src/cli/history.js');
+    const { printRunDetails } = await import('../../src/cli/show.js');
     expect(printRunDetails(store, result.runId, true)).toEqual(result);
     const before = readFileSync(join(store, 'runs', result.runId, 'journal.jsonl'), 'utf8');
     expect(await resumeRun(result.runId, { storeDir: store })).toEqual(result);

@@ -4,9 +4,9 @@ import { createMachine, type AnyStateMachine } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { iterationMachine } from '../../machines/iteration.machine.js';
 import { taskMachine } from '../../machines/task.machine.js';
-import { describeMachine } from '../../src/inspect/machine-graph.js';
-import { machineConfigs, studioCode } from '../../src/inspect/machine-export.js';
-import { mermaidCharts, mermaidOf, readmeChart, updateReadmeCharts } from '../../src/inspect/mermaid.js';
+import { describeMachine } from '../../src/graph/machine-graph.js';
+import { machineConfigs, studioCode } from '../../src/graph/machine-export.js';
+import { mermaidCharts, mermaidOf, readmeChart, updateReadmeCharts } from '../../src/graph/mermaid.js';
 import { obra, ROOT, sandbox } from '../helpers/cli.js';
 
 const machines: [string, AnyStateMachine][] = [

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { runTask } from '../../src/engine/runner.js';
+import { runTask } from '../../src/index.js';
 import { CLI } from '../helpers/cli.js';
 import { listen, twoIterationRun, valuesOf } from './helpers.js';
 

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/core/errors.js';
-import { runTask } from '../../src/engine/runner.js';
-import { feedFrames, inspectorFramesFromJournal, replayIntoInspector, type ReplayFrame } from '../../src/inspect/replay.js';
+import { runTask } from '../../src/index.js';
+import { feedFrames, inspectorFramesFromJournal, replayIntoInspector, type ReplayFrame } from '../../src/inspector/journal-frames.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { listen, twoIterationRun, valuesOf, type WireMessage } from './helpers.js';
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutputTail, runCheck, runChecks } from '../../src/scoring/checks.js';
+import { until } from '../agents/fake-env.js';
 import { tempDir } from './helpers.js';
 
 describe('acceptance checks: run in the workdir through a shell, with a timeout and only a tail of output', () => {
@@ -42,8 +43,7 @@ describe('acceptance checks: run in the workdir through a shell, with a timeout 
     expect(result.outputTail).toContain('(the check timed out after 0.3s and was killed)');
     expect(elapsed).toBeLessThan(3000);
     const pid = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(isAlive(pid)).toBe(false);
+    await until(() => !isAlive(pid), 3000, 'the grandchild to be gone');
   });
 
   it('a check that ignores SIGTERM gets SIGKILL after the grace period', async () => {

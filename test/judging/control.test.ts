@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Agent, AgentCallRequest } from '../../src/agents/agent.js';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
-import { RunControl, requestCancel, requestPause } from '../../src/control/run-control.js';
+import { RunControl, requestCancel, requestPause } from '../../src/index.js';
 import { UserError } from '../../src/core/errors.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
-import { resumeRun, runTask } from '../../src/engine/runner.js';
+import { resumeRun, runTask } from '../../src/index.js';
 import { harness } from './helpers.js';
 
 /** An agent whose calls wait until the test releases them (or the run aborts them). */
@@ -72,7 +72,7 @@ describe('pause and cancel', () => {
     agent.releaseOne();
     const finished = await resuming;
     expect(finished.status).toBe('done');
-    expect(after.trace.steps[0]).toMatchObject({ event: 'CONTINUE', value: 'running' });
+    expect(after.trace.steps[0]).toMatchObject({ event: 'RESUMED', value: 'running' });
   });
 
   it('CANCEL (in process) stops the iteration in flight at once: the agent call is aborted and the run ends cancelled', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { IterationSummary, QualityReport } from '../../src/core/types.js';
 import { DecisionEngine, DecisionPolicyError, stuckReason } from '../../src/decision/decision-engine.js';
-import { failureFingerprint, normaliseOutput } from '../../src/decision/history.js';
+import { failureFingerprint, normaliseOutput } from '../../machines/summary.js';
 import { check, task, verdict } from './helpers.js';
 
 const quality = (score: number, checks: QualityReport['checks'] = []): QualityReport => ({

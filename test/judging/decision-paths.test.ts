@@ -5,7 +5,7 @@ import { SimulatedClock } from 'xstate';
 import type { Agent, AgentCallRequest } from '../../src/agents/agent.js';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { DECISIONS } from '../../src/core/types.js';
-import { answerRun, resumeRun, runTask } from '../../src/engine/runner.js';
+import { answerRun, resumeRun, runTask } from '../../src/index.js';
 import { harness } from './helpers.js';
 
 /**
@@ -197,8 +197,9 @@ describe('decision paths through the task machine', () => {
     const after = harness(h.agent);
     const done = await resumeRun(paused.runId, { storeDir: h.store, agent: h.agent, inspect: after.trace.inspect });
     expect(done.status).toBe('done');
+    // A restored run is woken with RESUMED; in `paused` that means: go on.
     expect(after.trace.steps.map((s) => [s.event, s.value])).toEqual([
-      ['CONTINUE', 'running'],
+      ['RESUMED', 'running'],
       ['xstate.done.actor.iteration', 'done'],
     ]);
     // The retry's feedback survived the pause and reached iteration 3's prompt.

@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
-import { answerRun, runTask } from '../../src/engine/runner.js';
+import { answerRun, runTask } from '../../src/index.js';
 import { config as fakeConfig, fakeWorld } from '../agents/fake-env.js';
 import { FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { harness } from './helpers.js';

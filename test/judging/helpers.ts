@@ -6,7 +6,7 @@ import type { Agent } from '../../src/agents/agent.js';
 import { ScriptedAgent, type ReplyScript } from '../../src/agents/scripted-agent.js';
 import { configSchema, type ConfigInput, type ObraConfig } from '../../src/config/schema.js';
 import type { AgentCallRecord, CheckResult, IterationRecord, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
-import type { EngineEvent, EngineOptions } from '../../src/engine/runner.js';
+import type { EngineEvent, EngineOptions } from '../../src/index.js';
 import { RunStore } from '../../src/store/run-store.js';
 
 export const tempDir = (prefix = 'obra-judging-') => mkdtempSync(join(tmpdir(), prefix));

@@ -5,7 +5,7 @@ import { Ollama } from 'ollama';
 // @ts-expect-error no type declarations for the fixture
 import { startOllamaStub } from '../../fixtures/ollama-stub/server.mjs';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
-import { runTask } from '../../src/engine/runner.js';
+import { runTask } from '../../src/index.js';
 import { JUDGE_FORMAT, LlmJudge, RUBRIC } from '../../src/scoring/llm-judge.js';
 import { QualityController } from '../../src/scoring/quality-controller.js';
 import { answerCall, check, harness, task, verdict } from './helpers.js';

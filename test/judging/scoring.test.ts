@@ -3,7 +3,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { ConfidenceScorer, DEFAULT_CONFIDENCE_WEIGHTS } from '../../src/scoring/confidence-scorer.js';
 import { createJudging } from '../../src/scoring/judging.js';
 import { QualityController, taskCoverage } from '../../src/scoring/quality-controller.js';
-import { failureFingerprint } from '../../src/decision/history.js';
+import { failureFingerprint } from '../../machines/summary.js';
 import { answerCall, check, task, verdict } from './helpers.js';
 
 const answer = 'Added greet(name) to greet.js and ran the tests; they pass.\nSTATUS: DONE';

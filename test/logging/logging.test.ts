@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ProgressReporter, type Verbosity } from '../../src/cli/progress.js';
 import type { IterationRecord } from '../../src/core/types.js';
-import type { EngineEvent } from '../../src/engine/runner.js';
+import type { EngineEvent } from '../../src/index.js';
 import { fanOut, RunLog } from '../../src/logging/run-log.js';
 
 /** A stream that records what is written to it, optionally pretending to be a terminal. */

@@ -9,7 +9,7 @@ import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import { configSchema } from '../../src/config/schema.js';
 import type { IterationRecord } from '../../src/core/types.js';
-import { answerRun, claudeOptionsFromConfig, resumeRun, runTask, type EngineEvent } from '../../src/engine/runner.js';
+import { answerRun, claudeOptionsFromConfig, resumeRun, runTask, type EngineEvent } from '../../src/index.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { realClaudeOrSkip, realEnv } from './real-claude.js';
 

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import { resumeRun, runTask } from '../../src/engine/runner.js';
+import { resumeRun, runTask } from '../../src/index.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { tempDir } from '../durability/helpers.js';
 import { injectStoreFault } from '../../src/store/durable-file.js';
-import type { Durability } from '../../src/store/transition-recorder.js';
+import type { Durability } from '../../src/engine/recorder.js';
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 

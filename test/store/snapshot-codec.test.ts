@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { createActor, type AnyActorRef } from 'xstate';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import { buildMachines } from '../../src/engine/runner.js';
+import { buildMachines } from '../../src/index.js';
 import { SnapshotDecoder, SnapshotEncoder } from '../../src/store/snapshot-codec.js';
-import { compactEvent, stepOf, TransitionRecorder } from '../../src/store/transition-recorder.js';
+import { compactEvent, stepOf, TransitionRecorder } from '../../src/engine/recorder.js';
 
 /** Encodes a sequence of (event, snapshot) pairs and decodes it again, line by line, as the journal does. */
 function roundTrip(steps: { event: unknown; snapshot: unknown }[], checkpointEvery = 64) {

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { runTask } from '../../src/engine/runner.js';
+import { runTask } from '../../src/index.js';
 import { CLI, obra, sandbox } from '../helpers/cli.js';
 import { twoIterationRun } from '../inspect/helpers.js';
 

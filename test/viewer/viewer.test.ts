@@ -1,15 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { runTask } from '../../src/engine/runner.js';
+import { runTask } from '../../src/index.js';
 import type { RunResult } from '../../src/engine/run-result.js';
 import type { ViewerRun } from '../../src/viewer/run-data.js';
 import { startViewerServer, type ViewerServer } from '../../src/viewer/server.js';
 import { twoIterationRun } from '../inspect/helpers.js';
-import { openChromium } from './browser.js';
+import { chromiumOrSkip, openChromium } from './browser.js';
 import { decodePng, shareOfColour } from './png.js';
 
 /** The fill of the current state (`.node.current rect` in the viewer's CSS). */
 const HIGHLIGHT: [number, number, number] = [0xfb, 0xbf, 0x24];
+
+// Skipped with a line on stderr when there is no Chromium, except in CI (see browser.ts).
+const found = chromiumOrSkip('test/viewer/viewer.test.ts');
 
 let server: ViewerServer;
 let browser: { context: BrowserContext; close: () => Promise<void> };
@@ -18,11 +21,12 @@ let data: ViewerRun;
 const errors: string[] = [];
 
 beforeAll(async () => {
+  if (!found.path) return;
   const run = twoIterationRun();
   result = await runTask({ task: 'Add greet(name)', workdir: run.dir, config: run.config, storeDir: run.storeDir, agent: run.agent });
   server = await startViewerServer({ storeDir: run.storeDir, port: 0 });
   data = (await (await fetch(`${server.url}api/runs/${result.runId}`)).json()) as ViewerRun;
-  browser = await openChromium();
+  browser = await openChromium(found.path);
 });
 
 afterAll(async () => {
@@ -41,7 +45,7 @@ async function openRun(step: number): Promise<Page> {
 const current = (page: Page, machine: string) => page.locator(`svg.chart[data-machine="${machine}"] .node.current`);
 const nodeRect = (page: Page, machine: string, state: string) => page.locator(`svg.chart[data-machine="${machine}"] .node[data-state="${state}"] rect`).first();
 
-describe('obra view in headless Chromium', () => {
+describe.skipIf(!found.path)(`obra view in headless Chromium (${found.path ?? `skipped: ${found.skip}`})`, () => {
   it('serves steps that follow the run: every state of both iterations, then the finished task', () => {
     expect(data.run.runId).toBe(result.runId);
     const byIteration = (index: number) => data.steps.filter((s) => s.actor === 'iteration' && s.iteration?.index === index).map((s) => s.iteration!.state);

@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { flagLayer, type ConfigFlags } from '../../config/flags.js';
-import { loadConfig } from '../../config/load.js';
-import { requestCancel, requestPause, type ControlOutcome } from '../../control/run-control.js';
+import type { ConfigFlags } from '../../config/flags.js';
+import type { ControlOutcome } from '../../hosts/files/control-file.js';
 
 interface ControlFlags extends ConfigFlags {
   config?: string;
@@ -13,7 +12,7 @@ interface ControlFlags extends ConfigFlags {
 
 /**
  * `obra pause <runId>` and `obra cancel <runId>`: reach a run driven by another process through its control
- * file (see src/control/run-control.ts). Exit 0 when the request took effect (or was accepted), 2 when there
+ * file (see src/hosts/files/control-file.ts). Exit 0 when the request took effect (or was accepted), 2 when there
  * is nothing to do (unknown run, already finished), 1 when the driving process did not react.
  */
 export function register(program: Command): void {
@@ -28,17 +27,20 @@ export function register(program: Command): void {
   common(program.command('pause').description('pause a running run once its current iteration is persisted (`obra resume` continues it)'))
     .option('--wait', 'wait until the run is actually paused')
     .action(async (runId: string, flags: ControlFlags) => {
-      report(await requestPause(runId, { storeDir: storeDirOf(flags), reason: flags.reason ?? 'paused by the user', untilPaused: flags.wait }), flags);
+      const { requestPause } = await import('../../hosts/files/control-file.js');
+      report(await requestPause(runId, { storeDir: await storeDirOf(flags), reason: flags.reason ?? 'paused by the user', untilPaused: flags.wait }), flags);
     });
 
   common(program.command('cancel').description('cancel a run: stop it now (its agent process is killed) and mark it cancelled')).action(
     async (runId: string, flags: ControlFlags) => {
-      report(await requestCancel(runId, { storeDir: storeDirOf(flags), reason: flags.reason ?? 'cancelled by the user' }), flags);
+      const { requestCancel } = await import('../../hosts/files/cancel.js');
+      report(await requestCancel(runId, { storeDir: await storeDirOf(flags), reason: flags.reason ?? 'cancelled by the user' }), flags);
     },
   );
 }
 
-function storeDirOf(flags: ControlFlags): string {
+async function storeDirOf(flags: ControlFlags): Promise<string> {
+  const [{ flagLayer }, { loadConfig }] = await Promise.all([import('../../config/flags.js'), import('../../config/load.js')]);
   return resolve(loadConfig({ file: flags.config ?? null, flags: flagLayer(flags) }).config.store.dir);
 }
 

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
-import { edgesOf } from '../../inspect/machine-graph.js';
-import { machineConfigs, machineGraphs, MACHINE_NAMES, studioCode, type MachineName } from '../../inspect/machine-export.js';
-import { mermaidCharts } from '../../inspect/mermaid.js';
+import type { MachineName } from '../../graph/machine-export.js';
+
+/** The machines by name (the graph modules, which build them, load only when a command prints them). */
+const MACHINE_NAMES: MachineName[] = ['iteration', 'task'];
 
 /** `obra machines`: the statecharts as Stately Studio configs, Studio import code, or mermaid. */
 export function register(program: Command): void {
@@ -13,11 +14,11 @@ export function register(program: Command): void {
     .option('--json', 'the createMachine configs as JSON: { "iteration": {...}, "task": {...} }')
     .option('--studio', 'createMachine(...) code to paste into Stately Studio ("Import from code")')
     .option('--mermaid', 'mermaid stateDiagram-v2 charts (what the README shows)')
-    .action((name: string | undefined, flags: { json?: boolean; studio?: boolean; mermaid?: boolean }) => {
+    .action(async (name: string | undefined, flags: { json?: boolean; studio?: boolean; mermaid?: boolean }) => {
       const names = pick(name);
       const formats = [flags.json, flags.studio, flags.mermaid].filter(Boolean).length;
       if (formats > 1) throw new UserError('choose one of --json, --studio, --mermaid');
-      process.stdout.write(render(names, flags));
+      process.stdout.write(await render(names, flags));
     });
 }
 
@@ -27,7 +28,12 @@ function pick(name: string | undefined): MachineName[] {
   return [name as MachineName];
 }
 
-function render(names: MachineName[], flags: { json?: boolean; studio?: boolean; mermaid?: boolean }): string {
+async function render(names: MachineName[], flags: { json?: boolean; studio?: boolean; mermaid?: boolean }): Promise<string> {
+  const [{ edgesOf }, { machineConfigs, machineGraphs, studioCode }, { mermaidCharts }] = await Promise.all([
+    import('../../graph/machine-graph.js'),
+    import('../../graph/machine-export.js'),
+    import('../../graph/mermaid.js'),
+  ]);
   if (flags.json) {
     const configs = machineConfigs();
     const value = names.length === 1 ? configs[names[0]!] : Object.fromEntries(names.map((n) => [n, configs[n]]));

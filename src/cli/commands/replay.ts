@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadConfig } from '../../config/load.js';
-import { UserError } from '../../core/errors.js';
-import { parseUntil, replayRun, type ReplayResult, type ReplayStep } from '../../replay/replay.js';
-import { parsePort } from '../../inspect/listen.js';
+import type { UserError } from '../../core/errors.js';
+import { parsePort } from '../../inspector/listen.js';
+import type { ReplayResult, ReplayStep } from '../../replay/replay.js';
+import { parseUntil } from '../../replay/until.js';
 
 interface ReplayFlags {
   db?: string;
@@ -37,13 +37,15 @@ export function register(program: Command): void {
     .option('--inspect', 'feed the run to the Stately inspector instead (with --speed to watch it)')
     .option('--port <n>', 'the inspector port for --inspect (default 8080; 0 picks a free one)', parsePort)
     .action(async (runId: string, flags: ReplayFlags) => {
+      const { loadConfig } = await import('../../config/load.js');
       const storeDir = resolve(flags.db ?? loadConfig({ file: flags.config ?? null }).config.store.dir);
       if (flags.inspect) {
-        // Issue 6: the inspector replays the journal's frames itself (src/inspect/replay.ts).
-        const { replayIntoInspector } = await import('../../inspect/replay.js');
+        // Issue 6: the inspector replays the journal's frames itself (src/inspector/journal-frames.ts).
+        const { replayIntoInspector } = await import('../../inspector/journal-frames.js');
         await replayIntoInspector({ runId, storeDir, port: flags.port, speed: flags.speed });
         return;
       }
+      const { replayRun } = await import('../../replay/replay.js');
       const out = process.stderr;
       const started = Date.now();
       const printSteps = !flags.quiet && !flags.json && (flags.verbose || flags.speed !== undefined);

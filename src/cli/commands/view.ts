@@ -1,9 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/load.js';
-import { parsePort } from '../../inspect/listen.js';
-import { RunStore } from '../../store/run-store.js';
-import { DEFAULT_VIEWER_PORT, startViewerServer } from '../../viewer/server.js';
+import { DEFAULT_VIEWER_PORT, parsePort } from '../../inspector/listen.js';
 
 /** `obra view [<runId>]`: the offline run viewer on 127.0.0.1. */
 export function register(program: Command): void {
@@ -15,6 +12,11 @@ export function register(program: Command): void {
     .option('--config <file>', 'YAML config file (default: ./obra.yaml when present)')
     .option('--port <n>', `the viewer's port on 127.0.0.1 (default ${DEFAULT_VIEWER_PORT}; 0 picks a free one)`, parsePort)
     .action(async (runId: string | undefined, flags: { db?: string; config?: string; port?: number }) => {
+      const [{ loadConfig }, { RunStore }, { startViewerServer }] = await Promise.all([
+        import('../../config/load.js'),
+        import('../../store/run-store.js'),
+        import('../../viewer/server.js'),
+      ]);
       const storeDir = resolve(flags.db ?? loadConfig({ file: flags.config ?? null }).config.store.dir);
       // An unknown run is reported before anything listens.
       if (runId !== undefined) RunStore.open(storeDir, { create: false }).openRun(runId).close();

@@ -1,18 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TaskEvent } from '../../machines/task.machine.js';
-import type { Agent, AgentCallRequest } from '../agents/agent.js';
-import { UserError } from '../core/errors.js';
-import type { AgentCallRecord, RunStatus } from '../core/types.js';
-import { writeFileDurably } from '../store/durable-file.js';
-import { RunStore } from '../store/run-store.js';
+import type { TaskEvent } from '../../../machines/task.machine.js';
+import { UserError } from '../../core/errors.js';
+import { isFinalStatus, type RunStatus } from '../../core/statuses.js';
+import { writeFileDurably } from '../../store/durable-file.js';
+import { RunStore } from '../../store/run-store.js';
 
 /**
- * Pausing and cancelling a run.
- *
- * In process: pass a `RunControl` as the `control` option of `runTask` / `resumeRun` and call `pause()` or
- * `cancel()`; it sends PAUSE / CANCEL to the task machine (queued until the run starts).
+ * Pausing and cancelling a run driven by another process (in process: `RunControl`, src/engine/control.ts).
  *
  * From another process (`obra pause <runId>`, `obra cancel <runId>`, `requestPause`, `requestCancel`): the
  * process driving a run holds `runs/<id>/lock` and watches `runs/<id>/control.json`. A request is written there
@@ -26,7 +22,7 @@ import { RunStore } from '../store/run-store.js';
  *   it takes the lock, restores the run with an agent that does nothing, and sends CANCEL.
  */
 
-const CONTROL_FILE = 'control.json';
+export const CONTROL_FILE = 'control.json';
 export const CONTROL_POLL_MS = 250;
 
 export interface ControlRequest {
@@ -37,40 +33,11 @@ export interface ControlRequest {
   pid: number;
 }
 
-/** An in-process handle on a run's PAUSE / CANCEL events. Events sent before the run starts are queued. */
-export class RunControl {
-  private target: ((event: TaskEvent) => void) | null = null;
-  private readonly pending: TaskEvent[] = [];
-
-  pause(reason?: string): void {
-    this.send({ type: 'PAUSE', reason });
-  }
-
-  cancel(reason?: string): void {
-    this.send({ type: 'CANCEL', reason });
-  }
-
-  send(event: TaskEvent): void {
-    if (this.target) this.target(event);
-    else this.pending.push(event);
-  }
-
-  /** Connects the control to a running task actor; queued events are delivered now, in order. */
-  attach(target: (event: TaskEvent) => void): () => void {
-    this.target = target;
-    while (this.pending.length) target(this.pending.shift()!);
-    return () => {
-      if (this.target === target) this.target = null;
-    };
-  }
-}
-
 /**
- * What the runner calls once its actor has started: connects the optional in-process control and watches the
- * run's control file for requests from other processes. Returns the function that disconnects both.
+ * The files host's control signals: watches the run's control file for requests from other processes and sends
+ * them to the task machine. Returns the function that stops watching.
  */
-export function attachRunControl(options: { runDir: string; control?: RunControl; send: (event: TaskEvent) => void; pollMs?: number }): () => void {
-  const detach = options.control?.attach(options.send) ?? (() => {});
+export function watchControlFile(options: { runDir: string; send: (event: TaskEvent) => void; pollMs?: number }): () => void {
   const since = Date.now();
   const path = join(options.runDir, CONTROL_FILE);
   const poll = () => {
@@ -83,10 +50,7 @@ export function attachRunControl(options: { runDir: string; control?: RunControl
   };
   const timer = setInterval(poll, options.pollMs ?? CONTROL_POLL_MS);
   timer.unref();
-  return () => {
-    clearInterval(timer);
-    detach();
-  };
+  return () => clearInterval(timer);
 }
 
 function readRequest(path: string): ControlRequest | null {
@@ -116,7 +80,6 @@ export interface ControlOutcome {
   message: string;
 }
 
-const FINISHED: RunStatus[] = ['done', 'failed', 'max_iterations', 'budget_exceeded', 'cancelled'];
 
 /** Asks the process driving `runId` to pause it after the current iteration. */
 export async function requestPause(runId: string, options: ControlOptions): Promise<ControlOutcome> {
@@ -140,45 +103,7 @@ export async function requestPause(runId: string, options: ControlOptions): Prom
   return { runId, status: final, message: `run ${runId} stopped as ${final} before the pause took effect` };
 }
 
-/** Cancels `runId`: through the driving process when one runs it, else directly. */
-export async function requestCancel(runId: string, options: ControlOptions): Promise<ControlOutcome> {
-  const { status, handleDir } = statusOf(runId, options.storeDir);
-  if (FINISHED.includes(status)) throw new UserError(`run ${runId} has already finished (its status is ${status}); there is nothing to cancel`);
-  if (status === 'running') {
-    const request = writeRequest(handleDir, 'cancel', options.reason);
-    await waitFor(() => statusOf(runId, options.storeDir).status !== 'running', options.waitMs ?? 15_000);
-    removeIfOurs(handleDir, request.id);
-    const after = statusOf(runId, options.storeDir).status;
-    if (after === 'cancelled') return { runId, status: after, message: `run ${runId} is cancelled` };
-    if (after === 'running') throw new UserError(`run ${runId} did not stop within ${((options.waitMs ?? 15_000) / 1000).toFixed(0)}s of the cancel request (process ${lockHolder(handleDir)})`, 1);
-    if (FINISHED.includes(after)) return { runId, status: after, message: `run ${runId} finished as ${after} before the cancel took effect` };
-    // It came to rest (paused, escalated, interrupted) just before the request was read: cancel it here.
-  }
-  const control = new RunControl();
-  control.cancel(options.reason ?? 'cancelled by the user');
-  // Imported here: the runner imports this module (attachRunControl), so a static import would be a cycle.
-  const { resumeRun } = await import('../engine/runner.js');
-  const result = await resumeRun(runId, { storeDir: options.storeDir, agent: new InertAgent(), control, runChecks: async () => [] });
-  return { runId, status: result.status, message: result.status === 'cancelled' ? `run ${runId} is cancelled` : `run ${runId} ended as ${result.status}: ${result.reason}` };
-}
-
-/**
- * The agent a run at rest is restored with to be cancelled: a call that was in flight when the run stopped is
- * re-issued by the restore, and must not start a real agent. It waits until the run stops it.
- */
-export class InertAgent implements Agent {
-  readonly name = 'inert';
-
-  call(request: AgentCallRequest): Promise<AgentCallRecord> {
-    return new Promise((_resolve, reject) => {
-      const stop = () => reject(new Error('stopped'));
-      if (request.signal?.aborted) stop();
-      else request.signal?.addEventListener('abort', stop, { once: true });
-    });
-  }
-}
-
-function statusOf(runId: string, storeDir: string): { status: RunStatus; handleDir: string } {
+export function statusOf(runId: string, storeDir: string): { status: RunStatus; handleDir: string } {
   const store = RunStore.open(storeDir, { create: false });
   const handle = store.openRun(runId);
   try {
@@ -188,18 +113,18 @@ function statusOf(runId: string, storeDir: string): { status: RunStatus; handleD
   }
 }
 
-function writeRequest(runDir: string, action: ControlRequest['action'], reason?: string): ControlRequest {
+export function writeRequest(runDir: string, action: ControlRequest['action'], reason?: string): ControlRequest {
   const request: ControlRequest = { id: randomUUID(), action, reason, requestedAt: new Date().toISOString(), pid: process.pid };
   writeFileDurably(join(runDir, CONTROL_FILE), JSON.stringify(request));
   return request;
 }
 
-function removeIfOurs(runDir: string, id: string): void {
+export function removeIfOurs(runDir: string, id: string): void {
   const path = join(runDir, CONTROL_FILE);
   if (readRequest(path)?.id === id) rmSync(path, { force: true });
 }
 
-function lockHolder(runDir: string): string {
+export function lockHolder(runDir: string): string {
   try {
     return String((JSON.parse(readFileSync(join(runDir, 'lock'), 'utf8')) as { pid?: number }).pid ?? '?');
   } catch {
@@ -207,7 +132,7 @@ function lockHolder(runDir: string): string {
   }
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
+export async function waitFor(condition: () => boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() >= deadline) return false;

@@ -1,4 +1,5 @@
-import type { CheckResult, IterationRecord, IterationSummary } from '../core/types.js';
+import type { CheckResult, IterationRecord, IterationSummary } from '../src/core/types.js';
+import { fnv1a } from './fnv.js';
 
 /**
  * The small summary of an iteration that later iterations (and the DecisionEngine's stuck detection) see.
@@ -40,7 +41,7 @@ export function failureFingerprint(failing: Pick<CheckResult, 'command' | 'exitC
     ...failing.map((c) => `${c.command}\u0000${c.exitCode ?? 'x'}\u0000${normaliseOutput(c.outputTail)}`).sort(),
     `codes:${[...validationCodes].sort().join(',')}`,
   ];
-  return fnv1a(parts.join('\u0001'));
+  return fnv1a(parts.join('\u0001')).toString(16).padStart(8, '0');
 }
 
 export function normaliseOutput(text: string): string {
@@ -51,13 +52,4 @@ export function normaliseOutput(text: string): string {
     .replace(/\/tmp\/[^\s'"]+/g, '<tmp>')
     .replace(/\s+/g, ' ')
     .trim();
-}
-
-function fnv1a(text: string): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash.toString(16).padStart(8, '0');
 }

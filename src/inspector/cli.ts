@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { InspectionEvent } from 'xstate';
 import { UserError } from '../core/errors.js';
-import { parsePort } from './listen.js';
-import { DEFAULT_INSPECTOR_PORT, startInspectorServer, type InspectorServer } from './server.js';
+import { DEFAULT_INSPECTOR_PORT, parsePort } from './listen.js';
+import type { InspectorServer } from './server.js';
 
 /** `--inspect` and `--port` of `run`, `resume`, `answer`, `demo` (and `replay`). */
 export interface InspectFlags {
@@ -31,6 +31,8 @@ export interface CliInspection {
 /** Starts the inspector for a CLI command when `--inspect` was given (a taken port is a `UserError`). */
 export async function startCliInspection(flags: InspectFlags, out: NodeJS.WritableStream = process.stderr): Promise<CliInspection | null> {
   if (!flags.inspect && !flags.inspectWait) return null;
+  // Loaded only when asked for: a plain run does not pay for the WebSocket server and the converter.
+  const { startInspectorServer } = await import('./server.js');
   const server = await startInspectorServer({ port: flags.port ?? DEFAULT_INSPECTOR_PORT });
   out.write(
     `Inspector: ${server.url} — open it in a browser to follow the run in the Stately inspector ` +

@@ -4,6 +4,10 @@ import { UserError } from '../core/errors.js';
 
 /** Where Obra's local pages listen: this machine only, never the network. */
 export const LOCAL_HOST = '127.0.0.1';
+/** The Stately inspector relay's port (the Stately tools' default). */
+export const DEFAULT_INSPECTOR_PORT = 8080;
+/** The offline viewer's port. */
+export const DEFAULT_VIEWER_PORT = 7070;
 
 /**
  * Starts `server` on host:port and resolves with the port it got (useful with port 0). A port that is taken

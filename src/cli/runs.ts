@@ -1,5 +1,3 @@
-import { resultOf, type RunResult } from '../engine/run-result.js';
-import { denialMessage, usageLimitMessage } from '../logging/messages.js';
 import { RunStore } from '../store/run-store.js';
 
 export interface RunListing {
@@ -20,7 +18,7 @@ export function listRuns(storeDir: string): RunListing[] {
     try {
       const handle = store.openRun(runId);
       try {
-        const file = handle.db.data;
+        const file = handle.file;
         const status = handle.effectiveStatus();
         // A live or killed run has not written its totals yet: they are counted from its iteration records.
         const totals = handle.totals();
@@ -60,30 +58,4 @@ export function printRunTable(runs: RunListing[], out: NodeJS.WritableStream = p
   const header = ['RUN', 'STATUS', 'ITER', 'COST', 'STARTED', 'DURATION', 'TASK'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   for (const row of [header, ...rows]) out.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`);
-}
-
-export function printRunDetails(storeDir: string, runId: string, quiet: boolean, out: NodeJS.WritableStream = process.stdout): RunResult {
-  const store = RunStore.open(storeDir, { create: false });
-  const handle = store.openRun(runId);
-  // The same object `obra run --json` printed (the question too, for a run waiting for a human).
-  const result = resultOf(handle, store.dir, handle.db.data.question);
-  handle.close();
-  if (quiet) return result;
-  out.write(`Run ${result.runId}: ${result.status}${result.reason ? ` — ${result.reason}` : ''}\n`);
-  out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n`);
-  if (result.waiting) out.write(`Waiting: ${usageLimitMessage(result.waiting)} (${result.waiting.message})\n`);
-  if (result.granted.length) out.write(`Granted: ${result.granted.join(', ')}\n`);
-  out.write('\n');
-  if (!result.iterations.length) out.write('No finished iteration yet.\n');
-  for (const it of result.iterations) {
-    out.write(`Iteration ${it.index}: ${it.decision} (${it.decisionRule}) in ${(it.durationMs / 1000).toFixed(2)}s, ${it.attempts} attempt(s)\n`);
-    out.write(`  states: ${it.states.join(' → ')}\n`);
-    if (it.retryDelaysMs.length) out.write(`  backoff: ${it.retryDelaysMs.map((d) => `${(d / 1000).toFixed(3)}s`).join(', ')}\n`);
-    out.write(`  quality ${it.quality ?? '-'} ${JSON.stringify(it.qualityBreakdown)}; confidence ${it.confidence ?? '-'}\n`);
-    for (const check of it.checks) out.write(`  check \`${check.command}\` → exit ${check.exitCode ?? 'timeout'} (${check.durationMs} ms)\n`);
-    if (it.validation && !it.validation.ok) out.write(`  validation: ${it.validation.reasons.join('; ')}\n`);
-    for (const denial of it.permissionDenials) out.write(`  denied: ${denialMessage(denial)}\n`);
-    if (it.reason) out.write(`  why: ${it.reason}\n`);
-  }
-  return result;
 }

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { InspectionEvent } from 'xstate';
 import { WebSocket, WebSocketServer } from 'ws';
 import { bridgePage } from './bridge-page.js';
-import { isLocalAuthority, listenLocally, LOCAL_HOST } from './listen.js';
+import { DEFAULT_INSPECTOR_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from './listen.js';
 import { liveConverter, type StatelyMessage } from './live.js';
 
 /**
@@ -18,7 +18,7 @@ import { liveConverter, type StatelyMessage } from './live.js';
  * 200 events) so a page opened late still sees it from the start.
  */
 
-export const DEFAULT_INSPECTOR_PORT = 8080;
+export { DEFAULT_INSPECTOR_PORT };
 /** The Stately inspector UI the bridge page embeds. */
 export const STATELY_INSPECTOR_URL = 'https://stately.ai/inspect';
 

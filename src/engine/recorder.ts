@@ -1,6 +1,9 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
-import type { CommitStats, Journal, JournalEvent, JournalStep } from './journal.js';
+import { errorText } from '../../machines/errors.js';
+import { PersistedSnapshots } from '../persisted/persisted-snapshots.js';
+import type { JournalEvent, JournalStep } from '../persisted/journal-entry.js';
+import type { CommitStats, JournalPort } from './host.js';
 
 /**
  * Turns a run's XState inspection events into journal lines, and decides when they become durable.
@@ -78,9 +81,6 @@ export function compactEvent(event: JournalEvent): JournalEvent {
   return event;
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** Whether the task or its running iteration is in a state tagged `resting`: it waits (for a timer or a person). */
 function atRest(root: AnyActorRef): boolean {
@@ -98,11 +98,6 @@ export interface RecorderOptions {
   onCommit?: (stats: CommitStats, encodeMs: number) => void;
   /** Called once when the journal cannot be written: the run must stop at its last saved state. */
   onFailure?: (error: Error) => void;
-  /**
-   * Fault injection for the durability tests: after the line entering `<iteration>.<state>` (or
-   * `task.<state>`) is durable, the process freezes, so a test can SIGKILL it in exactly that state.
-   */
-  stallAt?: string | null;
 }
 
 export class TransitionRecorder {
@@ -111,12 +106,11 @@ export class TransitionRecorder {
   private mustSync = true;
   private failed: Error | null = null;
   private encodeMs = 0;
-  private pendingSteps: Step[] = [];
   private checkpointIndex: number | null = null;
   private readonly plainData = new PersistedSnapshots();
 
   constructor(
-    private readonly journal: Journal,
+    private readonly journal: JournalPort,
     private readonly now: () => number,
     private readonly root: () => AnyActorRef | undefined,
     private readonly options: RecorderOptions,
@@ -142,14 +136,13 @@ export class TransitionRecorder {
     const line: JournalStep = { at, ...step, snapshot: this.persisted(root) };
     this.journal.add(line, { checkpoint });
     this.encodeMs += performance.now() - t0;
-    if (this.options.stallAt) this.pendingSteps.push(step);
     if (atRest(root) || !step.event.type.startsWith('xstate.')) {
       // At rest, or an event from a person or another process (HUMAN_ANSWER, PAUSE, CANCEL, RESUMED, ...).
       this.mustSync = true;
     }
     // Lines that must not wait are committed right after the burst (the engine has then stopped, or waits for a
     // promise, a timer or a person); the others go with the next commit, at the latest before the next effect.
-    if (!this.scheduled && (this.mustSync || this.options.durability === 'strict' || this.options.stallAt)) {
+    if (!this.scheduled && (this.mustSync || this.options.durability === 'strict')) {
       this.scheduled = true;
       queueMicrotask(() => this.commit(false));
     }
@@ -192,7 +185,6 @@ export class TransitionRecorder {
       this.options.onFailure?.(this.failed);
       return false;
     }
-    if (this.options.stallAt) this.stallIfAsked();
     return true;
   }
 
@@ -213,129 +205,4 @@ export class TransitionRecorder {
     return effect === 'none' ? !this.failed : this.commit(false);
   }
 
-  private stallIfAsked(): void {
-    const spec = this.options.stallAt!;
-    const steps = this.pendingSteps;
-    this.pendingSteps = [];
-    const hit = steps.some((s) =>
-      spec.startsWith('task.') ? s.actor === 'task' && `task.${String(s.task)}` === spec : s.iteration !== null && `${s.iteration.index}.${String(s.iteration.state)}` === spec,
-    );
-    if (!hit) return;
-    this.journal.commit(true);
-    // Durable now; freeze without running anything else, as if the machine stopped dead right here.
-    process.stderr.write(`obra: stalled in ${spec} (OBRA_TEST_STALL_AT), waiting to be killed\n`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-  }
 }
-
-/** Obra's machines have no history states: every persisted snapshot shares this one empty object. */
-const NO_HISTORY = Object.freeze({});
-
-/** An actor's persisted snapshot, the snapshot it was made from, its entry in its parent's, its children's. */
-interface Persisted {
-  snapshot: unknown;
-  json: unknown;
-  entry: unknown;
-  children: Record<string, unknown> | null;
-}
-
-/**
- * XState's `getPersistedSnapshot()` for machine actors whose contexts hold only plain data, without walking
- * the same objects again and again: an object once found free of actor references stays so (Obra never
- * mutates context data; every change is a new object). Anything unusual falls back to XState's own.
- */
-class PersistedSnapshots {
-  private readonly plain = new WeakSet<object>();
-  /**
-   * Each actor's last snapshot and what it gave: an actor that did not move gives the very same object again,
-   * and so do its entry among its parent's children and the children object itself — which lets the journal's
-   * diff (by identity) skip them without looking inside.
-   */
-  private readonly last = new WeakMap<AnyActorRef, Persisted>();
-
-  persist(actor: AnyActorRef): unknown {
-    return this.persisted(actor).json;
-  }
-
-  private persisted(actor: AnyActorRef): Persisted {
-    const snapshot = actor.getSnapshot() as Record<string, unknown> | undefined;
-    const before = this.last.get(actor);
-    if (before && before.snapshot === snapshot) {
-      // The same snapshot: the same JSON, unless one of its children moved (a parent's snapshot stays the very
-      // same object while only its invoked child moves).
-      if (!before.children) return before;
-      const children = this.childrenOf(snapshot!.children as Record<string, AnyActorRef>, before.children);
-      return children === before.children ? before : this.remember(actor, snapshot, { ...(before.json as object), children }, children);
-    }
-    if (!snapshot || typeof snapshot !== 'object' || !('machine' in snapshot) || !('_nodes' in snapshot)) {
-      // A promise actor's persisted snapshot is its snapshot: it stays valid while the snapshot does.
-      return this.remember(actor, snapshot, actor.getPersistedSnapshot(), null);
-    }
-    const { _nodes, tags, machine, children, context, can, hasTag, matches, getMeta, toJSON, ...json } = snapshot;
-    const history = json.historyValue as Record<string, unknown> | undefined;
-    // Only a machine snapshot found plain is remembered: its context is the last one checked for this actor.
-    const checked = (before?.snapshot as { context?: unknown } | undefined)?.context;
-    if ((history && Object.keys(history).length) || !this.contextIsPlain(context, checked)) {
-      // Anything unusual: XState's own, every time (nothing cached).
-      const persisted = actor.getPersistedSnapshot();
-      return { snapshot: undefined, json: persisted, entry: this.entryOf(actor, persisted), children: null };
-    }
-    const childrenJson = this.childrenOf(children as Record<string, AnyActorRef>, null);
-    return this.remember(actor, snapshot, { ...json, context, children: childrenJson, historyValue: NO_HISTORY }, childrenJson);
-  }
-
-  /** The children's entries; `previous` itself when every entry is the same object as there. */
-  private childrenOf(refs: Record<string, AnyActorRef>, previous: Record<string, unknown> | null): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    let same = previous !== null;
-    let count = 0;
-    for (const id in refs) {
-      const entry = this.persisted(refs[id]!).entry;
-      out[id] = entry;
-      if (same && previous![id] !== entry) same = false;
-      count += 1;
-    }
-    return same && count === Object.keys(previous!).length ? previous! : out;
-  }
-
-  private remember(actor: AnyActorRef, snapshot: unknown, json: unknown, children: Record<string, unknown> | null): Persisted {
-    const made = { snapshot, json, entry: this.entryOf(actor, json), children };
-    this.last.set(actor, made);
-    return made;
-  }
-
-  /** What a parent's persisted snapshot holds for a child. */
-  private entryOf(actor: AnyActorRef, json: unknown): unknown {
-    const ref = actor as AnyActorRef & { _syncSnapshot?: unknown; systemId?: string };
-    return { snapshot: json, src: ref.src, systemId: ref.systemId, syncSnapshot: ref._syncSnapshot };
-  }
-
-  /**
-   * A context with no actor reference in it: only the values that are not the very same as in the actor's
-   * previous (already checked) context are looked into.
-   */
-  private contextIsPlain(context: unknown, previous: unknown): boolean {
-    if (context === previous) return true;
-    if (previous === null || typeof previous !== 'object' || context === null || typeof context !== 'object') return this.isPlain(context);
-    if (isActorRef(context)) return false;
-    const before = previous as Record<string, unknown>;
-    for (const key in context as Record<string, unknown>) {
-      const value = (context as Record<string, unknown>)[key];
-      if (value !== before[key] && !this.isPlain(value)) return false;
-    }
-    return true;
-  }
-
-  /** No actor reference anywhere inside (what XState's persistContext looks for). */
-  private isPlain(value: unknown): boolean {
-    if (value === null || typeof value !== 'object') return true;
-    if (this.plain.has(value)) return true;
-    if (isActorRef(value)) return false;
-    for (const key in value as Record<string, unknown>) if (!this.isPlain((value as Record<string, unknown>)[key])) return false;
-    this.plain.add(value);
-    return true;
-  }
-}
-
-/** What XState's persistContext takes for an actor reference. */
-const isActorRef = (value: object) => 'sessionId' in value && 'send' in value && 'ref' in value;

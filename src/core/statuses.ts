@@ -1,0 +1,29 @@
+import { FINAL_STATUSES, type TaskStatus } from '../../machines/statuses.js';
+
+/**
+ * A run's status — the one list of them. A run ends with one of the task machine's final statuses; between
+ * drives it rests `escalated` (waiting for a person) or `paused`; `running` while a process drives it, and
+ * `interrupted` when the process that drove it is gone (a crash, Ctrl-C): `obra resume` continues it.
+ */
+export const RESTING_STATUSES = ['escalated', 'paused'] as const;
+export const RUN_STATUSES = ['running', ...FINAL_STATUSES, ...RESTING_STATUSES, 'interrupted'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export { FINAL_STATUSES, type TaskStatus };
+
+export const isFinalStatus = (status: RunStatus): status is TaskStatus => (FINAL_STATUSES as readonly string[]).includes(status);
+
+/** The exit code of a CLI command that drove a run to this status (the README's table). */
+export const EXIT_CODES: Record<RunStatus, number> = {
+  done: 0,
+  failed: 1,
+  escalated: 3,
+  max_iterations: 4,
+  budget_exceeded: 5,
+  cancelled: 6,
+  paused: 7,
+  running: 8,
+  interrupted: 130,
+};
+
+/** Bad input: unknown flag, bad config, unknown run... (nothing was written). */
+export const USAGE_EXIT_CODE = 2;

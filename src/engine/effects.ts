@@ -1,0 +1,141 @@
+import { fromPromise } from 'xstate';
+import type {
+  BuildContextInput,
+  CallAgentInput,
+  DecideInput,
+  GeneratePromptInput,
+  ScoreInput,
+  ScoreOutput,
+  ValidateInput,
+} from '../../machines/iteration.machine.js';
+import type { AccountLimits, KnownUsageLimit } from '../agents/account-limits.js';
+import type { Agent, AgentProgress } from '../agents/agent.js';
+import { checkRules } from '../agents/permissions.js';
+import type { ObraConfig } from '../config/schema.js';
+import { ContextManager } from '../context/context-manager.js';
+import type { AgentCallRecord, DecisionReport, IterationRecord, ValidationVerdict } from '../core/types.js';
+import { PromptGenerator } from '../prompt/prompt-generator.js';
+import { runChecks } from '../scoring/checks.js';
+import { createJudging } from '../scoring/judging.js';
+
+/**
+ * What each of the iteration machine's named actors does, and whether that leaves the process. The machine
+ * only names them (`callAgent`, `scoreResponse`, ...); `src/engine/machines.ts` provides these.
+ *
+ * An effect's kind decides what the journal must have done before it starts (write-ahead): `outside` acts
+ * outside the process (the agent, a check command, an LLM judge) — every transition that led to it is made
+ * durable first; `store` writes the store's own copy (the iteration record) — what led to it is written first;
+ * `none` is pure computation, which a restored run simply does again.
+ */
+export type StepEffect = 'none' | 'store' | 'outside';
+
+export interface Work<I, O> {
+  run(args: { input: I; signal: AbortSignal }): Promise<O>;
+  /** What this actor does, given its input. */
+  effect(input: I): StepEffect;
+}
+
+export interface EffectDeps {
+  config: ObraConfig;
+  agent: Agent;
+  /** Keeps a finished iteration's record (idempotently: a restored `persisting` may run it twice). */
+  saveIteration: (record: IterationRecord) => void;
+  onAgentProgress?: (progress: AgentProgress, input: CallAgentInput) => void;
+  /** An agent call came back with an answer (for the progress lines). */
+  onResponse?: (call: AgentCallRecord, input: CallAgentInput) => void;
+  /** Runs the user's checks; the shell runner by default. */
+  checks?: typeof runChecks;
+  /** The account's usage limit, shared by the tasks of a store: no call starts while it is in force. */
+  limits?: AccountLimits;
+  /** The engine's clock (the limit's reset is compared with it). */
+  now: () => number;
+}
+
+export interface IterationWork {
+  buildContext: Work<BuildContextInput, string>;
+  generatePrompt: Work<GeneratePromptInput, string>;
+  callAgent: Work<CallAgentInput, AgentCallRecord>;
+  validateResponse: Work<ValidateInput, ValidationVerdict>;
+  scoreResponse: Work<ScoreInput, ScoreOutput>;
+  decide: Work<DecideInput, DecisionReport>;
+  persistIteration: Work<IterationRecord, void>;
+}
+
+const pure = <I, O>(run: (input: I) => O | Promise<O>): Work<I, O> => ({ run: async ({ input }) => run(input), effect: () => 'none' });
+
+/** The real work behind the iteration machine's named stages: each a thin wrapper around one component. */
+export function iterationWork(deps: EffectDeps): IterationWork {
+  const { config } = deps;
+  const contextManager = new ContextManager({ maxChars: config.context.max_chars, historyWindow: config.context.history_window });
+  const prompts = new PromptGenerator();
+  // Validation, checks, quality (with the optional LLM judge), confidence and the decision: src/scoring/judging.ts.
+  const judging = createJudging(config, { runChecks: deps.checks });
+
+  return {
+    buildContext: pure((input) => contextManager.build(input)),
+    generatePrompt: pure((input) => prompts.render({ context: input.context, iteration: input.index })),
+    callAgent: {
+      effect: () => 'outside',
+      run: async ({ input, signal }) => {
+        const limit = deps.limits?.current(deps.now());
+        if (limit) return limitedCall(input, limit, deps.now());
+        const { checks, ...request } = input;
+        const record = await deps.agent.call({
+          ...request,
+          // The task's own checks are allowed as Bash tools (agent.local.allow_checks), with what a person granted.
+          allowedTools: [...(config.agent.local.allow_checks ? checkRules(checks ?? []) : []), ...(input.allowedTools ?? [])],
+          signal,
+          onProgress: deps.onAgentProgress ? (progress) => deps.onAgentProgress!(progress, input) : undefined,
+        });
+        if (record.outcome.kind === 'usageLimit') deps.limits?.note(record.outcome, input.runId, deps.now());
+        if (record.outcome.kind === 'answer') deps.onResponse?.(record, input);
+        return record;
+      },
+    },
+    validateResponse: pure((input) => judging.validate(input.call, input.task)),
+    scoreResponse: {
+      // Checks and the LLM judge act outside; without them scoring is pure computation.
+      effect: (input) => ((input.task?.checks?.length ?? 0) > 0 || config.quality.judge.enabled ? 'outside' : 'none'),
+      run: ({ input, signal }) => judging.score(input, signal),
+    },
+    decide: pure((input) => judging.decide(input)),
+    persistIteration: { effect: () => 'store', run: async ({ input }) => deps.saveIteration(input) },
+  };
+}
+
+/** The call not made because the account's usage limit is in force: the iteration is suspended like a refused one. */
+function limitedCall(input: CallAgentInput, limit: KnownUsageLimit, at: number): AgentCallRecord {
+  const message = `no call made: this account's usage limit${limit.limitType ? ` (${limit.limitType})` : ''} is in force until ${new Date(limit.resetsAt).toISOString()} (seen by run ${limit.runId}: "${limit.message}")`;
+  return {
+    outcome: { kind: 'usageLimit', limitType: limit.limitType, resetsAt: limit.resetsAt, blockedBy: null, message },
+    argv: [],
+    sessionId: input.sessionId ?? '',
+    mode: input.mode,
+    exitCode: null,
+    signal: null,
+    stdout: '',
+    stderr: '',
+    startedAt: at,
+    durationMs: 0,
+    finishedAt: at,
+  };
+}
+
+/** Each work as the promise actor the machine invokes, started only once `beforeStep` allows (false: never). */
+export function actorsOf(work: IterationWork, beforeStep?: (effect: StepEffect) => Promise<boolean>) {
+  const actor = <I, O>(w: Work<I, O>) =>
+    fromPromise<O, I>(async ({ input, signal }) => {
+      // The journal failed: the actor never finishes; the drive stops it.
+      if (beforeStep && !(await beforeStep(w.effect(input)))) return new Promise<O>(() => {});
+      return w.run({ input, signal });
+    });
+  return {
+    buildContext: actor(work.buildContext),
+    generatePrompt: actor(work.generatePrompt),
+    callAgent: actor(work.callAgent),
+    validateResponse: actor(work.validateResponse),
+    scoreResponse: actor(work.scoreResponse),
+    decide: actor(work.decide),
+    persistIteration: actor(work.persistIteration),
+  };
+}

@@ -1,0 +1,290 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
+import { AccountLimits } from '../../agents/account-limits.js';
+import type { Agent } from '../../agents/agent.js';
+import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../../agents/claude-code-agent.js';
+import { ruleProblem } from '../../agents/permissions.js';
+import { retryPolicyFromConfig } from '../../agents/retry-policy.js';
+import { validateConfig } from '../../config/load.js';
+import { configSchema, type ObraConfig } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
+import { isFinalStatus } from '../../core/statuses.js';
+import type { TaskSpec } from '../../core/types.js';
+import { systemClock, type Clock } from '../../engine/clock.js';
+import type { RunControl } from '../../engine/control.js';
+import { TaskDrive, type DriveOptions, type DriveStart } from '../../engine/drive.js';
+import type { EngineEvent } from '../../engine/events.js';
+import type { EngineHost, JournalPort, RunPort } from '../../engine/host.js';
+import type { RunResult } from '../../engine/run-result.js';
+import { openInspection, type InspectOption } from '../../inspector/engine-hook.js';
+import { waitsForAnswer } from '../../persisted/rest.js';
+import { restorableSnapshot } from '../../persisted/snapshot.js';
+import type { runChecks } from '../../scoring/checks.js';
+import { RunStore, type RunHandle } from '../../store/run-store.js';
+import { watchControlFile } from './control-file.js';
+import { FilesRun } from './files-run.js';
+import { resultOf } from './result.js';
+
+/**
+ * Running tasks on this machine, kept in a store folder: `runTask`, `resumeRun`, `answerRun` — the library's
+ * entry points and what `obra run`, `obra resume` and `obra answer` call. Each builds the files host (the run's
+ * folder, the control file, the store's account limits, the agent) and hands the run to the engine core.
+ */
+
+export interface EngineOptions {
+  config?: ObraConfig;
+  /** The agent to drive; defaults to the Claude Code CLI from `config.agent.local`. */
+  agent?: Agent;
+  /** Where runs are kept; defaults to `config.store.dir` under the current directory. */
+  storeDir?: string;
+  clock?: Clock;
+  onEvent?: (event: EngineEvent) => void;
+  /**
+   * Live inspection: a function receives every XState inspection event; `true` or `{ port }` serves the run to
+   * the Stately inspector on 127.0.0.1 while it runs (see src/inspector/engine-hook.ts).
+   */
+  inspect?: InspectOption;
+  /** Aborting stops the run at once (the agent's process tree is killed); it stays resumable. */
+  signal?: AbortSignal;
+  /** Replaces the check runner. */
+  runChecks?: typeof runChecks;
+  /** Pause or cancel the run from this process (`control.pause()`, `control.cancel()`; see src/engine/control.ts). */
+  control?: RunControl;
+  /** On resume: a Claude Code binary to use instead of the one the run started with. */
+  agentCommand?: string;
+  /** When journal entries are made durable (see store.sync): `transition` (default) or `strict`. */
+  durability?: DriveOptions['durability'];
+  /** Every journal commit's figures (lines, bytes, write and fdatasync time): for benchmarks. */
+  onJournalCommit?: DriveOptions['onJournalCommit'];
+  /** Wraps the run's journal (instrumentation: counting, delaying or stopping at a chosen entry). */
+  journal?: (journal: JournalPort) => JournalPort;
+}
+
+export interface StartOptions extends EngineOptions {
+  task: string;
+  workdir?: string;
+  /** Added to `config.task.checks`. */
+  checks?: string[];
+  runId?: string;
+}
+
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function agentFromConfig(config: ObraConfig): Agent {
+  return new ClaudeCodeAgent(claudeOptionsFromConfig(config));
+}
+
+export function claudeOptionsFromConfig(config: ObraConfig): ClaudeCodeAgentOptions {
+  const local = config.agent.local;
+  return {
+    command: local.command,
+    timeoutMs: local.timeout * 1000,
+    idleTimeoutMs: local.idle_timeout * 1000,
+    apiTimeoutMs: local.api_timeout === undefined ? undefined : local.api_timeout * 1000,
+    extraArgs: local.extra_args,
+    model: local.model,
+    maxTurns: local.max_turns,
+    permissionMode: local.permission_mode,
+    allowedTools: local.allowed_tools,
+    skipPermissions: local.dangerously_skip_permissions,
+    appendSystemPrompt: local.append_system_prompt,
+  };
+}
+
+/** The task machine's input for a new run, from the config. */
+export function taskInputOf(runId: string, task: TaskSpec, config: ObraConfig): TaskInput {
+  const local = config.agent.local;
+  return {
+    runId,
+    task,
+    sessionId: local.session_id ?? randomUUID(),
+    sessionStrategy: local.session_strategy,
+    retry: retryPolicyFromConfig(local),
+    budgets: {
+      maxIterations: config.task.max_iterations,
+      maxCostUsd: config.budget.max_cost_usd,
+      maxTurns: config.budget.max_turns,
+      maxWallMs: config.budget.max_wall_seconds === null ? null : config.budget.max_wall_seconds * 1000,
+    },
+    // Stuck detection looks back `stuck_after` iterations, A/B alternation four: keep at least that many.
+    historyWindow: Math.max(config.context.history_window, config.decision.stuck_after, 4),
+  };
+}
+
+/** The working directory must exist and be a folder: the agent and the checks run there. */
+function checkWorkdir(workdir: string): void {
+  let stat;
+  try {
+    stat = statSync(workdir);
+  } catch {
+    throw new UserError(`the working directory ${workdir} does not exist — create it, or pass an existing folder with --workdir`);
+  }
+  if (!stat.isDirectory()) throw new UserError(`the working directory ${workdir} is not a folder — pass a folder with --workdir`);
+}
+
+/** Starts a new run and drives it until it is done, needs a human, fails, or is interrupted. */
+export async function runTask(options: StartOptions): Promise<RunResult> {
+  const config = validateConfig(options.config ?? {});
+  if (!options.task.trim()) throw new UserError('the task is empty — say what the agent should do with --task "..."');
+  const workdir = resolve(options.workdir ?? process.cwd());
+  checkWorkdir(workdir);
+  const agent = options.agent ?? agentFromConfig(config);
+  agent.preflight?.();
+  const store = RunStore.open(options.storeDir ?? config.store.dir);
+  const runId = options.runId ?? newRunId();
+  const task: TaskSpec = {
+    text: options.task,
+    workdir,
+    checks: [...config.task.checks, ...(options.checks ?? [])],
+    requiredMarkers: config.task.required_markers,
+  };
+  const input = taskInputOf(runId, task, config);
+  // A taken inspector port fails here, before the run is created.
+  const inspection = await openInspection(options.inspect);
+  let handle: RunHandle;
+  try {
+    handle = store.createRun({
+      runId,
+      task,
+      createdAt: new Date().toISOString(),
+      sessionId: input.sessionId,
+      config: config as unknown as Record<string, unknown>,
+      input: input as unknown as Record<string, unknown>,
+      agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+    });
+  } catch (error) {
+    await inspection.close();
+    throw error;
+  }
+  return driveInStore({ ...options, config, agent, store, handle, inspection }, { input });
+}
+
+/**
+ * Continues a run from its last persisted snapshot (after a crash, Ctrl-C, a pause, or with a human's answer).
+ * A finished run is not driven again: its result is returned as it is.
+ */
+export async function resumeRun(runId: string, options: EngineOptions & { event?: TaskEvent } = {}): Promise<RunResult> {
+  const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
+  const handle = store.openRun(runId);
+  const status = handle.effectiveStatus();
+  if (isFinalStatus(status) && !options.event) {
+    const result = resultOf(handle, store.dir, handle.file.question);
+    handle.close();
+    return result;
+  }
+  if (status === 'running') {
+    const holder = handle.readLock();
+    handle.close();
+    throw new UserError(`run ${runId} is still running in process ${holder?.pid ?? '?'} (since ${holder?.since ?? '?'}); wait for it, or stop it first`, 3);
+  }
+  const { entry: last, lastSeq } = handle.journal.latest();
+  if (!last && !Object.keys(handle.file.input).length) {
+    handle.close();
+    throw new UserError(`run ${runId} has no saved state to resume from (${handle.journal.path} holds no transition)`);
+  }
+  // The run goes on with the config it started with; only the agent may be swapped (e.g. a new binary path).
+  const parsed = configSchema.safeParse(handle.file.config);
+  if (!parsed.success) {
+    handle.close();
+    const issue = parsed.error.issues[0];
+    throw new UserError(`${handle.dir}/run.json holds a config this Obra cannot read (${issue?.path.join('.')}: ${issue?.message}); resume it with the Obra that started it`);
+  }
+  const config = parsed.data;
+  const restorable = last ? restorableSnapshot(last.snapshot) : null;
+  if (restorable && !restorable.ok) {
+    handle.close();
+    throw new UserError(`${handle.journal.path}: the last saved state cannot be restored: ${restorable.problem}; resume it with the Obra that wrote it`);
+  }
+  // iterations.jsonl is a copy of what the journal holds: after a power cut, make it agree with the journal.
+  if (last) handle.reconcileIterations(last.snapshot);
+  const agent = options.agent ?? storedAgent(handle, config, options.agentCommand);
+  agent.preflight?.();
+  const inspection = await openInspection(options.inspect);
+  const ctx = { ...options, config, agent, store, handle, inspection };
+  // Killed before its first transition was on disk: nothing had started (the first lines are synced before any
+  // actor works), so the run starts over from its input.
+  if (!restorable) return driveInStore(ctx, { input: handle.file.input as unknown as TaskInput, event: options.event });
+  return driveInStore(ctx, { snapshot: restorable.snapshot, event: options.event, fromSeq: lastSeq });
+}
+
+function storedAgent(handle: RunHandle, config: ObraConfig, command: string | undefined): Agent {
+  const spec = handle.file.agent;
+  if (spec.name !== 'claude-code') {
+    throw new UserError(`run ${handle.runId} was driven by the in-process agent "${spec.name}"; resume it from your script with resumeRun(runId, { agent })`);
+  }
+  return new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: command ?? spec.command ?? config.agent.local.command, env: spec.env });
+}
+
+/**
+ * Sends a person's answer to a run waiting in `awaitingHuman`, then drives it on; `allow` grants permission
+ * rules for the rest of the run. The saved state decides, not the status: a run killed just as it started
+ * waiting shows `interrupted`, and can be answered all the same.
+ */
+export async function answerRun(runId: string, answer: string, options: EngineOptions & { allow?: string[] } = {}): Promise<RunResult> {
+  const allow = (options.allow ?? []).map((rule) => rule.trim());
+  for (const rule of allow) {
+    const problem = ruleProblem(rule);
+    if (problem) throw new UserError(`--allow ${problem}`);
+  }
+  if (!answer.trim() && !allow.length) throw new UserError('the answer is empty — write what the agent should do next, or grant what it was refused with --allow "<rule>"');
+  const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
+  const handle = store.openRun(runId);
+  const status = handle.effectiveStatus();
+  const waiting = status !== 'running' && waitsForAnswer(handle.journal.latest().entry?.snapshot);
+  handle.close();
+  if (status === 'running') throw new UserError(`run ${runId} is still running in another process; answer it once it waits for you`, 3);
+  if (!waiting) throw new UserError(`run ${runId} is not waiting for an answer (its status is ${status})`);
+  return resumeRun(runId, { ...options, event: { type: 'HUMAN_ANSWER', answer, ...(allow.length ? { allow } : {}) } });
+}
+
+interface StoreDrive extends EngineOptions {
+  config: ObraConfig;
+  agent: Agent;
+  store: RunStore;
+  handle: RunHandle;
+  inspection: Awaited<ReturnType<typeof openInspection>>;
+}
+
+/** The files host for one run, handed to the engine core. */
+async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResult> {
+  const files = new FilesRun(ctx.handle, ctx.store.dir);
+  const host: EngineHost = {
+    run: ctx.journal ? withJournal(files, ctx.journal(files.journal)) : files,
+    clock: ctx.clock ?? systemClock,
+    effects: { agent: ctx.agent, runChecks: ctx.runChecks, limits: new AccountLimits(join(ctx.store.dir, 'limits.json')) },
+    // PAUSE / CANCEL from another process (`obra pause`, `obra cancel`): runs/<id>/control.json.
+    control: (send) => watchControlFile({ runDir: ctx.handle.dir, send }),
+  };
+  try {
+    return await new TaskDrive(host, start, {
+      config: ctx.config,
+      onEvent: ctx.onEvent,
+      inspect: ctx.inspection.inspect,
+      signal: ctx.signal,
+      control: ctx.control,
+      durability: ctx.durability,
+      onJournalCommit: ctx.onJournalCommit,
+    }).run();
+  } finally {
+    // The inspector gets the run's last events before the caller hears it is over.
+    await ctx.inspection.close();
+  }
+}
+
+/** The same run, its journal wrapped. */
+function withJournal(run: RunPort, journal: JournalPort): RunPort {
+  return {
+    runId: run.runId,
+    where: run.where,
+    journal,
+    begin: () => run.begin(),
+    saveIteration: (record) => run.saveIteration(record),
+    settle: (outcome) => run.settle(outcome),
+    abandon: () => run.abandon(),
+  };
+}
