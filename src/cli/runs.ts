@@ -16,25 +16,10 @@ export function listRuns(storeDir: string): RunListing[] {
   const store = RunStore.open(storeDir, { create: false });
   return store.listRunIds().map((runId) => {
     try {
-      const handle = store.openRun(runId);
-      try {
-        const file = handle.file;
-        const status = handle.effectiveStatus();
-        // A live or killed run has not written its totals yet: they are counted from its iteration records.
-        const totals = handle.totals();
-        const end = file.finishedAt ? Date.parse(file.finishedAt) : status === 'running' ? Date.now() : Date.parse(file.updatedAt);
-        return {
-          runId,
-          task: file.task.text,
-          status,
-          iterations: totals.iterations,
-          costUsd: totals.totalCostUsd,
-          startedAt: file.createdAt,
-          durationMs: end - Date.parse(file.createdAt),
-        };
-      } finally {
-        handle.close();
-      }
+      // A live or killed run has not written its totals yet: they are counted from its iteration records.
+      const { file, status, iterations, totalCostUsd } = store.peekRun(runId);
+      const end = file.finishedAt ? Date.parse(file.finishedAt) : status === 'running' ? Date.now() : Date.parse(file.updatedAt);
+      return { runId, task: file.task.text, status, iterations, costUsd: totalCostUsd, startedAt: file.createdAt, durationMs: end - Date.parse(file.createdAt) };
     } catch (error) {
       return { runId, task: '?', status: 'unreadable', iterations: 0, costUsd: 0, startedAt: '', durationMs: null, error: (error as Error).message };
     }

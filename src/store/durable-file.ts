@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import * as nodeFs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { SyncAdapter } from 'lowdb';
 import type { z } from 'zod';
@@ -13,18 +13,17 @@ import { UserError } from '../core/errors.js';
  * Every failure names the file and says what to do; a failed write never touches the previous content.
  */
 
-export type StoreOperation = 'open' | 'write' | 'sync' | 'rename' | 'read';
+/**
+ * The file-system calls the store makes — the files host's seam: node:fs by default; a test passes a wrapper
+ * that records the real calls (to see every fdatasync where it happens) or fails some (a full disk, a
+ * read-only folder), and the store cannot tell.
+ */
+export type StoreFs = Pick<
+  typeof nodeFs,
+  'openSync' | 'closeSync' | 'writeSync' | 'fdatasyncSync' | 'fsyncSync' | 'ftruncateSync' | 'fstatSync' | 'readSync' | 'readFileSync' | 'renameSync' | 'rmSync'
+>;
 
-/** Test hook: called before every store I/O; throwing simulates a failing disk (ENOSPC, EIO, ...). */
-let faultInjector: ((operation: StoreOperation, path: string) => void) | null = null;
-
-export function injectStoreFault(injector: ((operation: StoreOperation, path: string) => void) | null): void {
-  faultInjector = injector;
-}
-
-function check(operation: StoreOperation, path: string): void {
-  faultInjector?.(operation, path);
-}
+export const defaultStoreFs: StoreFs = nodeFs;
 
 /** A failed store I/O as a one-line message that names the file, the cause and the way out. */
 export function storeIoError(error: unknown, path: string, doing: string): Error {
@@ -48,13 +47,13 @@ export class DurableJsonFile<T> implements SyncAdapter<T> {
     private readonly schema: z.ZodType<T>,
     /** Extra advice for a file that does not match the schema (e.g. an older store version). */
     private readonly explain?: (json: unknown) => string | null,
+    private readonly fs: StoreFs = defaultStoreFs,
   ) {}
 
   read(): T | null {
     let text: string;
     try {
-      check('read', this.path);
-      text = readFileSync(this.path, 'utf8');
+      text = this.fs.readFileSync(this.path, 'utf8');
     } catch (error) {
       if (isNotFound(error)) return null;
       throw storeIoError(error, this.path, 'read');
@@ -77,39 +76,35 @@ export class DurableJsonFile<T> implements SyncAdapter<T> {
   }
 
   write(data: T): void {
-    writeFileDurably(this.path, JSON.stringify(data));
+    writeFileDurably(this.path, JSON.stringify(data), this.fs);
   }
 }
 
 /** Replaces `path` atomically and durably; on failure the old file is intact and the temp file removed. */
-export function writeFileDurably(path: string, text: string): void {
+export function writeFileDurably(path: string, text: string, fs: StoreFs = defaultStoreFs): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {
-    check('open', temp);
-    const fd = openSync(temp, 'w');
+    const fd = fs.openSync(temp, 'w');
     try {
-      check('write', temp);
-      writeSync(fd, text);
-      check('sync', temp);
-      fdatasyncSync(fd);
+      fs.writeSync(fd, text);
+      fs.fdatasyncSync(fd);
     } finally {
-      closeSync(fd);
+      fs.closeSync(fd);
     }
-    check('rename', path);
-    renameSync(temp, path);
-    syncDirectory(dirname(path));
+    fs.renameSync(temp, path);
+    syncDirectory(dirname(path), fs);
   } catch (error) {
-    rmSync(temp, { force: true });
+    fs.rmSync(temp, { force: true });
     throw storeIoError(error, path, 'write');
   }
 }
 
-export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
+export function syncDirectory(dir: string, fs: StoreFs = defaultStoreFs): void {
+  const fd = fs.openSync(dir, 'r');
   try {
-    fsyncSync(fd);
+    fs.fsyncSync(fd);
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 
@@ -129,30 +124,33 @@ export class AppendLog {
   private end = 0;
   private allocated = 0;
 
+  private readonly fs: StoreFs;
+
   constructor(
     readonly path: string,
-    private readonly options: { preallocate?: boolean } = {},
-  ) {}
+    private readonly options: { preallocate?: boolean; fs?: StoreFs } = {},
+  ) {
+    this.fs = options.fs ?? defaultStoreFs;
+  }
 
   private open(): number {
     if (this.fd !== null) return this.fd;
     try {
-      check('open', this.path);
       if (!this.options.preallocate) {
-        const fd = openSync(this.path, 'a+');
-        cutTornTail(fd);
+        const fd = this.fs.openSync(this.path, 'a+');
+        cutTornTail(fd, this.fs);
         this.fd = fd;
         return fd;
       }
       let fd: number;
       try {
-        fd = openSync(this.path, 'r+');
+        fd = this.fs.openSync(this.path, 'r+');
       } catch (error) {
         if (!isNotFound(error)) throw error;
-        fd = openSync(this.path, 'w+');
+        fd = this.fs.openSync(this.path, 'w+');
       }
-      this.allocated = fstatSync(fd).size;
-      this.end = cleanEnd(fd, this.allocated);
+      this.allocated = this.fs.fstatSync(fd).size;
+      this.end = cleanEnd(fd, this.allocated, this.fs);
       this.fd = fd;
       return fd;
     } catch (error) {
@@ -163,13 +161,12 @@ export class AppendLog {
   write(text: string): void {
     const fd = this.open();
     try {
-      check('write', this.path);
       if (!this.options.preallocate) {
-        writeSync(fd, text);
+        this.fs.writeSync(fd, text);
       } else {
         const length = Buffer.byteLength(text, 'utf8');
         if (this.end + length > this.allocated) this.grow(fd, this.end + length);
-        writeSync(fd, text, this.end, 'utf8');
+        this.fs.writeSync(fd, text, this.end, 'utf8');
         this.end += length;
       }
       this.unsynced = true;
@@ -183,8 +180,8 @@ export class AppendLog {
     const step = Math.max(256 * 1024, Math.min(4 * 1024 * 1024, this.allocated));
     const target = Math.max(needed, this.allocated + step);
     const zeros = Buffer.alloc(Math.min(1024 * 1024, target - this.allocated));
-    for (let at = this.allocated; at < target; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, target - at), at);
-    fsyncSync(fd);
+    for (let at = this.allocated; at < target; at += zeros.length) this.fs.writeSync(fd, zeros, 0, Math.min(zeros.length, target - at), at);
+    this.fs.fsyncSync(fd);
     this.allocated = target;
   }
 
@@ -192,8 +189,7 @@ export class AppendLog {
   sync(): boolean {
     if (!this.unsynced || this.fd === null) return false;
     try {
-      check('sync', this.path);
-      fdatasyncSync(this.fd);
+      this.fs.fdatasyncSync(this.fd);
       this.unsynced = false;
       return true;
     } catch (error) {
@@ -210,11 +206,11 @@ export class AppendLog {
     if (this.fd === null) return;
     try {
       // The zeros ahead of the data are only for a run that is being written: a file at rest is just its lines.
-      if (this.options.preallocate && this.allocated > this.end) ftruncateSync(this.fd, this.end);
+      if (this.options.preallocate && this.allocated > this.end) this.fs.ftruncateSync(this.fd, this.end);
     } catch {
       // Left as it is: readers stop at the first zero anyway.
     }
-    closeSync(this.fd);
+    this.fs.closeSync(this.fd);
     this.fd = null;
   }
 
@@ -222,8 +218,7 @@ export class AppendLog {
   readLines(): { text: string; number: number }[] {
     let text: string;
     try {
-      check('read', this.path);
-      text = readFileSync(this.path, 'utf8');
+      text = this.fs.readFileSync(this.path, 'utf8');
     } catch (error) {
       if (isNotFound(error)) return [];
       throw storeIoError(error, this.path, 'read');
@@ -255,21 +250,20 @@ export class AppendLog {
   *linesFromEnd(): Generator<string> {
     let fd: number;
     try {
-      check('read', this.path);
-      fd = openSync(this.path, 'r');
+      fd = this.fs.openSync(this.path, 'r');
     } catch (error) {
       if (isNotFound(error)) return;
       throw storeIoError(error, this.path, 'read');
     }
     try {
-      let position = dataEnd(fd, fstatSync(fd).size);
+      let position = dataEnd(fd, this.fs.fstatSync(fd).size, this.fs);
       let carry = Buffer.alloc(0);
       let sawEnd = false;
       const block = Buffer.alloc(64 * 1024);
       while (position > 0) {
         const length = Math.min(block.length, position);
         position -= length;
-        readSync(fd, block, 0, length, position);
+        this.fs.readSync(fd, block, 0, length, position);
         let chunk = Buffer.concat([block.subarray(0, length), carry]);
         if (!sawEnd) {
           // Drop a torn last line (no newline after it): it was never acknowledged.
@@ -292,18 +286,18 @@ export class AppendLog {
       }
       if (sawEnd && carry.length) yield carry.toString('utf8');
     } finally {
-      closeSync(fd);
+      this.fs.closeSync(fd);
     }
   }
 }
 
 /** Where the data of a file ends: before the zeros a preallocated file has ahead of its data. */
-function dataEnd(fd: number, size: number): number {
+function dataEnd(fd: number, size: number, fs: StoreFs): number {
   const block = Buffer.alloc(64 * 1024);
   let position = size;
   while (position > 0) {
     const length = Math.min(block.length, position);
-    readSync(fd, block, 0, length, position - length);
+    fs.readSync(fd, block, 0, length, position - length);
     for (let i = length - 1; i >= 0; i--) if (block[i] !== 0) return position - length + i + 1;
     position -= length;
   }
@@ -311,35 +305,35 @@ function dataEnd(fd: number, size: number): number {
 }
 
 /** The end of the complete lines of a preallocated file; a torn last line is zeroed so new lines start clean. */
-function cleanEnd(fd: number, size: number): number {
-  const end = dataEnd(fd, size);
-  const lineEnd = completeLinesEnd(fd, end);
+function cleanEnd(fd: number, size: number, fs: StoreFs): number {
+  const end = dataEnd(fd, size, fs);
+  const lineEnd = completeLinesEnd(fd, end, fs);
   if (lineEnd < end) {
-    writeSync(fd, Buffer.alloc(end - lineEnd), 0, end - lineEnd, lineEnd);
-    fdatasyncSync(fd);
+    fs.writeSync(fd, Buffer.alloc(end - lineEnd), 0, end - lineEnd, lineEnd);
+    fs.fdatasyncSync(fd);
   }
   return lineEnd;
 }
 
 /** A line cut short by a crash (no newline at the end of the file) is cut off, so the next append starts clean. */
-function cutTornTail(fd: number): void {
-  const size = fstatSync(fd).size;
-  const lineEnd = completeLinesEnd(fd, size);
-  if (lineEnd < size) ftruncateSync(fd, lineEnd);
+function cutTornTail(fd: number, fs: StoreFs): void {
+  const size = fs.fstatSync(fd).size;
+  const lineEnd = completeLinesEnd(fd, size, fs);
+  if (lineEnd < size) fs.ftruncateSync(fd, lineEnd);
 }
 
 /** Where the last complete line of the first `end` bytes ends (0 when there is none). */
-function completeLinesEnd(fd: number, end: number): number {
+function completeLinesEnd(fd: number, end: number, fs: StoreFs): number {
   if (end === 0) return 0;
   const last = Buffer.alloc(1);
-  readSync(fd, last, 0, 1, end - 1);
+  fs.readSync(fd, last, 0, 1, end - 1);
   if (last[0] === 10) return end;
   const block = Buffer.alloc(64 * 1024);
   let position = end;
   while (position > 0) {
     const length = Math.min(block.length, position);
     position -= length;
-    readSync(fd, block, 0, length, position);
+    fs.readSync(fd, block, 0, length, position);
     const newline = block.subarray(0, length).lastIndexOf(10);
     if (newline !== -1) return position + newline + 1;
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import type { CommitStats, JournalPort } from '../engine/host.js';
 import type { JournalEntry, JournalEvent, JournalStep } from '../persisted/journal-entry.js';
-import { AppendLog } from './durable-file.js';
+import { AppendLog, type StoreFs } from './durable-file.js';
 import { SnapshotDecoder, SnapshotEncoder } from './snapshot-codec.js';
 
 /**
@@ -43,8 +43,11 @@ export class Journal implements JournalPort {
   private pending: string[] = [];
   private pendingBytes = 0;
 
-  constructor(readonly path: string) {
-    this.log = new AppendLog(path, { preallocate: true });
+  constructor(
+    readonly path: string,
+    fs?: StoreFs,
+  ) {
+    this.log = new AppendLog(path, { preallocate: true, fs });
   }
 
   /** The last sequence number written (read once from the end of the file). */

@@ -8,7 +8,7 @@ import { isAlive } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
 import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
-import { AppendLog, DurableJsonFile, isNotFound, storeIoError, writeFileDurably } from './durable-file.js';
+import { AppendLog, defaultStoreFs, DurableJsonFile, isNotFound, storeIoError, writeFileDurably, type StoreFs } from './durable-file.js';
 import { Journal } from './journal.js';
 
 import type { JournalEntry } from '../persisted/journal-entry.js';
@@ -37,16 +37,22 @@ const storeMetaSchema = z.object({ format: z.literal('obra-store'), version: z.n
 const heldHere = new Set<string>();
 
 export class RunStore {
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    /** The file-system calls the store makes (node:fs; tests pass a wrapper that records or fails them). */
+    readonly fs: StoreFs,
+  ) {}
 
   /** Opens (creating when asked) the store at `dir`; refuses a folder that holds something else. */
-  static open(dir: string, options: { create: boolean } = { create: true }): RunStore {
+  static open(dir: string, options: { create?: boolean; fs?: StoreFs } = {}): RunStore {
+    const create = options.create ?? true;
+    const fs = options.fs ?? defaultStoreFs;
     const root = resolve(dir);
     const metaPath = join(root, 'obra-store.json');
-    const metaFile = new DurableJsonFile(metaPath, storeMetaSchema, versionAdvice('store format'));
+    const metaFile = new DurableJsonFile(metaPath, storeMetaSchema, versionAdvice('store format'), fs);
     const meta = metaFile.read();
     if (meta === null) {
-      if (!options.create) throw new UserError(`no Obra store at ${root} — run a task first, or point --db at the right folder`);
+      if (!create) throw new UserError(`no Obra store at ${root} — run a task first, or point --db at the right folder`);
       if (existsSync(root) && readdirSync(root).some((name) => !name.startsWith('.'))) {
         throw new UserError(`${root} is not an Obra store (it holds other files and no obra-store.json) — choose a new or empty folder with --db`);
       }
@@ -61,9 +67,9 @@ export class RunStore {
     } else {
       const advice = versionAdvice('store format')(meta);
       if (advice) throw new UserError(`${metaPath}: ${advice}; it was left untouched`);
-      if (options.create) mkdirSync(join(root, 'runs'), { recursive: true });
+      if (create) mkdirSync(join(root, 'runs'), { recursive: true });
     }
-    return new RunStore(root);
+    return new RunStore(root, fs);
   }
 
   runDir(runId: string): string {
@@ -79,7 +85,7 @@ export class RunStore {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UserError(`run ${file.runId} already exists in ${this.dir}`);
       throw storeIoError(error, dir, 'create the run folder');
     }
-    const handle = new RunHandle(dir);
+    const handle = new RunHandle(dir, this.fs);
     try {
       handle.create({
         ...file,
@@ -104,7 +110,24 @@ export class RunStore {
     if (!existsSync(join(dir, 'run.json'))) {
       throw new UserError(`no run "${runId}" in ${this.dir} — \`obra runs\` lists the runs there`);
     }
-    return new RunHandle(dir).load();
+    return new RunHandle(dir, this.fs).load();
+  }
+
+  /**
+   * What a listing shows of a run — its record, its status and its totals — read without opening the run: a
+   * run at rest has its totals in run.json; only a running (or killed) one is looked at closer.
+   */
+  peekRun(runId: string): { file: RunFile; status: RunStatus; iterations: number; totalCostUsd: number } {
+    const dir = this.runDir(runId);
+    const file = new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file'), this.fs).read();
+    if (!file) throw new UserError(`no run "${runId}" in ${this.dir} — \`obra runs\` lists the runs there`);
+    if (file.status !== 'running') return { file, status: file.status, iterations: file.iterations, totalCostUsd: file.totalCostUsd };
+    const handle = new RunHandle(dir, this.fs).load();
+    try {
+      return { file, status: handle.effectiveStatus(), ...handle.totalsFromRecords() };
+    } finally {
+      handle.close();
+    }
   }
 
   /** Run ids, newest first (ids start with a timestamp). */
@@ -135,10 +158,13 @@ export class RunHandle {
   private readonly iterationLog: AppendLog;
   private lastRecorded: number | null = null;
 
-  constructor(readonly dir: string) {
-    this.db = new LowSync(new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file')), null as unknown as RunFile);
-    this.journal = new Journal(join(dir, 'journal.jsonl'));
-    this.iterationLog = new AppendLog(join(dir, 'iterations.jsonl'));
+  constructor(
+    readonly dir: string,
+    private readonly fs: StoreFs = defaultStoreFs,
+  ) {
+    this.db = new LowSync(new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file'), fs), null as unknown as RunFile);
+    this.journal = new Journal(join(dir, 'journal.jsonl'), fs);
+    this.iterationLog = new AppendLog(join(dir, 'iterations.jsonl'), { fs });
   }
 
   get runId(): string {
@@ -228,7 +254,7 @@ export class RunHandle {
     }
     kept.sort((a, b) => a.index - b.index);
     this.iterationLog.close();
-    writeFileDurably(this.iterationLog.path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    writeFileDurably(this.iterationLog.path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''), this.fs);
     this.lastRecorded = null;
     return Math.abs(records.length - kept.length) + missing;
   }

@@ -223,8 +223,9 @@ describe('the backoff options through the built CLI and the environment, with th
     const freshRun = JSON.parse(fresh.stdout);
     const record = recordsOf(freshBox.dir, freshRun.runId)[0]!;
     expect(record.sessionMode).toBe('create');
-    expect(record.sessionNotes.at(-1)).toMatch(/was still in use after 2 retries \(the CLI kept refusing it\): continuing in a new session/);
-    const first = record.sessionNotes.at(-1)!.match(/^session (\S+) /)![1];
+    const note = (record.sessionNotes ?? []).at(-1) ?? '';
+    expect(note).toMatch(/was still in use after 2 retries \(the CLI kept refusing it\): continuing in a new session/);
+    const first = note.match(/^session (\S+) /)![1];
     expect(record.sessionId).not.toBe(first);
 
     const failBox = sandbox();

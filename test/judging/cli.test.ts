@@ -172,3 +172,40 @@ describe('obra pause / obra cancel reach a run driven by another process', () =>
     expect(cancel.stderr).toMatch(/^obra: no run "nope"/);
   });
 });
+
+describe('Ctrl-C in `obra run`', () => {
+  it('SIGINT stops the run at once (its agent process group killed), saved: exit 130, `interrupted`, and `obra resume` finishes it', async () => {
+    const box = sandbox();
+    const log = join(box.dir, 'fake.log');
+    const env = { ...box.env, FAKE_CLAUDE_LOG: log, FAKE_CLAUDE_REPLIES: JSON.stringify([{ hang: true }, 'Finished the task after the interruption.\nSTATUS: DONE']) };
+    const child = execa('node', [CLI, 'run', '--task', 'Write a module', '--agent-bin', FAKE_CLAUDE], { cwd: box.dir, env, reject: false });
+    const entries = () => (existsSync(log) ? readJsonLines(log) : []);
+    const deadline = Date.now() + 20_000;
+    while (!entries().some((e) => e.outcome === 'hang-child') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGINT');
+    const run = await child;
+    expect(run.exitCode).toBe(130);
+    expect(run.stderr).toContain('obra: SIGINT — stopping; the run is saved and `obra resume` continues it');
+    expect(run.stderr).toMatch(/Run \S+: interrupted — interrupted; `obra resume <runId>` continues where it stopped/);
+    // The call's process group went with it: the CLI and the child it started.
+    const hung = entries().find((e) => e.outcome === 'hang')!;
+    const hungChild = entries().find((e) => e.outcome === 'hang-child')!;
+    const gone = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+      } catch {
+        return true;
+      }
+    };
+    await new Promise((r) => setTimeout(r, 300));
+    expect([gone(hung.pid), gone(hungChild.childPid)]).toEqual([true, true]);
+
+    const runId = readdirSync(join(box.dir, '.obra', 'runs'))[0]!;
+    const listed = await obra(['runs', '--json'], { cwd: box.dir, env: box.env });
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ runId, status: 'interrupted' })]);
+    const resumed = await obra(['resume', runId, '--json', '--agent-bin', FAKE_CLAUDE], { cwd: box.dir, env });
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'done', iterations: [{ index: 1, decision: 'done' }] });
+  });
+});

@@ -1,12 +1,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
 import { resumeRun, runTask } from '../../src/index.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { tempDir } from '../durability/helpers.js';
-import { injectStoreFault } from '../../src/store/durable-file.js';
+// @ts-expect-error no type declarations for the fixture
+import { startOllamaStub } from '../../fixtures/ollama-stub/server.mjs';
+import { runChecks } from '../../src/scoring/checks.js';
+import { recordingFs } from '../helpers/store-fs.js';
 import type { Durability } from '../../src/engine/recorder.js';
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -21,7 +24,6 @@ async function longRun(iterations: number, durability: Durability = 'transition'
   return { store, result, commits, journal: join(store, 'runs', result.runId, 'journal.jsonl') };
 }
 
-afterEach(() => injectStoreFault(null));
 
 describe('the journal', () => {
   it('a transition costs the same bytes at iteration 150 as at iteration 10: the context keeps a window, not the history', async () => {
@@ -46,9 +48,11 @@ describe('the journal', () => {
   it('`transition`: every line is written and fdatasync\'d before the agent is called (write-ahead, group commit); `strict`: before every next step', async () => {
     /** The journal's writes and syncs, in order, with the agent's calls among them. */
     async function operations(durability: Durability) {
+      // The real write() and fdatasync() calls on journal.jsonl, seen through the store's file-system seam.
       const ops: ('write' | 'sync' | 'agent')[] = [];
-      injectStoreFault((operation, path) => {
-        if (path.endsWith('journal.jsonl') && (operation === 'write' || operation === 'sync')) ops.push(operation);
+      const { fs } = recordingFs((op, path) => {
+        if (path.endsWith('journal.jsonl') && (op === 'write' || op === 'sync')) ops.push(op);
+        return null;
       });
       const agent = new ScriptedAgent((_request, call) => {
         ops.push('agent');
@@ -56,8 +60,7 @@ describe('the journal', () => {
       });
       const store = tempDir();
       const commits: { lines: number; synced: boolean }[] = [];
-      const result = await runTask({ task: 'Ten steps', workdir: store, storeDir: store, agent, config: configSchema.parse({ task: { max_iterations: 10 } }), durability, onJournalCommit: (stats) => commits.push(stats) });
-      injectStoreFault(null);
+      const result = await runTask({ task: 'Ten steps', workdir: store, storeDir: store, agent, config: configSchema.parse({ task: { max_iterations: 10 } }), durability, onJournalCommit: (stats) => commits.push(stats), fs });
       expect(result.status).toBe('max_iterations');
       return { ops, commits, lines: commits.reduce((n, c) => n + c.lines, 0) };
     }
@@ -106,5 +109,51 @@ describe('the journal', () => {
     const resumed = await resumeRun(first.runId, { storeDir: store, agent: new ScriptedAgent((_r, call) => `Step ${call + 11} done.\nSTATUS: ${call === 1 ? 'DONE' : 'CONTINUE'}`) });
     expect(resumed.status).toBe('done');
     expect(resumed.iterations.map((i) => i.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  it('write-ahead before every effect that leaves the process: check commands and the LLM judge too', async () => {
+    // Everything in one order: the journal's real write()/fdatasync() calls, each check run, each judge request.
+    const ops: string[] = [];
+    let written = '';
+    let durable = '';
+    /** The journal's text that was durable when each effect started. */
+    const durableAt: { effect: string; durable: string }[] = [];
+    const { fs } = recordingFs((op, path, text) => {
+      if (!path.endsWith('journal.jsonl')) return null;
+      if (op === 'write') written += text ?? '';
+      if (op === 'sync') durable = written;
+      if (op === 'write' || op === 'sync') ops.push(op);
+      return null;
+    });
+    const effect = (name: string) => {
+      ops.push(name);
+      durableAt.push({ effect: name, durable });
+    };
+    const judge = (await startOllamaStub({ onRequest: (method: string, url: string) => method === 'POST' && url.startsWith('/api/chat') && effect('judge') })) as { url: string; close: () => Promise<void> };
+    try {
+      const store = tempDir();
+      const agent = new ScriptedAgent((_request, call) => `Step ${call + 1}: changed module ${call} and checked it.\nSTATUS: CONTINUE`);
+      const checks: typeof runChecks = (commands, options) => {
+        effect('check');
+        return runChecks(commands, options);
+      };
+      const config = configSchema.parse({ task: { max_iterations: 3, checks: ['true'] }, quality: { judge: { enabled: true, host: judge.url, model: 'stub-judge' } } });
+      const result = await runTask({ task: 'Three steps', workdir: store, storeDir: store, agent, config, runChecks: checks, fs });
+      expect(result.status).toBe('max_iterations');
+      expect(ops.filter((op) => op === 'check')).toHaveLength(3);
+      expect(ops.filter((op) => op === 'judge')).toHaveLength(3);
+      // What led to each (the line entering its iteration's `scoring`) was written and made durable before it.
+      for (const [i, { effect: name, durable: text }] of durableAt.entries()) {
+        const iteration = Math.floor(i / 2) + 1;
+        expect(text, `${name} of iteration ${iteration}`).toContain(`"iteration":{"index":${iteration},"state":"scoring"}`);
+      }
+      ops.forEach((op, i) => {
+        if (op !== 'check' && op !== 'judge') return;
+        const journal = ops.slice(0, i).filter((o) => o === 'write' || o === 'sync');
+        expect(journal.slice(-2), `before ${op} #${i}`).toEqual(['write', 'sync']);
+      });
+    } finally {
+      await judge.close();
+    }
   });
 });

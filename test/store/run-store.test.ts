@@ -1,19 +1,19 @@
 import { tmpdir } from 'node:os';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { listRuns } from '../../src/cli/runs.js';
 import { configSchema } from '../../src/config/schema.js';
 import { resumeRun, runTask } from '../../src/index.js';
-import { injectStoreFault } from '../../src/store/durable-file.js';
+import type { StoreFs } from '../../src/store/durable-file.js';
 import { RunStore, STORE_VERSION } from '../../src/store/run-store.js';
+import { fsError, recordingFs, type FsOp } from '../helpers/store-fs.js';
 import { deterministicAgent, outcomeOf, tempDir } from '../durability/helpers.js';
 
 const config = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02 } } });
-const run = (store: string, task = 'Build the parser') => runTask({ task, workdir: tmpdir(), storeDir: store, agent: deterministicAgent(), config });
-const failure = (code: string) => Object.assign(new Error(`${code}: simulated`), { code });
+const run = (store: string, options: { fs?: StoreFs; task?: string } = {}) =>
+  runTask({ task: options.task ?? 'Build the parser', workdir: tmpdir(), storeDir: store, agent: deterministicAgent(), config, fs: options.fs });
 
-afterEach(() => injectStoreFault(null));
 
 describe('the store on disk', () => {
   it('has a versioned layout: a marker file, and per run a small run.json plus two append-only logs', async () => {
@@ -32,8 +32,8 @@ describe('the store on disk', () => {
 
   it('names the file and leaves it alone when a run.json is truncated, edited or foreign; other runs stay listed', async () => {
     const store = tempDir();
-    const good = await run(store, 'A good run');
-    const bad = await run(store, 'A damaged run');
+    const good = await run(store, { task: 'A good run' });
+    const bad = await run(store, { task: 'A damaged run' });
     const runJson = join(store, 'runs', bad.runId, 'run.json');
     const original = readFileSync(runJson, 'utf8');
 
@@ -89,27 +89,20 @@ describe('the store on disk', () => {
   it('a read-only store: the write fails with the file named and nothing half-written', async () => {
     const store = tempDir();
     await run(store);
-    injectStoreFault((operation, path) => {
-      if (operation === 'open' && path.includes('run.json')) throw failure('EROFS');
-    });
-    await expect(run(store)).rejects.toThrow(/cannot write .*run\.json: the file system is read-only — point --db at a writable folder/);
-    injectStoreFault((operation) => {
-      if (operation === 'open') throw failure('EACCES');
-    });
+    const readOnly = recordingFs((op, path) => (op === 'open' && path.includes('run.json') ? fsError('EROFS') : null));
+    await expect(run(store, { fs: readOnly.fs })).rejects.toThrow(/cannot write .*run\.json: the file system is read-only — point --db at a writable folder/);
+    const denied = recordingFs((op) => (op === 'open' ? fsError('EACCES') : null));
     const fresh = join(tempDir(), 'store');
-    await expect(run(fresh)).rejects.toThrow(/cannot write .*obra-store\.json: permission denied/);
+    await expect(run(fresh, { fs: denied.fs })).rejects.toThrow(/cannot write .*obra-store\.json: permission denied/);
   });
 
   it('a full disk mid-run stops the run at its last saved state; once there is space, resume finishes it', async () => {
     const reference = await run(tempDir());
     const store = tempDir();
     let journalWrites = 0;
-    injectStoreFault((operation, path) => {
-      if (operation === 'write' && path.endsWith('journal.jsonl') && ++journalWrites === 9) throw failure('ENOSPC');
-    });
-    const stopped = run(store);
+    const full = recordingFs((op, path) => (op === 'write' && path.endsWith('journal.jsonl') && ++journalWrites === 9 ? fsError('ENOSPC') : null));
+    const stopped = run(store, { fs: full.fs });
     await expect(stopped).rejects.toThrow(/cannot append to .*journal\.jsonl: the disk is full .*stopped at its last saved state — `obra resume .*` continues it/);
-    injectStoreFault(null);
     const [listed] = listRuns(store);
     expect(listed!.status).toBe('interrupted');
     const handle = RunStore.open(store).openRun(listed!.runId);
@@ -117,6 +110,43 @@ describe('the store on disk', () => {
     expect(saved.length).toBeGreaterThan(5);
     const resumed = await resumeRun(listed!.runId, { storeDir: store, agent: deterministicAgent(), config });
     expect(outcomeOf(resumed)).toEqual(outcomeOf(reference));
+  });
+
+  /** A run whose store fails once as `failure` says; then resumed on a healthy disk: it must end as an uninterrupted one. */
+  async function failsThenResumes(failure: (op: FsOp, path: string) => NodeJS.ErrnoException | null, message: RegExp) {
+    const reference = await run(tempDir());
+    const store = tempDir();
+    await expect(run(store, { fs: recordingFs(failure).fs })).rejects.toThrow(message);
+    const [listed] = listRuns(store);
+    expect(listed!.status).toBe('interrupted');
+    const resumed = await resumeRun(listed!.runId, { storeDir: store, agent: deterministicAgent(), config });
+    expect(outcomeOf(resumed)).toEqual(outcomeOf(reference));
+    expect(RunStore.open(store).openRun(listed!.runId).readIterations().map((r) => r.index)).toEqual([1, 2, 3]);
+  }
+
+  it('a failed write of iterations.jsonl stops the run resumable, and the record is not lost', async () => {
+    let writes = 0;
+    await failsThenResumes(
+      (op, path) => (op === 'write' && path.endsWith('iterations.jsonl') && ++writes === 2 ? fsError('EIO') : null),
+      /cannot append to .*iterations\.jsonl: EIO: .*stopped at its last saved state — `obra resume .*` continues it/,
+    );
+  });
+
+  it('a failed fdatasync of the journal stops the run before anything follows from the unsynced lines', async () => {
+    let syncs = 0;
+    await failsThenResumes(
+      (op, path) => (op === 'sync' && path.endsWith('journal.jsonl') && ++syncs === 3 ? fsError('EIO') : null),
+      /cannot sync .*journal\.jsonl: EIO: .*stopped at its last saved state/,
+    );
+  });
+
+  it('a failed rename of run.json when the run ends: an error that names it; the run stays resumable and ends the same', async () => {
+    let renames = 0;
+    // run.json is written when the run is created, when it starts running, and when it ends: the third fails.
+    await failsThenResumes(
+      (op, path) => (op === 'rename' && path.endsWith('run.json') && ++renames === 3 ? fsError('EROFS') : null),
+      /cannot write .*run\.json: the file system is read-only — point --db at a writable folder; run .* stopped at its last saved state/,
+    );
   });
 
   it('a torn last journal line (a crash mid-write) is ignored, and cut off before the run goes on', async () => {

@@ -22,6 +22,7 @@ import { openInspection, type InspectOption } from '../../inspector/engine-hook.
 import { waitsForAnswer } from '../../persisted/rest.js';
 import { restorableSnapshot } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
+import type { StoreFs } from '../../store/durable-file.js';
 import { RunStore, type RunHandle } from '../../store/run-store.js';
 import { watchControlFile } from './control-file.js';
 import { FilesRun } from './files-run.js';
@@ -60,6 +61,8 @@ export interface EngineOptions {
   onJournalCommit?: DriveOptions['onJournalCommit'];
   /** Wraps the run's journal (instrumentation: counting, delaying or stopping at a chosen entry). */
   journal?: (journal: JournalPort) => JournalPort;
+  /** The file-system calls the store makes (node:fs by default): to observe or fail them. */
+  fs?: StoreFs;
 }
 
 export interface StartOptions extends EngineOptions {
@@ -135,7 +138,7 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
   checkWorkdir(workdir);
   const agent = options.agent ?? agentFromConfig(config);
   agent.preflight?.();
-  const store = RunStore.open(options.storeDir ?? config.store.dir);
+  const store = RunStore.open(options.storeDir ?? config.store.dir, { fs: options.fs });
   const runId = options.runId ?? newRunId();
   const task: TaskSpec = {
     text: options.task,
@@ -169,7 +172,7 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
  * A finished run is not driven again: its result is returned as it is.
  */
 export async function resumeRun(runId: string, options: EngineOptions & { event?: TaskEvent } = {}): Promise<RunResult> {
-  const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
+  const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false, fs: options.fs });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
   if (isFinalStatus(status) && !options.event) {

@@ -1,0 +1,66 @@
+import * as nodeFs from 'node:fs';
+import type { StoreFs } from '../../src/store/durable-file.js';
+
+/** `fill`: a write of zeros only (a preallocated file growing ahead of its data); `sync`: fdatasync; `fsync`: fsync. */
+export type FsOp = 'open' | 'write' | 'fill' | 'sync' | 'fsync' | 'rename' | 'read' | 'truncate' | 'close';
+
+/**
+ * The store's file-system seam for tests: every call goes to the real node:fs (so a deleted fdatasync really is
+ * missing), and is recorded with the file it touches — or fails, when `fail` says so, the way a full disk or a
+ * read-only folder would. `fail` also sees every call (with the text of a write) in order, so a test can keep
+ * its own log. File descriptors are mapped back to their paths.
+ */
+export function recordingFs(fail: (op: FsOp, path: string, text?: string) => NodeJS.ErrnoException | null = () => null) {
+  const ops: { op: FsOp; path: string }[] = [];
+  const paths = new Map<number, string>();
+  const touch = (op: FsOp, path: string, text?: string) => {
+    const error = fail(op, path, text);
+    if (error) throw error;
+    ops.push({ op, path });
+  };
+  const pathOf = (fd: number) => paths.get(fd) ?? `fd ${fd}`;
+  const fs: StoreFs = {
+    ...nodeFs,
+    openSync: ((path: nodeFs.PathLike, flags?: nodeFs.OpenMode, mode?: nodeFs.Mode) => {
+      touch('open', String(path));
+      const fd = nodeFs.openSync(path, flags ?? 'r', mode);
+      paths.set(fd, String(path));
+      return fd;
+    }) as typeof nodeFs.openSync,
+    closeSync: (fd: number) => {
+      ops.push({ op: 'close', path: pathOf(fd) });
+      paths.delete(fd);
+      nodeFs.closeSync(fd);
+    },
+    writeSync: ((fd: number, ...rest: unknown[]) => {
+      const data = rest[0];
+      const zeros = Buffer.isBuffer(data) && data.every((byte) => byte === 0);
+      touch(zeros ? 'fill' : 'write', pathOf(fd), typeof data === 'string' ? data : undefined);
+      return (nodeFs.writeSync as (...args: unknown[]) => number)(fd, ...rest);
+    }) as typeof nodeFs.writeSync,
+    fdatasyncSync: (fd: number) => {
+      touch('sync', pathOf(fd));
+      nodeFs.fdatasyncSync(fd);
+    },
+    fsyncSync: (fd: number) => {
+      touch('fsync', pathOf(fd));
+      nodeFs.fsyncSync(fd);
+    },
+    renameSync: (from: nodeFs.PathLike, to: nodeFs.PathLike) => {
+      touch('rename', String(to));
+      nodeFs.renameSync(from, to);
+    },
+    readFileSync: ((path: nodeFs.PathOrFileDescriptor, options?: unknown) => {
+      touch('read', String(path));
+      return (nodeFs.readFileSync as (...args: unknown[]) => unknown)(path, options);
+    }) as typeof nodeFs.readFileSync,
+    ftruncateSync: (fd: number, len?: number) => {
+      touch('truncate', pathOf(fd));
+      nodeFs.ftruncateSync(fd, len);
+    },
+  };
+  return { fs, ops };
+}
+
+/** An error as node:fs throws it (`code` set). */
+export const fsError = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: simulated`), { code });
