@@ -1,5 +1,5 @@
 /** Obra's library API: run, resume and answer tasks from a Node script. */
-export { runTask, resumeRun, answerRun, agentFromConfig, claudeOptionsFromConfig, newRunId } from './hosts/files/local.js';
+export { runTask, resumeRun, answerRun, agentFromConfig, claudeOptionsFromConfig, newRunId, taskInputOf } from './hosts/files/local.js';
 export type { EngineOptions, StartOptions } from './hosts/files/local.js';
 export { systemClock, type Clock } from './engine/clock.js';
 export type { EngineEvent } from './engine/events.js';

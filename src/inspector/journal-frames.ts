@@ -3,6 +3,7 @@ import type { AnyStateMachine } from 'xstate';
 import { iterationMachine } from '../../machines/iteration.machine.js';
 import { taskMachine } from '../../machines/task.machine.js';
 import { UserError } from '../core/errors.js';
+import { runningIterationOf, taskContextOf, taskOutputOf, taskStateOf, taskStatusOf, type IterationView } from '../persisted/snapshot.js';
 import { RunStore, type JournalEntry } from '../store/run-store.js';
 import { isInteractive } from './cli.js';
 import type { StatelyMessage } from './live.js';
@@ -31,13 +32,6 @@ export interface ReplayFrame {
 
 type ActorStatus = 'active' | 'done' | 'error' | 'stopped';
 
-interface PersistedSnapshot {
-  status?: ActorStatus;
-  value?: unknown;
-  context?: { index?: number; iterations?: number; [key: string]: unknown };
-  output?: unknown;
-  children?: Record<string, { snapshot?: PersistedSnapshot } | undefined>;
-}
 
 /** Machine definitions as the live inspector sends them: the config, functions reduced to their names. */
 function definitionOf(machine: AnyStateMachine): string {
@@ -52,13 +46,15 @@ export function inspectorFramesFromJournal(runId: string, entries: JournalEntry[
   const build = createInspector({ send: (message) => frame.push(message) });
   const registered = new Set<number>();
   const lastSent = new Map<string, string>();
-  let runningIteration: { index: number; snapshot: PersistedSnapshot } | null = null;
+  let runningIteration: { index: number; snapshot: InspectedSnapshot } | null = null;
   const frames: ReplayFrame[] = [];
 
-  const snapshotOf = (snapshot: PersistedSnapshot): InspectedSnapshot => {
-    const { status = 'active', value, context, output } = snapshot;
-    return output === undefined ? { status, value, context } : { status, value, context, output };
+  const taskSnapshotOf = (snapshot: unknown): InspectedSnapshot => {
+    const output = taskOutputOf(snapshot);
+    const view = { status: taskStatusOf(snapshot) as ActorStatus, value: taskStateOf(snapshot), context: taskContextOf(snapshot) };
+    return output === undefined ? view : { ...view, output };
   };
+  const iterationSnapshotOf = (iteration: IterationView): InspectedSnapshot => ({ status: iteration.status as ActorStatus, value: iteration.state, context: iteration.context });
   const sendSnapshot = (sessionId: string, snapshot: InspectedSnapshot, event: JournalEntry['event']) => {
     const text = JSON.stringify(snapshot);
     if (lastSent.get(sessionId) === text) return;
@@ -73,23 +69,24 @@ export function inspectorFramesFromJournal(runId: string, entries: JournalEntry[
 
   for (const entry of entries) {
     frame = [];
-    const root = entry.snapshot as PersistedSnapshot;
-    const child = root.children?.iteration?.snapshot;
-    const childIndex = child?.context?.index;
+    const root = entry.snapshot;
+    const iteration = runningIterationOf(root);
+    const child = iteration ? iterationSnapshotOf(iteration) : null;
+    const childIndex = iteration?.index;
 
     if (frames.length === 0) {
-      build.actor(taskSession, snapshotOf(root));
+      build.actor(taskSession, taskSnapshotOf(root));
       fix(frame.at(-1)!, undefined, { name: 'task', definition: definitionOf(taskMachine) });
     }
     // The iteration that ran before has gone from the snapshot: the task absorbed its output, so it finished.
     if (runningIteration && runningIteration.index !== childIndex) {
-      sendSnapshot(iterationSession(runningIteration.index), { ...snapshotOf(runningIteration.snapshot), status: 'done', value: 'complete' }, entry.event);
+      sendSnapshot(iterationSession(runningIteration.index), { ...runningIteration.snapshot, status: 'done', value: 'complete' }, entry.event);
       runningIteration = null;
     }
     if (child && typeof childIndex === 'number') {
       if (!registered.has(childIndex)) {
         registered.add(childIndex);
-        build.actor(iterationSession(childIndex), snapshotOf(child));
+        build.actor(iterationSession(childIndex), child);
         fix(frame.at(-1)!, taskSession, { name: 'iteration', definition: definitionOf(iterationMachine) });
       }
       runningIteration = { index: childIndex, snapshot: child };
@@ -97,8 +94,8 @@ export function inspectorFramesFromJournal(runId: string, entries: JournalEntry[
     const mover = entry.actor === 'iteration' && typeof childIndex === 'number' ? iterationSession(childIndex) : taskSession;
     build.event(mover, entry.event);
     fix(frame.at(-1)!, undefined);
-    if (child && typeof childIndex === 'number') sendSnapshot(iterationSession(childIndex), snapshotOf(child), entry.event);
-    sendSnapshot(taskSession, snapshotOf(root), entry.event);
+    if (child && typeof childIndex === 'number') sendSnapshot(iterationSession(childIndex), child, entry.event);
+    sendSnapshot(taskSession, taskSnapshotOf(root), entry.event);
     frames.push({ at: entry.at, seq: entry.seq, messages: frame });
   }
   return frames;

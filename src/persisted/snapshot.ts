@@ -90,6 +90,17 @@ export function taskStateOf(snapshot: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
+/** The task actor's status: `active`, or `done` once it reached a final state. */
+export function taskStatusOf(snapshot: unknown): string {
+  const value = object(snapshot)?.status;
+  return typeof value === 'string' ? value : 'active';
+}
+
+/** The task machine's output, once it reached a final state. */
+export function taskOutputOf(snapshot: unknown): unknown {
+  return object(snapshot)?.output;
+}
+
 /** The task's context as persisted (fields absent in older runs stay absent). */
 export function taskContextOf(snapshot: unknown): Loose {
   return object(object(snapshot)?.context) ?? {};

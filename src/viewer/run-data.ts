@@ -1,4 +1,5 @@
 import type { IterationRecord } from '../core/types.js';
+import { runningIterationOf, taskContextOf, taskStateOf, taskStatusOf, type IterationView } from '../persisted/snapshot.js';
 import type { JournalEntry, RunHandle } from '../store/run-store.js';
 import { machineGraphs } from '../graph/machine-export.js';
 
@@ -83,13 +84,6 @@ export interface ViewerIterationRecord {
   prompt: number | null;
 }
 
-interface SnapshotShape {
-  status?: string;
-  value?: unknown;
-  context?: Record<string, unknown>;
-  children?: Record<string, { snapshot?: SnapshotShape } | undefined>;
-}
-
 export function viewerRun(handle: RunHandle, status: string): ViewerRun {
   const file = handle.file;
   const texts: string[] = [];
@@ -109,10 +103,9 @@ export function viewerRun(handle: RunHandle, status: string): ViewerRun {
   const first = journal[0]?.at ?? 0;
   let lastIteration: ViewerIterationState | null = null;
   const steps = journal.map((entry) => {
-    const root = entry.snapshot as SnapshotShape;
-    const ctx = root.context ?? {};
-    const child = root.children?.iteration?.snapshot;
-    let iteration = child?.context ? iterationState(child, entry, text) : null;
+    const ctx = taskContextOf(entry.snapshot);
+    const child = runningIterationOf(entry.snapshot);
+    let iteration = child ? iterationState(child, entry, text) : null;
     // The iteration has finished and the task moved on: show it as complete.
     if (!iteration && lastIteration) iteration = { ...lastIteration, state: 'complete', retryRemainingMs: null, visited: [...lastIteration.visited.filter((s) => s !== 'complete'), 'complete'] };
     if (iteration) lastIteration = iteration;
@@ -125,8 +118,8 @@ export function viewerRun(handle: RunHandle, status: string): ViewerRun {
       eventLabel: labels(entry.event.type),
       eventNote: eventNote(entry.event),
       task: {
-        state: stateName(root.value),
-        status: root.status ?? 'active',
+        state: taskStateOf(entry.snapshot) ?? '?',
+        status: taskStatusOf(entry.snapshot),
         iterations: num(ctx.iterations) ?? 0,
         totalCostUsd: num(ctx.totalCostUsd) ?? 0,
         reason: str(ctx.reason),
@@ -155,14 +148,14 @@ export function viewerRun(handle: RunHandle, status: string): ViewerRun {
   };
 }
 
-function iterationState(snapshot: SnapshotShape, entry: JournalEntry, text: (v: unknown) => number | null): ViewerIterationState {
-  const c = snapshot.context ?? {};
+function iterationState(snapshot: IterationView, entry: JournalEntry, text: (v: unknown) => number | null): ViewerIterationState {
+  const c = snapshot.context;
   const call = c.call as { outcome?: { kind?: string; message?: string; result?: { result?: string } }; sessionId?: string; mode?: string } | null | undefined;
   const validation = c.validation as { ok?: boolean; reasons?: string[] } | null | undefined;
   const quality = c.quality as { score?: number; breakdown?: Record<string, number> } | null | undefined;
   const confidence = c.confidence as { score?: number; explanation?: string[] } | null | undefined;
   const decision = c.decision as { decision?: string; rule?: string; reason?: string } | null | undefined;
-  const state = snapshot.status === 'done' ? 'complete' : stateName(snapshot.value);
+  const state = snapshot.status === 'done' ? 'complete' : snapshot.state;
   const visited = Array.isArray(c.states) ? (c.states as string[]).slice() : [];
   if (visited.at(-1) !== state) visited.push(state);
   const dueAt = num(c.retryDueAt);
@@ -258,8 +251,3 @@ const fmt = (n: number | undefined) => (typeof n === 'number' ? n.toFixed(2) : '
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
-function stateName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value && typeof value === 'object') return Object.entries(value).map(([k, v]) => `${k}.${stateName(v)}`).join(',');
-  return String(value);
-}
