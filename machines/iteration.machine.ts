@@ -60,6 +60,8 @@ export interface BackoffWait {
   dueAt: number;
   /** Set when Obra's own lock is held (another task, another Obra process): its release ends the wait. */
   holder?: string;
+  /** Set when the wait is the account's: another task's call was rate limited, and every task waits until then. */
+  shared?: boolean;
 }
 
 export interface IterationContext extends IterationInput {
@@ -273,6 +275,11 @@ export function createIterationMachine(now: () => number = Date.now) {
       usageLimited: is('usageLimit'),
       /** The call printed nothing for `idle_timeout` and was killed. */
       stalled: is('stalled'),
+      /** No call was made: the account is rate limited (another task was refused); wait with the others. */
+      sharedRateLimit: ({ context }) => {
+        const outcome = outcomeOf(context);
+        return outcome?.kind === 'rateLimited' && outcome.sharedUntil !== undefined;
+      },
       /**
        * The *CLI* said "Session ID U is already in use" while we were *creating* U: a call of ours already created
        * it (`--session-id` only creates; the error is permanent), so resume it at once instead of waiting.
@@ -313,6 +320,14 @@ export function createIterationMachine(now: () => number = Date.now) {
         const holderWaits = context.holderWaits + 1;
         const wait = { ...nextWait(context, 'sessionBusy', holderWaits, now()), holder: busyHolder(context) ?? 'Obra' };
         return { holderWaits, ...startWait(context, wait) };
+      }),
+      /** The account's rate-limit wait, shared with the other tasks: until its end; no retry is used up. */
+      scheduleSharedWait: assign(({ context }) => {
+        const outcome = outcomeOf(context);
+        const dueAt = outcome?.kind === 'rateLimited' && outcome.sharedUntil !== undefined ? outcome.sharedUntil : now();
+        const policy = rateLimitPolicyOf(context.retry);
+        const wait: BackoffWait = { kind: 'rateLimited', attempt: context.rateLimitRetries, maxRetries: policy.maxRetries, delayMs: Math.max(0, dueAt - now()), dueAt, shared: true };
+        return startWait(context, wait);
       }),
       /** The same for a rate-limited or overloaded API, on its own policy and counter. */
       scheduleRateLimitRetry: assign(({ context }) => {
@@ -475,6 +490,7 @@ export function createIterationMachine(now: () => number = Date.now) {
           },
           { guard: 'sessionBusy', target: 'persisting', actions: 'failLockExhausted' },
           { guard: 'usageLimited', target: 'suspended', actions: 'suspendForUsageLimit' },
+          { guard: 'sharedRateLimit', target: 'retryingSessionLock', actions: 'scheduleSharedWait' },
           { guard: and(['rateLimited', 'canRetryRateLimit']), target: 'retryingSessionLock', actions: 'scheduleRateLimitRetry' },
           { guard: 'rateLimited', target: 'persisting', actions: 'failRateLimitExhausted' },
           { guard: and(['stalled', 'canReissueStalled']), target: 'awaitingAgent', actions: 'reissueStalled' },

@@ -4,10 +4,12 @@ import type { UsageLimit } from '../core/types.js';
 import { writeFileDurably } from '../store/durable-file.js';
 
 /**
- * The account's usage limit, shared by every task that uses one store (every `obra run` and `obra work` on it):
- * once one call sees the limit, no task starts another call before the reset — the API would only refuse it
- * again. Kept in `<store>/limits.json`, replaced atomically; a missing or unreadable file means "no limit known"
- * (the next call finds out for itself).
+ * The account's limits, shared by every task that uses one store (every `obra run` and `obra work` on it):
+ * - the usage limit: once one call sees it, no task starts another call before the reset;
+ * - the API's rate limit: once one call is refused (429/529, after the CLI's own retries), the other tasks wait
+ *   out the same backoff instead of each hitting the API again.
+ * Kept in `<store>/limits.json`, replaced atomically; a missing or unreadable file means "no limit known" (the
+ * next call finds out for itself).
  */
 
 const limitFileSchema = z.object({
@@ -20,7 +22,24 @@ const limitFileSchema = z.object({
       runId: z.string(),
     })
     .nullable(),
+  /** The API's rate limit (429/529 after the CLI's own retries): every task waits until `until`. */
+  rateLimit: z
+    .object({ until: z.number(), status: z.number(), message: z.string(), strikes: z.number().int(), seenAt: z.number(), runId: z.string() })
+    .nullable()
+    .optional(),
 });
+type LimitFile = z.infer<typeof limitFileSchema>;
+
+/** The account's rate-limit wait: until when, and why. */
+export interface SharedRateLimit {
+  until: number;
+  status: number;
+  message: string;
+  runId: string;
+}
+
+/** Strikes older than this start the count again (the API has been fine meanwhile). */
+const STRIKES_FORGOTTEN_MS = 10 * 60_000;
 
 export interface KnownUsageLimit extends UsageLimit {
   resetsAt: number;
@@ -35,12 +54,50 @@ export class AccountLimits {
     private readonly file: string | null,
   ) {}
 
-  private inMemory: KnownUsageLimit | null = null;
+  private inMemory: LimitFile = { usageLimit: null, rateLimit: null };
 
   /** The usage limit in force at `now` (its reset still ahead), or null. */
   current(now: number): KnownUsageLimit | null {
-    const known = this.file ? this.read() : this.inMemory;
-    return known && known.resetsAt > now ? known : null;
+    const known = this.load().usageLimit;
+    return known && known.resetsAt > now ? { ...known, blockedBy: null } : null;
+  }
+
+  /** Both limits in force at `now` (one read of the file). */
+  inForce(now: number): { usageLimit: KnownUsageLimit | null; rateLimit: SharedRateLimit | null } {
+    const file = this.load();
+    const usage = file.usageLimit;
+    return {
+      usageLimit: usage && usage.resetsAt > now ? { ...usage, blockedBy: null } : null,
+      rateLimit: file.rateLimit && file.rateLimit.until > now ? file.rateLimit : null,
+    };
+  }
+
+  /** The account's rate-limit wait in force at `now`, or null. */
+  rateLimited(now: number): SharedRateLimit | null {
+    const known = this.load().rateLimit;
+    return known && known.until > now ? known : null;
+  }
+
+  /**
+   * A call was rate limited: every task of the account waits before its next call — the rate-limit backoff
+   * (`delay(strikes)`), longer with each refusal that follows soon after another. Returns the end of the wait.
+   */
+  noteRateLimited(status: number, message: string, runId: string, now: number, delay: (strikes: number) => number): number {
+    const file = this.load();
+    const before = file.rateLimit;
+    const strikes = before && now - before.seenAt < STRIKES_FORGOTTEN_MS ? before.strikes + 1 : 1;
+    const until = Math.max(before?.until ?? 0, now + delay(strikes));
+    this.save({ ...file, rateLimit: { until, status, message, strikes, seenAt: now, runId } });
+    return until;
+  }
+
+  /**
+   * A call got through. When it was sent after the last refusal, the API takes calls again: the wait and its
+   * strikes are forgotten. (A call sent before the refusal says nothing about the API since.)
+   */
+  noteAnswered(sentAt: number): void {
+    const file = this.load();
+    if (file.rateLimit && file.rateLimit.seenAt <= sentAt) this.save({ ...file, rateLimit: null });
   }
 
   /** Remembers a limit a call ran into, when it has a reset to wait for and it ends later than the one known. */
@@ -48,30 +105,32 @@ export class AccountLimits {
     if (limit.resetsAt === null || limit.blockedBy) return;
     const known = this.current(now);
     if (known && known.resetsAt >= limit.resetsAt) return;
-    const entry: KnownUsageLimit = { limitType: limit.limitType, resetsAt: limit.resetsAt, blockedBy: null, message: limit.message, seenAt: now, runId };
-    this.inMemory = entry;
-    if (!this.file) return;
-    try {
-      const { blockedBy: _, ...stored } = entry;
-      writeFileDurably(this.file, JSON.stringify({ usageLimit: stored }));
-    } catch {
-      // Sharing the limit is an optimisation: each task still finds it out on its own next call.
-    }
+    this.save({ ...this.load(), usageLimit: { limitType: limit.limitType, resetsAt: limit.resetsAt, message: limit.message, seenAt: now, runId } });
   }
 
-  private read(): KnownUsageLimit | null {
+  private load(): LimitFile {
+    if (!this.file) return this.inMemory;
     let text: string;
     try {
-      text = readFileSync(this.file!, 'utf8');
+      text = readFileSync(this.file, 'utf8');
     } catch {
-      return null;
+      return { usageLimit: null, rateLimit: null };
     }
     try {
       const parsed = limitFileSchema.safeParse(JSON.parse(text));
-      const limit = parsed.success ? parsed.data.usageLimit : null;
-      return limit ? { ...limit, blockedBy: null } : null;
+      return parsed.success ? parsed.data : { usageLimit: null, rateLimit: null };
     } catch {
-      return null;
+      return { usageLimit: null, rateLimit: null };
+    }
+  }
+
+  private save(file: LimitFile): void {
+    this.inMemory = file;
+    if (!this.file) return;
+    try {
+      writeFileDurably(this.file, JSON.stringify(file));
+    } catch {
+      // Sharing a limit is an optimisation: each task still finds it out on its own next call.
     }
   }
 }

@@ -2,8 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClaudeCodeAgent } from '../agents/claude-code-agent.js';
-import { flagLayer } from '../config/flags.js';
-import { loadConfig } from '../config/load.js';
+import { configFrom, type CommonFlags } from './config-from.js';
 import type { ObraConfig } from '../config/schema.js';
 import { EXIT_CODES } from '../core/statuses.js';
 import type { RunResult } from '../engine/run-result.js';
@@ -20,21 +19,7 @@ import { ProgressReporter, type Verbosity } from './progress.js';
  * Loaded only when one of them runs (`obra --help` and `obra runs` never pay for the engine).
  */
 
-export interface CommonFlags {
-  config?: string;
-  db?: string;
-  agentBin?: string;
-  json?: boolean;
-  quiet?: boolean;
-  verbose?: boolean;
-  set?: string[];
-}
-
-/** Config from the file, env and the flags that map onto config keys. */
-export function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): ObraConfig {
-  const named = Object.fromEntries(Object.entries(extra).map(([path, value]) => [path, { value, flag: path }]));
-  return loadConfig({ file: flags.config ?? null, flags: flagLayer(flags, named) }).config;
-}
+export { configFrom, type CommonFlags } from './config-from.js';
 
 export async function run(flags: CommonFlags & InspectFlags & { task: string; workdir?: string; maxIterations?: number; check: string[] }): Promise<void> {
   const config = configFrom(flags, { 'task.max_iterations': flags.maxIterations });

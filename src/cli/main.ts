@@ -7,10 +7,11 @@ import { withInspectOptions } from '../inspector/cli.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerControl } from './commands/control.js';
 import { register as registerMachines } from './commands/machines.js';
+import { register as registerQueue } from './commands/queue.js';
 import { register as registerReplay } from './commands/replay.js';
 import { register as registerView } from './commands/view.js';
 import { DEMO_SCENARIOS } from './demo.js';
-import type { CommonFlags } from './drive.js';
+import type { CommonFlags } from './config-from.js';
 
 /**
  * The `obra` command line. This module only declares the commands and their flags; each command loads what
@@ -93,6 +94,7 @@ common(program.command('show').description('show one run: its iterations, states
 
 registerConfig(program);
 registerControl(program);
+registerQueue(program, common);
 
 const demo = common(
   program
@@ -110,7 +112,7 @@ registerReplay(program);
 /** The store folder: --db, else the config's store.dir (the config module loads only when --db is not given). */
 async function storeDirOf(flags: CommonFlags): Promise<string> {
   if (flags.db && !flags.config && !flags.set?.length) return resolve(flags.db);
-  return resolve((await drive()).configFrom(flags).store.dir);
+  return resolve((await import('./config-from.js')).configFrom(flags).store.dir);
 }
 
 function parsePositiveInt(value: string): number {

@@ -102,6 +102,11 @@ export const configSchema = z.strictObject({
   agent: z
     .strictObject({
       local: agentLocalSchema.prefault({}),
+      /**
+       * Agent calls in flight at once across every task of the store (every `obra work` and `obra run` on it);
+       * null: queue.concurrency.
+       */
+      max_concurrent_calls: z.number({ error: 'expected a whole number, or null for queue.concurrency' }).int('must be a whole number').min(1, 'must be at least 1').nullable().default(null),
     })
     .prefault({}),
   task: z
@@ -209,6 +214,12 @@ export const configSchema = z.strictObject({
        * group of lines); `strict` fdatasyncs every step before the next one starts.
        */
       sync: z.enum(['transition', 'strict']).default('transition'),
+    })
+    .prefault({}),
+  queue: z
+    .strictObject({
+      /** How many queued tasks one `obra work` drives at once (also --concurrency). */
+      concurrency: wholeNumber(1).max(1000, 'must be at most 1000').default(4),
     })
     .prefault({}),
 });

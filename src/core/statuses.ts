@@ -3,14 +3,17 @@ import { FINAL_STATUSES, type TaskStatus } from '../../machines/statuses.js';
 /**
  * A run's status — the one list of them. A run ends with one of the task machine's final statuses; between
  * drives it rests `escalated` (waiting for a person) or `paused`; `running` while a process drives it, and
- * `interrupted` when the process that drove it is gone (a crash, Ctrl-C): `obra resume` continues it.
+ * `interrupted` when the process that drove it is gone (a crash, Ctrl-C): `obra resume` continues it. A task
+ * submitted to the queue is `queued` until a worker starts it, or `blocked` for good when the run it follows
+ * ended otherwise than `done`.
  */
 export const RESTING_STATUSES = ['escalated', 'paused'] as const;
-export const RUN_STATUSES = ['running', ...FINAL_STATUSES, ...RESTING_STATUSES, 'interrupted'] as const;
+export const RUN_STATUSES = ['queued', 'running', ...FINAL_STATUSES, 'blocked', ...RESTING_STATUSES, 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export { FINAL_STATUSES, type TaskStatus };
 
-export const isFinalStatus = (status: RunStatus): status is TaskStatus => (FINAL_STATUSES as readonly string[]).includes(status);
+/** The task machine ended (its statuses), or the queue gave it up (`blocked`): nothing will drive it again. */
+export const isFinalStatus = (status: RunStatus): status is TaskStatus | 'blocked' => status === 'blocked' || (FINAL_STATUSES as readonly string[]).includes(status);
 
 /** The exit code of a CLI command that drove a run to this status (the README's table). */
 export const EXIT_CODES: Record<RunStatus, number> = {
@@ -22,8 +25,16 @@ export const EXIT_CODES: Record<RunStatus, number> = {
   cancelled: 6,
   paused: 7,
   running: 8,
+  blocked: 9,
+  queued: 10,
   interrupted: 130,
 };
+
+/**
+ * From the worst to the best: what `obra work --until-idle` exits with is the code of the worst status it saw.
+ * `blocked` comes after the failures it follows from, so that the exit code names the cause.
+ */
+export const SEVERITY: RunStatus[] = ['failed', 'budget_exceeded', 'max_iterations', 'blocked', 'cancelled', 'interrupted', 'escalated', 'paused', 'queued', 'running', 'done'];
 
 /** Bad input: unknown flag, bad config, unknown run... (nothing was written). */
 export const USAGE_EXIT_CODE = 2;

@@ -117,7 +117,8 @@ export type AgentOutcome =
   | { kind: 'answer'; result: AgentResult }
   /** `holder` is set when Obra's own session lock was taken (no CLI was started); absent when the CLI said so. */
   | { kind: 'sessionBusy'; message: string; holder?: string }
-  | { kind: 'rateLimited'; message: string; status: number }
+  /** `sharedUntil`: no call was made — another task of the account was refused, and all wait until then. */
+  | { kind: 'rateLimited'; message: string; status: number; sharedUntil?: number }
   /** The subscriber's usage limit: the task waits for its reset (or a human, when there is none to wait for). */
   | ({ kind: 'usageLimit' } & UsageLimit)
   /** The call printed nothing for `agent.local.idle_timeout` and was killed (its process group): re-issued. */

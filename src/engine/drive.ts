@@ -62,11 +62,11 @@ export class TaskDrive {
     this.emit = options.onEvent ?? (() => {});
   }
 
-  /** Drives the run; resolves with how it stands when it ends or rests. Throws only when it cannot start. */
-  run(): Promise<RunResult> {
+  /** Drives the run; resolves with how it stands when it ends or rests. Rejects only when it cannot start. */
+  async run(): Promise<RunResult> {
     if (this.status !== 'created') throw new Error(`a drive runs once (this one is ${this.status})`);
     const { host, options } = this;
-    host.run.begin();
+    await host.run.begin();
     this.status = 'running';
     const restored = 'snapshot' in this.start;
     this.emit({ type: 'run-started', runId: host.run.runId, resumed: restored, store: host.run.where });
@@ -87,12 +87,13 @@ export class TaskDrive {
       agent: host.effects.agent,
       checks: host.effects.runChecks,
       limits: host.effects.limits,
+      slots: host.effects.slots,
       now,
       beforeStep: (effect) => recorder.beforeStep(effect),
-      saveIteration: (record) => {
+      saveIteration: async (record) => {
         // A `persisting` restored after a crash runs again: the record is kept once, and announced once.
         try {
-          if (host.run.saveIteration(record)) this.emit({ type: 'iteration-done', record });
+          if (await host.run.saveIteration(record)) this.emit({ type: 'iteration-done', record });
         } catch (error) {
           // A full or read-only disk is not the iteration's fault: stop, resumable, instead of failing the run.
           this.abandon(error as Error);

@@ -8,9 +8,12 @@ import type {
   ScoreOutput,
   ValidateInput,
 } from '../../machines/iteration.machine.js';
-import type { AccountLimits, KnownUsageLimit } from '../agents/account-limits.js';
+import { backoffDelayMs, rateLimitPolicyOf } from '../../machines/backoff.js';
+import type { AccountLimits, KnownUsageLimit, SharedRateLimit } from '../agents/account-limits.js';
+import type { CallSlots } from '../agents/call-slots.js';
 import type { Agent, AgentProgress } from '../agents/agent.js';
 import { checkRules } from '../agents/permissions.js';
+import { retryPolicyFromConfig } from '../agents/retry-policy.js';
 import type { ObraConfig } from '../config/schema.js';
 import { ContextManager } from '../context/context-manager.js';
 import type { AgentCallRecord, DecisionReport, IterationRecord, ValidationVerdict } from '../core/types.js';
@@ -39,14 +42,16 @@ export interface EffectDeps {
   config: ObraConfig;
   agent: Agent;
   /** Keeps a finished iteration's record (idempotently: a restored `persisting` may run it twice). */
-  saveIteration: (record: IterationRecord) => void;
+  saveIteration: (record: IterationRecord) => void | Promise<void>;
   onAgentProgress?: (progress: AgentProgress, input: CallAgentInput) => void;
   /** An agent call came back with an answer (for the progress lines). */
   onResponse?: (call: AgentCallRecord, input: CallAgentInput) => void;
   /** Runs the user's checks; the shell runner by default. */
   checks?: typeof runChecks;
-  /** The account's usage limit, shared by the tasks of a store: no call starts while it is in force. */
+  /** The account's limits, shared by the tasks of a store: no call starts while one is in force. */
   limits?: AccountLimits;
+  /** The cap on agent calls in flight across the store's tasks. */
+  slots?: CallSlots;
   /** The engine's clock (the limit's reset is compared with it). */
   now: () => number;
 }
@@ -70,6 +75,8 @@ export function iterationWork(deps: EffectDeps): IterationWork {
   const prompts = new PromptGenerator();
   // Validation, checks, quality (with the optional LLM judge), confidence and the decision: src/scoring/judging.ts.
   const judging = createJudging(config, { runChecks: deps.checks });
+  // The account's shared rate-limit wait grows like a task's own (rate_limit_*), without jitter.
+  const ratePolicy = { ...rateLimitPolicyOf(retryPolicyFromConfig(config.agent.local)), jitter: 'none' as const };
 
   return {
     buildContext: pure((input) => contextManager.build(input)),
@@ -77,18 +84,33 @@ export function iterationWork(deps: EffectDeps): IterationWork {
     callAgent: {
       effect: () => 'outside',
       run: async ({ input, signal }) => {
-        const limit = deps.limits?.current(deps.now());
-        if (limit) return limitedCall(input, limit, deps.now());
+        const known = deps.limits?.inForce(deps.now());
+        if (known?.usageLimit) return limitedCall(input, known.usageLimit, deps.now());
+        // The account's wait is for the *other* tasks: the one refused follows its own backoff (its own retries).
+        if (known?.rateLimit && known.rateLimit.runId !== input.runId) return sharedRateLimitCall(input, known.rateLimit, deps.now());
         const { checks, ...request } = input;
-        const record = await deps.agent.call({
-          ...request,
-          // The task's own checks are allowed as Bash tools (agent.local.allow_checks), with what a person granted.
-          allowedTools: [...(config.agent.local.allow_checks ? checkRules(checks ?? []) : []), ...(input.allowedTools ?? [])],
-          signal,
-          onProgress: deps.onAgentProgress ? (progress) => deps.onAgentProgress!(progress, input) : undefined,
-        });
-        if (record.outcome.kind === 'usageLimit') deps.limits?.note(record.outcome, input.runId, deps.now());
-        if (record.outcome.kind === 'answer') deps.onResponse?.(record, input);
+        // A free slot is taken at once (the call starts in this same step); else the call waits for one.
+        const release = deps.slots ? (deps.slots.tryAcquire() ?? (await deps.slots.acquire(signal))) : undefined;
+        const startedAt = deps.now();
+        let record: AgentCallRecord;
+        try {
+          record = await deps.agent.call({
+            ...request,
+            // The task's own checks are allowed as Bash tools (agent.local.allow_checks), with what a person granted.
+            allowedTools: [...(config.agent.local.allow_checks ? checkRules(checks ?? []) : []), ...(input.allowedTools ?? [])],
+            signal,
+            onProgress: deps.onAgentProgress ? (progress) => deps.onAgentProgress!(progress, input) : undefined,
+          });
+        } finally {
+          release?.();
+        }
+        const outcome = record.outcome;
+        if (outcome.kind === 'usageLimit') deps.limits?.note(outcome, input.runId, deps.now());
+        if (outcome.kind === 'rateLimited') deps.limits?.noteRateLimited(outcome.status, outcome.message, input.runId, deps.now(), (strikes) => backoffDelayMs(strikes, ratePolicy));
+        if (outcome.kind === 'answer') {
+          deps.limits?.noteAnswered(startedAt);
+          deps.onResponse?.(record, input);
+        }
         return record;
       },
     },
@@ -119,6 +141,12 @@ function limitedCall(input: CallAgentInput, limit: KnownUsageLimit, at: number):
     durationMs: 0,
     finishedAt: at,
   };
+}
+
+/** The call not made because the account is rate limited: the task waits with the others, until then. */
+function sharedRateLimitCall(input: CallAgentInput, limit: SharedRateLimit, at: number): AgentCallRecord {
+  const message = `no call made: the API refused run ${limit.runId}'s call (${limit.status}); every task of this account waits until ${new Date(limit.until).toISOString()}`;
+  return { ...limitedCall(input, { limitType: null, resetsAt: limit.until, blockedBy: null, message, seenAt: at, runId: limit.runId }, at), outcome: { kind: 'rateLimited', status: limit.status, message, sharedUntil: limit.until } };
 }
 
 /** Each work as the promise actor the machine invokes, started only once `beforeStep` allows (false: never). */

@@ -1,6 +1,7 @@
 import type { TaskEvent } from '../../machines/task.machine.js';
 import type { AccountLimits } from '../agents/account-limits.js';
 import type { Agent } from '../agents/agent.js';
+import type { CallSlots } from '../agents/call-slots.js';
 import type { IterationRecord, RunStatus } from '../core/types.js';
 import type { JournalEvent, JournalStep } from '../persisted/journal-entry.js';
 import type { runChecks } from '../scoring/checks.js';
@@ -31,10 +32,16 @@ export interface RunPort {
   /** Where the store is, in words (the files host: its folder), for progress lines. */
   readonly where: string;
   readonly journal: JournalPort;
-  /** Takes the run for this drive (the files host: its lock) and marks it running. Throws when it cannot. */
-  begin(): void;
-  /** Keeps a finished iteration's record, once (a restored `persisting` runs again): true when it was new. */
-  saveIteration(record: IterationRecord): boolean;
+  /**
+   * Takes the run for this drive (the files host: its lock, then the task's worktree) and marks it running.
+   * Throws (rejects) when it cannot.
+   */
+  begin(): void | Promise<void>;
+  /**
+   * Keeps a finished iteration's record, once (a restored `persisting` runs again): true when it was new. A host
+   * may do more here, safely repeated (the files host commits a worktree task's changes).
+   */
+  saveIteration(record: IterationRecord): boolean | Promise<boolean>;
   /** Makes the records durable, writes how the run stands, lets the run go, and says what it looks like now. */
   settle(outcome: RunOutcome): RunResult;
   /** Lets the run go without writing anything more (its storage failed): it stays resumable. */
@@ -77,6 +84,8 @@ export interface Effects {
   agent: Agent;
   /** Runs the user's check commands; the shell runner by default. */
   runChecks?: typeof runChecks;
-  /** The account's usage limit, shared by the tasks of a store. */
+  /** The account's limits (usage, rate), shared by the tasks of a store. */
   limits?: AccountLimits;
+  /** The cap on agent calls in flight across the store's tasks. */
+  slots?: CallSlots;
 }

@@ -6,13 +6,52 @@ import { RUN_STATUSES } from '../core/statuses.js';
  * replay starts from. Rewritten only when a run starts, comes to rest or ends — never per transition.
  */
 
-/** The store's format version: a file of another version is named and left alone. */
-export const STORE_VERSION = 2;
+/**
+ * The store's format version: a file of another version is named and left alone. Version 3 added queued runs
+ * (the `queue` field, the `queued` and `blocked` statuses); version 2 files are version 3 files without them, so
+ * both are read, and a version 2 store is marked 3 when a run is added to it.
+ */
+export const STORE_VERSION = 3;
+export const READABLE_VERSIONS = [2, 3] as const;
 
 export const taskSpecSchema = z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) });
 
+/** Where a queued task works: a folder, or a git worktree of its own on the branch `obra/<runId>`. */
+export const workspaceSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('dir'), path: z.string() }),
+  z.object({
+    kind: z.literal('worktree'),
+    /** The user's repository (its top folder). */
+    repo: z.string(),
+    /** `obra/<runId>`. */
+    branch: z.string(),
+    /** What the task started from, as given (`main`, a tag, a commit), and the commit it named then. */
+    base: z.string(),
+    baseCommit: z.string(),
+    /** The branch the base named (what `obra merge` merges into), or null when it named a commit. */
+    baseBranch: z.string().nullable(),
+    /** The worktree's folder, under the store. */
+    path: z.string(),
+  }),
+]);
+export type Workspace = z.infer<typeof workspaceSchema>;
+
+/** A task submitted to the queue (`obra submit`): what orders it, and where it works. */
+export const queueEntrySchema = z.object({
+  priority: z.number().int(),
+  /** The run this one follows: it starts only once that one is `done`. */
+  after: z.string().nullable(),
+  submittedAt: z.string(),
+  workspace: workspaceSchema,
+  /** Set when `obra discard` removed the worktree and the branch. */
+  discarded: z.boolean().optional(),
+  /** Set when `obra merge` merged the branch: the merge commit, and when. */
+  merged: z.object({ commit: z.string(), at: z.string() }).optional(),
+});
+export type QueueEntry = z.infer<typeof queueEntrySchema>;
+
 export const runFileSchema = z.object({
-  version: z.literal(STORE_VERSION),
+  version: z.literal(READABLE_VERSIONS),
   runId: z.string().regex(/^[A-Za-z0-9_-]+$/),
   task: taskSpecSchema,
   status: z.enum(RUN_STATUSES),
@@ -32,17 +71,20 @@ export const runFileSchema = z.object({
   input: z.record(z.string(), z.unknown()),
   /** Enough to rebuild the agent on resume: its name, and for Claude Code the binary and extra env. */
   agent: z.object({ name: z.string(), command: z.string().optional(), env: z.record(z.string(), z.string()).optional() }),
+  /** Set for a task submitted to the queue (`obra submit`). */
+  queue: queueEntrySchema.optional(),
 });
 export type RunFile = z.infer<typeof runFileSchema>;
-export type NewRun = Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'status' | 'reason' | 'question'>;
+export type NewRun = Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'status' | 'reason' | 'question'> & { status?: 'running' | 'queued' };
 
 /** Says what is wrong with a file from another store version, before the schema's field-level complaint. */
 export function versionAdvice(kind: string) {
   return (json: unknown): string | null => {
     const version = (json as { version?: unknown } | null)?.version;
-    if (typeof version !== 'number' || version === STORE_VERSION) return null;
+    if (typeof version !== 'number' || (READABLE_VERSIONS as readonly number[]).includes(version)) return null;
+    const reads = `this Obra reads versions ${READABLE_VERSIONS.join(' and ')}`;
     return version > STORE_VERSION
-      ? `written by a newer Obra (${kind} version ${version}; this Obra reads version ${STORE_VERSION}) — upgrade Obra to use it`
-      : `written by an older Obra (${kind} version ${version}; this Obra reads version ${STORE_VERSION}) — keep using the Obra that wrote it, or start a new store with --db <folder>`;
+      ? `written by a newer Obra (${kind} version ${version}; ${reads}) — upgrade Obra to use it`
+      : `written by an older Obra (${kind} version ${version}; ${reads}) — keep using the Obra that wrote it, or start a new store with --db <folder>`;
   };
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { LowSync } from 'lowdb';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
-import { isAlive } from '../core/process.js';
+import { isAlive, processStart } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
 import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
@@ -67,7 +67,11 @@ export class RunStore {
     } else {
       const advice = versionAdvice('store format')(meta);
       if (advice) throw new UserError(`${metaPath}: ${advice}; it was left untouched`);
-      if (create) mkdirSync(join(root, 'runs'), { recursive: true });
+      if (create) {
+        mkdirSync(join(root, 'runs'), { recursive: true });
+        // A version 2 store gets runs of version 3 from now on: say so first (older Obras then refuse it clearly).
+        if (meta.version < STORE_VERSION) metaFile.write({ format: 'obra-store', version: STORE_VERSION });
+      }
     }
     return new RunStore(root, fs);
   }
@@ -90,7 +94,7 @@ export class RunStore {
       handle.create({
         ...file,
         version: STORE_VERSION,
-        status: 'running',
+        status: file.status ?? 'running',
         reason: '',
         question: null,
         updatedAt: file.createdAt,
@@ -128,6 +132,16 @@ export class RunStore {
     } finally {
       handle.close();
     }
+  }
+
+  /** A run's record and status only (run.json and, for a running one, its lock): what a worker's scan needs. */
+  peekStatus(runId: string): { file: RunFile; status: RunStatus } {
+    const dir = this.runDir(runId);
+    const file = new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file'), this.fs).read();
+    if (!file) throw new UserError(`no run "${runId}" in ${this.dir} — \`obra runs\` lists the runs there`);
+    if (file.status !== 'running') return { file, status: file.status };
+    const holder = readLockFile(join(dir, 'lock'));
+    return { file, status: holder !== null && lockIsLive(holder) ? 'running' : 'interrupted' };
   }
 
   /** Run ids, newest first (ids start with a timestamp). */
@@ -377,17 +391,6 @@ export function lockIsLive(lock: LockInfo): boolean {
   if (!isAlive(lock.pid)) return false;
   const start = processStart(lock.pid);
   return lock.start === null || start === null || start === lock.start;
-}
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); null where there is no /proc. */
-function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: count fields after its closing ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 export type { TaskSpec };

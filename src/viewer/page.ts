@@ -33,19 +33,6 @@ export interface RunListItem {
   startedAt: string;
 }
 
-export function runListPage(storeDir: string, runs: RunListItem[]): string {
-  const rows = runs
-    .map(
-      (r) => `<tr><td><a href="/runs/${encodeURIComponent(r.runId)}">${esc(r.runId)}</a></td><td><span class="status status-${esc(r.status)}">${esc(r.status)}</span></td>` +
-        `<td class="num">${r.iterations}</td><td class="num">$${r.costUsd.toFixed(4)}</td><td>${esc(r.startedAt.replace('T', ' ').slice(0, 19))}</td><td>${esc(r.task)}</td></tr>`,
-    )
-    .join('\n');
-  const table = runs.length
-    ? `<table class="runs"><thead><tr><th>run</th><th>status</th><th>iterations</th><th>cost</th><th>started</th><th>task</th></tr></thead><tbody>${rows}</tbody></table>`
-    : '<p class="empty">No runs yet. Start one with <code>obra run --task "..."</code> or <code>npm run demo</code>.</p>';
-  return layout('Obra · runs', `<header class="top"><h1>Obra runs</h1><p class="muted">${esc(storeDir)}</p></header>\n<main class="list">${table}</main>`);
-}
-
 export function runPage(runId: string, charts: { iteration: Chart; task: Chart }, data: unknown): string {
   // `</` cannot appear inside the JSON block, or the HTML parser would end it early.
   const json = JSON.stringify(data).replace(/<\//g, '<\\/').replace(/<!--/g, '<\\!--');
@@ -101,6 +88,8 @@ h2 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: v
 .status-done { background: #dcfce7; color: #166534; }
 .status-failed, .status-budget_exceeded, .status-max_iterations { background: #fee2e2; color: #991b1b; }
 .status-escalated, .status-paused, .status-interrupted { background: #fef3c7; color: #92400e; }
+.status-running { background: #dbeafe; color: #1e40af; }
+.status-blocked, .status-cancelled, .status-stopped { background: #f3e8ff; color: #6b21a8; }
 main.run { display: grid; grid-template-columns: minmax(0, 1fr) 390px; gap: 16px; padding: 14px 20px; align-items: start; }
 .charts { display: flex; gap: 12px; align-items: flex-start; min-width: 0; }
 .chart-box { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 8px 8px 4px; flex: 1 1 0; min-width: 0; }

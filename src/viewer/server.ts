@@ -3,13 +3,15 @@ import { UserError } from '../core/errors.js';
 import { machineGraphs } from '../graph/machine-export.js';
 import { DEFAULT_VIEWER_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspector/listen.js';
 import { RunStore } from '../store/run-store.js';
+import { BOARD_COLUMNS, taskLines } from '../queue/board.js';
+import { BOARD_CSS, BOARD_JS, boardPage, type BoardData } from './board.js';
 import { drawChart } from './chart.js';
-import { CONTENT_SECURITY_POLICY, runListPage, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
+import { CONTENT_SECURITY_POLICY, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
 import { viewerRun } from './run-data.js';
 
 /**
- * `obra view`: a small web server on 127.0.0.1 that shows the runs of a store and steps through one of them
- * over the statecharts drawn from the machine definitions. It reads the store on every request (so reloading
+ * `obra view`: a small web server on 127.0.0.1 that shows the tasks of a store on a board and steps through
+ * one run over the statecharts drawn from the machine definitions. It reads the store on every request (so reloading
  * the page shows a run that is still going) and never writes to it.
  */
 
@@ -51,15 +53,21 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     if (!isLocalAuthority(request.headers.host, port)) return send(response, 403, 'text/plain', 'Forbidden: open the viewer through 127.0.0.1 or localhost\n');
     if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'text/plain', 'Only GET\n');
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
-    if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS);
+    if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS + BOARD_CSS);
     if (path === '/assets/viewer.js') return send(response, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
-    if (path === '/') return send(response, 200, 'text/html; charset=utf-8', runListPage(store.dir, listRuns()));
+    if (path === '/assets/board.js') return send(response, 200, 'text/javascript; charset=utf-8', BOARD_JS);
+    if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board()));
+    if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board()));
     if (path === '/api/runs') return send(response, 200, 'application/json', JSON.stringify(listRuns()));
     const api = /^\/api\/runs\/([^/]+)$/.exec(path);
     if (api) return send(response, 200, 'application/json', JSON.stringify(runData(api[1]!)));
     const page = /^\/runs\/([^/]+)$/.exec(path);
     if (page) return send(response, 200, 'text/html; charset=utf-8', runPage(page[1]!, charts, runData(page[1]!)));
     return send(response, 404, 'text/plain', 'Not found\n');
+  }
+
+  function board(): BoardData {
+    return { storeDir: store.dir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks: taskLines(store.dir) };
   }
 
   function runData(runId: string) {

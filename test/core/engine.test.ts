@@ -55,7 +55,7 @@ describe('runTask (engine + store)', () => {
     const runDir = join(store, 'runs', result.runId);
     expect(readdirSync(runDir).sort()).toEqual(['iterations.jsonl', 'journal.jsonl', 'run.json']);
     const runFile = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
-    expect(runFile).toMatchObject({ version: 2, runId: result.runId, status: 'done', iterations: 3, task: { text: 'Build a parser' } });
+    expect(runFile).toMatchObject({ version: 3, runId: result.runId, status: 'done', iterations: 3, task: { text: 'Build a parser' } });
     expect(runFile.totalCostUsd).toBeCloseTo(0.0003, 6);
     const records = readJsonLines(join(runDir, 'iterations.jsonl'));
     expect(records.map((r) => r.index)).toEqual([1, 2, 3]);

@@ -42,7 +42,7 @@ describe('the store on disk', () => {
       ['', /run\.json is empty/],
       ['{"hello": "world"}', /run\.json is not an Obra file of the expected format \(version: /],
       [JSON.stringify({ ...JSON.parse(original), status: 'exploded' }), /run\.json is not an Obra file of the expected format \(status: /],
-      [JSON.stringify({ ...JSON.parse(original), version: 1 }), /run\.json: written by an older Obra \(run file version 1; this Obra reads version 2\)/],
+      [JSON.stringify({ ...JSON.parse(original), version: 1 }), /run\.json: written by an older Obra \(run file version 1; this Obra reads versions 2 and 3\)/],
       [JSON.stringify({ ...JSON.parse(original), version: 9 }), /run\.json: written by a newer Obra \(run file version 9.*upgrade Obra/],
     ] as const) {
       writeFileSync(runJson, content);
@@ -60,13 +60,13 @@ describe('the store on disk', () => {
   it('refuses a store of another version, a foreign marker file and a folder that is not a store', () => {
     const older = tempDir();
     writeFileSync(join(older, 'obra-store.json'), JSON.stringify({ format: 'obra-store', version: 1 }));
-    expect(() => RunStore.open(older)).toThrow(/obra-store\.json: written by an older Obra \(store format version 1; this Obra reads version 2\)/);
+    expect(() => RunStore.open(older)).toThrow(/obra-store\.json: written by an older Obra \(store format version 1; this Obra reads versions 2 and 3\)/);
     expect(() => listRuns(older)).toThrow(/older Obra/);
     expect(JSON.parse(readFileSync(join(older, 'obra-store.json'), 'utf8')).version).toBe(1);
 
     const newer = tempDir();
-    writeFileSync(join(newer, 'obra-store.json'), JSON.stringify({ format: 'obra-store', version: 3 }));
-    expect(() => RunStore.open(newer)).toThrow(/written by a newer Obra \(store format version 3.*upgrade Obra/);
+    writeFileSync(join(newer, 'obra-store.json'), JSON.stringify({ format: 'obra-store', version: 4 }));
+    expect(() => RunStore.open(newer)).toThrow(/written by a newer Obra \(store format version 4.*upgrade Obra/);
 
     const foreign = tempDir();
     writeFileSync(join(foreign, 'obra-store.json'), '{"name": "some other tool"}');

@@ -6,8 +6,8 @@ import { DEFAULT_VIEWER_PORT, parsePort } from '../../inspector/listen.js';
 export function register(program: Command): void {
   program
     .command('view')
-    .description('step through a run in your browser, offline: its states on the statecharts, events, backoff, scores, decisions, answers')
-    .argument('[runId]', 'the run to show (default: the list of runs)')
+    .description('the board of tasks, or step through one run, in your browser, offline: states on the statecharts, events, backoff, scores, decisions, answers')
+    .argument('[runId]', 'the run to show (default: the board of every task)')
     .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
     .option('--config <file>', 'YAML config file (default: ./obra.yaml when present)')
     .option('--port <n>', `the viewer's port on 127.0.0.1 (default ${DEFAULT_VIEWER_PORT}; 0 picks a free one)`, parsePort)

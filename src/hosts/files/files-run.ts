@@ -4,16 +4,23 @@ import type { RunOutcome, RunPort } from '../../engine/host.js';
 import type { RunResult } from '../../engine/run-result.js';
 import type { RunHandle } from '../../store/run-store.js';
 import { resultOf } from './result.js';
+import { UserError } from '../../core/errors.js';
 
 /**
  * A run in a store folder, as the engine core drives it: `runs/<id>/journal.jsonl` is the journal,
  * `iterations.jsonl` the records, `run.json` how the run stands, `lock` the process driving it.
  */
 export class FilesRun implements RunPort {
+  /** run.json as this process read it before it decided to drive the run. */
+  private readonly seenUpdatedAt: string;
+
   constructor(
     private readonly handle: RunHandle,
     private readonly storeDir: string,
-  ) {}
+    private readonly workspace: { prepare(): Promise<unknown>; afterIteration(record: IterationRecord): Promise<unknown> } | null = null,
+  ) {
+    this.seenUpdatedAt = handle.file.updatedAt;
+  }
 
   get runId(): string {
     return this.handle.runId;
@@ -27,9 +34,18 @@ export class FilesRun implements RunPort {
     return this.handle.journal;
   }
 
-  begin(): void {
+  /**
+   * The run's lock first: whoever holds it alone prepares the worktree (two workers may race for a run). Then
+   * run.json again: when another process drove the run between our reading it and our lock (a worker that took
+   * it first and finished), what we read is stale and the run is not driven again.
+   */
+  async begin(): Promise<void> {
     try {
       this.handle.acquireLock();
+      if (this.handle.load().file.updatedAt !== this.seenUpdatedAt) {
+        throw new UserError(`run ${this.runId} was driven by another process meanwhile (it is ${this.handle.file.status} now); it was not driven again`, 3);
+      }
+      await this.workspace?.prepare();
       this.handle.update({ status: 'running', reason: '', question: null, finishedAt: null });
     } catch (error) {
       this.abandon();
@@ -37,8 +53,11 @@ export class FilesRun implements RunPort {
     }
   }
 
-  saveIteration(record: IterationRecord): boolean {
-    return this.handle.appendIteration(record);
+  /** The record, then (for a worktree task) a commit of what the iteration changed. */
+  async saveIteration(record: IterationRecord): Promise<boolean> {
+    const fresh = this.handle.appendIteration(record);
+    await this.workspace?.afterIteration(record);
+    return fresh;
   }
 
   settle(outcome: RunOutcome): RunResult {

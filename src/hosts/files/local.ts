@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import { AccountLimits } from '../../agents/account-limits.js';
+import { CallSlots } from '../../agents/call-slots.js';
 import type { Agent } from '../../agents/agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../../agents/claude-code-agent.js';
 import { ruleProblem } from '../../agents/permissions.js';
@@ -11,7 +12,7 @@ import { validateConfig } from '../../config/load.js';
 import { configSchema, type ObraConfig } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import { isFinalStatus } from '../../core/statuses.js';
-import type { TaskSpec } from '../../core/types.js';
+import type { IterationRecord, TaskSpec } from '../../core/types.js';
 import { systemClock, type Clock } from '../../engine/clock.js';
 import type { RunControl } from '../../engine/control.js';
 import { TaskDrive, type DriveOptions, type DriveStart } from '../../engine/drive.js';
@@ -24,6 +25,7 @@ import { restorableSnapshot } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
 import type { StoreFs } from '../../store/durable-file.js';
 import { RunStore, type RunHandle } from '../../store/run-store.js';
+import { commitIteration, ensureWorktree } from '../../workspace/worktree.js';
 import { watchControlFile } from './control-file.js';
 import { FilesRun } from './files-run.js';
 import { resultOf } from './result.js';
@@ -63,6 +65,11 @@ export interface EngineOptions {
   journal?: (journal: JournalPort) => JournalPort;
   /** The file-system calls the store makes (node:fs by default): to observe or fail them. */
   fs?: StoreFs;
+  /**
+   * The cap on agent calls in flight across the store's tasks (default: the run's `agent.max_concurrent_calls`,
+   * else its `queue.concurrency`). A worker passes its own, from the config it runs with.
+   */
+  maxConcurrentCalls?: number;
 }
 
 export interface StartOptions extends EngineOptions {
@@ -171,10 +178,14 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
  * Continues a run from its last persisted snapshot (after a crash, Ctrl-C, a pause, or with a human's answer).
  * A finished run is not driven again: its result is returned as it is.
  */
-export async function resumeRun(runId: string, options: EngineOptions & { event?: TaskEvent } = {}): Promise<RunResult> {
+export async function resumeRun(runId: string, options: EngineOptions & { event?: TaskEvent; /** @internal a worker's: an ended run is another worker's, not a result */ drivableOnly?: boolean } = {}): Promise<RunResult> {
   const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false, fs: options.fs });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
+  if (isFinalStatus(status) && options.drivableOnly) {
+    handle.close();
+    throw new UserError(`run ${runId} has ended (${status}) meanwhile`, 3);
+  }
   if (isFinalStatus(status) && !options.event) {
     const result = resultOf(handle, store.dir, handle.file.question);
     handle.close();
@@ -255,11 +266,22 @@ interface StoreDrive extends EngineOptions {
 
 /** The files host for one run, handed to the engine core. */
 async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResult> {
-  const files = new FilesRun(ctx.handle, ctx.store.dir);
+  const space = ctx.handle.file.queue?.workspace;
+  // A queued task's own worktree: found again, or made anew from its branch; its changes committed after every iteration.
+  const workspace =
+    space?.kind === 'worktree'
+      ? { prepare: () => ensureWorktree(space), afterIteration: (record: IterationRecord) => commitIteration(space.path, ctx.handle.runId, record) }
+      : null;
+  const files = new FilesRun(ctx.handle, ctx.store.dir, workspace);
   const host: EngineHost = {
     run: ctx.journal ? withJournal(files, ctx.journal(files.journal)) : files,
     clock: ctx.clock ?? systemClock,
-    effects: { agent: ctx.agent, runChecks: ctx.runChecks, limits: new AccountLimits(join(ctx.store.dir, 'limits.json')) },
+    effects: {
+      agent: ctx.agent,
+      runChecks: ctx.runChecks,
+      limits: new AccountLimits(join(ctx.store.dir, 'limits.json')),
+      slots: new CallSlots(join(ctx.store.dir, 'calls'), ctx.maxConcurrentCalls ?? ctx.config.agent.max_concurrent_calls ?? ctx.config.queue.concurrency),
+    },
     // PAUSE / CANCEL from another process (`obra pause`, `obra cancel`): runs/<id>/control.json.
     control: (send) => watchControlFile({ runDir: ctx.handle.dir, send }),
   };

@@ -1,0 +1,87 @@
+import type { Command } from 'commander';
+import { UserError } from '../../core/errors.js';
+import type { CommonFlags } from '../config-from.js';
+
+/**
+ * The queue's commands: `obra submit` (one task, or a file of them), `obra work` (drive the queue), `obra status`
+ * (one line per task, or live), and a task's worktree: `obra diff`, `obra merge`, `obra discard`. Each loads what
+ * it uses when it runs.
+ */
+export function register(program: Command, common: (command: Command) => Command): void {
+  common(
+    program
+      .command('submit')
+      .description('queue a task (or a file of tasks) for `obra work`; prints its run id')
+      .option('--task <text>', 'what the agent should do')
+      .option('--file <tasks.yaml>', 'queue every task of a YAML list (all or none)')
+      .option('--check <command>', 'a shell command that must pass for the task to be done (repeatable)', collect, [] as string[])
+      .option('--repo <dir>', 'the folder the task works on (default: the current one); in a git repository it gets a worktree of its own')
+      .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
+      .option('--priority <n>', 'higher goes first (default 0)', parseInteger)
+      .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
+      .option('--run-id <id>', 'the run id to use (default: a new one)'),
+  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
+    const [{ configFrom }, { submitTasks }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
+    if (flags.file && flags.task) throw new UserError('give either --task or --file, not both');
+    if (!flags.file && !flags.task?.trim()) throw new UserError('missing --task (or --file): say what the agent should do, e.g. obra submit --task "Add a README"');
+    const config = configFrom(flags);
+    const tasks = flags.file
+      ? readTasksFile(flags.file)
+      : [{ task: flags.task!, checks: flags.check, repo: flags.repo, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId }];
+    const runIds = await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
+    if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds } : { runId: runIds[0] })}\n`);
+    else process.stdout.write(`${runIds.join('\n')}\n`);
+    if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; \`obra work\` drives them, \`obra status\` shows them.\n`);
+  });
+
+  common(
+    program
+      .command('work')
+      .description('drive the queued (and interrupted) tasks, N at a time; waits for new ones until Ctrl-C')
+      .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', parsePositive)
+      .option('--until-idle', 'exit once nothing is left that could start (0 when every task ended done)')
+      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with'),
+  ).action(async (flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }) => (await import('../work.js')).runWorker(flags));
+
+  program
+    .command('status')
+    .description('one line per task: status, state, iteration, last decision, cost, what it waits for, age')
+    .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
+    .option('--config <file>', 'YAML config file (for store.dir)')
+    .option('--json', 'print the lines as JSON')
+    .option('--watch', 'keep showing it, redrawn in a terminal (plain lines when not a terminal), until Ctrl-C')
+    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean }) => (await import('../status.js')).showStatus(flags));
+
+  const worktreeCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .argument('<runId>', 'the task (see `obra status`)')
+      .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
+      .option('--config <file>', 'YAML config file (for store.dir)');
+  worktreeCommand('diff', "print the task's changes against the commit it started from").action(async (runId: string, flags: { db?: string; config?: string }) =>
+    (await import('../worktree.js')).diff(runId, flags),
+  );
+  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting)").action(
+    async (runId: string, flags: { db?: string; config?: string }) => (await import('../worktree.js')).merge(runId, flags),
+  );
+  worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>
+    (await import('../worktree.js')).discard(runId, flags),
+  );
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UserError(`expected a whole number, got "${value}"`);
+  return n;
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`expected a whole number of at least 1, got "${value}"`);
+  return n;
+}

@@ -1,0 +1,100 @@
+import { resolve } from 'node:path';
+import { taskLines, type TaskLine } from '../queue/board.js';
+import { configFrom } from './config-from.js';
+
+/**
+ * `obra status`: one line per task. `--watch` keeps it on screen: redrawn in place in a terminal, and as plain
+ * lines (only the tasks whose line changed) when the output is a pipe or a file, so that a log stays readable.
+ */
+
+export interface StatusFlags {
+  db?: string;
+  config?: string;
+  json?: boolean;
+  watch?: boolean;
+  /** How often --watch looks (ms). */
+  intervalMs?: number;
+  /** Ends --watch (besides Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | NodeJS.WritableStream = process.stdout): Promise<void> {
+  const storeDir = resolve(flags.db ?? configFrom(flags).store.dir);
+  if (!flags.watch) {
+    const lines = taskLines(storeDir);
+    out.write(flags.json ? `${JSON.stringify(lines, null, 2)}\n` : statusTable(lines));
+    return;
+  }
+  const tty = 'isTTY' in out && Boolean(out.isTTY) && !flags.json;
+  const seen = new Map<string, string>();
+  let stopped = false;
+  let wake = () => {};
+  const stop = () => {
+    stopped = true;
+    wake();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  flags.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    while (!stopped && !flags.signal?.aborted) {
+      const lines = taskLines(storeDir);
+      if (tty) out.write(`\x1b[H\x1b[2J${new Date().toISOString().slice(11, 19)} UTC — obra status (Ctrl-C to stop)\n\n${statusTable(lines)}`);
+      else {
+        for (const line of lines) {
+          // Age changes every second: a plain line is written again only when something else did.
+          const key = JSON.stringify(withoutAge(line));
+          if (seen.get(line.runId) === key) continue;
+          seen.set(line.runId, key);
+          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${statusRow(line).join('  ')}\n`);
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, flags.intervalMs ?? 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+const HEADER = ['RUN', 'STATUS', 'STATE', 'ITER', 'DECISION', 'COST', 'AGE', 'WAITING FOR', 'TASK'];
+
+export function statusTable(lines: TaskLine[]): string {
+  if (!lines.length) return 'No tasks yet. Queue one with: obra submit --task "..."\n';
+  const rows = lines.map(statusRow);
+  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [HEADER, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
+}
+
+function statusRow(line: TaskLine): string[] {
+  return [
+    line.runId,
+    line.status,
+    line.state,
+    String(line.iteration),
+    line.lastDecision ?? '-',
+    `$${line.costUsd.toFixed(4)}`,
+    age(line.ageMs),
+    line.waitingFor ?? '-',
+    line.task.length > 40 ? `${line.task.slice(0, 39)}…` : line.task,
+  ];
+}
+
+function withoutAge(line: TaskLine): Omit<TaskLine, 'ageMs'> {
+  const { ageMs: _age, ...rest } = line;
+  return rest;
+}
+
+function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, '0')}h`;
+}

@@ -1,0 +1,167 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Agent } from '../agents/agent.js';
+import { ClaudeCodeAgent } from '../agents/claude-code-agent.js';
+import { validateConfig } from '../config/load.js';
+import type { ObraConfig } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import { isFinalStatus } from '../core/statuses.js';
+import type { TaskSpec } from '../core/types.js';
+import { agentFromConfig, newRunId, taskInputOf } from '../hosts/files/local.js';
+import type { Workspace } from '../persisted/run-file.js';
+import type { StoreFs } from '../store/durable-file.js';
+import { RunStore } from '../store/run-store.js';
+import { repositoryOf } from '../workspace/git.js';
+import { discardWorktree, prepareWorktree, type WorktreeSpace } from '../workspace/worktree.js';
+
+/**
+ * The durable queue: `obra submit` (and `submitTask`) put a task in the store as a run `queued` — its input,
+ * its config, where it will work, its priority and the run it follows — and `obra work` drives the queue. A
+ * task in a git repository gets its own branch `obra/<runId>` now (and its worktree when it starts); a task in
+ * a plain folder works there, and no other active task may use that folder.
+ */
+
+export interface SubmitOptions {
+  task: string;
+  /** Added to `config.task.checks`. */
+  checks?: string[];
+  /** The folder the task works on (default: the current directory). Inside a git repository: a worktree of its own. */
+  repo?: string;
+  /** What the task's branch starts from (default: the repository's HEAD). Only for a git repository. */
+  base?: string;
+  /** Higher first; ties by age (default 0). */
+  priority?: number;
+  /** A run this task follows: it starts once that one is `done` (and is blocked if that one fails). */
+  after?: string;
+  runId?: string;
+  config?: ObraConfig;
+  storeDir?: string;
+  /** The agent's name is recorded (a worker must be given an in-process agent by its script). */
+  agent?: Agent;
+  fs?: StoreFs;
+}
+
+/** Queues one task; resolves with its run id. Nothing is written when the input is bad. */
+export async function submitTask(options: SubmitOptions): Promise<{ runId: string }> {
+  const [runId] = await submitTasks([options], options);
+  return { runId: runId! };
+}
+
+/**
+ * Queues several tasks, all or none: every one is checked before any is written. `after` may name a run of the
+ * store, or (as `@<n>`) the n-th task of this same batch (1-based) — how a tasks file chains its own tasks.
+ */
+export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'>[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> = {}): Promise<string[]> {
+  const config = validateConfig(shared.config ?? {});
+  const store = RunStore.open(shared.storeDir ?? config.store.dir, { fs: shared.fs });
+  const runIds = tasks.map((t) => t.runId ?? newRunId());
+  const batchAfter = (after: string) => /^@\d+$/.exec(after) ? Number(after.slice(1)) - 1 : null;
+
+  // Everything that can be refused, before anything is written.
+  const known = new Set(store.listRunIds());
+  for (const [i, t] of tasks.entries()) {
+    const where = tasks.length > 1 ? `task ${i + 1}: ` : '';
+    if (!t.task.trim()) throw new UserError(`${where}the task is empty — say what the agent should do`);
+    if (t.priority !== undefined && !Number.isInteger(t.priority)) throw new UserError(`${where}--priority must be a whole number, got ${t.priority}`);
+    if (known.has(runIds[i]!)) throw new UserError(`${where}run ${runIds[i]} already exists in ${store.dir}`);
+    if (t.after !== undefined) {
+      const inBatch = batchAfter(t.after);
+      if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`${where}after: ${t.after} names no other task of this batch`);
+      if (inBatch === null && !known.has(t.after)) throw new UserError(`${where}--after ${t.after}: there is no such run in ${store.dir} (\`obra runs\` lists them)`);
+    }
+  }
+  const cycle = cycleOf(tasks.map((t) => (t.after === undefined ? null : batchAfter(t.after))));
+  if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
+
+  // Where each works: a plain folder must not be shared with an active task (of the store, or of this batch).
+  const places = await Promise.all(tasks.map(async (t) => {
+    const dir = resolve(t.repo ?? process.cwd());
+    try {
+      if (!statSync(dir).isDirectory()) throw new Error('not a folder');
+    } catch {
+      throw new UserError(`--repo ${dir} is not a folder — pass an existing folder (a git repository gets a worktree per task)`);
+    }
+    const repo = await repositoryOf(dir);
+    if (!repo && t.base !== undefined) throw new UserError(`--base ${t.base} needs a git repository, and ${dir} is not in one`);
+    return { dir, repo };
+  }));
+  const busy = activeFolders(store);
+  for (const [i, place] of places.entries()) {
+    if (place.repo) continue;
+    const other = busy.get(place.dir) ?? places.findIndex((p, j) => j < i && !p.repo && p.dir === place.dir);
+    if (typeof other === 'string') throw new UserError(`${place.dir} is the working folder of run ${other}, which is still active — two tasks never share a folder: use a git repository (a worktree each) or another folder`);
+    if (other >= 0) throw new UserError(`tasks ${other + 1} and ${i + 1} would share the folder ${place.dir} — two tasks never share a folder: use a git repository (a worktree each)`);
+  }
+
+  // Now write: branches first (a refused branch leaves no run behind), then the runs.
+  const made: WorktreeSpace[] = [];
+  try {
+    const spaces: Workspace[] = [];
+    for (const [i, t] of tasks.entries()) {
+      const place = places[i]!;
+      if (!place.repo) {
+        spaces.push({ kind: 'dir', path: place.dir });
+        continue;
+      }
+      const space = await prepareWorktree({ repoDir: place.repo, base: t.base, runId: runIds[i]!, storeDir: store.dir });
+      made.push(space);
+      spaces.push(space);
+    }
+    const agent = shared.agent ?? agentFromConfig(config);
+    // Age orders the queue: a batch's tasks get increasing times (a millisecond apart at least), in file order.
+    const first = Date.now();
+    for (const [i, t] of tasks.entries()) {
+      const space = spaces[i]!;
+      const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
+      const input = taskInputOf(runIds[i]!, taskSpec, config);
+      const inBatch = t.after === undefined ? null : batchAfter(t.after);
+      const now = new Date(Math.max(Date.now(), first + i));
+      store
+        .createRun({
+          runId: runIds[i]!,
+          task: taskSpec,
+          createdAt: now.toISOString(),
+          sessionId: input.sessionId,
+          config: config as unknown as Record<string, unknown>,
+          input: input as unknown as Record<string, unknown>,
+          agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+          status: 'queued',
+          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space },
+        })
+        .close();
+    }
+  } catch (error) {
+    // All or none: the branches this batch made go again (the runs were written last).
+    for (const space of made) await discardWorktree(space).catch(() => {});
+    throw error;
+  }
+  return runIds;
+}
+
+/** The first circle among "task i follows task after[i]" links, as task indexes, or null. */
+export function cycleOf(after: (number | null)[]): number[] | null {
+  for (let start = 0; start < after.length; start++) {
+    const seen: number[] = [];
+    for (let i: number | null = start; i !== null; i = after[i] ?? null) {
+      const at = seen.indexOf(i);
+      if (at >= 0) return [...seen.slice(at), i];
+      seen.push(i);
+    }
+  }
+  return null;
+}
+
+/** The plain folders active runs of the store work in (git worktree tasks have their own). */
+function activeFolders(store: RunStore): Map<string, string> {
+  const busy = new Map<string, string>();
+  for (const runId of store.listRunIds()) {
+    try {
+      const { file, status } = store.peekStatus(runId);
+      if (isFinalStatus(status) || file.queue?.workspace.kind === 'worktree') continue;
+      busy.set(resolve(file.task.workdir), runId);
+    } catch {
+      // An unreadable run is listed by `obra runs`; it cannot hold a folder here.
+    }
+  }
+  return busy;
+}

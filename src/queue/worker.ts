@@ -1,0 +1,244 @@
+import { setMaxListeners } from 'node:events';
+import { resolve } from 'node:path';
+import type { Agent } from '../agents/agent.js';
+import { validateConfig } from '../config/load.js';
+import type { ObraConfig } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import { isFinalStatus, SEVERITY, type RunStatus } from '../core/statuses.js';
+import type { Clock } from '../engine/clock.js';
+import type { EngineEvent } from '../engine/events.js';
+import type { RunResult } from '../engine/run-result.js';
+import { resumeRun } from '../hosts/files/local.js';
+import type { RunFile } from '../persisted/run-file.js';
+import type { runChecks } from '../scoring/checks.js';
+import { RunStore } from '../store/run-store.js';
+
+/**
+ * `obra work`: drives the store's queued and interrupted tasks, `concurrency` at a time, by priority then age,
+ * each started only once the run it follows is `done` (and `blocked`, for good, when that one ended otherwise).
+ * Several workers may share a store: a run is driven by whoever holds its lock, never by two. Without
+ * `untilIdle` a worker waits for new submissions; with it, it returns once nothing is left it could start.
+ */
+
+export interface WorkOptions {
+  storeDir?: string;
+  config?: ObraConfig;
+  /** Tasks driven at once (default: config queue.concurrency). */
+  concurrency?: number;
+  /** Return once nothing is running and nothing could start; else wait for new submissions until the signal. */
+  untilIdle?: boolean;
+  /** Stops picking tasks; the running ones are interrupted (resumable), and the worker returns when they are. */
+  signal?: AbortSignal;
+  /** The agent of a run (default: the Claude Code CLI the run was submitted with). */
+  agent?: Agent | ((runId: string) => Agent);
+  /** A Claude Code binary to use instead of the one the runs were submitted with. */
+  agentCommand?: string;
+  runChecks?: typeof runChecks;
+  clock?: Clock;
+  /** Every engine event, with the run it belongs to. */
+  onEvent?: (runId: string, event: EngineEvent) => void;
+  /** What the worker itself does: starts, finishes, blocks a task; waits; gives up on one. */
+  onNews?: (news: WorkNews) => void;
+  /** How often the store is looked at for new work (ms). */
+  pollMs?: number;
+}
+
+export type WorkNews =
+  | { type: 'started'; runId: string; resumed: boolean }
+  | { type: 'finished'; runId: string; status: RunStatus; reason: string }
+  | { type: 'blocked'; runId: string; reason: string }
+  | { type: 'skipped'; runId: string; reason: string }
+  | { type: 'idle'; waiting: number };
+
+export interface WorkResult {
+  /** Every run this worker drove to rest or to its end, in the order they did. */
+  results: RunResult[];
+  /** Runs it marked blocked. */
+  blocked: string[];
+  /** The worst status among them (null: it drove nothing). */
+  worst: RunStatus | null;
+}
+
+interface Candidate {
+  runId: string;
+  file: RunFile;
+  status: RunStatus;
+  priority: number;
+  since: string;
+}
+
+export async function work(options: WorkOptions = {}): Promise<WorkResult> {
+  const config = validateConfig(options.config ?? {});
+  const storeDir = resolve(options.storeDir ?? config.store.dir);
+  const store = RunStore.open(storeDir);
+  const concurrency = options.concurrency ?? config.queue.concurrency;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UserError(`--concurrency must be a whole number of at least 1, got ${concurrency}`);
+  const news = options.onNews ?? (() => {});
+  // One stop for the worker and its drives: every drive in flight listens to it (hence the listener limit).
+  const stop = new AbortController();
+  setMaxListeners(concurrency + 16, stop.signal);
+  const forward = () => stop.abort();
+  if (options.signal?.aborted) stop.abort();
+  options.signal?.addEventListener('abort', forward, { once: true });
+  const signal = stop.signal;
+  /** Wakes the loop when a task settles. */
+  let poke = () => {};
+  const inFlight = new Map<string, { promise: Promise<void>; folder: string | null }>();
+  /** Runs this worker cannot start (another worker has them, or they cannot run here): not tried again. */
+  const passedOver = new Set<string>();
+  const result: WorkResult = { results: [], blocked: [], worst: null };
+  const note = (status: RunStatus) => {
+    if (result.worst === null || SEVERITY.indexOf(status) < SEVERITY.indexOf(result.worst)) result.worst = status;
+  };
+
+  const start = (candidate: Candidate) => {
+    const { runId } = candidate;
+    const agent = typeof options.agent === 'function' ? options.agent(runId) : options.agent;
+    const promise = resumeRun(runId, {
+      storeDir,
+      agent,
+      agentCommand: options.agentCommand,
+      runChecks: options.runChecks,
+      clock: options.clock,
+      signal,
+      drivableOnly: true,
+      maxConcurrentCalls: config.agent.max_concurrent_calls ?? concurrency,
+      // "started" once the run is ours (its lock taken, its worktree ready), not when we merely tried.
+      onEvent: (event) => {
+        if (event.type === 'run-started') news({ type: 'started', runId, resumed: candidate.status === 'interrupted' });
+        options.onEvent?.(runId, event);
+      },
+    })
+      .then((run) => {
+        result.results.push(run);
+        note(run.status);
+        news({ type: 'finished', runId, status: run.status, reason: run.reason });
+      })
+      .catch((error: unknown) => {
+        passedOver.add(runId);
+        // Another worker took it first (its lock, or it has moved on meanwhile): not ours. Anything else: say why, and leave it be.
+        if (!(error instanceof UserError && error.exitCode === 3)) news({ type: 'skipped', runId, reason: (error as Error).message });
+      })
+      .finally(() => {
+        inFlight.delete(runId);
+        poke();
+      });
+    inFlight.set(runId, { promise, folder: candidate.file.queue?.workspace.kind === 'dir' ? resolve(candidate.file.task.workdir) : null });
+  };
+
+  // The store is read in full on start and then at most once per poll; a task settling only walks the list
+  // read last (a scan per settle would cost O(tasks) each time: O(tasks²) for a long queue).
+  const pollMs = options.pollMs ?? 500;
+  let pending: Candidate[] = [];
+  let scannedAt = -Infinity;
+  for (;;) {
+    if (signal.aborted) break;
+    const fresh = Date.now() - scannedAt >= pollMs;
+    if (fresh) {
+      pending = candidates(store, inFlight, passedOver);
+      scannedAt = Date.now();
+    }
+    let started = 0;
+    let waiting = 0;
+    const left: Candidate[] = [];
+    for (const candidate of pending) {
+      if (inFlight.has(candidate.runId) || passedOver.has(candidate.runId)) continue;
+      if (inFlight.size >= concurrency) {
+        left.push(candidate);
+        continue;
+      }
+      const gate = followGate(store, candidate);
+      if (gate.kind === 'wait') {
+        waiting++;
+        left.push(candidate);
+        continue;
+      }
+      if (gate.kind === 'blocked') {
+        block(store, candidate.runId, gate.reason);
+        result.blocked.push(candidate.runId);
+        note('blocked');
+        news({ type: 'blocked', runId: candidate.runId, reason: gate.reason });
+        continue;
+      }
+      // Two tasks never share a folder (a plain one: a git task has its own worktree).
+      const folder = candidate.file.queue?.workspace.kind === 'dir' ? resolve(candidate.file.task.workdir) : null;
+      if (folder && [...inFlight.values()].some((f) => f.folder === folder)) {
+        waiting++;
+        left.push(candidate);
+        continue;
+      }
+      start(candidate);
+      started++;
+    }
+    pending = left;
+    if (options.untilIdle && inFlight.size === 0 && started === 0) {
+      // Idle by the list read last: look at the store once more before saying so.
+      if (!fresh) {
+        scannedAt = -Infinity;
+        continue;
+      }
+      // Tasks left waiting (for a run that rests, or a folder in use) have not ended done: they count as queued.
+      if (waiting) {
+        note('queued');
+        news({ type: 'idle', waiting });
+      }
+      break;
+    }
+    // Until a task settles, the next look at the store, or the worker is stopped.
+    await new Promise<void>((wake) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        poke = () => {};
+        wake();
+      };
+      const timer = setTimeout(done, Math.max(0, scannedAt + pollMs - Date.now()));
+      poke = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+  // Stopped: the drives got the same signal and end interrupted (resumable); wait for them to be saved.
+  await Promise.all([...inFlight.values()].map((f) => f.promise));
+  options.signal?.removeEventListener('abort', forward);
+  return result;
+}
+
+/** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
+function candidates(store: RunStore, inFlight: Map<string, unknown>, passedOver: Set<string>): Candidate[] {
+  const found: Candidate[] = [];
+  for (const runId of store.listRunIds()) {
+    if (inFlight.has(runId) || passedOver.has(runId)) continue;
+    try {
+      const { file, status } = store.peekStatus(runId);
+      if (status !== 'queued' && status !== 'interrupted') continue;
+      found.push({ runId, file, status, priority: file.queue?.priority ?? 0, since: file.queue?.submittedAt ?? file.createdAt });
+    } catch {
+      // Unreadable runs are `obra runs`'s to report.
+    }
+  }
+  return found.sort((a, b) => b.priority - a.priority || a.since.localeCompare(b.since) || a.runId.localeCompare(b.runId));
+}
+
+/** Whether the run this one follows lets it start: done → go; ended otherwise → blocked; else wait. */
+function followGate(store: RunStore, candidate: Candidate): { kind: 'go' } | { kind: 'wait' } | { kind: 'blocked'; reason: string } {
+  const after = candidate.file.queue?.after;
+  if (!after || candidate.status !== 'queued') return { kind: 'go' };
+  let status: RunStatus;
+  try {
+    status = store.peekStatus(after).status;
+  } catch {
+    return { kind: 'blocked', reason: `the run it follows, ${after}, cannot be read (deleted?)` };
+  }
+  if (status === 'done') return { kind: 'go' };
+  if (isFinalStatus(status)) return { kind: 'blocked', reason: `the run it follows, ${after}, ended ${status}` };
+  return { kind: 'wait' };
+}
+
+function block(store: RunStore, runId: string, reason: string): void {
+  const handle = store.openRun(runId);
+  try {
+    if (handle.file.status === 'queued') handle.update({ status: 'blocked', reason, finishedAt: new Date().toISOString() });
+  } finally {
+    handle.close();
+  }
+}

@@ -1,0 +1,140 @@
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { UserError } from '../core/errors.js';
+import type { IterationRecord } from '../core/types.js';
+import type { Workspace } from '../persisted/run-file.js';
+import { git, repositoryOf, tryGit } from './git.js';
+
+/**
+ * A queued task's own git worktree: a branch `obra/<runId>` made from the base when the task is submitted, a
+ * worktree for it under the store (`<store>/worktrees/<runId>`, never inside the user's checkout) when a worker
+ * starts it, a commit after every iteration (so no work is ever only in a worktree), and then `obra diff`,
+ * `obra merge`, `obra discard`. A crash leaves at most a worktree folder, which the next start finds again — or
+ * the branch, from which it makes the worktree anew.
+ */
+
+export type WorktreeSpace = Extract<Workspace, { kind: 'worktree' }>;
+
+export const branchOf = (runId: string) => `obra/${runId}`;
+
+/** Makes the task's branch from `base` (default: the repository's HEAD) and says where its worktree will be. */
+export async function prepareWorktree(options: { repoDir: string; base?: string; runId: string; storeDir: string }): Promise<WorktreeSpace> {
+  const repo = await repositoryOf(options.repoDir);
+  if (!repo) throw new UserError(`--repo ${options.repoDir} is not a git repository — point it at a folder inside one, or leave it out to work in a plain folder`);
+  const base = options.base ?? 'HEAD';
+  const resolved = await tryGit(repo, ['rev-parse', '--verify', '--quiet', `${base}^{commit}`]);
+  if (resolved.exitCode !== 0) {
+    throw new UserError(`--base ${base} does not exist in ${repo} — name a branch, a tag or a commit there (\`git -C ${repo} branch -a\` lists the branches)`);
+  }
+  const baseCommit = resolved.stdout.trim();
+  const branch = branchOf(options.runId);
+  if ((await tryGit(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${branch}`])).exitCode === 0) {
+    throw new UserError(`the branch ${branch} already exists in ${repo} — give the task another --run-id, or delete that branch first`);
+  }
+  await git(repo, ['branch', branch, baseCommit], `make the branch ${branch}`);
+  const path = join(resolve(options.storeDir), 'worktrees', options.runId);
+  await excludeFromCheckout(repo, path);
+  return { kind: 'worktree', repo, branch, base, baseCommit, baseBranch: await branchNamed(repo, base), path };
+}
+
+/** The branch `base` names (`HEAD`: the one checked out), or null for a commit or a detached HEAD. */
+async function branchNamed(repo: string, base: string): Promise<string | null> {
+  if (base === 'HEAD') {
+    const head = await tryGit(repo, ['symbolic-ref', '--quiet', '--short', 'HEAD']);
+    return head.exitCode === 0 ? head.stdout.trim() : null;
+  }
+  const name = base.replace(/^refs\/heads\//, '');
+  return (await tryGit(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${name}`])).exitCode === 0 ? name : null;
+}
+
+/**
+ * When the store is inside the user's checkout (the default `.obra/` of the folder `obra` runs in), the
+ * worktrees would show there as untracked files: the store is excluded locally (`.git/info/exclude`, never
+ * committed).
+ */
+async function excludeFromCheckout(repo: string, worktreePath: string): Promise<void> {
+  const storeDir = dirname(dirname(worktreePath));
+  const inside = relative(repo, storeDir);
+  if (!inside || inside.startsWith('..') || isAbsolute(inside)) return;
+  const common = (await git(repo, ['rev-parse', '--git-common-dir'], 'find the repository folder')).trim();
+  const exclude = join(isAbsolute(common) ? common : join(repo, common), 'info', 'exclude');
+  const line = `/${inside.split('\\').join('/')}/`;
+  const current = existsSync(exclude) ? readFileSync(exclude, 'utf8') : '';
+  if (current.split('\n').includes(line)) return;
+  mkdirSync(dirname(exclude), { recursive: true });
+  appendFileSync(exclude, `${current && !current.endsWith('\n') ? '\n' : ''}# Obra's store (runs and task worktrees)\n${line}\n`);
+}
+
+/**
+ * The task's worktree, ready to work in: found again when it is there (a restart after a crash), or made anew
+ * from its branch (git forgets a worktree whose folder is gone: `worktree prune`). Returns its folder.
+ */
+export async function ensureWorktree(space: WorktreeSpace): Promise<string> {
+  if (existsSync(join(space.path, '.git'))) {
+    const top = await tryGit(space.path, ['rev-parse', '--show-toplevel']);
+    const branch = await tryGit(space.path, ['symbolic-ref', '--quiet', '--short', 'HEAD']);
+    if (top.exitCode === 0 && resolve(top.stdout.trim()) === resolve(space.path) && branch.stdout.trim() === space.branch) return space.path;
+  }
+  await git(space.repo, ['worktree', 'prune'], 'tidy the list of worktrees');
+  // A folder left without its worktree (a crash while it was made): nothing in it was committed or is ours.
+  if (existsSync(space.path) && readdirSync(space.path).length) rmSync(space.path, { recursive: true, force: true });
+  if ((await tryGit(space.repo, ['show-ref', '--verify', '--quiet', `refs/heads/${space.branch}`])).exitCode !== 0) {
+    throw new UserError(`the branch ${space.branch} of this task is gone from ${space.repo} (deleted by hand?) — the task cannot go on; submit it again`);
+  }
+  mkdirSync(dirname(space.path), { recursive: true });
+  await git(space.repo, ['worktree', 'add', space.path, space.branch], `make the worktree of ${space.branch}`);
+  return space.path;
+}
+
+/** Commits what changed in the worktree after an iteration; false when nothing did. Safe to repeat. */
+export async function commitIteration(path: string, runId: string, record: IterationRecord): Promise<boolean> {
+  await git(path, ['add', '--all'], 'stage the iteration\'s changes');
+  if ((await tryGit(path, ['diff', '--cached', '--quiet'])).exitCode === 0) return false;
+  const answer = record.validation?.answer ?? (record.agent?.outcome.kind === 'answer' ? record.agent.outcome.result.result : '') ?? '';
+  const firstLine = answer.split('\n').map((l) => l.trim()).find(Boolean) ?? '(no answer)';
+  const message = `obra ${runId} iteration ${record.index}: ${record.decision} — ${firstLine.length > 120 ? `${firstLine.slice(0, 119)}…` : firstLine}`;
+  // The user's hooks are for the user's commits: Obra's are checkpoints of the agent's work.
+  await git(path, ['commit', '--no-verify', '--quiet', '-m', message], 'commit the iteration');
+  return true;
+}
+
+/** The task's changes: its branch against the commit it started from (committed work only). */
+export async function diffOf(space: WorktreeSpace): Promise<string> {
+  return git(space.repo, ['diff', space.baseCommit, space.branch], `show the diff of ${space.branch}`);
+}
+
+/**
+ * Merges the task's branch into its base branch in the user's checkout — only when that checkout is on the base
+ * branch and clean; a conflict is undone (`merge --abort`) and reported with the files. Nothing is changed when
+ * it refuses. Returns the merge commit.
+ */
+export async function mergeInto(space: WorktreeSpace, runId: string): Promise<string> {
+  if (!space.baseBranch) {
+    throw new UserError(`run ${runId} started from ${space.base}, not from a branch: merge ${space.branch} yourself (\`git -C ${space.repo} merge ${space.branch}\`)`);
+  }
+  const current = (await tryGit(space.repo, ['symbolic-ref', '--quiet', '--short', 'HEAD'])).stdout.trim();
+  if (current !== space.baseBranch) {
+    throw new UserError(`${space.repo} has ${current || 'a detached HEAD'} checked out, not ${space.baseBranch} (the branch run ${runId} started from) — \`git checkout ${space.baseBranch}\` there first; nothing was changed`);
+  }
+  const dirty = (await git(space.repo, ['status', '--porcelain', '--untracked-files=normal'], 'check the checkout is clean')).trim();
+  if (dirty) {
+    const files = dirty.split('\n').slice(0, 5).map((l) => l.slice(3)).join(', ');
+    throw new UserError(`${space.repo} has uncommitted changes (${files}${dirty.split('\n').length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
+  }
+  const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
+  if (merged.exitCode !== 0) {
+    const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
+    await tryGit(space.repo, ['merge', '--abort']);
+    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
+    throw new UserError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`);
+  }
+  return (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim();
+}
+
+/** Removes the task's worktree and its branch (its work is gone with it). */
+export async function discardWorktree(space: WorktreeSpace): Promise<void> {
+  if (existsSync(space.path)) await tryGit(space.repo, ['worktree', 'remove', '--force', space.path]);
+  rmSync(space.path, { recursive: true, force: true });
+  await tryGit(space.repo, ['worktree', 'prune']);
+  await tryGit(space.repo, ['branch', '-D', space.branch]);
+}

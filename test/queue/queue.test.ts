@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
+import { runningIterationOf } from '../../src/persisted/snapshot.js';
+import { agentsPerRun, config, journalSpan, maxOverlap, scratch } from './helpers.js';
+
+const DONE = 'Did what was asked.\nSTATUS: DONE';
+const MORE = 'Did a part of it.\nSTATUS: CONTINUE';
+/** Each task takes `n` iterations: CONTINUE, …, DONE. */
+const iterations = (n: number) => (_runId: string, call: number) => (call + 1 >= n ? DONE : MORE);
+
+function statusOf(storeDir: string, runId: string) {
+  return RunStore.open(storeDir, { create: false }).peekRun(runId);
+}
+
+describe('the queue', () => {
+  it('starts tasks by priority, then by age, and says so', async () => {
+    const s = scratch();
+    const cfg = config();
+    const priorities = [0, 2, 0, 5, 2];
+    const ids: string[] = [];
+    for (const [i, priority] of priorities.entries()) {
+      ids.push((await submitTask({ task: `task ${i}`, repo: s.folder(), priority, config: cfg, storeDir: s.storeDir })).runId);
+    }
+    for (const id of ids) expect(statusOf(s.storeDir, id).status).toBe('queued');
+    const agents = agentsPerRun(iterations(1));
+    const started: string[] = [];
+    const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 1, untilIdle: true, agent: agents.agentOf, onNews: (n) => n.type === 'started' && started.push(n.runId) });
+    expect(started).toEqual([ids[3], ids[1], ids[4], ids[0], ids[2]]);
+    expect(result.results.map((r) => r.runId)).toEqual(started);
+    expect(result.worst).toBe('done');
+    // One at a time: each task's transitions end before the next one's begin.
+    const spans = started.map((id) => journalSpan(s.storeDir, id));
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+  });
+
+  it('starts a task that follows another only once that one is done, and blocks the followers of one that failed', async () => {
+    const s = scratch();
+    const cfg = config({ task: { max_iterations: 2 } });
+    const [first, follower, failing] = await submitTasks(
+      [
+        { task: 'first', repo: s.folder() },
+        { task: 'follows first', repo: s.folder(), after: '@1', priority: 9 },
+        { task: 'never finishes', repo: s.folder() },
+      ],
+      { config: cfg, storeDir: s.storeDir },
+    );
+    const chained = (await submitTask({ task: 'follows the failing one', repo: s.folder(), after: failing!, config: cfg, storeDir: s.storeDir })).runId;
+    const second = (await submitTask({ task: 'follows the follower of the failing one', repo: s.folder(), after: chained, config: cfg, storeDir: s.storeDir })).runId;
+    const agents = agentsPerRun((runId, call) => (runId === failing ? MORE : iterations(2)(runId, call)), { latencyMs: 20 });
+    const news: WorkNews[] = [];
+    const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 4, untilIdle: true, agent: agents.agentOf, onNews: (n) => news.push(n) });
+
+    expect(statusOf(s.storeDir, first!).status).toBe('done');
+    expect(statusOf(s.storeDir, follower!).status).toBe('done');
+    // Its priority did not let it start before the run it follows was done.
+    expect(journalSpan(s.storeDir, follower!)[0]).toBeGreaterThanOrEqual(journalSpan(s.storeDir, first!)[1]);
+    expect(statusOf(s.storeDir, failing!).status).toBe('max_iterations');
+    const blocked = statusOf(s.storeDir, chained);
+    expect(blocked.status).toBe('blocked');
+    expect(blocked.file.reason).toBe(`the run it follows, ${failing}, ended max_iterations`);
+    // Blocked is an end: what follows it is blocked too, and none of them ever called the agent.
+    expect(statusOf(s.storeDir, second).file.reason).toBe(`the run it follows, ${chained}, ended blocked`);
+    expect(agents.calls.filter((c) => c.runId === chained || c.runId === second)).toEqual([]);
+    expect(result.blocked.sort()).toEqual([chained, second].sort());
+    expect(news.filter((n) => n.type === 'blocked').map((n) => n.runId).sort()).toEqual([chained, second].sort());
+    expect(result.worst).toBe('max_iterations');
+  });
+
+  it('never has more than N tasks in flight (from the journals), and reaches N', async () => {
+    const s = scratch();
+    const cfg = config();
+    const ids = await submitTasks(Array.from({ length: 9 }, (_, i) => ({ task: `task ${i}`, repo: s.folder() })), { config: cfg, storeDir: s.storeDir });
+    const agents = agentsPerRun(iterations(2), { latencyMs: 40 });
+    const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 3, untilIdle: true, agent: agents.agentOf });
+    expect(result.results).toHaveLength(9);
+    expect(result.results.every((r) => r.status === 'done' && r.iterations.length === 2)).toBe(true);
+    expect(maxOverlap(ids.map((id) => journalSpan(s.storeDir, id)))).toBe(3);
+  });
+
+  it('caps the agent calls in flight across tasks at agent.max_concurrent_calls', async () => {
+    const s = scratch();
+    const cfg = config({ agent: { max_concurrent_calls: 2 } });
+    await submitTasks(Array.from({ length: 6 }, (_, i) => ({ task: `task ${i}`, repo: s.folder() })), { config: cfg, storeDir: s.storeDir });
+    const agents = agentsPerRun(iterations(2), { latencyMs: 60 });
+    const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 6, untilIdle: true, agent: agents.agentOf });
+    expect(result.results.every((r) => r.status === 'done')).toBe(true);
+    expect(agents.calls).toHaveLength(12);
+    expect(agents.maxInFlight()).toBe(2);
+    // Six tasks were in flight all the same: the cap is on calls, not on tasks.
+    expect(maxOverlap(result.results.map((r) => journalSpan(s.storeDir, r.runId)))).toBeGreaterThan(2);
+  });
+
+  it('two workers on one queue: every task is driven by exactly one of them', async () => {
+    const s = scratch();
+    const cfg = config();
+    const ids = await submitTasks(Array.from({ length: 8 }, (_, i) => ({ task: `task ${i}`, repo: s.folder() })), { config: cfg, storeDir: s.storeDir });
+    const agents = agentsPerRun(iterations(2), { latencyMs: 30 });
+    const [a, b] = await Promise.all([
+      work({ storeDir: s.storeDir, config: cfg, concurrency: 3, untilIdle: true, agent: agents.agentOf, pollMs: 20 }),
+      work({ storeDir: s.storeDir, config: cfg, concurrency: 3, untilIdle: true, agent: agents.agentOf, pollMs: 20 }),
+    ]);
+    const byA = a.results.map((r) => r.runId);
+    const byB = b.results.map((r) => r.runId);
+    expect([...byA, ...byB].sort()).toEqual([...ids].sort());
+    expect(byA.filter((id) => byB.includes(id))).toEqual([]);
+    expect(byA.length).toBeGreaterThan(0);
+    expect(byB.length).toBeGreaterThan(0);
+    // Each task called its agent exactly twice (two iterations), once per iteration: nobody drove it again.
+    for (const id of ids) expect(agents.calls.filter((c) => c.runId === id)).toHaveLength(2);
+    for (const id of ids) expect(statusOf(s.storeDir, id).status).toBe('done');
+  });
+
+  it('refuses bad input with one clear line, and queues nothing', async () => {
+    const s = scratch();
+    const cfg = config();
+    const shared = { config: cfg, storeDir: s.storeDir };
+    const known = (await submitTask({ task: 'real', repo: s.folder(), ...shared })).runId;
+    await expect(submitTask({ task: 'x', repo: s.folder(), after: 'no-such-run', ...shared })).rejects.toThrow(`--after no-such-run: there is no such run in ${s.storeDir}`);
+    await expect(submitTask({ task: '  ', repo: s.folder(), ...shared })).rejects.toThrow('the task is empty');
+    await expect(submitTask({ task: 'x', repo: `${s.root}/missing`, ...shared })).rejects.toThrow(`--repo ${s.root}/missing is not a folder`);
+    await expect(submitTask({ task: 'x', repo: s.folder(), base: 'main', ...shared })).rejects.toThrow(/--base main needs a git repository, and .* is not in one/);
+    await expect(submitTask({ task: 'x', repo: s.folder(), runId: known, ...shared })).rejects.toThrow(`run ${known} already exists`);
+    await expect(
+      submitTasks(
+        [
+          { task: 'a', repo: s.folder(), after: '@3' },
+          { task: 'b', repo: s.folder(), after: '@1' },
+          { task: 'c', repo: s.folder(), after: '@2' },
+        ],
+        shared,
+      ),
+    ).rejects.toThrow('the tasks follow each other in a circle (task 1 → task 3 → task 2 → task 1): none of them could ever start');
+    // A plain folder an active task works in is not given to another.
+    const busy = s.folder('busy');
+    const holder = (await submitTask({ task: 'uses busy', repo: busy, ...shared })).runId;
+    await expect(submitTask({ task: 'also busy', repo: busy, ...shared })).rejects.toThrow(`${busy} is the working folder of run ${holder}, which is still active — two tasks never share a folder`);
+    await expect(submitTasks([{ task: 'one', repo: s.folder('pair') }, { task: 'two', repo: `${s.root}/pair` }], shared)).rejects.toThrow('tasks 1 and 2 would share the folder');
+    expect(RunStore.open(s.storeDir).listRunIds().sort()).toEqual([known, holder].sort());
+  });
+});
+
+describe('the account limiter', () => {
+  it("makes every task wait out one task's rate limit, as a state of its own that uses up no retry", async () => {
+    const s = scratch();
+    const cfg = config({ agent: { local: { rate_limit_initial_delay: 0.4 } } });
+    const [limited, other] = await submitTasks([{ task: 'hits the rate limit', repo: s.folder() }, { task: 'waits with it', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
+    const agents = agentsPerRun(
+      (runId, call) => (runId === limited && call === 0 ? { outcome: { kind: 'rateLimited', status: 429, message: 'API Error: Request rejected (429)' } } : iterations(runId === limited ? 1 : 3)(runId, runId === limited ? 0 : call)),
+      { latencyMs: (runId) => (runId === limited ? 20 : 80) },
+    );
+    const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 2, untilIdle: true, agent: agents.agentOf });
+    expect(result.results.every((r) => r.status === 'done')).toBe(true);
+
+    const refused = agents.calls.find((c) => c.runId === limited)!;
+    const otherCalls = agents.calls.filter((c) => c.runId === other);
+    expect(otherCalls).toHaveLength(3);
+    // The other task's first call was already out; its next one waited for the account's wait to end.
+    const handle = RunStore.open(s.storeDir, { create: false }).openRun(other!);
+    const waits = handle
+      .readJournal()
+      .map((e) => runningIterationOf(e.snapshot))
+      .filter((it) => it?.state === 'retryingSessionLock')
+      .map((it) => it!.context as { wait?: { shared?: boolean; dueAt: number; kind: string }; rateLimitRetries?: number });
+    handle.close();
+    expect(waits.length).toBeGreaterThan(0);
+    expect(waits[0]!.wait).toMatchObject({ kind: 'rateLimited', shared: true });
+    expect(waits[0]!.rateLimitRetries).toBe(0);
+    const dueAt = waits[0]!.wait!.dueAt;
+    expect(dueAt - refused.finishedAt).toBeGreaterThanOrEqual(350);
+    expect(dueAt - refused.finishedAt).toBeLessThan(600);
+    expect(otherCalls[1]!.startedAt).toBeGreaterThanOrEqual(dueAt);
+    // No call of any task went out during the wait.
+    expect(agents.calls.filter((c) => c.startedAt > refused.finishedAt && c.startedAt < dueAt)).toEqual([]);
+  });
+});

@@ -1,0 +1,72 @@
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { CLI, FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
+import { mkdirSync } from 'node:fs';
+
+/** `obra status`: one line per task, as a table, as JSON, and live with --watch (plain lines when piped). */
+describe('obra status', () => {
+  it('shows each task once as a table and as JSON, and follows them with --watch as plain lines', async () => {
+    const box = sandbox();
+    const env = { ...box.env, OBRA_CLAUDE_BIN: FAKE_CLAUDE, FAKE_CLAUDE_LATENCY_MS: '1200' };
+    const at = { cwd: box.dir, env };
+    const ids: string[] = [];
+    for (const name of ['one', 'two']) {
+      mkdirSync(join(box.dir, name));
+      ids.push((await obra(['submit', '--task', `Task ${name}`, '--repo', name, '--db', 'store', ...(name === 'two' ? ['--priority', '2'] : [])], at)).stdout.trim());
+    }
+    const empty = await obra(['status', '--db', join(box.dir, 'nothing-here')], at);
+    expect(empty.stderr).toMatch(/^obra: /);
+
+    const table = (await obra(['status', '--db', 'store'], at)).stdout.split('\n');
+    expect(table[0]).toMatch(/^RUN +STATUS +STATE +ITER +DECISION +COST +AGE +WAITING FOR +TASK$/);
+    expect(table).toHaveLength(3);
+    for (const id of ids) expect(table.find((l) => l.startsWith(id))).toMatch(/ queued +queued +0 +- +\$0\.0000 +\d+s +a worker \(`obra work`\) +Task (one|two)$/);
+
+    const json = JSON.parse((await obra(['status', '--db', 'store', '--json'], at)).stdout) as { runId: string; column: string; priority: number }[];
+    expect(json.map((l) => [l.runId, l.column, l.priority]).sort()).toEqual([[ids[0], 'queued', 0], [ids[1], 'queued', 2]].sort());
+
+    const watch = execa('node', [CLI, 'status', '--watch', '--db', 'store'], { cwd: box.dir, env, reject: false });
+    await new Promise((r) => setTimeout(r, 600));
+    const worked = await obra(['work', '--db', 'store', '--until-idle', '--concurrency', '1'], at);
+    expect(worked.exitCode, worked.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    watch.kill('SIGINT');
+    const watched = await watch;
+    expect(watched.exitCode).toBe(0);
+    const lines = watched.stdout.split('\n');
+    // Plain lines, each a change: a time, then the task's line. No screen control codes in a pipe.
+    expect(watched.stdout).not.toContain('\x1b[');
+    for (const id of ids) {
+      const mine = lines.filter((l) => l.includes(` ${id} `)).map((l) => /^\d\d:\d\d:\d\d \S+ +(\S+)/.exec(l)![1]);
+      expect(mine[0]).toBe('queued');
+      expect(mine).toContain('running');
+      expect(mine.at(-1)).toBe('done');
+      // Only changes are printed: never the same status twice in a row unless something else changed.
+      expect(mine.length).toBeLessThan(12);
+    }
+  }, 60_000);
+});
+
+describe('obra status --watch in a terminal', () => {
+  it('redraws the whole table in place', async () => {
+    const { showStatus } = await import('../../src/cli/status.js');
+    const { submitTask } = await import('../../src/index.js');
+    const box = sandbox();
+    mkdirSync(join(box.dir, 'a'));
+    const { runId } = await submitTask({ task: 'Watch me', repo: join(box.dir, 'a'), storeDir: join(box.dir, 'store') });
+    const writes: string[] = [];
+    const tty = { isTTY: true, write: (text: string) => writes.push(text) } as unknown as NodeJS.WriteStream;
+    const stop = new AbortController();
+    const watching = showStatus({ db: join(box.dir, 'store'), watch: true, intervalMs: 20, signal: stop.signal }, tty);
+    await new Promise((r) => setTimeout(r, 110));
+    stop.abort();
+    await watching;
+    expect(writes.length).toBeGreaterThanOrEqual(3);
+    for (const screen of writes) {
+      // Home, clear, a clock line, then the table with the task.
+      expect(screen).toMatch(/^\x1b\[H\x1b\[2J\d\d:\d\d:\d\d UTC — obra status \(Ctrl-C to stop\)\n\nRUN /);
+      expect(screen).toContain(`${runId}  queued`);
+    }
+  });
+});
