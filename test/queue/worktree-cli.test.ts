@@ -1,7 +1,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { taskLines } from '../../src/queue/board.js';
+import { CLI, FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { gitOut, gitRepo } from './helpers.js';
 
 /**
@@ -152,5 +154,40 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
       [runIds[1], 'queued', 3],
     ].sort());
     expect(status.find((l) => l.runId === runIds[1])!.waitingFor).toBe(`run ${runIds[0]} (queued) to be done`);
+  }, 60_000);
+});
+
+describe('one task of many: pause, cancel, resume', () => {
+  it('pauses one task and cancels another while `obra work` drives them; the paused one resumes in its worktree', async () => {
+    const s = setup();
+    const env = { ...s.env, FAKE_CLAUDE_LATENCY_MS: '1500' };
+    const repo = await gitRepo(join(s.dir, 'repo'));
+    const at = { cwd: s.dir, env };
+    const submit = async (task: string) => (await obra(['submit', '--task', task, '--repo', repo, '--db', 'store'], at)).stdout.trim();
+    const [paused, cancelled] = [await submit('Pause me'), await submit('Cancel me')];
+    const worker = execa('node', [CLI, 'work', '--db', 'store', '--until-idle', '--concurrency', '2'], { ...at, reject: false });
+    const deadline = Date.now() + 20_000;
+    while (!taskLines(join(s.dir, 'store')).every((l) => l.status === 'running')) {
+      if (Date.now() > deadline) throw new Error('the tasks never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const pause = await obra(['pause', paused, '--db', 'store'], at);
+    expect(pause.exitCode, pause.stderr).toBe(0);
+    const cancel = await obra(['cancel', cancelled, '--db', 'store'], at);
+    expect(cancel.exitCode, cancel.stderr).toBe(0);
+    const ended = await worker;
+    // The worst of the two: cancelled (6); each said what happened to it.
+    expect(ended.exitCode, ended.stderr).toBe(6);
+    expect(ended.stderr).toContain(`[${paused}] paused`);
+    expect(ended.stderr).toContain(`[${cancelled}] cancelled`);
+    // The pause came after iteration 1 was persisted and committed.
+    expect(await gitOut(repo, 'rev-list', '--count', `main..obra/${paused}`)).toBe('1');
+
+    const resumed = await obra(['resume', paused, '--db', 'store', '--json'], { ...at, env: { ...env, FAKE_CLAUDE_LATENCY_MS: '0' } });
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect((JSON.parse(resumed.stdout) as { status: string; workdir: string }).workdir).toBe(join(s.dir, 'store', 'worktrees', paused));
+    expect(await gitOut(repo, 'rev-list', '--count', `main..obra/${paused}`)).toBe('2');
+    const cwds = new Set(s.calls().filter((c) => c.cwd.includes(paused)).map((c) => c.cwd));
+    expect([...cwds]).toEqual([join(s.dir, 'store', 'worktrees', paused)]);
   }, 60_000);
 });
