@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Agent } from '../agents/agent.js';
 import { ClaudeCodeAgent } from '../agents/claude-code-agent.js';
@@ -54,16 +54,26 @@ export async function submitTask(options: SubmitOptions): Promise<{ runId: strin
 export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'>[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> = {}): Promise<string[]> {
   const config = validateConfig(shared.config ?? {});
   const store = RunStore.open(shared.storeDir ?? config.store.dir, { fs: shared.fs });
-  const runIds = tasks.map((t) => t.runId ?? newRunId());
+  const known = new Set(store.listRunIds());
+  // Generated ids carry the second and 24 random bits: in a batch of thousands, draw again on a collision.
+  const taken = new Set([...known, ...tasks.flatMap((t) => (t.runId ? [t.runId] : []))]);
+  const runIds = tasks.map((t) => {
+    if (t.runId) return t.runId;
+    let id = newRunId();
+    while (taken.has(id)) id = newRunId();
+    taken.add(id);
+    return id;
+  });
   const batchAfter = (after: string) => /^@\d+$/.exec(after) ? Number(after.slice(1)) - 1 : null;
 
   // Everything that can be refused, before anything is written.
-  const known = new Set(store.listRunIds());
   for (const [i, t] of tasks.entries()) {
     const where = tasks.length > 1 ? `task ${i + 1}: ` : '';
     if (!t.task.trim()) throw new UserError(`${where}the task is empty — say what the agent should do`);
     if (t.priority !== undefined && !Number.isInteger(t.priority)) throw new UserError(`${where}--priority must be a whole number, got ${t.priority}`);
     if (known.has(runIds[i]!)) throw new UserError(`${where}run ${runIds[i]} already exists in ${store.dir}`);
+    const twin = runIds.indexOf(runIds[i]!);
+    if (twin < i) throw new UserError(`${where}the run id ${runIds[i]} is given to task ${twin + 1} too`);
     if (t.after !== undefined) {
       const inBatch = batchAfter(t.after);
       if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`${where}after: ${t.after} names no other task of this batch`);
@@ -74,7 +84,7 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
   if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
 
   // Where each works: a plain folder must not be shared with an active task (of the store, or of this batch).
-  const places = await Promise.all(tasks.map(async (t) => {
+  const places = await mapInChunks(tasks, 16, async (t) => {
     const dir = resolve(t.repo ?? process.cwd());
     try {
       if (!statSync(dir).isDirectory()) throw new Error('not a folder');
@@ -84,7 +94,7 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
     const repo = await repositoryOf(dir);
     if (!repo && t.base !== undefined) throw new UserError(`--base ${t.base} needs a git repository, and ${dir} is not in one`);
     return { dir, repo };
-  }));
+  });
   const busy = activeFolders(store);
   for (const [i, place] of places.entries()) {
     if (place.repo) continue;
@@ -95,6 +105,7 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
 
   // Now write: branches first (a refused branch leaves no run behind), then the runs.
   const made: WorktreeSpace[] = [];
+  const written: string[] = [];
   try {
     const spaces: Workspace[] = [];
     for (const [i, t] of tasks.entries()) {
@@ -129,9 +140,11 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
           queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space },
         })
         .close();
+      written.push(runIds[i]!);
     }
   } catch (error) {
-    // All or none: the branches this batch made go again (the runs were written last).
+    // All or none: what this batch wrote goes again — its runs, then its branches.
+    for (const runId of written) rmSync(store.runDir(runId), { recursive: true, force: true });
     for (const space of made) await discardWorktree(space).catch(() => {});
     throw error;
   }
@@ -164,4 +177,11 @@ function activeFolders(store: RunStore): Map<string, string> {
     }
   }
   return busy;
+}
+
+/** `Promise.all` of `fn` over `items`, `size` at a time (a batch of thousands must not start thousands of gits). */
+async function mapInChunks<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
 }

@@ -75,15 +75,40 @@ export async function ensureWorktree(space: WorktreeSpace): Promise<string> {
     const branch = await tryGit(space.path, ['symbolic-ref', '--quiet', '--short', 'HEAD']);
     if (top.exitCode === 0 && resolve(top.stdout.trim()) === resolve(space.path) && branch.stdout.trim() === space.branch) return space.path;
   }
-  await git(space.repo, ['worktree', 'prune'], 'tidy the list of worktrees');
-  // A folder left without its worktree (a crash while it was made): nothing in it was committed or is ours.
-  if (existsSync(space.path) && readdirSync(space.path).length) rmSync(space.path, { recursive: true, force: true });
-  if ((await tryGit(space.repo, ['show-ref', '--verify', '--quiet', `refs/heads/${space.branch}`])).exitCode !== 0) {
-    throw new UserError(`the branch ${space.branch} of this task is gone from ${space.repo} (deleted by hand?) — the task cannot go on; submit it again`);
-  }
-  mkdirSync(dirname(space.path), { recursive: true });
-  await git(space.repo, ['worktree', 'add', space.path, space.branch], `make the worktree of ${space.branch}`);
-  return space.path;
+  return inTurn(space.repo, async () => {
+    await git(space.repo, ['worktree', 'prune'], 'tidy the list of worktrees');
+    // A folder left without its worktree (a crash while it was made): nothing in it was committed or is ours.
+    if (existsSync(space.path) && readdirSync(space.path).length) rmSync(space.path, { recursive: true, force: true });
+    if ((await tryGit(space.repo, ['show-ref', '--verify', '--quiet', `refs/heads/${space.branch}`])).exitCode !== 0) {
+      throw new UserError(`the branch ${space.branch} of this task is gone from ${space.repo} (deleted by hand?) — the task cannot go on; submit it again`);
+    }
+    mkdirSync(dirname(space.path), { recursive: true });
+    // Another process may be adding a worktree to the same repository right now (git reads the others' files
+    // while they are half-written): try again, a few times, before giving up.
+    for (let attempt = 1; ; attempt++) {
+      const added = await tryGit(space.repo, ['worktree', 'add', space.path, space.branch]);
+      if (added.exitCode === 0) return space.path;
+      if (attempt === 4) {
+        throw new UserError(`cannot make the worktree of ${space.branch}: git worktree add failed in ${space.repo}: ${(added.stderr || added.stdout).trim().split('\n')[0]}`);
+      }
+      await tryGit(space.repo, ['worktree', 'prune']);
+      rmSync(space.path, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 50 * attempt + Math.random() * 100));
+    }
+  });
+}
+
+/** One worktree change at a time per repository in this process: `git worktree add` is not safe to run side by side. */
+const turns = new Map<string, Promise<unknown>>();
+function inTurn<T>(repo: string, work: () => Promise<T>): Promise<T> {
+  const before = turns.get(repo) ?? Promise.resolve();
+  const mine = before.then(work, work);
+  const tail = mine.catch(() => {});
+  turns.set(repo, tail);
+  void tail.then(() => {
+    if (turns.get(repo) === tail) turns.delete(repo);
+  });
+  return mine;
 }
 
 /** Commits what changed in the worktree after an iteration; false when nothing did. Safe to repeat. */

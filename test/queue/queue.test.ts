@@ -173,3 +173,17 @@ describe('the account limiter', () => {
     expect(agents.calls.filter((c) => c.startedAt > refused.finishedAt && c.startedAt < dueAt)).toEqual([]);
   });
 });
+
+describe('submitting a batch', () => {
+  it('refuses one run id given twice, and writes none of the batch', async () => {
+    const s = scratch();
+    const shared = { config: config(), storeDir: s.storeDir };
+    await expect(submitTasks([{ task: 'one', repo: s.folder(), runId: 'one' }, { task: 'two', repo: s.folder(), runId: 'two' }, { task: 'again', repo: s.folder(), runId: 'two' }], shared)).rejects.toThrow(
+      'task 3: the run id two is given to task 2 too',
+    );
+    expect(RunStore.open(s.storeDir).listRunIds()).toEqual([]);
+    // A thousand generated ids in one go: all distinct.
+    const ids = await submitTasks(Array.from({ length: 1000 }, (_, i) => ({ task: `t${i}`, repo: s.folder() })), shared);
+    expect(new Set(ids).size).toBe(1000);
+  }, 60_000);
+});

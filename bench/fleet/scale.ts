@@ -1,0 +1,222 @@
+/**
+ * Part 1, the engine at scale: many tasks of a few iterations each, an agent that answers at once, N at a time —
+ * by Obra's queue (submitTasks, then work()) with every transition journaled, and by LangGraph.js (one thread a
+ * task on one SqliteSaver, the same pipeline as a graph that loops until the decision is done).
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
+import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import { configSchema } from '../../src/config/schema.js';
+import type { AgentCallRecord, DecisionReport, IterationSummary, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
+import { iterationWork } from '../../src/engine/effects.js';
+import { resumeRun, RunStore, submitTasks, work, type RunResult } from '../../src/index.js';
+import { fleetAgent, gc, mb, memorySampler, runIdsFor, storeReads, TASK_TEXT, type StoreReads } from './common.js';
+
+export interface FleetRow {
+  engine: string;
+  tasks: number;
+  iterations: number;
+  /** Submitting the tasks (Obra only; LangGraph makes a thread on its first checkpoint). */
+  submitMs: number;
+  /** Driving them all to the end. */
+  workMs: number;
+  cpuMs: number;
+  /** Tasks that ended done with exactly the iterations asked for. */
+  verified: number;
+  heapPeakMb: number;
+  heapAfterGcMb: number;
+  rssPeakMb: number;
+  /** What the driving process read of the store while it drove (Obra only). */
+  reads: StoreReads | null;
+  note: string;
+}
+
+export interface FleetSize {
+  tasks: number;
+  iterations: number;
+  concurrency: number;
+}
+
+/**
+ * Obra: the tasks queued in a temp store, one plain folder each (two queued tasks never share one), then driven
+ * by a worker (`work()`, as `obra work` does) — or, to tell the engine's cost from the worker's, by `resumeRun`
+ * called directly, `concurrency` at a time (what the worker does for each task, without its look at the store).
+ */
+export async function obraFleet(size: FleetSize, driver: 'worker' | 'direct' = 'worker'): Promise<FleetRow> {
+  const root = mkdtempSync(join(tmpdir(), 'obra-bench-fleet-'));
+  const storeDir = join(root, 'store');
+  // The run's own config caps agent calls in flight (agent.max_concurrent_calls, default queue.concurrency = 4):
+  // submitted with the worker's concurrency, so the cap is not what is measured.
+  const config = configSchema.parse({ task: { max_iterations: size.iterations + 5 }, queue: { concurrency: size.concurrency } });
+  const ids = runIdsFor(size.tasks);
+  const tasks = ids.map((runId, i) => {
+    const repo = join(root, 'work', `task-${i}`);
+    mkdirSync(repo, { recursive: true });
+    return { task: TASK_TEXT, repo, runId };
+  });
+  const agent = fleetAgent(size.iterations);
+  gc();
+  const memory = memorySampler();
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const runIds = await submitTasks(tasks, { storeDir, config, agent });
+  const submitted = performance.now();
+  const reads = storeReads();
+  const results = driver === 'worker' ? (await work({ storeDir, config, concurrency: size.concurrency, untilIdle: true, agent })).results : await drivePool(runIds, size.concurrency, (runId) => resumeRun(runId, { storeDir, agent }));
+  const workMs = performance.now() - submitted;
+  const cpuUsed = process.cpuUsage(cpu);
+  const storeRead = reads.stop();
+  const peaks = memory.stop();
+  gc();
+  const heapAfterGcMb = mb(process.memoryUsage().heapUsed);
+
+  // Each task really did the iterations asked for and ended done: by the worker's results and by the store.
+  const store = RunStore.open(storeDir, { create: false });
+  const byWorker = new Map(results.map((r) => [r.runId, r]));
+  const verified = runIds.filter((runId) => {
+    const r = byWorker.get(runId);
+    const peek = store.peekRun(runId);
+    return (
+      r?.status === 'done' &&
+      r.iterations.length === size.iterations &&
+      r.iterations.every((it, i) => it.decision === (i === size.iterations - 1 ? 'done' : 'proceed')) &&
+      peek.status === 'done' &&
+      peek.iterations === size.iterations
+    );
+  }).length;
+  rmSync(root, { recursive: true, force: true });
+  return {
+    engine: driver === 'worker' ? 'Obra: submitTasks + work()' : 'Obra: submitTasks + resumeRun × N (no worker)',
+    tasks: size.tasks,
+    iterations: size.tasks * size.iterations,
+    submitMs: submitted - started,
+    workMs,
+    cpuMs: (cpuUsed.user + cpuUsed.system) / 1000,
+    verified,
+    heapPeakMb: peaks.heapPeakMb,
+    heapAfterGcMb,
+    rssPeakMb: peaks.maxRssMb,
+    reads: storeRead,
+    note: 'store.sync: transition',
+  };
+}
+
+/** Runs `drive` over the ids, `concurrency` at a time (each runner takes the next id when its last one ends). */
+async function drivePool(runIds: string[], concurrency: number, drive: (runId: string) => Promise<RunResult>): Promise<RunResult[]> {
+  const results: RunResult[] = [];
+  let next = 0;
+  const runner = async () => {
+    for (let i = next++; i < runIds.length; i = next++) results.push(await drive(runIds[i]!));
+  };
+  await Promise.all(Array.from({ length: concurrency }, runner));
+  return results;
+}
+
+/**
+ * LangGraph.js: the same eight steps as nodes calling the very components Obra's actors call (as in
+ * bench/overhead), looping from `persisting` back to `building` until the decision is done; one thread per task
+ * on one SqliteSaver (WAL, a checkpoint after every step), `concurrency` invocations in flight at a time.
+ */
+export async function langgraphFleet(size: FleetSize): Promise<FleetRow> {
+  const dir = mkdtempSync(join(tmpdir(), 'obra-bench-fleet-lg-'));
+  const config = configSchema.parse({ task: { max_iterations: size.iterations + 5 } });
+  const agent = fleetAgent(size.iterations);
+  const work = iterationWork({ config, agent, saveIteration: () => {}, now: Date.now }) as unknown as Record<string, { run: (args: { input: unknown; signal: AbortSignal }) => Promise<unknown> }>;
+  const step = <T>(name: string, input: unknown) => work[name]!.run({ input, signal: new AbortController().signal }) as Promise<T>;
+  const task: TaskSpec = { text: TASK_TEXT, workdir: dir, checks: [], requiredMarkers: [] };
+
+  const State = Annotation.Root({
+    runId: Annotation<string>,
+    sessionId: Annotation<string>,
+    index: Annotation<number>,
+    history: Annotation<IterationSummary[]>,
+    feedback: Annotation<string | null>,
+    context: Annotation<string>,
+    prompt: Annotation<string>,
+    attempts: Annotation<number>,
+    call: Annotation<AgentCallRecord | null>,
+    validation: Annotation<ValidationVerdict | null>,
+    quality: Annotation<unknown>,
+    confidence: Annotation<unknown>,
+    decision: Annotation<DecisionReport | null>,
+    decisions: Annotation<string[]>,
+  });
+  type S = typeof State.State;
+  const graph = new StateGraph(State)
+    .addNode('building', async (s: S) => ({ context: await step<string>('buildContext', { task, index: s.index, history: s.history, feedback: s.feedback }) }))
+    .addNode('prompting', async (s: S) => ({ prompt: await step<string>('generatePrompt', { task, index: s.index, context: s.context }) }))
+    .addNode('awaitingAgent', async (s: S) => ({
+      attempts: s.attempts + 1,
+      call: await step<AgentCallRecord>('callAgent', { runId: s.runId, index: s.index, attempt: s.attempts + 1, prompt: s.prompt, sessionId: s.sessionId, mode: s.index === 1 ? 'create' : 'resume', workdir: dir }),
+    }))
+    .addNode('retryingSessionLock', async () => ({}))
+    .addNode('validating', async (s: S) => ({ validation: await step<ValidationVerdict>('validateResponse', { task, call: s.call }) }))
+    .addNode('scoring', async (s: S) => {
+      const scored = await step<{ quality: unknown; confidence: unknown }>('scoreResponse', { task, index: s.index, call: s.call, validation: s.validation, history: s.history });
+      return { quality: scored.quality, confidence: scored.confidence };
+    })
+    .addNode('deciding', async (s: S) => ({
+      decision: await step<DecisionReport>('decide', { task, index: s.index, validation: s.validation, quality: s.quality, confidence: s.confidence, history: s.history }),
+    }))
+    .addNode('persisting', async (s: S) => {
+      const summary = { index: s.index, decision: s.decision!.decision, rule: s.decision!.rule, quality: 0, confidence: 0, answerExcerpt: (s.validation?.answer ?? '').slice(0, 400), feedback: s.decision!.feedback, failingChecks: [], validationCodes: s.validation?.codes ?? [] } as unknown as IterationSummary;
+      return { index: s.index + 1, attempts: 0, history: [...s.history, summary].slice(-config.context.history_window), feedback: s.decision!.feedback, decisions: [...s.decisions, s.decision!.decision] };
+    })
+    .addEdge(START, 'building')
+    .addEdge('building', 'prompting')
+    .addEdge('prompting', 'awaitingAgent')
+    .addConditionalEdges('awaitingAgent', (s: S) => (s.call?.outcome.kind === 'sessionBusy' ? 'retryingSessionLock' : 'validating'), ['retryingSessionLock', 'validating'])
+    .addEdge('retryingSessionLock', 'awaitingAgent')
+    .addEdge('validating', 'scoring')
+    .addEdge('scoring', 'deciding')
+    .addEdge('deciding', 'persisting')
+    // The loop: the next iteration until the decision is done (or the iteration budget is spent).
+    .addConditionalEdges('persisting', (s: S) => (s.decision?.decision === 'done' || s.index > config.task.max_iterations ? END : 'building'), ['building', END]);
+  const checkpointer = SqliteSaver.fromConnString(join(dir, 'checkpoints.db'));
+  const app = graph.compile({ checkpointer });
+
+  gc();
+  const memory = memorySampler();
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  let next = 0;
+  let verified = 0;
+  // `concurrency` runners, each taking the next thread when its last one ends: N in flight at a time.
+  const runner = async () => {
+    for (let i = next++; i < size.tasks; i = next++) {
+      const runId = `task-${i}`;
+      const state = await app.invoke(
+        { runId, sessionId: `8f0c6f0e-4d7a-4c55-9d59-${String(i).padStart(12, '0')}`, index: 1, history: [], feedback: null, attempts: 0, call: null, validation: null, decision: null, decisions: [] },
+        { configurable: { thread_id: runId }, recursionLimit: (config.task.max_iterations + 1) * 10 },
+      );
+      const ds = state.decisions;
+      if (ds.length === size.iterations && ds.every((d, k) => d === (k === size.iterations - 1 ? 'done' : 'proceed'))) verified++;
+    }
+  };
+  await Promise.all(Array.from({ length: size.concurrency }, runner));
+  const workMs = performance.now() - started;
+  const cpuUsed = process.cpuUsage(cpu);
+  const peaks = memory.stop();
+  gc();
+  const heapAfterGcMb = mb(process.memoryUsage().heapUsed);
+  // Read once the saver has set its database up (it does on first use).
+  const db = (checkpointer as unknown as { db: { pragma(p: string, o: object): unknown } }).db;
+  const note = `journal_mode=${String(db.pragma('journal_mode', { simple: true }))}, synchronous=${String(db.pragma('synchronous', { simple: true }))}`;
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    engine: 'LangGraph.js + SqliteSaver',
+    tasks: size.tasks,
+    iterations: size.tasks * size.iterations,
+    submitMs: 0,
+    workMs,
+    cpuMs: (cpuUsed.user + cpuUsed.system) / 1000,
+    verified,
+    heapPeakMb: peaks.heapPeakMb,
+    heapAfterGcMb,
+    rssPeakMb: peaks.maxRssMb,
+    reads: null,
+    note,
+  };
+}
