@@ -33,6 +33,8 @@ export type AgentProgress =
  */
 export interface Agent {
   readonly name: string;
+  /** Answers in this process, calling no API: the store's cap on calls in flight (agent.max_concurrent_calls) does not apply. */
+  readonly inProcess?: boolean;
   call(request: AgentCallRequest): Promise<AgentCallRecord>;
   /**
    * Calls `listener` once `sessionId` is free again — released by another task of this process or another Obra

@@ -16,13 +16,17 @@ export type ReplyScript = ScriptedReply[] | ((request: AgentCallRequest, call: n
  */
 export class ScriptedAgent implements Agent {
   readonly name = 'scripted';
+  /** True unless `countsAsApiCall` (tests of the store's cap on calls in flight). */
+  readonly inProcess: boolean;
   private calls = 0;
   readonly requests: AgentCallRequest[] = [];
 
   constructor(
     private readonly script: ReplyScript,
-    private readonly options: { latencyMs?: number; now?: () => number } = {},
-  ) {}
+    private readonly options: { latencyMs?: number; now?: () => number; countsAsApiCall?: boolean } = {},
+  ) {
+    this.inProcess = !options.countsAsApiCall;
+  }
 
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
     const now = this.options.now ?? Date.now;

@@ -90,7 +90,8 @@ export function iterationWork(deps: EffectDeps): IterationWork {
         if (known?.rateLimit && known.rateLimit.runId !== input.runId) return sharedRateLimitCall(input, known.rateLimit, deps.now());
         const { checks, ...request } = input;
         // A free slot is taken at once (the call starts in this same step); else the call waits for one.
-        const release = deps.slots ? (deps.slots.tryAcquire() ?? (await deps.slots.acquire(signal))) : undefined;
+        const slots = deps.agent.inProcess ? undefined : deps.slots;
+        const release = slots ? (slots.tryAcquire() ?? (await slots.acquire(signal))) : undefined;
         const startedAt = deps.now();
         let record: AgentCallRecord;
         try {

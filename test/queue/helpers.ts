@@ -29,7 +29,7 @@ export const config = (input: ConfigInput = {}) => configSchema.parse(input);
  * One scripted agent per run, made on demand: `replies(runId, call)` answers the run's n-th call (0-based).
  * Every call is logged with its run and its start and end times.
  */
-export function agentsPerRun(replies: (runId: string, call: number, request: AgentCallRequest) => ScriptedReply, options: { latencyMs?: number | ((runId: string) => number) } = {}) {
+export function agentsPerRun(replies: (runId: string, call: number, request: AgentCallRequest) => ScriptedReply, options: { latencyMs?: number | ((runId: string) => number); countsAsApiCall?: boolean } = {}) {
   const calls: { runId: string; startedAt: number; finishedAt: number }[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -38,7 +38,7 @@ export function agentsPerRun(replies: (runId: string, call: number, request: Age
     let agent = agents.get(runId);
     if (!agent) {
       const latencyMs = typeof options.latencyMs === 'function' ? options.latencyMs(runId) : options.latencyMs;
-      const scripted = new ScriptedAgent((request, call) => replies(runId, call, request), { latencyMs });
+      const scripted = new ScriptedAgent((request, call) => replies(runId, call, request), { latencyMs, countsAsApiCall: options.countsAsApiCall });
       const original = scripted.call.bind(scripted);
       scripted.call = async (request) => {
         inFlight++;

@@ -81,11 +81,16 @@ describe('the queue', () => {
     const s = scratch();
     const cfg = config({ agent: { max_concurrent_calls: 2 } });
     await submitTasks(Array.from({ length: 6 }, (_, i) => ({ task: `task ${i}`, repo: s.folder() })), { config: cfg, storeDir: s.storeDir });
-    const agents = agentsPerRun(iterations(2), { latencyMs: 60 });
+    const agents = agentsPerRun(iterations(2), { latencyMs: 60, countsAsApiCall: true });
     const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 6, untilIdle: true, agent: agents.agentOf });
     expect(result.results.every((r) => r.status === 'done')).toBe(true);
     expect(agents.calls).toHaveLength(12);
     expect(agents.maxInFlight()).toBe(2);
+    // An in-process agent calls no API: the cap does not hold it back.
+    const free = agentsPerRun(iterations(1), { latencyMs: 60 });
+    await submitTasks(Array.from({ length: 4 }, (_, i) => ({ task: `free ${i}`, repo: s.folder() })), { config: cfg, storeDir: s.storeDir });
+    await work({ storeDir: s.storeDir, config: cfg, concurrency: 4, untilIdle: true, agent: free.agentOf });
+    expect(free.maxInFlight()).toBe(4);
     // Six tasks were in flight all the same: the cap is on calls, not on tasks.
     expect(maxOverlap(result.results.map((r) => journalSpan(s.storeDir, r.runId)))).toBeGreaterThan(2);
   });
