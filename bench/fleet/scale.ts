@@ -10,7 +10,7 @@ import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { configSchema } from '../../src/config/schema.js';
 import type { AgentCallRecord, DecisionReport, IterationSummary, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
-import { iterationWork } from '../../src/engine/effects.js';
+import { directSteps } from '../direct-steps.js';
 import { resumeRun, RunStore, submitTasks, work, type RunResult } from '../../src/index.js';
 import { fleetAgent, gc, mb, memorySampler, runIdsFor, storeReads, TASK_TEXT, type StoreReads } from './common.js';
 
@@ -123,8 +123,7 @@ export async function langgraphFleet(size: FleetSize): Promise<FleetRow> {
   const dir = mkdtempSync(join(tmpdir(), 'obra-bench-fleet-lg-'));
   const config = configSchema.parse({ task: { max_iterations: size.iterations + 5 } });
   const agent = fleetAgent(size.iterations);
-  const work = iterationWork({ config, agent, saveIteration: () => {}, now: Date.now }) as unknown as Record<string, { run: (args: { input: unknown; signal: AbortSignal }) => Promise<unknown> }>;
-  const step = <T>(name: string, input: unknown) => work[name]!.run({ input, signal: new AbortController().signal }) as Promise<T>;
+  const step = directSteps(config, agent);
   const task: TaskSpec = { text: TASK_TEXT, workdir: dir, checks: [], requiredMarkers: [] };
 
   const State = Annotation.Root({

@@ -26,7 +26,7 @@ import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema, type ObraConfig } from '../../src/config/schema.js';
 import type { AgentCallRecord, DecisionReport, IterationSummary, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
-import { iterationWork } from '../../src/engine/effects.js';
+import { directSteps } from '../direct-steps.js';
 import { buildMachines, runTask } from '../../src/index.js';
 import { retryPolicyFromConfig } from '../../src/agents/retry-policy.js';
 import { assign, createActor, fromPromise, setup } from 'xstate';
@@ -123,9 +123,7 @@ async function langgraph(iterations: number): Promise<Row & { synchronous: strin
   const dir = mkdtempSync(join(tmpdir(), 'obra-bench-langgraph-'));
   const config = configFor(iterations);
   const agent = instantAgent();
-  // The very work Obra's actors do, called directly.
-  const work = iterationWork({ config, agent, saveIteration: () => {}, now: Date.now }) as unknown as Record<string, { run: (args: { input: unknown; signal: AbortSignal }) => Promise<unknown> }>;
-  const step = <T>(name: string, input: unknown) => work[name]!.run({ input, signal: new AbortController().signal }) as Promise<T>;
+  const step = directSteps(config, agent);
   const task: TaskSpec = { text: TASK_TEXT, workdir: dir, checks: [], requiredMarkers: [] };
   const sessionId = '8f0c6f0e-4d7a-4c55-9d59-1a2b3c4d5e6f';
 
