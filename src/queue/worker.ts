@@ -51,7 +51,11 @@ export type WorkNews =
   | { type: 'idle'; waiting: number };
 
 export interface WorkResult {
-  /** Every run this worker drove to rest or to its end, in the order they did. */
+  /**
+   * Every run this worker drove to rest or to its end, in the order they did. Whole results are kept with
+   * `untilIdle`; a worker that waits for new submissions (it may run for weeks) keeps each without its
+   * iterations, which `obra show` reads from the store.
+   */
   results: RunResult[];
   /** Runs it marked blocked. */
   blocked: string[];
@@ -110,7 +114,7 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
       },
     })
       .then((run) => {
-        result.results.push(run);
+        result.results.push(options.untilIdle ? run : { ...run, iterations: [], question: null });
         note(run.status);
         news({ type: 'finished', runId, status: run.status, reason: run.reason });
       })

@@ -192,3 +192,29 @@ describe('submitting a batch', () => {
     expect(new Set(ids).size).toBe(1000);
   }, 60_000);
 });
+
+describe('a worker that waits', () => {
+  it('takes tasks submitted after it started, until stopped, and keeps no iteration details in memory', async () => {
+    const s = scratch();
+    const cfg = config();
+    const agents = agentsPerRun(iterations(2));
+    const stop = new AbortController();
+    const news: WorkNews[] = [];
+    const working = work({ storeDir: s.storeDir, config: cfg, concurrency: 2, agent: agents.agentOf, signal: stop.signal, pollMs: 30, onNews: (n) => news.push(n) });
+    await new Promise((r) => setTimeout(r, 100));
+    const ids = await submitTasks([{ task: 'late one', repo: s.folder() }, { task: 'late two', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
+    const deadline = Date.now() + 10_000;
+    while (!ids.every((id) => statusOf(s.storeDir, id).status === 'done')) {
+      if (Date.now() > deadline) throw new Error('the worker never took the late tasks');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    stop.abort();
+    const result = await working;
+    expect(result.results.map((r) => r.runId).sort()).toEqual([...ids].sort());
+    expect(result.results.map((r) => [r.status, r.iterations.length])).toEqual([
+      ['done', 0],
+      ['done', 0],
+    ]);
+    expect(news.filter((n) => n.type === 'finished')).toHaveLength(2);
+  });
+});
