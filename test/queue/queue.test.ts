@@ -218,3 +218,46 @@ describe('a worker that waits', () => {
     expect(news.filter((n) => n.type === 'finished')).toHaveLength(2);
   });
 });
+
+describe('the account limiter after a restart', () => {
+  it("a task stopped during the account's rate-limit wait waits only what is left of it", async () => {
+    const s = scratch();
+    const cfg = config({ agent: { local: { rate_limit_initial_delay: 1.6 } } });
+    const [limited, other] = await submitTasks([{ task: 'hits the rate limit', repo: s.folder() }, { task: 'waits with it', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
+    const agents = agentsPerRun(
+      (runId, call) => (runId === limited && call === 0 ? { outcome: { kind: 'rateLimited', status: 429, message: 'API Error: Request rejected (429)' } } : iterations(runId === limited ? 1 : 2)(runId, runId === limited ? 0 : call)),
+      { latencyMs: (runId) => (runId === limited ? 20 : 80) },
+    );
+    const stop = new AbortController();
+    let dueAt = 0;
+    const result = await work({
+      storeDir: s.storeDir,
+      config: cfg,
+      concurrency: 2,
+      untilIdle: true,
+      agent: agents.agentOf,
+      signal: stop.signal,
+      // Stopped the moment the other task starts the account's wait.
+      onEvent: (runId, event) => {
+        if (runId === other && event.type === 'retry' && event.kind === 'rateLimited') {
+          dueAt = event.dueAt;
+          setTimeout(() => stop.abort(), 100);
+        }
+      },
+    });
+    expect(dueAt).toBeGreaterThan(0);
+    expect(result.results.find((r) => r.runId === other)!.status).toBe('interrupted');
+    const stoppedAt = Date.now();
+    expect(stoppedAt).toBeLessThan(dueAt);
+
+    // Restarted well into the wait: a whole new wait from here would end ~0.8 s after the wait's end.
+    await new Promise((r) => setTimeout(r, 800));
+    const again = agentsPerRun(() => DONE);
+    const resumed = await work({ storeDir: s.storeDir, config: cfg, concurrency: 2, untilIdle: true, agent: again.agentOf });
+    expect(resumed.results.every((r) => r.status === 'done')).toBe(true);
+    const next = again.calls.find((c) => c.runId === other)!;
+    // It waited for the wait's end, not for a whole new wait from the restart.
+    expect(next.startedAt).toBeGreaterThanOrEqual(dueAt);
+    expect(next.startedAt - dueAt).toBeLessThan(500);
+  });
+});
