@@ -144,15 +144,27 @@ describe('the queue', () => {
   });
 });
 
+/**
+ * Two tasks: `limited` is refused (429) on its first call and quick (20 ms), then done; `other` takes `iterations`
+ * iterations of 80 ms calls. The rate-limit backoff starts at `delaySeconds`.
+ */
+async function rateLimitedPair(s: ReturnType<typeof scratch>, delaySeconds: number, otherIterations: number) {
+  const cfg = config({ agent: { local: { rate_limit_initial_delay: delaySeconds } } });
+  const [limited, other] = await submitTasks([{ task: 'hits the rate limit', repo: s.folder() }, { task: 'waits with it', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
+  const agents = agentsPerRun(
+    (runId, call) =>
+      runId !== limited ? iterations(otherIterations)(runId, call)
+      : call === 0 ? { outcome: { kind: 'rateLimited', status: 429, message: 'API Error: Request rejected (429)' } }
+      : DONE,
+    { latencyMs: (runId) => (runId === limited ? 20 : 80) },
+  );
+  return { cfg, limited: limited!, other: other!, agents };
+}
+
 describe('the account limiter', () => {
   it("makes every task wait out one task's rate limit, as a state of its own that uses up no retry", async () => {
     const s = scratch();
-    const cfg = config({ agent: { local: { rate_limit_initial_delay: 0.4 } } });
-    const [limited, other] = await submitTasks([{ task: 'hits the rate limit', repo: s.folder() }, { task: 'waits with it', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
-    const agents = agentsPerRun(
-      (runId, call) => (runId === limited && call === 0 ? { outcome: { kind: 'rateLimited', status: 429, message: 'API Error: Request rejected (429)' } } : iterations(runId === limited ? 1 : 3)(runId, runId === limited ? 0 : call)),
-      { latencyMs: (runId) => (runId === limited ? 20 : 80) },
-    );
+    const { cfg, limited, other, agents } = await rateLimitedPair(s, 0.4, 3);
     const result = await work({ storeDir: s.storeDir, config: cfg, concurrency: 2, untilIdle: true, agent: agents.agentOf });
     expect(result.results.every((r) => r.status === 'done')).toBe(true);
 
@@ -222,12 +234,7 @@ describe('a worker that waits', () => {
 describe('the account limiter after a restart', () => {
   it("a task stopped during the account's rate-limit wait waits only what is left of it", async () => {
     const s = scratch();
-    const cfg = config({ agent: { local: { rate_limit_initial_delay: 1.6 } } });
-    const [limited, other] = await submitTasks([{ task: 'hits the rate limit', repo: s.folder() }, { task: 'waits with it', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
-    const agents = agentsPerRun(
-      (runId, call) => (runId === limited && call === 0 ? { outcome: { kind: 'rateLimited', status: 429, message: 'API Error: Request rejected (429)' } } : iterations(runId === limited ? 1 : 2)(runId, runId === limited ? 0 : call)),
-      { latencyMs: (runId) => (runId === limited ? 20 : 80) },
-    );
+    const { cfg, limited, other, agents } = await rateLimitedPair(s, 1.6, 2);
     const stop = new AbortController();
     let dueAt = 0;
     const result = await work({
