@@ -121,7 +121,10 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
       .catch((error: unknown) => {
         passedOver.add(runId);
         // Another worker took it first (its lock, or it has moved on meanwhile): not ours. Anything else: say why, and leave it be.
-        if (!(error instanceof UserError && error.exitCode === 3)) news({ type: 'skipped', runId, reason: (error as Error).message });
+        if (error instanceof UserError && error.exitCode === 3) return;
+        // It stays where it was, not started: the worker does not end as if all were done.
+        note('queued');
+        news({ type: 'skipped', runId, reason: (error as Error).message });
       })
       .finally(() => {
         inFlight.delete(runId);

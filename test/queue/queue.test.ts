@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
 import { runningIterationOf } from '../../src/persisted/snapshot.js';
-import { agentsPerRun, config, journalSpan, maxOverlap, scratch } from './helpers.js';
+import { agentsPerRun, config, gitOut, gitRepo, journalSpan, maxOverlap, scratch } from './helpers.js';
 
 const DONE = 'Did what was asked.\nSTATUS: DONE';
 const MORE = 'Did a part of it.\nSTATUS: CONTINUE';
@@ -266,5 +266,20 @@ describe('the account limiter after a restart', () => {
     // It waited for the wait's end, not for a whole new wait from the restart.
     expect(next.startedAt).toBeGreaterThanOrEqual(dueAt);
     expect(next.startedAt - dueAt).toBeLessThan(500);
+  });
+});
+
+describe('a task that cannot start', () => {
+  it('is said why, left where it was, and keeps `--until-idle` from ending as if all were done', async () => {
+    const s = scratch();
+    const cfg = config();
+    const repo = await gitRepo(`${s.root}/repo`);
+    const { runId } = await submitTask({ task: 'its branch goes', repo, config: cfg, storeDir: s.storeDir });
+    await gitOut(repo, 'branch', '-D', `obra/${runId}`);
+    const news: WorkNews[] = [];
+    const result = await work({ storeDir: s.storeDir, config: cfg, untilIdle: true, agent: agentsPerRun(iterations(1)).agentOf, onNews: (n) => news.push(n) });
+    expect(news).toEqual([{ type: 'skipped', runId, reason: `the branch obra/${runId} of this task is gone from ${repo} (deleted by hand?) — the task cannot go on; submit it again` }]);
+    expect(result.worst).toBe('queued');
+    expect(statusOf(s.storeDir, runId).status).toBe('queued');
   });
 });
