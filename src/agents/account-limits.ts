@@ -58,24 +58,16 @@ export class AccountLimits {
 
   /** The usage limit in force at `now` (its reset still ahead), or null. */
   current(now: number): KnownUsageLimit | null {
-    const known = this.load().usageLimit;
-    return known && known.resetsAt > now ? { ...known, blockedBy: null } : null;
+    return this.inForce(now).usageLimit;
   }
 
   /** Both limits in force at `now` (one read of the file). */
-  inForce(now: number): { usageLimit: KnownUsageLimit | null; rateLimit: SharedRateLimit | null } {
-    const file = this.load();
+  inForce(now: number, file: LimitFile = this.load()): { usageLimit: KnownUsageLimit | null; rateLimit: SharedRateLimit | null } {
     const usage = file.usageLimit;
     return {
       usageLimit: usage && usage.resetsAt > now ? { ...usage, blockedBy: null } : null,
       rateLimit: file.rateLimit && file.rateLimit.until > now ? file.rateLimit : null,
     };
-  }
-
-  /** The account's rate-limit wait in force at `now`, or null. */
-  rateLimited(now: number): SharedRateLimit | null {
-    const known = this.load().rateLimit;
-    return known && known.until > now ? known : null;
   }
 
   /**
@@ -103,9 +95,10 @@ export class AccountLimits {
   /** Remembers a limit a call ran into, when it has a reset to wait for and it ends later than the one known. */
   note(limit: UsageLimit, runId: string, now: number): void {
     if (limit.resetsAt === null || limit.blockedBy) return;
-    const known = this.current(now);
+    const file = this.load();
+    const known = this.inForce(now, file).usageLimit;
     if (known && known.resetsAt >= limit.resetsAt) return;
-    this.save({ ...this.load(), usageLimit: { limitType: limit.limitType, resetsAt: limit.resetsAt, message: limit.message, seenAt: now, runId } });
+    this.save({ ...file, usageLimit: { limitType: limit.limitType, resetsAt: limit.resetsAt, message: limit.message, seenAt: now, runId } });
   }
 
   private load(): LimitFile {

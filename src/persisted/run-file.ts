@@ -9,7 +9,7 @@ import { RUN_STATUSES } from '../core/statuses.js';
 /**
  * The store's format version: a file of another version is named and left alone. Version 3 added queued runs
  * (the `queue` field, the `queued` and `blocked` statuses); version 2 files are version 3 files without them, so
- * both are read, and a version 2 store is marked 3 when a run is added to it.
+ * both are read, and a version 2 store is marked 3 when it is opened to add runs (`RunStore.open` with `create`).
  */
 export const STORE_VERSION = 3;
 export const READABLE_VERSIONS = [2, 3] as const;

@@ -71,14 +71,20 @@ export function taskLines(storeDir: string, now = Date.now()): TaskLine[] {
 }
 
 function lineOf(store: RunStore, runId: string, now: number): TaskLine {
-  const { file, status, iterations, totalCostUsd } = store.peekRun(runId);
+  // One read of run.json: its record, status and totals, and the journal's last snapshot.
   const handle = store.openRun(runId);
-  let latest: unknown = null;
+  let latest: unknown;
+  let status: RunStatus;
+  let totals: { iterations: number; totalCostUsd: number };
+  const file = handle.file;
   try {
+    status = handle.effectiveStatus();
+    totals = handle.totals();
     latest = handle.journal.latest().entry?.snapshot ?? null;
   } finally {
     handle.close();
   }
+  const { iterations, totalCostUsd } = totals;
   const context = taskContextOf(latest);
   const iteration = runningIterationOf(latest);
   const taskState = taskStateOf(latest);

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { LowSync } from 'lowdb';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
-import { isAlive, processStart } from '../core/process.js';
+import { holderIsAlive, processStart } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
 import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
@@ -122,13 +122,11 @@ export class RunStore {
    * run at rest has its totals in run.json; only a running (or killed) one is looked at closer.
    */
   peekRun(runId: string): { file: RunFile; status: RunStatus; iterations: number; totalCostUsd: number } {
-    const dir = this.runDir(runId);
-    const file = new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file'), this.fs).read();
-    if (!file) throw new UserError(`no run "${runId}" in ${this.dir} — \`obra runs\` lists the runs there`);
-    if (file.status !== 'running') return { file, status: file.status, iterations: file.iterations, totalCostUsd: file.totalCostUsd };
-    const handle = new RunHandle(dir, this.fs).load();
+    const { file, status } = this.peekStatus(runId);
+    if (file.status !== 'running') return { file, status, iterations: file.iterations, totalCostUsd: file.totalCostUsd };
+    const handle = new RunHandle(this.runDir(runId), this.fs).load();
     try {
-      return { file, status: handle.effectiveStatus(), ...handle.totalsFromRecords() };
+      return { file, status, ...handle.totalsFromRecords() };
     } finally {
       handle.close();
     }
@@ -387,10 +385,8 @@ function readLockFile(path: string): LockInfo | null {
 
 /** Whether the lock's process still runs: same pid *and* same start time (pids are reused after a reboot). */
 export function lockIsLive(lock: LockInfo): boolean {
-  if (lock.host !== hostname()) return true; // cannot tell from here: assume the other machine still runs it
-  if (!isAlive(lock.pid)) return false;
-  const start = processStart(lock.pid);
-  return lock.start === null || start === null || start === lock.start;
+  // Another machine's process cannot be told from here: assume it still runs.
+  return lock.host !== hostname() || holderIsAlive(lock);
 }
 
 export type { TaskSpec };

@@ -1,5 +1,6 @@
 import { BOARD_COLUMNS, type TaskLine } from '../queue/board.js';
 import { esc } from './chart.js';
+import { ELEMENT_JS } from './page.js';
 
 /**
  * The viewer's front page: the store's tasks on a board — queued, running, waiting for a human, done, failed
@@ -54,12 +55,7 @@ export const BOARD_JS = `
 (() => {
   'use strict';
   const $ = (id) => document.getElementById(id);
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
-    return node;
-  }
+  ${ELEMENT_JS}
   function age(ms) {
     const s = Math.max(0, Math.round(ms / 1000));
     if (s < 60) return s + 's';

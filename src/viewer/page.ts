@@ -137,6 +137,14 @@ main.list { padding: 16px 20px; }
 .empty { color: var(--muted); }
 `;
 
+/** The pages' one DOM helper: an element with attributes and children, text never parsed as HTML. */
+export const ELEMENT_JS = `function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+    return node;
+  }`;
+
 /** The page's behaviour: step through the run, highlight the states, fill in the details. DOM text only. */
 export const VIEWER_JS = `
 (() => {
@@ -150,12 +158,7 @@ export const VIEWER_JS = `
 
   const secs = (ms) => (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + ' s';
   const num = (n) => (n === null || n === undefined ? '–' : n.toFixed(2));
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
-    return node;
-  }
+  ${ELEMENT_JS}
   function fill(dl, rows) {
     dl.replaceChildren();
     for (const [label, value] of rows) {
