@@ -6,11 +6,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
-import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { configSchema } from '../../src/config/schema.js';
-import type { AgentCallRecord, DecisionReport, IterationSummary, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
-import { directSteps } from '../direct-steps.js';
+import type { TaskSpec } from '../../src/core/types.js';
+import { langgraphPipeline } from '../langgraph-pipeline.js';
 import { resumeRun, RunStore, submitTasks, work, type RunResult } from '../../src/index.js';
 import { fleetAgent, gc, mb, memorySampler, runIdsFor, storeReads, TASK_TEXT, type StoreReads } from './common.js';
 
@@ -87,19 +85,29 @@ export async function obraFleet(size: FleetSize, driver: 'worker' | 'direct' = '
     );
   }).length;
   rmSync(root, { recursive: true, force: true });
+  const engine = driver === 'worker' ? 'Obra: submitTasks + work()' : 'Obra: submitTasks + resumeRun × N (no worker)';
+  return rowOf(engine, size, { submitMs: submitted - started, workMs, cpuUsed, verified, peaks, heapAfterGcMb, reads: storeRead, note: 'store.sync: transition' });
+}
+
+/** A fleet's row from what was measured around it. */
+function rowOf(
+  engine: string,
+  size: FleetSize,
+  m: { submitMs: number; workMs: number; cpuUsed: NodeJS.CpuUsage; verified: number; peaks: { heapPeakMb: number; maxRssMb: number }; heapAfterGcMb: number; reads: FleetRow['reads']; note: string },
+): FleetRow {
   return {
-    engine: driver === 'worker' ? 'Obra: submitTasks + work()' : 'Obra: submitTasks + resumeRun × N (no worker)',
+    engine,
     tasks: size.tasks,
     iterations: size.tasks * size.iterations,
-    submitMs: submitted - started,
-    workMs,
-    cpuMs: (cpuUsed.user + cpuUsed.system) / 1000,
-    verified,
-    heapPeakMb: peaks.heapPeakMb,
-    heapAfterGcMb,
-    rssPeakMb: peaks.maxRssMb,
-    reads: storeRead,
-    note: 'store.sync: transition',
+    submitMs: m.submitMs,
+    workMs: m.workMs,
+    cpuMs: (m.cpuUsed.user + m.cpuUsed.system) / 1000,
+    verified: m.verified,
+    heapPeakMb: m.peaks.heapPeakMb,
+    heapAfterGcMb: m.heapAfterGcMb,
+    rssPeakMb: m.peaks.maxRssMb,
+    reads: m.reads,
+    note: m.note,
   };
 }
 
@@ -123,58 +131,8 @@ export async function langgraphFleet(size: FleetSize): Promise<FleetRow> {
   const dir = mkdtempSync(join(tmpdir(), 'obra-bench-fleet-lg-'));
   const config = configSchema.parse({ task: { max_iterations: size.iterations + 5 } });
   const agent = fleetAgent(size.iterations);
-  const step = directSteps(config, agent);
   const task: TaskSpec = { text: TASK_TEXT, workdir: dir, checks: [], requiredMarkers: [] };
-
-  const State = Annotation.Root({
-    runId: Annotation<string>,
-    sessionId: Annotation<string>,
-    index: Annotation<number>,
-    history: Annotation<IterationSummary[]>,
-    feedback: Annotation<string | null>,
-    context: Annotation<string>,
-    prompt: Annotation<string>,
-    attempts: Annotation<number>,
-    call: Annotation<AgentCallRecord | null>,
-    validation: Annotation<ValidationVerdict | null>,
-    quality: Annotation<unknown>,
-    confidence: Annotation<unknown>,
-    decision: Annotation<DecisionReport | null>,
-    decisions: Annotation<string[]>,
-  });
-  type S = typeof State.State;
-  const graph = new StateGraph(State)
-    .addNode('building', async (s: S) => ({ context: await step<string>('buildContext', { task, index: s.index, history: s.history, feedback: s.feedback }) }))
-    .addNode('prompting', async (s: S) => ({ prompt: await step<string>('generatePrompt', { task, index: s.index, context: s.context }) }))
-    .addNode('awaitingAgent', async (s: S) => ({
-      attempts: s.attempts + 1,
-      call: await step<AgentCallRecord>('callAgent', { runId: s.runId, index: s.index, attempt: s.attempts + 1, prompt: s.prompt, sessionId: s.sessionId, mode: s.index === 1 ? 'create' : 'resume', workdir: dir }),
-    }))
-    .addNode('retryingSessionLock', async () => ({}))
-    .addNode('validating', async (s: S) => ({ validation: await step<ValidationVerdict>('validateResponse', { task, call: s.call }) }))
-    .addNode('scoring', async (s: S) => {
-      const scored = await step<{ quality: unknown; confidence: unknown }>('scoreResponse', { task, index: s.index, call: s.call, validation: s.validation, history: s.history });
-      return { quality: scored.quality, confidence: scored.confidence };
-    })
-    .addNode('deciding', async (s: S) => ({
-      decision: await step<DecisionReport>('decide', { task, index: s.index, validation: s.validation, quality: s.quality, confidence: s.confidence, history: s.history }),
-    }))
-    .addNode('persisting', async (s: S) => {
-      const summary = { index: s.index, decision: s.decision!.decision, rule: s.decision!.rule, quality: 0, confidence: 0, answerExcerpt: (s.validation?.answer ?? '').slice(0, 400), feedback: s.decision!.feedback, failingChecks: [], validationCodes: s.validation?.codes ?? [] } as unknown as IterationSummary;
-      return { index: s.index + 1, attempts: 0, history: [...s.history, summary].slice(-config.context.history_window), feedback: s.decision!.feedback, decisions: [...s.decisions, s.decision!.decision] };
-    })
-    .addEdge(START, 'building')
-    .addEdge('building', 'prompting')
-    .addEdge('prompting', 'awaitingAgent')
-    .addConditionalEdges('awaitingAgent', (s: S) => (s.call?.outcome.kind === 'sessionBusy' ? 'retryingSessionLock' : 'validating'), ['retryingSessionLock', 'validating'])
-    .addEdge('retryingSessionLock', 'awaitingAgent')
-    .addEdge('validating', 'scoring')
-    .addEdge('scoring', 'deciding')
-    .addEdge('deciding', 'persisting')
-    // The loop: the next iteration until the decision is done (or the iteration budget is spent).
-    .addConditionalEdges('persisting', (s: S) => (s.decision?.decision === 'done' || s.index > config.task.max_iterations ? END : 'building'), ['building', END]);
-  const checkpointer = SqliteSaver.fromConnString(join(dir, 'checkpoints.db'));
-  const app = graph.compile({ checkpointer });
+  const { app, pragma } = langgraphPipeline({ config, agent, task, dir, loop: true, mode: (index) => (index === 1 ? 'create' : 'resume') });
 
   gc();
   const memory = memorySampler();
@@ -200,22 +158,7 @@ export async function langgraphFleet(size: FleetSize): Promise<FleetRow> {
   const peaks = memory.stop();
   gc();
   const heapAfterGcMb = mb(process.memoryUsage().heapUsed);
-  // Read once the saver has set its database up (it does on first use).
-  const db = (checkpointer as unknown as { db: { pragma(p: string, o: object): unknown } }).db;
-  const note = `journal_mode=${String(db.pragma('journal_mode', { simple: true }))}, synchronous=${String(db.pragma('synchronous', { simple: true }))}`;
+  const note = `journal_mode=${pragma('journal_mode')}, synchronous=${pragma('synchronous')}`;
   rmSync(dir, { recursive: true, force: true });
-  return {
-    engine: 'LangGraph.js + SqliteSaver',
-    tasks: size.tasks,
-    iterations: size.tasks * size.iterations,
-    submitMs: 0,
-    workMs,
-    cpuMs: (cpuUsed.user + cpuUsed.system) / 1000,
-    verified,
-    heapPeakMb: peaks.heapPeakMb,
-    heapAfterGcMb,
-    rssPeakMb: peaks.maxRssMb,
-    reads: null,
-    note,
-  };
+  return rowOf('LangGraph.js + SqliteSaver', size, { submitMs: 0, workMs, cpuUsed, verified, peaks, heapAfterGcMb, reads: null, note });
 }

@@ -21,12 +21,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
-import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema, type ObraConfig } from '../../src/config/schema.js';
-import type { AgentCallRecord, DecisionReport, IterationSummary, TaskSpec, ValidationVerdict } from '../../src/core/types.js';
-import { directSteps } from '../direct-steps.js';
+import type { TaskSpec } from '../../src/core/types.js';
+import { langgraphPipeline, type PipelineState } from '../langgraph-pipeline.js';
 import { buildMachines, runTask } from '../../src/index.js';
 import { retryPolicyFromConfig } from '../../src/agents/retry-policy.js';
 import { assign, createActor, fromPromise, setup } from 'xstate';
@@ -123,67 +121,22 @@ async function langgraph(iterations: number): Promise<Row & { synchronous: strin
   const dir = mkdtempSync(join(tmpdir(), 'obra-bench-langgraph-'));
   const config = configFor(iterations);
   const agent = instantAgent();
-  const step = directSteps(config, agent);
   const task: TaskSpec = { text: TASK_TEXT, workdir: dir, checks: [], requiredMarkers: [] };
   const sessionId = '8f0c6f0e-4d7a-4c55-9d59-1a2b3c4d5e6f';
-
-  const State = Annotation.Root({
-    index: Annotation<number>,
-    history: Annotation<IterationSummary[]>,
-    feedback: Annotation<string | null>,
-    context: Annotation<string>,
-    prompt: Annotation<string>,
-    attempts: Annotation<number>,
-    call: Annotation<AgentCallRecord | null>,
-    validation: Annotation<ValidationVerdict | null>,
-    quality: Annotation<unknown>,
-    confidence: Annotation<unknown>,
-    decision: Annotation<DecisionReport | null>,
-  });
-  type S = typeof State.State;
-  const graph = new StateGraph(State)
-    .addNode('building', async (s: S) => ({ context: await step<string>('buildContext', { task, index: s.index, history: s.history, feedback: s.feedback }) }))
-    .addNode('prompting', async (s: S) => ({ prompt: await step<string>('generatePrompt', { task, index: s.index, context: s.context }) }))
-    .addNode('awaitingAgent', async (s: S) => ({
-      attempts: s.attempts + 1,
-      call: await step<AgentCallRecord>('callAgent', { runId: 'lg', index: s.index, attempt: s.attempts + 1, prompt: s.prompt, sessionId, mode: 'resume', workdir: dir }),
-    }))
-    .addNode('retryingSessionLock', async () => ({}))
-    .addNode('validating', async (s: S) => ({ validation: await step<ValidationVerdict>('validateResponse', { task, call: s.call }) }))
-    .addNode('scoring', async (s: S) => {
-      const scored = await step<{ quality: unknown; confidence: unknown }>('scoreResponse', { task, index: s.index, call: s.call, validation: s.validation, history: s.history });
-      return { quality: scored.quality, confidence: scored.confidence };
-    })
-    .addNode('deciding', async (s: S) => ({
-      decision: await step<DecisionReport>('decide', { task, index: s.index, validation: s.validation, quality: s.quality, confidence: s.confidence, history: s.history }),
-    }))
-    .addNode('persisting', async (s: S) => {
-      const summary = { index: s.index, decision: s.decision!.decision, quality: 0, confidence: 0, answerExcerpt: (s.validation?.answer ?? '').slice(0, 400), feedback: s.decision!.feedback, failingChecks: [], validationCodes: s.validation?.codes ?? [] } as unknown as IterationSummary;
-      return { index: s.index + 1, attempts: 0, history: [...s.history, summary].slice(-config.context.history_window), feedback: s.decision!.feedback };
-    })
-    .addEdge(START, 'building')
-    .addEdge('building', 'prompting')
-    .addEdge('prompting', 'awaitingAgent')
-    .addConditionalEdges('awaitingAgent', (s: S) => (s.call?.outcome.kind === 'sessionBusy' ? 'retryingSessionLock' : 'validating'), ['retryingSessionLock', 'validating'])
-    .addEdge('retryingSessionLock', 'awaitingAgent')
-    .addEdge('validating', 'scoring')
-    .addEdge('scoring', 'deciding')
-    .addEdge('deciding', 'persisting')
-    .addEdge('persisting', END);
-  const checkpointer = SqliteSaver.fromConnString(join(dir, 'checkpoints.db'));
-  const app = graph.compile({ checkpointer });
+  // One iteration per invocation, on one session.
+  const { app, pragma } = langgraphPipeline({ config, agent, task, dir, loop: false, mode: () => 'resume' });
   const thread = { configurable: { thread_id: 'bench' } };
   gc();
   const started = performance.now();
-  let state: Partial<S> = { index: 1, history: [], feedback: null, attempts: 0, call: null, validation: null, decision: null };
+  let state: Partial<PipelineState> = { runId: 'lg', sessionId, index: 1, history: [], feedback: null, attempts: 0, call: null, validation: null, decision: null, decisions: [] };
   for (let i = 0; i < iterations; i++) {
     state = await app.invoke(i === 0 ? state : { index: state.index! }, thread);
   }
   const ms = performance.now() - started;
   gc();
   const memory = process.memoryUsage();
-  const synchronous = String((checkpointer as unknown as { db: { pragma(p: string, o: object): unknown } }).db.pragma('synchronous', { simple: true }));
-  const journalMode = String((checkpointer as unknown as { db: { pragma(p: string, o: object): unknown } }).db.pragma('journal_mode', { simple: true }));
+  const synchronous = pragma('synchronous');
+  const journalMode = pragma('journal_mode');
   if (state.index !== iterations + 1) throw new Error(`LangGraph run ended at index ${state.index}`);
   rmSync(dir, { recursive: true, force: true });
   return {
