@@ -8,6 +8,7 @@ export interface CommonFlags {
   config?: string;
   db?: string;
   agentBin?: string;
+  engine?: string;
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;

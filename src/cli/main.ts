@@ -74,8 +74,15 @@ const answer = common(
       'grant the agent a Claude Code permission rule for the rest of the run, e.g. Write or "Bash(npm run lint:*)" (repeatable)',
       collect,
       [] as string[],
-    ),
-).action(async (runId: string, text: string | undefined, flags: CommonFlags & { allow: string[] }) => (await drive()).answer(runId, text ?? '', flags));
+    )
+    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
+).action(async (runId: string, text: string | undefined, flags: CommonFlags & { allow: string[] }) => {
+  const config = (await import('./config-from.js')).configFrom(flags);
+  if (config.engine !== 'restate') return (await drive()).answer(runId, text ?? '', flags);
+  if (!text?.trim() && !flags.allow.length) throw new UserError('the answer is empty — write what the agent should do next, or grant what it was refused with --allow "<rule>"');
+  const event = { type: 'HUMAN_ANSWER' as const, answer: text ?? '', ...(flags.allow.length ? { allow: flags.allow } : {}) };
+  return (await import('./restate.js')).sendRemote(runId, event, config, flags);
+});
 
 common(program.command('runs').description('list the runs in the store')).action(async (flags: CommonFlags) => {
   const [{ listRuns, printRunTable }, storeDir] = await Promise.all([import('./runs.js'), storeDirOf(flags)]);

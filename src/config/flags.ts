@@ -5,6 +5,8 @@ import { parseScalar, setPath, type ConfigLayers } from './load.js';
 export interface ConfigFlags {
   db?: string;
   agentBin?: string;
+  /** `--engine local|restate`. */
+  engine?: string;
   /** `--set key=value`, repeatable. */
   set?: string[];
 }
@@ -25,6 +27,7 @@ export function flagLayer(flags: ConfigFlags, extra: Record<string, { value: unk
   for (const { path, raw } of parseSetFlags(flags.set ?? [])) set(path, parseScalar(raw), `--set ${path}`);
   set('store.dir', flags.db, '--db');
   set('agent.local.command', flags.agentBin, '--agent-bin');
+  set('engine', flags.engine, '--engine');
   for (const [path, { value, flag }] of Object.entries(extra)) set(path, value, flag);
   return { values, names };
 }

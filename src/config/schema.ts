@@ -222,6 +222,18 @@ export const configSchema = z.strictObject({
       concurrency: wholeNumber(1).max(1000, 'must be at most 1000').default(4),
     })
     .prefault({}),
+  /** Where tasks run: `local` (a store folder on this machine) or `restate` (a Restate server; `obra worker`s drive them). */
+  engine: z.enum(['local', 'restate'], { error: 'expected local or restate' }).default('local'),
+  restate: z
+    .strictObject({
+      /** Restate's ingress, where Obra's services are called (`obra restate up` prints it). */
+      ingress_url: z.url({ error: 'expected a URL such as http://127.0.0.1:8080' }).default('http://127.0.0.1:8080'),
+      /** Restate's admin API, where `obra worker` registers its services. */
+      admin_url: z.url({ error: 'expected a URL such as http://127.0.0.1:9070' }).default('http://127.0.0.1:9070'),
+      /** A worker renews its hold on a task this often over; a worker silent this long loses its tasks to others. */
+      lease_seconds: z.number({ error: 'expected a number of seconds' }).min(1, 'must be at least 1').max(3600, 'must be at most 3600').default(15),
+    })
+    .prefault({}),
 });
 
 export type ObraConfig = z.infer<typeof configSchema>;

@@ -150,6 +150,11 @@ export interface AgentCallRecord {
   usage?: UsageStatus | null;
   /** The tool uses the CLI refused during the call (no permission rule allowed them). */
   permissionDenials?: PermissionDenial[];
+  /**
+   * How the session's conversation got to this machine, when a task moved between workers: its transcript
+   * restored, or (none to be had) a fresh session that goes on from Obra's own context.
+   */
+  session?: { restored: boolean; note: string };
 }
 
 /** A `rate_limit_event` of stream-json: how close the account is to its usage limit. */

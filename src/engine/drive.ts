@@ -6,7 +6,7 @@ import type { RunStatus } from '../core/types.js';
 import { pendingEffectsOf } from '../persisted/snapshot.js';
 import { burstTime } from './clock.js';
 import type { EngineEvent } from './events.js';
-import type { CommitStats, EngineHost } from './host.js';
+import type { CommitStats, EngineHost, RunOutcome } from './host.js';
 import { buildMachines } from './machines.js';
 import { ProgressObserver } from './progress.js';
 import { TransitionRecorder, type Durability } from './recorder.js';
@@ -189,19 +189,28 @@ export class TaskDrive {
   private finish(status: RunStatus, reason: string, question: string | null = null): void {
     if (this.status !== 'running') return;
     const recorder = this.recorder!;
+    // An interruption is written and synced now (the process may be on its way out); any other end is made
+    // durable by settle() with the disk waited for off the event loop.
     if (status === 'interrupted') recorder.marker({ type: 'obra.interrupted', reason });
-    else recorder.commit(true);
     // The journal failed while finishing: abandon() has taken over.
     if (this.status !== 'running') return;
     const sessionId = (this.actor!.getSnapshot() as { context: TaskContext }).context.sessionId;
     this.stop();
+    void this.settle({ status, reason, question, sessionId });
+  }
+
+  /** The journal durable to its last line (the disk waited for off the event loop), then the run's status. */
+  private async settle(outcome: RunOutcome): Promise<void> {
+    const recorder = this.recorder!;
     let result: RunResult;
     try {
-      result = this.host.run.settle({ status, reason, question, sessionId });
+      if (!(await recorder.commitDurably())) throw recorder.failure ?? new Error('the journal could not be written');
+      result = await this.host.run.settle(outcome);
     } catch (error) {
       this.abandoned(error as Error);
       return;
     }
+    const { status, reason } = outcome;
     this.status = 'settled';
     this.emit({ type: 'run-finished', runId: this.host.run.runId, status, reason });
     this.resolve(result);

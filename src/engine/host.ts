@@ -43,7 +43,7 @@ export interface RunPort {
    */
   saveIteration(record: IterationRecord): boolean | Promise<boolean>;
   /** Makes the records durable, writes how the run stands, lets the run go, and says what it looks like now. */
-  settle(outcome: RunOutcome): RunResult;
+  settle(outcome: RunOutcome): RunResult | Promise<RunResult>;
   /** Lets the run go without writing anything more (its storage failed): it stays resumable. */
   abandon(): void;
 }
@@ -65,6 +65,12 @@ export interface JournalPort {
   marker(at: number, event: JournalEvent): number;
   readonly hasPending: boolean;
   commit(sync: boolean): CommitStats;
+  /**
+   * `commit(true)` whose wait for the disk leaves the event loop free (the files host: fdatasync in libuv's
+   * thread pool), so a process driving many tasks goes on with the others meanwhile. Optional: without it the
+   * core calls `commit(true)`.
+   */
+  commitInBackground?(): Promise<CommitStats>;
   /** After a restore the core knows no previous entry: the next one is written whole. */
   restart(): void;
 }

@@ -144,7 +144,10 @@ export class TransitionRecorder {
     // promise, a timer or a person); the others go with the next commit, at the latest before the next effect.
     if (!this.scheduled && (this.mustSync || this.options.durability === 'strict')) {
       this.scheduled = true;
-      queueMicrotask(() => this.commit(false));
+      queueMicrotask(() => {
+        if (this.mustSync && this.inBackground) void this.commitDurably();
+        else this.commit(false);
+      });
     }
     return { ...step, at };
   }
@@ -188,6 +191,35 @@ export class TransitionRecorder {
     return true;
   }
 
+  /** Whether durable commits can wait for the disk off the event loop (`transition`, on a host that can). */
+  private get inBackground(): boolean {
+    return this.options.durability !== 'strict' && this.journal.commitInBackground !== undefined;
+  }
+
+  /**
+   * Writes what the engine did since the last commit and resolves once everything written is durable. The wait
+   * for the disk leaves the event loop when the host can (other tasks of the process go on meanwhile); under
+   * `strict`, or on a host that cannot, it is `commit(true)`. Resolves false once the journal has failed.
+   */
+  async commitDurably(): Promise<boolean> {
+    if (this.failed) return false;
+    if (!this.inBackground) return this.commit(true);
+    this.scheduled = false;
+    this.mustSync = false;
+    try {
+      const stats = await this.journal.commitInBackground!();
+      if (stats.lines || stats.synced) this.options.onCommit?.(stats, this.encodeMs);
+      this.encodeMs = 0;
+    } catch (error) {
+      if (!this.failed) {
+        this.failed = error as Error;
+        this.options.onFailure?.(this.failed);
+      }
+      return false;
+    }
+    return !this.failed;
+  }
+
   /**
    * What an invoked actor awaits before it starts working. Before it touches the store (the iteration record)
    * the lines so far are written; before it acts outside the process they are made durable (write-ahead).
@@ -198,7 +230,7 @@ export class TransitionRecorder {
       // Once per effect, let the event loop turn: with an agent that answers in-process, the engine would
       // otherwise run promise after promise and starve signals, timers and the inspector.
       await yieldToEventLoop();
-      return this.commit(true);
+      return this.commitDurably();
     }
     // Let the synchronous burst that started this actor finish, so its inspection events are recorded.
     await null;

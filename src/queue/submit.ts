@@ -121,14 +121,15 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
     const agent = shared.agent ?? agentFromConfig(config);
     // Age orders the queue: a batch's tasks get increasing times (a millisecond apart at least), in file order.
     const first = Date.now();
-    for (const [i, t] of tasks.entries()) {
+    // Many runs written at a time, each waiting for the disk off the event loop (a batch of a thousand is a
+    // thousand folders and durable files).
+    await mapInChunks([...tasks.entries()], 16, async ([i, t]) => {
       const space = spaces[i]!;
       const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
       const input = taskInputOf(runIds[i]!, taskSpec, config);
       const inBatch = t.after === undefined ? null : batchAfter(t.after);
       const now = new Date(Math.max(Date.now(), first + i));
-      store
-        .createRun({
+      await store.createRunInBackground({
           runId: runIds[i]!,
           task: taskSpec,
           createdAt: now.toISOString(),
@@ -138,10 +139,9 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
           agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
           status: 'queued',
           queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space },
-        })
-        .close();
+      });
       written.push(runIds[i]!);
-    }
+    });
   } catch (error) {
     // All or none: what this batch wrote goes again — its runs, then its branches.
     for (const runId of written) rmSync(store.runDir(runId), { recursive: true, force: true });
@@ -179,9 +179,17 @@ function activeFolders(store: RunStore): Map<string, string> {
   return busy;
 }
 
-/** `Promise.all` of `fn` over `items`, `size` at a time (a batch of thousands must not start thousands of gits). */
+/**
+ * `fn` over `items`, `size` at a time (a batch of thousands must not start thousands of gits). A failure is
+ * thrown once the rest of its chunk has ended: nothing is still being written when the caller cleans up.
+ */
 async function mapInChunks<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];
-  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  for (let i = 0; i < items.length; i += size) {
+    const settled = await Promise.allSettled(items.slice(i, i + size).map(fn));
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    out.push(...settled.map((s) => (s as PromiseFulfilledResult<R>).value));
+  }
   return out;
 }

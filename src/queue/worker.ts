@@ -136,13 +136,14 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
   // The store is read in full on start and then at most once per poll; a task settling only walks the list
   // read last (a scan per settle would cost O(tasks) each time: O(tasks²) for a long queue).
   const pollMs = options.pollMs ?? 500;
+  const ended = new Set<string>();
   let pending: Candidate[] = [];
   let scannedAt = -Infinity;
   for (;;) {
     if (signal.aborted) break;
     const fresh = Date.now() - scannedAt >= pollMs;
     if (fresh) {
-      pending = candidates(store, inFlight, passedOver);
+      pending = candidates(store, inFlight, passedOver, ended);
       scannedAt = Date.now();
     }
     let started = 0;
@@ -211,12 +212,14 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
 }
 
 /** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
-function candidates(store: RunStore, inFlight: Map<string, unknown>, passedOver: Set<string>): Candidate[] {
+function candidates(store: RunStore, inFlight: Map<string, unknown>, passedOver: Set<string>, ended: Set<string>): Candidate[] {
   const found: Candidate[] = [];
   for (const runId of store.listRunIds()) {
-    if (inFlight.has(runId) || passedOver.has(runId)) continue;
+    if (inFlight.has(runId) || passedOver.has(runId) || ended.has(runId)) continue;
     try {
       const { file, status } = store.peekStatus(runId);
+      // A run that ended is never driven again: later looks do not read it (a long queue is mostly ended runs).
+      if (isFinalStatus(status)) ended.add(runId);
       if (status !== 'queued' && status !== 'interrupted') continue;
       found.push({ runId, file, status, priority: file.queue?.priority ?? 0, since: file.queue?.submittedAt ?? file.createdAt });
     } catch {

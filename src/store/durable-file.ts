@@ -20,7 +20,9 @@ import { UserError } from '../core/errors.js';
  */
 export type StoreFs = Pick<
   typeof nodeFs,
-  'openSync' | 'closeSync' | 'writeSync' | 'fdatasyncSync' | 'fsyncSync' | 'ftruncateSync' | 'fstatSync' | 'readSync' | 'readFileSync' | 'renameSync' | 'rmSync'
+  | 'openSync' | 'closeSync' | 'writeSync' | 'fdatasyncSync' | 'fsyncSync' | 'ftruncateSync' | 'fstatSync' | 'readSync' | 'readFileSync' | 'renameSync' | 'rmSync'
+  // The callback forms, for the writes a drive makes while other tasks go on (their waits leave the event loop).
+  | 'open' | 'close' | 'write' | 'fdatasync' | 'fsync' | 'rename'
 >;
 
 export const defaultStoreFs: StoreFs = nodeFs;
@@ -78,6 +80,11 @@ export class DurableJsonFile<T> implements SyncAdapter<T> {
   write(data: T): void {
     writeFileDurably(this.path, JSON.stringify(data), this.fs);
   }
+
+  /** `write`, waiting for the disk off the event loop. */
+  writeInBackground(data: T): Promise<void> {
+    return writeFileDurablyAsync(this.path, JSON.stringify(data), this.fs);
+  }
 }
 
 /** Replaces `path` atomically and durably; on failure the old file is intact and the temp file removed. */
@@ -99,6 +106,48 @@ export function writeFileDurably(path: string, text: string, fs: StoreFs = defau
   }
 }
 
+/**
+ * `writeFileDurably` off the event loop: the same steps, each in libuv's thread pool, so a process driving many
+ * tasks goes on with the others while this file's data and folder are flushed.
+ */
+export async function writeFileDurablyAsync(path: string, text: string, fs: StoreFs = defaultStoreFs): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const call = callbacks(fs);
+  try {
+    const fd = await call.open(temp, 'w');
+    try {
+      await call.write(fd, text);
+      await call.fdatasync(fd);
+    } finally {
+      await call.close(fd);
+    }
+    await call.rename(temp, path);
+    const dirFd = await call.open(dirname(path), 'r');
+    try {
+      await call.fsync(dirFd);
+    } finally {
+      await call.close(dirFd);
+    }
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw storeIoError(error, path, 'write');
+  }
+}
+
+/** The seam's callback calls as promises. */
+function callbacks(fs: StoreFs) {
+  const done = <T>(run: (cb: (error: NodeJS.ErrnoException | null, value?: T) => void) => void) =>
+    new Promise<T>((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
+  return {
+    open: (path: string, flags: string) => done<number>((cb) => fs.open(path, flags, cb)),
+    write: (fd: number, text: string) => done<number>((cb) => fs.write(fd, text, cb)),
+    fdatasync: (fd: number) => done<void>((cb) => fs.fdatasync(fd, cb)),
+    fsync: (fd: number) => done<void>((cb) => fs.fsync(fd, cb)),
+    close: (fd: number) => done<void>((cb) => fs.close(fd, cb)),
+    rename: (from: string, to: string) => done<void>((cb) => fs.rename(from, to, cb)),
+  };
+}
+
 export function syncDirectory(dir: string, fs: StoreFs = defaultStoreFs): void {
   const fd = fs.openSync(dir, 'r');
   try {
@@ -109,17 +158,34 @@ export function syncDirectory(dir: string, fs: StoreFs = defaultStoreFs): void {
 }
 
 /**
+ * Where a journal's lines go: an AppendLog (a file) on this machine, or another host's own storage. `write` hands
+ * lines over so that a crash of this process cannot lose them; `sync` / `syncInBackground` make them durable.
+ */
+export interface LineLog {
+  write(text: string): void;
+  sync(): boolean;
+  syncInBackground(): Promise<boolean>;
+  close(): void;
+  readLines(): { text: string; number: number }[];
+  linesFromEnd(): Iterable<string>;
+}
+
+/**
  * An append-only JSON-lines file. `write` hands a whole line (or several) to the kernel in one write() — a
  * killed process cannot lose it any more — and `sync` makes what was written durable (fdatasync).
  *
- * With `preallocate`, the file is grown ahead of the writes by whole chunks of zeros (made durable once per
- * chunk), and lines are written into that space: an fdatasync then has only data to flush, no change of the
+ * With `preallocate`, the file is grown ahead of the writes by whole chunks of zeros (the first sync after a
+ * growth flushes the new size), and lines are written into that space: an fdatasync then has only data to flush, no change of the
  * file's size, which makes it two to three times cheaper. JSON never holds a NUL byte, so the first NUL marks
  * the end of the data; `close` cuts the unused zeros off again.
  */
-export class AppendLog {
+export class AppendLog implements LineLog {
   private fd: number | null = null;
-  private unsynced = false;
+  /** Writes made, and how many of them are known durable: a sync covers the writes made before it started. */
+  private writes = 0;
+  private syncedWrites = 0;
+  /** The fdatasync in the thread pool, if one is (group commit: a sync asked for meanwhile waits for it first). */
+  private syncing: Promise<void> | null = null;
   /** With preallocation: where the data ends, and how big the file is. */
   private end = 0;
   private allocated = 0;
@@ -133,29 +199,53 @@ export class AppendLog {
     this.fs = options.fs ?? defaultStoreFs;
   }
 
+  /** Opened for appending (preallocated: read-write, created when missing, never truncated). */
+  private get openFlags(): number | string {
+    return this.options.preallocate ? nodeFs.constants.O_RDWR | nodeFs.constants.O_CREAT : 'a+';
+  }
+
   private open(): number {
     if (this.fd !== null) return this.fd;
     try {
-      if (!this.options.preallocate) {
-        const fd = this.fs.openSync(this.path, 'a+');
-        cutTornTail(fd, this.fs);
-        this.fd = fd;
-        return fd;
-      }
-      let fd: number;
-      try {
-        fd = this.fs.openSync(this.path, 'r+');
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-        fd = this.fs.openSync(this.path, 'w+');
-      }
-      this.allocated = this.fs.fstatSync(fd).size;
-      this.end = cleanEnd(fd, this.allocated, this.fs);
-      this.fd = fd;
-      return fd;
+      return this.adopt(this.fs.openSync(this.path, this.openFlags));
     } catch (error) {
       throw storeIoError(error, this.path, 'open for writing');
     }
+  }
+
+  /**
+   * Opens the file now, waiting for the disk off the event loop (creating a file costs a journaled metadata
+   * change): a drive does this as it starts, so its first write does not stop the other tasks of the process.
+   */
+  async openInBackground(): Promise<void> {
+    if (this.fd !== null) return;
+    const fd = await new Promise<number>((resolve, reject) =>
+      this.fs.open(this.path, this.openFlags, (error, opened) => (error ? reject(storeIoError(error, this.path, 'open for writing')) : resolve(opened))),
+    );
+    if (this.fd !== null) this.fs.closeSync(fd);
+    else {
+      try {
+        this.adopt(fd);
+      } catch (error) {
+        throw storeIoError(error, this.path, 'open for writing');
+      }
+    }
+  }
+
+  /** Takes an open descriptor on: a torn last line is cut off, and (preallocated) where the data ends is found. */
+  private adopt(fd: number): number {
+    try {
+      if (!this.options.preallocate) cutTornTail(fd, this.fs);
+      else {
+        this.allocated = this.fs.fstatSync(fd).size;
+        this.end = cleanEnd(fd, this.allocated, this.fs);
+      }
+    } catch (error) {
+      this.fs.closeSync(fd);
+      throw error;
+    }
+    this.fd = fd;
+    return fd;
   }
 
   write(text: string): void {
@@ -169,32 +259,62 @@ export class AppendLog {
         this.fs.writeSync(fd, text, this.end, 'utf8');
         this.end += length;
       }
-      this.unsynced = true;
+      this.writes += 1;
     } catch (error) {
       throw storeIoError(error, this.path, 'append to');
     }
   }
 
-  /** Zeros up to past `needed`, made durable (size and all) now, so later syncs have only data to flush. */
+  /**
+   * Zeros up to past `needed`, in chunks that double with the file (a short run's journal stays small): the
+   * next sync flushes the new size with the data, and the syncs after it have only data to flush.
+   */
   private grow(fd: number, needed: number): void {
-    const step = Math.max(256 * 1024, Math.min(4 * 1024 * 1024, this.allocated));
+    const step = Math.max(32 * 1024, Math.min(4 * 1024 * 1024, this.allocated));
     const target = Math.max(needed, this.allocated + step);
     const zeros = Buffer.alloc(Math.min(1024 * 1024, target - this.allocated));
     for (let at = this.allocated; at < target; at += zeros.length) this.fs.writeSync(fd, zeros, 0, Math.min(zeros.length, target - at), at);
-    this.fs.fsyncSync(fd);
     this.allocated = target;
   }
 
   /** fdatasyncs what was written since the last sync; returns whether there was anything to sync. */
   sync(): boolean {
-    if (!this.unsynced || this.fd === null) return false;
+    if (this.syncedWrites >= this.writes || this.fd === null) return false;
+    const upTo = this.writes;
     try {
       this.fs.fdatasyncSync(this.fd);
-      this.unsynced = false;
+      this.syncedWrites = Math.max(this.syncedWrites, upTo);
       return true;
     } catch (error) {
       throw storeIoError(error, this.path, 'sync');
     }
+  }
+
+  /**
+   * `sync` in libuv's thread pool: the event loop goes on (other tasks' steps) while the disk works. Resolves
+   * once every write made before the call is durable; returns whether there was anything to sync.
+   */
+  async syncInBackground(): Promise<boolean> {
+    const wanted = this.writes;
+    if (this.syncedWrites >= wanted || this.fd === null) return false;
+    while (this.syncedWrites < wanted) {
+      if (this.syncing) {
+        await this.syncing;
+        continue;
+      }
+      const fd = this.fd;
+      if (fd === null) throw storeIoError(new Error('the file was closed before it was synced'), this.path, 'sync');
+      const upTo = this.writes;
+      this.syncing = new Promise<void>((resolve, reject) => this.fs.fdatasync(fd, (error) => (error ? reject(storeIoError(error, this.path, 'sync')) : resolve())))
+        .then(() => {
+          this.syncedWrites = Math.max(this.syncedWrites, upTo);
+        })
+        .finally(() => {
+          this.syncing = null;
+        });
+      await this.syncing;
+    }
+    return true;
   }
 
   append(entry: unknown): void {
@@ -204,14 +324,17 @@ export class AppendLog {
 
   close(): void {
     if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
     try {
       // The zeros ahead of the data are only for a run that is being written: a file at rest is just its lines.
-      if (this.options.preallocate && this.allocated > this.end) this.fs.ftruncateSync(this.fd, this.end);
+      if (this.options.preallocate && this.allocated > this.end) this.fs.ftruncateSync(fd, this.end);
     } catch {
       // Left as it is: readers stop at the first zero anyway.
     }
-    this.fs.closeSync(this.fd);
-    this.fd = null;
+    // A sync still in the thread pool keeps its descriptor until it is done (a reused number would be synced).
+    if (this.syncing) void this.syncing.catch(() => {}).finally(() => this.fs.closeSync(fd));
+    else this.fs.closeSync(fd);
   }
 
   /** The file's complete lines with their 1-based numbers; a last line without its newline was never finished. */

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import type { CommitStats, JournalPort } from '../engine/host.js';
 import type { JournalEntry, JournalEvent, JournalStep } from '../persisted/journal-entry.js';
-import { AppendLog, type StoreFs } from './durable-file.js';
+import { AppendLog, type LineLog, type StoreFs } from './durable-file.js';
 import { SnapshotDecoder, SnapshotEncoder } from './snapshot-codec.js';
 
 /**
@@ -36,7 +36,7 @@ export type { CommitStats, JournalEntry, JournalEvent, JournalStep };
 
 /** The files host's journal: the JournalPort the engine writes, and the reader every command uses. */
 export class Journal implements JournalPort {
-  readonly log: AppendLog;
+  readonly log: LineLog;
   // A whole snapshot at least every 256 lines, whatever happens (a long retry loop); see TransitionRecorder.
   private readonly encoder = new SnapshotEncoder(256);
   private seq: number | null = null;
@@ -44,10 +44,12 @@ export class Journal implements JournalPort {
   private pendingBytes = 0;
 
   constructor(
+    /** The file, or (another host's journal) the words naming it in messages. */
     readonly path: string,
     fs?: StoreFs,
+    log?: LineLog,
   ) {
-    this.log = new AppendLog(path, { preallocate: true, fs });
+    this.log = log ?? new AppendLog(path, { preallocate: true, fs });
   }
 
   /** The last sequence number written (read once from the end of the file). */
@@ -113,6 +115,17 @@ export class Journal implements JournalPort {
       syncMs = performance.now() - t1;
     }
     return { lines, bytes, synced, writeMs, syncMs };
+  }
+
+  /**
+   * `commit(true)` with the fdatasync in libuv's thread pool: the queued lines are written now (a killed process
+   * cannot lose them), and the promise resolves once everything written so far is durable.
+   */
+  async commitInBackground(): Promise<CommitStats> {
+    const written = this.commit(false);
+    const t1 = performance.now();
+    const synced = await this.log.syncInBackground();
+    return { ...written, synced, syncMs: performance.now() - t1 };
   }
 
   /** Starts the next line from a whole snapshot (after a restore, the encoder knows no previous state). */

@@ -8,7 +8,7 @@ import { holderIsAlive, processStart } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
 import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
-import { AppendLog, defaultStoreFs, DurableJsonFile, isNotFound, storeIoError, writeFileDurably, type StoreFs } from './durable-file.js';
+import { AppendLog, defaultStoreFs, DurableJsonFile, isNotFound, storeIoError, writeFileDurably, writeFileDurablyAsync, type StoreFs } from './durable-file.js';
 import { Journal } from './journal.js';
 
 import type { JournalEntry } from '../persisted/journal-entry.js';
@@ -82,31 +82,37 @@ export class RunStore {
   }
 
   createRun(file: NewRun): RunHandle {
-    const dir = this.runDir(file.runId);
-    try {
-      mkdirSync(dir); // fails if it exists: a run is never overwritten
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UserError(`run ${file.runId} already exists in ${this.dir}`);
-      throw storeIoError(error, dir, 'create the run folder');
-    }
+    const dir = this.makeRunDir(file.runId);
     const handle = new RunHandle(dir, this.fs);
     try {
-      handle.create({
-        ...file,
-        version: STORE_VERSION,
-        status: file.status ?? 'running',
-        reason: '',
-        question: null,
-        updatedAt: file.createdAt,
-        finishedAt: null,
-        iterations: 0,
-        totalCostUsd: 0,
-      });
+      handle.create(firstRecord(file));
     } catch (error) {
       rmSync(dir, { recursive: true, force: true }); // our own empty folder: leave nothing half-made behind
       throw error;
     }
     return handle;
+  }
+
+  /** `createRun` waiting for the disk off the event loop: a batch of runs is written many at a time. */
+  async createRunInBackground(file: NewRun): Promise<void> {
+    const dir = this.makeRunDir(file.runId);
+    try {
+      await writeFileDurablyAsync(join(dir, 'run.json'), JSON.stringify(firstRecord(file)), this.fs);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  private makeRunDir(runId: string): string {
+    const dir = this.runDir(runId);
+    try {
+      mkdirSync(dir); // fails if it exists: a run is never overwritten
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UserError(`run ${runId} already exists in ${this.dir}`);
+      throw storeIoError(error, dir, 'create the run folder');
+    }
+    return dir;
   }
 
   openRun(runId: string): RunHandle {
@@ -164,9 +170,26 @@ export interface LockInfo {
   since: string;
 }
 
+/** A new run's record as first written. */
+function firstRecord(file: NewRun): RunFile {
+  return {
+    ...file,
+    version: STORE_VERSION,
+    status: file.status ?? 'running',
+    reason: '',
+    question: null,
+    updatedAt: file.createdAt,
+    finishedAt: null,
+    iterations: 0,
+    totalCostUsd: 0,
+  };
+}
+
 export class RunHandle {
   private readonly db: LowSync<RunFile>;
+  private readonly runFile: DurableJsonFile<RunFile>;
   readonly journal: Journal;
+  private readonly journalLog: AppendLog;
   private readonly iterationLog: AppendLog;
   private lastRecorded: number | null = null;
 
@@ -174,8 +197,10 @@ export class RunHandle {
     readonly dir: string,
     private readonly fs: StoreFs = defaultStoreFs,
   ) {
-    this.db = new LowSync(new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file'), fs), null as unknown as RunFile);
-    this.journal = new Journal(join(dir, 'journal.jsonl'), fs);
+    this.runFile = new DurableJsonFile(join(dir, 'run.json'), runFileSchema, versionAdvice('run file'), fs);
+    this.db = new LowSync(this.runFile, null as unknown as RunFile);
+    this.journalLog = new AppendLog(join(dir, 'journal.jsonl'), { preallocate: true, fs });
+    this.journal = new Journal(this.journalLog.path, fs, this.journalLog);
     this.iterationLog = new AppendLog(join(dir, 'iterations.jsonl'), { fs });
   }
 
@@ -205,6 +230,13 @@ export class RunHandle {
     this.db.write();
   }
 
+  /** `update`, waiting for the disk off the event loop (a worker drives other tasks meanwhile). */
+  async updateInBackground(patch: Partial<RunFile>): Promise<void> {
+    const data = { ...this.db.data, ...patch, updatedAt: new Date().toISOString() };
+    this.db.data = data;
+    await this.runFile.writeInBackground(data);
+  }
+
   /** Every transition, decoded; with `markers`, the engine's own lines (resume, interruption) too. */
   readJournal(options: { markers?: boolean } = {}): JournalEntry[] {
     return [...this.journal.entries(options)];
@@ -232,6 +264,15 @@ export class RunHandle {
 
   syncIterations(): void {
     this.iterationLog.sync();
+  }
+
+  /** Opens the journal for writing, waiting for the disk off the event loop (iterations.jsonl is made by its first record). */
+  async openInBackground(): Promise<void> {
+    await this.journalLog.openInBackground();
+  }
+
+  async syncIterationsInBackground(): Promise<void> {
+    await this.iterationLog.syncInBackground();
   }
 
   /** The finished iterations, in order. */

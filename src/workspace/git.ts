@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
 
@@ -40,6 +42,17 @@ export async function git(cwd: string, args: string[], doing: string): Promise<s
 
 /** The top folder of the repository `dir` is in, or null when it is not in one. */
 export async function repositoryOf(dir: string): Promise<string | null> {
+  // Git finds a repository only through a `.git` in the folder or above it (or through GIT_DIR): with none, the
+  // answer is known without starting a git (a batch of a thousand plain folders would start a thousand).
+  if (!process.env.GIT_DIR && !process.env.GIT_WORK_TREE && !hasDotGitAbove(dir)) return null;
   const result = await tryGit(dir, ['rev-parse', '--show-toplevel']);
   return result.exitCode === 0 ? result.stdout.trim() : null;
+}
+
+/** Whether `dir` or a folder above it holds a `.git` (a folder, or the file a worktree or submodule has). */
+function hasDotGitAbove(dir: string): boolean {
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    if (existsSync(join(at, '.git'))) return true;
+    if (dirname(at) === at) return false;
+  }
 }

@@ -302,7 +302,8 @@ describe('log lines in the seed\'s shape (SimulatedClock)', () => {
     const pending = runTask({ task: 'Add greet(name)', workdir: world.workdir, storeDir: join(world.root, 'store'), config: config(), agent, clock, onEvent: progress.handle });
     let settled = false;
     void pending.then(() => (settled = true));
-    for (let i = 0; i < 200 && !settled; i++) {
+    // The clock moves while the engine runs (its journal waits for the disk off the event loop, in real time).
+    for (let i = 0; i < 20_000 && !settled; i++) {
       await new Promise((r) => setImmediate(r));
       clock.increment(100);
     }

@@ -58,6 +58,45 @@ export function recordingFs(fail: (op: FsOp, path: string, text?: string) => Nod
       touch('truncate', pathOf(fd));
       nodeFs.ftruncateSync(fd, len);
     },
+    // The callback forms (what a drive uses to wait for the disk off the event loop): the same records and faults.
+    open: ((path: nodeFs.PathLike, flags: nodeFs.OpenMode, cb: (error: NodeJS.ErrnoException | null, fd: number) => void) => {
+      const error = fail('open', String(path));
+      if (error) return queueMicrotask(() => cb(error, -1));
+      ops.push({ op: 'open', path: String(path) });
+      nodeFs.open(path, flags, (err, fd) => {
+        if (!err) paths.set(fd, String(path));
+        cb(err, fd);
+      });
+    }) as typeof nodeFs.open,
+    close: ((fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
+      ops.push({ op: 'close', path: pathOf(fd) });
+      paths.delete(fd);
+      nodeFs.close(fd, cb);
+    }) as typeof nodeFs.close,
+    write: ((fd: number, text: string, cb: (error: NodeJS.ErrnoException | null, written: number) => void) => {
+      const error = fail('write', pathOf(fd), text);
+      if (error) return queueMicrotask(() => cb(error, 0));
+      ops.push({ op: 'write', path: pathOf(fd) });
+      nodeFs.write(fd, text, cb);
+    }) as typeof nodeFs.write,
+    fdatasync: ((fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
+      const error = fail('sync', pathOf(fd));
+      if (error) return queueMicrotask(() => cb(error));
+      ops.push({ op: 'sync', path: pathOf(fd) });
+      nodeFs.fdatasync(fd, cb);
+    }) as typeof nodeFs.fdatasync,
+    fsync: ((fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
+      const error = fail('fsync', pathOf(fd));
+      if (error) return queueMicrotask(() => cb(error));
+      ops.push({ op: 'fsync', path: pathOf(fd) });
+      nodeFs.fsync(fd, cb);
+    }) as typeof nodeFs.fsync,
+    rename: ((from: nodeFs.PathLike, to: nodeFs.PathLike, cb: (error: NodeJS.ErrnoException | null) => void) => {
+      const error = fail('rename', String(to));
+      if (error) return queueMicrotask(() => cb(error));
+      ops.push({ op: 'rename', path: String(to) });
+      nodeFs.rename(from, to, cb);
+    }) as typeof nodeFs.rename,
   };
   return { fs, ops };
 }

@@ -19,7 +19,8 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
       .option('--priority <n>', 'higher goes first (default 0)', parseInteger)
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
-      .option('--run-id <id>', 'the run id to use (default: a new one)'),
+      .option('--run-id <id>', 'the run id to use (default: a new one)')
+      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
   ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
     const [{ configFrom }, { submitTasks }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
     if (flags.file && flags.task) throw new UserError('give either --task or --file, not both');
@@ -28,10 +29,12 @@ export function register(program: Command, common: (command: Command) => Command
     const tasks = flags.file
       ? readTasksFile(flags.file)
       : [{ task: flags.task!, checks: flags.check, repo: flags.repo, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId }];
-    const runIds = await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
+    if (config.engine === 'restate' && tasks.some((t) => t.after !== undefined || t.base !== undefined)) throw new UserError('--after and --base are not supported with --engine restate yet');
+    const runIds = config.engine === 'restate' ? await (await import('../restate.js')).submitRemote(tasks, config) : await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
     if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds } : { runId: runIds[0] })}\n`);
     else process.stdout.write(`${runIds.join('\n')}\n`);
-    if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; \`obra work\` drives them, \`obra status\` shows them.\n`);
+    const driver = config.engine === 'restate' ? '`obra worker`' : '`obra work`';
+    if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; ${driver} drives them, \`obra status\` shows them.\n`);
   });
 
   common(
@@ -50,7 +53,30 @@ export function register(program: Command, common: (command: Command) => Command
     .option('--config <file>', 'YAML config file (for store.dir)')
     .option('--json', 'print the lines as JSON')
     .option('--watch', 'keep showing it, redrawn in a terminal (plain lines when not a terminal), until Ctrl-C')
-    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean }) => (await import('../status.js')).showStatus(flags));
+    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)')
+    .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', collect, [] as string[])
+    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[] }) => {
+      const { configFrom } = await import('../config-from.js');
+      if (configFrom(flags).engine === 'restate') return (await import('../restate.js')).statusRemote(flags);
+      return (await import('../status.js')).showStatus(flags);
+    });
+
+  common(
+    program
+      .command('worker')
+      .description('drive tasks queued in Restate (engine restate): serves Obra\'s services to Restate, N tasks at a time, until Ctrl-C')
+      .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', parsePositive)
+      .option('--name <name>', "this worker's name in the runs' records (default: host:pid)")
+      .option('--port <n>', 'the port the services listen on for Restate (default: a free one on 127.0.0.1)', parsePositive),
+  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number }) => (await import('../restate.js')).restateWorker(flags));
+
+  const restate = program.command('restate').description('a local Restate server, to try the distributed engine on one machine');
+  common(
+    restate
+      .command('up')
+      .description('start a single-node Restate server on 127.0.0.1 (its data under the store), until Ctrl-C')
+      .option('--data <dir>', 'where the server keeps its data (default: <store>/restate)'),
+  ).action(async (flags: CommonFlags & { data?: string }) => (await import('../restate.js')).restateUp(flags));
 
   const worktreeCommand = (name: string, description: string) =>
     program

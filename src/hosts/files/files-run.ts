@@ -46,7 +46,8 @@ export class FilesRun implements RunPort {
         throw new UserError(`run ${this.runId} was driven by another process meanwhile (it is ${this.handle.file.status} now); it was not driven again`, 3);
       }
       await this.workspace?.prepare();
-      this.handle.update({ status: 'running', reason: '', question: null, finishedAt: null });
+      await this.handle.openInBackground();
+      await this.handle.updateInBackground({ status: 'running', reason: '', question: null, finishedAt: null });
     } catch (error) {
       this.abandon();
       throw error;
@@ -60,15 +61,17 @@ export class FilesRun implements RunPort {
     return fresh;
   }
 
-  settle(outcome: RunOutcome): RunResult {
+  async settle(outcome: RunOutcome): Promise<RunResult> {
     try {
       // iterations.jsonl is written without syncs of its own: durable now that the run rests.
-      this.handle.syncIterations();
-      this.handle.update({
-        ...outcome,
-        ...this.handle.totalsFromRecords(),
-        finishedAt: isFinalStatus(outcome.status) ? new Date().toISOString() : null,
-      });
+      await Promise.all([
+        this.handle.syncIterationsInBackground(),
+        this.handle.updateInBackground({
+          ...outcome,
+          ...this.handle.totalsFromRecords(),
+          finishedAt: isFinalStatus(outcome.status) ? new Date().toISOString() : null,
+        }),
+      ]);
     } finally {
       this.abandon();
     }

@@ -1,0 +1,126 @@
+import { resolve } from 'node:path';
+import type { TaskEvent } from '../../machines/task.machine.js';
+import type { ObraConfig } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import { RestateClient } from '../hosts/restate/client.js';
+import type { QueueLine } from '../hosts/restate/model.js';
+import { configFrom, type CommonFlags } from './config-from.js';
+
+/**
+ * The CLI on the Restate engine (`engine: restate`, or `--engine restate`): `obra restate up`, `obra worker`,
+ * and `submit`, `status`, `answer`, `pause`, `cancel` against Restate instead of a store folder.
+ */
+
+const urlsOf = (config: ObraConfig) => ({ ingressUrl: config.restate.ingress_url, adminUrl: config.restate.admin_url });
+
+/** A loopback URL's port, to start the local server on what the config says. */
+function portOf(url: string, what: string): number {
+  const parsed = new URL(url);
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname)) throw new UserError(`restate.${what} is ${url}: \`obra restate up\` starts a server on this machine only (127.0.0.1)`);
+  return Number(parsed.port) || 80;
+}
+
+/** `obra restate up`: a local single-node Restate server (data under the store), until Ctrl-C. */
+export async function restateUp(flags: CommonFlags & { data?: string }): Promise<void> {
+  const config = configFrom(flags);
+  const { startLocalRestate } = await import('../hosts/restate/server.js');
+  const dataDir = resolve(flags.data ?? resolve(config.store.dir, 'restate'));
+  const server = await startLocalRestate({ dataDir, ingressPort: portOf(config.restate.ingress_url, 'ingress_url'), adminPort: portOf(config.restate.admin_url, 'admin_url') });
+  process.stdout.write(
+    [
+      `Restate is up (data in ${dataDir}).`,
+      `  ingress  ${server.ingressUrl}`,
+      `  admin    ${server.adminUrl}   (its UI: ${server.adminUrl}/ui)`,
+      'Next, in other terminals: `obra worker` (one or more), `obra submit --engine restate --task "..."`, `obra status --engine restate`.',
+      'Ctrl-C stops the server; the tasks are kept in its data and go on at the next `obra restate up`.',
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((done) => {
+    const stop = () => void server.stop().then(done);
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    server.process.once('exit', (code) => {
+      process.stderr.write(`obra: the Restate server stopped (exit ${code ?? 'signal'})\n`);
+      done();
+    });
+  });
+}
+
+/** `obra worker`: serves Obra's services to Restate and drives its tasks, N at a time, until Ctrl-C. */
+export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number }): Promise<void> {
+  const config = configFrom(flags);
+  const { startRestateWorker } = await import('../hosts/restate/worker.js');
+  const say = (line: string) => {
+    if (!flags.quiet) process.stderr.write(`${line}\n`);
+  };
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++interrupts > 1) process.exit(130);
+    say(`obra worker: ${signal} — stopping; its tasks are let go (another worker, or the next one, takes them on)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const worker = await startRestateWorker({
+    ...urlsOf(config),
+    concurrency: flags.concurrency ?? config.queue.concurrency,
+    leaseMs: config.restate.lease_seconds * 1000,
+    name: flags.name,
+    port: flags.port,
+    signal: controller.signal,
+    onEvent: (runId, event) => {
+      switch (event.type) {
+        case 'registered':
+          return say(`obra worker: serving Obra's services at ${event.uri} (registered with ${config.restate.admin_url})`);
+        case 'claimed':
+          return say(`${runId} ${event.resumed ? 'taken on (epoch ' + event.epoch + ')' : 'started'}`);
+        case 'iteration-done':
+          return say(`${runId} iteration ${event.record.index}: ${event.record.decision} — ${event.record.reason}`);
+        case 'settled':
+          return say(`${runId} ${event.status}: ${event.reason}`);
+        case 'lost':
+          return say(`${runId} let go: ${event.reason}`);
+      }
+    },
+  });
+  say(`obra worker: taking tasks from ${config.restate.ingress_url}, ${flags.concurrency ?? config.queue.concurrency} at a time (Ctrl-C to stop)`);
+  await worker.done;
+}
+
+export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; priority?: number; runId?: string }[], config: ObraConfig): Promise<string[]> {
+  const { submitToRestate } = await import('../hosts/restate/submit.js');
+  return submitToRestate(tasks, { ...urlsOf(config), config });
+}
+
+/** `obra status --engine restate`: a line per task, from the queue's object. */
+export async function statusRemote(flags: { config?: string; json?: boolean; set?: string[] }): Promise<void> {
+  const config = configFrom({ ...flags, engine: 'restate' });
+  const lines = await new RestateClient(urlsOf(config)).queue<QueueLine[]>('list');
+  lines.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(lines.map(({ offeredAt: _offered, ...line }) => line))}\n`);
+    return;
+  }
+  const rows = [['RUN', 'STATUS', 'IT', 'COST', 'WORKER', 'TASK / REASON'], ...lines.map((l) => [l.runId, l.status, String(l.iterations), `$${l.totalCostUsd.toFixed(2)}`, l.worker ?? '-', (l.reason || l.task).slice(0, 70)])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  process.stdout.write(`${rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')}\n`);
+}
+
+/** `obra answer|pause|cancel --engine restate`: the event goes to the task's object (live, or for its next drive). */
+export async function sendRemote(runId: string, event: TaskEvent, config: ObraConfig, flags: { json?: boolean }): Promise<void> {
+  const client = new RestateClient(urlsOf(config));
+  const outcome = await client.task<{ status: string; delivered: string; why?: string }>(runId, 'send', event).catch((error: unknown) => {
+    if ((error as { status?: number }).status === 404) throw new UserError(`no run "${runId}" in Restate at ${config.restate.ingress_url}`);
+    throw error;
+  });
+  const message =
+    outcome.delivered === 'live' ? `${event.type} sent to run ${runId}; its worker acts on it within a few seconds`
+    : outcome.delivered === 'queued' ? `${event.type} kept for run ${runId}; the next worker to take it goes on with it`
+    : outcome.delivered === 'ended' ? `run ${runId} is ${outcome.status}`
+    : `run ${runId} cannot take ${event.type}: ${outcome.why}`;
+  if (flags.json) process.stdout.write(`${JSON.stringify({ runId, ...outcome, message })}\n`);
+  else process.stdout.write(`${message}\n`);
+  if (outcome.delivered === 'refused') process.exitCode = 2;
+}

@@ -1,0 +1,108 @@
+import { UserError } from '../../core/errors.js';
+import { QUEUE_KEY, QUEUE_OBJECT, SESSION_OBJECT, TASK_OBJECT } from './model.js';
+
+/**
+ * Obra's calls to Restate's ingress (`POST <ingress>/<object>/<key>/<handler>`, JSON in and out) and admin API.
+ * Plain HTTP, so the CLI's `status` or `answer` load nothing of the SDK. Every call has a timeout; a refused
+ * call (a TerminalError of a handler) is an error with Restate's own words.
+ */
+
+export interface RestateUrls {
+  ingressUrl: string;
+  adminUrl: string;
+}
+
+/** A call Restate or a handler refused: Restate's own words, and its HTTP status (404 unknown, 409 refused...). */
+export class RestateCallError extends UserError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message, 1);
+  }
+}
+
+export class RestateClient {
+  constructor(
+    readonly urls: RestateUrls,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  task<T>(runId: string, handler: string, input?: unknown): Promise<T> {
+    return this.call(TASK_OBJECT, runId, handler, input);
+  }
+
+  queue<T>(handler: string, input?: unknown): Promise<T> {
+    return this.call(QUEUE_OBJECT, QUEUE_KEY, handler, input);
+  }
+
+  session<T>(sessionId: string, handler: string, input?: unknown): Promise<T> {
+    return this.call(SESSION_OBJECT, sessionId, handler, input);
+  }
+
+  async call<T>(object: string, key: string, handler: string, input?: unknown): Promise<T> {
+    const url = `${this.urls.ingressUrl.replace(/\/$/, '')}/${object}/${encodeURIComponent(key)}/${handler}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: input === undefined ? undefined : JSON.stringify(input),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw unreachable('ingress', this.urls.ingressUrl, error);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      const why = errorText(text) || `HTTP ${response.status}`;
+      if (/service '\w+' not found/.test(why)) throw new RestateCallError(`Obra's services are not registered with Restate at ${this.urls.adminUrl} yet — start \`obra worker\` (it registers them), then try again`, 503);
+      throw new RestateCallError(`${object}/${key}/${handler}: ${why}`, response.status);
+    }
+    return (text ? JSON.parse(text) : null) as T;
+  }
+
+  /** Registers (again, `force`) the deployment at `uri` with the admin API: Restate then sends it the calls. */
+  async register(uri: string): Promise<void> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.urls.adminUrl.replace(/\/$/, '')}/deployments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ uri, force: true }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw unreachable('admin API', this.urls.adminUrl, error);
+    }
+    if (!response.ok) throw new UserError(`Restate refused to register ${uri}: ${errorText(await response.text()) || `HTTP ${response.status}`}`);
+  }
+
+  /** The endpoint the services are registered at now (the latest deployment of ObraTask), or null. */
+  async registeredUri(): Promise<string | null> {
+    const response = await fetch(`${this.urls.adminUrl.replace(/\/$/, '')}/services/${TASK_OBJECT}`, { signal: AbortSignal.timeout(this.timeoutMs) }).catch((error: unknown) => {
+      throw unreachable('admin API', this.urls.adminUrl, error);
+    });
+    if (response.status === 404) return null;
+    const service = (await response.json()) as { deployment_id?: string };
+    if (!service.deployment_id) return null;
+    const deployment = await fetch(`${this.urls.adminUrl.replace(/\/$/, '')}/deployments/${service.deployment_id}`, { signal: AbortSignal.timeout(this.timeoutMs) });
+    if (!deployment.ok) return null;
+    const body = (await deployment.json()) as { uri?: string };
+    return body.uri ?? null;
+  }
+}
+
+function errorText(text: string): string {
+  try {
+    const json = JSON.parse(text) as { message?: string };
+    return json.message ?? text;
+  } catch {
+    return text.trim();
+  }
+}
+
+function unreachable(what: string, url: string, error: unknown): UserError {
+  const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+  return new UserError(`cannot reach Restate's ${what} at ${url} (${cause}) — start it with \`obra restate up\`, or set restate.ingress_url / restate.admin_url`);
+}

@@ -1,0 +1,188 @@
+import type { TaskEvent } from '../../../machines/task.machine.js';
+import type { IterationRecord } from '../../core/types.js';
+import type { RunOutcome, RunPort } from '../../engine/host.js';
+import { viewOf, type RunResult } from '../../engine/run-result.js';
+import { grantedRulesOf, usageLimitWaitOf } from '../../persisted/snapshot.js';
+import type { LineLog } from '../../store/durable-file.js';
+import { Journal } from '../../store/journal.js';
+import type { RestateClient } from './client.js';
+import type { Claimed, Heartbeat, RemoteRun } from './model.js';
+
+/**
+ * A run's journal kept in Restate. Lines are handed over by `write` (kept in this process) and sent, in order,
+ * one batch per `syncInBackground` — which the engine awaits before anything leaves the process and when the
+ * drive ends (write-ahead, as on the files host). A synchronous `sync` cannot wait for the network: it starts
+ * the send, and the next `syncInBackground` waits for it.
+ */
+export class RestateLog implements LineLog {
+  private readonly stored: string[];
+  private pending: string[] = [];
+  private sending: Promise<unknown> = Promise.resolve();
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly send: (lines: string[], lastSeq: number, checkpoint: boolean) => Promise<void>,
+    tail: string[],
+  ) {
+    this.stored = [...tail];
+  }
+
+  write(text: string): void {
+    for (const line of text.split('\n')) if (line) this.pending.push(line);
+  }
+
+  sync(): boolean {
+    void this.syncInBackground().catch(() => {});
+    return false;
+  }
+
+  async syncInBackground(): Promise<boolean> {
+    if (this.failure) throw this.failure;
+    const lines = this.pending;
+    if (!lines.length) {
+      await this.sending;
+      return false;
+    }
+    this.pending = [];
+    this.stored.push(...lines);
+    const last = lines.at(-1)!;
+    const lastSeq = Number(/^\{"seq":(\d+)/.exec(last)?.[1] ?? 0);
+    const checkpoint = lines.some((line) => line.includes(',"k":"c",'));
+    // Batches go one after another: Restate keeps them in the order they were written.
+    this.sending = this.sending.then(() =>
+      this.send(lines, lastSeq, checkpoint).catch((error: unknown) => {
+        this.failure = error as Error;
+        throw error;
+      }),
+    );
+    await this.sending;
+    return true;
+  }
+
+  close(): void {}
+
+  readLines(): { text: string; number: number }[] {
+    return [...this.stored, ...this.pending].map((text, i) => ({ text, number: i + 1 }));
+  }
+
+  *linesFromEnd(): Generator<string> {
+    const all = [...this.stored, ...this.pending];
+    for (let i = all.length - 1; i >= 0; i--) yield all[i]!;
+  }
+}
+
+export interface RestateRunOptions {
+  client: RestateClient;
+  claimed: Claimed;
+  worker: string;
+  leaseMs: number;
+  /** Called when the lease is lost (another worker holds the run now): the drive must stop at once. */
+  onLeaseLost: () => void;
+  workspace?: { afterIteration(record: IterationRecord): Promise<unknown> } | null;
+}
+
+/** A run held by this worker for one drive: its journal and records go to its ObraTask object, fenced by epoch. */
+export class RestateRun implements RunPort {
+  readonly journal: Journal;
+  private readonly log: RestateLog;
+  private readonly client: RestateClient;
+  private readonly epoch: number;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private listeners: ((event: TaskEvent) => void)[] = [];
+  private records: IterationRecord[];
+
+  constructor(private readonly options: RestateRunOptions) {
+    this.client = options.client;
+    this.epoch = options.claimed.epoch;
+    this.records = [...options.claimed.iterations];
+    this.log = new RestateLog(
+      (lines, lastSeq, checkpoint) => this.client.task(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs }),
+      options.claimed.tail,
+    );
+    this.journal = new Journal(`Restate ObraTask/${this.runId}`, undefined, this.log);
+  }
+
+  get runId(): string {
+    return this.options.claimed.run.runId;
+  }
+
+  get where(): string {
+    return `Restate at ${this.client.urls.ingressUrl}`;
+  }
+
+  get run(): RemoteRun {
+    return this.options.claimed.run;
+  }
+
+  /** The lease is renewed a few times per lease period; events sent to the run arrive with the renewals. */
+  begin(): void {
+    const every = Math.max(100, Math.floor(this.options.leaseMs / 3));
+    this.heartbeat = setInterval(() => {
+      this.client
+        .task<Heartbeat>(this.runId, 'heartbeat', { epoch: this.epoch, leaseMs: this.options.leaseMs })
+        .then((beat) => {
+          if (!beat.ok) return this.lost();
+          for (const event of beat.events) for (const listener of this.listeners) listener(event);
+        })
+        .catch(() => {
+          // Restate unreachable for a moment: the lease covers a few missed renewals.
+        });
+    }, every);
+    this.heartbeat.unref();
+  }
+
+  /** Events from people (answer, pause, cancel), as the heartbeats bring them. */
+  control(send: (event: TaskEvent) => void): () => void {
+    this.listeners.push(send);
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== send);
+    };
+  }
+
+  async saveIteration(record: IterationRecord): Promise<boolean> {
+    const fresh = await this.client.task<boolean>(this.runId, 'saveIteration', { epoch: this.epoch, record });
+    if (fresh) this.records.push(record);
+    await this.options.workspace?.afterIteration(record);
+    return fresh;
+  }
+
+  async settle(outcome: RunOutcome): Promise<RunResult> {
+    try {
+      await this.log.syncInBackground();
+      await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome });
+    } finally {
+      this.abandon();
+    }
+    return this.result(outcome);
+  }
+
+  abandon(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.listeners = [];
+  }
+
+  private lost(): void {
+    this.abandon();
+    this.options.onLeaseLost();
+  }
+
+  private result(outcome: RunOutcome): RunResult {
+    const latest = this.journal.latest().entry?.snapshot ?? null;
+    const waiting = usageLimitWaitOf(latest);
+    return {
+      runId: this.runId,
+      status: outcome.status,
+      reason: outcome.reason,
+      task: this.run.task.text,
+      workdir: this.run.task.workdir,
+      sessionId: outcome.sessionId,
+      iterations: this.records.map(viewOf),
+      totalCostUsd: this.records.reduce((sum, r) => sum + r.costUsd, 0),
+      question: outcome.question,
+      store: this.where,
+      granted: grantedRulesOf(latest),
+      waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
+    };
+  }
+}

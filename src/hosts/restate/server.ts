@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { arch, platform } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../../core/errors.js';
+
+/**
+ * A local Restate server started from the npm package `@restatedev/restate-server` (its binary ships in the
+ * platform package; nothing is downloaded at run time). The server is not one of Obra's dependencies — it is a
+ * 216 MB binary under the BSL 1.1 that single-machine users never need — so it is looked for, in order:
+ * OBRA_RESTATE_SERVER, the project's node_modules, Obra's own `.cache/restate-server/<version>/` (where
+ * `scripts/install-restate-server.mjs` puts it for the tests), and `restate-server` on PATH.
+ */
+
+export const RESTATE_SERVER_VERSION = '1.7.12';
+export const INSTALL_COMMAND = `npm install --no-save @restatedev/restate-server@${RESTATE_SERVER_VERSION}`;
+
+const platformPackage = () => `@restatedev/restate-server-${platform()}-${arch()}`;
+
+export function findRestateServer(): string | null {
+  const fromEnv = process.env.OBRA_RESTATE_SERVER;
+  if (fromEnv) return existsSync(fromEnv) ? fromEnv : null;
+  const roots = [process.cwd(), resolve(dirname(fileURLToPath(import.meta.url)), '../../..')];
+  for (const root of roots) {
+    try {
+      const bin = join(dirname(createRequire(join(root, 'package.json')).resolve(`${platformPackage()}/package.json`)), 'bin', 'restate-server');
+      if (existsSync(bin)) return bin;
+    } catch {
+      // not installed there
+    }
+    const cached = join(root, '.cache', 'restate-server', RESTATE_SERVER_VERSION, 'node_modules', platformPackage(), 'bin', 'restate-server');
+    if (existsSync(cached)) return cached;
+  }
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const bin = join(dir, 'restate-server');
+    if (dir && existsSync(bin)) return bin;
+  }
+  return null;
+}
+
+export interface LocalRestate {
+  ingressUrl: string;
+  adminUrl: string;
+  process: ChildProcess;
+  /** Stops the server (SIGTERM, then SIGKILL after a grace period). */
+  stop(): Promise<void>;
+}
+
+export interface LocalRestateOptions {
+  /** The server's data (its base dir): kept between starts, so tasks survive a restart of the server. */
+  dataDir: string;
+  ingressPort?: number;
+  adminPort?: number;
+  nodePort?: number;
+  /** Extra TOML for the node (a cluster's metadata addresses, replication...). */
+  toml?: string;
+  nodeName?: string;
+  /** The server's output goes here (default: `<dataDir>/server.log`). */
+  logFile?: string;
+}
+
+/** Starts a single-node server on loopback and waits until its admin API and ingress answer. */
+export async function startLocalRestate(options: LocalRestateOptions): Promise<LocalRestate> {
+  const bin = findRestateServer();
+  if (!bin) throw new UserError(`the Restate server is not installed — install it with: ${INSTALL_COMMAND} (or set OBRA_RESTATE_SERVER to its binary)`);
+  mkdirSync(options.dataDir, { recursive: true });
+  const [ingressPort, adminPort, nodePort] = [options.ingressPort ?? (await freePort()), options.adminPort ?? (await freePort()), options.nodePort ?? (await freePort())];
+  const config = join(options.dataDir, 'obra-restate.toml');
+  writeFileSync(
+    config,
+    [
+      `node-name = "${options.nodeName ?? 'obra-local'}"`,
+      `bind-port = ${nodePort}`,
+      options.toml ?? '',
+      '[admin]',
+      `bind-port = ${adminPort}`,
+      '[ingress]',
+      `bind-port = ${ingressPort}`,
+      '',
+    ].join('\n'),
+  );
+  const log = openSync(options.logFile ?? join(options.dataDir, 'server.log'), 'a');
+  const child = spawn(bin, ['--config-file', config, '--base-dir', options.dataDir, '--bind-ip', '127.0.0.1', '--listen-mode', 'tcp', '--no-logo'], {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, RESTATE_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: '1' },
+  });
+  const server: LocalRestate = {
+    ingressUrl: `http://127.0.0.1:${ingressPort}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    process: child,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  let exitCode: number | null = null;
+  child.once('exit', (code) => (exitCode = code ?? -1));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exitCode !== null) throw new UserError(`the Restate server stopped at start (exit ${exitCode}); see ${options.logFile ?? join(options.dataDir, 'server.log')}`);
+    if ((await answers(`${server.adminUrl}/health`)) && (await answers(`${server.ingressUrl}/restate/health`))) return server;
+    await sleep(100);
+  }
+  await server.stop();
+  throw new UserError(`the Restate server did not answer within 60 s; see ${options.logFile ?? join(options.dataDir, 'server.log')}`);
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolvePort(port));
+    });
+  });
+}

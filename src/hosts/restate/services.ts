@@ -1,0 +1,277 @@
+import './polyfill.js';
+import * as restate from '@restatedev/restate-sdk';
+import type { TaskEvent } from '../../../machines/task.machine.js';
+import { isFinalStatus } from '../../core/statuses.js';
+import type { IterationRecord, RunStatus } from '../../core/types.js';
+import {
+  QUEUE_KEY,
+  QUEUE_OBJECT,
+  queueLineOf,
+  SESSION_OBJECT,
+  TASK_OBJECT,
+  type Claimed,
+  type Heartbeat,
+  type NewRemoteRun,
+  type QueueLine,
+  type RemoteRun,
+  type SavedTranscript,
+  type SessionHold,
+} from './model.js';
+
+/**
+ * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
+ * git runs inside one (Restate aborts a step that outlives its timeouts, and a killed handler leaves its child
+ * processes behind). The work happens in `obra worker` processes, which take tasks from the queue, hold each
+ * with a lease they renew, and write their journal here; an exclusive handler runs one call per key at a time
+ * across the cluster, which is what makes a run's owner, and a session's caller, one at a time.
+ *
+ * Timers are Restate's: a lease is checked by a delayed call to the task itself (never a sleep, which would hold
+ * the task's key for its whole length).
+ */
+
+type Ctx = restate.ObjectContext;
+
+const now = (ctx: Ctx) => ctx.date.now();
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A call from a worker whose lease was taken over (or a run that has no such worker): refused, never retried. */
+function fenced(run: RemoteRun | null, epoch: number): RemoteRun {
+  if (!run) throw new restate.TerminalError('no such run', { errorCode: 404 });
+  if (!run.owner || run.owner.epoch !== epoch) throw new restate.TerminalError(`this worker no longer holds run ${run.runId} (epoch ${epoch}; now ${run.owner ? run.owner.epoch : 'none'})`, { errorCode: 409 });
+  return run;
+}
+
+/** The queue hears of every change of a task's line (one-way: the task never waits for the queue). */
+function tellQueue(ctx: Ctx, run: RemoteRun): void {
+  ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
+}
+
+function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
+  ctx.genericSend({ service: TASK_OBJECT, method: 'checkLease', key: ctx.key, parameter: { epoch }, inputSerde: restate.serde.json, delay: Math.max(50, inMs) });
+}
+
+async function saveRun(ctx: Ctx, run: RemoteRun, at: number): Promise<void> {
+  run.updatedAt = iso(at);
+  ctx.set('run', run);
+  tellQueue(ctx, run);
+}
+
+export const taskObject = restate.object({
+  name: TASK_OBJECT,
+  handlers: {
+    /** A new run, queued. Submitting the same run id twice is refused. */
+    submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
+      if (await ctx.get<RemoteRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
+      const at = await now(ctx);
+      const run: RemoteRun = {
+        ...fresh,
+        status: 'queued',
+        reason: '',
+        question: null,
+        updatedAt: iso(at),
+        finishedAt: null,
+        iterations: 0,
+        totalCostUsd: 0,
+        owner: null,
+        epoch: 0,
+        startEvent: null,
+        inbox: [],
+        journal: { chunks: 0, lastSeq: 0, checkpointChunk: 0 },
+        workers: [],
+      };
+      await saveRun(ctx, run, at);
+      return run;
+    },
+
+    /**
+     * A worker takes the run for a drive, if it can be driven (queued, or interrupted: its last worker stopped
+     * answering). The worker gets a new epoch, its lease, and what it needs to restore the run.
+     */
+    claim: async (ctx: Ctx, input: { worker: string; leaseMs: number }): Promise<Claimed | null> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run || (run.status !== 'queued' && run.status !== 'interrupted')) return null;
+      const at = await now(ctx);
+      run.epoch += 1;
+      run.owner = { worker: input.worker, epoch: run.epoch, leaseUntil: at + input.leaseMs };
+      run.status = 'running';
+      run.reason = '';
+      run.question = null;
+      run.workers = [...run.workers, input.worker];
+      await saveRun(ctx, run, at);
+      scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
+      const tail: string[] = [];
+      for (let n = run.journal.checkpointChunk; n < run.journal.chunks; n++) tail.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+      const iterations = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
+      return { epoch: run.epoch, run, tail, iterations };
+    },
+
+    /** The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot. */
+    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number }): Promise<void> => {
+      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      const n = run.journal.chunks;
+      ctx.set(`j${n}`, input.lines);
+      run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
+      run.owner!.leaseUntil = (await now(ctx)) + input.leaseMs;
+      // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
+      run.startEvent = null;
+      ctx.set('run', run);
+    },
+
+    /** A finished iteration's record, once (a restored `persisting` sends it again). */
+    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord }): Promise<boolean> => {
+      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      const records = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
+      if (records.some((r) => r.index >= input.record.index)) return false;
+      records.push(input.record);
+      ctx.set('iterations', records);
+      run.iterations = records.length;
+      run.totalCostUsd = records.reduce((sum, r) => sum + (r.costUsd ?? 0), 0);
+      await saveRun(ctx, run, await now(ctx));
+      return true;
+    },
+
+    /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
+    heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number }): Promise<Heartbeat> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run?.owner || run.owner.epoch !== input.epoch) return { ok: false, events: [] };
+      run.owner.leaseUntil = (await now(ctx)) + input.leaseMs;
+      const events = run.inbox;
+      run.inbox = [];
+      ctx.set('run', run);
+      return { ok: true, events };
+    },
+
+    /** The drive ended or came to rest: how the run stands, and the run is let go. */
+    settle: async (ctx: Ctx, input: { epoch: number; status: RunStatus; reason: string; question: string | null; sessionId: string | null }): Promise<RemoteRun> => {
+      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      const at = await now(ctx);
+      run.status = input.status;
+      run.reason = input.reason;
+      run.question = input.question;
+      if (input.sessionId) run.sessionId = input.sessionId;
+      run.finishedAt = isFinalStatus(input.status) ? iso(at) : null;
+      run.owner = null;
+      // An event that came after the drive had stopped listening is kept for the next one.
+      if (run.inbox.length && !isFinalStatus(input.status)) {
+        run.startEvent = run.inbox[0]!;
+        run.status = 'queued';
+      }
+      run.inbox = [];
+      await saveRun(ctx, run, at);
+      return run;
+    },
+
+    /** Restate's timer for a lease: a worker that stopped renewing it has lost the run, which is driven again. */
+    checkLease: async (ctx: Ctx, input: { epoch: number }): Promise<void> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run?.owner || run.owner.epoch !== input.epoch) return;
+      const at = await now(ctx);
+      if (at < run.owner.leaseUntil) {
+        scheduleLeaseCheck(ctx, input.epoch, run.owner.leaseUntil - at + 50);
+        return;
+      }
+      run.reason = `worker ${run.owner.worker} stopped answering; another worker continues the run`;
+      run.owner = null;
+      run.status = 'interrupted';
+      await saveRun(ctx, run, at);
+    },
+
+    /**
+     * An event from a person (`obra answer`, `pause`, `cancel`): to the running drive through its next
+     * heartbeat; to a run at rest as the event its next drive starts with (it is queued again).
+     */
+    send: async (ctx: Ctx, event: TaskEvent): Promise<{ status: RunStatus; delivered: 'live' | 'queued' | 'ended' | 'refused'; why?: string }> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run) throw new restate.TerminalError(`no run ${ctx.key}`, { errorCode: 404 });
+      if (isFinalStatus(run.status)) return { status: run.status, delivered: 'refused', why: `it has ended (${run.status})` };
+      const at = await now(ctx);
+      if (run.owner) {
+        run.inbox = [...run.inbox, event];
+        ctx.set('run', run);
+        return { status: run.status, delivered: 'live' };
+      }
+      if (event.type === 'CANCEL' && run.status === 'queued' && run.journal.chunks === 0) {
+        // Never started: nothing to drive to its end.
+        run.status = 'cancelled';
+        run.reason = event.reason ?? 'cancelled before it started';
+        run.finishedAt = iso(at);
+        await saveRun(ctx, run, at);
+        return { status: run.status, delivered: 'ended' };
+      }
+      if (event.type === 'HUMAN_ANSWER' && run.status !== 'escalated') return { status: run.status, delivered: 'refused', why: `it is not waiting for an answer (its status is ${run.status})` };
+      if (event.type === 'PAUSE' && run.status !== 'queued' && run.status !== 'interrupted') return { status: run.status, delivered: 'refused', why: `it is ${run.status}` };
+      run.startEvent = event;
+      run.status = 'queued';
+      await saveRun(ctx, run, at);
+      return { status: run.status, delivered: 'queued' };
+    },
+
+    get: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RemoteRun | null> => (await ctx.get<RemoteRun>('run')) ?? null),
+
+    /** Everything kept of the run: its record, every journal line, its iteration records (show, replay). */
+    everything: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<{ run: RemoteRun; lines: string[]; iterations: IterationRecord[] } | null> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run) return null;
+      const lines: string[] = [];
+      for (let n = 0; n < run.journal.chunks; n++) lines.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+      return { run, lines, iterations: (await ctx.get<IterationRecord[]>('iterations')) ?? [] };
+    }),
+  },
+});
+
+/** How long a task offered to one worker is kept from the others (that worker is claiming it). */
+const OFFER_MS = 5_000;
+
+export const queueObject = restate.object({
+  name: QUEUE_OBJECT,
+  handlers: {
+    upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
+      const lines = (await ctx.get<Record<string, QueueLine>>('tasks')) ?? {};
+      lines[line.runId] = { ...line, offeredAt: line.status === 'queued' || line.status === 'interrupted' ? lines[line.runId]?.offeredAt : undefined };
+      ctx.set('tasks', lines);
+    },
+
+    /** Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. */
+    take: async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
+      const lines = (await ctx.get<Record<string, QueueLine>>('tasks')) ?? {};
+      const at = await ctx.date.now();
+      const open = Object.values(lines)
+        .filter((l) => (l.status === 'queued' || l.status === 'interrupted') && (l.offeredAt === undefined || at - l.offeredAt > OFFER_MS))
+        .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
+        .slice(0, Math.max(0, input.max));
+      for (const line of open) line.offeredAt = at;
+      if (open.length) ctx.set('tasks', lines);
+      return open.map((l) => l.runId);
+    },
+
+    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => Object.values((await ctx.get<Record<string, QueueLine>>('tasks')) ?? {})),
+  },
+});
+
+export const sessionObject = restate.object({
+  name: SESSION_OBJECT,
+  handlers: {
+    /**
+     * Takes the session for one agent call. A later epoch of the same run takes it over (its earlier worker lost
+     * the run's lease: it is gone); anyone else waits. Returns the saved transcript.
+     */
+    acquire: async (ctx: Ctx, input: { runId: string; epoch: number; worker: string }): Promise<SessionHold> => {
+      const holder = await ctx.get<{ runId: string; epoch: number; worker: string }>('holder');
+      if (holder && !(holder.runId === input.runId && holder.epoch <= input.epoch)) return { ok: false, heldBy: `${holder.runId} on ${holder.worker}` };
+      ctx.set('holder', input);
+      return { ok: true, transcript: (await ctx.get<SavedTranscript>('transcript')) ?? null };
+    },
+
+    /** Ends the call: the session is free, and its transcript (when given) saved for whichever worker is next. */
+    release: async (ctx: Ctx, input: { runId: string; epoch: number; transcript: SavedTranscript | null }): Promise<void> => {
+      const holder = await ctx.get<{ runId: string; epoch: number }>('holder');
+      if (!holder || holder.runId !== input.runId || holder.epoch !== input.epoch) return;
+      if (input.transcript) ctx.set('transcript', input.transcript);
+      ctx.clear('holder');
+    },
+
+    holder: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext) => (await ctx.get<{ runId: string; epoch: number; worker: string }>('holder')) ?? null),
+  },
+});
+
+export const OBRA_SERVICES = [taskObject, queueObject, sessionObject];

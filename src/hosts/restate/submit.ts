@@ -1,0 +1,61 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
+import { validateConfig } from '../../config/load.js';
+import type { ObraConfig } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
+import type { TaskSpec } from '../../core/types.js';
+import { agentFromConfig, newRunId, taskInputOf } from '../files/local.js';
+import { RestateCallError, RestateClient, type RestateUrls } from './client.js';
+import type { NewRemoteRun, RemoteRun, RemoteWorkspace } from './model.js';
+
+export interface RestateTask {
+  task: string;
+  /** A folder every worker sees (the same path on each). */
+  repo?: string;
+  checks?: string[];
+  priority?: number;
+  runId?: string;
+}
+
+/** Queues tasks in Restate (`obra submit` with `engine: restate`); returns their run ids, in order. */
+export async function submitToRestate(tasks: RestateTask[], options: RestateUrls & { config?: ObraConfig }): Promise<string[]> {
+  const config = validateConfig(options.config ?? {});
+  const client = new RestateClient(options);
+  const agent = agentFromConfig(config);
+  const first = Date.now();
+  const prepared = tasks.map((t, i) => {
+    if (!t.task.trim()) throw new UserError(`task ${i + 1}: the task is empty — say what the agent should do`);
+    const dir = resolve(t.repo ?? process.cwd());
+    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--repo ${dir} is not a folder — pass a folder every worker can reach`);
+    const runId = t.runId ?? newRunId();
+    const spec: TaskSpec = { text: t.task, workdir: dir, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
+    const input = taskInputOf(runId, spec, config);
+    const at = new Date(first + i).toISOString();
+    const workspace: RemoteWorkspace = { kind: 'dir', path: dir };
+    const run: NewRemoteRun = {
+      runId,
+      task: spec,
+      config: config as unknown as Record<string, unknown>,
+      input: input as unknown as Record<string, unknown>,
+      sessionId: input.sessionId,
+      agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+      createdAt: at,
+      priority: t.priority ?? 0,
+      submittedAt: at,
+      workspace,
+    };
+    return run;
+  });
+  const ids: string[] = [];
+  for (const run of prepared) {
+    try {
+      await client.task<RemoteRun>(run.runId, 'submit', run);
+    } catch (error) {
+      if (error instanceof RestateCallError && error.status === 409) throw new UserError(`run ${run.runId} already exists in Restate — pick another --run-id`);
+      throw error;
+    }
+    ids.push(run.runId);
+  }
+  return ids;
+}

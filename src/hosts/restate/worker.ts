@@ -1,0 +1,219 @@
+import './polyfill.js';
+import * as restate from '@restatedev/restate-sdk';
+import { createServer, type Http2Server, type Http2Session } from 'node:http2';
+import { connect } from 'node:net';
+import { hostname } from 'node:os';
+import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
+import type { Agent } from '../../agents/agent.js';
+import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
+import { configSchema } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
+import type { RunStatus } from '../../core/types.js';
+import { systemClock } from '../../engine/clock.js';
+import { TaskDrive, type DriveStart } from '../../engine/drive.js';
+import type { EngineEvent } from '../../engine/events.js';
+import type { EngineHost } from '../../engine/host.js';
+import type { RunResult } from '../../engine/run-result.js';
+import { restorableSnapshot } from '../../persisted/snapshot.js';
+import { claudeOptionsFromConfig } from '../files/local.js';
+import { RestateClient, type RestateUrls } from './client.js';
+import type { Claimed, RemoteRun } from './model.js';
+import { RestateRun } from './restate-run.js';
+import { OBRA_SERVICES } from './services.js';
+import { SessionCarrier } from './session-carrier.js';
+
+export interface RestateWorkerOptions extends RestateUrls {
+  /** Tasks driven at once by this worker. */
+  concurrency: number;
+  /** How long a task stays this worker's without a renewal (a dead worker's tasks move after this). */
+  leaseMs?: number;
+  /** This worker's name in the runs' records (default: host and pid). */
+  name?: string;
+  /** Where the services listen for Restate (default: a free port on 127.0.0.1). */
+  port?: number;
+  /** The address Restate reaches the services at (default: http://127.0.0.1:<port>). */
+  advertisedUrl?: string;
+  /** How often the queue is looked at when nothing settled meanwhile. */
+  pollMs?: number;
+  /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
+  agent?: (run: RemoteRun) => Agent;
+  signal?: AbortSignal;
+  onEvent?: (runId: string, event: EngineEvent | WorkerNews) => void;
+}
+
+export type WorkerNews =
+  | { type: 'registered'; uri: string }
+  | { type: 'claimed'; runId: string; epoch: number; resumed: boolean }
+  | { type: 'settled'; runId: string; status: RunStatus; reason: string }
+  | { type: 'lost'; runId: string; reason: string };
+
+export interface RestateWorker {
+  /** The URL Restate calls the services at. */
+  readonly uri: string;
+  /** Resolves when the worker has stopped (its signal aborted) and its drives have let their runs go. */
+  readonly done: Promise<RunResult[]>;
+}
+
+/**
+ * `obra worker`: serves Obra's Restate services (and registers them with the admin API), then takes tasks from
+ * the queue and drives each with the engine core on a Restate host — the same statecharts as a local run.
+ * A run is this worker's while it renews its lease; if the worker dies, the lease runs out, Restate's timer marks
+ * the run interrupted, and another worker takes it on from its journal, with its session's transcript.
+ *
+ * Restate sends calls to the latest registered deployment only (it does not balance between them): every worker
+ * registers itself, and a worker that finds the registered one unreachable registers itself again.
+ */
+export async function startRestateWorker(options: RestateWorkerOptions): Promise<RestateWorker> {
+  const client = new RestateClient(options);
+  const leaseMs = options.leaseMs ?? 15_000;
+  const name = options.name ?? `${hostname()}:${process.pid}`;
+  const controller = new AbortController();
+  const signal = controller.signal;
+  options.signal?.addEventListener('abort', () => controller.abort(), { once: true });
+
+  const endpoint = restate.endpoint();
+  for (const service of OBRA_SERVICES) endpoint.bind(service);
+  const server: Http2Server = createServer(endpoint.http2Handler());
+  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops.
+  const sessions = new Set<Http2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+  });
+  const uri = options.advertisedUrl ?? `http://127.0.0.1:${port}`;
+  try {
+    await client.register(uri);
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+  const news = (event: WorkerNews) => options.onEvent?.('runId' in event ? event.runId : '', event);
+  news({ type: 'registered', uri });
+
+  // The registered endpoint must answer: when it is gone (its worker died), this one takes over.
+  const watchdog = setInterval(() => {
+    void client
+      .registeredUri()
+      .then(async (current) => {
+        if (current === uri || (current && (await reachable(current)))) return;
+        await client.register(uri);
+        news({ type: 'registered', uri });
+      })
+      .catch(() => {});
+  }, 1_000);
+  watchdog.unref();
+
+  const inFlight = new Map<string, { promise: Promise<void>; abort: AbortController }>();
+  const results: RunResult[] = [];
+  let poke = () => {};
+
+  const drive = async (claimed: Claimed) => {
+    const run = claimed.run;
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    const config = configSchema.parse(run.config);
+    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: run.agent.command ?? config.agent.local.command, env: run.agent.env });
+    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env } });
+    const remote = new RestateRun({
+      client,
+      claimed,
+      worker: name,
+      leaseMs,
+      onLeaseLost: () => {
+        news({ type: 'lost', runId: run.runId, reason: 'another worker holds the run now' });
+        abort.abort();
+      },
+    });
+    const host: EngineHost = { run: remote, clock: systemClock, effects: { agent }, control: (send) => remote.control(send) };
+    const { entry, lastSeq } = remote.journal.latest();
+    const event = (run.startEvent ?? undefined) as TaskEvent | undefined;
+    let start: DriveStart;
+    if (entry) {
+      const restorable = restorableSnapshot(entry.snapshot);
+      if (!restorable.ok) throw new UserError(`run ${run.runId}: its last saved state cannot be restored: ${restorable.problem}`);
+      start = { snapshot: restorable.snapshot, fromSeq: lastSeq, event };
+    } else {
+      start = { input: run.input as unknown as TaskInput, event };
+    }
+    news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
+    try {
+      const result = await new TaskDrive(host, start, { config, signal: abort.signal, onEvent: (e) => options.onEvent?.(run.runId, e) }).run();
+      results.push(result);
+      news({ type: 'settled', runId: run.runId, status: result.status, reason: result.reason });
+    } catch (error) {
+      news({ type: 'lost', runId: run.runId, reason: (error as Error).message });
+    } finally {
+      remote.abandon();
+      signal.removeEventListener('abort', stop);
+    }
+  };
+
+  const loop = async () => {
+    const pollMs = options.pollMs ?? 500;
+    while (!signal.aborted) {
+      const free = options.concurrency - inFlight.size;
+      if (free > 0) {
+        let offered: string[] = [];
+        try {
+          offered = await client.queue<string[]>('take', { max: free });
+        } catch {
+          // Restate unreachable for a moment: look again at the next poll.
+        }
+        for (const runId of offered) {
+          if (signal.aborted) break;
+          const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
+          if (!claimed) continue;
+          const abort = new AbortController();
+          const promise = drive(claimed).finally(() => {
+            inFlight.delete(runId);
+            poke();
+          });
+          inFlight.set(runId, { promise, abort });
+        }
+      }
+      await new Promise<void>((wake) => {
+        const timer = setTimeout(done, pollMs);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          poke = () => {};
+          wake();
+        }
+        poke = done;
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    // Stopped: each drive ends interrupted (its run is queued again for another worker) and is let go.
+    await Promise.all([...inFlight.values()].map((f) => f.promise));
+    clearInterval(watchdog);
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const session of sessions) session.destroy();
+    });
+    return results;
+  };
+
+  return { uri, done: loop() };
+}
+
+/** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
+function reachable(url: string): Promise<boolean> {
+  const { hostname: host, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port) || 80, timeout: 1_000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}

@@ -1,0 +1,111 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { RestateClient } from '../../src/hosts/restate/client.js';
+import type { QueueLine, RemoteRun } from '../../src/hosts/restate/model.js';
+import { findRestateServer, INSTALL_COMMAND, startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
+import type { IterationRecord } from '../../src/core/types.js';
+import { CLI, FAKE_CLAUDE, obra } from '../helpers/cli.js';
+
+/**
+ * Real Restate servers for the tests, started and stopped by the tests themselves on loopback. Without the
+ * server installed a suite is skipped with a visible line — except under CI=true, where it fails.
+ */
+export function restateAvailable(suite: string): boolean {
+  if (findRestateServer()) return true;
+  const line = `${suite}: the Restate server is not installed (${INSTALL_COMMAND}, or node scripts/install-restate-server.mjs)`;
+  if (process.env.CI === 'true') throw new Error(`${line} — CI must run this suite`);
+  console.warn(`SKIPPED ${line}`);
+  return false;
+}
+
+export interface Cluster {
+  root: string;
+  server: LocalRestate;
+  client: RestateClient;
+  /** Flags that point the CLI at this server. */
+  flags: string[];
+  log: string;
+}
+
+export async function startCluster(prefix: string): Promise<Cluster> {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const server = await startLocalRestate({ dataDir: join(root, 'restate') });
+  return {
+    root,
+    server,
+    client: new RestateClient(server),
+    flags: ['--set', `restate.ingress_url=${server.ingressUrl}`, '--set', `restate.admin_url=${server.adminUrl}`],
+    log: join(root, 'fake-claude.log'),
+  };
+}
+
+/** A `claude` for one kind of task: fake-claude with its own script (the run keeps the binary it was submitted with). */
+export function agentBin(cluster: Cluster, name: string, env: Record<string, string>): string {
+  const bin = join(cluster.root, `claude-${name}`);
+  const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v.replaceAll("'", "'\\''")}'`);
+  writeFileSync(bin, ['#!/bin/sh', ...exports, `exec ${FAKE_CLAUDE} "$@"`, ''].join('\n'));
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
+/** An `obra worker` process with a home of its own (its own transcripts, as on another machine). */
+export function startWorker(cluster: Cluster, name: string, extra: string[] = []): ResultPromise {
+  const home = join(cluster.root, `home-${name}`);
+  mkdirSync(home, { recursive: true });
+  return execa('node', [CLI, 'worker', '--name', name, ...cluster.flags, ...extra], {
+    cwd: cluster.root,
+    env: { HOME: home, CLAUDE_CONFIG_DIR: join(home, '.claude'), FAKE_CLAUDE_LOG: cluster.log, NO_COLOR: '1' },
+    extendEnv: true,
+    reject: false,
+    all: true,
+  });
+}
+
+export async function submit(cluster: Cluster, task: string, bin: string, extra: string[] = []): Promise<string> {
+  const dir = mkdtempSync(join(cluster.root, 'task-'));
+  const result = await obra(['submit', '--engine', 'restate', '--task', task, '--repo', dir, '--set', `agent.local.command=${bin}`, ...cluster.flags, ...extra], { cwd: cluster.root });
+  if (result.exitCode !== 0) throw new Error(`obra submit failed: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+export const runOf = (cluster: Cluster, runId: string) => cluster.client.task<RemoteRun>(runId, 'get');
+export const everything = (cluster: Cluster, runId: string) => cluster.client.task<{ run: RemoteRun; lines: string[]; iterations: IterationRecord[] }>(runId, 'everything');
+export const queueLines = (cluster: Cluster) => cluster.client.queue<QueueLine[]>('list');
+
+/** Polls until `done` holds (or fails after `timeoutMs`, saying what was last seen). */
+export async function until<T>(what: string, probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (done(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)?.slice(0, 2000)}`);
+}
+
+export interface FakeCall {
+  pid: number;
+  startedAt: number;
+  at: number;
+  cwd: string;
+  argv: string[];
+  session?: string;
+  outcome: string;
+}
+
+export function fakeCalls(cluster: Cluster): FakeCall[] {
+  if (!existsSync(cluster.log)) return [];
+  return readFileSync(cluster.log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as FakeCall);
+}
+
+/** The session a call worked on (its --session-id or --resume). */
+export function sessionOf(call: FakeCall): string | null {
+  const at = call.argv.findIndex((a) => a === '--session-id' || a === '--resume');
+  return at >= 0 ? call.argv[at + 1]! : null;
+}

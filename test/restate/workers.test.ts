@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ResultPromise } from 'execa';
+import { obra } from '../helpers/cli.js';
+import { agentBin, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startCluster, startWorker, submit, until, type Cluster } from './helpers.js';
+
+const CONTINUE = (n: number) => `Step ${n}: split one more part of the parser; all tests pass.\nSTATUS: CONTINUE`;
+const DONE = 'The parser is split and tested; all tests pass.\nSTATUS: DONE';
+
+/**
+ * The Restate engine on a real single-node server: `obra worker` processes take tasks submitted with
+ * `obra submit --engine restate`, drive them with the engine core, and hand them to each other.
+ */
+describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra worker processes on one node', () => {
+  let cluster: Cluster;
+  const workers: ResultPromise[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster('obra-restate-');
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await cluster?.server.stop();
+  });
+
+  it('six tasks on two workers all end done; no session ever has two calls at once; an answer and a cancel go through', async () => {
+    const plain = agentBin(cluster, 'plain', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '300', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), DONE]) });
+    const question = 'Which database should I migrate, Postgres or MySQL?';
+    const asking = agentBin(cluster, 'asking', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '100', FAKE_CLAUDE_REPLIES: JSON.stringify([question, question, question, DONE]) });
+    const slow = agentBin(cluster, 'slow', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), CONTINUE(4), CONTINUE(5), CONTINUE(6), DONE]) });
+
+    // Before any worker: submitting says what to do.
+    const early = await obra(['submit', '--engine', 'restate', '--task', 'Too early', ...cluster.flags], { cwd: cluster.root });
+    expect(early.exitCode).toBe(1);
+    expect(early.stderr).toMatch(/not registered with Restate .* start `obra worker`/);
+
+    workers.push(startWorker(cluster, 'w1', ['--concurrency', '3']), startWorker(cluster, 'w2', ['--concurrency', '3']));
+    await until('a worker to register the services', () => cluster.client.registeredUri(), (uri) => uri !== null);
+    const plainIds: string[] = [];
+    for (let i = 0; i < 4; i++) plainIds.push(await submit(cluster, `Refactor part ${i}`, plain));
+    const askingId = await submit(cluster, 'Migrate the database', asking);
+    const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=10']);
+
+    // The task that asks a question waits for a person; the answer goes in through the ingress.
+    const waiting = await until('the asking task to escalate', () => runOf(cluster, askingId), (r) => r.status === 'escalated');
+    expect(waiting.question).toBeTruthy();
+    const answered = await obra(['answer', askingId, 'Postgres; go on.', '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
+    expect(answered.exitCode, answered.stderr).toBe(0);
+
+    // The slow one is cancelled while a worker drives it.
+    await until('the slow task to run', () => runOf(cluster, slowId), (r) => r.status === 'running' && r.iterations >= 1);
+    const cancelled = await obra(['cancel', slowId, '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
+    expect(cancelled.exitCode, cancelled.stderr).toBe(0);
+
+    const ids = [...plainIds, askingId, slowId];
+    const lines = await until('every task to end', () => queueLines(cluster), (ls) => ids.every((id) => ['done', 'cancelled', 'failed', 'max_iterations'].includes(ls.find((l) => l.runId === id)?.status ?? '')), 90_000);
+    const statusOf = (id: string) => lines.find((l) => l.runId === id)!.status;
+    expect(plainIds.map(statusOf)).toEqual(['done', 'done', 'done', 'done']);
+    expect(statusOf(askingId)).toBe('done');
+    expect(statusOf(slowId)).toBe('cancelled');
+
+    // Both workers drove tasks.
+    const drivers = new Set<string>();
+    for (const id of ids) for (const w of (await runOf(cluster, id)).workers) drivers.add(w);
+    expect([...drivers].sort()).toEqual(['w1', 'w2']);
+
+    // Every plain task did exactly two iterations (proceed, then done), recorded once each.
+    for (const id of plainIds) {
+      const kept = await everything(cluster, id);
+      expect(kept.iterations.map((r) => [r.index, r.decision])).toEqual([[1, 'proceed'], [2, 'done']]);
+    }
+    // The answer reached the prompt of the asking task's next call.
+    const asked = await everything(cluster, askingId);
+    expect(asked.iterations.at(-1)!.decision).toBe('done');
+
+    // No session ever had two calls at once, on any worker (from fake-claude's own log).
+    const calls = fakeCalls(cluster).filter((c) => sessionOf(c));
+    const bySession = new Map<string, typeof calls>();
+    for (const call of calls) bySession.set(sessionOf(call)!, [...(bySession.get(sessionOf(call)!) ?? []), call]);
+    expect(bySession.size).toBe(6);
+    for (const [, list] of bySession) {
+      list.sort((a, b) => a.startedAt - b.startedAt);
+      for (let i = 1; i < list.length; i++) expect(list[i]!.startedAt).toBeGreaterThanOrEqual(list[i - 1]!.at);
+    }
+
+    // `obra status --engine restate` shows them.
+    const status = await obra(['status', '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
+    expect(status.exitCode, status.stderr).toBe(0);
+    const shown = JSON.parse(status.stdout) as { runId: string; status: string }[];
+    expect(ids.every((id) => shown.some((s) => s.runId === id))).toBe(true);
+  }, 180_000);
+});
