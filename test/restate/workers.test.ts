@@ -90,3 +90,65 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     expect(ids.every((id) => shown.some((s) => s.runId === id))).toBe(true);
   }, 180_000);
 });
+
+describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Restate: a worker killed mid-call', () => {
+  let cluster: Cluster;
+  const workers: ResultPromise[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster('obra-restate-failover-');
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await cluster?.server.stop();
+  });
+
+  it('the task goes on on the other worker, in the same session (its transcript restored), nothing lost or done twice', async () => {
+    const bin = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
+    const lease = ['--set', 'restate.lease_seconds=2'];
+    const first = startWorker(cluster, 'first', lease);
+    workers.push(first);
+    await until('the first worker to register', () => cluster.client.registeredUri(), (uri) => uri !== null);
+    const runId = await submit(cluster, 'Split the parser', bin, ['--set', 'task.max_iterations=8']);
+
+    // Killed during its second call (the first iteration is recorded, the second call is in flight).
+    await until('the first iteration', () => runOf(cluster, runId), (r) => r.iterations >= 1 && r.owner?.worker === 'first');
+    await new Promise((r) => setTimeout(r, 500));
+    const killedAt = Date.now();
+    first.kill('SIGKILL');
+    await first.catch(() => {});
+    const second = startWorker(cluster, 'second', lease);
+    workers.push(second);
+
+    const run = await until('the run to end', () => runOf(cluster, runId), (r) => ['done', 'failed', 'cancelled', 'max_iterations', 'escalated'].includes(r.status), 90_000);
+    expect(run.status).toBe('done');
+    expect(run.workers).toEqual(['first', 'second']);
+
+    // Every iteration once, in order, each decided once.
+    const kept = await everything(cluster, runId);
+    expect(kept.iterations.map((r) => [r.index, r.decision])).toEqual([[1, 'proceed'], [2, 'proceed'], [3, 'proceed'], [4, 'done']]);
+    // The journal is one sequence: no number twice, none skipped; the takeover is in it.
+    const seqs = kept.lines.map((line) => (JSON.parse(line) as { seq: number }).seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(kept.lines.some((line) => line.includes('"obra.resume"'))).toBe(true);
+
+    // The same session throughout: the second worker restored its transcript and resumed it.
+    const calls = fakeCalls(cluster).filter((c) => sessionOf(c));
+    expect(new Set(calls.map(sessionOf)).size).toBe(1);
+    const afterKill = calls.filter((c) => c.startedAt > killedAt);
+    expect(afterKill.length).toBeGreaterThan(0);
+    expect(afterKill.every((c) => c.argv.includes('--resume'))).toBe(true);
+    expect(calls.some((c) => c.outcome === 'no-conversation')).toBe(false);
+    const moved = kept.iterations.find((r) => r.agent?.session);
+    expect(moved?.agent?.session).toMatchObject({ restored: true });
+    expect(moved!.agent!.session!.note).toMatch(/restored on second \(saved by first\)/);
+
+    // Never two calls at once on the session; the re-issued call is the only extra one (5 answers for 4 iterations at most).
+    calls.sort((a, b) => a.startedAt - b.startedAt);
+    for (let i = 1; i < calls.length; i++) expect(calls[i]!.startedAt).toBeGreaterThanOrEqual(calls[i - 1]!.at);
+    const answered = calls.filter((c) => c.outcome === 'answer');
+    expect(answered.length).toBeGreaterThanOrEqual(4);
+    expect(answered.length).toBeLessThanOrEqual(5);
+  }, 180_000);
+});
