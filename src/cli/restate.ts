@@ -48,7 +48,7 @@ export async function restateUp(flags: CommonFlags & { data?: string }): Promise
 }
 
 /** `obra worker`: serves Obra's services to Restate and drives its tasks, N at a time, until Ctrl-C. */
-export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number }): Promise<void> {
+export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; workDir?: string }): Promise<void> {
   const config = configFrom(flags);
   const { startRestateWorker } = await import('../hosts/restate/worker.js');
   const say = (line: string) => {
@@ -69,6 +69,7 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
     leaseMs: config.restate.lease_seconds * 1000,
     name: flags.name,
     port: flags.port,
+    workDir: flags.workDir,
     signal: controller.signal,
     onEvent: (runId, event) => {
       switch (event.type) {
@@ -89,7 +90,7 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
   await worker.done;
 }
 
-export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; priority?: number; runId?: string }[], config: ObraConfig): Promise<string[]> {
+export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; runId?: string }[], config: ObraConfig): Promise<string[]> {
   const { submitToRestate } = await import('../hosts/restate/submit.js');
   return submitToRestate(tasks, { ...urlsOf(config), config });
 }

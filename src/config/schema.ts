@@ -232,6 +232,11 @@ export const configSchema = z.strictObject({
       admin_url: z.url({ error: 'expected a URL such as http://127.0.0.1:9070' }).default('http://127.0.0.1:9070'),
       /** A worker renews its hold on a task this often over; a worker silent this long loses its tasks to others. */
       lease_seconds: z.number({ error: 'expected a number of seconds' }).min(1, 'must be at least 1').max(3600, 'must be at most 3600').default(15),
+      /**
+       * Where a worker keeps the checkouts of tasks submitted with --repo-url (`<work_dir>/<runId>`; `~` is the
+       * home folder). The same path on every worker keeps the agent's project folder name the same.
+       */
+      work_dir: z.string().min(1).default('~/.obra/work'),
     })
     .prefault({}),
 });

@@ -64,8 +64,8 @@ export function startWorker(cluster: Cluster, name: string, extra: string[] = []
 }
 
 export async function submit(cluster: Cluster, task: string, bin: string, extra: string[] = []): Promise<string> {
-  const dir = mkdtempSync(join(cluster.root, 'task-'));
-  const result = await obra(['submit', '--engine', 'restate', '--task', task, '--repo', dir, '--set', `agent.local.command=${bin}`, ...cluster.flags, ...extra], { cwd: cluster.root });
+  const where = extra.includes('--repo-url') ? [] : ['--repo', mkdtempSync(join(cluster.root, 'task-'))];
+  const result = await obra(['submit', '--engine', 'restate', '--task', task, ...where, '--set', `agent.local.command=${bin}`, ...cluster.flags, ...extra], { cwd: cluster.root });
   if (result.exitCode !== 0) throw new Error(`obra submit failed: ${result.stderr}`);
   return result.stdout.trim();
 }

@@ -1,5 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ResultPromise } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { obra } from '../helpers/cli.js';
 import { agentBin, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startCluster, startWorker, submit, until, type Cluster } from './helpers.js';
 
@@ -104,13 +106,16 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     await cluster?.server.stop();
   });
 
-  it('the task goes on on the other worker, in the same session (its transcript restored), nothing lost or done twice', async () => {
-    const bin = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
+  it('the task goes on on the other worker, in the same session (its transcript restored) and on its branch, nothing lost or done twice', async () => {
+    // Each call writes a file of its own (the agent's work): the task's branch must end with all of them.
+    const reply = (result: string) => ({ result, files: { 'part-{{turn}}.txt': 'part {{turn}}\n' } });
+    const bin = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([reply(CONTINUE(1)), reply(CONTINUE(2)), reply(CONTINUE(3)), reply(DONE)]) });
+    const remote = await bareRepository(cluster.root);
     const lease = ['--set', 'restate.lease_seconds=2'];
-    const first = startWorker(cluster, 'first', lease);
+    const first = startWorker(cluster, 'first', [...lease, '--work-dir', join(cluster.root, 'work-first')]);
     workers.push(first);
     await until('the first worker to register', () => cluster.client.registeredUri(), (uri) => uri !== null);
-    const runId = await submit(cluster, 'Split the parser', bin, ['--set', 'task.max_iterations=8']);
+    const runId = await submit(cluster, 'Split the parser', bin, ['--set', 'task.max_iterations=8', '--repo-url', remote]);
 
     // Killed during its second call (the first iteration is recorded, the second call is in flight).
     await until('the first iteration', () => runOf(cluster, runId), (r) => r.iterations >= 1 && r.owner?.worker === 'first');
@@ -118,7 +123,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     const killedAt = Date.now();
     first.kill('SIGKILL');
     await first.catch(() => {});
-    const second = startWorker(cluster, 'second', lease);
+    const second = startWorker(cluster, 'second', [...lease, '--work-dir', join(cluster.root, 'work-second')]);
     workers.push(second);
 
     const run = await until('the run to end', () => runOf(cluster, runId), (r) => ['done', 'failed', 'cancelled', 'max_iterations', 'escalated'].includes(r.status), 90_000);
@@ -144,6 +149,16 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     expect(moved?.agent?.session).toMatchObject({ restored: true });
     expect(moved!.agent!.session!.note).toMatch(/restored on second \(saved by first\)/);
 
+    // The branch on the remote holds every iteration's commit, whichever worker made it, and all the work.
+    const branch = `obra/${runId}`;
+    const log = await execa('git', ['-C', remote, 'log', '--format=%s', branch]);
+    const iterationsCommitted = log.stdout.split('\n').map((m) => /iteration (\d+)/.exec(m)?.[1]).filter(Boolean);
+    expect(iterationsCommitted.reverse()).toEqual(['1', '2', '3', '4']);
+    const tree = await execa('git', ['-C', remote, 'ls-tree', '--name-only', branch]);
+    expect(tree.stdout.split('\n').filter((f) => f.startsWith('part-')).sort()).toEqual(['part-1.txt', 'part-2.txt', 'part-3.txt', 'part-4.txt']);
+    // The agent worked in each worker's own checkout.
+    expect(new Set(calls.map((c) => c.cwd))).toEqual(new Set([join(cluster.root, 'work-first', runId), join(cluster.root, 'work-second', runId)]));
+
     // Never two calls at once on the session; the re-issued call is the only extra one (5 answers for 4 iterations at most).
     calls.sort((a, b) => a.startedAt - b.startedAt);
     for (let i = 1; i < calls.length; i++) expect(calls[i]!.startedAt).toBeGreaterThanOrEqual(calls[i - 1]!.at);
@@ -152,3 +167,16 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     expect(answered.length).toBeLessThanOrEqual(5);
   }, 180_000);
 });
+
+/** A bare repository with one commit on main: the "remote" the workers clone (a path: no network). */
+async function bareRepository(root: string): Promise<string> {
+  const seed = mkdtempSync(join(root, 'seed-'));
+  const remote = join(root, 'remote.git');
+  const git = (cwd: string, args: string[]) => execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@localhost', ...args], { cwd });
+  await git(seed, ['init', '--quiet', '--initial-branch=main']);
+  writeFileSync(join(seed, 'README.md'), '# parser\n');
+  await git(seed, ['add', '.']);
+  await git(seed, ['commit', '--quiet', '-m', 'start']);
+  await git(root, ['clone', '--quiet', '--bare', seed, remote]);
+  return remote;
+}

@@ -16,20 +16,22 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--file <tasks.yaml>', 'queue every task of a YAML list (all or none)')
       .option('--check <command>', 'a shell command that must pass for the task to be done (repeatable)', collect, [] as string[])
       .option('--repo <dir>', 'the folder the task works on (default: the current one); in a git repository it gets a worktree of its own')
+      .option('--repo-url <url>', 'engine restate: a git repository the workers clone; the task moves between them with its branch obra/<runId>')
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
       .option('--priority <n>', 'higher goes first (default 0)', parseInteger)
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
       .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
-  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
+  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
     const [{ configFrom }, { submitTasks }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
     if (flags.file && flags.task) throw new UserError('give either --task or --file, not both');
     if (!flags.file && !flags.task?.trim()) throw new UserError('missing --task (or --file): say what the agent should do, e.g. obra submit --task "Add a README"');
     const config = configFrom(flags);
     const tasks = flags.file
       ? readTasksFile(flags.file)
-      : [{ task: flags.task!, checks: flags.check, repo: flags.repo, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId }];
-    if (config.engine === 'restate' && tasks.some((t) => t.after !== undefined || t.base !== undefined)) throw new UserError('--after and --base are not supported with --engine restate yet');
+      : [{ task: flags.task!, checks: flags.check, repo: flags.repo, repoUrl: flags.repoUrl, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId }];
+    if (config.engine === 'restate' && tasks.some((t) => t.after !== undefined)) throw new UserError('--after is not supported with --engine restate yet');
+    if (config.engine !== 'restate' && flags.repoUrl) throw new UserError('--repo-url is for tasks that move between Restate workers: add --engine restate (or use --repo with a local repository)');
     const runIds = config.engine === 'restate' ? await (await import('../restate.js')).submitRemote(tasks, config) : await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
     if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds } : { runId: runIds[0] })}\n`);
     else process.stdout.write(`${runIds.join('\n')}\n`);
@@ -67,8 +69,9 @@ export function register(program: Command, common: (command: Command) => Command
       .description('drive tasks queued in Restate (engine restate): serves Obra\'s services to Restate, N tasks at a time, until Ctrl-C')
       .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', parsePositive)
       .option('--name <name>', "this worker's name in the runs' records (default: host:pid)")
-      .option('--port <n>', 'the port the services listen on for Restate (default: a free one on 127.0.0.1)', parsePositive),
-  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number }) => (await import('../restate.js')).restateWorker(flags));
+      .option('--port <n>', 'the port the services listen on for Restate (default: a free one on 127.0.0.1)', parsePositive)
+      .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)'),
+  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; workDir?: string }) => (await import('../restate.js')).restateWorker(flags));
 
   const restate = program.command('restate').description('a local Restate server, to try the distributed engine on one machine');
   common(

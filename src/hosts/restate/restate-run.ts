@@ -139,10 +139,11 @@ export class RestateRun implements RunPort {
     };
   }
 
+  /** The iteration's work first (a moving task's commit, pushed), then its record: a recorded iteration's work is never lost. */
   async saveIteration(record: IterationRecord): Promise<boolean> {
+    await this.options.workspace?.afterIteration(record);
     const fresh = await this.client.task<boolean>(this.runId, 'saveIteration', { epoch: this.epoch, record });
     if (fresh) this.records.push(record);
-    await this.options.workspace?.afterIteration(record);
     return fresh;
   }
 

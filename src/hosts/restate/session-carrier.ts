@@ -18,6 +18,8 @@ export interface SessionCarrierOptions {
   worker: string;
   /** The environment the CLI runs with (HOME or CLAUDE_CONFIG_DIR say where its transcripts are). */
   env: NodeJS.ProcessEnv;
+  /** The task's folder on this worker (a moving task's checkout), from the folder the machine names. */
+  workdirHere?: (workdir: string) => string;
 }
 
 /**
@@ -58,7 +60,8 @@ export class SessionCarrier implements Agent {
     const { client, runId, epoch, worker } = this.options;
     const hold = await this.acquire(sessionId, request.signal);
     let session: AgentCallRecord['session'];
-    let call = request;
+    let call = { ...request, workdir: this.options.workdirHere?.(request.workdir) ?? request.workdir };
+    request = call;
     try {
       const path = transcriptPath(sessionId, request.workdir, this.options.env);
       if (!existsSync(path) && hold.transcript) {

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
 import { validateConfig } from '../../config/load.js';
 import type { ObraConfig } from '../../config/schema.js';
@@ -13,6 +14,10 @@ export interface RestateTask {
   task: string;
   /** A folder every worker sees (the same path on each). */
   repo?: string;
+  /** A git repository every worker can clone: the task then moves between workers with its branch `obra/<runId>`. */
+  repoUrl?: string;
+  /** What the task's branch starts from (with repoUrl; default: the remote's HEAD). */
+  base?: string;
   checks?: string[];
   priority?: number;
   runId?: string;
@@ -26,13 +31,15 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
   const first = Date.now();
   const prepared = tasks.map((t, i) => {
     if (!t.task.trim()) throw new UserError(`task ${i + 1}: the task is empty — say what the agent should do`);
-    const dir = resolve(t.repo ?? process.cwd());
-    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--repo ${dir} is not a folder — pass a folder every worker can reach`);
+    if (t.repo && t.repoUrl) throw new UserError(`task ${i + 1}: give either --repo or --repo-url, not both`);
+    if (t.base && !t.repoUrl) throw new UserError(`task ${i + 1}: --base needs --repo-url (a repository the workers clone)`);
     const runId = t.runId ?? newRunId();
+    const dir = t.repoUrl ? join(expandHome(config.restate.work_dir), runId) : resolve(t.repo ?? process.cwd());
+    if (!t.repoUrl && !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--repo ${dir} is not a folder — pass a folder every worker can reach, or a repository with --repo-url`);
     const spec: TaskSpec = { text: t.task, workdir: dir, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
     const input = taskInputOf(runId, spec, config);
     const at = new Date(first + i).toISOString();
-    const workspace: RemoteWorkspace = { kind: 'dir', path: dir };
+    const workspace: RemoteWorkspace = t.repoUrl ? { kind: 'git', url: t.repoUrl, branch: `obra/${runId}`, base: t.base ?? null } : { kind: 'dir', path: dir };
     const run: NewRemoteRun = {
       runId,
       task: spec,
@@ -58,4 +65,9 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     ids.push(run.runId);
   }
   return ids;
+}
+
+/** `~/x` as the home folder's x. */
+export function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : resolve(path);
 }

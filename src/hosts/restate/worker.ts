@@ -3,6 +3,7 @@ import * as restate from '@restatedev/restate-sdk';
 import { createServer, type Http2Server, type Http2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
 import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
@@ -15,12 +16,15 @@ import type { EngineEvent } from '../../engine/events.js';
 import type { EngineHost } from '../../engine/host.js';
 import type { RunResult } from '../../engine/run-result.js';
 import { restorableSnapshot } from '../../persisted/snapshot.js';
+import { runChecks } from '../../scoring/checks.js';
 import { claudeOptionsFromConfig } from '../files/local.js';
 import { RestateClient, type RestateUrls } from './client.js';
+import { prepareCheckout, saveToRemote } from './git-workspace.js';
 import type { Claimed, RemoteRun } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
+import { expandHome } from './submit.js';
 
 export interface RestateWorkerOptions extends RestateUrls {
   /** Tasks driven at once by this worker. */
@@ -33,6 +37,8 @@ export interface RestateWorkerOptions extends RestateUrls {
   port?: number;
   /** The address Restate reaches the services at (default: http://127.0.0.1:<port>). */
   advertisedUrl?: string;
+  /** Where this worker keeps the checkouts of tasks that move (`<workDir>/<runId>`; default: config restate.work_dir). */
+  workDir?: string;
   /** How often the queue is looked at when nothing settled meanwhile. */
   pollMs?: number;
   /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
@@ -117,8 +123,13 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const stop = () => abort.abort();
     signal.addEventListener('abort', stop, { once: true });
     const config = configSchema.parse(run.config);
+    // A task that moves works in this worker's checkout of its branch; the machine's context names the task's
+    // folder as submitted, which the agent and the checks are pointed from to this checkout.
+    const space = run.workspace;
+    const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
+    const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
     const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: run.agent.command ?? config.agent.local.command, env: run.agent.env });
-    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env } });
+    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here });
     const remote = new RestateRun({
       client,
       claimed,
@@ -128,8 +139,14 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
         news({ type: 'lost', runId: run.runId, reason: 'another worker holds the run now' });
         abort.abort();
       },
+      workspace: checkout ? { afterIteration: (record) => saveToRemote(checkout, run.runId, record) } : null,
     });
-    const host: EngineHost = { run: remote, clock: systemClock, effects: { agent }, control: (send) => remote.control(send) };
+    const host: EngineHost = {
+      run: remote,
+      clock: systemClock,
+      effects: { agent, runChecks: checkout ? (commands, o) => runChecks(commands, { ...o, cwd: here(o.cwd) }) : undefined },
+      control: (send) => remote.control(send),
+    };
     const { entry, lastSeq } = remote.journal.latest();
     const event = (run.startEvent ?? undefined) as TaskEvent | undefined;
     let start: DriveStart;
@@ -142,6 +159,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     }
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
     try {
+      if (checkout) await prepareCheckout(checkout);
       const result = await new TaskDrive(host, start, { config, signal: abort.signal, onEvent: (e) => options.onEvent?.(run.runId, e) }).run();
       results.push(result);
       news({ type: 'settled', runId: run.runId, status: result.status, reason: result.reason });
