@@ -91,8 +91,22 @@ common(program.command('runs').description('list the runs in the store')).action
   else printRunTable(runs);
 });
 
-common(program.command('show').description('show one run: its iterations, states, decisions and scores').argument('<runId>')).action(
+common(
+  program
+    .command('show')
+    .description('show one run: its iterations, states, decisions and scores')
+    .argument('<runId>')
+    .option('--engine <name>', 'local (a store folder; default) or restate'),
+).action(
   async (runId: string, flags: CommonFlags) => {
+    const config = (await import('./config-from.js')).configFrom(flags);
+    if (config.engine === 'restate') {
+      const [{ remoteResult }, { printResult }] = await Promise.all([import('../hosts/restate/stored-run.js'), import('./show.js')]);
+      const result = await remoteResult(runId, { ingressUrl: config.restate.ingress_url, adminUrl: config.restate.admin_url });
+      if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else printResult(result);
+      return;
+    }
     const [{ printRunDetails }, storeDir] = await Promise.all([import('./show.js'), storeDirOf(flags)]);
     const result = printRunDetails(storeDir, runId, Boolean(flags.json));
     if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -10,7 +10,12 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
   // The same object `obra run --json` printed (the question too, for a run waiting for a human).
   const result = resultOf(handle, store.dir, handle.file.question);
   handle.close();
-  if (quiet) return result;
+  if (!quiet) printResult(result, out);
+  return result;
+}
+
+/** A run's details as `obra show` prints them, wherever the run is kept. */
+export function printResult(result: RunResult, out: NodeJS.WritableStream = process.stdout): void {
   out.write(`Run ${result.runId}: ${result.status}${result.reason ? ` — ${result.reason}` : ''}\n`);
   out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n`);
   if (result.waiting) out.write(`Waiting: ${usageLimitMessage(result.waiting)} (${result.waiting.message})\n`);
@@ -27,5 +32,4 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
     for (const denial of it.permissionDenials) out.write(`  denied: ${denialMessage(denial)}\n`);
     if (it.reason) out.write(`  why: ${it.reason}\n`);
   }
-  return result;
 }

@@ -97,23 +97,39 @@ interface PendingActor {
 
 /** Replays a stored run; resolves with the verdict (it throws only for bad input: unknown run, bad files). */
 export async function replayRun(runId: string, options: ReplayOptions = {}): Promise<ReplayResult> {
-  const started = performance.now();
-  const until = options.until === undefined ? null : parseUntil(options.until);
   const store = RunStore.open(options.storeDir ?? '.obra', { create: false });
   const handle = store.openRun(runId);
-  const file = handle.file;
-  let segments: Segment[];
   try {
-    segments = segmentsOf(handle.journal.entries({ markers: true }));
+    return await replayJournal({ runId, entries: handle.journal.entries({ markers: true }), config: handle.file.config, input: handle.file.input, where: `${handle.dir}/journal.jsonl` }, options);
   } finally {
     handle.close();
   }
-  const parsedConfig = configSchema.safeParse(file.config);
+}
+
+/** What a replay needs of a run, wherever it is kept (a store folder, Restate): its journal, config and input. */
+export interface ReplaySource {
+  runId: string;
+  /** The journal's entries, markers included, in order. */
+  entries: Iterable<JournalEntry>;
+  config: unknown;
+  input: unknown;
+  /** Where the journal is, in words, for messages. */
+  where: string;
+}
+
+/** Replays a run's journal through the statecharts (see replayRun). */
+export async function replayJournal(source: ReplaySource, options: ReplayOptions = {}): Promise<ReplayResult> {
+  const { runId } = source;
+  const started = performance.now();
+  const until = options.until === undefined ? null : parseUntil(options.until);
+  const segments = segmentsOf(source.entries);
+  const file = { input: source.input };
+  const parsedConfig = configSchema.safeParse(source.config);
   if (!parsedConfig.success) {
-    throw new UserError(`${handle.dir}/run.json holds a config this Obra cannot read (${parsedConfig.error.issues[0]?.path.join('.')}: ${parsedConfig.error.issues[0]?.message})`);
+    throw new UserError(`run ${runId} holds a config this Obra cannot read (${parsedConfig.error.issues[0]?.path.join('.')}: ${parsedConfig.error.issues[0]?.message})`);
   }
   const allLines = segments.flatMap((s) => s.lines);
-  if (!allLines.length) throw new UserError(`run ${runId} has no transitions to replay (${handle.dir}/journal.jsonl is empty)`);
+  if (!allLines.length) throw new UserError(`run ${runId} has no transitions to replay (${source.where} is empty)`);
 
   const state = { steps: 0, iterations: 0, divergence: null as ReplayDivergence | null, stoppedAt: null as ReplayResult['stoppedAt'], lastAt: allLines[0]!.at };
   for (let i = 0; i < segments.length && !state.divergence && !state.stoppedAt; i++) {

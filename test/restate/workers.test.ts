@@ -85,6 +85,13 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
       for (let i = 1; i < list.length; i++) expect(list[i]!.startedAt).toBeGreaterThanOrEqual(list[i - 1]!.at);
     }
 
+    // Every task's replay from what Restate stored verifies (the answered and the cancelled ones too).
+    for (const id of [plainIds[0]!, askingId, slowId]) {
+      const replay = await obra(['replay', id, '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
+      expect(replay.exitCode, `${id}: ${replay.stderr}`).toBe(0);
+      expect(JSON.parse(replay.stdout)).toMatchObject({ runId: id, verified: true });
+    }
+
     // `obra status --engine restate` shows them.
     const status = await obra(['status', '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
     expect(status.exitCode, status.stderr).toBe(0);
@@ -148,6 +155,14 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     const moved = kept.iterations.find((r) => r.agent?.session);
     expect(moved?.agent?.session).toMatchObject({ restored: true });
     expect(moved!.agent!.session!.note).toMatch(/restored on second \(saved by first\)/);
+
+    // Its replay from what Restate stored verifies, across the takeover, like a local run's.
+    const replay = await obra(['replay', runId, '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
+    expect(replay.exitCode, replay.stderr).toBe(0);
+    expect(JSON.parse(replay.stdout)).toMatchObject({ runId, verified: true, iterations: 4, segments: 2 });
+    const shown = await obra(['show', runId, '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
+    expect(shown.stdout).toContain(`Run ${runId}: done`);
+    expect(shown.stdout.match(/^Iteration \d+:/gm)).toHaveLength(4);
 
     // The branch on the remote holds every iteration's commit, whichever worker made it, and all the work.
     const branch = `obra/${runId}`;

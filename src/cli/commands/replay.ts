@@ -7,6 +7,8 @@ import { parseUntil } from '../../replay/until.js';
 
 interface ReplayFlags {
   db?: string;
+  engine?: string;
+  set?: string[];
   config?: string;
   until?: string;
   json?: boolean;
@@ -36,9 +38,12 @@ export function register(program: Command): void {
     .option('--verbose', 'print every replayed step')
     .option('--inspect', 'feed the run to the Stately inspector instead (with --speed to watch it)')
     .option('--port <n>', 'the inspector port for --inspect (default 8080; 0 picks a free one)', parsePort)
+    .option('--engine <name>', 'local (a store folder; default) or restate (the journal Restate keeps)')
+    .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .action(async (runId: string, flags: ReplayFlags) => {
-      const { loadConfig } = await import('../../config/load.js');
-      const storeDir = resolve(flags.db ?? loadConfig({ file: flags.config ?? null }).config.store.dir);
+      const [{ loadConfig }, { flagLayer }] = await Promise.all([import('../../config/load.js'), import('../../config/flags.js')]);
+      const config = loadConfig({ file: flags.config ?? null, flags: flagLayer(flags) }).config;
+      const storeDir = resolve(flags.db ?? config.store.dir);
       if (flags.inspect) {
         // Issue 6: the inspector replays the journal's frames itself (src/inspector/journal-frames.ts).
         const { replayIntoInspector } = await import('../../inspector/journal-frames.js');
@@ -49,12 +54,11 @@ export function register(program: Command): void {
       const out = process.stderr;
       const started = Date.now();
       const printSteps = !flags.quiet && !flags.json && (flags.verbose || flags.speed !== undefined);
-      const result = await replayRun(runId, {
-        storeDir,
-        until: flags.until,
-        speed: flags.speed,
-        onStep: printSteps ? (step) => void out.write(`${stepLine(step, started)}\n`) : undefined,
-      });
+      const options = { until: flags.until, speed: flags.speed, onStep: printSteps ? (step: ReplayStep) => void out.write(`${stepLine(step, started)}\n`) : undefined };
+      const result =
+        config.engine === 'restate'
+          ? await (await import('../../hosts/restate/stored-run.js')).replayRemoteRun(runId, { ingressUrl: config.restate.ingress_url, adminUrl: config.restate.admin_url }, options)
+          : await replayRun(runId, { storeDir, ...options });
       if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else if (!flags.quiet) report(result, out);
       if (result.stoppedAt && !flags.json) process.stdout.write(`${JSON.stringify(result.stoppedAt.snapshot, null, 2)}\n`);

@@ -1,0 +1,44 @@
+import type { IterationRecord } from '../../core/types.js';
+import { viewOf, type RunResult } from '../../engine/run-result.js';
+import { grantedRulesOf, usageLimitWaitOf } from '../../persisted/snapshot.js';
+import { replayJournal, type ReplayOptions, type ReplayResult } from '../../replay/replay.js';
+import { Journal } from '../../store/journal.js';
+import { RestateClient, type RestateUrls } from './client.js';
+import type { RemoteRun } from './model.js';
+import { RestateLog } from './restate-run.js';
+import { UserError } from '../../core/errors.js';
+
+/** A run as Restate keeps it — its record, its whole journal, its iteration records — read through the ingress. */
+export async function loadRemoteRun(runId: string, urls: RestateUrls): Promise<{ run: RemoteRun; journal: Journal; iterations: IterationRecord[] }> {
+  const kept = await new RestateClient(urls).task<{ run: RemoteRun; lines: string[]; iterations: IterationRecord[] } | null>(runId, 'everything');
+  if (!kept) throw new UserError(`no run "${runId}" in Restate at ${urls.ingressUrl} — \`obra status --engine restate\` lists them`);
+  const journal = new Journal(`Restate ObraTask/${runId}`, undefined, new RestateLog(() => Promise.reject(new Error('read only')), kept.lines));
+  return { run: kept.run, journal, iterations: kept.iterations };
+}
+
+/** `obra replay --engine restate`: the run's journal from Restate through the same statecharts, verified step by step. */
+export async function replayRemoteRun(runId: string, urls: RestateUrls, options: ReplayOptions = {}): Promise<ReplayResult> {
+  const { run, journal } = await loadRemoteRun(runId, urls);
+  return replayJournal({ runId, entries: journal.entries({ markers: true }), config: run.config, input: run.input, where: journal.path }, options);
+}
+
+/** `obra show --engine restate --json`: the run as the library reports a local one. */
+export async function remoteResult(runId: string, urls: RestateUrls): Promise<RunResult> {
+  const { run, journal, iterations } = await loadRemoteRun(runId, urls);
+  const latest = journal.latest().entry?.snapshot ?? null;
+  const waiting = usageLimitWaitOf(latest);
+  return {
+    runId,
+    status: run.status,
+    reason: run.reason,
+    task: run.task.text,
+    workdir: run.task.workdir,
+    sessionId: run.sessionId,
+    iterations: iterations.map(viewOf),
+    totalCostUsd: run.totalCostUsd,
+    question: run.question,
+    store: `Restate at ${urls.ingressUrl}`,
+    granted: grantedRulesOf(latest),
+    waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
+  };
+}
