@@ -48,7 +48,7 @@ export async function restateUp(flags: CommonFlags & { data?: string }): Promise
 }
 
 /** `obra worker`: serves Obra's services to Restate and drives its tasks, N at a time, until Ctrl-C. */
-export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; workDir?: string }): Promise<void> {
+export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string }): Promise<void> {
   const config = configFrom(flags);
   const { startRestateWorker } = await import('../hosts/restate/worker.js');
   const say = (line: string) => {
@@ -69,7 +69,10 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
     leaseMs: config.restate.lease_seconds * 1000,
     name: flags.name,
     port: flags.port,
+    bind: flags.bind,
+    advertisedUrl: flags.advertise,
     workDir: flags.workDir,
+    agentCommand: flags.agentBin,
     signal: controller.signal,
     onEvent: (runId, event) => {
       switch (event.type) {

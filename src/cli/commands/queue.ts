@@ -35,8 +35,8 @@ export function register(program: Command, common: (command: Command) => Command
     const runIds = config.engine === 'restate' ? await (await import('../restate.js')).submitRemote(tasks, config) : await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
     if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds } : { runId: runIds[0] })}\n`);
     else process.stdout.write(`${runIds.join('\n')}\n`);
-    const driver = config.engine === 'restate' ? '`obra worker`' : '`obra work`';
-    if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; ${driver} drives them, \`obra status\` shows them.\n`);
+    const [driver, status] = config.engine === 'restate' ? ['`obra worker`', '`obra status --engine restate`'] : ['`obra work`', '`obra status`'];
+    if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; ${driver} drives them, ${status} shows them.\n`);
   });
 
   common(
@@ -69,9 +69,12 @@ export function register(program: Command, common: (command: Command) => Command
       .description('drive tasks queued in Restate (engine restate): serves Obra\'s services to Restate, N tasks at a time, until Ctrl-C')
       .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', parsePositive)
       .option('--name <name>', "this worker's name in the runs' records (default: host:pid)")
-      .option('--port <n>', 'the port the services listen on for Restate (default: a free one on 127.0.0.1)', parsePositive)
-      .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)'),
-  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; workDir?: string }) => (await import('../restate.js')).restateWorker(flags));
+      .option('--port <n>', 'the port the services listen on for Restate (default: a free one)', parsePositive)
+      .option('--bind <ip>', 'the address they listen on (default 127.0.0.1; 0.0.0.0 when Restate runs on another machine)')
+      .option('--advertise <url>', 'the URL Restate reaches them at (default http://127.0.0.1:<port>)')
+      .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)')
+      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with'),
+  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string }) => (await import('../restate.js')).restateWorker(flags));
 
   const restate = program.command('restate').description('a local Restate server, to try the distributed engine on one machine');
   common(

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../core/errors.js';
@@ -24,7 +24,7 @@ const platformPackage = () => `@restatedev/restate-server-${platform()}-${arch()
 export function findRestateServer(): string | null {
   const fromEnv = process.env.OBRA_RESTATE_SERVER;
   if (fromEnv) return existsSync(fromEnv) ? fromEnv : null;
-  const roots = [process.cwd(), resolve(dirname(fileURLToPath(import.meta.url)), '../../..')];
+  const roots = [process.cwd(), obraRoot()];
   for (const root of roots) {
     try {
       const bin = join(dirname(createRequire(join(root, 'package.json')).resolve(`${platformPackage()}/package.json`)), 'bin', 'restate-server');
@@ -40,6 +40,18 @@ export function findRestateServer(): string | null {
     if (dir && existsSync(bin)) return bin;
   }
   return null;
+}
+
+/** Obra's own folder (the package.json named obra above this module, from src/ or dist/src/). */
+function obraRoot(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
+    try {
+      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'obra') return dir;
+    } catch {
+      // no package.json here
+    }
+  }
+  return process.cwd();
 }
 
 export interface LocalRestate {

@@ -33,14 +33,18 @@ export interface RestateWorkerOptions extends RestateUrls {
   leaseMs?: number;
   /** This worker's name in the runs' records (default: host and pid). */
   name?: string;
-  /** Where the services listen for Restate (default: a free port on 127.0.0.1). */
+  /** Where the services listen for Restate (default: a free port). */
   port?: number;
+  /** The address they listen on (default 127.0.0.1; 0.0.0.0 for a Restate on another machine). */
+  bind?: string;
   /** The address Restate reaches the services at (default: http://127.0.0.1:<port>). */
   advertisedUrl?: string;
   /** Where this worker keeps the checkouts of tasks that move (`<workDir>/<runId>`; default: config restate.work_dir). */
   workDir?: string;
   /** How often the queue is looked at when nothing settled meanwhile. */
   pollMs?: number;
+  /** A Claude Code binary to use instead of the one each task was submitted with. */
+  agentCommand?: string;
   /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
   agent?: (run: RemoteRun) => Agent;
   signal?: AbortSignal;
@@ -88,7 +92,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    server.listen(options.port ?? 0, options.bind ?? '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
   const uri = options.advertisedUrl ?? `http://127.0.0.1:${port}`;
   try {
@@ -128,7 +132,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const space = run.workspace;
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
-    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: run.agent.command ?? config.agent.local.command, env: run.agent.env });
+    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? run.agent.command ?? config.agent.local.command, env: run.agent.env });
     const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here });
     const remote = new RestateRun({
       client,

@@ -1,0 +1,181 @@
+/**
+ * bench/restate — Obra on Restate (a real single-node server on loopback, started here), in two parts:
+ *   1. engine cost per iteration: the same tasks, an in-process agent that answers at once, one at a time,
+ *      on Restate (a worker in this process) and on local files (runTask), rounds interleaved; printed side by
+ *      side with the ratio, and the engine's share of an iteration whose agent call takes 10 s;
+ *   2. scale-out: 64 tasks × 3 iterations through fixtures/fake-claude (1 s a call), each `obra worker` process
+ *      capped at 8 tasks in flight: wall time with 1, 2 and 4 workers, against the ideal.
+ *
+ *   npm run bench:restate                         (needs the server: node scripts/install-restate-server.mjs)
+ *   npm run bench:restate -- --tasks 20 --iterations 5 --rounds 3 --fleet 64 --latency 1000 --only 1,2
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
+import { configSchema } from '../../src/config/schema.js';
+import { RestateClient } from '../../src/hosts/restate/client.js';
+import type { QueueLine } from '../../src/hosts/restate/model.js';
+import { startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
+import { submitToRestate } from '../../src/hosts/restate/submit.js';
+import { startRestateWorker } from '../../src/hosts/restate/worker.js';
+import { runTask } from '../../src/index.js';
+import { machineLine, median, met, table } from '../fleet/common.js';
+
+const arg = (name: string, fallback: number) => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+};
+const only = (process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : '1,2').split(',').map(Number);
+const ROOT = join(import.meta.dirname, '../..');
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const FAKE_CLAUDE = join(ROOT, 'fixtures/fake-claude');
+
+const agentFor = (iterations: number) =>
+  new ScriptedAgent((request) =>
+    request.index < iterations ? `Step ${request.index}: split one more part; all tests pass.\nSTATUS: CONTINUE` : `Step ${request.index}: all parts split; all tests pass.\nSTATUS: DONE`,
+  );
+
+async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Part 1, Restate: `tasks` tasks one after another, driven by a worker in this process. */
+async function restateRound(server: LocalRestate, root: string, tasks: number, iterations: number): Promise<number> {
+  const config = configSchema.parse({ task: { max_iterations: iterations + 2 } });
+  const client = new RestateClient(server);
+  const controller = new AbortController();
+  const worker = await startRestateWorker({ ...server, concurrency: 1, pollMs: 20, agent: () => agentFor(iterations), signal: controller.signal });
+  const started = performance.now();
+  for (let i = 0; i < tasks; i++) {
+    const dir = join(root, `r-${Date.now()}-${i}`);
+    mkdirSync(dir);
+    const [runId] = await submitToRestate([{ task: 'Split the parser', repo: dir }], { ...server, config });
+    await until(async () => (await client.task<{ status: string }>(runId!, 'get')).status === 'done', 60_000, `run ${runId}`);
+  }
+  const ms = performance.now() - started;
+  controller.abort();
+  await worker.done;
+  return ms / (tasks * iterations);
+}
+
+/** Part 1, local files: the same tasks through runTask. */
+async function localRound(root: string, tasks: number, iterations: number): Promise<number> {
+  const config = configSchema.parse({ task: { max_iterations: iterations + 2 } });
+  const storeDir = join(root, `store-${Date.now()}`);
+  const started = performance.now();
+  for (let i = 0; i < tasks; i++) {
+    const dir = join(root, `l-${Date.now()}-${i}`);
+    mkdirSync(dir);
+    const result = await runTask({ task: 'Split the parser', workdir: dir, storeDir, config, agent: agentFor(iterations) });
+    if (result.status !== 'done') throw new Error(`local run ended ${result.status}`);
+  }
+  return (performance.now() - started) / (tasks * iterations);
+}
+
+/** Part 2: `workers` obra worker processes, `fleet` tasks of 3 iterations through fake-claude. */
+async function scaleOut(workers: number, fleet: number, latencyMs: number): Promise<{ wallMs: number; done: number }> {
+  const root = mkdtempSync(join(tmpdir(), 'obra-bench-restate-scale-'));
+  const server = await startLocalRestate({ dataDir: join(root, 'restate') });
+  const flags = ['--set', `restate.ingress_url=${server.ingressUrl}`, '--set', `restate.admin_url=${server.adminUrl}`];
+  const env = { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: String(latencyMs), FAKE_CLAUDE_REPLIES: JSON.stringify(['Step 1 done; tests pass.\nSTATUS: CONTINUE', 'Step 2 done; tests pass.\nSTATUS: CONTINUE', 'All done; tests pass.\nSTATUS: DONE']) };
+  const procs: ResultPromise[] = [];
+  try {
+    for (let w = 0; w < workers; w++) {
+      const home = join(root, `home-${w}`);
+      mkdirSync(home);
+      procs.push(execa('node', [CLI, 'worker', '--name', `w${w + 1}`, '--concurrency', '8', '--quiet', ...flags], { cwd: root, env: { ...env, HOME: home, CLAUDE_CONFIG_DIR: join(home, '.claude') }, reject: false }));
+    }
+    const client = new RestateClient(server);
+    await until(async () => (await client.registeredUri()) !== null, 30_000, 'a worker to register');
+    const config = configSchema.parse({ agent: { local: { command: FAKE_CLAUDE } }, task: { max_iterations: 5 } });
+    const tasks = Array.from({ length: fleet }, (_, i) => {
+      const dir = join(root, `task-${i}`);
+      mkdirSync(dir);
+      return { task: `Part ${i}`, repo: dir };
+    });
+    const started = performance.now();
+    const ids = await submitToRestate(tasks, { ...server, config });
+    let done = 0;
+    await until(
+      async () => {
+        const lines = await client.queue<QueueLine[]>('list');
+        done = ids.filter((id) => lines.find((l) => l.runId === id)?.status === 'done').length;
+        return lines.filter((l) => ids.includes(l.runId) && ['done', 'failed', 'cancelled', 'max_iterations'].includes(l.status)).length === ids.length;
+      },
+      10 * 60_000,
+      'every task to end',
+    );
+    return { wallMs: performance.now() - started, done };
+  } finally {
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.catch(() => {})));
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  process.stdout.write(`bench/restate, ${new Date().toISOString()}\n${machineLine()}\n\n`);
+  if (only.includes(1)) {
+    const tasks = arg('tasks', 20);
+    const iterations = arg('iterations', 5);
+    const rounds = arg('rounds', 3);
+    const root = mkdtempSync(join(tmpdir(), 'obra-bench-restate-'));
+    const server = await startLocalRestate({ dataDir: join(root, 'restate') });
+    try {
+      // Warm-up (modules, JIT, the server's first partitions), not measured.
+      await restateRound(server, root, 2, iterations);
+      await localRound(root, 2, iterations);
+      const restate: number[] = [];
+      const local: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        restate.push(await restateRound(server, root, tasks, iterations));
+        local.push(await localRound(root, tasks, iterations));
+      }
+      const [r, l] = [median(restate), median(local)];
+      const share = r / (10_000 + r);
+      process.stdout.write(`## 1. Engine cost per iteration: ${tasks} tasks × ${iterations} iterations, one at a time, an in-process agent that answers at once; median of ${rounds} interleaved rounds\n\n`);
+      process.stdout.write(
+        `${table(
+          ['host', 'ms per iteration (median)', 'all rounds', 'vs local files'],
+          [
+            ['Restate (single node, loopback; a worker in this process)', r.toFixed(2), restate.map((x) => x.toFixed(2)).join(' / '), `${(r / l).toFixed(2)}×`],
+            ['local files (runTask)', l.toFixed(2), local.map((x) => x.toFixed(2)).join(' / '), '1.00×'],
+          ],
+        )}\n\n`,
+      );
+      process.stdout.write(`With a 10 s agent call, the engine's share of an iteration on Restate: ${(share * 100).toFixed(3)} % (target < 1 %: ${met(share < 0.01)}).\n\n`);
+    } finally {
+      await server.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+  if (only.includes(2)) {
+    const fleet = arg('fleet', 64);
+    const latency = arg('latency', 1000);
+    const rows: string[][] = [];
+    const walls = new Map<number, number>();
+    for (const workers of [1, 2, 4]) {
+      const { wallMs, done } = await scaleOut(workers, fleet, latency);
+      walls.set(workers, wallMs);
+      const ideal = Math.ceil(fleet / (8 * workers)) * 3 * latency;
+      rows.push([String(workers), `${done}/${fleet}`, (wallMs / 1000).toFixed(1), (ideal / 1000).toFixed(1), `${(wallMs / ideal).toFixed(2)}×`, `${(walls.get(1)! / wallMs).toFixed(2)}×`]);
+    }
+    process.stdout.write(`## 2. Scale-out: ${fleet} tasks × 3 iterations, fake-claude ${latency / 1000} s a call, 8 tasks in flight per worker\n\n`);
+    process.stdout.write(`${table(['workers', 'done', 'wall s', 'ideal s', 'vs ideal', 'speed-up vs 1 worker'], rows)}\n\n`);
+    const two = walls.get(1)! / walls.get(2)!;
+    const four = walls.get(1)! / walls.get(4)!;
+    process.stdout.write(`1 → 2 workers: ${two.toFixed(2)}× (target ≥ 1.8×: ${met(two >= 1.8)}); 1 → 4 workers: ${four.toFixed(2)}× (target ≥ 3.2×: ${met(four >= 3.2)}).\n\n`);
+  }
+  process.stdout.write(`(bench/restate took ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+}
+
+await main();
