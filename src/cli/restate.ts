@@ -48,7 +48,7 @@ export async function restateUp(flags: CommonFlags & { data?: string }): Promise
 }
 
 /** `obra worker`: serves Obra's services to Restate and drives its tasks, N at a time, until Ctrl-C. */
-export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string }): Promise<void> {
+export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number }): Promise<void> {
   const config = configFrom(flags);
   const { startRestateWorker } = await import('../hosts/restate/worker.js');
   const say = (line: string) => {
@@ -73,6 +73,7 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
     advertisedUrl: flags.advertise,
     workDir: flags.workDir,
     agentCommand: flags.agentBin,
+    parkAfterMs: flags.parkAfter === undefined ? undefined : flags.parkAfter * 1000,
     signal: controller.signal,
     onEvent: (runId, event) => {
       switch (event.type) {
@@ -86,6 +87,8 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
           return say(`${runId} ${event.status}: ${event.reason}`);
         case 'lost':
           return say(`${runId} let go: ${event.reason}`);
+        case 'parked':
+          return say(`${runId} parked until ${new Date(event.until).toISOString()} (the usage limit's reset); a Restate timer queues it again then`);
       }
     },
   });

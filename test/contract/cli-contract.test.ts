@@ -542,9 +542,21 @@ const scenarios: Scenario[] = [
       const run = r.run as Shape;
       expect(run.exit).toBe(1);
       expect((run.stdout as { kind: string }[]).map((l) => l.kind)).toEqual(['system/init', 'rate_limit_event', 'assistant', 'result/success']);
-      expect((run.stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ is_error: true, api_error_status: 429, result: expect.stringMatching(/^You've hit your session limit · resets \d{1,2}:\d{2}(am|pm) \(UTC\)$/) });
+      expect((run.stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ is_error: true, api_error_status: 429, result: expect.stringMatching(/^You've hit your session limit · resets \d{1,2}(:\d{2})?(am|pm) \(UTC\)$/) });
       expect(r.info).toEqual({ status: 'rejected', resetsAt: r.resetsAt, rateLimitType: 'five_hour', isUsingOverage: false });
       expect(r.outcome).toMatchObject({ kind: 'usageLimit', limitType: 'five_hour', resetsAt: (r.resetsAt as number) * 1000, blockedBy: null });
+    },
+  },
+  {
+    name: 'usage limit resetting on the hour: "resets 8pm (UTC)", the minutes left out',
+    async play(cli) {
+      const U = randomUUID();
+      const resetsAt = Math.ceil((NOW_S + 2 * 3600) / 3600) * 3600;
+      const run = await cli.run([...stream, '--session-id', U], { api: { usageLimit: { type: 'five_hour', resetsAt } }, env: SUBSCRIBER });
+      return { run: shapeOf(run, new Ids({ U })) };
+    },
+    check(r) {
+      expect(((r.run as Shape).stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ result: expect.stringMatching(/^You've hit your session limit · resets \d{1,2}(am|pm) \(UTC\)$/) });
     },
   },
   {
@@ -556,7 +568,7 @@ const scenarios: Scenario[] = [
       return { run: shapeOf(run, new Ids({ U })), resetsAt, outcome: classified(run) };
     },
     check(r) {
-      expect(((r.run as Shape).stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ result: expect.stringMatching(/^You've hit your weekly limit · resets [A-Z][a-z]{2} \d{1,2}, \d{1,2}:\d{2}(am|pm) \(UTC\)$/) });
+      expect(((r.run as Shape).stdout as Record<string, unknown>[]).at(-1)).toMatchObject({ result: expect.stringMatching(/^You've hit your weekly limit · resets [A-Z][a-z]{2} \d{1,2}, \d{1,2}(:\d{2})?(am|pm) \(UTC\)$/) });
       expect(r.outcome).toMatchObject({ kind: 'usageLimit', limitType: 'seven_day', resetsAt: (r.resetsAt as number) * 1000 });
     },
   },

@@ -195,3 +195,47 @@ async function bareRepository(root: string): Promise<string> {
   await git(root, ['clone', '--quiet', '--bare', seed, remote]);
   return remote;
 }
+
+describe.runIf(restateAvailable('test/restate/workers.test.ts (usage limit)'))('Restate: a usage limit parks the task on a Restate timer', () => {
+  let cluster: Cluster;
+  const workers: ResultPromise[] = [];
+
+  beforeAll(async () => {
+    cluster = await startCluster('obra-restate-park-');
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await cluster?.server.stop();
+  });
+
+  it('no worker holds it while it waits; the timer queues it again at the reset, and it goes on in the same session', async () => {
+    // A subscriber's five-hour limit on the first call (resetting in 3 s), then the answer. The reply counter is
+    // shared by the workers (one state folder), as the account is.
+    const bin = agentBin(cluster, 'limited', {
+      CLAUDE_CODE_OAUTH_TOKEN: 'dummy',
+      FAKE_CLAUDE_STATE_DIR: join(cluster.root, 'fake-state'),
+      FAKE_CLAUDE_REPLIES: JSON.stringify([{ usage_limit: { type: 'five_hour', resets_in_s: 3 } }, DONE]),
+    });
+    workers.push(startWorker(cluster, 'w1', ['--park-after', '1']), startWorker(cluster, 'w2', ['--park-after', '1']));
+    await until('a worker to register', () => cluster.client.registeredUri(), (uri) => uri !== null);
+    const runId = await submit(cluster, 'Split the parser', bin, ['--set', 'agent.local.usage_limit_margin=1']);
+
+    const parked = await until('the task to be parked', () => runOf(cluster, runId), (r) => Boolean(r.wakeAt));
+    expect(parked).toMatchObject({ status: 'queued', owner: null });
+    expect(parked.reason).toMatch(/^parked until .*usage limit has reset/);
+    const wakeAt = parked.wakeAt!;
+
+    const run = await until('the run to end', () => runOf(cluster, runId), (r) => r.status === 'done', 60_000);
+    expect(run.workers).toHaveLength(2);
+    expect(run.wakeAt ?? null).toBeNull();
+    const calls = fakeCalls(cluster).filter((c) => sessionOf(c)).sort((a, b) => a.startedAt - b.startedAt);
+    expect(calls.length).toBe(2);
+    expect(calls[1]!.startedAt).toBeGreaterThanOrEqual(wakeAt - 50);
+    expect(new Set(calls.map(sessionOf)).size).toBe(1);
+    const kept = await everything(cluster, runId);
+    expect(kept.iterations.map((r) => r.decision)).toEqual(['done']);
+    const replay = await obra(['replay', runId, '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
+    expect(JSON.parse(replay.stdout)).toMatchObject({ verified: true });
+  }, 120_000);
+});

@@ -73,8 +73,9 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--bind <ip>', 'the address they listen on (default 127.0.0.1; 0.0.0.0 when Restate runs on another machine)')
       .option('--advertise <url>', 'the URL Restate reaches them at (default http://127.0.0.1:<port>)')
       .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)')
-      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with'),
-  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string }) => (await import('../restate.js')).restateWorker(flags));
+      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with')
+      .option('--park-after <seconds>', 'a task that must wait longer than this for a usage limit is let go until the reset (default 60)', parsePositive),
+  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number }) => (await import('../restate.js')).restateWorker(flags));
 
   const restate = program.command('restate').description('a local Restate server, to try the distributed engine on one machine');
   common(

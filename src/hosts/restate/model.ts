@@ -41,6 +41,11 @@ export interface RemoteRun {
   journal: { chunks: number; lastSeq: number; checkpointChunk: number };
   /** Workers that took it, in order (a task that moved shows where). */
   workers: string[];
+  /**
+   * A task parked until then (epoch ms): it waits for the account's usage limit to reset, on a Restate timer,
+   * with no worker holding it; the timer queues it again.
+   */
+  wakeAt?: number | null;
 }
 
 /** A new run as `submit` writes it. */
@@ -58,6 +63,8 @@ export interface QueueLine {
   totalCostUsd: number;
   task: string;
   worker: string | null;
+  /** Parked until then (epoch ms): not offered to workers before. */
+  wakeAt: number | null;
   /** When a worker was last offered it (another is offered it only after a while: the first may be claiming it). */
   offeredAt?: number;
 }
@@ -107,5 +114,6 @@ export function queueLineOf(run: RemoteRun): QueueLine {
     totalCostUsd: run.totalCostUsd,
     task: run.task.text,
     worker: run.owner?.worker ?? null,
+    wakeAt: run.wakeAt ?? null,
   };
 }

@@ -90,6 +90,7 @@ export class RestateRun implements RunPort {
   private heartbeat: NodeJS.Timeout | null = null;
   private listeners: ((event: TaskEvent) => void)[] = [];
   private records: IterationRecord[];
+  private wakeAt: number | null = null;
 
   constructor(private readonly options: RestateRunOptions) {
     this.client = options.client;
@@ -147,10 +148,15 @@ export class RestateRun implements RunPort {
     return fresh;
   }
 
+  /** The drive is being stopped to wait for the usage limit's reset on a Restate timer: its settle parks the task. */
+  parkUntil(wakeAt: number): void {
+    this.wakeAt = wakeAt;
+  }
+
   async settle(outcome: RunOutcome): Promise<RunResult> {
     try {
       await this.log.syncInBackground();
-      await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome });
+      await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome, wakeAt: this.wakeAt });
     } finally {
       this.abandon();
     }

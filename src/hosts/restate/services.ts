@@ -142,7 +142,7 @@ export const taskObject = restate.object({
     },
 
     /** The drive ended or came to rest: how the run stands, and the run is let go. */
-    settle: async (ctx: Ctx, input: { epoch: number; status: RunStatus; reason: string; question: string | null; sessionId: string | null }): Promise<RemoteRun> => {
+    settle: async (ctx: Ctx, input: { epoch: number; status: RunStatus; reason: string; question: string | null; sessionId: string | null; wakeAt?: number | null }): Promise<RemoteRun> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
       const at = await now(ctx);
       run.status = input.status;
@@ -151,6 +151,13 @@ export const taskObject = restate.object({
       if (input.sessionId) run.sessionId = input.sessionId;
       run.finishedAt = isFinalStatus(input.status) ? iso(at) : null;
       run.owner = null;
+      if (input.wakeAt && input.wakeAt > at) {
+        // Parked: queued again by a Restate timer at the reset, held by no worker meanwhile.
+        run.status = 'queued';
+        run.reason = `parked until ${iso(input.wakeAt)}, when the account's usage limit has reset`;
+        run.wakeAt = input.wakeAt;
+        ctx.genericSend({ service: TASK_OBJECT, method: 'wake', key: ctx.key, parameter: { wakeAt: input.wakeAt }, inputSerde: restate.serde.json, delay: input.wakeAt - at });
+      }
       // An event that came after the drive had stopped listening is kept for the next one.
       if (run.inbox.length && !isFinalStatus(input.status)) {
         run.startEvent = run.inbox[0]!;
@@ -174,6 +181,14 @@ export const taskObject = restate.object({
       run.owner = null;
       run.status = 'interrupted';
       await saveRun(ctx, run, at);
+    },
+
+    /** The timer of a parked task: it may be taken again. */
+    wake: async (ctx: Ctx, input: { wakeAt: number }): Promise<void> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run || run.wakeAt !== input.wakeAt) return;
+      run.wakeAt = null;
+      await saveRun(ctx, run, await now(ctx));
     },
 
     /**
@@ -236,7 +251,7 @@ export const queueObject = restate.object({
       const lines = (await ctx.get<Record<string, QueueLine>>('tasks')) ?? {};
       const at = await ctx.date.now();
       const open = Object.values(lines)
-        .filter((l) => (l.status === 'queued' || l.status === 'interrupted') && (l.offeredAt === undefined || at - l.offeredAt > OFFER_MS))
+        .filter((l) => (l.status === 'queued' || l.status === 'interrupted') && !(l.wakeAt && l.wakeAt > at) && (l.offeredAt === undefined || at - l.offeredAt > OFFER_MS))
         .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
         .slice(0, Math.max(0, input.max));
       for (const line of open) line.offeredAt = at;

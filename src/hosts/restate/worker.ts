@@ -41,6 +41,11 @@ export interface RestateWorkerOptions extends RestateUrls {
   advertisedUrl?: string;
   /** Where this worker keeps the checkouts of tasks that move (`<workDir>/<runId>`; default: config restate.work_dir). */
   workDir?: string;
+  /**
+   * A task that must wait longer than this for the account's usage limit to reset is let go and parked: a Restate
+   * timer queues it again at the reset, and no worker slot is held meanwhile (default 60 s).
+   */
+  parkAfterMs?: number;
   /** How often the queue is looked at when nothing settled meanwhile. */
   pollMs?: number;
   /** A Claude Code binary to use instead of the one each task was submitted with. */
@@ -55,7 +60,9 @@ export type WorkerNews =
   | { type: 'registered'; uri: string }
   | { type: 'claimed'; runId: string; epoch: number; resumed: boolean }
   | { type: 'settled'; runId: string; status: RunStatus; reason: string }
-  | { type: 'lost'; runId: string; reason: string };
+  | { type: 'lost'; runId: string; reason: string }
+  /** Let go until the usage limit resets (a Restate timer queues it again then). */
+  | { type: 'parked'; runId: string; until: number };
 
 export interface RestateWorker {
   /** The URL Restate calls the services at. */
@@ -164,7 +171,16 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
     try {
       if (checkout) await prepareCheckout(checkout);
-      const result = await new TaskDrive(host, start, { config, signal: abort.signal, onEvent: (e) => options.onEvent?.(run.runId, e) }).run();
+      const parkAfterMs = options.parkAfterMs ?? 60_000;
+      const onEvent = (e: EngineEvent) => {
+        if (e.type === 'usage-limit' && e.dueAt - Date.now() > parkAfterMs && !abort.signal.aborted) {
+          remote.parkUntil(e.dueAt);
+          news({ type: 'parked', runId: run.runId, until: e.dueAt });
+          abort.abort();
+        }
+        options.onEvent?.(run.runId, e);
+      };
+      const result = await new TaskDrive(host, start, { config, signal: abort.signal, onEvent }).run();
       results.push(result);
       news({ type: 'settled', runId: run.runId, status: result.status, reason: result.reason });
     } catch (error) {
