@@ -60,8 +60,13 @@ const resume = common(
     .command('resume')
     .description('continue a run from its last saved state (after a crash, Ctrl-C or a pause)')
     .argument('<runId>', 'the run to continue (see `obra runs`)')
-    .option('--agent-bin <path>', 'use another claude binary than the run started with'),
-).action(async (runId: string, flags: CommonFlags) => (await drive()).resume(runId, flags));
+    .option('--agent-bin <path>', 'use another claude binary than the run started with')
+    .option('--engine <name>', 'local (a store folder; default) or restate (queued again for the workers)'),
+).action(async (runId: string, flags: CommonFlags) => {
+  const config = (await import('./config-from.js')).configFrom(flags);
+  if (config.engine === 'restate') return (await import('./restate.js')).sendRemote(runId, { type: 'RESUMED' }, config, flags);
+  return (await drive()).resume(runId, flags);
+});
 
 const answer = common(
   program

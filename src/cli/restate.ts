@@ -124,6 +124,7 @@ export async function sendRemote(runId: string, event: TaskEvent, config: ObraCo
   });
   const message =
     outcome.delivered === 'live' ? `${event.type} sent to run ${runId}; its worker acts on it within a few seconds`
+    : outcome.delivered === 'queued' && event.type === 'RESUMED' ? `run ${runId} is queued again; the next worker to take it goes on from where it stopped`
     : outcome.delivered === 'queued' ? `${event.type} kept for run ${runId}; the next worker to take it goes on with it`
     : outcome.delivered === 'ended' ? `run ${runId} is ${outcome.status}`
     : `run ${runId} cannot take ${event.type}: ${outcome.why}`;

@@ -25,7 +25,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     await cluster?.server.stop();
   });
 
-  it('six tasks on two workers all end done; no session ever has two calls at once; an answer and a cancel go through', async () => {
+  it('seven tasks on two workers all end; no session ever has two calls at once; an answer, a pause, a resume and a cancel go through', async () => {
     const plain = agentBin(cluster, 'plain', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '300', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), DONE]) });
     const question = 'Which database should I migrate, Postgres or MySQL?';
     const asking = agentBin(cluster, 'asking', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '100', FAKE_CLAUDE_REPLIES: JSON.stringify([question, question, question, DONE]) });
@@ -41,6 +41,8 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const plainIds: string[] = [];
     for (let i = 0; i < 4; i++) plainIds.push(await submit(cluster, `Refactor part ${i}`, plain));
     const askingId = await submit(cluster, 'Migrate the database', asking);
+    const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
+    const pausedId = await submit(cluster, 'A refactoring to pause', steady);
     const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=10']);
 
     // The task that asks a question waits for a person; the answer goes in through the ingress.
@@ -49,17 +51,31 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const answered = await obra(['answer', askingId, 'Postgres; go on.', '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
     expect(answered.exitCode, answered.stderr).toBe(0);
 
+    // One is paused while it runs (after the iteration in flight), then resumed: it goes on where it stopped.
+    await until('the task to pause to run', () => runOf(cluster, pausedId), (r) => r.status === 'running' && r.iterations >= 1);
+    const paused = await obra(['pause', pausedId, '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
+    expect(paused.exitCode, paused.stderr).toBe(0);
+    const atRest = await until('the task to be paused', () => runOf(cluster, pausedId), (r) => r.status === 'paused');
+    expect(atRest.owner).toBeNull();
+    const resumed = await obra(['resume', pausedId, '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/queued again/);
+
     // The slow one is cancelled while a worker drives it.
     await until('the slow task to run', () => runOf(cluster, slowId), (r) => r.status === 'running' && r.iterations >= 1);
     const cancelled = await obra(['cancel', slowId, '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
     expect(cancelled.exitCode, cancelled.stderr).toBe(0);
 
-    const ids = [...plainIds, askingId, slowId];
+    const ids = [...plainIds, askingId, slowId, pausedId];
     const lines = await until('every task to end', () => queueLines(cluster), (ls) => ids.every((id) => ['done', 'cancelled', 'failed', 'max_iterations'].includes(ls.find((l) => l.runId === id)?.status ?? '')), 90_000);
     const statusOf = (id: string) => lines.find((l) => l.runId === id)!.status;
     expect(plainIds.map(statusOf)).toEqual(['done', 'done', 'done', 'done']);
     expect(statusOf(askingId)).toBe('done');
     expect(statusOf(slowId)).toBe('cancelled');
+    expect(statusOf(pausedId)).toBe('done');
+    const pausedRun = await everything(cluster, pausedId);
+    expect(pausedRun.iterations.map((r) => [r.index, r.decision])).toEqual([[1, 'proceed'], [2, 'proceed'], [3, 'proceed'], [4, 'done']]);
+    expect(pausedRun.run.workers).toHaveLength(2);
 
     // Both workers drove tasks.
     const drivers = new Set<string>();
@@ -79,14 +95,14 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const calls = fakeCalls(cluster).filter((c) => sessionOf(c));
     const bySession = new Map<string, typeof calls>();
     for (const call of calls) bySession.set(sessionOf(call)!, [...(bySession.get(sessionOf(call)!) ?? []), call]);
-    expect(bySession.size).toBe(6);
+    expect(bySession.size).toBe(7);
     for (const [, list] of bySession) {
       list.sort((a, b) => a.startedAt - b.startedAt);
       for (let i = 1; i < list.length; i++) expect(list[i]!.startedAt).toBeGreaterThanOrEqual(list[i - 1]!.at);
     }
 
     // Every task's replay from what Restate stored verifies (the answered and the cancelled ones too).
-    for (const id of [plainIds[0]!, askingId, slowId]) {
+    for (const id of [plainIds[0]!, askingId, slowId, pausedId]) {
       const replay = await obra(['replay', id, '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
       expect(replay.exitCode, `${id}: ${replay.stderr}`).toBe(0);
       expect(JSON.parse(replay.stdout)).toMatchObject({ runId: id, verified: true });

@@ -200,6 +200,7 @@ export const taskObject = restate.object({
       if (!run) throw new restate.TerminalError(`no run ${ctx.key}`, { errorCode: 404 });
       if (isFinalStatus(run.status)) return { status: run.status, delivered: 'refused', why: `it has ended (${run.status})` };
       const at = await now(ctx);
+      if (event.type === 'RESUMED' && run.owner) return { status: run.status, delivered: 'refused', why: `it is running on ${run.owner.worker}` };
       if (run.owner) {
         run.inbox = [...run.inbox, event];
         ctx.set('run', run);
@@ -212,6 +213,13 @@ export const taskObject = restate.object({
         run.finishedAt = iso(at);
         await saveRun(ctx, run, at);
         return { status: run.status, delivered: 'ended' };
+      }
+      if (event.type === 'RESUMED') {
+        // `obra resume`: a paused (or interrupted) run is queued again; its drive wakes it as any restored run.
+        if (run.status === 'escalated') return { status: run.status, delivered: 'refused', why: 'it waits for an answer: `obra answer` it' };
+        run.status = 'queued';
+        await saveRun(ctx, run, at);
+        return { status: run.status, delivered: 'queued' };
       }
       if (event.type === 'HUMAN_ANSWER' && run.status !== 'escalated') return { status: run.status, delivered: 'refused', why: `it is not waiting for an answer (its status is ${run.status})` };
       if (event.type === 'PAUSE' && run.status !== 'queued' && run.status !== 'interrupted') return { status: run.status, delivered: 'refused', why: `it is ${run.status}` };
