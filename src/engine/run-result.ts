@@ -1,4 +1,5 @@
-import type { IterationRecord, PermissionDenial, RunStatus, UsageLimit } from '../core/types.js';
+import type { IterationRecord, PermissionDenial, RunStatus, TaskSpec, UsageLimit } from '../core/types.js';
+import { grantedRulesOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 
 /** One iteration as `obra run --json`, `obra show --json` and the library report it. */
 export interface IterationView {
@@ -63,5 +64,35 @@ export function viewOf(record: IterationRecord): IterationView {
     answerChars: record.validation?.answer?.length ?? 0,
     failure: record.failure,
     permissionDenials: record.permissionDenials ?? [],
+  };
+}
+
+/** A run's result from what any host keeps of it: its record's fields, its iteration records, its latest snapshot. */
+export function resultFrom(run: {
+  runId: string;
+  status: RunStatus;
+  reason: string;
+  task: Pick<TaskSpec, 'text' | 'workdir'>;
+  sessionId: string | null;
+  question: string | null;
+  store: string;
+  records: IterationRecord[];
+  /** The latest persisted snapshot (what was granted, what the run waits for), or null. */
+  latest: unknown;
+}): RunResult {
+  const waiting = usageLimitWaitOf(run.latest);
+  return {
+    runId: run.runId,
+    status: run.status,
+    reason: run.reason,
+    task: run.task.text,
+    workdir: run.task.workdir,
+    sessionId: run.sessionId,
+    iterations: run.records.map(viewOf),
+    totalCostUsd: run.records.reduce((sum, r) => sum + r.costUsd, 0),
+    question: run.question,
+    store: run.store,
+    granted: grantedRulesOf(run.latest),
+    waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
   };
 }

@@ -19,6 +19,13 @@ export function recordingFs(fail: (op: FsOp, path: string, text?: string) => Nod
     ops.push({ op, path });
   };
   const pathOf = (fd: number) => paths.get(fd) ?? `fd ${fd}`;
+  /** fdatasync or fsync in the callback form: recorded, or failed as `fail` says. */
+  const flushing = (op: 'sync' | 'fsync', real: (fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => void) => (fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
+    const error = fail(op, pathOf(fd));
+    if (error) return queueMicrotask(() => cb(error));
+    ops.push({ op, path: pathOf(fd) });
+    real(fd, cb);
+  };
   const fs: StoreFs = {
     ...nodeFs,
     openSync: ((path: nodeFs.PathLike, flags?: nodeFs.OpenMode, mode?: nodeFs.Mode) => {
@@ -79,18 +86,8 @@ export function recordingFs(fail: (op: FsOp, path: string, text?: string) => Nod
       ops.push({ op: 'write', path: pathOf(fd) });
       nodeFs.write(fd, text, cb);
     }) as typeof nodeFs.write,
-    fdatasync: ((fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
-      const error = fail('sync', pathOf(fd));
-      if (error) return queueMicrotask(() => cb(error));
-      ops.push({ op: 'sync', path: pathOf(fd) });
-      nodeFs.fdatasync(fd, cb);
-    }) as typeof nodeFs.fdatasync,
-    fsync: ((fd: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
-      const error = fail('fsync', pathOf(fd));
-      if (error) return queueMicrotask(() => cb(error));
-      ops.push({ op: 'fsync', path: pathOf(fd) });
-      nodeFs.fsync(fd, cb);
-    }) as typeof nodeFs.fsync,
+    fdatasync: flushing('sync', nodeFs.fdatasync) as typeof nodeFs.fdatasync,
+    fsync: flushing('fsync', nodeFs.fsync) as typeof nodeFs.fsync,
     rename: ((from: nodeFs.PathLike, to: nodeFs.PathLike, cb: (error: NodeJS.ErrnoException | null) => void) => {
       const error = fail('rename', String(to));
       if (error) return queueMicrotask(() => cb(error));

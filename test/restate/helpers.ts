@@ -1,11 +1,13 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { RestateClient } from '../../src/hosts/restate/client.js';
 import type { QueueLine, RemoteRun } from '../../src/hosts/restate/model.js';
 import { findRestateServer, INSTALL_COMMAND, startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
 import type { IterationRecord } from '../../src/core/types.js';
+import type { FakeLogEntry } from '../agents/fake-env.js';
 import { CLI, FAKE_CLAUDE, obra } from '../helpers/cli.js';
 
 /**
@@ -39,6 +41,20 @@ export async function startCluster(prefix: string): Promise<Cluster> {
     flags: ['--set', `restate.ingress_url=${server.ingressUrl}`, '--set', `restate.admin_url=${server.adminUrl}`],
     log: join(root, 'fake-claude.log'),
   };
+}
+
+/** A server for the suite (started before its tests, stopped after), and the workers its tests start (killed after). */
+export function clusterPerSuite(prefix: string): () => { cluster: Cluster; workers: ResultPromise[] } {
+  let cluster: Cluster | undefined;
+  const workers: ResultPromise[] = [];
+  beforeAll(async () => {
+    cluster = await startCluster(prefix);
+  }, 90_000);
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await cluster?.server.stop();
+  });
+  return () => ({ cluster: cluster!, workers });
 }
 
 /** A `claude` for one kind of task: fake-claude with its own script (the run keeps the binary it was submitted with). */
@@ -86,15 +102,7 @@ export async function until<T>(what: string, probe: () => Promise<T>, done: (val
   throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)?.slice(0, 2000)}`);
 }
 
-export interface FakeCall {
-  pid: number;
-  startedAt: number;
-  at: number;
-  cwd: string;
-  argv: string[];
-  session?: string;
-  outcome: string;
-}
+export type FakeCall = FakeLogEntry;
 
 export function fakeCalls(cluster: Cluster): FakeCall[] {
   if (!existsSync(cluster.log)) return [];

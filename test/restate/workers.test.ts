@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
 import { obra } from '../helpers/cli.js';
-import { agentBin, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startCluster, startWorker, submit, until, type Cluster } from './helpers.js';
+import { agentBin, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until } from './helpers.js';
 
 const CONTINUE = (n: number) => `Step ${n}: split one more part of the parser; all tests pass.\nSTATUS: CONTINUE`;
 const DONE = 'The parser is split and tested; all tests pass.\nSTATUS: DONE';
@@ -13,19 +13,10 @@ const DONE = 'The parser is split and tested; all tests pass.\nSTATUS: DONE';
  * `obra submit --engine restate`, drive them with the engine core, and hand them to each other.
  */
 describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra worker processes on one node', () => {
-  let cluster: Cluster;
-  const workers: ResultPromise[] = [];
-
-  beforeAll(async () => {
-    cluster = await startCluster('obra-restate-');
-  }, 90_000);
-
-  afterAll(async () => {
-    for (const w of workers) w.kill('SIGKILL');
-    await cluster?.server.stop();
-  });
+  const suite = clusterPerSuite('obra-restate-');
 
   it('seven tasks on two workers all end; no session ever has two calls at once; an answer, a pause, a resume and a cancel go through', async () => {
+    const { cluster, workers } = suite();
     const plain = agentBin(cluster, 'plain', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '300', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), DONE]) });
     const question = 'Which database should I migrate, Postgres or MySQL?';
     const asking = agentBin(cluster, 'asking', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '100', FAKE_CLAUDE_REPLIES: JSON.stringify([question, question, question, DONE]) });
@@ -117,19 +108,10 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
 });
 
 describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Restate: a worker killed mid-call', () => {
-  let cluster: Cluster;
-  const workers: ResultPromise[] = [];
-
-  beforeAll(async () => {
-    cluster = await startCluster('obra-restate-failover-');
-  }, 90_000);
-
-  afterAll(async () => {
-    for (const w of workers) w.kill('SIGKILL');
-    await cluster?.server.stop();
-  });
+  const suite = clusterPerSuite('obra-restate-failover-');
 
   it('the task goes on on the other worker, in the same session (its transcript restored) and on its branch, nothing lost or done twice', async () => {
+    const { cluster, workers } = suite();
     // Each call writes a file of its own (the agent's work): the task's branch must end with all of them.
     const reply = (result: string) => ({ result, files: { 'part-{{turn}}.txt': 'part {{turn}}\n' } });
     const bin = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([reply(CONTINUE(1)), reply(CONTINUE(2)), reply(CONTINUE(3)), reply(DONE)]) });
@@ -213,19 +195,10 @@ async function bareRepository(root: string): Promise<string> {
 }
 
 describe.runIf(restateAvailable('test/restate/workers.test.ts (usage limit)'))('Restate: a usage limit parks the task on a Restate timer', () => {
-  let cluster: Cluster;
-  const workers: ResultPromise[] = [];
-
-  beforeAll(async () => {
-    cluster = await startCluster('obra-restate-park-');
-  }, 90_000);
-
-  afterAll(async () => {
-    for (const w of workers) w.kill('SIGKILL');
-    await cluster?.server.stop();
-  });
+  const suite = clusterPerSuite('obra-restate-park-');
 
   it('no worker holds it while it waits; the timer queues it again at the reset, and it goes on in the same session', async () => {
+    const { cluster, workers } = suite();
     // A subscriber's five-hour limit on the first call (resetting in 3 s), then the answer. The reply counter is
     // shared by the workers (one state folder), as the account is.
     const bin = agentBin(cluster, 'limited', {

@@ -5,9 +5,8 @@ import { UserError } from '../../core/errors.js';
 import type { IterationRecord, RunStatus } from '../../core/types.js';
 import { systemClock, type Clock } from '../../engine/clock.js';
 import type { CommitStats, EngineHost, JournalPort, RunOutcome, RunPort } from '../../engine/host.js';
-import { viewOf, type RunResult } from '../../engine/run-result.js';
+import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { JournalEntry, JournalEvent, JournalStep } from '../../persisted/journal-entry.js';
-import { grantedRulesOf, usageLimitWaitOf } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
 
 /**
@@ -64,23 +63,10 @@ export class MemoryRun implements RunPort {
   }
 
   result(): RunResult {
-    const latest = this.journal.latest()?.snapshot ?? null;
-    const waiting = usageLimitWaitOf(latest);
-    return {
-      runId: this.runId,
-      status: this.status,
-      reason: this.reason,
-      task: this.task.text,
-      workdir: this.task.workdir,
-      sessionId: this.sessionId,
-      iterations: this.records.map(viewOf),
-      totalCostUsd: this.records.reduce((sum, r) => sum + r.costUsd, 0),
-      question: this.question,
-      store: this.where,
-      granted: grantedRulesOf(latest),
-      waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
-    };
+    const { runId, status, reason, task, sessionId, question, records } = this;
+    return resultFrom({ runId, status, reason, task, sessionId, question, records, store: this.where, latest: this.journal.latest()?.snapshot ?? null });
   }
+
 }
 
 /** The journal of a MemoryRun: entries queued by `add`, kept by `commit`; `syncs` counts the durable commits. */

@@ -1,8 +1,7 @@
 import type { TaskEvent } from '../../../machines/task.machine.js';
 import type { IterationRecord } from '../../core/types.js';
 import type { RunOutcome, RunPort } from '../../engine/host.js';
-import { viewOf, type RunResult } from '../../engine/run-result.js';
-import { grantedRulesOf, usageLimitWaitOf } from '../../persisted/snapshot.js';
+import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { LineLog } from '../../store/durable-file.js';
 import { Journal } from '../../store/journal.js';
 import type { RestateClient } from './client.js';
@@ -178,21 +177,7 @@ export class RestateRun implements RunPort {
   }
 
   private result(outcome: RunOutcome): RunResult {
-    const latest = this.journal.latest().entry?.snapshot ?? null;
-    const waiting = usageLimitWaitOf(latest);
-    return {
-      runId: this.runId,
-      status: outcome.status,
-      reason: outcome.reason,
-      task: this.run.task.text,
-      workdir: this.run.task.workdir,
-      sessionId: outcome.sessionId,
-      iterations: this.records.map(viewOf),
-      totalCostUsd: this.records.reduce((sum, r) => sum + r.costUsd, 0),
-      question: outcome.question,
-      store: this.where,
-      granted: grantedRulesOf(latest),
-      waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
-    };
+    return resultFrom({ ...outcome, runId: this.runId, task: this.run.task, store: this.where, records: this.records, latest: this.journal.latest().entry?.snapshot ?? null });
   }
+
 }

@@ -1,6 +1,5 @@
 import type { IterationRecord } from '../../core/types.js';
-import { viewOf, type RunResult } from '../../engine/run-result.js';
-import { grantedRulesOf, usageLimitWaitOf } from '../../persisted/snapshot.js';
+import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import { replayJournal, type ReplayOptions, type ReplayResult } from '../../replay/replay.js';
 import { Journal } from '../../store/journal.js';
 import { RestateClient, type RestateUrls } from './client.js';
@@ -25,20 +24,5 @@ export async function replayRemoteRun(runId: string, urls: RestateUrls, options:
 /** `obra show --engine restate --json`: the run as the library reports a local one. */
 export async function remoteResult(runId: string, urls: RestateUrls): Promise<RunResult> {
   const { run, journal, iterations } = await loadRemoteRun(runId, urls);
-  const latest = journal.latest().entry?.snapshot ?? null;
-  const waiting = usageLimitWaitOf(latest);
-  return {
-    runId,
-    status: run.status,
-    reason: run.reason,
-    task: run.task.text,
-    workdir: run.task.workdir,
-    sessionId: run.sessionId,
-    iterations: iterations.map(viewOf),
-    totalCostUsd: run.totalCostUsd,
-    question: run.question,
-    store: `Restate at ${urls.ingressUrl}`,
-    granted: grantedRulesOf(latest),
-    waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
-  };
+  return resultFrom({ ...run, store: `Restate at ${urls.ingressUrl}`, records: iterations, latest: journal.latest().entry?.snapshot ?? null });
 }
