@@ -3,7 +3,7 @@ import type { TaskEvent } from '../../machines/task.machine.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { RestateClient } from '../hosts/restate/client.js';
-import type { QueueLine } from '../hosts/restate/model.js';
+import type { QueueLine, RemoteRun } from '../hosts/restate/model.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 
 /**
@@ -104,8 +104,18 @@ export async function submitRemote(tasks: { task: string; checks?: string[]; rep
 /** `obra status --engine restate`: a line per task, from the queue's object. */
 export async function statusRemote(flags: { config?: string; json?: boolean; set?: string[] }): Promise<void> {
   const config = configFrom({ ...flags, engine: 'restate' });
-  const lines = await new RestateClient(urlsOf(config)).queue<QueueLine[]>('list');
+  const client = new RestateClient(urlsOf(config));
+  const lines = await client.queue<QueueLine[]>('list');
   lines.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
+  // A running task's line is written when its status changes: its iterations and cost are asked of the task.
+  await Promise.all(
+    lines
+      .filter((l) => l.status === 'running')
+      .map(async (l) => {
+        const run = await client.task<RemoteRun | null>(l.runId, 'get');
+        if (run) Object.assign(l, { iterations: run.iterations, totalCostUsd: run.totalCostUsd, updatedAt: run.updatedAt });
+      }),
+  );
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(lines.map(({ offeredAt: _offered, ...line }) => line))}\n`);
     return;

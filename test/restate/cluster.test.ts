@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ResultPromise } from 'execa';
 import { RestateClient } from '../../src/hosts/restate/client.js';
-import { freePort, startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
-import { agentBin, queueLines, restateAvailable, sessionOf, fakeCalls, startWorker, submit, until, type Cluster } from './helpers.js';
+import { freePorts, startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
+import { agentBin, queueLines, restateAvailable, runOf, sessionOf, fakeCalls, startWorker, submit, until, type Cluster } from './helpers.js';
 
 const CONTINUE = (n: number) => `Step ${n} done; all tests pass.\nSTATUS: CONTINUE`;
 const DONE = 'All parts done; all tests pass.\nSTATUS: DONE';
@@ -25,7 +25,7 @@ describe.runIf(restateAvailable('test/restate/cluster.test.ts'))('Restate: a thr
 
   it('every task ends done after one node is SIGKILLed mid-run', async () => {
     const root = mkdtempSync(join(tmpdir(), 'obra-restate-cluster-'));
-    const ports = await Promise.all(Array.from({ length: 9 }, () => freePort()));
+    const ports = await freePorts(9);
     const nodePort = (i: number) => ports[i * 3]!;
     const metadata = `[metadata-client]\naddresses = [${[0, 1, 2].map((i) => `"http://127.0.0.1:${nodePort(i)}"`).join(', ')}]\n`;
     nodes.push(
@@ -57,7 +57,7 @@ describe.runIf(restateAvailable('test/restate/cluster.test.ts'))('Restate: a thr
     for (let i = 0; i < 6; i++) ids.push(await submit(cluster, `Part ${i}`, bin));
 
     // Mid-run: the third node dies.
-    await until('the tasks to be under way', () => queueLines(cluster), (ls) => ls.filter((l) => l.iterations >= 1).length >= 2, 60_000);
+    await until('the tasks to be under way', () => Promise.all(ids.map((id) => runOf(cluster, id))), (runs) => runs.filter((r) => r.iterations >= 1).length >= 2, 60_000);
     nodes[2]!.process.kill('SIGKILL');
 
     const lines = await until('every task to end', () => queueLines(cluster), (ls) => ids.every((id) => ['done', 'failed', 'cancelled', 'max_iterations'].includes(ls.find((l) => l.runId === id)?.status ?? '')), 120_000);

@@ -1,3 +1,5 @@
+import { Agent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { UserError } from '../../core/errors.js';
 import { QUEUE_KEY, QUEUE_OBJECT, SESSION_OBJECT, TASK_OBJECT } from './model.js';
 
@@ -41,23 +43,18 @@ export class RestateClient {
   }
 
   async call<T>(object: string, key: string, handler: string, input?: unknown): Promise<T> {
-    const url = `${this.urls.ingressUrl.replace(/\/$/, '')}/${object}/${encodeURIComponent(key)}/${handler}`;
-    let response: Response;
+    const url = new URL(`${this.urls.ingressUrl.replace(/\/$/, '')}/${object}/${encodeURIComponent(key)}/${handler}`);
+    let response: { status: number; text: string };
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: input === undefined ? undefined : JSON.stringify(input),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      response = await post(url, input === undefined ? '' : JSON.stringify(input), this.timeoutMs);
     } catch (error) {
       throw unreachable('ingress', this.urls.ingressUrl, error);
     }
-    const text = await response.text();
-    if (!response.ok) {
-      const why = errorText(text) || `HTTP ${response.status}`;
+    const { status, text } = response;
+    if (status < 200 || status >= 300) {
+      const why = errorText(text) || `HTTP ${status}`;
       if (/service '\w+' not found/.test(why)) throw new RestateCallError(`Obra's services are not registered with Restate at ${this.urls.adminUrl} yet — start \`obra worker\` (it registers them), then try again`, 503);
-      throw new RestateCallError(`${object}/${key}/${handler}: ${why}`, response.status);
+      throw new RestateCallError(`${object}/${key}/${handler}: ${why}`, status);
     }
     return (text ? JSON.parse(text) : null) as T;
   }
@@ -93,6 +90,27 @@ export class RestateClient {
   }
 }
 
+/**
+ * A JSON POST on a kept-alive connection. A worker makes several calls an iteration per task: node:http with a
+ * keep-alive agent costs a fraction of the CPU of fetch (no web streams, no abort signal per call).
+ */
+const agents = { 'http:': new Agent({ keepAlive: true, maxSockets: 64 }), 'https:': new HttpsAgent({ keepAlive: true, maxSockets: 64 }) };
+
+function post(url: URL, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(url, { method: 'POST', agent: agents[url.protocol === 'https:' ? 'https:' : 'http:'], headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
 function errorText(text: string): string {
   try {
     const json = JSON.parse(text) as { message?: string };
@@ -103,6 +121,6 @@ function errorText(text: string): string {
 }
 
 function unreachable(what: string, url: string, error: unknown): UserError {
-  const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+  const cause = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
   return new UserError(`cannot reach Restate's ${what} at ${url} (${cause}) — start it with \`obra restate up\`, or set restate.ingress_url / restate.admin_url`);
 }

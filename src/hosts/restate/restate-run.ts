@@ -115,11 +115,11 @@ export class RestateRun implements RunPort {
   }
 
   /**
-   * The lease is renewed a few times per lease period, and at least every second: events sent to the run (a
-   * pause, a cancel) arrive with the renewals.
+   * The lease is renewed a few times per lease period, and at least every 2 s: events sent to the run (a pause,
+   * a cancel) arrive with the renewals.
    */
   begin(): void {
-    const every = Math.max(100, Math.min(1_000, Math.floor(this.options.leaseMs / 3)));
+    const every = Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
     this.heartbeat = setInterval(() => {
       this.client
         .task<Heartbeat>(this.runId, 'heartbeat', { epoch: this.epoch, leaseMs: this.options.leaseMs })

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { arch, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,12 +75,29 @@ export interface LocalRestateOptions {
   logFile?: string;
 }
 
-/** Starts a single-node server on loopback and waits until its admin API and ingress answer. */
+/**
+ * Starts a single-node server on loopback and waits until its admin API and ingress answer. Ports not given are
+ * free ones; when one of them is taken between the look and the server's bind, it starts again on others.
+ */
 export async function startLocalRestate(options: LocalRestateOptions): Promise<LocalRestate> {
   const bin = findRestateServer();
   if (!bin) throw new UserError(`the Restate server is not installed — install it with: ${INSTALL_COMMAND} (or set OBRA_RESTATE_SERVER to its binary)`);
   mkdirSync(options.dataDir, { recursive: true });
-  const [ingressPort, adminPort, nodePort] = [options.ingressPort ?? (await freePort()), options.adminPort ?? (await freePort()), options.nodePort ?? (await freePort())];
+  const chosen = options.ingressPort === undefined || options.adminPort === undefined || options.nodePort === undefined;
+  for (let attempt = 1; ; attempt++) {
+    const [a, b, c] = (await freePorts(3)) as [number, number, number];
+    try {
+      return await startOnce(bin, { ...options, ingressPort: options.ingressPort ?? a, adminPort: options.adminPort ?? b, nodePort: options.nodePort ?? c });
+    } catch (error) {
+      if (!(chosen && attempt < 3 && error instanceof PortTaken)) throw error;
+    }
+  }
+}
+
+class PortTaken extends UserError {}
+
+async function startOnce(bin: string, options: LocalRestateOptions & { ingressPort: number; adminPort: number; nodePort: number }): Promise<LocalRestate> {
+  const { ingressPort, adminPort, nodePort } = options;
   const config = join(options.dataDir, 'obra-restate.toml');
   writeFileSync(
     config,
@@ -117,7 +134,11 @@ export async function startLocalRestate(options: LocalRestateOptions): Promise<L
   child.once('exit', (code) => (exitCode = code ?? -1));
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (exitCode !== null) throw new UserError(`the Restate server stopped at start (exit ${exitCode}); see ${options.logFile ?? join(options.dataDir, 'server.log')}`);
+    if (exitCode !== null) {
+      const logFile = options.logFile ?? join(options.dataDir, 'server.log');
+      const message = `the Restate server stopped at start (exit ${exitCode}); see ${logFile}`;
+      throw /Address in use/.test(readFileSync(logFile, 'utf8').slice(-4000)) ? new PortTaken(message) : new UserError(message);
+    }
     if ((await answers(`${server.adminUrl}/health`)) && (await answers(`${server.ingressUrl}/restate/health`))) return server;
     await sleep(100);
   }
@@ -135,13 +156,24 @@ async function answers(url: string): Promise<boolean> {
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolvePort(port));
-    });
-  });
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
+/** `n` different TCP ports free on 127.0.0.1 right now (all held until all are found, so none repeats). */
+export async function freePorts(n: number): Promise<number[]> {
+  const probes = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolveProbe, reject) => {
+          const probe = createServer();
+          probe.once('error', reject);
+          probe.listen(0, '127.0.0.1', () => resolveProbe(probe));
+        }),
+    ),
+  );
+  const ports = probes.map((probe) => (probe.address() as { port: number }).port);
+  await Promise.all(probes.map((probe) => new Promise((closed) => probe.close(closed))));
+  return ports;
 }

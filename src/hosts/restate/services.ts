@@ -126,7 +126,9 @@ export const taskObject = restate.object({
       ctx.set('iterations', records);
       run.iterations = records.length;
       run.totalCostUsd = records.reduce((sum, r) => sum + (r.costUsd ?? 0), 0);
-      await saveRun(ctx, run, await now(ctx));
+      run.updatedAt = iso(await now(ctx));
+      // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
+      ctx.set('run', run);
       return true;
     },
 
@@ -245,29 +247,48 @@ export const taskObject = restate.object({
 /** How long a task offered to one worker is kept from the others (that worker is claiming it). */
 const OFFER_MS = 5_000;
 
+/**
+ * The queue keeps a line per task under its own key (`l:<runId>`: an update writes one small value, however many
+ * tasks there are) and the ids of the tasks a worker may take (`open`: what `take` reads).
+ */
 export const queueObject = restate.object({
   name: QUEUE_OBJECT,
   handlers: {
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
-      const lines = (await ctx.get<Record<string, QueueLine>>('tasks')) ?? {};
-      lines[line.runId] = { ...line, offeredAt: line.status === 'queued' || line.status === 'interrupted' ? lines[line.runId]?.offeredAt : undefined };
-      ctx.set('tasks', lines);
+      const key = `l:${line.runId}`;
+      const takeable = line.status === 'queued' || line.status === 'interrupted';
+      const before = await ctx.get<QueueLine>(key);
+      ctx.set(key, { ...line, offeredAt: takeable ? before?.offeredAt : undefined });
+      const open = (await ctx.get<string[]>('open')) ?? [];
+      const listed = open.includes(line.runId);
+      if (takeable && !listed) ctx.set('open', [...open, line.runId]);
+      if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
     },
 
     /** Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. */
     take: async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
-      const lines = (await ctx.get<Record<string, QueueLine>>('tasks')) ?? {};
       const at = await ctx.date.now();
-      const open = Object.values(lines)
-        .filter((l) => (l.status === 'queued' || l.status === 'interrupted') && !(l.wakeAt && l.wakeAt > at) && (l.offeredAt === undefined || at - l.offeredAt > OFFER_MS))
+      const lines: QueueLine[] = [];
+      for (const runId of (await ctx.get<string[]>('open')) ?? []) {
+        const line = await ctx.get<QueueLine>(`l:${runId}`);
+        if (line && !(line.wakeAt && line.wakeAt > at) && (line.offeredAt === undefined || at - line.offeredAt > OFFER_MS)) lines.push(line);
+      }
+      const offered = lines
         .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
         .slice(0, Math.max(0, input.max));
-      for (const line of open) line.offeredAt = at;
-      if (open.length) ctx.set('tasks', lines);
-      return open.map((l) => l.runId);
+      for (const line of offered) ctx.set(`l:${line.runId}`, { ...line, offeredAt: at });
+      return offered.map((l) => l.runId);
     },
 
-    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => Object.values((await ctx.get<Record<string, QueueLine>>('tasks')) ?? {})),
+    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => {
+      const lines: QueueLine[] = [];
+      for (const key of await ctx.stateKeys()) {
+        if (!key.startsWith('l:')) continue;
+        const line = await ctx.get<QueueLine>(key);
+        if (line) lines.push(line);
+      }
+      return lines;
+    }),
   },
 });
 
