@@ -194,6 +194,31 @@ async function bareRepository(root: string): Promise<string> {
   return remote;
 }
 
+describe.runIf(restateAvailable('test/restate/workers.test.ts (registration)'))('Restate: the worker registered last dies', () => {
+  const suite = clusterPerSuite('obra-restate-registration-');
+
+  it('another worker registers itself again, and its task goes on to the end on it', async () => {
+    const { cluster, workers } = suite();
+    const bin = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1000', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
+    const first = startWorker(cluster, 'first');
+    workers.push(first);
+    const firstUri = await until('the first worker to register', () => cluster.client.registeredUri(), (uri) => uri !== null);
+    const runId = await submit(cluster, 'Split the parser', bin);
+    await until('the first worker to drive it', () => runOf(cluster, runId), (r) => r.owner?.worker === 'first');
+
+    // A second worker registers (Restate now sends every call to it), and dies.
+    const second = startWorker(cluster, 'second');
+    workers.push(second);
+    await until('the second worker to register', () => cluster.client.registeredUri(), (uri) => uri !== firstUri);
+    second.kill('SIGKILL');
+
+    const run = await until('the run to end', () => runOf(cluster, runId), (r) => r.status === 'done', 60_000);
+    expect(run.workers).toEqual(['first']);
+    expect(run.iterations).toBe(4);
+    expect((await cluster.client.registeredUri())?.replace(/\/$/, '')).toBe(firstUri!.replace(/\/$/, ''));
+  }, 120_000);
+});
+
 describe.runIf(restateAvailable('test/restate/workers.test.ts (usage limit)'))('Restate: a usage limit parks the task on a Restate timer', () => {
   const suite = clusterPerSuite('obra-restate-park-');
 

@@ -116,7 +116,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     void client
       .registeredUri()
       .then(async (current) => {
-        if (current === uri || (current && (await reachable(current)))) return;
+        if (current?.replace(/\/$/, '') === uri.replace(/\/$/, '') || (current && (await reachable(current)))) return;
         await client.register(uri);
         news({ type: 'registered', uri });
       })
