@@ -100,7 +100,7 @@ export async function ensureWorktree(space: WorktreeSpace): Promise<string> {
 
 /** One worktree change at a time per repository in this process: `git worktree add` is not safe to run side by side. */
 const turns = new Map<string, Promise<unknown>>();
-function inTurn<T>(repo: string, work: () => Promise<T>): Promise<T> {
+export function inTurn<T>(repo: string, work: () => Promise<T>): Promise<T> {
   const before = turns.get(repo) ?? Promise.resolve();
   const mine = before.then(work, work);
   const tail = mine.catch(() => {});

@@ -169,6 +169,11 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     expect(iterationsCommitted.reverse()).toEqual(['1', '2', '3', '4']);
     const tree = await execa('git', ['-C', remote, 'ls-tree', '--name-only', branch]);
     expect(tree.stdout.split('\n').filter((f) => f.startsWith('part-')).sort()).toEqual(['part-1.txt', 'part-2.txt', 'part-3.txt', 'part-4.txt']);
+    // Each worker's checkout is a worktree of its own copy of the repository (under <work dir>/.repos/).
+    for (const name of ['first', 'second']) {
+      const common = await execa('git', ['-C', join(cluster.root, `work-${name}`, runId), 'rev-parse', '--path-format=absolute', '--git-common-dir']);
+      expect(common.stdout).toMatch(new RegExp(`work-${name}/\\.repos/[0-9a-f]{16}\\.git$`));
+    }
     // The agent worked in each worker's own checkout.
     expect(new Set(calls.map((c) => c.cwd))).toEqual(new Set([join(cluster.root, 'work-first', runId), join(cluster.root, 'work-second', runId)]));
 
