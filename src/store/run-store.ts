@@ -226,15 +226,18 @@ export class RunHandle {
   }
 
   update(patch: Partial<RunFile>): void {
-    this.db.data = { ...this.db.data, ...patch, updatedAt: new Date().toISOString() };
+    this.patch(patch);
     this.db.write();
   }
 
   /** `update`, waiting for the disk off the event loop (a worker drives other tasks meanwhile). */
   async updateInBackground(patch: Partial<RunFile>): Promise<void> {
-    const data = { ...this.db.data, ...patch, updatedAt: new Date().toISOString() };
-    this.db.data = data;
-    await this.runFile.writeInBackground(data);
+    await this.runFile.writeInBackground(this.patch(patch));
+  }
+
+  private patch(patch: Partial<RunFile>): RunFile {
+    this.db.data = { ...this.db.data, ...patch, updatedAt: new Date().toISOString() };
+    return this.db.data;
   }
 
   /** Every transition, decoded; with `markers`, the engine's own lines (resume, interruption) too. */
@@ -260,10 +263,6 @@ export class RunHandle {
     this.iterationLog.write(`${JSON.stringify(record)}\n`);
     this.lastRecorded = record.index;
     return true;
-  }
-
-  syncIterations(): void {
-    this.iterationLog.sync();
   }
 
   /** Opens the journal for writing, waiting for the disk off the event loop (iterations.jsonl is made by its first record). */

@@ -50,7 +50,7 @@ function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
   ctx.genericSend({ service: TASK_OBJECT, method: 'checkLease', key: ctx.key, parameter: { epoch }, inputSerde: restate.serde.json, delay: Math.max(50, inMs) });
 }
 
-async function saveRun(ctx: Ctx, run: RemoteRun, at: number): Promise<void> {
+function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
   run.updatedAt = iso(at);
   ctx.set('run', run);
   tellQueue(ctx, run);
@@ -79,7 +79,7 @@ export const taskObject = restate.object({
         journal: { chunks: 0, lastSeq: 0, checkpointChunk: 0 },
         workers: [],
       };
-      await saveRun(ctx, run, at);
+      saveRun(ctx, run, at);
       return run;
     },
 
@@ -97,7 +97,7 @@ export const taskObject = restate.object({
       run.reason = '';
       run.question = null;
       run.workers = [...run.workers, input.worker];
-      await saveRun(ctx, run, at);
+      saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
       const tail: string[] = [];
       for (let n = run.journal.checkpointChunk; n < run.journal.chunks; n++) tail.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
@@ -166,7 +166,7 @@ export const taskObject = restate.object({
         run.status = 'queued';
       }
       run.inbox = [];
-      await saveRun(ctx, run, at);
+      saveRun(ctx, run, at);
       return run;
     },
 
@@ -182,7 +182,7 @@ export const taskObject = restate.object({
       run.reason = `worker ${run.owner.worker} stopped answering; another worker continues the run`;
       run.owner = null;
       run.status = 'interrupted';
-      await saveRun(ctx, run, at);
+      saveRun(ctx, run, at);
     },
 
     /** The timer of a parked task: it may be taken again. */
@@ -190,7 +190,7 @@ export const taskObject = restate.object({
       const run = await ctx.get<RemoteRun>('run');
       if (!run || run.wakeAt !== input.wakeAt) return;
       run.wakeAt = null;
-      await saveRun(ctx, run, await now(ctx));
+      saveRun(ctx, run, await now(ctx));
     },
 
     /**
@@ -213,21 +213,28 @@ export const taskObject = restate.object({
         run.status = 'cancelled';
         run.reason = event.reason ?? 'cancelled before it started';
         run.finishedAt = iso(at);
-        await saveRun(ctx, run, at);
+        saveRun(ctx, run, at);
         return { status: run.status, delivered: 'ended' };
       }
       if (event.type === 'RESUMED') {
         // `obra resume`: a paused (or interrupted) run is queued again; its drive wakes it as any restored run.
         if (run.status === 'escalated') return { status: run.status, delivered: 'refused', why: 'it waits for an answer: `obra answer` it' };
         run.status = 'queued';
-        await saveRun(ctx, run, at);
+        saveRun(ctx, run, at);
         return { status: run.status, delivered: 'queued' };
       }
       if (event.type === 'HUMAN_ANSWER' && run.status !== 'escalated') return { status: run.status, delivered: 'refused', why: `it is not waiting for an answer (its status is ${run.status})` };
-      if (event.type === 'PAUSE' && run.status !== 'queued' && run.status !== 'interrupted') return { status: run.status, delivered: 'refused', why: `it is ${run.status}` };
+      if (event.type === 'PAUSE') {
+        // Not running: held back from the workers until `obra resume` (its saved state is where it stopped).
+        if (run.status !== 'queued' && run.status !== 'interrupted') return { status: run.status, delivered: 'refused', why: `it is ${run.status}` };
+        run.status = 'paused';
+        run.reason = `${event.reason ?? 'paused'}; \`obra resume ${run.runId} --engine restate\` continues`;
+        saveRun(ctx, run, at);
+        return { status: run.status, delivered: 'ended' };
+      }
       run.startEvent = event;
       run.status = 'queued';
-      await saveRun(ctx, run, at);
+      saveRun(ctx, run, at);
       return { status: run.status, delivered: 'queued' };
     },
 

@@ -8,7 +8,6 @@ import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
 import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
 import { configSchema } from '../../config/schema.js';
-import { UserError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/types.js';
 import { systemClock } from '../../engine/clock.js';
 import { TaskDrive, type DriveStart } from '../../engine/drive.js';
@@ -124,11 +123,12 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   }, 1_000);
   watchdog.unref();
 
-  const inFlight = new Map<string, { promise: Promise<void>; abort: AbortController }>();
+  const inFlight = new Map<string, Promise<void>>();
   const results: RunResult[] = [];
   let poke = () => {};
 
-  const drive = async (claimed: Claimed) => {
+  /** Drives one claimed run to its end or its rest; never throws (what went wrong is news, and in the run). */
+  const drive = async (claimed: Claimed): Promise<void> => {
     const run = claimed.run;
     const abort = new AbortController();
     const stop = () => abort.abort();
@@ -160,14 +160,16 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     };
     const { entry, lastSeq } = remote.journal.latest();
     const event = (run.startEvent ?? undefined) as TaskEvent | undefined;
-    let start: DriveStart;
-    if (entry) {
-      const restorable = restorableSnapshot(entry.snapshot);
-      if (!restorable.ok) throw new UserError(`run ${run.runId}: its last saved state cannot be restored: ${restorable.problem}`);
-      start = { snapshot: restorable.snapshot, fromSeq: lastSeq, event };
-    } else {
-      start = { input: run.input as unknown as TaskInput, event };
+    const restorable = entry ? restorableSnapshot(entry.snapshot) : null;
+    if (restorable && !restorable.ok) {
+      // No worker could: the run ends here, with why, instead of going from worker to worker.
+      const reason = `its last saved state cannot be restored: ${restorable.problem}; replay it with the Obra that wrote it`;
+      await client.task(run.runId, 'settle', { epoch: claimed.epoch, status: 'failed', reason, question: null, sessionId: run.sessionId }).catch(() => {});
+      news({ type: 'settled', runId: run.runId, status: 'failed', reason });
+      signal.removeEventListener('abort', stop);
+      return;
     }
+    const start: DriveStart = restorable ? { snapshot: restorable.snapshot, fromSeq: lastSeq, event } : { input: run.input as unknown as TaskInput, event };
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
     try {
       if (checkout) await prepareCheckout(checkout);
@@ -184,6 +186,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       results.push(result);
       news({ type: 'settled', runId: run.runId, status: result.status, reason: result.reason });
     } catch (error) {
+      // Its lease runs out and another worker (or this one) takes it on from its journal.
       news({ type: 'lost', runId: run.runId, reason: (error as Error).message });
     } finally {
       remote.abandon();
@@ -206,12 +209,11 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
           if (signal.aborted) break;
           const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
           if (!claimed) continue;
-          const abort = new AbortController();
-          const promise = drive(claimed).finally(() => {
+          const driving = drive(claimed).finally(() => {
             inFlight.delete(runId);
             poke();
           });
-          inFlight.set(runId, { promise, abort });
+          inFlight.set(runId, driving);
         }
       }
       await new Promise<void>((wake) => {
@@ -227,7 +229,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       });
     }
     // Stopped: each drive ends interrupted (its run is queued again for another worker) and is let go.
-    await Promise.all([...inFlight.values()].map((f) => f.promise));
+    await Promise.all(inFlight.values());
     clearInterval(watchdog);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
