@@ -101,28 +101,39 @@ export async function submitRemote(tasks: { task: string; checks?: string[]; rep
   return submitToRestate(tasks, { ...urlsOf(config), config });
 }
 
-/** `obra status --engine restate`: a line per task, from the queue's object. */
-export async function statusRemote(flags: { config?: string; json?: boolean; set?: string[] }): Promise<void> {
+/** `obra status --engine restate`: a line per task, from the queue's object (`--watch` follows them). */
+export async function statusRemote(flags: { config?: string; json?: boolean; watch?: boolean; set?: string[] }): Promise<void> {
   const config = configFrom({ ...flags, engine: 'restate' });
   const client = new RestateClient(urlsOf(config));
-  const lines = await client.queue<QueueLine[]>('list');
-  lines.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
-  // A running task's line is written when its status changes: its iterations and cost are asked of the task.
-  await Promise.all(
-    lines
-      .filter((l) => l.status === 'running')
-      .map(async (l) => {
-        const run = await client.task<RemoteRun | null>(l.runId, 'get');
-        if (run) Object.assign(l, { iterations: run.iterations, totalCostUsd: run.totalCostUsd, updatedAt: run.updatedAt });
-      }),
-  );
-  if (flags.json) {
-    process.stdout.write(`${JSON.stringify(lines.map(({ offeredAt: _offered, ...line }) => line))}\n`);
-    return;
-  }
-  const rows = [['RUN', 'STATUS', 'IT', 'COST', 'WORKER', 'TASK / REASON'], ...lines.map((l) => [l.runId, l.status, String(l.iterations), `$${l.totalCostUsd.toFixed(2)}`, l.worker ?? '-', (l.reason || l.task).slice(0, 70)])];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  process.stdout.write(`${rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n')}\n`);
+  const read = async () => {
+    const lines = (await client.queue<QueueLine[]>('list')).map(({ offeredAt: _offered, ...line }) => line);
+    lines.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
+    // A running task's line is written when its status changes: its iterations and cost are asked of the task.
+    await Promise.all(
+      lines
+        .filter((l) => l.status === 'running')
+        .map(async (l) => {
+          const run = await client.task<RemoteRun | null>(l.runId, 'get');
+          if (run) Object.assign(l, { iterations: run.iterations, totalCostUsd: run.totalCostUsd, updatedAt: run.updatedAt });
+        }),
+    );
+    return lines;
+  };
+  const { showLines } = await import('./status.js');
+  await showLines({ read, table: remoteTable, row: remoteRow, steady: (line) => line }, flags);
+}
+
+const REMOTE_HEADER = ['RUN', 'STATUS', 'IT', 'COST', 'WORKER', 'TASK / REASON'];
+
+function remoteRow(l: QueueLine): string[] {
+  return [l.runId, l.status, String(l.iterations), `$${l.totalCostUsd.toFixed(2)}`, l.worker ?? '-', (l.reason || l.task).slice(0, 70)];
+}
+
+function remoteTable(lines: QueueLine[]): string {
+  if (!lines.length) return 'No tasks yet. Queue one with: obra submit --engine restate --task "..."\n';
+  const rows = [REMOTE_HEADER, ...lines.map(remoteRow)];
+  const widths = REMOTE_HEADER.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => `${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
 
 /** `obra answer|pause|cancel --engine restate`: the event goes to the task's object (live, or for its next drive). */

@@ -20,9 +20,23 @@ export interface StatusFlags {
 
 export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | NodeJS.WritableStream = process.stdout): Promise<void> {
   const storeDir = resolve(flags.db ?? configFrom(flags).store.dir);
+  await showLines({ read: () => taskLines(storeDir), table: statusTable, row: statusRow, steady: withoutAge }, flags, out);
+}
+
+/** How a kind of task line is read and shown (the store's, Restate's). */
+export interface LineSource<T extends { runId: string }> {
+  read(): T[] | Promise<T[]>;
+  table(lines: T[]): string;
+  row(line: T): string[];
+  /** The line without what changes by itself (an age): a plain line is written again only when the rest did. */
+  steady(line: T): unknown;
+}
+
+/** Prints the lines once, or (`--watch`) follows them: redrawn in a terminal, changed lines only elsewhere. */
+export async function showLines<T extends { runId: string }>(source: LineSource<T>, flags: StatusFlags, out: NodeJS.WriteStream | NodeJS.WritableStream = process.stdout): Promise<void> {
   if (!flags.watch) {
-    const lines = taskLines(storeDir);
-    out.write(flags.json ? `${JSON.stringify(lines, null, 2)}\n` : statusTable(lines));
+    const lines = await source.read();
+    out.write(flags.json ? `${JSON.stringify(lines, null, 2)}\n` : source.table(lines));
     return;
   }
   const tty = 'isTTY' in out && Boolean(out.isTTY) && !flags.json;
@@ -38,15 +52,14 @@ export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | N
   flags.signal?.addEventListener('abort', stop, { once: true });
   try {
     while (!stopped && !flags.signal?.aborted) {
-      const lines = taskLines(storeDir);
-      if (tty) out.write(`\x1b[H\x1b[2J${new Date().toISOString().slice(11, 19)} UTC — obra status (Ctrl-C to stop)\n\n${statusTable(lines)}`);
+      const lines = await source.read();
+      if (tty) out.write(`\x1b[H\x1b[2J${new Date().toISOString().slice(11, 19)} UTC — obra status (Ctrl-C to stop)\n\n${source.table(lines)}`);
       else {
         for (const line of lines) {
-          // Age changes every second: a plain line is written again only when something else did.
-          const key = JSON.stringify(withoutAge(line));
+          const key = JSON.stringify(source.steady(line));
           if (seen.get(line.runId) === key) continue;
           seen.set(line.runId, key);
-          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${statusRow(line).join('  ')}\n`);
+          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${source.row(line).join('  ')}\n`);
         }
       }
       await new Promise<void>((resolve) => {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { obra } from '../helpers/cli.js';
+import { CLI, obra } from '../helpers/cli.js';
 import { agentBin, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until } from './helpers.js';
 
 const CONTINUE = (n: number) => `Step ${n}: split one more part of the parser; all tests pass.\nSTATUS: CONTINUE`;
@@ -104,6 +104,13 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     expect(status.exitCode, status.stderr).toBe(0);
     const shown = JSON.parse(status.stdout) as { runId: string; status: string }[];
     expect(ids.every((id) => shown.some((s) => s.runId === id))).toBe(true);
+    // --watch follows them: a plain line per task when stdout is not a terminal, until Ctrl-C.
+    const watching = execa('node', [CLI, 'status', '--engine', 'restate', '--watch', ...cluster.flags], { cwd: cluster.root, reject: false });
+    await new Promise((r) => setTimeout(r, 2_500));
+    watching.kill('SIGINT');
+    const watched = await watching;
+    expect(watched.exitCode).toBe(0);
+    for (const id of ids) expect(watched.stdout.split('\n').filter((line) => line.includes(id))).toHaveLength(1);
   }, 180_000);
 });
 
