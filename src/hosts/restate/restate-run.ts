@@ -90,13 +90,15 @@ export class RestateRun implements RunPort {
   private listeners: ((event: TaskEvent) => void)[] = [];
   private records: IterationRecord[];
   private wakeAt: number | null = null;
+  /** When the lease was last renewed (performance.now()). */
+  private lastHeard = performance.now();
 
   constructor(private readonly options: RestateRunOptions) {
     this.client = options.client;
     this.epoch = options.claimed.epoch;
     this.records = [...options.claimed.iterations];
     this.log = new RestateLog(
-      (lines, lastSeq, checkpoint) => this.client.task(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs }),
+      async (lines, lastSeq, checkpoint) => this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs })),
       options.claimed.tail,
     );
     this.journal = new Journal(`Restate ObraTask/${this.runId}`, undefined, this.log);
@@ -121,17 +123,27 @@ export class RestateRun implements RunPort {
   begin(): void {
     const every = Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
     this.heartbeat = setInterval(() => {
+      // The journal's appends and the records renew the lease too: a busy drive needs no heartbeat of its own.
+      if (performance.now() - this.lastHeard < every) return;
       this.client
         .task<Heartbeat>(this.runId, 'heartbeat', { epoch: this.epoch, leaseMs: this.options.leaseMs })
-        .then((beat) => {
-          if (!beat.ok) return this.lost();
-          for (const event of beat.events) for (const listener of this.listeners) listener(event);
-        })
+        .then((beat) => this.heard(beat))
         .catch(() => {
           // Restate unreachable for a moment: the lease covers a few missed renewals.
         });
     }, every);
     this.heartbeat.unref();
+  }
+
+  /**
+   * An answer that renewed the lease: the events sent to the run go to the drive; a refusal means the run is lost.
+   * The events are sent on a turn of their own, as from outside (an answer to an effect's own call comes inside
+   * that effect: the machine must first take the effect's result, as a replay of the journal will).
+   */
+  private heard(beat: Heartbeat): void {
+    if (!beat.ok) return this.lost();
+    this.lastHeard = performance.now();
+    if (beat.events.length) setImmediate(() => beat.events.forEach((event) => this.listeners.forEach((listener) => listener(event))));
   }
 
   /** Events from people (answer, pause, cancel), as the heartbeats bring them. */
@@ -145,9 +157,10 @@ export class RestateRun implements RunPort {
   /** The iteration's work first (a moving task's commit, pushed), then its record: a recorded iteration's work is never lost. */
   async saveIteration(record: IterationRecord): Promise<boolean> {
     await this.options.workspace?.afterIteration(record);
-    const fresh = await this.client.task<boolean>(this.runId, 'saveIteration', { epoch: this.epoch, record });
-    if (fresh) this.records.push(record);
-    return fresh;
+    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, record, leaseMs: this.options.leaseMs });
+    if (saved.fresh) this.records.push(record);
+    this.heard(saved);
+    return saved.fresh;
   }
 
   /** The drive is being stopped to wait for the usage limit's reset on a Restate timer: its settle parks the task. */

@@ -50,6 +50,15 @@ function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
   ctx.genericSend({ service: TASK_OBJECT, method: 'checkLease', key: ctx.key, parameter: { epoch }, inputSerde: restate.serde.json, delay: Math.max(50, inMs) });
 }
 
+/** The drive's worker was heard from: its lease runs from now, and it takes the events sent to the run meanwhile. */
+async function renew(ctx: Ctx, run: RemoteRun, leaseMs: number): Promise<Heartbeat> {
+  run.owner!.leaseUntil = (await now(ctx)) + leaseMs;
+  const events = run.inbox;
+  run.inbox = [];
+  ctx.set('run', run);
+  return { ok: true, events };
+}
+
 function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
   run.updatedAt = iso(at);
   ctx.set('run', run);
@@ -105,42 +114,38 @@ export const taskObject = restate.object({
       return { epoch: run.epoch, run, tail, iterations };
     },
 
-    /** The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot. */
-    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number }): Promise<void> => {
+    /** The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot. Renews the lease, as a heartbeat does. */
+    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number }): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
       const n = run.journal.chunks;
       ctx.set(`j${n}`, input.lines);
       run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
-      run.owner!.leaseUntil = (await now(ctx)) + input.leaseMs;
       // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
       run.startEvent = null;
-      ctx.set('run', run);
+      return renew(ctx, run, input.leaseMs);
     },
 
     /** A finished iteration's record, once (a restored `persisting` sends it again). */
-    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord }): Promise<boolean> => {
+    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
       const records = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
-      if (records.some((r) => r.index >= input.record.index)) return false;
-      records.push(input.record);
-      ctx.set('iterations', records);
-      run.iterations = records.length;
-      run.totalCostUsd = records.reduce((sum, r) => sum + (r.costUsd ?? 0), 0);
-      run.updatedAt = iso(await now(ctx));
+      const fresh = !records.some((r) => r.index >= input.record.index);
+      if (fresh) {
+        records.push(input.record);
+        ctx.set('iterations', records);
+        run.iterations = records.length;
+        run.totalCostUsd = records.reduce((sum, r) => sum + (r.costUsd ?? 0), 0);
+        run.updatedAt = iso(await now(ctx));
+      }
       // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
-      ctx.set('run', run);
-      return true;
+      return { ...(await renew(ctx, run, input.leaseMs)), fresh };
     },
 
     /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
     heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number }): Promise<Heartbeat> => {
       const run = await ctx.get<RemoteRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return { ok: false, events: [] };
-      run.owner.leaseUntil = (await now(ctx)) + input.leaseMs;
-      const events = run.inbox;
-      run.inbox = [];
-      ctx.set('run', run);
-      return { ok: true, events };
+      return renew(ctx, run, input.leaseMs);
     },
 
     /** The drive ended or came to rest: how the run stands, and the run is let go. */
