@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TaskEvent } from '../../machines/task.machine.js';
 import type { ObraConfig } from '../config/schema.js';
@@ -25,12 +26,13 @@ export async function restateUp(flags: CommonFlags & { data?: string }): Promise
   const config = configFrom(flags);
   const { startLocalRestate } = await import('../hosts/restate/server.js');
   const dataDir = resolve(flags.data ?? resolve(config.store.dir, 'restate'));
-  const server = await startLocalRestate({ dataDir, ingressPort: portOf(config.restate.ingress_url, 'ingress_url'), adminPort: portOf(config.restate.admin_url, 'admin_url') });
+  const server = await startLocalRestate({ dataDir, ingressPort: portOf(config.restate.ingress_url, 'ingress_url'), adminPort: portOf(config.restate.admin_url, 'admin_url'), identity: true });
   process.stdout.write(
     [
       `Restate is up (data in ${dataDir}).`,
       `  ingress  ${server.ingressUrl}`,
       `  admin    ${server.adminUrl}   (its UI: ${server.adminUrl}/ui)`,
+      `  identity ${server.identityKey}   (workers on this store check calls against it; elsewhere: restate.identity_keys)`,
       'Next, in other terminals: `obra worker` (one or more), `obra submit --engine restate --task "..."`, `obra status --engine restate`.',
       'Ctrl-C stops the server; the tasks are kept in its data and go on at the next `obra restate up`.',
       '',
@@ -63,8 +65,10 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const identityKeys = config.restate.identity_keys.length ? config.restate.identity_keys : localIdentityKey(config);
   const worker = await startRestateWorker({
     ...urlsOf(config),
+    identityKeys,
     concurrency: flags.concurrency ?? config.queue.concurrency,
     leaseMs: config.restate.lease_seconds * 1000,
     name: flags.name,
@@ -92,8 +96,15 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
       }
     },
   });
-  say(`obra worker: taking tasks from ${config.restate.ingress_url}, ${flags.concurrency ?? config.queue.concurrency} at a time (Ctrl-C to stop)`);
+  say(`obra worker: taking tasks from ${config.restate.ingress_url}, ${flags.concurrency ?? config.queue.concurrency} at a time (Ctrl-C to stop)${identityKeys.length ? '; only calls signed by the server are accepted' : ''}`);
   await worker.done;
+}
+
+/** The key of the `obra restate up` of this store, when the worker is pointed at a server on this machine. */
+function localIdentityKey(config: ObraConfig): string[] {
+  const file = resolve(config.store.dir, 'restate', 'identity.pub');
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.restate.admin_url).hostname);
+  return loopback && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
 }
 
 export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; runId?: string }[], config: ObraConfig): Promise<string[]> {

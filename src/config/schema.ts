@@ -237,6 +237,11 @@ export const configSchema = z.strictObject({
        * home folder). The same path on every worker keeps the agent's project folder name the same.
        */
       work_dir: z.string().min(1).default('~/.obra/work'),
+      /**
+       * The server's request-identity public keys (`publickeyv1_…`, printed by `obra restate up`): a worker then
+       * refuses calls not signed by the server. A worker on the store of an `obra restate up` finds its key there.
+       */
+      identity_keys: z.array(z.string().regex(/^publickeyv1_[1-9A-HJ-NP-Za-km-z]+$/, 'expected a key such as publickeyv1_2G8dCQhArfvGpzPw5Vx2ALciR4xCLHfS5YaT93XjNxX9')).default([]),
     })
     .prefault({}),
 });

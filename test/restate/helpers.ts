@@ -33,12 +33,13 @@ export interface Cluster {
 
 export async function startCluster(prefix: string): Promise<Cluster> {
   const root = mkdtempSync(join(tmpdir(), prefix));
-  const server = await startLocalRestate({ dataDir: join(root, 'restate') });
+  // The server signs its calls, and the workers check them (as with `obra restate up`).
+  const server = await startLocalRestate({ dataDir: join(root, 'restate'), identity: true });
   return {
     root,
     server,
     client: new RestateClient(server),
-    flags: ['--set', `restate.ingress_url=${server.ingressUrl}`, '--set', `restate.admin_url=${server.adminUrl}`],
+    flags: ['--set', `restate.ingress_url=${server.ingressUrl}`, '--set', `restate.admin_url=${server.adminUrl}`, '--set', `restate.identity_keys=[${server.identityKey}]`],
     log: join(root, 'fake-claude.log'),
   };
 }

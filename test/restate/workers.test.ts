@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { ensureIdentityKey } from '../../src/hosts/restate/identity.js';
 import { CLI, obra } from '../helpers/cli.js';
 import { agentBin, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until } from './helpers.js';
 
@@ -228,6 +229,12 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (registration)'))(
     expect(run.workers).toEqual(['first']);
     expect(run.iterations).toBe(4);
     expect((await cluster.client.registeredUri())?.replace(/\/$/, '')).toBe(firstUri!.replace(/\/$/, ''));
+
+    // A worker that expects another server's signature cannot register: Restate's calls are refused, and it says why.
+    const otherKey = ensureIdentityKey(join(cluster.root, 'other-identity.pem'));
+    const wrong = await execa('node', [CLI, 'worker', '--name', 'wrong', ...cluster.flags, '--set', `restate.identity_keys=[${otherKey}]`], { cwd: cluster.root, reject: false, timeout: 60_000 });
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.stderr).toContain(`accepts only calls signed with ${otherKey}`);
   }, 120_000);
 });
 

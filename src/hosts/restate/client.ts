@@ -72,7 +72,11 @@ export class RestateClient {
     } catch (error) {
       throw unreachable('admin API', this.urls.adminUrl, error);
     }
-    if (!response.ok) throw new UserError(`Restate refused to register ${uri}: ${errorText(await response.text()) || `HTTP ${response.status}`}`);
+    if (!response.ok) {
+      // Restate's message quotes the whole response it got from the worker: its first sentence says it.
+      const why = (errorText(await response.text()) || `HTTP ${response.status}`).split('. Response headers')[0];
+      throw new UserError(`Restate refused to register ${uri}: ${why}`);
+    }
   }
 
   /** The endpoint the services are registered at now (the latest deployment of ObraTask), or null. */

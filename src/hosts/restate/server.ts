@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../core/errors.js';
+import { ensureIdentityKey } from './identity.js';
 
 /**
  * A local Restate server started from the npm package `@restatedev/restate-server` (its binary ships in the
@@ -57,6 +58,8 @@ function obraRoot(): string {
 export interface LocalRestate {
   ingressUrl: string;
   adminUrl: string;
+  /** With `identity`: the public key workers check the calls against. */
+  identityKey: string | null;
   process: ChildProcess;
   /** Stops the server (SIGTERM, then SIGKILL after a grace period). */
   stop(): Promise<void>;
@@ -73,6 +76,8 @@ export interface LocalRestateOptions {
   nodeName?: string;
   /** The server's output goes here (default: `<dataDir>/server.log`). */
   logFile?: string;
+  /** Sign every call to the workers with the key pair in `<dataDir>/identity.pem` (made when missing). */
+  identity?: boolean;
 }
 
 /**
@@ -99,6 +104,9 @@ class PortTaken extends UserError {}
 async function startOnce(bin: string, options: LocalRestateOptions & { ingressPort: number; adminPort: number; nodePort: number }): Promise<LocalRestate> {
   const { ingressPort, adminPort, nodePort } = options;
   const config = join(options.dataDir, 'obra-restate.toml');
+  const identityPem = options.identity ? join(options.dataDir, 'identity.pem') : null;
+  const identityKey = identityPem ? ensureIdentityKey(identityPem) : null;
+  if (identityKey) writeFileSync(join(options.dataDir, 'identity.pub'), `${identityKey}\n`);
   writeFileSync(
     config,
     [
@@ -109,6 +117,7 @@ async function startOnce(bin: string, options: LocalRestateOptions & { ingressPo
       `bind-port = ${adminPort}`,
       '[ingress]',
       `bind-port = ${ingressPort}`,
+      ...(identityPem ? ['[worker.invoker]', `request-identity-private-key-pem-file = ${JSON.stringify(identityPem)}`] : []),
       '',
     ].join('\n'),
   );
@@ -120,6 +129,7 @@ async function startOnce(bin: string, options: LocalRestateOptions & { ingressPo
   const server: LocalRestate = {
     ingressUrl: `http://127.0.0.1:${ingressPort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
+    identityKey,
     process: child,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -8,6 +8,7 @@ import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
 import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
 import { configSchema } from '../../config/schema.js';
+import { UserError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/types.js';
 import { systemClock } from '../../engine/clock.js';
 import { TaskDrive, type DriveStart } from '../../engine/drive.js';
@@ -32,6 +33,8 @@ export interface RestateWorkerOptions extends RestateUrls {
   leaseMs?: number;
   /** This worker's name in the runs' records (default: host and pid). */
   name?: string;
+  /** The server's request-identity public keys: calls not signed with one of them are refused. */
+  identityKeys?: string[];
   /** Where the services listen for Restate (default: a free port). */
   port?: number;
   /** The address they listen on (default 127.0.0.1; 0.0.0.0 for a Restate on another machine). */
@@ -89,8 +92,9 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
 
   const endpoint = restate.endpoint();
   for (const service of OBRA_SERVICES) endpoint.bind(service);
+  // Only calls signed by the server, when its key is known (else the SDK warns that anyone may call in).
+  if (options.identityKeys?.length) endpoint.withIdentityV1(...options.identityKeys);
   const server: Http2Server = createServer(endpoint.http2Handler());
-  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops.
   const sessions = new Set<Http2Session>();
   server.on('session', (session) => {
     sessions.add(session);
@@ -101,10 +105,17 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     server.listen(options.port ?? 0, options.bind ?? '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
   const uri = options.advertisedUrl ?? `http://127.0.0.1:${port}`;
+  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops.
+  const shutdown = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const session of sessions) session.destroy();
+    });
   try {
     await client.register(uri);
   } catch (error) {
-    server.close();
+    await shutdown();
+    if (options.identityKeys?.length) throw new UserError(`${(error as Error).message} — this worker accepts only calls signed with ${options.identityKeys.join(', ')}: is that the key of the server at ${options.adminUrl}? (restate.identity_keys)`);
     throw error;
   }
   const news = (event: WorkerNews) => options.onEvent?.('runId' in event ? event.runId : '', event);
@@ -231,10 +242,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     // Stopped: each drive ends interrupted (its run is queued again for another worker) and is let go.
     await Promise.all(inFlight.values());
     clearInterval(watchdog);
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      for (const session of sessions) session.destroy();
-    });
+    await shutdown();
     return results;
   };
 
