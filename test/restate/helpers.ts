@@ -80,6 +80,25 @@ export function startWorker(cluster: Cluster, name: string, extra: string[] = []
   });
 }
 
+/** Resolves once the worker says it takes tasks (it has registered); rejects with what it said if it ends first. */
+export function workerReady(worker: ResultPromise, timeoutMs = 60_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let said = '';
+    const timer = setTimeout(() => reject(new Error(`the worker did not start within ${timeoutMs} ms: ${said}`)), timeoutMs);
+    worker.all?.on('data', (chunk: Buffer) => {
+      said += chunk.toString();
+      if (said.includes('taking tasks from')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void worker.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`the worker ended (exit ${r.exitCode}): ${said}`));
+    });
+  });
+}
+
 export async function submit(cluster: Cluster, task: string, bin: string, extra: string[] = []): Promise<string> {
   const where = extra.includes('--repo-url') ? [] : ['--repo', mkdtempSync(join(cluster.root, 'task-'))];
   const result = await obra(['submit', '--engine', 'restate', '--task', task, ...where, '--set', `agent.local.command=${bin}`, ...cluster.flags, ...extra], { cwd: cluster.root });

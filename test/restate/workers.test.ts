@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { ensureIdentityKey } from '../../src/hosts/restate/identity.js';
 import { CLI, obra } from '../helpers/cli.js';
-import { agentBin, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until } from './helpers.js';
+import { agentBin, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until, workerReady } from './helpers.js';
 
 const CONTINUE = (n: number) => `Step ${n}: split one more part of the parser; all tests pass.\nSTATUS: CONTINUE`;
 const DONE = 'The parser is split and tested; all tests pass.\nSTATUS: DONE';
@@ -29,7 +29,8 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     expect(early.stderr).toMatch(/not registered with Restate .* start `obra worker`/);
 
     workers.push(startWorker(cluster, 'w1', ['--concurrency', '3']), startWorker(cluster, 'w2', ['--concurrency', '3']));
-    await until('a worker to register the services', () => cluster.client.registeredUri(), (uri) => uri !== null);
+    // Both take tasks before any is submitted (a loaded machine may start one much later than the other).
+    await Promise.all(workers.map((w) => workerReady(w)));
     const plainIds: string[] = [];
     for (let i = 0; i < 4; i++) plainIds.push(await submit(cluster, `Refactor part ${i}`, plain));
     const askingId = await submit(cluster, 'Migrate the database', asking);
