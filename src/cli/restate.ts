@@ -107,7 +107,7 @@ function localIdentityKey(config: ObraConfig): string[] {
   return loopback && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
 }
 
-export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; runId?: string }[], config: ObraConfig): Promise<string[]> {
+export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }[], config: ObraConfig): Promise<string[]> {
   const { submitToRestate } = await import('../hosts/restate/submit.js');
   return submitToRestate(tasks, { ...urlsOf(config), config });
 }

@@ -16,7 +16,7 @@ const DONE = 'The parser is split and tested; all tests pass.\nSTATUS: DONE';
 describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra worker processes on one node', () => {
   const suite = clusterPerSuite('obra-restate-');
 
-  it('seven tasks on two workers all end; no session ever has two calls at once; an answer, a pause, a resume and a cancel go through', async () => {
+  it('ten tasks on two workers all end; no session ever has two calls at once; an answer, a pause, a resume, a cancel and --after go through', async () => {
     const { cluster, workers } = suite();
     const plain = agentBin(cluster, 'plain', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '300', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), DONE]) });
     const question = 'Which database should I migrate, Postgres or MySQL?';
@@ -37,6 +37,11 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
     const pausedId = await submit(cluster, 'A refactoring to pause', steady);
     const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=10']);
+    // One follows a plain task (it starts once that one is done); one follows the task that will be cancelled,
+    // and one follows that one (both blocked, in turn).
+    const followerId = await submit(cluster, 'Document the split parser', plain, ['--after', plainIds[0]!]);
+    const blockedId = await submit(cluster, 'Benchmark the long refactoring', plain, ['--after', slowId]);
+    const cascadeId = await submit(cluster, 'Publish the benchmark', plain, ['--after', blockedId]);
 
     // The task that asks a question waits for a person; the answer goes in through the ingress.
     const waiting = await until('the asking task to escalate', () => runOf(cluster, askingId), (r) => r.status === 'escalated');
@@ -59,13 +64,17 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const cancelled = await obra(['cancel', slowId, '--engine', 'restate', ...cluster.flags], { cwd: cluster.root });
     expect(cancelled.exitCode, cancelled.stderr).toBe(0);
 
-    const ids = [...plainIds, askingId, slowId, pausedId];
-    const lines = await until('every task to end', () => queueLines(cluster), (ls) => ids.every((id) => ['done', 'cancelled', 'failed', 'max_iterations'].includes(ls.find((l) => l.runId === id)?.status ?? '')), 90_000);
+    const ids = [...plainIds, askingId, slowId, pausedId, followerId, blockedId, cascadeId];
+    const lines = await until('every task to end', () => queueLines(cluster), (ls) => ids.every((id) => ['done', 'cancelled', 'failed', 'max_iterations', 'blocked'].includes(ls.find((l) => l.runId === id)?.status ?? '')), 90_000);
     const statusOf = (id: string) => lines.find((l) => l.runId === id)!.status;
     expect(plainIds.map(statusOf)).toEqual(['done', 'done', 'done', 'done']);
     expect(statusOf(askingId)).toBe('done');
     expect(statusOf(slowId)).toBe('cancelled');
     expect(statusOf(pausedId)).toBe('done');
+    expect(statusOf(followerId)).toBe('done');
+    expect([statusOf(blockedId), statusOf(cascadeId)]).toEqual(['blocked', 'blocked']);
+    expect((await runOf(cluster, blockedId)).reason).toBe(`the run it follows, ${slowId}, ended cancelled`);
+    expect((await runOf(cluster, cascadeId)).reason).toBe(`the run it follows, ${blockedId}, ended blocked`);
     const pausedRun = await everything(cluster, pausedId);
     expect(pausedRun.iterations.map((r) => [r.index, r.decision])).toEqual([[1, 'proceed'], [2, 'proceed'], [3, 'proceed'], [4, 'done']]);
     expect(pausedRun.run.workers).toHaveLength(2);
@@ -88,14 +97,19 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const calls = fakeCalls(cluster).filter((c) => sessionOf(c));
     const bySession = new Map<string, typeof calls>();
     for (const call of calls) bySession.set(sessionOf(call)!, [...(bySession.get(sessionOf(call)!) ?? []), call]);
-    expect(bySession.size).toBe(7);
+    expect(bySession.size).toBe(8);
+    // The follower's first call started after the last call of the task it follows had ended.
+    const sessionOfRun = async (id: string) => (await runOf(cluster, id)).sessionId!;
+    const followed = bySession.get(await sessionOfRun(plainIds[0]!))!;
+    const follower = bySession.get(await sessionOfRun(followerId))!;
+    expect(Math.min(...follower.map((c) => c.startedAt))).toBeGreaterThanOrEqual(Math.max(...followed.map((c) => c.at)));
     for (const [, list] of bySession) {
       list.sort((a, b) => a.startedAt - b.startedAt);
       for (let i = 1; i < list.length; i++) expect(list[i]!.startedAt).toBeGreaterThanOrEqual(list[i - 1]!.at);
     }
 
     // Every task's replay from what Restate stored verifies (the answered and the cancelled ones too).
-    for (const id of [plainIds[0]!, askingId, slowId, pausedId]) {
+    for (const id of [plainIds[0]!, askingId, slowId, pausedId, followerId]) {
       const replay = await obra(['replay', id, '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
       expect(replay.exitCode, `${id}: ${replay.stdout.slice(0, 1500)}`).toBe(0);
       expect(JSON.parse(replay.stdout)).toMatchObject({ runId: id, verified: true });
@@ -112,7 +126,8 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     watching.kill('SIGINT');
     const watched = await watching;
     expect(watched.exitCode).toBe(0);
-    for (const id of ids) expect(watched.stdout.split('\n').filter((line) => line.includes(id))).toHaveLength(1);
+    // (`<time> <runId> <status> ...`: a reason may name another run)
+    for (const id of ids) expect(watched.stdout.split('\n').filter((line) => line.split(/\s+/)[1] === id)).toHaveLength(1);
   }, 180_000);
 });
 

@@ -30,7 +30,6 @@ export function register(program: Command, common: (command: Command) => Command
     const tasks = flags.file
       ? readTasksFile(flags.file)
       : [{ task: flags.task!, checks: flags.check, repo: flags.repo, repoUrl: flags.repoUrl, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId }];
-    if (config.engine === 'restate' && tasks.some((t) => t.after !== undefined)) throw new UserError('--after is not supported with --engine restate yet');
     if (config.engine !== 'restate' && flags.repoUrl) throw new UserError('--repo-url is for tasks that move between Restate workers: add --engine restate (or use --repo with a local repository)');
     const runIds = config.engine === 'restate' ? await (await import('../restate.js')).submitRemote(tasks, config) : await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
     if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds } : { runId: runIds[0] })}\n`);

@@ -31,6 +31,8 @@ export interface RemoteRun {
   priority: number;
   submittedAt: string;
   workspace: RemoteWorkspace;
+  /** The run this one waits for: it starts once that run is done, and is blocked when that run ends otherwise. */
+  after: string | null;
   /** The worker driving it now, fenced by `epoch`: a worker whose lease ran out can write nothing more. */
   owner: { worker: string; epoch: number; leaseUntil: number } | null;
   epoch: number;
@@ -65,6 +67,8 @@ export interface QueueLine {
   worker: string | null;
   /** Parked until then (epoch ms): not offered to workers before. */
   wakeAt: number | null;
+  /** The run it follows (not offered before that one is done). */
+  after: string | null;
   /** When a worker was last offered it (another is offered it only after a while: the first may be claiming it). */
   offeredAt?: number;
 }
@@ -115,5 +119,6 @@ export function queueLineOf(run: RemoteRun): QueueLine {
     task: run.task.text,
     worker: run.owner?.worker ?? null,
     wakeAt: run.wakeAt ?? null,
+    after: run.after ?? null,
   };
 }

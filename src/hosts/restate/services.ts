@@ -190,6 +190,17 @@ export const taskObject = restate.object({
       saveRun(ctx, run, at);
     },
 
+    /** The run this one follows ended otherwise than done: this one never starts (the queue says so). */
+    block: async (ctx: Ctx, input: { reason: string }): Promise<void> => {
+      const run = await ctx.get<RemoteRun>('run');
+      if (!run || run.status !== 'queued' || run.owner) return;
+      const at = await now(ctx);
+      run.status = 'blocked';
+      run.reason = input.reason;
+      run.finishedAt = iso(at);
+      saveRun(ctx, run, at);
+    },
+
     /** The timer of a parked task: it may be taken again. */
     wake: async (ctx: Ctx, input: { wakeAt: number }): Promise<void> => {
       const run = await ctx.get<RemoteRun>('run');
@@ -277,13 +288,27 @@ export const queueObject = restate.object({
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
     },
 
-    /** Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. */
+    /**
+     * Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. A task
+     * that follows another waits until that one is done; when it ended otherwise, the task is blocked, with why.
+     */
     take: async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
       const at = await ctx.date.now();
       const lines: QueueLine[] = [];
       for (const runId of (await ctx.get<string[]>('open')) ?? []) {
         const line = await ctx.get<QueueLine>(`l:${runId}`);
-        if (line && !(line.wakeAt && line.wakeAt > at) && (line.offeredAt === undefined || at - line.offeredAt > OFFER_MS)) lines.push(line);
+        if (!line || (line.wakeAt && line.wakeAt > at) || (line.offeredAt !== undefined && at - line.offeredAt <= OFFER_MS)) continue;
+        if (line.after && line.status === 'queued') {
+          const followed = await ctx.get<QueueLine>(`l:${line.after}`);
+          // Not here yet (its line is on its way: submit checked that it exists), or not done yet: it waits.
+          if (followed?.status !== 'done') {
+            if (followed && isFinalStatus(followed.status)) {
+              ctx.genericSend({ service: TASK_OBJECT, method: 'block', key: runId, parameter: { reason: `the run it follows, ${line.after}, ended ${followed.status}` }, inputSerde: restate.serde.json });
+            }
+            continue;
+          }
+        }
+        lines.push(line);
       }
       const offered = lines
         .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))

@@ -6,6 +6,7 @@ import { validateConfig } from '../../config/load.js';
 import type { ObraConfig } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
+import { cycleOf } from '../../queue/submit.js';
 import { agentFromConfig, newRunId, taskInputOf } from '../files/local.js';
 import { RestateCallError, RestateClient, type RestateUrls } from './client.js';
 import type { NewRemoteRun, RemoteRun, RemoteWorkspace } from './model.js';
@@ -18,6 +19,8 @@ export interface RestateTask {
   repoUrl?: string;
   /** What the task's branch starts from (with repoUrl; default: the remote's HEAD). */
   base?: string;
+  /** A run (in Restate) or a task of this batch (`@n`, 1-based) that must be done before this one starts. */
+  after?: string;
   checks?: string[];
   priority?: number;
   runId?: string;
@@ -29,11 +32,15 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
   const client = new RestateClient(options);
   const agent = agentFromConfig(config);
   const first = Date.now();
+  const runIds = tasks.map((t) => t.runId ?? newRunId());
   const prepared = tasks.map((t, i) => {
     if (!t.task.trim()) throw new UserError(`task ${i + 1}: the task is empty — say what the agent should do`);
     if (t.repo && t.repoUrl) throw new UserError(`task ${i + 1}: give either --repo or --repo-url, not both`);
     if (t.base && !t.repoUrl) throw new UserError(`task ${i + 1}: --base needs --repo-url (a repository the workers clone)`);
-    const runId = t.runId ?? newRunId();
+    const runId = runIds[i]!;
+    const inBatch = t.after && /^@\d+$/.test(t.after) ? Number(t.after.slice(1)) - 1 : null;
+    if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`task ${i + 1}: after: ${t.after} names no other task of this batch`);
+    const after = inBatch !== null ? runIds[inBatch]! : (t.after ?? null);
     const dir = t.repoUrl ? join(expandHome(config.restate.work_dir), runId) : resolve(t.repo ?? process.cwd());
     if (!t.repoUrl && !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--repo ${dir} is not a folder — pass a folder every worker can reach, or a repository with --repo-url`);
     const spec: TaskSpec = { text: t.task, workdir: dir, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
@@ -51,9 +58,17 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
       priority: t.priority ?? 0,
       submittedAt: at,
       workspace,
+      after,
     };
     return run;
   });
+  const cycle = cycleOf(tasks.map((t) => (t.after && /^@\d+$/.test(t.after) ? Number(t.after.slice(1)) - 1 : null)));
+  if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
+  // A run named by --after must be there (a task of the batch is submitted before the ones that follow it).
+  for (const run of prepared) {
+    if (!run.after || runIds.includes(run.after)) continue;
+    if (!(await client.task<RemoteRun | null>(run.after, 'get'))) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${options.ingressUrl} (\`obra status --engine restate\` lists them)`);
+  }
   const ids: string[] = [];
   for (const run of prepared) {
     try {
