@@ -23,7 +23,7 @@ export interface MovingCheckout {
 }
 
 /** The bare copy of the repository the task's worktree belongs to, on this worker. */
-export function mirrorOf(space: MovingCheckout): string {
+function mirrorOf(space: MovingCheckout): string {
   return join(dirname(space.path), '.repos', `${createHash('sha256').update(space.url).digest('hex').slice(0, 16)}.git`);
 }
 

@@ -10,8 +10,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
-export const IDENTITY_KEY_PATTERN = /^publickeyv1_[1-9A-HJ-NP-Za-km-z]+$/;
-
 /** The key pair at `pemFile` (made when missing): returns the public key as Restate writes it. */
 export function ensureIdentityKey(pemFile: string): string {
   if (!existsSync(pemFile)) {
@@ -22,7 +20,7 @@ export function ensureIdentityKey(pemFile: string): string {
 }
 
 /** `publickeyv1_` and the raw 32-byte Ed25519 public key in base58, from the private key's PEM. */
-export function publicKeyOf(privatePem: string): string {
+function publicKeyOf(privatePem: string): string {
   const jwk = createPublicKey(privatePem).export({ format: 'jwk' }) as { x?: string };
   return `publickeyv1_${base58(Buffer.from(jwk.x ?? '', 'base64url'))}`;
 }

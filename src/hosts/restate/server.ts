@@ -165,11 +165,6 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  return (await freePorts(1))[0]!;
-}
-
 /** `n` different TCP ports free on 127.0.0.1 right now (all held until all are found, so none repeats). */
 export async function freePorts(n: number): Promise<number[]> {
   const probes = await Promise.all(
