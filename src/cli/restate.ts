@@ -14,10 +14,12 @@ import { configFrom, type CommonFlags } from './config-from.js';
 
 const urlsOf = (config: ObraConfig) => ({ ingressUrl: config.restate.ingress_url, adminUrl: config.restate.admin_url });
 
+const isLoopback = (url: string) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+
 /** A loopback URL's port, to start the local server on what the config says. */
 function portOf(url: string, what: string): number {
   const parsed = new URL(url);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname)) throw new UserError(`restate.${what} is ${url}: \`obra restate up\` starts a server on this machine only (127.0.0.1)`);
+  if (!isLoopback(url)) throw new UserError(`restate.${what} is ${url}: \`obra restate up\` starts a server on this machine only (127.0.0.1)`);
   return Number(parsed.port) || 80;
 }
 
@@ -66,10 +68,11 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const identityKeys = config.restate.identity_keys.length ? config.restate.identity_keys : localIdentityKey(config);
+  const concurrency = flags.concurrency ?? config.queue.concurrency;
   const worker = await startRestateWorker({
     ...urlsOf(config),
     identityKeys,
-    concurrency: flags.concurrency ?? config.queue.concurrency,
+    concurrency,
     leaseMs: config.restate.lease_seconds * 1000,
     name: flags.name,
     port: flags.port,
@@ -96,15 +99,14 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
       }
     },
   });
-  say(`obra worker: taking tasks from ${config.restate.ingress_url}, ${flags.concurrency ?? config.queue.concurrency} at a time (Ctrl-C to stop)${identityKeys.length ? '; only calls signed by the server are accepted' : ''}`);
+  say(`obra worker: taking tasks from ${config.restate.ingress_url}, ${concurrency} at a time (Ctrl-C to stop)${identityKeys.length ? '; only calls signed by the server are accepted' : ''}`);
   await worker.done;
 }
 
 /** The key of the `obra restate up` of this store, when the worker is pointed at a server on this machine. */
 function localIdentityKey(config: ObraConfig): string[] {
   const file = resolve(config.store.dir, 'restate', 'identity.pub');
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(config.restate.admin_url).hostname);
-  return loopback && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
+  return isLoopback(config.restate.admin_url) && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
 }
 
 export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }[], config: ObraConfig): Promise<string[]> {

@@ -64,7 +64,6 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
     taken.add(id);
     return id;
   });
-  const batchAfter = (after: string) => /^@\d+$/.exec(after) ? Number(after.slice(1)) - 1 : null;
 
   // Everything that can be refused, before anything is written.
   for (const [i, t] of tasks.entries()) {
@@ -75,12 +74,12 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
     const twin = runIds.indexOf(runIds[i]!);
     if (twin < i) throw new UserError(`${where}the run id ${runIds[i]} is given to task ${twin + 1} too`);
     if (t.after !== undefined) {
-      const inBatch = batchAfter(t.after);
+      const inBatch = batchIndexOf(t.after);
       if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`${where}after: ${t.after} names no other task of this batch`);
       if (inBatch === null && !known.has(t.after)) throw new UserError(`${where}--after ${t.after}: there is no such run in ${store.dir} (\`obra runs\` lists them)`);
     }
   }
-  const cycle = cycleOf(tasks.map((t) => (t.after === undefined ? null : batchAfter(t.after))));
+  const cycle = cycleOf(tasks.map((t) => (t.after === undefined ? null : batchIndexOf(t.after))));
   if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
 
   // Where each works: a plain folder must not be shared with an active task (of the store, or of this batch).
@@ -127,7 +126,7 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
       const space = spaces[i]!;
       const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
       const input = taskInputOf(runIds[i]!, taskSpec, config);
-      const inBatch = t.after === undefined ? null : batchAfter(t.after);
+      const inBatch = t.after === undefined ? null : batchIndexOf(t.after);
       const now = new Date(Math.max(Date.now(), first + i));
       await store.createRunInBackground({
           runId: runIds[i]!,
@@ -149,6 +148,11 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
     throw error;
   }
   return runIds;
+}
+
+/** The task of the same batch an `after` names (`@n`, 1-based), as an index; null for a run id. */
+export function batchIndexOf(after: string): number | null {
+  return /^@\d+$/.test(after) ? Number(after.slice(1)) - 1 : null;
 }
 
 /** The first circle among "task i follows task after[i]" links, as task indexes, or null. */

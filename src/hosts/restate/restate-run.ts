@@ -73,7 +73,6 @@ export class RestateLog implements LineLog {
 export interface RestateRunOptions {
   client: RestateClient;
   claimed: Claimed;
-  worker: string;
   leaseMs: number;
   /** Called when the lease is lost (another worker holds the run now): the drive must stop at once. */
   onLeaseLost: () => void;
@@ -88,7 +87,7 @@ export class RestateRun implements RunPort {
   private readonly epoch: number;
   private heartbeat: NodeJS.Timeout | null = null;
   private listeners: ((event: TaskEvent) => void)[] = [];
-  private records: IterationRecord[];
+  private readonly records: IterationRecord[];
   private wakeAt: number | null = null;
   /** When the lease was last renewed (performance.now()). */
   private lastHeard = performance.now();
@@ -117,8 +116,8 @@ export class RestateRun implements RunPort {
   }
 
   /**
-   * The lease is renewed a few times per lease period, and at least every 2 s: events sent to the run (a pause,
-   * a cancel) arrive with the renewals.
+   * Every call of the drive renews its lease and brings the events sent to the run (a pause, a cancel); when the
+   * drive has been quiet for a while (a few times per lease, at least every 2 s), a heartbeat does.
    */
   begin(): void {
     const every = Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
@@ -146,7 +145,7 @@ export class RestateRun implements RunPort {
     if (beat.events.length) setImmediate(() => beat.events.forEach((event) => this.listeners.forEach((listener) => listener(event))));
   }
 
-  /** Events from people (answer, pause, cancel), as the heartbeats bring them. */
+  /** Events from people (answer, pause, cancel), as the replies to the drive's calls bring them. */
   control(send: (event: TaskEvent) => void): () => void {
     this.listeners.push(send);
     return () => {

@@ -59,6 +59,13 @@ async function renew(ctx: Ctx, run: RemoteRun, leaseMs: number): Promise<Heartbe
   return { ok: true, events };
 }
 
+/** The journal's lines kept in chunks `from` to `to` (excluded), in order. */
+async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number): Promise<string[]> {
+  const lines: string[] = [];
+  for (let n = from; n < to; n++) lines.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+  return lines;
+}
+
 function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
   run.updatedAt = iso(at);
   ctx.set('run', run);
@@ -108,8 +115,7 @@ export const taskObject = restate.object({
       run.workers = [...run.workers, input.worker];
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
-      const tail: string[] = [];
-      for (let n = run.journal.checkpointChunk; n < run.journal.chunks; n++) tail.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+      const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
       const iterations = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
       return { epoch: run.epoch, run, tail, iterations };
     },
@@ -260,8 +266,7 @@ export const taskObject = restate.object({
     everything: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<{ run: RemoteRun; lines: string[]; iterations: IterationRecord[] } | null> => {
       const run = await ctx.get<RemoteRun>('run');
       if (!run) return null;
-      const lines: string[] = [];
-      for (let n = 0; n < run.journal.chunks; n++) lines.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+      const lines = await journalLines(ctx, 0, run.journal.chunks);
       return { run, lines, iterations: (await ctx.get<IterationRecord[]>('iterations')) ?? [] };
     }),
   },

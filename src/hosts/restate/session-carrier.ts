@@ -59,23 +59,23 @@ export class SessionCarrier implements Agent {
     if (!sessionId) return this.inner.call(request);
     const { client, runId, epoch, worker } = this.options;
     const hold = await this.acquire(sessionId, request.signal);
-    let session: AgentCallRecord['session'];
-    let call = { ...request, workdir: this.options.workdirHere?.(request.workdir) ?? request.workdir };
-    request = call;
+    const here = { ...request, workdir: this.options.workdirHere?.(request.workdir) ?? request.workdir };
+    const path = transcriptPath(sessionId, here.workdir, this.options.env);
     try {
-      const path = transcriptPath(sessionId, request.workdir, this.options.env);
+      let call = here;
+      let session: AgentCallRecord['session'];
       if (!existsSync(path) && hold.transcript) {
         mkdirSync(dirname(path), { recursive: true });
         writeFileSync(path, gunzipSync(Buffer.from(hold.transcript.gzipBase64, 'base64')));
         session = { restored: true, note: `transcript restored on ${worker} (saved by ${hold.transcript.savedBy})` };
-      } else if (!existsSync(path) && request.mode === 'resume') {
-        call = { ...request, mode: 'create' };
+      } else if (!existsSync(path) && here.mode === 'resume') {
+        call = { ...here, mode: 'create' };
         session = { restored: false, note: `no transcript of session ${sessionId} on ${worker} nor in Restate: a fresh session, going on from Obra's own context` };
       }
       const record = await this.inner.call(call);
       return session ? { ...record, session } : record;
     } finally {
-      await client.session(sessionId, 'release', { runId, epoch, transcript: this.saved(sessionId, request.workdir) }).catch(() => {});
+      await client.session(sessionId, 'release', { runId, epoch, transcript: this.saved(path) }).catch(() => {});
     }
   }
 
@@ -89,8 +89,8 @@ export class SessionCarrier implements Agent {
     }
   }
 
-  private saved(sessionId: string, workdir: string): SavedTranscript | null {
-    const path = transcriptPath(sessionId, workdir, this.options.env);
+  /** The transcript at `path`, gzipped for Restate (null when there is none, or it is too big to keep there). */
+  private saved(path: string): SavedTranscript | null {
     if (!existsSync(path)) return null;
     const gzipped = gzipSync(readFileSync(path));
     if (gzipped.length > MAX_SAVED_BYTES) return null;

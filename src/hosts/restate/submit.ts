@@ -6,7 +6,7 @@ import { validateConfig } from '../../config/load.js';
 import type { ObraConfig } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
-import { cycleOf } from '../../queue/submit.js';
+import { batchIndexOf, cycleOf } from '../../queue/submit.js';
 import { agentFromConfig, newRunId, taskInputOf } from '../files/local.js';
 import { RestateCallError, RestateClient, type RestateUrls } from './client.js';
 import type { NewRemoteRun, RemoteRun, RemoteWorkspace } from './model.js';
@@ -38,7 +38,7 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     if (t.repo && t.repoUrl) throw new UserError(`task ${i + 1}: give either --repo or --repo-url, not both`);
     if (t.base && !t.repoUrl) throw new UserError(`task ${i + 1}: --base needs --repo-url (a repository the workers clone)`);
     const runId = runIds[i]!;
-    const inBatch = t.after && /^@\d+$/.test(t.after) ? Number(t.after.slice(1)) - 1 : null;
+    const inBatch = t.after ? batchIndexOf(t.after) : null;
     if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`task ${i + 1}: after: ${t.after} names no other task of this batch`);
     const after = inBatch !== null ? runIds[inBatch]! : (t.after ?? null);
     const dir = t.repoUrl ? join(expandHome(config.restate.work_dir), runId) : resolve(t.repo ?? process.cwd());
@@ -62,14 +62,14 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     };
     return run;
   });
-  const cycle = cycleOf(tasks.map((t) => (t.after && /^@\d+$/.test(t.after) ? Number(t.after.slice(1)) - 1 : null)));
+  const cycle = cycleOf(tasks.map((t) => (t.after ? batchIndexOf(t.after) : null)));
   if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
-  // A run named by --after must be there (a task of the batch is submitted before the ones that follow it).
+  // A run named by --after must be in Restate already (one of this batch is written below; until its line is in
+  // the queue, the queue lets its follower wait).
   for (const run of prepared) {
     if (!run.after || runIds.includes(run.after)) continue;
     if (!(await client.task<RemoteRun | null>(run.after, 'get'))) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${options.ingressUrl} (\`obra status --engine restate\` lists them)`);
   }
-  const ids: string[] = [];
   for (const run of prepared) {
     try {
       await client.task<RemoteRun>(run.runId, 'submit', run);
@@ -77,9 +77,8 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
       if (error instanceof RestateCallError && error.status === 409) throw new UserError(`run ${run.runId} already exists in Restate — pick another --run-id`);
       throw error;
     }
-    ids.push(run.runId);
   }
-  return ids;
+  return runIds;
 }
 
 /** `~/x` as the home folder's x. */

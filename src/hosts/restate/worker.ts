@@ -155,7 +155,6 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const remote = new RestateRun({
       client,
       claimed,
-      worker: name,
       leaseMs,
       onLeaseLost: () => {
         news({ type: 'lost', runId: run.runId, reason: 'another worker holds the run now' });
