@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -150,7 +150,7 @@ function fakeCli(): Cli {
     home: w.home,
     cwd: w.cwd,
     run: async (args, options) => runOf(await start(args, options)),
-    runKilledAfterTranscript: (args, sessionId) => killAfter(start(args, { api: { hang: true } }), () => existsSync(w.transcript(sessionId))),
+    runKilledAfterTranscript: (args, sessionId) => killAfter(start(args, { api: { hang: true } }), () => hasCompleteLine(w.transcript(sessionId))),
     runKilledAfterLines: (args, options, lines, maxMs) => killAfterLines(start(args, options), lines, maxMs),
     transcriptExists: (id) => existsSync(w.transcript(id)),
     conversationLength: () => 0,
@@ -178,7 +178,7 @@ function realCli(bin: string, api: MockAnthropic): Cli {
     home: w.home,
     cwd: w.cwd,
     run: async (args, options) => runOf(await start(args, options)),
-    runKilledAfterTranscript: (args, sessionId) => killAfter(start(args, { api: { hang: true } }), () => existsSync(w.transcript(sessionId))),
+    runKilledAfterTranscript: (args, sessionId) => killAfter(start(args, { api: { hang: true } }), () => hasCompleteLine(w.transcript(sessionId))),
     runKilledAfterLines: (args, options, lines, maxMs) => killAfterLines(start(args, options), lines, maxMs),
     transcriptExists: (id) => existsSync(w.transcript(id)),
     conversationLength: (id) => api.requests.filter((r) => r.sessionHeader === id).at(-1)?.messages.length ?? 0,
@@ -206,6 +206,16 @@ function sessionFromArgs(args: string[]): string {
 
 function runOf(result: { exitCode?: number; signal?: string; stdout?: unknown; stderr?: unknown }): Run {
   return { exitCode: typeof result.exitCode === 'number' ? result.exitCode : null, signal: result.signal ?? null, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+}
+
+/**
+ * Whether the transcript holds a whole line: the file appears before its first line is written, and a call killed
+ * in between (a loaded machine makes that window wide) has not used up its session yet.
+ */
+function hasCompleteLine(path: string): boolean {
+  if (!existsSync(path)) return false;
+  const text = readFileSync(path, 'utf8');
+  return text.includes('\n') && text.trim().length > 0;
 }
 
 async function killAfter(subprocess: ReturnType<typeof execa>, ready: () => boolean): Promise<Run> {
