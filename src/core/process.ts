@@ -13,8 +13,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** This process's own start time, read once (every lock a worker takes writes it). */
+let ownStart: string | null | undefined;
+
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); null where there is no /proc. */
 export function processStart(pid: number): string | null {
+  if (pid === process.pid) return (ownStart ??= readStart(pid));
+  return readStart(pid);
+}
+
+function readStart(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: count fields after its closing ')'.

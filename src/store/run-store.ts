@@ -1,4 +1,5 @@
 import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LowSync } from 'lowdb';
@@ -95,7 +96,12 @@ export class RunStore {
 
   /** `createRun` waiting for the disk off the event loop: a batch of runs is written many at a time. */
   async createRunInBackground(file: NewRun): Promise<void> {
-    const dir = this.makeRunDir(file.runId);
+    const dir = this.runDir(file.runId);
+    try {
+      await mkdir(dir); // fails if it exists: a run is never overwritten
+    } catch (error) {
+      throw runDirError(error, dir, file.runId, this.dir);
+    }
     try {
       await writeFileDurablyAsync(join(dir, 'run.json'), JSON.stringify(firstRecord(file)), this.fs);
     } catch (error) {
@@ -109,8 +115,7 @@ export class RunStore {
     try {
       mkdirSync(dir); // fails if it exists: a run is never overwritten
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new UserError(`run ${runId} already exists in ${this.dir}`);
-      throw storeIoError(error, dir, 'create the run folder');
+      throw runDirError(error, dir, runId, this.dir);
     }
     return dir;
   }
@@ -265,9 +270,9 @@ export class RunHandle {
     return true;
   }
 
-  /** Opens the journal for writing, waiting for the disk off the event loop (iterations.jsonl is made by its first record). */
+  /** Opens the journal and iterations.jsonl for writing, waiting for the disk off the event loop. */
   async openInBackground(): Promise<void> {
-    await this.journalLog.openInBackground();
+    await Promise.all([this.journalLog.openInBackground(), this.iterationLog.openInBackground()]);
   }
 
   async syncIterationsInBackground(): Promise<void> {
@@ -380,10 +385,29 @@ export class RunHandle {
     throw new UserError(`could not lock run ${this.runId} (other processes keep taking it)`, 3);
   }
 
+  /**
+   * `acquireLock` waiting for the disk off the event loop when the run is free (the usual case: a worker driving
+   * many runs takes a lock per drive, and making a file is a journaled metadata change); a lock already there
+   * is dealt with by `acquireLock` itself.
+   */
+  async acquireLockInBackground(): Promise<void> {
+    if (heldHere.has(this.dir)) throw new UserError(`run ${this.runId} is already being driven by this process`, 3);
+    if (await createLockFileAsync(join(this.dir, 'lock'))) heldHere.add(this.dir);
+    else this.acquireLock();
+  }
+
   releaseLock(): void {
     heldHere.delete(this.dir);
     const holder = this.readLock();
     if (holder?.pid === process.pid) rmSync(join(this.dir, 'lock'), { force: true });
+  }
+
+  /** `releaseLock` waiting for the disk off the event loop. */
+  async releaseLockInBackground(): Promise<void> {
+    heldHere.delete(this.dir);
+    const path = join(this.dir, 'lock');
+    const holder = parseLock(await readFile(path, 'utf8').catch(() => null));
+    if (holder?.pid === process.pid) await rm(path, { force: true });
   }
 
   close(): void {
@@ -392,14 +416,23 @@ export class RunHandle {
   }
 }
 
+function ownLockInfo(): string {
+  const info: LockInfo = { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
+  return JSON.stringify(info);
+}
+
+function runDirError(error: unknown, dir: string, runId: string, storeDir: string): Error {
+  if ((error as NodeJS.ErrnoException).code === 'EEXIST') return new UserError(`run ${runId} already exists in ${storeDir}`);
+  return storeIoError(error, dir, 'create the run folder');
+}
+
 /** Creates a lock file with its whole content at once (link of a finished temp file): never half-written. */
 function createLockFile(path: string): boolean {
-  const info: LockInfo = { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
   const temp = `${path}.${process.pid}.tmp`;
   try {
     const fd = openSync(temp, 'w');
     try {
-      writeSync(fd, JSON.stringify(info));
+      writeSync(fd, ownLockInfo());
     } finally {
       closeSync(fd);
     }
@@ -413,9 +446,33 @@ function createLockFile(path: string): boolean {
   }
 }
 
+/** `createLockFile` in the thread pool. */
+async function createLockFileAsync(path: string): Promise<boolean> {
+  const temp = `${path}.${process.pid}.tmp`;
+  try {
+    await writeFile(temp, ownLockInfo());
+    await link(temp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw storeIoError(error, path, 'create the lock');
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
 function readLockFile(path: string): LockInfo | null {
   try {
-    const json = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockInfo>;
+    return parseLock(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function parseLock(text: string | null): LockInfo | null {
+  if (text === null) return null;
+  try {
+    const json = JSON.parse(text) as Partial<LockInfo>;
     if (typeof json.pid !== 'number') return null;
     return { pid: json.pid, start: json.start ?? null, host: json.host ?? hostname(), since: json.since ?? '?' };
   } catch {

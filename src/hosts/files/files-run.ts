@@ -41,7 +41,7 @@ export class FilesRun implements RunPort {
    */
   async begin(): Promise<void> {
     try {
-      this.handle.acquireLock();
+      await this.handle.acquireLockInBackground();
       if (this.handle.load().file.updatedAt !== this.seenUpdatedAt) {
         throw new UserError(`run ${this.runId} was driven by another process meanwhile (it is ${this.handle.file.status} now); it was not driven again`, 3);
       }
@@ -72,9 +72,12 @@ export class FilesRun implements RunPort {
           finishedAt: isFinalStatus(outcome.status) ? new Date().toISOString() : null,
         }),
       ]);
-    } finally {
+    } catch (error) {
       this.abandon();
+      throw error;
     }
+    await this.handle.releaseLockInBackground();
+    this.handle.close();
     return resultOf(this.handle, this.storeDir, outcome.question);
   }
 

@@ -43,6 +43,7 @@ export class RestateClient {
   }
 
   async call<T>(object: string, key: string, handler: string, input?: unknown): Promise<T> {
+    if (process.env.OBRA_COUNT_CALLS) { const k = `${object}/${handler}`; (globalThis as any).__calls ??= new Map(); (globalThis as any).__calls.set(k, ((globalThis as any).__calls.get(k) ?? 0) + 1); if (!(globalThis as any).__hooked) { (globalThis as any).__hooked = true; process.on('exit', () => process.stderr.write(JSON.stringify([...(globalThis as any).__calls]) + '\n')); } }
     const url = new URL(`${this.urls.ingressUrl.replace(/\/$/, '')}/${object}/${encodeURIComponent(key)}/${handler}`);
     let response: { status: number; text: string };
     try {
