@@ -119,7 +119,9 @@ export async function until<T>(what: string, probe: () => Promise<T>, done: (val
     if (done(last)) return last;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)?.slice(0, 2000)}`);
+  // A run's status first (its config would fill the message).
+  const seen = last && typeof last === 'object' && 'status' in last ? JSON.stringify(last, ['runId', 'status', 'reason', 'owner', 'worker', 'epoch', 'iterations', 'inbox', 'type', 'startEvent', 'workers', 'journal', 'chunks', 'lastSeq']) : JSON.stringify(last);
+  throw new Error(`timed out waiting for ${what}; last seen: ${seen?.slice(0, 2000)}`);
 }
 
 export type FakeCall = FakeLogEntry;

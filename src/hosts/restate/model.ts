@@ -4,9 +4,11 @@ import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
 /**
  * What Obra keeps in Restate — the one module that knows its shape (as src/persisted/ does for a store folder).
  *
- *   ObraTask/<runId>     the run: its record (`run`), its journal in chunks (`j<n>`), its iteration records
+ *   ObraTask/<runId>     the run: its record (`run`), its journal in chunks (`j<n>`), its iteration records, and
+ *                        the transcript of its last call (`transcript`, saved with the journal)
  *   ObraQueue/all        a line per task (status, priority, age): what workers take work from, what `status` lists
- *   ObraSession/<id>     one agent session: who calls on it now (the lock), and its saved transcript
+ *   ObraSession/<id>     one agent session: which run's drive holds it (the lock), and the transcript it was let
+ *                        go with (for another run on the same session)
  */
 
 /** Where a task works: a folder every worker sees, or a git repository a worker clones (`--repo-url`). */
@@ -79,6 +81,8 @@ export interface Claimed {
   /** The journal's lines from its last checkpoint on: what a drive restores from. */
   tail: string[];
   iterations: IterationRecord[];
+  /** The transcript after the run's last call, as its drives saved it. */
+  transcript: RunTranscript | null;
 }
 
 export interface Heartbeat {
@@ -100,6 +104,9 @@ export interface SavedTranscript {
   savedAt: number;
   savedBy: string;
 }
+
+/** A transcript saved by a run, with the session it is of. */
+export type RunTranscript = SavedTranscript & { sessionId: string };
 
 export const TASK_OBJECT = 'ObraTask';
 export const QUEUE_OBJECT = 'ObraQueue';

@@ -5,7 +5,7 @@ import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { LineLog } from '../../store/durable-file.js';
 import { Journal } from '../../store/journal.js';
 import type { RestateClient } from './client.js';
-import type { Claimed, Heartbeat, RemoteRun } from './model.js';
+import type { Claimed, Heartbeat, RemoteRun, RunTranscript } from './model.js';
 
 /**
  * A run's journal kept in Restate. Lines are handed over by `write` (kept in this process) and sent, in order,
@@ -77,6 +77,8 @@ export interface RestateRunOptions {
   /** Called when the lease is lost (another worker holds the run now): the drive must stop at once. */
   onLeaseLost: () => void;
   workspace?: { afterIteration(record: IterationRecord): Promise<unknown> } | null;
+  /** The drive's agent session (a SessionCarrier): its last call's transcript rides on the run's next write. */
+  session?: { takeTranscript(): RunTranscript | null; readonly heldSession: string | null } | null;
 }
 
 /** A run held by this worker for one drive: its journal and records go to its ObraTask object, fenced by epoch. */
@@ -87,6 +89,8 @@ export class RestateRun implements RunPort {
   private readonly epoch: number;
   private heartbeat: NodeJS.Timeout | null = null;
   private listeners: ((event: TaskEvent) => void)[] = [];
+  /** Events Restate handed to this drive that it did not take (see `heard`). */
+  private readonly unheard: TaskEvent[] = [];
   private readonly records: IterationRecord[];
   private wakeAt: number | null = null;
   /** When the lease was last renewed (performance.now()). */
@@ -97,7 +101,8 @@ export class RestateRun implements RunPort {
     this.epoch = options.claimed.epoch;
     this.records = [...options.claimed.iterations];
     this.log = new RestateLog(
-      async (lines, lastSeq, checkpoint) => this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs })),
+      async (lines, lastSeq, checkpoint) =>
+        this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs, transcript: this.transcript() })),
       options.claimed.tail,
     );
     this.journal = new Journal(`Restate ObraTask/${this.runId}`, undefined, this.log);
@@ -137,12 +142,22 @@ export class RestateRun implements RunPort {
   /**
    * An answer that renewed the lease: the events sent to the run go to the drive; a refusal means the run is lost.
    * The events are sent on a turn of their own, as from outside (an answer to an effect's own call comes inside
-   * that effect: the machine must first take the effect's result, as a replay of the journal will).
+   * that effect: the machine must first take the effect's result, as a replay of the journal will). Events that
+   * come when the drive no longer listens (its last lines' answer, as it settles) go back to the run with the
+   * settle, for its next drive: taken from Restate, they must not be lost here.
    */
   private heard(beat: Heartbeat): void {
     if (!beat.ok) return this.lost();
     this.lastHeard = performance.now();
-    if (beat.events.length) setImmediate(() => beat.events.forEach((event) => this.listeners.forEach((listener) => listener(event))));
+    if (!beat.events.length) return;
+    if (!this.listeners.length) {
+      this.unheard.push(...beat.events);
+      return;
+    }
+    setImmediate(() => {
+      if (!this.listeners.length) this.unheard.push(...beat.events);
+      else beat.events.forEach((event) => this.listeners.forEach((listener) => listener(event)));
+    });
   }
 
   /** Events from people (answer, pause, cancel), as the replies to the drive's calls bring them. */
@@ -156,7 +171,7 @@ export class RestateRun implements RunPort {
   /** The iteration's work first (a moving task's commit, pushed), then its record: a recorded iteration's work is never lost. */
   async saveIteration(record: IterationRecord): Promise<boolean> {
     await this.options.workspace?.afterIteration(record);
-    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, record, leaseMs: this.options.leaseMs });
+    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, record, leaseMs: this.options.leaseMs, transcript: this.transcript() });
     if (saved.fresh) this.records.push(record);
     this.heard(saved);
     return saved.fresh;
@@ -170,7 +185,8 @@ export class RestateRun implements RunPort {
   async settle(outcome: RunOutcome): Promise<RunResult> {
     try {
       await this.log.syncInBackground();
-      await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome, wakeAt: this.wakeAt });
+      const release = this.options.session?.heldSession ?? null;
+      await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome, wakeAt: this.wakeAt, transcript: this.transcript(), release, unheard: this.unheard });
     } finally {
       this.abandon();
     }
@@ -181,6 +197,10 @@ export class RestateRun implements RunPort {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     this.listeners = [];
+  }
+
+  private transcript(): RunTranscript | null {
+    return this.options.session?.takeTranscript() ?? null;
   }
 
   private lost(): void {

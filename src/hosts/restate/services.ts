@@ -14,6 +14,7 @@ import {
   type NewRemoteRun,
   type QueueLine,
   type RemoteRun,
+  type RunTranscript,
   type SavedTranscript,
   type SessionHold,
 } from './model.js';
@@ -64,6 +65,13 @@ async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: 
   const lines: string[] = [];
   for (let n = from; n < to; n++) lines.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
   return lines;
+}
+
+/** Keeps the transcript a drive sends with its writes (the newest one: a late copy never replaces a later one). */
+async function keepTranscript(ctx: Ctx, transcript: RunTranscript | null | undefined): Promise<void> {
+  if (!transcript) return;
+  const kept = await ctx.get<RunTranscript>('transcript');
+  if (!kept || kept.sessionId !== transcript.sessionId || kept.savedAt <= transcript.savedAt) ctx.set('transcript', transcript);
 }
 
 function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
@@ -117,12 +125,16 @@ export const taskObject = restate.object({
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
       const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
       const iterations = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
-      return { epoch: run.epoch, run, tail, iterations };
+      return { epoch: run.epoch, run, tail, iterations, transcript: (await ctx.get<RunTranscript>('transcript')) ?? null };
     },
 
-    /** The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot. Renews the lease, as a heartbeat does. */
-    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number }): Promise<Heartbeat> => {
+    /**
+     * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
+     * the transcript of a call made since. Renews the lease, as a heartbeat does.
+     */
+    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: RunTranscript | null }): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      await keepTranscript(ctx, input.transcript);
       const n = run.journal.chunks;
       ctx.set(`j${n}`, input.lines);
       run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
@@ -132,8 +144,9 @@ export const taskObject = restate.object({
     },
 
     /** A finished iteration's record, once (a restored `persisting` sends it again). */
-    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number }): Promise<Heartbeat & { fresh: boolean }> => {
+    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number; transcript?: RunTranscript | null }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      await keepTranscript(ctx, input.transcript);
       const records = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
       const fresh = !records.some((r) => r.index >= input.record.index);
       if (fresh) {
@@ -154,9 +167,33 @@ export const taskObject = restate.object({
       return renew(ctx, run, input.leaseMs);
     },
 
-    /** The drive ended or came to rest: how the run stands, and the run is let go. */
-    settle: async (ctx: Ctx, input: { epoch: number; status: RunStatus; reason: string; question: string | null; sessionId: string | null; wakeAt?: number | null }): Promise<RemoteRun> => {
+    /**
+     * The drive ended or came to rest: how the run stands, and the run is let go — and the session its drive held
+     * (`release`), with the run's transcript, for whoever calls on it next.
+     */
+    settle: async (
+      ctx: Ctx,
+      input: {
+        epoch: number;
+        status: RunStatus;
+        reason: string;
+        question: string | null;
+        sessionId: string | null;
+        wakeAt?: number | null;
+        transcript?: RunTranscript | null;
+        release?: string | null;
+        /** Events the drive was handed as it stopped listening: kept for the next drive, as later ones are. */
+        unheard?: TaskEvent[];
+      },
+    ): Promise<RemoteRun> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
+      await keepTranscript(ctx, input.transcript);
+      if (input.release) {
+        const kept = await ctx.get<RunTranscript>('transcript');
+        const transcript = kept?.sessionId === input.release ? kept : null;
+        ctx.genericSend({ service: SESSION_OBJECT, method: 'release', key: input.release, parameter: { runId: ctx.key, epoch: input.epoch, transcript }, inputSerde: restate.serde.json });
+      }
       const at = await now(ctx);
       run.status = input.status;
       run.reason = input.reason;
@@ -338,8 +375,8 @@ export const sessionObject = restate.object({
   name: SESSION_OBJECT,
   handlers: {
     /**
-     * Takes the session for one agent call. A later epoch of the same run takes it over (its earlier worker lost
-     * the run's lease: it is gone); anyone else waits. Returns the saved transcript.
+     * Takes the session for a run's drive. A later epoch of the same run takes it over (its earlier worker lost
+     * the run's lease: it is gone); anyone else waits. Returns the transcript it was last let go with.
      */
     acquire: async (ctx: Ctx, input: { runId: string; epoch: number; worker: string }): Promise<SessionHold> => {
       const holder = await ctx.get<{ runId: string; epoch: number; worker: string }>('holder');
@@ -348,10 +385,13 @@ export const sessionObject = restate.object({
       return { ok: true, transcript: (await ctx.get<SavedTranscript>('transcript')) ?? null };
     },
 
-    /** Ends the call: the session is free, and its transcript (when given) saved for whichever worker is next. */
+    /**
+     * The run lets the session go (by the epoch that holds it, or a later one of the same run: a drive that never
+     * called after a failover): it is free, and its transcript (when given) kept for whichever run calls next.
+     */
     release: async (ctx: Ctx, input: { runId: string; epoch: number; transcript: SavedTranscript | null }): Promise<void> => {
       const holder = await ctx.get<{ runId: string; epoch: number }>('holder');
-      if (!holder || holder.runId !== input.runId || holder.epoch !== input.epoch) return;
+      if (!holder || holder.runId !== input.runId || holder.epoch > input.epoch) return;
       if (input.transcript) ctx.set('transcript', input.transcript);
       ctx.clear('holder');
     },

@@ -151,7 +151,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
     const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? run.agent.command ?? config.agent.local.command, env: run.agent.env });
-    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here });
+    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript });
     const remote = new RestateRun({
       client,
       claimed,
@@ -161,6 +161,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
         abort.abort();
       },
       workspace: checkout ? { afterIteration: (record) => saveToRemote(checkout, run.runId, record) } : null,
+      session: agent,
     });
     const host: EngineHost = {
       run: remote,
