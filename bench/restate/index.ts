@@ -9,13 +9,13 @@
  *   npm run bench:restate                         (needs the server: node scripts/install-restate-server.mjs)
  *   npm run bench:restate -- --tasks 20 --iterations 5 --rounds 3 --fleet 64 --latency 1000 --only 1,2
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import { RestateClient } from '../../src/hosts/restate/client.js';
+import { callsMade, RestateClient } from '../../src/hosts/restate/client.js';
 import type { QueueLine } from '../../src/hosts/restate/model.js';
 import { startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
 import { submitToRestate } from '../../src/hosts/restate/submit.js';
@@ -90,8 +90,29 @@ async function localRound(root: string, tasks: number, iterations: number): Prom
   return (performance.now() - started) / (tasks * iterations);
 }
 
+/** A process's CPU so far, in ms: its own, and its children's that it has waited for (/proc/<pid>/stat; Linux). */
+function cpuOf(pid: number | undefined): { own: number; children: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = (i: number) => (Number(fields[i]) * 1000) / TICKS_PER_SECOND;
+    // Fields 14-17 of the file (utime, stime, cutime, cstime) are 11-14 after the command name.
+    return { own: ms(11) + ms(12), children: ms(13) + ms(14) };
+  } catch {
+    return { own: NaN, children: NaN };
+  }
+}
+const TICKS_PER_SECOND = 100;
+
+interface ScaleOutRun {
+  wallMs: number;
+  done: number;
+  /** CPU ms per agent call: the workers' own, the agent processes' (fake-claude), the Restate server's. */
+  cpu: { workers: number; agents: number; server: number };
+}
+
 /** Part 2: `workers` obra worker processes, `fleet` tasks of 3 iterations through fake-claude. */
-async function scaleOut(workers: number, fleet: number, latencyMs: number): Promise<{ wallMs: number; done: number }> {
+async function scaleOut(workers: number, fleet: number, latencyMs: number): Promise<ScaleOutRun> {
   const root = mkdtempSync(join(tmpdir(), 'obra-bench-restate-scale-'));
   const server = await startLocalRestate({ dataDir: join(root, 'restate') });
   const flags = ['--set', `restate.ingress_url=${server.ingressUrl}`, '--set', `restate.admin_url=${server.adminUrl}`];
@@ -111,6 +132,8 @@ async function scaleOut(workers: number, fleet: number, latencyMs: number): Prom
       mkdirSync(dir);
       return { task: `Part ${i}`, repo: dir };
     });
+    const serverBefore = cpuOf(server.process.pid).own;
+    const workersBefore = procs.map((p) => cpuOf(p.pid));
     const started = performance.now();
     const ids = await submitToRestate(tasks, { ...server, config });
     let done = 0;
@@ -124,7 +147,11 @@ async function scaleOut(workers: number, fleet: number, latencyMs: number): Prom
       'every task to end',
       250,
     );
-    return { wallMs: performance.now() - started, done };
+    const wallMs = performance.now() - started;
+    const calls = fleet * 3;
+    const workersAfter = procs.map((p) => cpuOf(p.pid));
+    const sum = (key: 'own' | 'children') => workersAfter.reduce((total, after, i) => total + after[key] - workersBefore[i]![key], 0);
+    return { wallMs, done, cpu: { workers: sum('own') / calls, agents: sum('children') / calls, server: (cpuOf(server.process.pid).own - serverBefore) / calls } };
   } finally {
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map((p) => p.catch(() => {})));
@@ -148,6 +175,7 @@ async function main() {
       await localRound(root, 2, iterations);
       const restate: number[] = [];
       const local: number[] = [];
+      callsMade.clear();
       for (let r = 0; r < rounds; r++) {
         restate.push(await restateRound(server, root, tasks, iterations));
         local.push(await localRound(root, tasks, iterations));
@@ -164,6 +192,9 @@ async function main() {
           ],
         )}\n\n`,
       );
+      const perIteration = [...callsMade].filter(([key]) => !key.endsWith('/submit')).map(([key, n]) => [key, n / (rounds * tasks * iterations)] as const);
+      const total = perIteration.reduce((sum, [, n]) => sum + n, 0);
+      process.stdout.write(`Calls a worker makes to Restate per iteration: ${total.toFixed(2)} (${perIteration.map(([key, n]) => `${key} ${n.toFixed(2)}`).join(', ')}).\n`);
       process.stdout.write(`With a 10 s agent call, the engine's share of an iteration on Restate: ${(share * 100).toFixed(3)} % (target < 1 %: ${met(share < 0.01)}).\n\n`);
     } finally {
       await server.stop();
@@ -176,13 +207,14 @@ async function main() {
     const rows: string[][] = [];
     const walls = new Map<number, number>();
     for (const workers of [1, 2, 4]) {
-      const { wallMs, done } = await scaleOut(workers, fleet, latency);
+      const { wallMs, done, cpu } = await scaleOut(workers, fleet, latency);
       walls.set(workers, wallMs);
       const ideal = Math.ceil(fleet / (8 * workers)) * 3 * latency;
-      rows.push([String(workers), `${done}/${fleet}`, (wallMs / 1000).toFixed(1), (ideal / 1000).toFixed(1), `${(wallMs / ideal).toFixed(2)}×`, `${(walls.get(1)! / wallMs).toFixed(2)}×`]);
+      const perCall = `${cpu.workers.toFixed(0)} / ${cpu.agents.toFixed(0)} / ${cpu.server.toFixed(0)}`;
+      rows.push([String(workers), `${done}/${fleet}`, (wallMs / 1000).toFixed(1), (ideal / 1000).toFixed(1), `${(wallMs / ideal).toFixed(2)}×`, `${(walls.get(1)! / wallMs).toFixed(2)}×`, perCall]);
     }
     process.stdout.write(`## 2. Scale-out: ${fleet} tasks × 3 iterations, fake-claude ${latency / 1000} s a call, 8 tasks in flight per worker\n\n`);
-    process.stdout.write(`${table(['workers', 'done', 'wall s', 'ideal s', 'vs ideal', 'speed-up vs 1 worker'], rows)}\n\n`);
+    process.stdout.write(`${table(['workers', 'done', 'wall s', 'ideal s', 'vs ideal', 'speed-up vs 1 worker', 'CPU ms a call: workers / fake-claude / server'], rows)}\n\n`);
     const two = walls.get(1)! / walls.get(2)!;
     const four = walls.get(1)! / walls.get(4)!;
     process.stdout.write(`1 → 2 workers: ${two.toFixed(2)}× (target ≥ 1.8×: ${met(two >= 1.8)}); 1 → 4 workers: ${four.toFixed(2)}× (target ≥ 3.2×: ${met(four >= 3.2)}).\n\n`);
