@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import type { UsageLimit } from '../core/types.js';
 import { writeFileDurably } from '../store/durable-file.js';
@@ -55,6 +55,8 @@ export class AccountLimits {
   ) {}
 
   private inMemory: LimitFile = { usageLimit: null, rateLimit: null };
+  /** The file as last read, and the stat it had then: every agent call looks, and it rarely changes. */
+  private cached: { stamp: string; file: LimitFile } | null = null;
 
   /** The usage limit in force at `now` (its reset still ahead), or null. */
   current(now: number): KnownUsageLimit | null {
@@ -103,18 +105,33 @@ export class AccountLimits {
 
   private load(): LimitFile {
     if (!this.file) return this.inMemory;
+    const none = { usageLimit: null, rateLimit: null };
+    let stamp: string;
+    try {
+      // A missing file is the usual case: asked without an exception. The file is replaced by rename, so a new
+      // version has a new inode (and most often another time or size).
+      const stat = statSync(this.file, { bigint: true, throwIfNoEntry: false });
+      if (!stat) return none;
+      stamp = `${stat.ino}:${stat.mtimeNs}:${stat.size}`;
+      if (this.cached?.stamp === stamp) return this.cached.file;
+    } catch {
+      return none;
+    }
     let text: string;
     try {
       text = readFileSync(this.file, 'utf8');
     } catch {
-      return { usageLimit: null, rateLimit: null };
+      return none;
     }
+    let file: LimitFile = none;
     try {
       const parsed = limitFileSchema.safeParse(JSON.parse(text));
-      return parsed.success ? parsed.data : { usageLimit: null, rateLimit: null };
+      if (parsed.success) file = parsed.data;
     } catch {
-      return { usageLimit: null, rateLimit: null };
+      // unreadable: no limit known
     }
+    this.cached = { stamp, file };
+    return file;
   }
 
   private save(file: LimitFile): void {
