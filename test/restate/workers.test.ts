@@ -207,6 +207,11 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     const answered = calls.filter((c) => c.outcome === 'answer');
     expect(answered.length).toBeGreaterThanOrEqual(4);
     expect(answered.length).toBeLessThanOrEqual(5);
+
+    // The session was held by the run's drives (the second took it over from the dead first one), and its settle
+    // let it go (one-way, from the task's settle).
+    const sessionId = sessionOf(calls[0]!)!;
+    await until('the session to be let go', () => cluster.client.session<unknown>(sessionId, 'holder'), (holder) => holder === null, 10_000);
   }, 180_000);
 });
 

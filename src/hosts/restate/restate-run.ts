@@ -185,7 +185,9 @@ export class RestateRun implements RunPort {
   async settle(outcome: RunOutcome): Promise<RunResult> {
     try {
       await this.log.syncInBackground();
-      const release = this.options.session?.heldSession ?? null;
+      // The session this drive held; or else the run's own, which an earlier drive of the run may still hold (it
+      // lost its lease mid-call): the release frees it for that run's epochs up to this one only.
+      const release = this.options.session?.heldSession ?? outcome.sessionId ?? null;
       await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome, wakeAt: this.wakeAt, transcript: this.transcript(), release, unheard: this.unheard });
     } finally {
       this.abandon();

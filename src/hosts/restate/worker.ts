@@ -175,7 +175,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     if (restorable && !restorable.ok) {
       // No worker could: the run ends here, with why, instead of going from worker to worker.
       const reason = `its last saved state cannot be restored: ${restorable.problem}; replay it with the Obra that wrote it`;
-      await client.task(run.runId, 'settle', { epoch: claimed.epoch, status: 'failed', reason, question: null, sessionId: run.sessionId }).catch(() => {});
+      await client.task(run.runId, 'settle', { epoch: claimed.epoch, status: 'failed', reason, question: null, sessionId: run.sessionId, release: run.sessionId }).catch(() => {});
       news({ type: 'settled', runId: run.runId, status: 'failed', reason });
       signal.removeEventListener('abort', stop);
       return;
