@@ -270,9 +270,15 @@ export class RunHandle {
     return true;
   }
 
-  /** Opens the journal and iterations.jsonl for writing, waiting for the disk off the event loop. */
+  /** Opens the journal for writing, waiting for the disk off the event loop (iterations.jsonl is made by its first record). */
   async openInBackground(): Promise<void> {
-    await Promise.all([this.journalLog.openInBackground(), this.iterationLog.openInBackground()]);
+    await this.journalLog.openInBackground();
+  }
+
+  /** `appendIteration`, with iterations.jsonl opened (made, for the first record) off the event loop. */
+  async appendIterationInBackground(record: IterationRecord): Promise<boolean> {
+    await this.iterationLog.openInBackground();
+    return this.appendIteration(record);
   }
 
   async syncIterationsInBackground(): Promise<void> {

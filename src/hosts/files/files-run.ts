@@ -56,7 +56,7 @@ export class FilesRun implements RunPort {
 
   /** The record, then (for a worktree task) a commit of what the iteration changed. */
   async saveIteration(record: IterationRecord): Promise<boolean> {
-    const fresh = this.handle.appendIteration(record);
+    const fresh = await this.handle.appendIterationInBackground(record);
     await this.workspace?.afterIteration(record);
     return fresh;
   }
