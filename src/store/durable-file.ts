@@ -22,7 +22,7 @@ export type StoreFs = Pick<
   typeof nodeFs,
   | 'openSync' | 'closeSync' | 'writeSync' | 'fdatasyncSync' | 'fsyncSync' | 'ftruncateSync' | 'fstatSync' | 'readSync' | 'readFileSync' | 'renameSync' | 'rmSync'
   // The callback forms, for the writes a drive makes while other tasks go on (their waits leave the event loop).
-  | 'open' | 'close' | 'write' | 'fdatasync' | 'fsync' | 'rename'
+  | 'open' | 'close' | 'write' | 'fdatasync' | 'fsync' | 'rename' | 'ftruncate'
 >;
 
 export const defaultStoreFs: StoreFs = nodeFs;
@@ -144,6 +144,7 @@ function callbacks(fs: StoreFs) {
     fdatasync: (fd: number) => done<void>((cb) => fs.fdatasync(fd, cb)),
     fsync: (fd: number) => done<void>((cb) => fs.fsync(fd, cb)),
     close: (fd: number) => done<void>((cb) => fs.close(fd, cb)),
+    ftruncate: (fd: number, length: number) => done<void>((cb) => fs.ftruncate(fd, length, cb)),
     rename: (from: string, to: string) => done<void>((cb) => fs.rename(from, to, cb)),
   };
 }
@@ -166,6 +167,8 @@ export interface LineLog {
   sync(): boolean;
   syncInBackground(): Promise<boolean>;
   close(): void;
+  /** `close`, waiting for the disk off the event loop where that matters. */
+  closeInBackground?(): Promise<void>;
   readLines(): { text: string; number: number }[];
   linesFromEnd(): Iterable<string>;
 }
@@ -335,6 +338,21 @@ export class AppendLog implements LineLog {
     // A sync still in the thread pool keeps its descriptor until it is done (a reused number would be synced).
     if (this.syncing) void this.syncing.catch(() => {}).finally(() => this.fs.closeSync(fd));
     else this.fs.closeSync(fd);
+  }
+
+  /** `close` waiting for the disk off the event loop (cutting a preallocated file's zeros is a metadata change). */
+  async closeInBackground(): Promise<void> {
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    const call = callbacks(this.fs);
+    await this.syncing?.catch(() => {});
+    if (this.options.preallocate && this.allocated > this.end) {
+      await call.ftruncate(fd, this.end).catch(() => {
+        // Left as it is: readers stop at the first zero anyway.
+      });
+    }
+    await call.close(fd).catch(() => {});
   }
 
   /** The file's complete lines with their 1-based numbers; a last line without its newline was never finished. */

@@ -137,6 +137,11 @@ export class Journal implements JournalPort {
     this.log.close();
   }
 
+  async closeInBackground(): Promise<void> {
+    if (this.log.closeInBackground) await this.log.closeInBackground();
+    else this.log.close();
+  }
+
   private queue(line: string): void {
     this.pending.push(line);
     this.pendingBytes += line.length;

@@ -420,6 +420,11 @@ export class RunHandle {
     this.journal.close();
     this.iterationLog.close();
   }
+
+  /** `close` waiting for the disk off the event loop (a drive that settles while other tasks go on). */
+  async closeInBackground(): Promise<void> {
+    await Promise.all([this.journal.closeInBackground(), this.iterationLog.closeInBackground()]);
+  }
 }
 
 function ownLockInfo(): string {

@@ -86,6 +86,10 @@ export function recordingFs(fail: (op: FsOp, path: string, text?: string) => Nod
       ops.push({ op: 'write', path: pathOf(fd) });
       nodeFs.write(fd, text, cb);
     }) as typeof nodeFs.write,
+    ftruncate: ((fd: number, len: number, cb: (error: NodeJS.ErrnoException | null) => void) => {
+      touch('truncate', pathOf(fd));
+      nodeFs.ftruncate(fd, len, cb);
+    }) as typeof nodeFs.ftruncate,
     fdatasync: flushing('sync', nodeFs.fdatasync) as typeof nodeFs.fdatasync,
     fsync: flushing('fsync', nodeFs.fsync) as typeof nodeFs.fsync,
     rename: ((from: nodeFs.PathLike, to: nodeFs.PathLike, cb: (error: NodeJS.ErrnoException | null) => void) => {

@@ -76,13 +76,14 @@ export class FilesRun implements RunPort {
       this.abandon();
       throw error;
     }
+    // Closed (its zeros cut off) before the lock is let go: a process that takes the run next writes after them.
+    await this.handle.closeInBackground();
     await this.handle.releaseLockInBackground();
-    this.handle.close();
     return resultOf(this.handle, this.storeDir, outcome.question);
   }
 
   abandon(): void {
-    this.handle.releaseLock();
     this.handle.close();
+    this.handle.releaseLock();
   }
 }
