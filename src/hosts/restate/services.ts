@@ -378,11 +378,13 @@ export const sessionObject = restate.object({
      * Takes the session for a run's drive. A later epoch of the same run takes it over (its earlier worker lost
      * the run's lease: it is gone); anyone else waits. Returns the transcript it was last let go with.
      */
-    acquire: async (ctx: Ctx, input: { runId: string; epoch: number; worker: string }): Promise<SessionHold> => {
+    acquire: async (ctx: Ctx, input: { runId: string; epoch: number; worker: string; newerThan?: number }): Promise<SessionHold> => {
       const holder = await ctx.get<{ runId: string; epoch: number; worker: string }>('holder');
       if (holder && !(holder.runId === input.runId && holder.epoch <= input.epoch)) return { ok: false, heldBy: `${holder.runId} on ${holder.worker}` };
-      ctx.set('holder', input);
-      return { ok: true, transcript: (await ctx.get<SavedTranscript>('transcript')) ?? null };
+      ctx.set('holder', { runId: input.runId, epoch: input.epoch, worker: input.worker });
+      // The run's own copy (from its claim) is often the newest: the session's is sent only when it is newer.
+      const saved = (await ctx.get<SavedTranscript>('transcript')) ?? null;
+      return { ok: true, transcript: saved && saved.savedAt > (input.newerThan ?? -1) ? saved : null };
     },
 
     /**

@@ -104,21 +104,22 @@ export class SessionCarrier implements Agent {
 
   /** The session for this drive (taken once; another session of the run first lets the last one go). */
   private async take(sessionId: string, path: string, signal?: AbortSignal): Promise<SavedTranscript | null> {
+    const own = this.options.runTranscript?.sessionId === sessionId ? this.options.runTranscript : null;
     if (this.held?.sessionId !== sessionId) {
       if (this.held) await this.release(this.held.sessionId, this.held.path);
-      const hold = await this.acquire(sessionId, signal);
+      const hold = await this.acquire(sessionId, own?.savedAt, signal);
       this.held = { sessionId, saved: hold.transcript ?? null, path };
     }
     this.held.path = path;
-    const own = this.options.runTranscript?.sessionId === sessionId ? this.options.runTranscript : null;
     const shared = this.held.saved;
     return own && (!shared || own.savedAt >= shared.savedAt) ? own : shared;
   }
 
-  private async acquire(sessionId: string, signal?: AbortSignal): Promise<SessionHold> {
+  /** Takes the session; its saved transcript comes with it only when newer than `newerThan` (the run's own copy). */
+  private async acquire(sessionId: string, newerThan: number | undefined, signal?: AbortSignal): Promise<SessionHold> {
     const { client, runId, epoch, worker } = this.options;
     for (let wait = 200; ; wait = Math.min(wait * 2, 5_000)) {
-      const hold = await client.session<SessionHold>(sessionId, 'acquire', { runId, epoch, worker });
+      const hold = await client.session<SessionHold>(sessionId, 'acquire', { runId, epoch, worker, newerThan });
       if (hold.ok) return hold;
       signal?.throwIfAborted();
       await sleep(wait, undefined, { signal });
