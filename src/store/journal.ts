@@ -42,6 +42,13 @@ export class Journal implements JournalPort {
   private seq: number | null = null;
   private pending: string[] = [];
   private pendingBytes = 0;
+  /** The last transition this process queued, as the engine gave it (what its line decodes to). */
+  private lastAdded: JournalEntry | null = null;
+  /**
+   * What `latest` would read back once lines of this process are in the log: its last transition and the last
+   * line's number — a drive that settles computes its result without reading and decoding its journal again.
+   */
+  private written: { entry: JournalEntry; lastSeq: number } | null = null;
 
   constructor(
     /** The file, or (another host's journal) the words naming it in messages. */
@@ -76,6 +83,7 @@ export class Journal implements JournalPort {
         `${encoded.eventRefs ? `"eventRefs":${encoded.eventRefs},` : ''}${body}}\n`,
     );
     this.seq = seq;
+    this.lastAdded = { seq, at: step.at, actor: step.actor, event: step.event, task: step.task ?? null, iteration: step.iteration ? { index: step.iteration.index, state: step.iteration.state } : null, snapshot: step.snapshot };
     return seq;
   }
 
@@ -107,6 +115,7 @@ export class Journal implements JournalPort {
       const t0 = performance.now();
       this.log.write(text);
       writeMs = performance.now() - t0;
+      if (this.lastAdded) this.written = { entry: this.lastAdded, lastSeq: this.seq ?? 0 };
     }
     let synced = false;
     if (sync) {
@@ -163,6 +172,7 @@ export class Journal implements JournalPort {
 
   /** The latest state and the last sequence number, reading only the lines since the last checkpoint. */
   latest(): { entry: JournalEntry | null; lastSeq: number } {
+    if (this.written) return { ...this.written };
     const newestFirst: Line[] = [];
     let lastSeq = 0;
     for (const text of this.log.linesFromEnd()) {

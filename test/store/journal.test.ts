@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
 import { resumeRun, runTask } from '../../src/index.js';
+import { Journal } from '../../src/store/journal.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { tempDir } from '../durability/helpers.js';
 // @ts-expect-error no type declarations for the fixture
@@ -155,5 +156,39 @@ describe('the journal', () => {
     } finally {
       await judge.close();
     }
+  });
+});
+
+describe('the latest state of a journal this process writes', () => {
+  it('is what reading the file back gives, without reading it: after transitions, after a marker, across commits', async () => {
+    const { store, result } = await longRun(3);
+    const entries = RunStore.open(store).openRun(result.runId).readJournal();
+    const path = join(tempDir(), 'journal.jsonl');
+    const live = new Journal(path);
+    const fromDisk = () => {
+      const reader = new Journal(path);
+      try {
+        return reader.latest();
+      } finally {
+        reader.close();
+      }
+    };
+    expect(live.latest()).toEqual({ entry: null, lastSeq: 0 });
+    for (const [i, { seq: _seq, actor, ...step }] of entries.entries()) {
+      live.add({ ...step, actor: actor as 'task' | 'iteration' }, { checkpoint: i === 0 });
+      if (i % 3 === 2) {
+        live.commit(false);
+        expect(live.latest()).toEqual(fromDisk());
+      }
+    }
+    live.marker(Date.now(), { type: 'obra.interrupted', reason: 'a test' } as never);
+    // Queued, not written yet: what the file says still stands.
+    expect(live.latest()).toEqual(fromDisk());
+    live.commit(true);
+    const latest = live.latest();
+    expect(latest).toEqual(fromDisk());
+    expect(latest.lastSeq).toBe(entries.length + 1);
+    expect(latest.entry!.seq).toBe(entries.length);
+    live.close();
   });
 });
