@@ -17,6 +17,15 @@ export const systemClock: Clock = {
  * computes the very same times.
  */
 export function burstTime(clock: Clock): () => number {
+  // One per clock: the drives on one clock share it, and so their machines (see sharedMachines).
+  let time = burstTimes.get(clock);
+  if (!time) burstTimes.set(clock, (time = heldPerBurst(clock)));
+  return time;
+}
+
+const burstTimes = new WeakMap<Clock, () => number>();
+
+function heldPerBurst(clock: Clock): () => number {
   let held: number | null = null;
   return () => {
     if (held === null) {

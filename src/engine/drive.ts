@@ -7,7 +7,7 @@ import { pendingEffectsOf } from '../persisted/snapshot.js';
 import { burstTime } from './clock.js';
 import type { EngineEvent } from './events.js';
 import type { CommitStats, EngineHost, RunOutcome } from './host.js';
-import { buildMachines } from './machines.js';
+import { bindDrive, sharedMachines, type MachineDeps } from './machines.js';
 import { ProgressObserver } from './progress.js';
 import { TransitionRecorder, type Durability } from './recorder.js';
 import type { RunResult } from './run-result.js';
@@ -82,7 +82,7 @@ export class TaskDrive {
     const progress = new ProgressObserver(this.emit, host.effects.agent);
     this.progress = progress;
 
-    const machine = buildMachines({
+    const deps: MachineDeps = {
       config: options.config,
       agent: host.effects.agent,
       checks: host.effects.runChecks,
@@ -103,7 +103,10 @@ export class TaskDrive {
       onAgentProgress: (progressEvent, input) => this.emit({ type: 'agent-progress', index: input.index, progress: progressEvent }),
       onResponse: (call, input) =>
         this.emit({ type: 'response', index: input.index, chars: call.outcome.kind === 'answer' ? call.outcome.result.result.length : 0, attempts: input.attempt, durationMs: call.durationMs }),
-    });
+    };
+    // The statecharts are built once per clock and shared by the drives; this drive's effects are tied to its
+    // actor (bindDrive, below) before it starts.
+    const machine = sharedMachines(now);
 
     if ('snapshot' in this.start) {
       // Recorded before anything runs again: where the run was restored from, and which effects start over (an
@@ -121,6 +124,7 @@ export class TaskDrive {
         options.inspect?.(event);
       },
     });
+    bindDrive(actor, deps);
     this.actor = actor;
 
     return new Promise<RunResult>((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { fromPromise, type ActorSystem } from 'xstate';
 import type {
   BuildContextInput,
   CallAgentInput,
@@ -150,21 +150,44 @@ function sharedRateLimitCall(input: CallAgentInput, limit: SharedRateLimit, at: 
   return { ...limitedCall(input, { limitType: null, resetsAt: limit.until, blockedBy: null, message, seenAt: at, runId: limit.runId }, at), outcome: { kind: 'rateLimited', status: limit.status, message, sharedUntil: limit.until } };
 }
 
+/** Any actor system (XState exports only the generic type). */
+export type AnyActorSystem = ActorSystem<any>;
+
+/** What a drive's actors do: its work, and what the journal must do before each starts. */
+export interface DriveWork {
+  work: IterationWork;
+  beforeStep?: (effect: StepEffect) => Promise<boolean>;
+}
+
+type InputOf<K extends keyof IterationWork> = IterationWork[K] extends Work<infer I, unknown> ? I : never;
+type OutputOf<K extends keyof IterationWork> = IterationWork[K] extends Work<never, infer O> ? O : never;
+
 /** Each work as the promise actor the machine invokes, started only once `beforeStep` allows (false: never). */
 export function actorsOf(work: IterationWork, beforeStep?: (effect: StepEffect) => Promise<boolean>) {
-  const actor = <I, O>(w: Work<I, O>) =>
-    fromPromise<O, I>(async ({ input, signal }) => {
+  const drive: DriveWork = { work, beforeStep };
+  return actorsFinding(() => drive);
+}
+
+/**
+ * `actorsOf` for machines shared by many drives: each actor finds its drive's work by the actor system it runs
+ * in (one system per drive's root actor; XState hands it to every promise actor).
+ */
+export function actorsFinding(driveOf: (system: AnyActorSystem) => DriveWork) {
+  const actor = <K extends keyof IterationWork>(name: K) =>
+    fromPromise<OutputOf<K>, InputOf<K>>(async ({ input, signal, system }) => {
+      const { work, beforeStep } = driveOf(system);
+      const w = work[name] as unknown as Work<InputOf<K>, OutputOf<K>>;
       // The journal failed: the actor never finishes; the drive stops it.
-      if (beforeStep && !(await beforeStep(w.effect(input)))) return new Promise<O>(() => {});
+      if (beforeStep && !(await beforeStep(w.effect(input)))) return new Promise<OutputOf<K>>(() => {});
       return w.run({ input, signal });
     });
   return {
-    buildContext: actor(work.buildContext),
-    generatePrompt: actor(work.generatePrompt),
-    callAgent: actor(work.callAgent),
-    validateResponse: actor(work.validateResponse),
-    scoreResponse: actor(work.scoreResponse),
-    decide: actor(work.decide),
-    persistIteration: actor(work.persistIteration),
+    buildContext: actor('buildContext'),
+    generatePrompt: actor('generatePrompt'),
+    callAgent: actor('callAgent'),
+    validateResponse: actor('validateResponse'),
+    scoreResponse: actor('scoreResponse'),
+    decide: actor('decide'),
+    persistIteration: actor('persistIteration'),
   };
 }

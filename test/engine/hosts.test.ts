@@ -67,3 +67,23 @@ describe('the engine core on two hosts', () => {
     expect(markers).toEqual(['obra.interrupted', 'obra.resume']);
   });
 });
+
+describe('drives that share their statecharts', () => {
+  it('each acts with its own effects, though twenty of them run at once on one set of machines', async () => {
+    const store = tempDir();
+    const config = configSchema.parse({ task: { max_iterations: 4 } });
+    // Each task's agent says which task it is; a drive that used another's effects would record another's words.
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => {
+        const agent = new ScriptedAgent((request) => `Task ${n}, step ${request.index}: done its part; tests pass.\nSTATUS: ${request.index < 1 + (n % 3) ? 'CONTINUE' : 'DONE'}`);
+        return runTask({ task: `Task ${n}`, workdir: store, storeDir: store, config, agent });
+      }),
+    );
+    for (const [n, result] of runs.entries()) {
+      expect(result.status).toBe('done');
+      expect(result.iterations).toHaveLength(1 + (n % 3));
+      const records = RunStore.open(store).openRun(result.runId).readIterations();
+      expect(records.map((r) => r.agent?.outcome.kind === 'answer' && r.agent.outcome.result.result.split(',')[0])).toEqual(records.map(() => `Task ${n}`));
+    }
+  });
+});
