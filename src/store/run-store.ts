@@ -398,8 +398,18 @@ export class RunHandle {
    */
   async acquireLockInBackground(): Promise<void> {
     if (heldHere.has(this.dir)) throw new UserError(`run ${this.runId} is already being driven by this process`, 3);
-    if (await createLockFileAsync(join(this.dir, 'lock'))) heldHere.add(this.dir);
-    else this.acquireLock();
+    // Claimed in this process before the wait: a second drive of the run here is refused as with `acquireLock`.
+    heldHere.add(this.dir);
+    let created: boolean;
+    try {
+      created = await createLockFileAsync(join(this.dir, 'lock'));
+    } catch (error) {
+      heldHere.delete(this.dir);
+      throw error;
+    }
+    if (created) return;
+    heldHere.delete(this.dir);
+    this.acquireLock();
   }
 
   releaseLock(): void {

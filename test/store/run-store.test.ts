@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listRuns } from '../../src/cli/runs.js';
@@ -176,5 +177,32 @@ describe('the store on disk', () => {
     expect(readFileSync(journal, 'utf8')).toBe(before);
     mkdirSync(join(store, 'runs', 'not-a-run'));
     expect(listRuns(store).map((r) => r.status).sort()).toEqual(['interrupted', 'unreadable']);
+  });
+});
+
+describe("a run's lock, taken off the event loop", () => {
+  it('one drive of a run at a time in this process; a live process elsewhere keeps it; a released run can be taken again', async () => {
+    const store = tempDir();
+    const { runId } = await run(store);
+    const runs = RunStore.open(store);
+    const [a, b] = [runs.openRun(runId), runs.openRun(runId)];
+    const outcomes = await Promise.allSettled([a.acquireLockInBackground(), b.acquireLockInBackground()]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ exitCode: 3, message: `run ${runId} is already being driven by this process` });
+    const winner = outcomes[0]!.status === 'fulfilled' ? a : b;
+    expect(winner.lockHolder()).toBe(process.pid);
+    await winner.releaseLockInBackground();
+    expect(readdirSync(join(store, 'runs', runId)).filter((name) => name.startsWith('lock'))).toEqual([]);
+
+    // Another live process's lock (this test's parent): refused, naming it; the lock is left as it was.
+    const lock = join(store, 'runs', runId, 'lock');
+    writeFileSync(lock, JSON.stringify({ pid: process.ppid, start: null, host: hostname(), since: '2026-11-28T00:00:00.000Z' }));
+    await expect(b.acquireLockInBackground()).rejects.toMatchObject({ exitCode: 3, message: expect.stringContaining(`is being driven by process ${process.ppid}`) });
+    expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(process.ppid);
+    rmSync(lock);
+    await b.acquireLockInBackground();
+    expect(b.lockHolder()).toBe(process.pid);
+    await b.releaseLockInBackground();
   });
 });
