@@ -10,8 +10,12 @@ export type MachineDeps = EffectDeps & { beforeStep?: (effect: StepEffect) => Pr
  * is awaited by every actor before it works (the journal writes, or makes durable, what led to it first).
  */
 export function buildMachines(deps: MachineDeps) {
-  const iteration = createIterationMachine(deps.now).provide({ actors: actorsOf(iterationWork(deps), deps.beforeStep) });
-  return createTaskMachine(deps.now).provide({ actors: { iteration } });
+  return machinesWith(deps.now, actorsOf(iterationWork(deps), deps.beforeStep));
+}
+
+function machinesWith(now: () => number, actors: ReturnType<typeof actorsOf>) {
+  const iteration = createIterationMachine(now).provide({ actors });
+  return createTaskMachine(now).provide({ actors: { iteration } });
 }
 
 export type RunMachine = ReturnType<typeof buildMachines>;
@@ -35,8 +39,7 @@ function driveOf(system: AnyActorSystem): DriveWork {
 export function sharedMachines(now: () => number): RunMachine {
   let machine = sharedByClock.get(now);
   if (!machine) {
-    const iteration = createIterationMachine(now).provide({ actors: actorsFinding(driveOf) });
-    machine = createTaskMachine(now).provide({ actors: { iteration } });
+    machine = machinesWith(now, actorsFinding(driveOf));
     sharedByClock.set(now, machine);
   }
   return machine;

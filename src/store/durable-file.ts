@@ -331,13 +331,18 @@ export class AppendLog implements LineLog {
     this.fd = null;
     try {
       // The zeros ahead of the data are only for a run that is being written: a file at rest is just its lines.
-      if (this.options.preallocate && this.allocated > this.end) this.fs.ftruncateSync(fd, this.end);
+      if (this.hasSpareZeros) this.fs.ftruncateSync(fd, this.end);
     } catch {
       // Left as it is: readers stop at the first zero anyway.
     }
     // A sync still in the thread pool keeps its descriptor until it is done (a reused number would be synced).
     if (this.syncing) void this.syncing.catch(() => {}).finally(() => this.fs.closeSync(fd));
     else this.fs.closeSync(fd);
+  }
+
+  /** Preallocated zeros past the data: for a run being written only (a file at rest is just its lines). */
+  private get hasSpareZeros(): boolean {
+    return Boolean(this.options.preallocate) && this.allocated > this.end;
   }
 
   /** `close` waiting for the disk off the event loop (cutting a preallocated file's zeros is a metadata change). */
@@ -347,7 +352,7 @@ export class AppendLog implements LineLog {
     this.fd = null;
     const call = callbacks(this.fs);
     await this.syncing?.catch(() => {});
-    if (this.options.preallocate && this.allocated > this.end) {
+    if (this.hasSpareZeros) {
       await call.ftruncate(fd, this.end).catch(() => {
         // Left as it is: readers stop at the first zero anyway.
       });
