@@ -139,7 +139,7 @@ function callbacks(fs: StoreFs) {
   const done = <T>(run: (cb: (error: NodeJS.ErrnoException | null, value?: T) => void) => void) =>
     new Promise<T>((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value as T))));
   return {
-    open: (path: string, flags: string) => done<number>((cb) => fs.open(path, flags, cb)),
+    open: (path: string, flags: string | number) => done<number>((cb) => fs.open(path, flags, cb)),
     write: (fd: number, text: string) => done<number>((cb) => fs.write(fd, text, cb)),
     fdatasync: (fd: number) => done<void>((cb) => fs.fdatasync(fd, cb)),
     fsync: (fd: number) => done<void>((cb) => fs.fsync(fd, cb)),
@@ -222,9 +222,11 @@ export class AppendLog implements LineLog {
    */
   async openInBackground(): Promise<void> {
     if (this.fd !== null) return;
-    const fd = await new Promise<number>((resolve, reject) =>
-      this.fs.open(this.path, this.openFlags, (error, opened) => (error ? reject(storeIoError(error, this.path, 'open for writing')) : resolve(opened))),
-    );
+    const fd = await callbacks(this.fs)
+      .open(this.path, this.openFlags)
+      .catch((error: unknown) => {
+        throw storeIoError(error, this.path, 'open for writing');
+      });
     if (this.fd !== null) this.fs.closeSync(fd);
     else {
       try {
@@ -308,7 +310,11 @@ export class AppendLog implements LineLog {
       const fd = this.fd;
       if (fd === null) throw storeIoError(new Error('the file was closed before it was synced'), this.path, 'sync');
       const upTo = this.writes;
-      this.syncing = new Promise<void>((resolve, reject) => this.fs.fdatasync(fd, (error) => (error ? reject(storeIoError(error, this.path, 'sync')) : resolve())))
+      this.syncing = callbacks(this.fs)
+        .fdatasync(fd)
+        .catch((error: unknown) => {
+          throw storeIoError(error, this.path, 'sync');
+        })
         .then(() => {
           this.syncedWrites = Math.max(this.syncedWrites, upTo);
         })

@@ -447,9 +447,12 @@ function runDirError(error: unknown, dir: string, runId: string, storeDir: strin
   return storeIoError(error, dir, 'create the run folder');
 }
 
+/** Where this process writes a lock before linking it into place. */
+const lockTempOf = (path: string) => `${path}.${process.pid}.tmp`;
+
 /** Creates a lock file with its whole content at once (link of a finished temp file): never half-written. */
 function createLockFile(path: string): boolean {
-  const temp = `${path}.${process.pid}.tmp`;
+  const temp = lockTempOf(path);
   try {
     const fd = openSync(temp, 'w');
     try {
@@ -469,7 +472,7 @@ function createLockFile(path: string): boolean {
 
 /** `createLockFile` in the thread pool. */
 async function createLockFileAsync(path: string): Promise<boolean> {
-  const temp = `${path}.${process.pid}.tmp`;
+  const temp = lockTempOf(path);
   try {
     await writeFile(temp, ownLockInfo());
     await link(temp, path);

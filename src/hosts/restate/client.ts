@@ -46,7 +46,8 @@ export class RestateClient {
   }
 
   async call<T>(object: string, key: string, handler: string, input?: unknown): Promise<T> {
-    callsMade.set(`${object}/${handler}`, (callsMade.get(`${object}/${handler}`) ?? 0) + 1);
+    const counted = `${object}/${handler}`;
+    callsMade.set(counted, (callsMade.get(counted) ?? 0) + 1);
     const url = new URL(`${this.urls.ingressUrl.replace(/\/$/, '')}/${object}/${encodeURIComponent(key)}/${handler}`);
     let response: { status: number; text: string };
     try {
