@@ -2,7 +2,8 @@
  * bench/fleet — Obra with many tasks (the issue's fleet benchmark), in three parts:
  *   1. the engine at scale: 1,000 tasks × 5 iterations, an in-process agent that answers at once, 50 at a time,
  *      every transition journaled (store.sync: transition) — Obra's queue (submitTasks + work()) against
- *      LangGraph.js (1,000 threads on one SqliteSaver, 50 at a time, the same pipeline looping 5 times);
+ *      LangGraph.js (1,000 threads on one SqliteSaver, 50 at a time, the same pipeline looping 5 times); and, to
+ *      put every core to work, the same queue driven by one worker process per core on one store;
  *   2. resting tasks: 5,000 tasks queued, waiting for a human and paused — the heap (and time) they cost the
  *      processes that look at them: `obra status` (taskLines) and a worker with nothing to start;
  *   3. real processes: 32 tasks × 3 iterations through fixtures/fake-claude (2 s a call), 8 at a time, each in a
@@ -18,7 +19,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RunStore } from '../../src/index.js';
@@ -26,11 +27,15 @@ import { machineLine, met, parseOptions, table, type Options } from './common.js
 import { processesFleet, type ProcessesRow } from './processes.js';
 import { buildRestingStore, measureRestingHeap, type RestingHeap, type RestingStore } from './resting.js';
 import { langgraphFleet, obraFleet, type FleetRow, type FleetSize } from './scale.js';
+import { workerShare, workersFleet } from './workers.js';
 
 /** Tasks of the unmeasured warm-up fleet each part-1 process runs first (modules loaded, code compiled). */
 const WARM_UP_TASKS = 50;
 
-type Measurement = 'obra' | 'obra-direct' | 'langgraph' | 'resting-build' | 'resting-heap' | 'processes';
+type Measurement = 'obra' | 'obra-direct' | 'obra-workers' | 'obra-worker' | 'langgraph' | 'resting-build' | 'resting-heap' | 'processes';
+
+/** Worker processes on one store in part 1's multi-core row (this machine's cores, at least 2). */
+const WORKERS = Math.max(2, availableParallelism());
 
 async function measure(what: Measurement, arg: string, options: Options): Promise<unknown> {
   const size: FleetSize = { tasks: options.tasks, iterations: options.iterations, concurrency: options.concurrency };
@@ -42,6 +47,15 @@ async function measure(what: Measurement, arg: string, options: Options): Promis
     case 'obra-direct':
       await obraFleet(warm, 'direct');
       return obraFleet(size, 'direct');
+    case 'obra-workers':
+      return workersFleet(size, WORKERS, (concurrency, storeDir) => ({
+        command: process.execPath,
+        args: [...process.execArgv, fileURLToPath(import.meta.url), '--measure', 'obra-worker', JSON.stringify(options), `${concurrency}:${storeDir}`],
+      }));
+    case 'obra-worker': {
+      const colon = arg.indexOf(':');
+      return workerShare(size, Number(arg.slice(0, colon)), arg.slice(colon + 1), warm);
+    }
     case 'langgraph':
       await langgraphFleet(warm);
       return langgraphFleet(size);
@@ -81,8 +95,8 @@ const ratio = (x: number) => `${x.toFixed(2)}×`;
 function partOne(o: Options): void {
   console.log(`\n## 1. The engine at scale: ${o.tasks} tasks × ${o.iterations} iterations, ${o.concurrency} at a time, an in-process agent that answers at once`);
   console.log(`Each engine in a fresh process per round (after an unmeasured warm-up fleet of ${Math.min(WARM_UP_TASKS, o.tasks)} tasks); ${o.rounds} round(s), interleaved; the median run by wall time.\n`);
-  const kinds = ['obra', 'langgraph', 'obra-direct'] as const;
-  const runs = { obra: [] as FleetRow[], langgraph: [] as FleetRow[], 'obra-direct': [] as FleetRow[] };
+  const kinds = ['obra', 'langgraph', 'obra-direct', 'obra-workers'] as const;
+  const runs = { obra: [] as FleetRow[], langgraph: [] as FleetRow[], 'obra-direct': [] as FleetRow[], 'obra-workers': [] as FleetRow[] };
   for (let round = 0; round < o.rounds; round++) {
     for (const kind of kinds) runs[kind].push(inChild<FleetRow>(kind, o));
   }
@@ -91,7 +105,8 @@ function partOne(o: Options): void {
   const obra = pick(runs.obra);
   const lg = pick(runs.langgraph);
   const direct = pick(runs['obra-direct']);
-  const rows = [obra, lg, direct].map((r) => [
+  const workers = pick(runs['obra-workers']);
+  const rows = [obra, lg, direct, workers].map((r) => [
     r.engine,
     `${r.tasks} × ${o.iterations}`,
     `${r.verified}/${r.tasks}`,
@@ -101,7 +116,7 @@ function partOne(o: Options): void {
     (wall(r) / r.iterations).toFixed(2),
     (r.cpuMs / r.iterations).toFixed(2),
     r.heapPeakMb.toFixed(0),
-    r.heapAfterGcMb.toFixed(1),
+    r.heapAfterGcMb === null ? '-' : r.heapAfterGcMb.toFixed(1),
     r.rssPeakMb.toFixed(0),
     ratio(wall(r) / wall(lg)),
   ]);
@@ -116,6 +131,7 @@ function partOne(o: Options): void {
     console.log(`  The worker looked at the store ${r.scans} times while it drove, reading ${r.peeks} run files (${(r.peeks / Math.max(1, r.scans)).toFixed(0)} a look): ${s(r.peekMs)} s, ${((r.peekMs / obra.workMs) * 100).toFixed(0)}% of its drive time.`);
   }
   console.log(`  The same drives without the worker (resumeRun, ${o.concurrency} at a time): ${s(direct.workMs)} s, ${ratio(direct.workMs / lg.workMs)} LangGraph.js's drive; with submitting ${ratio(wall(direct) / wall(lg))}.`);
+  console.log(`  ${WORKERS} worker processes on one store (\`obra work\` started ${WORKERS} times, ${Math.ceil(o.concurrency / WORKERS)} tasks at a time each; ${workers.note}): ${s(wall(workers))} s wall, ${ratio(wall(workers) / wall(lg))} LangGraph.js; ${ratio(wall(workers) / wall(obra))} one worker's wall for ${ratio(workers.cpuMs / obra.cpuMs)} its CPU (their heap and RSS columns are the sum of the workers').`);
   console.log(`  Submitting ${o.tasks} tasks (a plain folder each): ${s(obra.submitMs)} s, ${(obra.submitMs / o.tasks).toFixed(1)} ms a task.`);
 }
 

@@ -24,7 +24,8 @@ export interface FleetRow {
   /** Tasks that ended done with exactly the iterations asked for. */
   verified: number;
   heapPeakMb: number;
-  heapAfterGcMb: number;
+  /** Null where several processes drove (each its own heap). */
+  heapAfterGcMb: number | null;
   rssPeakMb: number;
   /** What the driving process read of the store while it drove (Obra only). */
   reads: StoreReads | null;
@@ -43,17 +44,7 @@ export interface FleetSize {
  * called directly, `concurrency` at a time (what the worker does for each task, without its look at the store).
  */
 export async function obraFleet(size: FleetSize, driver: 'worker' | 'direct' = 'worker'): Promise<FleetRow> {
-  const root = mkdtempSync(join(tmpdir(), 'obra-bench-fleet-'));
-  const storeDir = join(root, 'store');
-  // The run's own config caps agent calls in flight (agent.max_concurrent_calls, default queue.concurrency = 4):
-  // submitted with the worker's concurrency, so the cap is not what is measured.
-  const config = configSchema.parse({ task: { max_iterations: size.iterations + 5 }, queue: { concurrency: size.concurrency } });
-  const ids = runIdsFor(size.tasks);
-  const tasks = ids.map((runId, i) => {
-    const repo = join(root, 'work', `task-${i}`);
-    mkdirSync(repo, { recursive: true });
-    return { task: TASK_TEXT, repo, runId };
-  });
+  const { root, storeDir, config, tasks } = prepareFleet(size);
   const agent = fleetAgent(size.iterations);
   gc();
   const memory = memorySampler();
@@ -71,29 +62,49 @@ export async function obraFleet(size: FleetSize, driver: 'worker' | 'direct' = '
   const heapAfterGcMb = mb(process.memoryUsage().heapUsed);
 
   // Each task really did the iterations asked for and ended done: by the worker's results and by the store.
-  const store = RunStore.open(storeDir, { create: false });
   const byWorker = new Map(results.map((r) => [r.runId, r]));
-  const verified = runIds.filter((runId) => {
+  const verified = doneInStore(storeDir, runIds, size, (runId) => {
     const r = byWorker.get(runId);
-    const peek = store.peekRun(runId);
-    return (
-      r?.status === 'done' &&
-      r.iterations.length === size.iterations &&
-      r.iterations.every((it, i) => it.decision === (i === size.iterations - 1 ? 'done' : 'proceed')) &&
-      peek.status === 'done' &&
-      peek.iterations === size.iterations
-    );
-  }).length;
+    return r?.status === 'done' && r.iterations.length === size.iterations && r.iterations.every((it, i) => it.decision === (i === size.iterations - 1 ? 'done' : 'proceed'));
+  });
   rmSync(root, { recursive: true, force: true });
   const engine = driver === 'worker' ? 'Obra: submitTasks + work()' : 'Obra: submitTasks + resumeRun × N (no worker)';
   return rowOf(engine, size, { submitMs: submitted - started, workMs, cpuUsed, verified, peaks, heapAfterGcMb, reads: storeRead, note: 'store.sync: transition' });
 }
 
+/**
+ * The fleet's config. The run's own config caps agent calls in flight (agent.max_concurrent_calls, default
+ * queue.concurrency = 4): submitted with the worker's concurrency, so the cap is not what is measured.
+ */
+export const fleetConfig = (size: FleetSize) => configSchema.parse({ task: { max_iterations: size.iterations + 5 }, queue: { concurrency: size.concurrency } });
+
+/** A fleet's temp store and tasks, not yet submitted: one plain folder a task (two queued tasks never share one). */
+export function prepareFleet(size: FleetSize) {
+  const root = mkdtempSync(join(tmpdir(), 'obra-bench-fleet-'));
+  const storeDir = join(root, 'store');
+  const config = fleetConfig(size);
+  const tasks = runIdsFor(size.tasks).map((runId, i) => {
+    const repo = join(root, 'work', `task-${i}`);
+    mkdirSync(repo, { recursive: true });
+    return { task: TASK_TEXT, repo, runId };
+  });
+  return { root, storeDir, config, tasks };
+}
+
+/** How many of the runs the store has ended done with exactly the iterations asked for (and pass `alsoOk`). */
+export function doneInStore(storeDir: string, runIds: string[], size: FleetSize, alsoOk: (runId: string) => boolean = () => true): number {
+  const store = RunStore.open(storeDir, { create: false });
+  return runIds.filter((runId) => {
+    const peek = store.peekRun(runId);
+    return alsoOk(runId) && peek.status === 'done' && peek.iterations === size.iterations;
+  }).length;
+}
+
 /** A fleet's row from what was measured around it. */
-function rowOf(
+export function rowOf(
   engine: string,
   size: FleetSize,
-  m: { submitMs: number; workMs: number; cpuUsed: NodeJS.CpuUsage; verified: number; peaks: { heapPeakMb: number; maxRssMb: number }; heapAfterGcMb: number; reads: FleetRow['reads']; note: string },
+  m: { submitMs: number; workMs: number; cpuUsed: NodeJS.CpuUsage; verified: number; peaks: { heapPeakMb: number; maxRssMb: number }; heapAfterGcMb: number | null; reads: FleetRow['reads']; note: string },
 ): FleetRow {
   return {
     engine,
