@@ -81,6 +81,8 @@ export interface RestingHeap {
   /** A worker with nothing it may start, looking at the store every `pollMs`: its looks, time and CPU per look. */
   workerScans: number;
   workerScanMs: number;
+  /** CPU of its first look (it reads every run file) and of each later one (it reads only what changed). */
+  workerCpuMsFirstScan: number;
   workerCpuMsPerScan: number;
   /** Its heap after a full GC between looks (median), and the highest heap seen during its looks. */
   workerIdleMb: number;
@@ -119,23 +121,31 @@ export async function measureRestingHeap(storeDir: string, options: { pollMs?: n
   const agent = new ScriptedAgent(() => {
     throw new Error('a resting task was started');
   });
-  const runWorker = async (between: () => void) => {
+  const runWorker = async (between: () => void, polls = looks) => {
     const controller = new AbortController();
     const worker = work({ storeDir, concurrency: 50, signal: controller.signal, pollMs, agent });
-    for (let i = 0; i < looks; i++) {
+    for (let i = 0; i < polls; i++) {
       await new Promise((r) => setTimeout(r, pollMs));
       between();
     }
     controller.abort();
     return (await worker).results.length;
   };
-  // Its CPU per look, with nothing else in the process (no forced GC).
-  gc();
-  reads = storeReads();
-  const cpu = process.cpuUsage();
-  let started = await runWorker(() => {});
-  const used = process.cpuUsage(cpu);
-  const counted = reads.stop();
+  // Its CPU per look, with nothing else in the process (no forced GC): a worker that looks twice and one that
+  // looks `looks` times; the difference is what its later looks cost, and the rest is its first.
+  const cpuOf = async (polls: number) => {
+    gc();
+    const counting = storeReads();
+    const cpu = process.cpuUsage();
+    const started = await runWorker(() => {}, polls);
+    const used = process.cpuUsage(cpu);
+    return { ms: (used.user + used.system) / 1000, counted: counting.stop(), started };
+  };
+  const short = await cpuOf(1);
+  const long = await cpuOf(looks);
+  const counted = long.counted;
+  const perLaterScan = (long.ms - short.ms) / Math.max(1, long.counted.scans - short.counted.scans);
+  let started = short.started + long.started;
   // Its heap: the peak during its looks, and after a full GC between them.
   peak = 0;
   const idle: number[] = [];
@@ -154,7 +164,8 @@ export async function measureRestingHeap(storeDir: string, options: { pollMs?: n
     linesPeakMb,
     workerScans: counted.scans,
     workerScanMs: counted.peekMs / Math.max(1, counted.scans),
-    workerCpuMsPerScan: (used.user + used.system) / 1000 / Math.max(1, counted.scans),
+    workerCpuMsFirstScan: short.ms - perLaterScan * Math.max(0, short.counted.scans - 1),
+    workerCpuMsPerScan: perLaterScan,
     workerIdleMb: mb(median(idle)),
     workerPeakMb: mb(peak),
     started,

@@ -12,6 +12,7 @@ import { resumeRun } from '../hosts/files/local.js';
 import type { RunFile } from '../persisted/run-file.js';
 import type { runChecks } from '../scoring/checks.js';
 import { RunStore } from '../store/run-store.js';
+import { RunStatusCache } from '../store/status-cache.js';
 
 /**
  * `obra work`: drives the store's queued and interrupted tasks, `concurrency` at a time, by priority then age,
@@ -75,6 +76,9 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
   const config = validateConfig(options.config ?? {});
   const storeDir = resolve(options.storeDir ?? config.store.dir);
   const store = RunStore.open(storeDir);
+  // Between looks a run's file is read again only when it changed: an idle worker over thousands of resting
+  // runs would otherwise read and check each of them twice a second.
+  const statuses = new RunStatusCache(store);
   const concurrency = options.concurrency ?? config.queue.concurrency;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UserError(`--concurrency must be a whole number of at least 1, got ${concurrency}`);
   const news = options.onNews ?? (() => {});
@@ -143,19 +147,21 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
     if (signal.aborted) break;
     const fresh = Date.now() - scannedAt >= pollMs;
     if (fresh) {
-      pending = candidates(store, inFlight, passedOver, ended);
+      pending = candidates(store, statuses, inFlight, passedOver, ended);
       scannedAt = Date.now();
     }
     let started = 0;
     let waiting = 0;
     const left: Candidate[] = [];
+    // Many tasks may follow the same run: its status is looked up once a pass.
+    const followed = new Map<string, RunStatus>();
     for (const candidate of pending) {
       if (inFlight.has(candidate.runId) || passedOver.has(candidate.runId)) continue;
       if (inFlight.size >= concurrency) {
         left.push(candidate);
         continue;
       }
-      const gate = followGate(store, candidate);
+      const gate = followGate(statuses, candidate, followed);
       if (gate.kind === 'wait') {
         waiting++;
         left.push(candidate);
@@ -212,15 +218,18 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
 }
 
 /** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
-function candidates(store: RunStore, inFlight: Map<string, unknown>, passedOver: Set<string>, ended: Set<string>): Candidate[] {
+function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Set<string>, ended: Set<string>): Candidate[] {
   const found: Candidate[] = [];
   for (const runId of store.listRunIds()) {
     if (inFlight.has(runId) || passedOver.has(runId) || ended.has(runId)) continue;
     try {
-      const { file, status } = store.peekStatus(runId);
+      const { file, status } = statuses.peek(runId);
       // A run that ended is never driven again: later looks do not read it (a long queue is mostly ended runs).
-      if (isFinalStatus(status)) ended.add(runId);
-      if (status !== 'queued' && status !== 'interrupted') continue;
+      if (isFinalStatus(status)) {
+        ended.add(runId);
+        statuses.forget(runId);
+      }
+      if (!file) continue;
       found.push({ runId, file, status, priority: file.queue?.priority ?? 0, since: file.queue?.submittedAt ?? file.createdAt });
     } catch {
       // Unreadable runs are `obra runs`'s to report.
@@ -230,12 +239,13 @@ function candidates(store: RunStore, inFlight: Map<string, unknown>, passedOver:
 }
 
 /** Whether the run this one follows lets it start: done → go; ended otherwise → blocked; else wait. */
-function followGate(store: RunStore, candidate: Candidate): { kind: 'go' } | { kind: 'wait' } | { kind: 'blocked'; reason: string } {
+function followGate(statuses: RunStatusCache, candidate: Candidate, followed: Map<string, RunStatus>): { kind: 'go' } | { kind: 'wait' } | { kind: 'blocked'; reason: string } {
   const after = candidate.file.queue?.after;
   if (!after || candidate.status !== 'queued') return { kind: 'go' };
   let status: RunStatus;
   try {
-    status = store.peekStatus(after).status;
+    status = followed.get(after) ?? statuses.peek(after).status;
+    followed.set(after, status);
   } catch {
     return { kind: 'blocked', reason: `the run it follows, ${after}, cannot be read (deleted?)` };
   }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
 import { runningIterationOf } from '../../src/persisted/snapshot.js';
 import { agentsPerRun, config, gitOut, gitRepo, journalSpan, maxOverlap, scratch } from './helpers.js';
@@ -228,6 +228,42 @@ describe('a worker that waits', () => {
       ['done', 0],
     ]);
     expect(news.filter((n) => n.type === 'finished')).toHaveLength(2);
+  });
+
+  it('reads a resting run file once, not at every look, and still sees it when a person resumes it', async () => {
+    const s = scratch();
+    const cfg = config();
+    const ids = await submitTasks(Array.from({ length: 6 }, (_, i) => ({ task: `resting ${i}`, repo: s.folder() })), { config: cfg, storeDir: s.storeDir });
+    const setStatus = (runId: string, status: 'paused' | 'queued') => {
+      const handle = RunStore.open(s.storeDir).openRun(runId);
+      handle.update({ status, reason: status === 'paused' ? 'paused by a person' : '' });
+      handle.close();
+    };
+    for (const id of ids) setStatus(id, 'paused');
+    // A run file changed within the last second is read at every look (see RunStatusCache): let them settle.
+    await new Promise((r) => setTimeout(r, 1100));
+    const peeks = vi.spyOn(RunStore.prototype, 'peekStatus');
+    const looks = vi.spyOn(RunStore.prototype, 'listRunIds');
+    try {
+      const agents = agentsPerRun(iterations(1));
+      const stop = new AbortController();
+      const working = work({ storeDir: s.storeDir, config: cfg, concurrency: 2, agent: agents.agentOf, signal: stop.signal, pollMs: 20 });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(looks.mock.calls.length).toBeGreaterThanOrEqual(8);
+      // One read of each run file, however many looks.
+      expect(peeks.mock.calls.map(([runId]) => runId).sort()).toEqual([...ids].sort());
+      setStatus(ids[2]!, 'queued');
+      const deadline = Date.now() + 10_000;
+      while (statusOf(s.storeDir, ids[2]!).status !== 'done') {
+        if (Date.now() > deadline) throw new Error('the worker never saw the resumed run');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      stop.abort();
+      expect((await working).results.map((r) => r.runId)).toEqual([ids[2]]);
+    } finally {
+      peeks.mockRestore();
+      looks.mockRestore();
+    }
   });
 });
 
