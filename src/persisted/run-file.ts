@@ -32,6 +32,12 @@ export const workspaceSchema = z.discriminatedUnion('kind', [
     baseBranch: z.string().nullable(),
     /** The worktree's folder, under the store. */
     path: z.string(),
+    /**
+     * The branch of the run this task follows (`--after`) in the same repository, when it was given no base of
+     * its own: the task starts from where that branch ended, the followed run's work included. Once moved there,
+     * `base` names that branch and `baseCommit` its last commit.
+     */
+    follows: z.string().optional(),
   }),
 ]);
 export type Workspace = z.infer<typeof workspaceSchema>;

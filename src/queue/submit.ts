@@ -117,6 +117,15 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
       made.push(space);
       spaces.push(space);
     }
+    // A task that follows another in the same repository, with no base of its own, builds on that one's work: it
+    // starts from that one's branch when a worker starts it (see startFromFollowed).
+    for (const [i, t] of tasks.entries()) {
+      const space = spaces[i]!;
+      if (t.after === undefined || t.base !== undefined || space.kind !== 'worktree') continue;
+      const inBatch = batchIndexOf(t.after);
+      const followed = inBatch === null ? store.peekStatus(t.after).file.queue?.workspace : spaces[inBatch];
+      if (followed?.kind === 'worktree' && followed.repo === space.repo) space.follows = followed.branch;
+    }
     const agent = shared.agent ?? agentFromConfig(config);
     // Age orders the queue: a batch's tasks get increasing times (a millisecond apart at least), in file order.
     const first = Date.now();

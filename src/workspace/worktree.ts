@@ -37,6 +37,30 @@ export async function prepareWorktree(options: { repoDir: string; base?: string;
   return { kind: 'worktree', repo, branch, base, baseCommit, baseBranch: await branchNamed(repo, base), path };
 }
 
+/**
+ * For a task that follows another run's branch (`follows`): moves its branch to where that one ended, before the
+ * task's worktree is made, and returns the space with its new base (to be recorded) — or null when there is
+ * nothing to move: the branch already starts there, the task has commits of its own or a worktree already, or
+ * the followed branch is gone (discarded), in which case the task keeps the base it was submitted with.
+ */
+export async function startFromFollowed(space: WorktreeSpace): Promise<WorktreeSpace | null> {
+  if (!space.follows || space.base === space.follows) return null;
+  const followed = await tryGit(space.repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${space.follows}^{commit}`]);
+  if (followed.exitCode !== 0) return null;
+  const head = followed.stdout.trim();
+  const own = (await git(space.repo, ['rev-parse', '--verify', `refs/heads/${space.branch}^{commit}`], `read the branch ${space.branch}`)).trim();
+  const moved = { ...space, base: space.follows, baseCommit: head };
+  // Moved already (a start that stopped before it recorded the move): only the record is missing.
+  if (own === head) return moved;
+  if (own !== space.baseCommit || existsSync(space.path)) return null;
+  await inTurn(space.repo, async () => {
+    // A worktree whose folder is gone still holds its branch for git until pruned.
+    await git(space.repo, ['worktree', 'prune'], 'tidy the list of worktrees');
+    await git(space.repo, ['branch', '--force', space.branch, head], `start ${space.branch} from ${space.follows}`);
+  });
+  return moved;
+}
+
 /** The branch `base` names (`HEAD`: the one checked out), or null for a commit or a detached HEAD. */
 async function branchNamed(repo: string, base: string): Promise<string | null> {
   if (base === 'HEAD') {

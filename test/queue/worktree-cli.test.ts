@@ -110,6 +110,43 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
     expect(lines.find((l) => l.runId === b)).toMatchObject({ status: 'done', branch: null, mergedInto: null });
   }, 60_000);
 
+  it('starts a task that follows another from where that one ended, unless it was given a base of its own', async () => {
+    const s = setup();
+    const repo = await gitRepo(join(s.dir, 'repo'));
+    const head = await gitOut(repo, 'rev-parse', 'HEAD');
+    const submit = async (...args: string[]) => {
+      const r = await obra(['submit', ...args, '--json'], { cwd: repo, env: s.env });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { runId: string }).runId;
+    };
+    const first = await submit('--task', 'Write the two parts');
+    const next = await submit('--task', 'Rewrite the two parts', '--after', first);
+    const apart = await submit('--task', 'Write them from main', '--after', first, '--base', 'main');
+    const worked = await obra(['work', '--until-idle', '--concurrency', '3'], { cwd: repo, env: s.env });
+    expect(worked.exitCode, worked.stderr).toBe(0);
+
+    const firstEnd = await gitOut(repo, 'rev-parse', `obra/${first}`);
+    // The follower's branch holds the first task's commits, then its own two; the one with --base main does not.
+    expect(await gitOut(repo, 'rev-parse', `obra/${next}~2`)).toBe(firstEnd);
+    expect(await gitOut(repo, 'rev-parse', `obra/${apart}~2`)).toBe(head);
+    const runFile = (id: string) => JSON.parse(readFileSync(join(repo, '.obra/runs', id, 'run.json'), 'utf8')) as { queue: { workspace: Record<string, unknown> } };
+    expect(runFile(next).queue.workspace).toMatchObject({ base: `obra/${first}`, baseCommit: firstEnd, follows: `obra/${first}`, baseBranch: 'main' });
+    expect(runFile(apart).queue.workspace).toMatchObject({ base: 'main', baseCommit: head });
+    expect(runFile(apart).queue.workspace.follows).toBeUndefined();
+    // Its first call already saw the first task's files.
+    const nextTree = join(repo, '.obra/worktrees', next);
+    expect(s.calls().filter((c) => c.cwd === nextTree)).toHaveLength(2);
+
+    // Its diff is its own work, against where it started; merged after the first, it applies cleanly.
+    const diff = await obra(['diff', next], { cwd: repo, env: s.env });
+    expect(diff.stdout).toMatch(/^diff --git a\/part-1.txt b\/part-1.txt\nindex [0-9a-f]+\.\.[0-9a-f]+ 100644\n--- a\/part-1.txt\n/);
+    for (const id of [first, next]) {
+      const merged = await obra(['merge', id], { cwd: repo, env: s.env });
+      expect(merged.exitCode, merged.stderr).toBe(0);
+    }
+    expect(readFileSync(join(repo, 'part-1.txt'), 'utf8')).toBe(await gitOut(repo, 'show', `obra/${next}:part-1.txt`).then((t) => `${t}\n`));
+  }, 60_000);
+
   it('refuses a bad base, a taken branch, a plain folder with --base, and a bad tasks file, queueing nothing', async () => {
     const s = setup();
     const repo = await gitRepo(join(s.dir, 'repo'));

@@ -25,7 +25,7 @@ import { restorableSnapshot } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
 import type { StoreFs } from '../../store/durable-file.js';
 import { RunStore, type RunHandle } from '../../store/run-store.js';
-import { commitIteration, ensureWorktree } from '../../workspace/worktree.js';
+import { commitIteration, ensureWorktree, startFromFollowed } from '../../workspace/worktree.js';
 import { watchControlFile } from './control-file.js';
 import { FilesRun } from './files-run.js';
 import { resultOf } from './result.js';
@@ -267,10 +267,19 @@ interface StoreDrive extends EngineOptions {
 /** The files host for one run, handed to the engine core. */
 async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResult> {
   const space = ctx.handle.file.queue?.workspace;
-  // A queued task's own worktree: found again, or made anew from its branch; its changes committed after every iteration.
+  // A queued task's own worktree: found again, or made anew from its branch (first moved to where the run it
+  // follows ended, if it builds on that one); its changes committed after every iteration.
   const workspace =
     space?.kind === 'worktree'
-      ? { prepare: () => ensureWorktree(space), afterIteration: (record: IterationRecord) => commitIteration(space.path, ctx.handle.runId, record) }
+      ? {
+          prepare: async () => {
+            const moved = await startFromFollowed(space);
+            const queue = ctx.handle.file.queue;
+            if (moved && queue) await ctx.handle.updateInBackground({ queue: { ...queue, workspace: moved } });
+            return ensureWorktree(space);
+          },
+          afterIteration: (record: IterationRecord) => commitIteration(space.path, ctx.handle.runId, record),
+        }
       : null;
   const files = new FilesRun(ctx.handle, ctx.store.dir, workspace);
   const host: EngineHost = {
