@@ -213,6 +213,26 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     const sessionId = sessionOf(calls[0]!)!;
     await until('the session to be let go', () => cluster.client.session<unknown>(sessionId, 'holder'), (holder) => holder === null, 10_000);
   }, 180_000);
+
+  it('a task that follows another of the same repository starts from where that one ended, unless given a base', async () => {
+    const { cluster, workers } = suite();
+    const writes = (file: string) => agentBin(cluster, `writes-${file}`, { FAKE_CLAUDE_REPLIES: JSON.stringify([{ result: DONE, files: { [file]: `${file}\n` } }]) });
+    const remote = await bareRepository(mkdtempSync(join(cluster.root, 'follow-')));
+    const worker = startWorker(cluster, 'follow', ['--work-dir', join(cluster.root, 'work-follow')]);
+    workers.push(worker);
+    await workerReady(worker);
+    const first = await submit(cluster, 'Write a.txt', writes('a.txt'), ['--repo-url', remote]);
+    const next = await submit(cluster, 'Write b.txt', writes('b.txt'), ['--repo-url', remote, '--after', first]);
+    const apart = await submit(cluster, 'Write c.txt', writes('c.txt'), ['--repo-url', remote, '--after', first, '--base', 'main']);
+    for (const id of [first, next, apart]) await until(`${id} to end`, () => runOf(cluster, id), (r) => r.status === 'done', 90_000);
+    const rev = async (ref: string) => (await execa('git', ['-C', remote, 'rev-parse', ref])).stdout;
+    // One commit each: the follower's on top of the first task's, the other's on main.
+    expect(await rev(`obra/${next}~1`)).toBe(await rev(`obra/${first}`));
+    expect(await rev(`obra/${apart}~1`)).toBe(await rev('main'));
+    const files = async (ref: string) => (await execa('git', ['-C', remote, 'ls-tree', '--name-only', ref])).stdout.split('\n');
+    expect(await files(`obra/${next}`)).toEqual(['README.md', 'a.txt', 'b.txt']);
+    expect(await files(`obra/${apart}`)).toEqual(['README.md', 'c.txt']);
+  }, 120_000);
 });
 
 /** A bare repository with one commit on main: the "remote" the workers clone (a path: no network). */

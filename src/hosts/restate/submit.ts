@@ -66,9 +66,16 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
   if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
   // A run named by --after must be in Restate already (one of this batch is written below; until its line is in
   // the queue, the queue lets its follower wait).
-  for (const run of prepared) {
-    if (!run.after || runIds.includes(run.after)) continue;
-    if (!(await client.task<RemoteRun | null>(run.after, 'get'))) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${options.ingressUrl} (\`obra status --engine restate\` lists them)`);
+  for (const [i, run] of prepared.entries()) {
+    if (!run.after) continue;
+    const followed = runIds.includes(run.after) ? prepared[runIds.indexOf(run.after)] : await client.task<RemoteRun | null>(run.after, 'get');
+    if (!followed) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${options.ingressUrl} (\`obra status --engine restate\` lists them)`);
+    // A task that follows another of the same repository, with no base of its own, builds on that one's work:
+    // its branch is made (when a worker first starts it, after the other is done) from where the other's ended.
+    const space = run.workspace;
+    if (space.kind === 'git' && tasks[i]!.base === undefined && followed.workspace.kind === 'git' && followed.workspace.url === space.url) {
+      run.workspace = { ...space, base: followed.workspace.branch };
+    }
   }
   for (const run of prepared) {
     try {
