@@ -124,10 +124,12 @@ export function describeConfigError(error: z.ZodError, input: Tree, sources: Rec
         return issue.keys
           .map((key) => {
             const full = parent ? `${parent}.${key}` : key;
-            const suggestion = nearest(key, knownKeys(issue.path));
+            const sibling = nearest(key, knownKeys(issue.path));
+            // No sibling of that name: the same key one section further down (agent.command → agent.local.command).
+            const suggestion = sibling !== null ? (parent ? `${parent}.${sibling}` : sibling) : keyBelow(issue.path, key);
             const source = sources[full] ?? Object.entries(sources).find(([leaf]) => leaf.startsWith(`${full}.`))?.[1];
             const where = source ? ` (from ${source})` : '';
-            return `unknown config key "${full}"${where}${suggestion ? ` — did you mean "${parent ? `${parent}.` : ''}${suggestion}"?` : ''}`;
+            return `unknown config key "${full}"${where}${suggestion ? ` — did you mean "${suggestion}"?` : ''}`;
           })
           .join('; ');
       }
@@ -149,6 +151,12 @@ function knownKeys(path: PropertyKey[]): string[] {
     schema = shape[part]!;
   }
   return Object.keys(objectShape(schema) ?? {});
+}
+
+/** The one key named `key` in a section right under `path` (its full path), or null when none or several are. */
+function keyBelow(path: PropertyKey[], key: string): string | null {
+  const found = knownKeys(path).filter((section) => knownKeys([...path, section]).includes(key));
+  return found.length === 1 ? [...path, found[0], key].join('.') : null;
 }
 
 function objectShape(schema: z.ZodType): Record<string, z.ZodType> | null {

@@ -53,7 +53,7 @@ export class RunStore {
     const metaFile = new DurableJsonFile(metaPath, storeMetaSchema, versionAdvice('store format'), fs);
     const meta = metaFile.read();
     if (meta === null) {
-      if (!create) throw new UserError(`no Obra store at ${root} — run a task first, or point --db at the right folder`);
+      if (!create) throw new UserError(`no Obra store at ${root} — run or submit a task first (\`obra run\`, \`obra submit\`), or point --db at the right folder`);
       if (existsSync(root) && readdirSync(root).some((name) => !name.startsWith('.'))) {
         throw new UserError(`${root} is not an Obra store (it holds other files and no obra-store.json) — choose a new or empty folder with --db`);
       }

@@ -95,6 +95,7 @@ describe('errors name the key path, the bad value, what is allowed, and where it
     ['an unknown section', 'decison:\n  stuck_after: 3\n', /^unknown config key "decison" \(from file .*\) — did you mean "decision"\?$/],
     ['an unknown nested key', 'quality:\n  judge:\n    modle: llama3\n', /unknown config key "quality\.judge\.modle" .* did you mean "quality\.judge\.model"\?/],
     ['an unknown key far from any', 'task:\n  frobnicate: 1\n', /^unknown config key "task\.frobnicate" \(from file [^)]*\)$/],
+    ['a key one section too high', 'agent:\n  command: ./claude\n', /^unknown config key "agent\.command" \(from file [^)]*\) — did you mean "agent\.local\.command"\?$/],
   ];
 
   it.each(cases)('%s', (_label, yaml, message) => {

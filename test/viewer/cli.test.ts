@@ -65,6 +65,6 @@ describe('obra view (CLI)', () => {
     const box = sandbox();
     const missing = await obra(['view', '--port', '0'], { cwd: box.dir, env: box.env });
     expect(missing.exitCode).toBe(2);
-    expect(missing.stderr).toBe(`obra: no Obra store at ${join(box.dir, '.obra')} — run a task first, or point --db at the right folder`);
+    expect(missing.stderr).toBe(`obra: no Obra store at ${join(box.dir, '.obra')} — run or submit a task first (\`obra run\`, \`obra submit\`), or point --db at the right folder`);
   });
 });
