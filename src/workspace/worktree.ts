@@ -40,16 +40,17 @@ export async function prepareWorktree(options: { repoDir: string; base?: string;
 /**
  * For a task that follows another run's branch (`follows`): moves its branch to where that one ended, before the
  * task's worktree is made, and returns the space with its new base (to be recorded) — or null when there is
- * nothing to move: the branch already starts there, the task has commits of its own or a worktree already, or
- * the followed branch is gone (discarded), in which case the task keeps the base it was submitted with.
+ * nothing to move: the branch already starts there, or the task has commits of its own or a worktree already.
+ * When the followed branch is gone (discarded), the task starts from the merge commit that brought it into its
+ * base branch (`mergedAs`, when it was merged first), or else keeps the base it was submitted with.
  */
-export async function startFromFollowed(space: WorktreeSpace): Promise<WorktreeSpace | null> {
-  if (!space.follows || space.base === space.follows) return null;
+export async function startFromFollowed(space: WorktreeSpace, mergedAs: string | null = null): Promise<WorktreeSpace | null> {
+  if (!space.follows || space.base === space.follows || space.baseCommit === mergedAs) return null;
   const followed = await tryGit(space.repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${space.follows}^{commit}`]);
-  if (followed.exitCode !== 0) return null;
-  const head = followed.stdout.trim();
+  if (followed.exitCode !== 0 && !mergedAs) return null;
+  const head = followed.exitCode === 0 ? followed.stdout.trim() : mergedAs!;
   const own = (await git(space.repo, ['rev-parse', '--verify', `refs/heads/${space.branch}^{commit}`], `read the branch ${space.branch}`)).trim();
-  const moved = { ...space, base: space.follows, baseCommit: head };
+  const moved = { ...space, base: followed.exitCode === 0 ? space.follows : head, baseCommit: head };
   // Moved already (a start that stopped before it recorded the move): only the record is missing.
   if (own === head) return moved;
   if (own !== space.baseCommit || existsSync(space.path)) return null;

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
+import { requestPause, resumeRun, submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
 import { runningIterationOf } from '../../src/persisted/snapshot.js';
 import { agentsPerRun, config, gitOut, gitRepo, journalSpan, maxOverlap, scratch } from './helpers.js';
 
@@ -264,6 +264,26 @@ describe('a worker that waits', () => {
       peeks.mockRestore();
       looks.mockRestore();
     }
+  });
+});
+
+describe('a queued task paused before it started', () => {
+  it('is held: no worker starts it (nor one that listed it before the pause), and `resume` drives it', async () => {
+    const s = scratch();
+    const cfg = config();
+    const [held, other] = await submitTasks([{ task: 'hold me', repo: s.folder() }, { task: 'go on', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
+    const paused = await requestPause(held!, { storeDir: s.storeDir, reason: 'not yet' });
+    expect(paused).toMatchObject({ status: 'paused', message: `run ${held} is paused before it started; \`obra resume ${held}\` drives it` });
+    expect(statusOf(s.storeDir, held!)).toMatchObject({ status: 'paused', file: { reason: 'paused before it started: not yet' } });
+    // A worker that read the queue before the pause tries it, and leaves it be.
+    const agents = agentsPerRun(iterations(1));
+    await expect(resumeRun(held!, { storeDir: s.storeDir, agent: agents.agentOf(held!), drivableOnly: true })).rejects.toMatchObject({ exitCode: 3 });
+    const worked = await work({ storeDir: s.storeDir, config: cfg, concurrency: 2, untilIdle: true, agent: agents.agentOf });
+    expect(worked.results.map((r) => r.runId)).toEqual([other]);
+    expect(statusOf(s.storeDir, held!).status).toBe('paused');
+    expect(agents.calls.filter((c) => c.runId === held)).toEqual([]);
+    const resumed = await resumeRun(held!, { storeDir: s.storeDir, agent: agents.agentOf(held!) });
+    expect([resumed.status, resumed.iterations.length]).toEqual(['done', 1]);
   });
 });
 

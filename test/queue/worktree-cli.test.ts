@@ -147,6 +147,29 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
     expect(readFileSync(join(repo, 'part-1.txt'), 'utf8')).toBe(await gitOut(repo, 'show', `obra/${next}:part-1.txt`).then((t) => `${t}\n`));
   }, 60_000);
 
+  it('starts a follower from the merge of the task it follows when that one was merged and discarded before it started', async () => {
+    const s = setup();
+    const repo = await gitRepo(join(s.dir, 'repo'));
+    const run = async (args: string[]) => {
+      const r = await obra(args, { cwd: repo, env: s.env });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const first = await run(['submit', '--task', 'Write the two parts']);
+    const next = await run(['submit', '--task', 'Rewrite the two parts', '--after', first]);
+    await run(['pause', next]);
+    await run(['work', '--until-idle']);
+    await run(['merge', first]);
+    const mergeCommit = await gitOut(repo, 'rev-parse', 'HEAD');
+    await run(['discard', first]);
+    await run(['resume', next]);
+    // Its two commits sit on the merge (the first task's work, as merged), not on the commit it was submitted at.
+    expect(await gitOut(repo, 'rev-parse', `obra/${next}~2`)).toBe(mergeCommit);
+    const space = (JSON.parse(readFileSync(join(repo, '.obra/runs', next, 'run.json'), 'utf8')) as { queue: { workspace: Record<string, unknown> } }).queue.workspace;
+    expect(space).toMatchObject({ base: mergeCommit, baseCommit: mergeCommit, follows: `obra/${first}` });
+    await run(['merge', next]);
+  }, 60_000);
+
   it('refuses a bad base, a taken branch, a plain folder with --base, and a bad tasks file, queueing nothing', async () => {
     const s = setup();
     const repo = await gitRepo(join(s.dir, 'repo'));

@@ -83,8 +83,15 @@ export interface ControlOutcome {
 
 /** Asks the process driving `runId` to pause it after the current iteration. */
 export async function requestPause(runId: string, options: ControlOptions): Promise<ControlOutcome> {
-  const { status, handleDir } = statusOf(runId, options.storeDir);
+  let { status, handleDir } = statusOf(runId, options.storeDir);
   if (status === 'paused') return { runId, status, message: `run ${runId} is already paused; \`obra resume ${runId}\` continues it` };
+  // A queued task is held where it is: no worker starts it until it is resumed.
+  for (let attempt = 0; status === 'queued' && attempt < 40; attempt++) {
+    if (holdQueued(runId, options)) return { runId, status: 'paused', message: `run ${runId} is paused before it started; \`obra resume ${runId}\` drives it` };
+    // A worker is taking it this instant: once it runs, it is paused as any running run.
+    await new Promise((r) => setTimeout(r, 50));
+    ({ status, handleDir } = statusOf(runId, options.storeDir));
+  }
   if (status !== 'running') throw new UserError(`run ${runId} is not running (its status is ${status}); there is nothing to pause`);
   const request = writeRequest(handleDir, 'pause', options.reason);
   const acked = await waitFor(() => !existsSync(join(handleDir, CONTROL_FILE)) || statusOf(runId, options.storeDir).status !== 'running', options.waitMs ?? 5000);
@@ -101,6 +108,29 @@ export async function requestPause(runId: string, options: ControlOptions): Prom
   if (final === 'running') return { runId, status: final, message: `pause requested: run ${runId} pauses when its current iteration is persisted` };
   if (final === 'paused') return { runId, status: final, message: `run ${runId} is paused; \`obra resume ${runId}\` continues it` };
   return { runId, status: final, message: `run ${runId} stopped as ${final} before the pause took effect` };
+}
+
+/**
+ * Marks a queued run paused, under its lock (a worker that takes the run first has it; one that read it queued
+ * before sees it changed once it has the lock, and leaves it). False when a worker holds it or it moved on.
+ */
+function holdQueued(runId: string, options: ControlOptions): boolean {
+  const handle = RunStore.open(options.storeDir, { create: false }).openRun(runId);
+  try {
+    handle.acquireLock();
+  } catch (error) {
+    handle.close();
+    if (error instanceof UserError && error.exitCode === 3) return false;
+    throw error;
+  }
+  try {
+    if (handle.load().file.status !== 'queued') return false;
+    handle.update({ status: 'paused', reason: options.reason ? `paused before it started: ${options.reason}` : 'paused before it started' });
+    return true;
+  } finally {
+    handle.releaseLock();
+    handle.close();
+  }
 }
 
 export function statusOf(runId: string, storeDir: string): { status: RunStatus; handleDir: string } {

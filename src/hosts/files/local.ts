@@ -186,6 +186,11 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
     handle.close();
     throw new UserError(`run ${runId} has ended (${status}) meanwhile`, 3);
   }
+  // A worker starts only what waits for a worker: a task paused (or come to rest) since it was listed is left be.
+  if (options.drivableOnly && status !== 'queued' && status !== 'interrupted' && status !== 'running') {
+    handle.close();
+    throw new UserError(`run ${runId} is ${status} now; a worker leaves it be`, 3);
+  }
   if (isFinalStatus(status) && !options.event) {
     const result = resultOf(handle, store.dir, handle.file.question);
     handle.close();
@@ -264,6 +269,15 @@ interface StoreDrive extends EngineOptions {
   inspection: Awaited<ReturnType<typeof openInspection>>;
 }
 
+/** The merge commit that brought a queued run's branch into its base branch (`obra merge`), if it was merged. */
+function mergeOf(store: RunStore, runId: string): string | null {
+  try {
+    return store.peekStatus(runId).file.queue?.merged?.commit ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** The files host for one run, handed to the engine core. */
 async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResult> {
   const space = ctx.handle.file.queue?.workspace;
@@ -273,8 +287,8 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
     space?.kind === 'worktree'
       ? {
           prepare: async () => {
-            const moved = await startFromFollowed(space);
             const queue = ctx.handle.file.queue;
+            const moved = await startFromFollowed(space, queue?.after ? mergeOf(ctx.store, queue.after) : null);
             if (moved && queue) await ctx.handle.updateInBackground({ queue: { ...queue, workspace: moved } });
             return ensureWorktree(space);
           },
