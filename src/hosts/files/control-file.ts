@@ -16,7 +16,8 @@ import { RunStore } from '../../store/run-store.js';
  * its acknowledgement. The requester then waits for `run.json` to show the outcome.
  *
  * - PAUSE takes effect when the current iteration has been persisted (the task goes to `paused`;
- *   `obra resume` continues it). A run at rest (escalated, paused, interrupted) has nothing to pause.
+ *   `obra resume` continues it). A queued run that has not started is held (marked paused under its lock).
+ *   A run at rest (escalated, paused, interrupted) has nothing to pause.
  * - CANCEL takes effect at once: the iteration in flight is stopped (its agent process tree is killed), the
  *   final state is journaled and the run ends `cancelled`. A run at rest is cancelled by this process itself:
  *   it takes the lock, restores the run with an agent that does nothing, and sends CANCEL.
