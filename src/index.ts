@@ -47,5 +47,5 @@ export type { SubmitOptions } from './queue/submit.js';
 export { readTasksFile, type TaskEntry } from './queue/tasks-file.js';
 export { work } from './queue/worker.js';
 export type { WorkOptions, WorkResult, WorkNews } from './queue/worker.js';
-export { taskLines, BOARD_COLUMNS, columnOf } from './queue/board.js';
+export { taskLines, TaskLineReader, BOARD_COLUMNS, columnOf } from './queue/board.js';
 export type { TaskLine, BoardColumn } from './queue/board.js';

@@ -154,6 +154,7 @@ function partTwo(o: Options): void {
       heapRow('worker: heap after GC between looks, MB', empty.workerIdleMb, full.workerIdleMb),
       heapRow('worker: heap peak during its looks (garbage included), MB', empty.workerPeakMb, full.workerPeakMb),
       ['obra status: time to list them, ms', empty.linesMs.toFixed(0), full.linesMs.toFixed(0), (full.linesMs - empty.linesMs).toFixed(0), `${(((full.linesMs - empty.linesMs) * 1000) / n).toFixed(0)} µs`],
+      cpuRow('obra status --watch, the board: a later look, ms', empty.linesAgainMs, full.linesAgainMs),
       cpuRow('worker: CPU of its first look at the store (reads every run), ms', empty.workerCpuMsFirstScan, full.workerCpuMsFirstScan),
       cpuRow('worker: CPU per later look (reads what changed), ms', empty.workerCpuMsPerScan, full.workerCpuMsPerScan),
     ];

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { taskLines, type TaskLine } from '../queue/board.js';
+import { TaskLineReader, type TaskLine } from '../queue/board.js';
 import { configFrom } from './config-from.js';
 
 /**
@@ -20,7 +20,9 @@ export interface StatusFlags {
 
 export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | NodeJS.WritableStream = process.stdout): Promise<void> {
   const storeDir = resolve(flags.db ?? configFrom(flags).store.dir);
-  await showLines({ read: () => taskLines(storeDir), table: statusTable, row: statusRow, steady: withoutAge }, flags, out);
+  // --watch reads again only the runs whose files changed since its last look.
+  const reader = new TaskLineReader(storeDir);
+  await showLines({ read: () => reader.lines(), table: statusTable, row: statusRow, steady: withoutAge }, flags, out);
 }
 
 /** How a kind of task line is read and shown (the store's, Restate's). */

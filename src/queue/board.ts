@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 import { RunStore } from '../store/run-store.js';
@@ -59,18 +61,86 @@ export function columnOf(status: RunStatus | 'unreadable'): BoardColumn {
   }
 }
 
+/** The store's tasks, one line each, read once (`obra status`). */
 export function taskLines(storeDir: string, now = Date.now()): TaskLine[] {
-  const store = RunStore.open(storeDir, { create: false });
-  return store.listRunIds().map((runId) => {
-    try {
-      return lineOf(store, runId, now);
-    } catch (error) {
-      return { runId, task: '?', status: 'unreadable', state: '-', iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, createdAt: '', ageMs: 0, column: 'failed', priority: 0, branch: null, mergedInto: null };
-    }
-  });
+  return new TaskLineReader(storeDir).lines(now);
 }
 
-function lineOf(store: RunStore, runId: string, now: number): TaskLine {
+/** A run's line as last read, and what it was read from. */
+interface KnownLine {
+  stamp: string;
+  line: TaskLine;
+  after: string | null;
+}
+
+/**
+ * `taskLines` for a process that reads them again and again (`obra status --watch`, the board): a run's line is
+ * read again only when its run.json or its journal changed, as their stat says (run.json is only ever replaced
+ * whole: a change gives it a new inode). Files changed within the last second are read at every look (a second
+ * change could share their timestamp), and so is a run whose file says running (its status also depends on
+ * whether the process in its lock lives). What a queued task waits for is worked out at every look: it depends
+ * on the run it follows.
+ */
+export class TaskLineReader {
+  private readonly store: RunStore;
+  private readonly known = new Map<string, KnownLine>();
+
+  constructor(
+    storeDir: string,
+    private readonly clock: { now?: () => number } = {},
+  ) {
+    this.store = RunStore.open(storeDir, { create: false });
+  }
+
+  lines(now = Date.now()): TaskLine[] {
+    const ids = this.store.listRunIds();
+    if (this.known.size > ids.length) {
+      const listed = new Set(ids);
+      for (const runId of this.known.keys()) if (!listed.has(runId)) this.known.delete(runId);
+    }
+    // Many tasks may follow one run: its status is read once a look.
+    const followed = new Map<string, RunStatus | null>();
+    const statusOf = (runId: string) => {
+      if (!followed.has(runId)) {
+        let status: RunStatus | null = null;
+        try {
+          status = this.store.peekStatus(runId).status;
+        } catch {
+          // Unreadable (deleted?): said so in the follower's line.
+        }
+        followed.set(runId, status);
+      }
+      return followed.get(runId)!;
+    };
+    return ids.map((runId) => {
+      try {
+        const known = this.read(runId);
+        const waiting = known.line.status === 'queued' ? queuedWait(known.after, statusOf) : known.line.waitingFor;
+        return { ...known.line, waitingFor: waiting, ageMs: now - Date.parse(known.line.createdAt) };
+      } catch (error) {
+        this.known.delete(runId);
+        return { runId, task: '?', status: 'unreadable', state: '-', iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, createdAt: '', ageMs: 0, column: 'failed', priority: 0, branch: null, mergedInto: null };
+      }
+    });
+  }
+
+  private read(runId: string): KnownLine {
+    const dir = this.store.runDir(runId);
+    const file = statSync(join(dir, 'run.json'));
+    const journal = statSync(join(dir, 'journal.jsonl'), { throwIfNoEntry: false });
+    const stamp = `${file.ino}:${file.size}:${file.mtimeMs}:${file.ctimeMs}|${journal ? `${journal.ino}:${journal.size}:${journal.mtimeMs}` : '-'}`;
+    const hit = this.known.get(runId);
+    if (hit?.stamp === stamp) return hit;
+    const { line, fileStatus, after } = lineOf(this.store, runId);
+    const known = { stamp, line, after };
+    const changedAt = Math.max(file.mtimeMs, file.ctimeMs, journal?.mtimeMs ?? 0, journal?.ctimeMs ?? 0);
+    if (fileStatus !== 'running' && (this.clock.now ?? Date.now)() - changedAt >= 1000) this.known.set(runId, known);
+    else this.known.delete(runId);
+    return known;
+  }
+}
+
+function lineOf(store: RunStore, runId: string): { line: TaskLine; fileStatus: RunStatus; after: string | null } {
   // One read of run.json: its record, status and totals, and the journal's last snapshot.
   const handle = store.openRun(runId);
   let latest: unknown;
@@ -90,7 +160,7 @@ function lineOf(store: RunStore, runId: string, now: number): TaskLine {
   const taskState = taskStateOf(latest);
   const state = !latest ? (status === 'queued' ? 'queued' : '-') : iteration && iteration.status === 'active' ? `${taskState} / ${iteration.state}` : (taskState ?? '-');
   const space = file.queue?.workspace;
-  return {
+  const line: TaskLine = {
     runId,
     task: file.task.text,
     status,
@@ -98,30 +168,31 @@ function lineOf(store: RunStore, runId: string, now: number): TaskLine {
     iteration: iteration?.index ?? iterations,
     lastDecision: typeof context.lastDecision === 'string' ? context.lastDecision : null,
     costUsd: totalCostUsd,
-    waitingFor: waitingFor(store, status, file.queue?.after ?? null, latest, file.reason),
+    // A queued task's is worked out at every look (see queuedWait).
+    waitingFor: status === 'queued' ? null : waitingFor(status, latest, file.reason),
     reason: file.reason || null,
     createdAt: file.createdAt,
-    ageMs: now - Date.parse(file.createdAt),
+    ageMs: 0,
     column: columnOf(status),
     priority: file.queue?.priority ?? 0,
     branch: space?.kind === 'worktree' && !file.queue?.discarded ? space.branch : null,
     mergedInto: space?.kind === 'worktree' && file.queue?.merged ? `${space.baseBranch} @ ${file.queue.merged.commit.slice(0, 8)}` : null,
   };
+  return { line, fileStatus: file.status, after: file.queue?.after ?? null };
 }
 
-function waitingFor(store: RunStore, status: RunStatus, after: string | null, latest: unknown, reason: string): string | null {
+/** What a queued task waits for: the run it follows to be done, or a worker. */
+function queuedWait(after: string | null, statusOf: (runId: string) => RunStatus | null): string {
+  if (after) {
+    const followed = statusOf(after);
+    if (followed === null) return `run ${after}, which cannot be read`;
+    if (followed !== 'done') return `run ${after} (${followed}) to be done`;
+  }
+  return 'a worker (`obra work`)';
+}
+
+function waitingFor(status: RunStatus, latest: unknown, reason: string): string | null {
   switch (status) {
-    case 'queued': {
-      if (after) {
-        try {
-          const followed = store.peekStatus(after).status;
-          if (followed !== 'done') return `run ${after} (${followed}) to be done`;
-        } catch {
-          return `run ${after}, which cannot be read`;
-        }
-      }
-      return 'a worker (`obra work`)';
-    }
     case 'escalated':
       return `a human: ${short(String(taskContextOf(latest).question ?? reason))}`;
     case 'paused':

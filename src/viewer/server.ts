@@ -3,7 +3,7 @@ import { UserError } from '../core/errors.js';
 import { machineGraphs } from '../graph/machine-export.js';
 import { DEFAULT_VIEWER_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspector/listen.js';
 import { RunStore } from '../store/run-store.js';
-import { BOARD_COLUMNS, taskLines } from '../queue/board.js';
+import { BOARD_COLUMNS, TaskLineReader } from '../queue/board.js';
 import { BOARD_CSS, BOARD_JS, boardPage, type BoardData } from './board.js';
 import { drawChart } from './chart.js';
 import { CONTENT_SECURITY_POLICY, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
@@ -66,8 +66,10 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     return send(response, 404, 'text/plain', 'Not found\n');
   }
 
+  // Every open board asks for the lines each second: only the runs whose files changed are read again.
+  const lines = new TaskLineReader(store.dir);
   function board(): BoardData {
-    return { storeDir: store.dir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks: taskLines(store.dir) };
+    return { storeDir: store.dir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks: lines.lines() };
   }
 
   function runData(runId: string) {

@@ -70,3 +70,48 @@ describe('obra status --watch in a terminal', () => {
     }
   });
 });
+
+describe('TaskLineReader: --watch and the board read again only what changed', () => {
+  it('gives the lines taskLines gives; a later look opens no run; a change, and the run a task follows, show at once', async () => {
+    const { submitTasks, taskLines, TaskLineReader, RunStore } = await import('../../src/index.js');
+    const { vi } = await import('vitest');
+    const box = sandbox();
+    const storeDir = join(box.dir, 'store');
+    const folder = (name: string) => {
+      mkdirSync(join(box.dir, name));
+      return join(box.dir, name);
+    };
+    const [first, follower, paused] = await submitTasks(
+      [{ task: 'First', repo: folder('a') }, { task: 'Follower', repo: folder('b'), after: '@1' }, { task: 'Paused', repo: folder('c') }],
+      { storeDir },
+    );
+    const update = (runId: string, patch: Record<string, unknown>) => {
+      const handle = RunStore.open(storeDir).openRun(runId!);
+      handle.update(patch);
+      handle.close();
+    };
+    update(paused!, { status: 'paused', reason: 'held' });
+    // A clock a minute ahead: every file looks settled (files changed within the last second are read every look).
+    const reader = new TaskLineReader(storeDir, { now: () => Date.now() + 60_000 });
+    const now = Date.now();
+    expect(reader.lines(now)).toEqual(taskLines(storeDir, now));
+    const opened = vi.spyOn(RunStore.prototype, 'openRun');
+    try {
+      const again = reader.lines(now + 5000);
+      expect(opened).not.toHaveBeenCalled();
+      const byId = new Map(again.map((l) => [l.runId, l]));
+      expect(byId.get(follower!)).toMatchObject({ status: 'queued', waitingFor: `run ${first} (queued) to be done`, ageMs: expect.any(Number) });
+      expect(byId.get(first!)!.ageMs).toBeGreaterThanOrEqual(5000);
+      // The followed run is done: the follower's own files did not change, its line does.
+      update(first!, { status: 'done', reason: 'all done' });
+      opened.mockClear();
+      const later = new Map(reader.lines().map((l) => [l.runId, l]));
+      expect(later.get(first!)).toMatchObject({ status: 'done', column: 'done', reason: 'all done' });
+      expect(later.get(follower!)!.waitingFor).toBe('a worker (`obra work`)');
+      expect(opened.mock.calls.map(([runId]) => runId)).toEqual([first]);
+      expect(later.get(paused!)).toMatchObject({ status: 'paused', waitingFor: '`obra resume`' });
+    } finally {
+      opened.mockRestore();
+    }
+  });
+});
