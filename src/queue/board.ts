@@ -1,8 +1,8 @@
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 import { RunStore } from '../store/run-store.js';
+import { fileStamp, SETTLED_MS } from '../store/status-cache.js';
 
 /**
  * The store's tasks as `obra status` and the viewer's board show them: one line each — status, where its
@@ -126,15 +126,12 @@ export class TaskLineReader {
 
   private read(runId: string): KnownLine {
     const dir = this.store.runDir(runId);
-    const file = statSync(join(dir, 'run.json'));
-    const journal = statSync(join(dir, 'journal.jsonl'), { throwIfNoEntry: false });
-    const stamp = `${file.ino}:${file.size}:${file.mtimeMs}:${file.ctimeMs}|${journal ? `${journal.ino}:${journal.size}:${journal.mtimeMs}` : '-'}`;
+    const { stamp, changedAt } = fileStamp([{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }]);
     const hit = this.known.get(runId);
     if (hit?.stamp === stamp) return hit;
     const { line, fileStatus, after } = lineOf(this.store, runId);
     const known = { stamp, line, after };
-    const changedAt = Math.max(file.mtimeMs, file.ctimeMs, journal?.mtimeMs ?? 0, journal?.ctimeMs ?? 0);
-    if (fileStatus !== 'running' && (this.clock.now ?? Date.now)() - changedAt >= 1000) this.known.set(runId, known);
+    if (fileStatus !== 'running' && (this.clock.now ?? Date.now)() - changedAt >= SETTLED_MS) this.known.set(runId, known);
     else this.known.delete(runId);
     return known;
   }

@@ -11,6 +11,24 @@ export interface PeekedStatus {
   file: RunFile | null;
 }
 
+/**
+ * What says a store file changed: its inode, size and times (the store replaces its small files whole, so a
+ * rewrite gives a new inode), and when it last changed. A missing file (`optional`) stamps as `-`.
+ */
+export function fileStamp(paths: { path: string; optional?: boolean }[]): { stamp: string; changedAt: number } {
+  let stamp = '';
+  let changedAt = 0;
+  for (const { path, optional } of paths) {
+    const stats = statSync(path, { throwIfNoEntry: !optional });
+    stamp += stats ? `${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}|` : '-|';
+    if (stats) changedAt = Math.max(changedAt, stats.mtimeMs, stats.ctimeMs);
+  }
+  return { stamp, changedAt };
+}
+
+/** A file changed this recently may change again within the same timestamp tick: it is read again, not kept. */
+export const SETTLED_MS = 1000;
+
 const DRIVABLE = new Set<RunStatus>(['queued', 'interrupted']);
 const peekedOf = ({ file, status }: { file: RunFile; status: RunStatus }): PeekedStatus => ({ status, file: DRIVABLE.has(status) ? file : null });
 
@@ -34,9 +52,7 @@ export class RunStatusCache {
     let stamp: string;
     let changedAt: number;
     try {
-      const stats = statSync(join(this.store.runDir(runId), 'run.json'));
-      stamp = `${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
-      changedAt = Math.max(stats.mtimeMs, stats.ctimeMs);
+      ({ stamp, changedAt } = fileStamp([{ path: join(this.store.runDir(runId), 'run.json') }]));
     } catch {
       // Gone or unreadable: peekStatus says why, in the store's words.
       this.known.delete(runId);
@@ -48,7 +64,7 @@ export class RunStatusCache {
     const peeked = peekedOf({ file, status });
     const now = (this.options.now ?? Date.now)();
     // A run whose file says running (driven now, or by a process that died) is looked at again every time.
-    if (file.status !== 'running' && now - changedAt >= (this.options.settledMs ?? 1000)) this.known.set(runId, { stamp, peeked });
+    if (file.status !== 'running' && now - changedAt >= (this.options.settledMs ?? SETTLED_MS)) this.known.set(runId, { stamp, peeked });
     else this.known.delete(runId);
     return peeked;
   }
