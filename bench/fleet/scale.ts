@@ -76,7 +76,8 @@ export async function obraFleet(size: FleetSize, driver: 'worker' | 'direct' = '
  * The fleet's config. The run's own config caps agent calls in flight (agent.max_concurrent_calls, default
  * queue.concurrency = 4): submitted with the worker's concurrency, so the cap is not what is measured.
  */
-export const fleetConfig = (size: FleetSize) => configSchema.parse({ task: { max_iterations: size.iterations + 5 }, queue: { concurrency: size.concurrency } });
+export const fleetConfig = (size: FleetSize, agent: { max_concurrent_calls?: number } = {}) =>
+  configSchema.parse({ task: { max_iterations: size.iterations + 5 }, queue: { concurrency: size.concurrency }, agent });
 
 /** A fleet's temp store and tasks, not yet submitted: one plain folder a task (two queued tasks never share one). */
 export function prepareFleet(size: FleetSize) {

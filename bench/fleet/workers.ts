@@ -35,7 +35,7 @@ export async function workerShare(size: FleetSize, concurrency: number, storeDir
   const memory = memorySampler();
   const cpu = process.cpuUsage();
   const started = performance.now();
-  const { results } = await work({ storeDir, config: fleetConfig(size), concurrency, untilIdle: true, agent: fleetAgent(size.iterations) });
+  const { results } = await work({ storeDir, config: fleetConfig(size, { max_concurrent_calls: size.concurrency }), concurrency, untilIdle: true, agent: fleetAgent(size.iterations) });
   const workMs = performance.now() - started;
   const used = process.cpuUsage(cpu);
   const peaks = memory.stop();
