@@ -92,8 +92,12 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
   /** Wakes the loop when a task settles. */
   let poke = () => {};
   const inFlight = new Map<string, { promise: Promise<void>; folder: string | null }>();
-  /** Runs this worker cannot start (another worker has them, or they cannot run here): not tried again. */
-  const passedOver = new Set<string>();
+  /**
+   * Runs this worker could not start (another worker had them, or they cannot run here), with when their run.json
+   * was written then: not tried again until it is written anew (the other worker died and left it interrupted,
+   * say, or a person changed it).
+   */
+  const passedOver = new Map<string, string>();
   const result: WorkResult = { results: [], blocked: [], worst: null };
   const note = (status: RunStatus) => {
     if (result.worst === null || SEVERITY.indexOf(status) < SEVERITY.indexOf(result.worst)) result.worst = status;
@@ -123,7 +127,7 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
         news({ type: 'finished', runId, status: run.status, reason: run.reason });
       })
       .catch((error: unknown) => {
-        passedOver.add(runId);
+        passedOver.set(runId, candidate.file.updatedAt);
         // Another worker took it first (its lock, or it has moved on meanwhile): not ours. Anything else: say why, and leave it be.
         if (error instanceof UserError && error.exitCode === 3) return;
         // It stays where it was, not started: the worker does not end as if all were done.
@@ -218,12 +222,16 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
 }
 
 /** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
-function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Set<string>, ended: Set<string>): Candidate[] {
+function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Map<string, string>, ended: Set<string>): Candidate[] {
   const found: Candidate[] = [];
   for (const runId of store.listRunIds()) {
-    if (inFlight.has(runId) || passedOver.has(runId) || ended.has(runId)) continue;
+    if (inFlight.has(runId) || ended.has(runId)) continue;
     try {
-      const { file, status } = statuses.peek(runId);
+      const { file, status, updatedAt } = statuses.peek(runId);
+      if (passedOver.has(runId)) {
+        if (passedOver.get(runId) === updatedAt) continue;
+        passedOver.delete(runId);
+      }
       // A run that ended is never driven again: later looks do not read it (a long queue is mostly ended runs).
       if (isFinalStatus(status)) {
         ended.add(runId);

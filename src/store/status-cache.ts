@@ -7,6 +7,8 @@ import type { RunStore } from './run-store.js';
 /** What a worker needs of a run between its looks: its status, and its record when it could start it. */
 export interface PeekedStatus {
   status: RunStatus;
+  /** When run.json was last written: a run a worker passed over is tried again once this moves. */
+  updatedAt: string;
   /** run.json, for a run a worker could start (queued or interrupted); null otherwise (not kept in memory). */
   file: RunFile | null;
 }
@@ -30,7 +32,7 @@ export function fileStamp(paths: { path: string; optional?: boolean }[]): { stam
 export const SETTLED_MS = 1000;
 
 const DRIVABLE = new Set<RunStatus>(['queued', 'interrupted']);
-const peekedOf = ({ file, status }: { file: RunFile; status: RunStatus }): PeekedStatus => ({ status, file: DRIVABLE.has(status) ? file : null });
+const peekedOf = ({ file, status }: { file: RunFile; status: RunStatus }): PeekedStatus => ({ status, updatedAt: file.updatedAt, file: DRIVABLE.has(status) ? file : null });
 
 /**
  * `RunStore.peekStatus` for a process that looks at the same runs again and again (a worker waiting for work

@@ -267,6 +267,38 @@ describe('a worker that waits', () => {
   });
 });
 
+describe('a run another worker took', () => {
+  it('is tried again by a waiting worker once that worker dies and leaves it interrupted', async () => {
+    const s = scratch();
+    const cfg = config();
+    const [runId] = await submitTasks([{ task: 'taken by the other', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
+    // The other worker: it holds the run's lock as this worker tries the run, so this one passes it over.
+    const other = RunStore.open(s.storeDir).openRun(runId!);
+    other.acquireLock();
+    const agents = agentsPerRun(iterations(1));
+    const news: WorkNews[] = [];
+    const stop = new AbortController();
+    const working = work({ storeDir: s.storeDir, config: cfg, concurrency: 2, agent: agents.agentOf, signal: stop.signal, pollMs: 20, onNews: (n) => news.push(n) });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(news.filter((n) => n.type === 'started')).toEqual([]);
+      // It started the run, then died: run.json says running, and nobody holds the lock.
+      other.update({ status: 'running' });
+      other.releaseLock();
+      other.close();
+      const deadline = Date.now() + 10_000;
+      while (statusOf(s.storeDir, runId!).status !== 'done') {
+        if (Date.now() > deadline) throw new Error('the waiting worker never took the run back');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(news.filter((n) => n.type === 'started')).toEqual([{ type: 'started', runId, resumed: true }]);
+    } finally {
+      stop.abort();
+      await working;
+    }
+  });
+});
+
 describe('a queued task paused before it started', () => {
   it('is held: no worker starts it (nor one that listed it before the pause), and `resume` drives it', async () => {
     const s = scratch();
