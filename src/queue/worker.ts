@@ -224,7 +224,9 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
 /** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
 function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Map<string, string>, ended: Set<string>): Candidate[] {
   const found: Candidate[] = [];
-  for (const runId of store.listRunIds()) {
+  const listed = store.listRunIds();
+  statuses.keepOnly(listed);
+  for (const runId of listed) {
     if (inFlight.has(runId) || ended.has(runId)) continue;
     try {
       const { file, status, updatedAt } = statuses.peek(runId);

@@ -76,6 +76,13 @@ export class RunStatusCache {
     this.known.delete(runId);
   }
 
+  /** Stops keeping the runs no longer in the store (deleted folders). */
+  keepOnly(listed: string[]): void {
+    if (this.known.size <= listed.length) return;
+    const still = new Set(listed);
+    for (const runId of this.known.keys()) if (!still.has(runId)) this.known.delete(runId);
+  }
+
   /** How many runs are kept (tests). */
   get size(): number {
     return this.known.size;

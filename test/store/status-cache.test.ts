@@ -63,10 +63,19 @@ describe('RunStatusCache: a worker reads a run file again only when it changed',
 
   it("says a run is gone in the store's words once its folder is deleted, and forgets it", async () => {
     const { store, runId, cache } = await queuedRun({ now: aMinuteLater });
+    const folder = join(store.dir, '..', 'other');
+    mkdirSync(folder);
+    const { runId: other } = await submitTask({ task: 'Document the API', repo: folder, storeDir: store.dir });
     cache.peek(runId);
     expect(cache.size).toBe(1);
     rmSync(store.runDir(runId), { recursive: true });
     expect(() => cache.peek(runId)).toThrow(`no run "${runId}"`);
+    expect(cache.size).toBe(0);
+    // A run deleted between looks is let go when the store is listed.
+    cache.peek(other);
+    expect(cache.size).toBe(1);
+    rmSync(store.runDir(other), { recursive: true });
+    cache.keepOnly(store.listRunIds());
     expect(cache.size).toBe(0);
   });
 });
