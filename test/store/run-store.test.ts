@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { resumeRun, runTask } from '../../src/index.js';
 import type { StoreFs } from '../../src/store/durable-file.js';
 import { RunStore, STORE_VERSION } from '../../src/store/run-store.js';
+import { FilesRun } from '../../src/hosts/files/files-run.js';
 import { fsError, recordingFs, type FsOp } from '../helpers/store-fs.js';
 import { deterministicAgent, outcomeOf, tempDir } from '../durability/helpers.js';
 
@@ -204,5 +205,22 @@ describe("a run's lock, taken off the event loop", () => {
     await b.acquireLockInBackground();
     expect(b.lockHolder()).toBe(process.pid);
     await b.releaseLockInBackground();
+  });
+
+  it("a drive refused because another drive of this process holds the run leaves that drive's lock alone", async () => {
+    const store = tempDir();
+    const { runId } = await run(store);
+    const runs = RunStore.open(store);
+    const holder = runs.openRun(runId);
+    await holder.acquireLockInBackground();
+    // A second worker of this process tries the run: refused, and what it lets go of is only its own.
+    const refused = new FilesRun(runs.openRun(runId), store);
+    await expect(refused.begin()).rejects.toMatchObject({ exitCode: 3 });
+    expect(holder.lockHolder()).toBe(process.pid);
+    expect(existsSync(join(store, 'runs', runId, 'lock'))).toBe(true);
+    // The run still reads as held: nobody may resume it as interrupted.
+    await expect(runs.openRun(runId).acquireLockInBackground()).rejects.toMatchObject({ exitCode: 3 });
+    await holder.releaseLockInBackground();
+    expect(existsSync(join(store, 'runs', runId, 'lock'))).toBe(false);
   });
 });

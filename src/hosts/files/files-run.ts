@@ -13,6 +13,8 @@ import { UserError } from '../../core/errors.js';
 export class FilesRun implements RunPort {
   /** run.json as this process read it before it decided to drive the run. */
   private readonly seenUpdatedAt: string;
+  /** Whether this drive took the run's lock: only then is it this drive's to let go. */
+  private locked = false;
 
   constructor(
     private readonly handle: RunHandle,
@@ -42,6 +44,7 @@ export class FilesRun implements RunPort {
   async begin(): Promise<void> {
     try {
       await this.handle.acquireLockInBackground();
+      this.locked = true;
       if (this.handle.load().file.updatedAt !== this.seenUpdatedAt) {
         throw new UserError(`run ${this.runId} was driven by another process meanwhile (it is ${this.handle.file.status} now); it was not driven again`, 3);
       }
@@ -78,12 +81,15 @@ export class FilesRun implements RunPort {
     }
     // Closed (its zeros cut off) before the lock is let go: a process that takes the run next writes after them.
     await this.handle.closeInBackground();
+    this.locked = false;
     await this.handle.releaseLockInBackground();
     return resultOf(this.handle, this.storeDir, outcome.question);
   }
 
   abandon(): void {
     this.handle.close();
-    this.handle.releaseLock();
+    // A drive refused the lock (another drive of this process holds the run) must not take it from that one.
+    if (this.locked) this.handle.releaseLock();
+    this.locked = false;
   }
 }
