@@ -55,9 +55,13 @@ export async function startFromFollowed(space: WorktreeSpace, mergedAs: string |
   if (own === head) return moved;
   if (own !== space.baseCommit || existsSync(space.path)) return null;
   await inTurn(space.repo, async () => {
-    // A worktree whose folder is gone still holds its branch for git until pruned.
+    const move = () => tryGit(space.repo, ['branch', '--force', space.branch, head]);
+    if ((await move()).exitCode === 0) return;
+    // A worktree whose folder is gone still holds its branch for git until pruned (pruned only then: another
+    // process may be adding a worktree right now).
     await git(space.repo, ['worktree', 'prune'], 'tidy the list of worktrees');
-    await git(space.repo, ['branch', '--force', space.branch, head], `start ${space.branch} from ${space.follows}`);
+    const again = await move();
+    if (again.exitCode !== 0) throw new UserError(`cannot start ${space.branch} from ${space.follows}: git branch --force failed in ${space.repo}: ${(again.stderr || again.stdout).trim().split('\n')[0]}`);
   });
   return moved;
 }
