@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { UsageLimit } from '../core/types.js';
 import { writeFileDurably } from '../store/durable-file.js';
+import { fileStamp } from '../store/stamped-cache.js';
 
 /**
  * The account's limits, shared by every task that uses one store (every `obra run` and `obra work` on it):
@@ -105,30 +106,21 @@ export class AccountLimits {
 
   private load(): LimitFile {
     if (!this.file) return this.inMemory;
-    const none = { usageLimit: null, rateLimit: null };
     let stamp: string;
     try {
-      // A missing file is the usual case: asked without an exception. The file is replaced by rename, so a new
-      // version has a new inode (and most often another time or size).
-      const stat = statSync(this.file, { bigint: true, throwIfNoEntry: false });
-      if (!stat) return none;
-      stamp = `${stat.ino}:${stat.mtimeNs}:${stat.size}`;
-      if (this.cached?.stamp === stamp) return this.cached.file;
+      // A missing file is the usual case: asked without an exception, and kept as "no limit" like any other. The
+      // file is replaced by rename, so a new version has a new inode (and most often another time or size).
+      stamp = fileStamp([{ path: this.file, optional: true }]).stamp;
     } catch {
-      return none;
+      return { usageLimit: null, rateLimit: null };
     }
-    let text: string;
+    if (this.cached?.stamp === stamp) return this.cached.file;
+    let file: LimitFile = { usageLimit: null, rateLimit: null };
     try {
-      text = readFileSync(this.file, 'utf8');
-    } catch {
-      return none;
-    }
-    let file: LimitFile = none;
-    try {
-      const parsed = limitFileSchema.safeParse(JSON.parse(text));
+      const parsed = limitFileSchema.safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
       if (parsed.success) file = parsed.data;
     } catch {
-      // unreadable: no limit known
+      // Missing (gone since the stat) or unreadable: no limit known, until the file changes.
     }
     this.cached = { stamp, file };
     return file;

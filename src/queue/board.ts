@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 import { RunStore } from '../store/run-store.js';
-import { fileStamp, SETTLED_MS } from '../store/status-cache.js';
+import { StampedCache } from '../store/stamped-cache.js';
 
 /**
  * The store's tasks as `obra status` and the viewer's board show them: one line each — status, where its
@@ -66,38 +66,31 @@ export function taskLines(storeDir: string, now = Date.now()): TaskLine[] {
   return new TaskLineReader(storeDir).lines(now);
 }
 
-/** A run's line as last read, and what it was read from. */
-interface KnownLine {
-  stamp: string;
+/** A run's line as read from its files, and what it waits on that its files do not say. */
+interface ReadLine {
   line: TaskLine;
+  fileStatus: RunStatus;
   after: string | null;
 }
 
 /**
  * `taskLines` for a process that reads them again and again (`obra status --watch`, the board): a run's line is
- * read again only when its run.json or its journal changed, as their stat says (run.json is only ever replaced
- * whole: a change gives it a new inode). Files changed within the last second are read at every look (a second
- * change could share their timestamp), and so is a run whose file says running (its status also depends on
- * whether the process in its lock lives). What a queued task waits for is worked out at every look: it depends
- * on the run it follows.
+ * read again only when its run.json or its journal changed (see StampedCache). A run whose file says running is
+ * read at every look (its status also depends on whether the process in its lock lives). What a queued task
+ * waits for is worked out at every look: it depends on the run it follows.
  */
 export class TaskLineReader {
   private readonly store: RunStore;
-  private readonly known = new Map<string, KnownLine>();
+  private readonly known: StampedCache<ReadLine>;
 
-  constructor(
-    storeDir: string,
-    private readonly clock: { now?: () => number } = {},
-  ) {
+  constructor(storeDir: string, clock: { now?: () => number } = {}) {
     this.store = RunStore.open(storeDir, { create: false });
+    this.known = new StampedCache(clock.now);
   }
 
   lines(now = Date.now()): TaskLine[] {
     const ids = this.store.listRunIds();
-    if (this.known.size > ids.length) {
-      const listed = new Set(ids);
-      for (const runId of this.known.keys()) if (!listed.has(runId)) this.known.delete(runId);
-    }
+    this.known.keepOnly(ids);
     // Many tasks may follow one run: its status is read once a look.
     const followed = new Map<string, RunStatus | null>();
     const statusOf = (runId: string) => {
@@ -124,20 +117,14 @@ export class TaskLineReader {
     });
   }
 
-  private read(runId: string): KnownLine {
+  private read(runId: string): ReadLine {
     const dir = this.store.runDir(runId);
-    const { stamp, changedAt } = fileStamp([{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }]);
-    const hit = this.known.get(runId);
-    if (hit?.stamp === stamp) return hit;
-    const { line, fileStatus, after } = lineOf(this.store, runId);
-    const known = { stamp, line, after };
-    if (fileStatus !== 'running' && (this.clock.now ?? Date.now)() - changedAt >= SETTLED_MS) this.known.set(runId, known);
-    else this.known.delete(runId);
-    return known;
+    const files = [{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }];
+    return this.known.get(runId, files, () => lineOf(this.store, runId), (read) => read.fileStatus !== 'running');
   }
 }
 
-function lineOf(store: RunStore, runId: string): { line: TaskLine; fileStatus: RunStatus; after: string | null } {
+function lineOf(store: RunStore, runId: string): ReadLine {
   // One read of run.json: its record, status and totals, and the journal's last snapshot.
   const handle = store.openRun(runId);
   let latest: unknown;

@@ -7,7 +7,7 @@ import { RunStatusCache } from '../../src/store/status-cache.js';
 import { tempDir } from '../durability/helpers.js';
 
 /** A store with one queued task (a plain folder of its own), and a cache that counts the run files it reads. */
-async function queuedRun(options: { settledMs?: number; now?: () => number } = {}) {
+async function queuedRun(options: { now?: () => number } = {}) {
   const root = tempDir();
   const folder = join(root, 'work');
   mkdirSync(folder);
