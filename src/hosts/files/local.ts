@@ -182,14 +182,11 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
   const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false, fs: options.fs });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
-  if (isFinalStatus(status) && options.drivableOnly) {
-    handle.close();
-    throw new UserError(`run ${runId} has ended (${status}) meanwhile`, 3);
-  }
-  // A worker starts only what waits for a worker: a task paused (or come to rest) since it was listed is left be.
+  // A worker starts only what waits for a worker: a run that ended, was paused or came to rest since it was
+  // listed is another's, not a result (a running one is refused below, as for anyone).
   if (options.drivableOnly && status !== 'queued' && status !== 'interrupted' && status !== 'running') {
     handle.close();
-    throw new UserError(`run ${runId} is ${status} now; a worker leaves it be`, 3);
+    throw new UserError(isFinalStatus(status) ? `run ${runId} has ended (${status}) meanwhile` : `run ${runId} is ${status} now; a worker leaves it be`, 3);
   }
   if (isFinalStatus(status) && !options.event) {
     const result = resultOf(handle, store.dir, handle.file.question);
