@@ -42,13 +42,14 @@ export class Journal implements JournalPort {
   private seq: number | null = null;
   private pending: string[] = [];
   private pendingBytes = 0;
-  /** The last transition this process queued, as the engine gave it (what its line decodes to). */
-  private lastAdded: JournalEntry | null = null;
+  /** The last transition this process queued, as the engine gave it (what its line decodes to), and its number. */
+  private lastStep: JournalStep | null = null;
+  private lastStepSeq = 0;
   /**
    * What `latest` would read back once lines of this process are in the log: its last transition and the last
    * line's number — a drive that settles computes its result without reading and decoding its journal again.
    */
-  private written: { entry: JournalEntry; lastSeq: number } | null = null;
+  private written: { step: JournalStep; seq: number; lastSeq: number } | null = null;
 
   constructor(
     /** The file, or (another host's journal) the words naming it in messages. */
@@ -83,7 +84,8 @@ export class Journal implements JournalPort {
         `${encoded.eventRefs ? `"eventRefs":${encoded.eventRefs},` : ''}${body}}\n`,
     );
     this.seq = seq;
-    this.lastAdded = { seq, at: step.at, actor: step.actor, event: step.event, task: step.task ?? null, iteration: step.iteration ? { index: step.iteration.index, state: step.iteration.state } : null, snapshot: step.snapshot };
+    this.lastStep = step;
+    this.lastStepSeq = seq;
     return seq;
   }
 
@@ -115,7 +117,7 @@ export class Journal implements JournalPort {
       const t0 = performance.now();
       this.log.write(text);
       writeMs = performance.now() - t0;
-      if (this.lastAdded) this.written = { entry: this.lastAdded, lastSeq: this.seq ?? 0 };
+      if (this.lastStep) this.written = { step: this.lastStep, seq: this.lastStepSeq, lastSeq: this.seq ?? 0 };
     }
     let synced = false;
     if (sync) {
@@ -172,7 +174,11 @@ export class Journal implements JournalPort {
 
   /** The latest state and the last sequence number, reading only the lines since the last checkpoint. */
   latest(): { entry: JournalEntry | null; lastSeq: number } {
-    if (this.written) return { ...this.written };
+    if (this.written) {
+      const { step, seq, lastSeq } = this.written;
+      const iteration = step.iteration ? { index: step.iteration.index, state: step.iteration.state } : null;
+      return { entry: { seq, at: step.at, actor: step.actor, event: step.event, task: step.task ?? null, iteration, snapshot: step.snapshot }, lastSeq };
+    }
     const newestFirst: Line[] = [];
     let lastSeq = 0;
     for (const text of this.log.linesFromEnd()) {
