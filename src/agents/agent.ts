@@ -42,6 +42,20 @@ export interface Agent {
    * so an iteration waiting for Obra's own lock leaves its backoff at once. Returns the unsubscribe function.
    */
   whenSessionFree?(sessionId: string, listener: () => void): () => void;
+  /**
+   * What became of a call cut by a crash (the process that made it died before it heard the end), from the
+   * session's own transcript, before the call is made again: `answered` when the prompt is there with a complete
+   * answer after it (the record adopts that answer), `unanswered` when the prompt is there without one (the call
+   * is continued, not asked again), `absent` when the prompt never reached the session. Agents whose sessions
+   * cannot be read leave it out: the call is then made again as it was.
+   */
+  recover?(request: AgentCallRequest): CutCall | Promise<CutCall>;
   /** Throws a `UserError` when the agent cannot possibly run (binary missing...), before a run is created. */
   preflight?(): void;
 }
+
+/** What a session's transcript says of a call cut by a crash (see Agent.recover). */
+export type CutCall =
+  | { kind: 'answered'; record: AgentCallRecord }
+  | { kind: 'unanswered'; note: string }
+  | { kind: 'absent' };

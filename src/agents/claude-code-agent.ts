@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
 import type { AgentCallRecord, AgentOutcome, SessionMode } from '../core/types.js';
-import type { Agent, AgentCallRequest, AgentProgress } from './agent.js';
+import type { Agent, AgentCallRequest, AgentProgress, CutCall } from './agent.js';
+import { turnOf } from './claude-transcript.js';
 import { classify, isUuid, ROOT_ADVICE } from './classify.js';
 import { denialsOf } from './permissions.js';
 import { processSessionLocks, type SessionLocks } from './session-lock.js';
@@ -85,6 +86,30 @@ export class ClaudeCodeAgent implements Agent {
 
   whenSessionFree(sessionId: string, listener: () => void): () => void {
     return this.locks.onRelease(sessionId, listener);
+  }
+
+  /**
+   * A call cut by a crash, as the session's transcript tells it (see Agent.recover): an answer the CLI finished
+   * is adopted as the call's record — no process runs, its cost is not known — and a prompt left without one is
+   * reported so that the call continues it.
+   */
+  recover(request: AgentCallRequest): CutCall {
+    const sessionId = request.sessionId;
+    if (!sessionId || !isUuid(sessionId)) return { kind: 'absent' };
+    const path = transcriptPath(sessionId, request.workdir, this.env);
+    if (!existsSync(path)) return { kind: 'absent' };
+    const turn = turnOf(readFileSync(path, 'utf8'), request.prompt);
+    if (turn.kind === 'absent') return turn;
+    if (turn.kind === 'unanswered') {
+      return { kind: 'unanswered', note: `the call cut by a crash left its prompt in session ${sessionId} without a complete answer: the agent was asked to continue it, not given the prompt again` };
+    }
+    const base = { argv: [], sessionId, mode: request.mode, startedAt: Date.now() };
+    const result = { type: 'result' as const, subtype: 'success', is_error: false, result: turn.text, session_id: sessionId, duration_ms: 0, num_turns: turn.assistantEntries, total_cost_usd: 0, stop_reason: 'end_turn' };
+    const record = finish(base, { kind: 'answer', result }, null, null, '', '');
+    return {
+      kind: 'answered',
+      record: { ...record, recovered: { how: 'adopted', note: `the call cut by a crash had finished: its answer was found in session ${sessionId}'s transcript and adopted instead of asking again (its cost is not known)` } },
+    };
   }
 
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {

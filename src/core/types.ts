@@ -155,6 +155,12 @@ export interface AgentCallRecord {
    * restored, or (none to be had) a fresh session that goes on from Obra's own context.
    */
   session?: { restored: boolean; note: string };
+  /**
+   * A call cut by a crash and recovered from the session's transcript: `adopted` — its complete answer was found
+   * there and taken instead of asking again (no process ran); `continued` — its prompt was there without an
+   * answer, and the agent was asked to continue instead of being given the prompt a second time.
+   */
+  recovered?: { how: 'adopted' | 'continued'; note: string };
 }
 
 /** A `rate_limit_event` of stream-json: how close the account is to its usage limit. */

@@ -82,8 +82,16 @@ export class TaskDrive {
     const progress = new ProgressObserver(this.emit, host.effects.agent);
     this.progress = progress;
 
+    // A restored snapshot with the agent's call in flight: a crash cut it, and the first call asks what became of it.
+    let cutCall = restored && pendingEffectsOf((this.start as { snapshot: unknown }).snapshot).includes('callAgent');
     const deps: MachineDeps = {
       config: options.config,
+      savesOutside: host.run.savesOutside ?? false,
+      takeCutCall: () => {
+        const cut = cutCall;
+        cutCall = false;
+        return cut;
+      },
       agent: host.effects.agent,
       checks: host.effects.runChecks,
       limits: host.effects.limits,

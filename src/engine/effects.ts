@@ -43,6 +43,13 @@ export interface EffectDeps {
   agent: Agent;
   /** Keeps a finished iteration's record (idempotently: a restored `persisting` may run it twice). */
   saveIteration: (record: IterationRecord) => void | Promise<void>;
+  /** Whether saving the record acts outside the process (see RunPort.savesOutside). */
+  savesOutside?: boolean;
+  /**
+   * True once, for the first agent call of a drive restored with that call in flight (a crash cut it): the
+   * session's transcript is asked what became of it before the call is made again (see Agent.recover).
+   */
+  takeCutCall?: () => boolean;
   onAgentProgress?: (progress: AgentProgress, input: CallAgentInput) => void;
   /** An agent call came back with an answer (for the progress lines). */
   onResponse?: (call: AgentCallRecord, input: CallAgentInput) => void;
@@ -88,7 +95,21 @@ export function iterationWork(deps: EffectDeps): IterationWork {
         if (known?.usageLimit) return limitedCall(input, known.usageLimit, deps.now());
         // The account's wait is for the *other* tasks: the one refused follows its own backoff (its own retries).
         if (known?.rateLimit && known.rateLimit.runId !== input.runId) return sharedRateLimitCall(input, known.rateLimit, deps.now());
-        const { checks, ...request } = input;
+        const { checks, ...asked } = input;
+        let request: typeof asked = asked;
+        let recovered: AgentCallRecord['recovered'];
+        if (deps.takeCutCall?.() && deps.agent.recover) {
+          const cut = await deps.agent.recover({ ...asked, signal });
+          if (cut.kind === 'answered') {
+            deps.onResponse?.(cut.record, input);
+            return cut.record;
+          }
+          if (cut.kind === 'unanswered') {
+            // The prompt is in the conversation already: asking it again would put it there twice.
+            request = { ...asked, prompt: continuationPrompt() };
+            recovered = { how: 'continued', note: cut.note };
+          }
+        }
         // A free slot is taken at once (the call starts in this same step); else the call waits for one.
         const slots = deps.agent.inProcess ? undefined : deps.slots;
         const release = slots ? (slots.tryAcquire() ?? (await slots.acquire(signal))) : undefined;
@@ -105,6 +126,7 @@ export function iterationWork(deps: EffectDeps): IterationWork {
         } finally {
           release?.();
         }
+        if (recovered) record = { ...record, recovered };
         const outcome = record.outcome;
         if (outcome.kind === 'usageLimit') deps.limits?.note(outcome, input.runId, deps.now());
         if (outcome.kind === 'rateLimited') deps.limits?.noteRateLimited(outcome.status, outcome.message, input.runId, deps.now(), (strikes) => backoffDelayMs(strikes, ratePolicy));
@@ -122,8 +144,20 @@ export function iterationWork(deps: EffectDeps): IterationWork {
       run: ({ input, signal }) => judging.score(input, signal),
     },
     decide: pure((input) => judging.decide(input)),
-    persistIteration: { effect: () => 'store', run: async ({ input }) => deps.saveIteration(input) },
+    persistIteration: { effect: () => (deps.savesOutside ? 'outside' : 'store'), run: async ({ input }) => deps.saveIteration(input) },
   };
+}
+
+/**
+ * What a call cut by a crash is continued with when its prompt reached the session but no complete answer did:
+ * the conversation already holds the prompt (and whatever the agent did of it), so it is asked to go on.
+ */
+export function continuationPrompt(): string {
+  return [
+    'Your previous turn was cut off before it finished: the process running it was stopped (Obra, which drives',
+    'you, was restarted). The request above still stands. Continue it from where you stopped (the files are as you',
+    'left them), finish it, and end your answer as that request asks.',
+  ].join(' ');
 }
 
 /** The call not made because the account's usage limit is in force: the iteration is suspended like a refused one. */

@@ -42,6 +42,12 @@ export interface RunPort {
    * may do more here, safely repeated (the files host commits a worktree task's changes).
    */
   saveIteration(record: IterationRecord): boolean | Promise<boolean>;
+  /**
+   * Whether `saveIteration` acts outside the process (commits a worktree, pushes a branch, writes the record to
+   * another machine): then every transition before it, the agent's answer included, is made durable first, so
+   * that a crash between the two finds the answer in the journal and does the save again, never the call.
+   */
+  readonly savesOutside?: boolean;
   /** Makes the records durable, writes how the run stands, lets the run go, and says what it looks like now. */
   settle(outcome: RunOutcome): RunResult | Promise<RunResult>;
   /** Lets the run go without writing anything more (its storage failed): it stays resumable. */

@@ -61,7 +61,7 @@ export function stepOf(event: InspectionEvent, root: AnyActorRef): Step | null {
 }
 
 /** The fields of a finished iteration's record the journal keeps (the whole record is in iterations.jsonl). */
-const RECORD_SUMMARY = ['index', 'decision', 'decisionRule', 'reason', 'failure', 'states', 'attempts', 'retryDelaysMs', 'sessionId', 'costUsd', 'turns'] as const;
+export const RECORD_SUMMARY = ['index', 'decision', 'decisionRule', 'reason', 'failure', 'states', 'attempts', 'retryDelaysMs', 'sessionId', 'costUsd', 'turns'] as const;
 
 /**
  * The journal keeps events small: the type, plus the output of a finished actor (what replay feeds back). A

@@ -7,6 +7,8 @@ import { parseUntil } from './until.js';
 import type { JournalEntry, JournalEvent } from '../store/journal.js';
 import { RunStore } from '../store/run-store.js';
 import { stepOf, type Step } from '../engine/recorder.js';
+import type { IterationRecord } from '../core/types.js';
+import { FinishedIterations } from './records.js';
 
 /**
  * Deterministic replay: drives the same statecharts again from a run's journal, with no agent and no checks.
@@ -47,6 +49,8 @@ export interface ReplayDivergence {
   what: string;
   expected: string;
   actual: string;
+  /** What `expected` and `actual` are (default: the recorded line and the replayed step). */
+  sides?: { expected: string; actual: string };
 }
 
 export interface ReplayResult {
@@ -100,7 +104,10 @@ export async function replayRun(runId: string, options: ReplayOptions = {}): Pro
   const store = RunStore.open(options.storeDir ?? '.obra', { create: false });
   const handle = store.openRun(runId);
   try {
-    return await replayJournal({ runId, entries: handle.journal.entries({ markers: true }), config: handle.file.config, input: handle.file.input, where: `${handle.dir}/journal.jsonl` }, options);
+    return await replayJournal(
+      { runId, entries: handle.journal.entries({ markers: true }), config: handle.file.config, input: handle.file.input, where: `${handle.dir}/journal.jsonl`, records: handle.readIterations() },
+      options,
+    );
   } finally {
     handle.close();
   }
@@ -115,6 +122,8 @@ export interface ReplaySource {
   input: unknown;
   /** Where the journal is, in words, for messages. */
   where: string;
+  /** The stored iteration records: checked against the journal (the one truth) before anything is replayed. */
+  records?: readonly IterationRecord[];
 }
 
 /** Replays a run's journal through the statecharts (see replayRun). */
@@ -122,7 +131,8 @@ export async function replayJournal(source: ReplaySource, options: ReplayOptions
   const { runId } = source;
   const started = performance.now();
   const until = options.until === undefined ? null : parseUntil(options.until);
-  const segments = segmentsOf(source.entries);
+  const finished = new FinishedIterations();
+  const segments = segmentsOf(source.entries, finished);
   const file = { input: source.input };
   const parsedConfig = configSchema.safeParse(source.config);
   if (!parsedConfig.success) {
@@ -136,6 +146,8 @@ export async function replayJournal(source: ReplaySource, options: ReplayOptions
     if (options.signal?.aborted) break;
     await replaySegment(segments[i]!, i, file.input as unknown as TaskInput, until, options, state);
   }
+  // A stored record that does not match the journal is a divergence however well the machines replay.
+  if (!state.divergence && !state.stoppedAt && source.records && !options.signal?.aborted) state.divergence = finished.divergence(source.records);
   return {
     runId,
     verified: state.divergence === null,
@@ -150,10 +162,11 @@ export async function replayJournal(source: ReplaySource, options: ReplayOptions
 }
 
 /** Splits the journal at each resume, keeping only the snapshots replay needs (restore points). */
-function segmentsOf(entries: Iterable<JournalEntry>): Segment[] {
+function segmentsOf(entries: Iterable<JournalEntry>, finished: FinishedIterations): Segment[] {
   const segments: Segment[] = [{ restoreFrom: undefined, startAt: 0, lines: [], cutShort: false }];
   let lastSnapshot: unknown = undefined;
   for (const entry of entries) {
+    finished.see(entry);
     if (entry.actor === 'obra') {
       if (entry.event.type === 'obra.resume') {
         segments.at(-1)!.cutShort = true;

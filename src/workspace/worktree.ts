@@ -142,14 +142,23 @@ export function inTurn<T>(repo: string, work: () => Promise<T>): Promise<T> {
 
 /** Commits what changed in the worktree after an iteration; false when nothing did. Safe to repeat. */
 export async function commitIteration(path: string, runId: string, record: IterationRecord): Promise<boolean> {
+  // A `persisting` restored after a crash saves again: the commit it made before the crash is not made twice.
+  const trailer = iterationTrailer(runId, record.index);
+  const head = await tryGit(path, ['log', '-1', '--format=%B']);
+  if (head.exitCode === 0 && head.stdout.split('\n').includes(trailer)) return false;
   await git(path, ['add', '--all'], 'stage the iteration\'s changes');
   if ((await tryGit(path, ['diff', '--cached', '--quiet'])).exitCode === 0) return false;
   const answer = record.validation?.answer ?? (record.agent?.outcome.kind === 'answer' ? record.agent.outcome.result.result : '') ?? '';
   const firstLine = answer.split('\n').map((l) => l.trim()).find(Boolean) ?? '(no answer)';
-  const message = `obra ${runId} iteration ${record.index}: ${record.decision} — ${firstLine.length > 120 ? `${firstLine.slice(0, 119)}…` : firstLine}`;
+  const message = `obra ${runId} iteration ${record.index}: ${record.decision} — ${firstLine.length > 120 ? `${firstLine.slice(0, 119)}…` : firstLine}\n\n${trailer}`;
   // The user's hooks are for the user's commits: Obra's are checkpoints of the agent's work.
   await git(path, ['commit', '--no-verify', '--quiet', '-m', message], 'commit the iteration');
   return true;
+}
+
+/** The trailer that names the iteration a commit saves: one commit per iteration, found again after a crash. */
+export function iterationTrailer(runId: string, index: number): string {
+  return `Obra-Iteration: ${runId}/${index}`;
 }
 
 /** The task's changes: its branch against the commit it started from (committed work only). */

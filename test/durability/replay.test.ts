@@ -122,3 +122,42 @@ describe('replay', () => {
     expect(unknown.stderr).toMatch(/no run "nope"/);
   });
 });
+
+describe('replay checks the stored iteration records against the journal', () => {
+  /** iterations.jsonl of the run, rewritten by `change` (a record lost, tampered with or written twice). */
+  function tamper(store: string, runId: string, change: (records: Record<string, unknown>[]) => Record<string, unknown>[]) {
+    const path = join(store, 'runs', runId, 'iterations.jsonl');
+    const records = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() && !/^\0+$/.test(line)).map((line) => JSON.parse(line.replace(/\0+$/, '')) as Record<string, unknown>);
+    writeFileSync(path, `${change(records).map((r) => JSON.stringify(r)).join('\n')}\n`);
+  }
+
+  it('fails, naming the iteration and the field, on a record that does not match; exit 1 from the CLI', async () => {
+    const { store, runId } = await eventfulRun();
+    expect((await replayRun(runId, { storeDir: store })).verified).toBe(true);
+    const cases: [string, (records: Record<string, unknown>[]) => Record<string, unknown>[], Partial<{ what: string; expected: string; actual: string }>][] = [
+      ['decision', (rs) => rs.map((r) => (r.index === 2 ? { ...r, decision: 'done' } : r)), { what: 'the record of iteration 2: decision', expected: '"proceed"', actual: '"done"' }],
+      ['session', (rs) => rs.map((r) => (r.index === 1 ? { ...r, sessionId: 'another-session' } : r)), { what: 'the record of iteration 1: sessionId', actual: '"another-session"' }],
+      ['retry delays', (rs) => rs.map((r) => (r.index === 2 ? { ...r, retryDelaysMs: [] } : r)), { what: 'the record of iteration 2: retryDelaysMs', actual: '[]' }],
+      ['twice', (rs) => [...rs, rs[0]!], { what: 'the record of iteration 1', expected: 'one record', actual: '2 records' }],
+      ['lost', (rs) => rs.filter((r) => r.index !== 3), { what: 'the record of iteration 3', expected: 'a record (the journal finished that iteration)', actual: 'none' }],
+      ['unbacked', (rs) => [...rs, { ...rs[0]!, index: 99 }], { what: 'the record of iteration 99', expected: 'no record (the journal never finished that iteration)' }],
+    ];
+    const path = join(store, 'runs', runId, 'iterations.jsonl');
+    const original = readFileSync(path);
+    for (const [name, change, expected] of cases) {
+      writeFileSync(path, original);
+      tamper(store, runId, change);
+      const replay = await replayRun(runId, { storeDir: store });
+      expect(replay.verified, name).toBe(false);
+      expect(replay.divergence, name).toMatchObject({ ...expected, sides: { expected: 'journal', actual: 'stored record' } });
+    }
+    // The last case through the CLI: one verdict naming it, exit 1.
+    const cli = await execa('node', [CLI, 'replay', runId, '--db', store], { reject: false });
+    expect(cli.exitCode).toBe(1);
+    expect(cli.stderr).toMatch(
+      new RegExp(`^Replay of run ${runId}: \\d+ steps match, but the record of iteration 99 does not match the journal\\n  journal: no record \\(the journal never finished that iteration\\)\\n  stored record: a record \\(decision "proceed"\\)$`),
+    );
+    writeFileSync(path, original);
+    expect((await execa('node', [CLI, 'replay', runId, '--db', store], { reject: false })).exitCode).toBe(0);
+  });
+});

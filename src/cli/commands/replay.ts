@@ -69,6 +69,11 @@ export function register(program: Command): void {
 function report(result: ReplayResult, out: NodeJS.WritableStream): void {
   const resumes = result.segments > 1 ? `, resumed ${result.segments - 1} time${result.segments === 2 ? '' : 's'}` : '';
   const timing = `in ${(result.durationMs / 1000).toFixed(2)} s (the run took ${(result.recordedMs / 1000).toFixed(1)} s${resumes})`;
+  if (result.divergence?.sides) {
+    const d = result.divergence;
+    out.write(`Replay of run ${result.runId}: ${result.steps} steps match, but ${d.what} does not match the journal\n  ${d.sides!.expected}: ${d.expected}\n  ${d.sides!.actual}: ${d.actual}\n`);
+    return;
+  }
   if (result.divergence) {
     const d = result.divergence;
     out.write(

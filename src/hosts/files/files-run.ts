@@ -36,6 +36,11 @@ export class FilesRun implements RunPort {
     return this.handle.journal;
   }
 
+  /** A worktree task's save commits the agent's work: its answer must be durable before (see RunPort). */
+  get savesOutside(): boolean {
+    return this.workspace !== null;
+  }
+
   /**
    * The run's lock first: whoever holds it alone prepares the worktree (two workers may race for a run). Then
    * run.json again: when another process drove the run between our reading it and our lock (a worker that took

@@ -327,6 +327,7 @@ function withJournal(run: RunPort, journal: JournalPort): RunPort {
     runId: run.runId,
     where: run.where,
     journal,
+    savesOutside: run.savesOutside,
     begin: () => run.begin(),
     saveIteration: (record) => run.saveIteration(record),
     settle: (outcome) => run.settle(outcome),

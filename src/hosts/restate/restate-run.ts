@@ -112,6 +112,13 @@ export class RestateRun implements RunPort {
     return this.options.claimed.run.runId;
   }
 
+  /**
+   * The record goes to Restate, and a moving task's commit is pushed: the journal's lines up to the record (the
+   * answer among them) reach Restate first, so a worker that dies in between is followed by one that saves the
+   * same iteration again instead of calling the agent again (which made two commits for one iteration).
+   */
+  readonly savesOutside = true;
+
   get where(): string {
     return `Restate at ${this.client.urls.ingressUrl}`;
   }

@@ -17,8 +17,8 @@ export async function loadRemoteRun(runId: string, urls: RestateUrls): Promise<{
 
 /** `obra replay --engine restate`: the run's journal from Restate through the same statecharts, verified step by step. */
 export async function replayRemoteRun(runId: string, urls: RestateUrls, options: ReplayOptions = {}): Promise<ReplayResult> {
-  const { run, journal } = await loadRemoteRun(runId, urls);
-  return replayJournal({ runId, entries: journal.entries({ markers: true }), config: run.config, input: run.input, where: journal.path }, options);
+  const { run, journal, iterations } = await loadRemoteRun(runId, urls);
+  return replayJournal({ runId, entries: journal.entries({ markers: true }), config: run.config, input: run.input, where: journal.path, records: iterations }, options);
 }
 
 /** `obra show --engine restate --json`: the run as the library reports a local one. */
