@@ -1,6 +1,6 @@
 import type { RunResult } from '../engine/run-result.js';
 import { resultOf } from '../hosts/files/result.js';
-import { denialMessage, usageLimitMessage } from '../logging/messages.js';
+import { denialMessage, recoveredText, usageLimitMessage } from '../logging/messages.js';
 import { RunStore } from '../store/run-store.js';
 
 /** `obra show <runId>`: one run, its iterations with states, decisions, scores, checks and why. */
@@ -25,6 +25,7 @@ export function printResult(result: RunResult, out: NodeJS.WritableStream = proc
   for (const it of result.iterations) {
     out.write(`Iteration ${it.index}: ${it.decision} (${it.decisionRule}) in ${(it.durationMs / 1000).toFixed(2)}s, ${it.attempts} attempt(s)\n`);
     out.write(`  states: ${it.states.join(' → ')}\n`);
+    if (it.recovered) out.write(`  agent: ${recoveredText(it.recovered)} — ${it.recovered.note}\n`);
     if (it.retryDelaysMs.length) out.write(`  backoff: ${it.retryDelaysMs.map((d) => `${(d / 1000).toFixed(3)}s`).join(', ')}\n`);
     out.write(`  quality ${it.quality ?? '-'} ${JSON.stringify(it.qualityBreakdown)}; confidence ${it.confidence ?? '-'}\n`);
     for (const check of it.checks) out.write(`  check \`${check.command}\` → exit ${check.exitCode ?? 'timeout'} (${check.durationMs} ms)\n`);
@@ -33,3 +34,4 @@ export function printResult(result: RunResult, out: NodeJS.WritableStream = proc
     if (it.reason) out.write(`  why: ${it.reason}\n`);
   }
 }
+

@@ -23,6 +23,8 @@ export interface IterationView {
   failure: string | null;
   /** Tool uses the agent was refused in this iteration. */
   permissionDenials: PermissionDenial[];
+  /** The iteration's call was cut by a crash and recovered from the session (adopted or continued), or null. */
+  recovered: { how: 'adopted' | 'continued'; note: string } | null;
 }
 
 export interface RunResult {
@@ -62,6 +64,7 @@ export function viewOf(record: IterationRecord): IterationView {
     costUsd: record.costUsd,
     durationMs: record.finishedAt - record.startedAt,
     answerChars: record.validation?.answer?.length ?? 0,
+    recovered: record.agent?.recovered ?? null,
     failure: record.failure,
     permissionDenials: record.permissionDenials ?? [],
   };

@@ -64,3 +64,8 @@ export function spanText(ms: number): string {
   if (h < 48) return `${h}h ${m % 60}m`;
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
+
+/** How a call cut by a crash was recovered from the session, in a few words (`obra show`, the viewer). */
+export function recoveredText(recovered: { how: 'adopted' | 'continued' }): string {
+  return recovered.how === 'adopted' ? 'answer adopted from the session after a crash' : 'continued after a crash (the prompt was not given twice)';
+}

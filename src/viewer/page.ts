@@ -239,6 +239,7 @@ export const VIEWER_JS = `
         ['backoff', backoff],
         ['session', it.sessionId ? it.sessionId + (it.sessionMode ? ' · ' + it.sessionMode : '') : null],
         ['agent', it.outcome ? it.outcome + (it.outcomeMessage ? ' — ' + it.outcomeMessage : '') : null],
+        ['recovered', it.recovered],
         ['validation', it.validation ? (it.validation.ok ? 'valid' : 'not valid: ' + it.validation.reasons.join('; ')) : null],
         ['quality', quality],
         ['confidence', confidence],

@@ -1,3 +1,4 @@
+import { recoveredText } from '../logging/messages.js';
 import type { IterationRecord } from '../core/types.js';
 import { runningIterationOf, taskContextOf, taskStateOf, taskStatusOf, type IterationView } from '../persisted/snapshot.js';
 import type { JournalEntry, RunHandle } from '../store/run-store.js';
@@ -55,6 +56,8 @@ export interface ViewerIterationState {
   sessionMode: string | null;
   outcome: string | null;
   outcomeMessage: string | null;
+  /** How the call was recovered after a crash cut it (answer adopted, or continued), or null. */
+  recovered: string | null;
   /** Index into `texts`. */
   answer: number | null;
   validation: { ok: boolean; reasons: string[] } | null;
@@ -150,7 +153,7 @@ export function viewerRun(handle: RunHandle, status: string): ViewerRun {
 
 function iterationState(snapshot: IterationView, entry: JournalEntry, text: (v: unknown) => number | null): ViewerIterationState {
   const c = snapshot.context;
-  const call = c.call as { outcome?: { kind?: string; message?: string; result?: { result?: string } }; sessionId?: string; mode?: string } | null | undefined;
+  const call = c.call as { outcome?: { kind?: string; message?: string; result?: { result?: string } }; sessionId?: string; mode?: string; recovered?: { how: 'adopted' | 'continued'; note: string } } | null | undefined;
   const validation = c.validation as { ok?: boolean; reasons?: string[] } | null | undefined;
   const quality = c.quality as { score?: number; breakdown?: Record<string, number> } | null | undefined;
   const confidence = c.confidence as { score?: number; explanation?: string[] } | null | undefined;
@@ -170,6 +173,7 @@ function iterationState(snapshot: IterationView, entry: JournalEntry, text: (v: 
     sessionMode: call?.mode ?? str(c.sessionMode),
     outcome: call?.outcome?.kind ?? null,
     outcomeMessage: call?.outcome?.message ?? null,
+    recovered: call?.recovered ? `${recoveredText(call.recovered)} — ${call.recovered.note}` : null,
     answer: text(call?.outcome?.result?.result),
     validation: validation ? { ok: Boolean(validation.ok), reasons: validation.reasons ?? [] } : null,
     quality: quality?.score ?? null,
