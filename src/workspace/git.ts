@@ -17,13 +17,13 @@ export interface GitResult {
 const IDENTITY = ['-c', 'user.name=Obra', '-c', 'user.email=obra@localhost', '-c', 'commit.gpgsign=false'];
 
 /** Runs `git <args>` in `cwd`; resolves whatever the exit code (see `git()` for the throwing kind). */
-export async function tryGit(cwd: string, args: string[], options: { timeoutMs?: number } = {}): Promise<GitResult> {
+export async function tryGit(cwd: string, args: string[], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<GitResult> {
   const result = await execa('git', [...IDENTITY, ...args], {
     cwd,
     reject: false,
     timeout: options.timeoutMs ?? 120_000,
     // Never wait for a person: no editor, no credential prompt.
-    env: { GIT_TERMINAL_PROMPT: '0', GIT_EDITOR: 'true', GIT_MERGE_AUTOEDIT: 'no' },
+    env: { GIT_TERMINAL_PROMPT: '0', GIT_EDITOR: 'true', GIT_MERGE_AUTOEDIT: 'no', ...options.env },
     stripFinalNewline: true,
   });
   if ((result as { code?: string }).code === 'ENOENT') throw new UserError('git was not found on PATH — install git to run queued tasks in worktrees');
@@ -31,8 +31,8 @@ export async function tryGit(cwd: string, args: string[], options: { timeoutMs?:
 }
 
 /** Runs `git <args>` in `cwd` and returns its stdout; a failure is an error that says what was being done. */
-export async function git(cwd: string, args: string[], doing: string): Promise<string> {
-  const result = await tryGit(cwd, args);
+export async function git(cwd: string, args: string[], doing: string, options: { env?: Record<string, string> } = {}): Promise<string> {
+  const result = await tryGit(cwd, args, options);
   if (result.exitCode !== 0) {
     const why = (result.stderr || result.stdout).trim().split('\n').slice(0, 3).join(' / ');
     throw new UserError(`cannot ${doing}: git ${args.join(' ')} failed in ${cwd}: ${why || `exit ${result.exitCode}`}`);

@@ -139,3 +139,16 @@ export function sessionOf(call: FakeCall): string | null {
   const at = call.argv.findIndex((a) => a === '--session-id' || a === '--resume');
   return at >= 0 ? call.argv[at + 1]! : null;
 }
+
+/** A bare repository with one commit on main, the remote a moving task's branch is pushed to. */
+export async function bareRepository(root: string): Promise<string> {
+  const seed = mkdtempSync(join(root, 'seed-'));
+  const remote = join(root, 'remote.git');
+  const git = (cwd: string, args: string[]) => execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@localhost', ...args], { cwd });
+  await git(seed, ['init', '--quiet', '--initial-branch=main']);
+  writeFileSync(join(seed, 'README.md'), '# parser\n');
+  await git(seed, ['add', '.']);
+  await git(seed, ['commit', '--quiet', '-m', 'start']);
+  await git(root, ['clone', '--quiet', '--bare', seed, remote]);
+  return remote;
+}

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { ensureIdentityKey } from '../../src/hosts/restate/identity.js';
 import { CLI, obra } from '../helpers/cli.js';
-import { agentBin, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until, workerReady } from './helpers.js';
+import { agentBin, bareRepository, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until, workerReady } from './helpers.js';
 
 const CONTINUE = (n: number) => `Step ${n}: split one more part of the parser; all tests pass.\nSTATUS: CONTINUE`;
 const DONE = 'The parser is split and tested; all tests pass.\nSTATUS: DONE';
@@ -236,18 +236,6 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
 });
 
 /** A bare repository with one commit on main: the "remote" the workers clone (a path: no network). */
-async function bareRepository(root: string): Promise<string> {
-  const seed = mkdtempSync(join(root, 'seed-'));
-  const remote = join(root, 'remote.git');
-  const git = (cwd: string, args: string[]) => execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@localhost', ...args], { cwd });
-  await git(seed, ['init', '--quiet', '--initial-branch=main']);
-  writeFileSync(join(seed, 'README.md'), '# parser\n');
-  await git(seed, ['add', '.']);
-  await git(seed, ['commit', '--quiet', '-m', 'start']);
-  await git(root, ['clone', '--quiet', '--bare', seed, remote]);
-  return remote;
-}
-
 describe.runIf(restateAvailable('test/restate/workers.test.ts (registration)'))('Restate: the worker registered last dies', () => {
   const suite = clusterPerSuite('obra-restate-registration-');
 

@@ -15,15 +15,16 @@ import { TaskDrive, type DriveStart } from '../../engine/drive.js';
 import type { EngineEvent } from '../../engine/events.js';
 import type { EngineHost } from '../../engine/host.js';
 import type { RunResult } from '../../engine/run-result.js';
-import { restorableSnapshot } from '../../persisted/snapshot.js';
+import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot.js';
 import { runChecks } from '../../scoring/checks.js';
 import { claudeOptionsFromConfig } from '../files/local.js';
 import { RestateClient, type RestateUrls } from './client.js';
-import { prepareCheckout, saveToRemote } from './git-workspace.js';
+import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
 import type { Claimed, RemoteRun } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
+import { WorkSavingAgent } from './work-saving-agent.js';
 import { expandHome } from './submit.js';
 
 export interface RestateWorkerOptions extends RestateUrls {
@@ -152,6 +153,8 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
     const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? run.agent.command ?? config.agent.local.command, env: run.agent.env });
     const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript });
+    // A moving task's work is saved beside its branch before the call's answer is sent to Restate.
+    const working = checkout ? new WorkSavingAgent(agent, (index) => saveWorkInProgress(checkout, run.runId, index)) : agent;
     const remote = new RestateRun({
       client,
       claimed,
@@ -166,7 +169,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const host: EngineHost = {
       run: remote,
       clock: systemClock,
-      effects: { agent, runChecks: checkout ? (commands, o) => runChecks(commands, { ...o, cwd: here(o.cwd) }) : undefined },
+      effects: { agent: working, runChecks: checkout ? (commands, o) => runChecks(commands, { ...o, cwd: here(o.cwd) }) : undefined },
       control: (send) => remote.control(send),
     };
     const { entry, lastSeq } = remote.journal.latest();
@@ -183,7 +186,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const start: DriveStart = restorable ? { snapshot: restorable.snapshot, fromSeq: lastSeq, event } : { input: run.input as unknown as TaskInput, event };
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
     try {
-      if (checkout) await prepareCheckout(checkout);
+      if (checkout) await prepareCheckout(checkout, answeredIteration(run.runId, restorable?.ok ? restorable.snapshot : null));
       const parkAfterMs = options.parkAfterMs ?? 60_000;
       const onEvent = (e: EngineEvent) => {
         if (e.type === 'usage-limit' && e.dueAt - Date.now() > parkAfterMs && !abort.signal.aborted) {
@@ -247,6 +250,15 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   };
 
   return { uri, done: loop() };
+}
+
+/** States of an iteration whose agent call's answer is in the journal (and whose work was saved before it). */
+const ANSWERED = new Set(['validating', 'scoring', 'deciding', 'persisting']);
+
+/** The iteration a restored run is in after its call's answer, not yet committed: its saved work goes back. */
+function answeredIteration(runId: string, snapshot: unknown): { runId: string; index: number } | null {
+  const iteration = snapshot ? runningIterationOf(snapshot) : null;
+  return iteration && iteration.status === 'active' && ANSWERED.has(iteration.state) ? { runId, index: iteration.index } : null;
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
