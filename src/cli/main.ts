@@ -12,7 +12,7 @@ import { register as registerReplay } from './commands/replay.js';
 import { register as registerView } from './commands/view.js';
 import { DEMO_SCENARIOS } from './demo.js';
 import type { CommonFlags } from './config-from.js';
-import { choiceOption, durationOption, wholeNumberOption } from './option-parsers.js';
+import { choiceOption, durationOption, engineOption, wholeNumberOption } from './option-parsers.js';
 
 /**
  * The `obra` command line. This module only declares the commands and their flags; each command loads what
@@ -62,7 +62,7 @@ const resume = common(
     .description('continue a run from its last saved state (after a crash, Ctrl-C or a pause)')
     .argument('<runId>', 'the run to continue (see `obra runs`)')
     .option('--agent-bin <path>', 'use another claude binary than the run started with')
-    .option('--engine <name>', 'local (a store folder; default) or restate (queued again for the workers)'),
+    .option('--engine <name>', 'local (a store folder; default) or restate (queued again for the workers)', engineOption),
 ).action(async (runId: string, flags: CommonFlags) => {
   const config = (await import('./config-from.js')).configFrom(flags);
   if (config.engine === 'restate') return (await import('./restate.js')).sendRemote(runId, { type: 'RESUMED' }, config, flags);
@@ -81,7 +81,7 @@ const answer = common(
       collect,
       [] as string[],
     )
-    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
+    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
 ).action(async (runId: string, text: string | undefined, flags: CommonFlags & { allow: string[] }) => {
   const config = (await import('./config-from.js')).configFrom(flags);
   if (config.engine !== 'restate') return (await drive()).answer(runId, text ?? '', flags);
@@ -102,7 +102,7 @@ common(
     .command('show')
     .description('show one run: its iterations, states, decisions and scores')
     .argument('<runId>')
-    .option('--engine <name>', 'local (a store folder; default) or restate'),
+    .option('--engine <name>', 'local (a store folder; default) or restate', engineOption),
 ).action(
   async (runId: string, flags: CommonFlags) => {
     const config = (await import('./config-from.js')).configFrom(flags);

@@ -1,4 +1,5 @@
 import { notADuration, parseDuration } from '../config/duration.js';
+import { ENGINES } from '../config/engines.js';
 import { UserError } from '../core/errors.js';
 
 /**
@@ -58,3 +59,6 @@ export function choiceOption(flag: string, choices: readonly string[]): Parse<st
     return value;
   };
 }
+
+/** `--engine local|restate`. */
+export const engineOption = choiceOption('--engine', ENGINES);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DURATION_FORMS, notADuration, parseDuration } from './duration.js';
+import { ENGINES } from './engines.js';
 
 /**
  * Every option Obra reads, with its default. Keys are snake_case like the user's original YAML
@@ -226,7 +227,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /** Where tasks run: `local` (a store folder on this machine) or `restate` (a Restate server; `obra worker`s drive them). */
-  engine: z.enum(['local', 'restate'], { error: 'expected local or restate' }).default('local'),
+  engine: z.enum(ENGINES, { error: 'expected local or restate' }).default('local'),
   restate: z
     .strictObject({
       /** Restate's ingress, where Obra's services are called (`obra restate up` prints it). */

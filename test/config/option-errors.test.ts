@@ -18,6 +18,8 @@ const CASES: [string[], string][] = [
   [['worker', '--park-after', '15x'], 'obra: --park-after: "15x" is not a duration — use 90, 90s, 15m, 8h or 2d'],
   [['demo', '--latency', 'fast'], 'obra: --latency: "fast" is not a duration — use 90, 90s, 15m, 8h or 2d'],
   [['demo', '--scenario', 'huge'], 'obra: --scenario: "huge" is not one of basic, checks, escalate'],
+  [['status', '--engine', 'remote'], 'obra: --engine: "remote" is not one of local, restate'],
+  [['cancel', 'r1', '--engine', 'Restate'], 'obra: --engine: "Restate" is not one of local, restate'],
   [['replay', 'r1', '--speed', '0'], 'obra: --speed: "0" is not a number above 0 (1 = real time)'],
   [['replay', 'r1', '--until', 'three'], 'obra: --until: "three" is not <iteration>.<state> (e.g. 3.scoring, 1.awaitingAgent) or task.<state> (e.g. task.awaitingHuman)'],
 ];

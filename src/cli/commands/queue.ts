@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
-import { durationOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import { durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 
 /**
  * The queue's commands: `obra submit` (one task, or a file of them), `obra work` (drive the queue), `obra status`
@@ -22,7 +22,7 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--priority <n>', 'higher goes first (default 0)', wholeNumberOption('--priority'))
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
-      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
+      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
   ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
     const [{ configFrom }, { submitTasks }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
     if (flags.file && flags.task) throw new UserError('give either --task or --file, not both');
@@ -55,7 +55,7 @@ export function register(program: Command, common: (command: Command) => Command
     .option('--config <file>', 'YAML config file (for store.dir)')
     .option('--json', 'print the lines as JSON')
     .option('--watch', 'keep showing it, redrawn in a terminal (plain lines when not a terminal), until Ctrl-C')
-    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)')
+    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption)
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', collect, [] as string[])
     .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[] }) => {
       const { configFrom } = await import('../config-from.js');

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { parsePort } from '../../inspector/listen.js';
 import type { ReplayResult, ReplayStep } from '../../replay/replay.js';
 import { parseUntil } from '../../replay/until.js';
-import { positiveNumberOption } from '../option-parsers.js';
+import { engineOption, positiveNumberOption } from '../option-parsers.js';
 
 interface ReplayFlags {
   db?: string;
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--verbose', 'print every replayed step')
     .option('--inspect', 'feed the run to the Stately inspector instead (with --speed to watch it)')
     .option('--port <n>', 'the inspector port for --inspect (default 8080; 0 picks a free one)', parsePort)
-    .option('--engine <name>', 'local (a store folder; default) or restate (the journal Restate keeps)')
+    .option('--engine <name>', 'local (a store folder; default) or restate (the journal Restate keeps)', engineOption)
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .action(async (runId: string, flags: ReplayFlags) => {
       const [{ loadConfig }, { flagLayer }] = await Promise.all([import('../../config/load.js'), import('../../config/flags.js')]);
