@@ -12,6 +12,7 @@ import { register as registerReplay } from './commands/replay.js';
 import { register as registerView } from './commands/view.js';
 import { DEMO_SCENARIOS } from './demo.js';
 import type { CommonFlags } from './config-from.js';
+import { choiceOption, durationOption, engineOption, wholeNumberOption } from './option-parsers.js';
 
 /**
  * The `obra` command line. This module only declares the commands and their flags; each command loads what
@@ -46,7 +47,7 @@ const run = common(
     .description('start a task and drive it until it is done, needs a human, or stops')
     .option('--task <text>', 'what the agent should do (required)')
     .option('--workdir <dir>', 'where the agent works (default: the current directory)')
-    .option('--max-iterations <n>', 'stop after this many iterations', parsePositiveInt)
+    .option('--max-iterations <n>', 'stop after this many iterations', wholeNumberOption('--max-iterations', 1))
     .option('--agent-bin <path>', 'the claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, `claude` on PATH)')
     .option('--check <command>', 'a shell command that must pass for the task to be done (repeatable)', collect, [] as string[]),
 ).action(async (flags: CommonFlags & { task?: string; workdir?: string; maxIterations?: number; check: string[] }) => {
@@ -61,7 +62,7 @@ const resume = common(
     .description('continue a run from its last saved state (after a crash, Ctrl-C or a pause)')
     .argument('<runId>', 'the run to continue (see `obra runs`)')
     .option('--agent-bin <path>', 'use another claude binary than the run started with')
-    .option('--engine <name>', 'local (a store folder; default) or restate (queued again for the workers)'),
+    .option('--engine <name>', 'local (a store folder; default) or restate (queued again for the workers)', engineOption),
 ).action(async (runId: string, flags: CommonFlags) => {
   const config = (await import('./config-from.js')).configFrom(flags);
   if (config.engine === 'restate') return (await import('./restate.js')).sendRemote(runId, { type: 'RESUMED' }, config, flags);
@@ -80,7 +81,7 @@ const answer = common(
       collect,
       [] as string[],
     )
-    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
+    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
 ).action(async (runId: string, text: string | undefined, flags: CommonFlags & { allow: string[] }) => {
   const config = (await import('./config-from.js')).configFrom(flags);
   if (config.engine !== 'restate') return (await drive()).answer(runId, text ?? '', flags);
@@ -101,7 +102,7 @@ common(
     .command('show')
     .description('show one run: its iterations, states, decisions and scores')
     .argument('<runId>')
-    .option('--engine <name>', 'local (a store folder; default) or restate'),
+    .option('--engine <name>', 'local (a store folder; default) or restate', engineOption),
 ).action(
   async (runId: string, flags: CommonFlags) => {
     const config = (await import('./config-from.js')).configFrom(flags);
@@ -126,8 +127,8 @@ const demo = common(
   program
     .command('demo')
     .description('run a whole task with the bundled fake Claude CLI (no network, no API key)')
-    .addOption(new Option('--scenario <name>', 'which demo to run').choices(Object.keys(DEMO_SCENARIOS)).default('basic'))
-    .option('--latency <ms>', 'how long each fake agent call takes', parsePositiveInt, 300),
+    .addOption(new Option('--scenario <name>', 'which demo to run').choices(Object.keys(DEMO_SCENARIOS)).argParser(choiceOption('--scenario', Object.keys(DEMO_SCENARIOS))).default('basic'))
+    .option('--latency <duration>', 'how long each fake agent call takes (a bare number is milliseconds; 2s, 1m)', durationOption('--latency', 'ms'), 300),
 ).action(async (flags: CommonFlags & { scenario: string; latency: number }) => (await drive()).demo(flags));
 
 for (const command of [run, resume, answer, demo]) withInspectOptions(command);
@@ -139,12 +140,6 @@ registerReplay(program);
 async function storeDirOf(flags: CommonFlags): Promise<string> {
   if (flags.db && !flags.config && !flags.set?.length) return resolve(flags.db);
   return resolve((await import('./config-from.js')).configFrom(flags).store.dir);
-}
-
-function parsePositiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`expected a whole number of at least 1, got "${value}"`);
-  return n;
 }
 
 function collect(value: string, previous: string[]): string[] {

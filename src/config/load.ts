@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseDocument, parse as parseYamlValue } from 'yaml';
+import { parse as parseYamlValue } from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
+import { parseYamlDocument } from '../core/yaml-document.js';
 import { configSchema, type ObraConfig } from './schema.js';
 
 /** Where an effective value came from, for `obra config`. */
@@ -26,12 +27,31 @@ export interface ConfigLayers {
   flags?: { values: Tree; names: Record<string, string> };
 }
 
-/** Env vars with a short name of their own; any other key is `OBRA_` + the path with `__` between parts. */
-const ENV_ALIASES: Record<string, string> = {
+/**
+ * Every key's env var: `OBRA_` + its path in capitals, `__` between the parts (`engine` → OBRA_ENGINE,
+ * `agent.local.timeout` → OBRA_AGENT__LOCAL__TIMEOUT).
+ */
+export const envNameOf = (path: string): string => `OBRA_${path.split('.').join('__').toUpperCase()}`;
+
+/** Short names some keys also have; the key's own env var wins when both are set. */
+export const ENV_ALIASES: Readonly<Record<string, string>> = {
   OBRA_CLAUDE_BIN: 'agent.local.command',
   OBRA_DB: 'store.dir',
   OBRA_MAX_ITERATIONS: 'task.max_iterations',
 };
+
+let keyByEnvName: Map<string, string> | undefined;
+
+/**
+ * The key an `OBRA_*` variable sets, or null for one that is no key (OBRA_DEBUG). A name with `__` that names
+ * no key is still read, so that a typo is reported with the nearest key instead of being ignored.
+ */
+function envKeyOf(name: string): string | null {
+  keyByEnvName ??= new Map(schemaLeaves().map((leaf) => [envNameOf(leaf), leaf]));
+  const key = keyByEnvName.get(name) ?? (Object.hasOwn(ENV_ALIASES, name) ? ENV_ALIASES[name] : undefined);
+  if (key) return key;
+  return name.includes('__') ? name.slice('OBRA_'.length).toLowerCase().split('__').join('.') : null;
+}
 
 export function loadConfig(layers: ConfigLayers = {}): LoadedConfig {
   const cwd = layers.cwd ?? process.cwd();
@@ -46,9 +66,12 @@ export function loadConfig(layers: ConfigLayers = {}): LoadedConfig {
   }
 
   const envTree: Tree = {};
-  for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('OBRA_') || raw === undefined) continue;
-    const path = ENV_ALIASES[name] ?? (name.includes('__') ? name.slice(5).toLowerCase().split('__').join('.') : null);
+  // Aliases first, so that a key's own variable overrides its short name whatever the environment's order.
+  const names = Object.keys(env).filter((name) => name.startsWith('OBRA_') && env[name] !== undefined);
+  const isAlias = (name: string) => Object.hasOwn(ENV_ALIASES, name);
+  for (const name of [...names.filter(isAlias), ...names.filter((name) => !isAlias(name))]) {
+    const raw = env[name]!;
+    const path = envKeyOf(name);
     if (!path) continue;
     setPath(envTree, path, parseScalar(raw));
     sources[path] = `env ${name}`;
@@ -98,12 +121,7 @@ function readConfigFile(explicit: string | null, cwd: string): { tree: Tree | nu
     if (!explicit && (error as NodeJS.ErrnoException).code === 'ENOENT') return { tree: null, path: null };
     throw new UserError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)} — check the --config path`);
   }
-  const doc = parseDocument(text, { prettyErrors: true });
-  const first = doc.errors[0];
-  if (first) {
-    const [line, col] = first.linePos?.[0] ? [first.linePos[0].line, first.linePos[0].col] : ['?', '?'];
-    throw new UserError(`${path}:${line}:${col}: YAML syntax error: ${first.message.split('\n')[0]}`);
-  }
+  const { doc } = parseYamlDocument(path, text);
   let tree: unknown;
   try {
     // The yaml library refuses documents whose aliases would expand without bound (a "billion laughs" file).
@@ -137,7 +155,9 @@ export function describeConfigError(error: z.ZodError, input: Tree, sources: Rec
       const value = getPath(input, path);
       const source = sources[path] ?? Object.entries(sources).find(([leaf]) => leaf.startsWith(`${path}.`))?.[1];
       const where = source ? ` (from ${source})` : '';
-      const shown = value === undefined ? '' : ` got ${JSON.stringify(value)}`;
+      // A message that already quotes the value (a duration's) does not repeat it.
+      const quotesValue = issue.code === 'custom' && (issue.params as { quotesValue?: boolean } | undefined)?.quotesValue;
+      const shown = value === undefined || quotesValue ? '' : ` got ${JSON.stringify(value)}`;
       return `config key "${path}"${where}: ${issue.message}${shown ? ` —${shown}` : ''}`;
     })
     .join('; ');

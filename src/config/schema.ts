@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { DURATION_FORMS, notADuration, parseDuration } from './duration.js';
+import { ENGINES } from './engines.js';
 
 /**
  * Every option Obra reads, with its default. Keys are snake_case like the user's original YAML
@@ -9,21 +11,23 @@ import { z } from 'zod';
 const fraction = () =>
   z.number({ error: 'expected a number between 0 and 1' }).min(0, 'must be between 0 and 1 (it is below 0)').max(1, 'must be between 0 and 1 (it is above 1)');
 const weight = () => z.number({ error: 'expected a weight: a number of at least 0' }).min(0, 'a weight must be at least 0');
-const seconds = () => z.number({ error: 'expected a number of seconds' }).positive('must be more than 0 seconds');
-/** A length of time: seconds as a number, or a string with a unit (`30s`, `90m`, `5h`, `8d`). */
+/**
+ * A length of time, in seconds: a number of seconds, or a string with a unit (`90s`, `15m`, `8h`, `2d`) — the same
+ * forms for every duration key (and every duration flag, see ./duration.ts). The message quotes the bad value.
+ */
 const duration = () =>
   z
-    .union([z.number(), z.string()], { error: 'expected a number of seconds or a duration like 30s, 90m, 5h, 8d' })
+    .union([z.number(), z.string()], { error: `expected a duration: ${DURATION_FORMS}` })
     .transform((value, ctx) => {
-      if (typeof value === 'number') return value;
-      const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$/.exec(value);
-      if (!match) {
-        ctx.addIssue({ code: 'custom', message: 'expected a number of seconds or a duration like 30s, 90m, 5h, 8d' });
+      const seconds = parseDuration(value);
+      if (seconds === null) {
+        ctx.addIssue({ code: 'custom', message: notADuration(value), params: { quotesValue: true } });
         return z.NEVER;
       }
-      return Number(match[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(match[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
-    })
-    .pipe(z.number().nonnegative('must not be negative'));
+      return seconds;
+    });
+/** A duration above 0 (a timeout, a delay). */
+const seconds = () => duration().pipe(z.number().positive('must be more than 0 seconds'));
 const wholeNumber = (min: number) =>
   z.number({ error: 'expected a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
 
@@ -61,10 +65,10 @@ export const agentLocalSchema = z.strictObject({
   /** Seconds the CLI waits for the API's response headers before it retries (passed as API_TIMEOUT_MS). */
   api_timeout: seconds().optional(),
   /** Time added to a usage limit's reset before the next call. */
-  usage_limit_margin: duration().default(30),
+  usage_limit_margin: duration().pipe(z.number().nonnegative('must not be negative')).default(30),
   /** A usage limit that resets later than this is not waited for: the task asks a human. At most 24 days. */
   max_limit_wait: duration()
-    .pipe(z.number().max(24 * 86_400, 'must be at most 24 days (24d)'))
+    .pipe(z.number().nonnegative('must not be negative').max(24 * 86_400, 'must be at most 24 days (24d)'))
     .default(8 * 86_400),
   model: z.string().optional(),
   max_turns: z.number().int().positive().optional(),
@@ -223,7 +227,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /** Where tasks run: `local` (a store folder on this machine) or `restate` (a Restate server; `obra worker`s drive them). */
-  engine: z.enum(['local', 'restate'], { error: 'expected local or restate' }).default('local'),
+  engine: z.enum(ENGINES, { error: 'expected local or restate' }).default('local'),
   restate: z
     .strictObject({
       /** Restate's ingress, where Obra's services are called (`obra restate up` prints it). */
@@ -231,7 +235,7 @@ export const configSchema = z.strictObject({
       /** Restate's admin API, where `obra worker` registers its services. */
       admin_url: z.url({ error: 'expected a URL such as http://127.0.0.1:9070' }).default('http://127.0.0.1:9070'),
       /** A worker renews its hold on a task this often over; a worker silent this long loses its tasks to others. */
-      lease_seconds: z.number({ error: 'expected a number of seconds' }).min(1, 'must be at least 1').max(3600, 'must be at most 3600').default(15),
+      lease_seconds: duration().pipe(z.number().min(1, 'must be at least 1 second').max(3600, 'must be at most 3600 seconds (1h)')).default(15),
       /**
        * Where a worker keeps the checkouts of tasks submitted with --repo-url (`<work_dir>/<runId>`; `~` is the
        * home folder). The same path on every worker keeps the agent's project folder name the same.

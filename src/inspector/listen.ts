@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UserError } from '../core/errors.js';
+import { portOption } from '../cli/option-parsers.js';
 
 /** Where Obra's local pages listen: this machine only, never the network. */
 export const LOCAL_HOST = '127.0.0.1';
@@ -37,13 +38,8 @@ export function listenLocally(server: Server, port: number, host: string, what: 
   });
 }
 
-export function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UserError(`--port expects a port number from 0 to 65535 (0 picks a free one), got "${value}"`);
-  }
-  return port;
-}
+/** `--port <n>` of the inspector and the viewer. */
+export const parsePort = portOption('--port');
 
 /**
  * Requests must name this server as its host (or come from its own pages): a web page elsewhere cannot read

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
+import { parseYamlDocument } from '../core/yaml-document.js';
 import type { SubmitOptions } from './submit.js';
 
 /**
@@ -42,13 +43,7 @@ export function readTasksFile(path: string): TaskEntry[] {
   } catch (error) {
     throw new UserError(`cannot read the tasks file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const at = syntax.linePos?.[0];
-    throw new UserError(`${file}:${at ? `${at.line}:${at.col}` : '?'}: YAML syntax error: ${syntax.message.split('\n')[0]}`);
-  }
+  const { doc, lines } = parseYamlDocument(file, text);
   if (!isSeq(doc.contents)) throw new UserError(`${file}: expected a list of tasks (each "- task: ..."), not ${doc.contents === null ? 'nothing' : 'a single value'}`);
   const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : '?');
   let json: unknown[];

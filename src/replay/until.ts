@@ -5,7 +5,7 @@ const UNTIL_PATTERN = /^(\d+|task)\.([A-Za-z]+)$/;
 
 export function parseUntil(until: string): string {
   if (!UNTIL_PATTERN.test(until)) {
-    throw new UserError(`--until "${until}" is not <iteration>.<state> (e.g. 3.scoring, 1.awaitingAgent) or task.<state> (e.g. task.awaitingHuman)`);
+    throw new UserError(`--until: ${JSON.stringify(until)} is not <iteration>.<state> (e.g. 3.scoring, 1.awaitingAgent) or task.<state> (e.g. task.awaitingHuman)`);
   }
   return until;
 }

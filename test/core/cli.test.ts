@@ -75,7 +75,7 @@ describe('bad input: one line, exit 2, no stack trace, nothing written', () => {
     ['an unreadable config', (dir) => ['run', '--task', 'x', '--config', join(dir, 'nope.yaml')], /^obra: cannot read config file .*nope\.yaml: ENOENT/],
     ['a config value of the wrong type', (dir) => ['run', '--task', 'x', '--config', write(dir, 'agent:\n  local:\n    max_retries: five\n')], /config key "agent\.local\.max_retries" .*expected number.*"five"/],
     ['an unknown config key', (dir) => ['run', '--task', 'x', '--config', write(dir, 'task:\n  max_iteration: 3\n')], /unknown config key "task\.max_iteration" .*did you mean "task\.max_iterations"\?/],
-    ['a YAML syntax error', (dir) => ['run', '--task', 'x', '--config', write(dir, 'agent:\n  local: [\n')], /obra\.yaml:\d+:\d+: YAML syntax error/],
+    ['a YAML syntax error', (dir) => ['run', '--task', 'x', '--config', write(dir, 'agent:\n  local: [\n')], /^obra: .*obra\.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a \]$/m],
     ['a missing claude binary', (dir) => ['run', '--task', 'x', '--agent-bin', join(dir, 'no-claude')], /^obra: the agent binary ".*no-claude" was not found .*--agent-bin/],
     ['an unknown run', () => ['show', 'no-such-run'], /^obra: no Obra store at|^obra: no run "no-such-run"/],
   ];

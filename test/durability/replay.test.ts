@@ -109,7 +109,7 @@ describe('replay', () => {
     expect(JSON.parse(until.stdout).children.iteration.snapshot.value).toBe('deciding');
     const badUntil = await execa('node', [CLI, 'replay', runId, '--db', store, '--until', 'three'], { reject: false });
     expect(badUntil.exitCode).toBe(2);
-    expect(badUntil.stderr).toMatch(/--until "three" is not <iteration>\.<state>/);
+    expect(badUntil.stderr).toMatch(/^obra: --until: "three" is not <iteration>\.<state>/);
     const runJson = join(store, 'runs', runId, 'run.json');
     const file = JSON.parse(readFileSync(runJson, 'utf8'));
     file.input.budgets.maxIterations = 1;

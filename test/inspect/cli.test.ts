@@ -61,6 +61,6 @@ describe('obra run --inspect', () => {
     const box = sandbox();
     const run = await obra(['run', '--task', 'x', '--inspect', '--port', 'eighty'], { cwd: box.dir, env: box.env });
     expect(run.exitCode).toBe(2);
-    expect(run.stderr).toBe('obra: --port expects a port number from 0 to 65535 (0 picks a free one), got "eighty"');
+    expect(run.stderr).toBe('obra: --port: "eighty" is not a port number from 0 to 65535 (0 picks a free one)');
   });
 });

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { TaskEvent } from '../../../machines/task.machine.js';
 import type { ConfigFlags } from '../../config/flags.js';
 import type { ControlOutcome } from '../../hosts/files/control-file.js';
+import { engineOption } from '../option-parsers.js';
 
 interface ControlFlags extends ConfigFlags {
   config?: string;
@@ -23,7 +24,7 @@ export function register(program: Command): void {
       .option('--config <file>', 'YAML config file (default: ./obra.yaml when present)')
       .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
       .option('--reason <text>', 'why (recorded as the run\'s reason)')
-      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)')
+      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption)
       .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', (value: string, previous: string[]) => [...previous, value], [] as string[])
       .option('--json', 'print { runId, status, message } as JSON');
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
+import { durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 
 /**
  * The queue's commands: `obra submit` (one task, or a file of them), `obra work` (drive the queue), `obra status`
@@ -18,10 +19,10 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--repo <dir>', 'the folder the task works on (default: the current one); in a git repository it gets a worktree of its own')
       .option('--repo-url <url>', 'engine restate: a git repository the workers clone; the task moves between them with its branch obra/<runId>')
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
-      .option('--priority <n>', 'higher goes first (default 0)', parseInteger)
+      .option('--priority <n>', 'higher goes first (default 0)', wholeNumberOption('--priority'))
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
-      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)'),
+      .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
   ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
     const [{ configFrom }, { submitTasks }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
     if (flags.file && flags.task) throw new UserError('give either --task or --file, not both');
@@ -42,7 +43,7 @@ export function register(program: Command, common: (command: Command) => Command
     program
       .command('work')
       .description('drive the queued (and interrupted) tasks, N at a time; waits for new ones until Ctrl-C')
-      .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', parsePositive)
+      .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', wholeNumberOption('--concurrency', 1))
       .option('--until-idle', 'exit once nothing is left that could start (0 when every task ended done)')
       .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with'),
   ).action(async (flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }) => (await import('../work.js')).runWorker(flags));
@@ -54,7 +55,7 @@ export function register(program: Command, common: (command: Command) => Command
     .option('--config <file>', 'YAML config file (for store.dir)')
     .option('--json', 'print the lines as JSON')
     .option('--watch', 'keep showing it, redrawn in a terminal (plain lines when not a terminal), until Ctrl-C')
-    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)')
+    .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption)
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', collect, [] as string[])
     .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[] }) => {
       const { configFrom } = await import('../config-from.js');
@@ -66,14 +67,14 @@ export function register(program: Command, common: (command: Command) => Command
     program
       .command('worker')
       .description('drive tasks queued in Restate (engine restate): serves Obra\'s services to Restate, N tasks at a time, until Ctrl-C')
-      .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', parsePositive)
+      .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', wholeNumberOption('--concurrency', 1))
       .option('--name <name>', "this worker's name in the runs' records (default: host:pid)")
-      .option('--port <n>', 'the port the services listen on for Restate (default: a free one)', parsePositive)
+      .option('--port <n>', 'the port the services listen on for Restate (default: a free one)', portOption('--port'))
       .option('--bind <ip>', 'the address they listen on (default 127.0.0.1; 0.0.0.0 when Restate runs on another machine)')
       .option('--advertise <url>', 'the URL Restate reaches them at (default http://127.0.0.1:<port>)')
       .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)')
       .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with')
-      .option('--park-after <seconds>', 'a task that must wait longer than this for a usage limit is let go until the reset (default 60)', parsePositive),
+      .option('--park-after <duration>', 'a task that must wait longer than this for a usage limit is let go until the reset (default 60 seconds; 90s, 15m, 8h, 2d)', durationOption('--park-after')),
   ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number }) => (await import('../restate.js')).restateWorker(flags));
 
   const restate = program.command('restate').description('a local Restate server, to try the distributed engine on one machine');
@@ -104,16 +105,4 @@ export function register(program: Command, common: (command: Command) => Command
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-function parseInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new UserError(`expected a whole number, got "${value}"`);
-  return n;
-}
-
-function parsePositive(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`expected a whole number of at least 1, got "${value}"`);
-  return n;
 }

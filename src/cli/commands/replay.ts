@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import type { UserError } from '../../core/errors.js';
+import type { Command } from 'commander';
 import { parsePort } from '../../inspector/listen.js';
 import type { ReplayResult, ReplayStep } from '../../replay/replay.js';
 import { parseUntil } from '../../replay/until.js';
+import { engineOption, positiveNumberOption } from '../option-parsers.js';
 
 interface ReplayFlags {
   db?: string;
@@ -29,8 +29,8 @@ export function register(program: Command): void {
     .command('replay')
     .description('replay a saved run through the same statecharts and verify every state and decision matches')
     .argument('<runId>', 'the run to replay (see `obra runs`)')
-    .option('--until <iteration.state>', 'stop at the first step entering this state (e.g. 3.scoring, task.awaitingHuman) and print the snapshot', parseUntilFlag)
-    .option('--speed <factor>', 'replay in real time divided by factor (1 = as it happened, 10 = ten times faster), printing each step', parseSpeed)
+    .option('--until <iteration.state>', 'stop at the first step entering this state (e.g. 3.scoring, task.awaitingHuman) and print the snapshot', parseUntil)
+    .option('--speed <factor>', 'replay in real time divided by factor (1 = as it happened, 10 = ten times faster), printing each step', positiveNumberOption('--speed', '1 = real time'))
     .option('--json', 'print the verdict (and the --until snapshot) as JSON on stdout')
     .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
     .option('--config <file>', 'YAML config file (for store.dir)')
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--verbose', 'print every replayed step')
     .option('--inspect', 'feed the run to the Stately inspector instead (with --speed to watch it)')
     .option('--port <n>', 'the inspector port for --inspect (default 8080; 0 picks a free one)', parsePort)
-    .option('--engine <name>', 'local (a store folder; default) or restate (the journal Restate keeps)')
+    .option('--engine <name>', 'local (a store folder; default) or restate (the journal Restate keeps)', engineOption)
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .action(async (runId: string, flags: ReplayFlags) => {
       const [{ loadConfig }, { flagLayer }] = await Promise.all([import('../../config/load.js'), import('../../config/flags.js')]);
@@ -93,18 +93,4 @@ function stepLine(step: ReplayStep, started: number): string {
   const elapsed = `+${((Date.now() - started) / 1000).toFixed(1)}s`.padStart(7);
   const where = step.actor === 'iteration' && step.iteration ? `[iteration ${step.iteration.index}] ${String(step.iteration.state)}` : `task → ${JSON.stringify(step.task)}`;
   return `${elapsed} ${where}  (${step.event.type})`;
-}
-
-function parseUntilFlag(value: string): string {
-  try {
-    return parseUntil(value);
-  } catch (error) {
-    throw new InvalidArgumentError((error as UserError).message);
-  }
-}
-
-function parseSpeed(value: string): number {
-  const speed = Number(value);
-  if (!Number.isFinite(speed) || speed <= 0) throw new InvalidArgumentError(`--speed must be a number above 0 (1 = real time), got "${value}"`);
-  return speed;
 }
