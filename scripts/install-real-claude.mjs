@@ -16,7 +16,7 @@ import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The version the measurements in shared/claude-cli/ and the contract tests were made with. */
+/** The version the samples in fixtures/claude-cli/ and the contract tests were made with. */
 export const PINNED_CLAUDE_VERSION = '2.1.197';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
