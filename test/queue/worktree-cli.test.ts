@@ -85,10 +85,16 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
     expect(await gitOut(repo, 'log', '-1', '--format=%s')).toBe(`Merge obra/${a} (obra run ${a})`);
     expect(readFileSync(join(repo, 'part-2.txt'), 'utf8')).toMatch(/^call \d+\n$/);
 
+    const mergeOfA = await gitOut(repo, 'rev-parse', 'HEAD');
+    // Merged again: nothing changes, and its own merge is named.
+    const twice = await obra(['merge', a], { cwd: repo, env: s.env });
+    expect(twice.exitCode, twice.stderr).toBe(0);
+    expect(twice.stdout).toBe(`obra/${a} was merged into main in ${repo} already (${mergeOfA.slice(0, 12)}); nothing was changed`);
+
     // The other task wrote the same files differently: its merge conflicts, is undone, and says where.
     const before = await gitOut(repo, 'rev-parse', 'HEAD');
     const conflict = await obra(['merge', b], { cwd: repo, env: s.env });
-    expect(conflict.exitCode).toBe(2);
+    expect(conflict.exitCode).toBe(11);
     expect(conflict.stderr).toBe(
       `obra: cannot merge obra/${b} into main: it conflicts with main in part-1.txt, part-2.txt — nothing was changed; merge it yourself (\`git -C ${repo} merge obra/${b}\`) to resolve it`,
     );
