@@ -1,5 +1,5 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { MERGE_CONFLICT_EXIT_CODE } from '../core/statuses.js';
 import type { IterationRecord } from '../core/types.js';
@@ -34,7 +34,6 @@ export async function prepareWorktree(options: { repoDir: string; base?: string;
   }
   await git(repo, ['branch', branch, baseCommit], `make the branch ${branch}`);
   const path = join(resolve(options.storeDir), 'worktrees', options.runId);
-  await excludeFromCheckout(repo, path);
   return { kind: 'worktree', repo, branch, base, baseCommit, baseBranch: await branchNamed(repo, base), path };
 }
 
@@ -75,24 +74,6 @@ async function branchNamed(repo: string, base: string): Promise<string | null> {
   }
   const name = base.replace(/^refs\/heads\//, '');
   return (await tryGit(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${name}`])).exitCode === 0 ? name : null;
-}
-
-/**
- * When the store is inside the user's checkout (the default `.obra/` of the folder `obra` runs in), the
- * worktrees would show there as untracked files: the store is excluded locally (`.git/info/exclude`, never
- * committed).
- */
-async function excludeFromCheckout(repo: string, worktreePath: string): Promise<void> {
-  const storeDir = dirname(dirname(worktreePath));
-  const inside = relative(repo, storeDir);
-  if (!inside || inside.startsWith('..') || isAbsolute(inside)) return;
-  const common = (await git(repo, ['rev-parse', '--git-common-dir'], 'find the repository folder')).trim();
-  const exclude = join(isAbsolute(common) ? common : join(repo, common), 'info', 'exclude');
-  const line = `/${inside.split('\\').join('/')}/`;
-  const current = existsSync(exclude) ? readFileSync(exclude, 'utf8') : '';
-  if (current.split('\n').includes(line)) return;
-  mkdirSync(dirname(exclude), { recursive: true });
-  appendFileSync(exclude, `${current && !current.endsWith('\n') ? '\n' : ''}# Obra's store (runs and task worktrees)\n${line}\n`);
 }
 
 /**
