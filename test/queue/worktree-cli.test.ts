@@ -112,8 +112,12 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
 
     const status = await obra(['status', '--json'], { cwd: repo, env: s.env });
     const lines = JSON.parse(status.stdout) as { runId: string; status: string; branch: string | null; mergedInto: string | null }[];
-    expect(lines.find((l) => l.runId === a)).toMatchObject({ status: 'done', branch: `obra/${a}`, mergedInto: expect.stringMatching(/^main @ [0-9a-f]{8}$/) });
-    expect(lines.find((l) => l.runId === b)).toMatchObject({ status: 'done', branch: null, mergedInto: null });
+    expect(lines.find((l) => l.runId === a)).toMatchObject({ status: 'done', branchOutcome: 'merged', branch: `obra/${a}`, mergedInto: `main @ ${mergeOfA.slice(0, 8)}` });
+    expect(lines.find((l) => l.runId === b)).toMatchObject({ status: 'done', branchOutcome: 'discarded', branch: null, mergedInto: null });
+    // The table says so: merged, discarded.
+    const table = (await obra(['status'], { cwd: repo, env: s.env })).stdout.split('\n');
+    expect(table.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a} +merged +done +2 +done +`));
+    expect(table.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b} +discarded +done +2 +done +`));
   }, 60_000);
 
   it('starts a task that follows another from where that one ended, unless it was given a base of its own', async () => {
