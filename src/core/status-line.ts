@@ -79,8 +79,11 @@ export interface QueueKey {
  * first, then the oldest, then by run id. `obra status` lists its lines in it.
  */
 export function queueOrder(a: QueueKey, b: QueueKey): number {
-  return b.priority - a.priority || a.since.localeCompare(b.since) || a.runId.localeCompare(b.runId);
+  return b.priority - a.priority || byCodeUnits(a.since, b.since) || byCodeUnits(a.runId, b.runId);
 }
+
+/** ISO times and run ids are ASCII: compared as they are, without a locale's collation (a sort of thousands each look). */
+const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Status lines in queue order (a line's `createdAt` is when it was queued). */
 export function inQueueOrder<T extends StatusLine>(lines: T[]): T[] {
