@@ -81,7 +81,6 @@ export async function showLines<T extends { runId: string }>(source: LineSource<
 
 const HEADER = ['RUN', 'STATUS', 'STATE', 'ITER', 'DECISION', 'COST', 'AGE', 'WAITING FOR', 'TASK'];
 
-/** The table of both engines' lines (`obra status`, `obra status --engine restate`). */
 export function statusTable(lines: StatusLine[]): string {
   if (!lines.length) return 'No tasks yet. Queue one with: obra submit --task "..."\n';
   const rows = lines.map(statusRow);
@@ -89,7 +88,7 @@ export function statusTable(lines: StatusLine[]): string {
   return [HEADER, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
 
-export function statusRow(line: StatusLine): string[] {
+function statusRow(line: StatusLine): string[] {
   return [
     line.runId,
     shownStatus(line),
