@@ -16,7 +16,7 @@ import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The version the measurements in shared/claude-cli/ and the contract tests were made with. */
+/** The version the samples in fixtures/claude-cli/ and the contract tests were made with. */
 export const PINNED_CLAUDE_VERSION = '2.1.197';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,6 +53,8 @@ export async function ensureRealClaude(version = process.env.OBRA_REAL_CLAUDE_VE
     const again = findRealClaude(version);
     if (again) return { bin: again, version, installedMs: 0 };
     mkdirSync(dir, { recursive: true });
+    // A quarter of a gigabyte, the first time only: said before it starts (inside the lock: one process says it).
+    process.stderr.write(`obra tests: downloading the real Claude Code CLI ${version} (~235 MB) into .cache/ for test/real-cli and test/contract — once\n`);
     try {
       execFileSync(npmCommand(), ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `@anthropic-ai/claude-code@${version}`], {
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,7 +2,7 @@ import type { UsageStatus } from '../core/types.js';
 
 /**
  * The stream-json lines of `claude -p --output-format stream-json --verbose` that Obra acts on while a call
- * runs (measured on Claude Code 2.1.197; real samples in shared/claude-cli/limits/):
+ * runs (measured on Claude Code 2.1.197; real samples in fixtures/claude-cli/limits/):
  * - `assistant` messages: the agent's text and tool uses (progress);
  * - `{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"retry_delay_ms":2067,"error_status":529,"error":"overloaded"}`:
  *   the CLI retrying the API by itself;

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { TaskEvent } from '../../machines/task.machine.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
+import type { StatusLine } from '../core/status-line.js';
 import { RestateClient } from '../hosts/restate/client.js';
 import type { QueueLine, RemoteRun } from '../hosts/restate/model.js';
 import { configFrom, type CommonFlags } from './config-from.js';
@@ -118,31 +119,31 @@ export async function submitRemote(tasks: { task: string; checks?: string[]; rep
 export async function statusRemote(flags: { config?: string; json?: boolean; watch?: boolean; set?: string[] }): Promise<void> {
   const config = configFrom({ ...flags, engine: 'restate' });
   const client = new RestateClient(urlsOf(config));
+  const [{ showLines, withoutAge }, { statusLinesOf }] = await Promise.all([import('./status.js'), import('../hosts/restate/status-line.js')]);
   const read = async () => {
-    const lines = (await client.queue<QueueLine[]>('list')).map(({ offeredAt: _offered, ...line }) => line);
-    lines.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
+    const queue = await client.queue<QueueLine[]>('list');
     // A running task's line is written when its status changes: its iterations and cost are asked of the task.
     await Promise.all(
-      lines
+      queue
         .filter((l) => l.status === 'running')
         .map(async (l) => {
           const run = await client.task<RemoteRun | null>(l.runId, 'get');
           if (run) Object.assign(l, { iterations: run.iterations, totalCostUsd: run.totalCostUsd, updatedAt: run.updatedAt });
         }),
     );
-    return lines;
+    // The shape of the local engine's lines (one type, src/core/status-line.ts).
+    return statusLinesOf(queue);
   };
-  const { showLines } = await import('./status.js');
-  await showLines({ read, table: remoteTable, row: remoteRow, steady: (line) => line }, flags);
+  await showLines({ read, table: remoteTable, row: remoteRow, steady: withoutAge }, flags);
 }
 
 const REMOTE_HEADER = ['RUN', 'STATUS', 'IT', 'COST', 'WORKER', 'TASK / REASON'];
 
-function remoteRow(l: QueueLine): string[] {
-  return [l.runId, l.status, String(l.iterations), `$${l.totalCostUsd.toFixed(2)}`, l.worker ?? '-', (l.reason || l.task).slice(0, 70)];
+function remoteRow(l: StatusLine): string[] {
+  return [l.runId, l.status, String(l.iteration), `$${l.costUsd.toFixed(2)}`, l.worker ?? '-', (l.reason || l.task).slice(0, 70)];
 }
 
-function remoteTable(lines: QueueLine[]): string {
+function remoteTable(lines: StatusLine[]): string {
   if (!lines.length) return 'No tasks yet. Queue one with: obra submit --engine restate --task "..."\n';
   const rows = [REMOTE_HEADER, ...lines.map(remoteRow)];
   const widths = REMOTE_HEADER.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { TaskLineReader, type TaskLine } from '../queue/board.js';
+import { shownStatus, type StatusLine } from '../core/status-line.js';
+import { TaskLineReader } from '../queue/board.js';
 import { configFrom } from './config-from.js';
 
 /**
@@ -80,18 +81,18 @@ export async function showLines<T extends { runId: string }>(source: LineSource<
 
 const HEADER = ['RUN', 'STATUS', 'STATE', 'ITER', 'DECISION', 'COST', 'AGE', 'WAITING FOR', 'TASK'];
 
-export function statusTable(lines: TaskLine[]): string {
+export function statusTable(lines: StatusLine[]): string {
   if (!lines.length) return 'No tasks yet. Queue one with: obra submit --task "..."\n';
   const rows = lines.map(statusRow);
   const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [HEADER, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
 
-function statusRow(line: TaskLine): string[] {
+function statusRow(line: StatusLine): string[] {
   return [
     line.runId,
-    line.status,
-    line.state,
+    shownStatus(line),
+    line.state ?? '-',
     String(line.iteration),
     line.lastDecision ?? '-',
     `$${line.costUsd.toFixed(4)}`,
@@ -101,7 +102,7 @@ function statusRow(line: TaskLine): string[] {
   ];
 }
 
-function withoutAge(line: TaskLine): Omit<TaskLine, 'ageMs'> {
+export function withoutAge(line: StatusLine): Omit<StatusLine, 'ageMs'> {
   const { ageMs: _age, ...rest } = line;
   return rest;
 }

@@ -29,14 +29,20 @@ export async function diff(runId: string, flags: { db?: string; config?: string 
 export async function merge(runId: string, flags: { db?: string; config?: string }): Promise<void> {
   const { store, space, status, queue } = taskSpace(runId, flags);
   if (status === 'running' || status === 'queued') throw new UserError(`run ${runId} is ${status}: merge it once it has ended (or pause it first); nothing was changed`);
-  const commit = await mergeInto(space, runId);
-  const handle = store.openRun(runId);
-  try {
-    handle.update({ queue: { ...queue, merged: { commit, at: new Date().toISOString() } } });
-  } finally {
-    handle.close();
+  const { commit, already } = await mergeInto(space, runId);
+  if (queue.merged?.commit !== commit) {
+    const handle = store.openRun(runId);
+    try {
+      handle.update({ queue: { ...queue, merged: { commit, at: new Date().toISOString() } } });
+    } finally {
+      handle.close();
+    }
   }
-  process.stdout.write(`merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${commit.slice(0, 12)})\n`);
+  process.stdout.write(
+    already
+      ? `${space.branch} was merged into ${space.baseBranch} in ${space.repo} already (${commit.slice(0, 12)}); nothing was changed\n`
+      : `merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${commit.slice(0, 12)})\n`,
+  );
 }
 
 export async function discard(runId: string, flags: { db?: string; config?: string }): Promise<void> {

@@ -38,3 +38,6 @@ export const SEVERITY: RunStatus[] = ['failed', 'budget_exceeded', 'max_iteratio
 
 /** Bad input: unknown flag, bad config, unknown run... (nothing was written). */
 export const USAGE_EXIT_CODE = 2;
+
+/** `obra merge`: the task's branch conflicts with its base branch (the merge was undone). */
+export const MERGE_CONFLICT_EXIT_CODE = 11;

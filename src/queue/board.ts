@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { columnOf, inQueueOrder, type StatusLine } from '../core/status-line.js';
 import type { RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 import { RunStore } from '../store/run-store.js';
@@ -10,56 +11,9 @@ import { StampedCache } from '../store/stamped-cache.js';
  * column. Read from each run's small file and the end of its journal, never written.
  */
 
-export interface TaskLine {
-  runId: string;
-  task: string;
-  status: RunStatus | 'unreadable';
-  /** The task machine's state, and the running iteration's (`running / awaitingAgent`). */
-  state: string;
-  iteration: number;
-  lastDecision: string | null;
-  costUsd: number;
-  /** What it waits for, in words (null: it is working, or it has ended). */
-  waitingFor: string | null;
-  /** Why it stands where it does (why it ended, or was blocked), or null. */
-  reason: string | null;
-  createdAt: string;
-  ageMs: number;
-  /** Where the board shows it. */
-  column: BoardColumn;
-  priority: number;
-  /** The worktree branch, for a queued task in a git repository (null once discarded). */
-  branch: string | null;
-  /** `main @ 1a2b3c4d`: where `obra merge` merged the branch, or null. */
-  mergedInto: string | null;
-}
-
-export type BoardColumn = 'queued' | 'running' | 'waiting' | 'done' | 'failed';
-
-export const BOARD_COLUMNS: { key: BoardColumn; title: string }[] = [
-  { key: 'queued', title: 'Queued' },
-  { key: 'running', title: 'Running' },
-  { key: 'waiting', title: 'Waiting for a human' },
-  { key: 'done', title: 'Done' },
-  { key: 'failed', title: 'Failed and blocked' },
-];
-
-export function columnOf(status: RunStatus | 'unreadable'): BoardColumn {
-  switch (status) {
-    case 'queued':
-      return 'queued';
-    case 'running':
-    case 'interrupted':
-    case 'paused':
-      return 'running';
-    case 'escalated':
-      return 'waiting';
-    case 'done':
-      return 'done';
-    default:
-      return 'failed';
-  }
-}
+/** A task's line: the one status shape of both engines (see src/core/status-line.ts). */
+export type TaskLine = StatusLine;
+export { BOARD_COLUMNS, columnOf, type BoardColumn } from '../core/status-line.js';
 
 /** The store's tasks, one line each, read once (`obra status`). */
 export function taskLines(storeDir: string, now = Date.now()): TaskLine[] {
@@ -105,16 +59,18 @@ export class TaskLineReader {
       }
       return followed.get(runId)!;
     };
-    return ids.map((runId) => {
+    const lines = ids.map((runId): TaskLine => {
       try {
         const known = this.read(runId);
         const waiting = known.line.status === 'queued' ? queuedWait(known.after, statusOf) : known.line.waitingFor;
         return { ...known.line, waitingFor: waiting, ageMs: now - Date.parse(known.line.createdAt) };
       } catch (error) {
         this.known.delete(runId);
-        return { runId, task: '?', status: 'unreadable', state: '-', iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, createdAt: '', ageMs: 0, column: 'failed', priority: 0, branch: null, mergedInto: null };
+        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null };
       }
     });
+    // In the order the workers take them (a list of ended runs keeps the same order too).
+    return inQueueOrder(lines);
   }
 
   private read(runId: string): ReadLine {
@@ -142,12 +98,15 @@ function lineOf(store: RunStore, runId: string): ReadLine {
   const context = taskContextOf(latest);
   const iteration = runningIterationOf(latest);
   const taskState = taskStateOf(latest);
-  const state = !latest ? (status === 'queued' ? 'queued' : '-') : iteration && iteration.status === 'active' ? `${taskState} / ${iteration.state}` : (taskState ?? '-');
+  const state = !latest ? (status === 'queued' ? 'queued' : null) : iteration && iteration.status === 'active' ? `${taskState} / ${iteration.state}` : (taskState ?? null);
   const space = file.queue?.workspace;
+  const worktree = space?.kind === 'worktree';
   const line: TaskLine = {
     runId,
     task: file.task.text,
     status,
+    // Where `obra merge` and `obra discard` record what they did.
+    branchOutcome: worktree && file.queue?.merged ? 'merged' : worktree && file.queue?.discarded ? 'discarded' : null,
     state,
     iteration: iteration?.index ?? iterations,
     lastDecision: typeof context.lastDecision === 'string' ? context.lastDecision : null,
@@ -155,12 +114,15 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     // A queued task's is worked out at every look (see queuedWait).
     waitingFor: status === 'queued' ? null : waitingFor(status, latest, file.reason),
     reason: file.reason || null,
-    createdAt: file.createdAt,
+    priority: file.queue?.priority ?? 0,
+    after: file.queue?.after ?? null,
+    // As the workers order the queue (src/queue/worker.ts).
+    createdAt: file.queue?.submittedAt ?? file.createdAt,
     ageMs: 0,
     column: columnOf(status),
-    priority: file.queue?.priority ?? 0,
-    branch: space?.kind === 'worktree' && !file.queue?.discarded ? space.branch : null,
-    mergedInto: space?.kind === 'worktree' && file.queue?.merged ? `${space.baseBranch} @ ${file.queue.merged.commit.slice(0, 8)}` : null,
+    branch: worktree && !file.queue?.discarded ? space.branch : null,
+    mergedInto: worktree && file.queue?.merged ? `${space.baseBranch} @ ${file.queue.merged.commit.slice(0, 8)}` : null,
+    worker: null,
   };
   return { line, fileStatus: file.status, after: file.queue?.after ?? null };
 }

@@ -41,6 +41,9 @@ export interface SubmitOptions {
   fs?: StoreFs;
 }
 
+/** A task of a batch: `submitTask`'s options, and where a tasks file wrote its `after` (`/p/tasks.yaml:7: task 2`). */
+export type BatchTask = Omit<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> & { afterAt?: string };
+
 /** Queues one task; resolves with its run id. Nothing is written when the input is bad. */
 export async function submitTask(options: SubmitOptions): Promise<{ runId: string }> {
   const [runId] = await submitTasks([options], options);
@@ -51,7 +54,7 @@ export async function submitTask(options: SubmitOptions): Promise<{ runId: strin
  * Queues several tasks, all or none: every one is checked before any is written. `after` may name a run of the
  * store, or (as `@<n>`) the n-th task of this same batch (1-based) — how a tasks file chains its own tasks.
  */
-export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'>[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> = {}): Promise<string[]> {
+export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> = {}): Promise<string[]> {
   const config = validateConfig(shared.config ?? {});
   const store = RunStore.open(shared.storeDir ?? config.store.dir, { fs: shared.fs });
   const known = new Set(store.listRunIds());
@@ -76,7 +79,13 @@ export async function submitTasks(tasks: Omit<SubmitOptions, 'config' | 'storeDi
     if (t.after !== undefined) {
       const inBatch = batchIndexOf(t.after);
       if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`${where}after: ${t.after} names no other task of this batch`);
-      if (inBatch === null && !known.has(t.after)) throw new UserError(`${where}--after ${t.after}: there is no such run in ${store.dir} (\`obra runs\` lists them)`);
+      if (inBatch === null && !known.has(t.after)) {
+        throw new UserError(
+          t.afterAt
+            ? `${t.afterAt}: after: "${t.after}" names no task in this file and no run in the store ${store.dir} (\`obra runs\` lists them)`
+            : `${where}--after ${t.after}: there is no such run in ${store.dir} (\`obra runs\` lists them)`,
+        );
+      }
     }
   }
   const cycle = cycleOf(tasks.map((t) => (t.after === undefined ? null : batchIndexOf(t.after))));

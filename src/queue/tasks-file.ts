@@ -4,7 +4,7 @@ import { isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import { parseYamlDocument } from '../core/yaml-document.js';
-import type { SubmitOptions } from './submit.js';
+import type { BatchTask } from './submit.js';
 
 /**
  * `obra submit --file tasks.yaml`: a list of tasks, each with the fields of `obra submit`'s flags —
@@ -33,7 +33,7 @@ const entrySchema = z.strictObject({
   run_id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_" only').optional(),
 });
 
-export type TaskEntry = Omit<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'>;
+export type TaskEntry = BatchTask;
 
 export function readTasksFile(path: string): TaskEntry[] {
   const file = resolve(path);
@@ -82,7 +82,14 @@ export function readTasksFile(path: string): TaskEntry[] {
   if (!entries.length) throw new UserError(`${file}: the list of tasks is empty`);
 
   const base = dirname(file);
-  return entries.map((e) => ({
+  const items = doc.contents.items;
+  // Where each `after` was written: an unknown one is named with its line (submit checks the store's runs).
+  const afterLine = (i: number) => {
+    const item = items[i];
+    const pair = isMap(item) ? item.items.find((p) => (p.key as { value?: unknown } | null)?.value === 'after') : undefined;
+    return lineOf((pair?.value ?? pair?.key ?? item) as Node);
+  };
+  return entries.map((e, i) => ({
     task: e.task,
     checks: e.checks,
     repo: e.repo === undefined ? undefined : resolve(base, e.repo),
@@ -90,6 +97,7 @@ export function readTasksFile(path: string): TaskEntry[] {
     priority: e.priority,
     // A name of this file becomes "@n" (the n-th task of the batch); anything else is a run id of the store.
     after: e.after === undefined ? undefined : names.has(e.after) ? `@${names.get(e.after)! + 1}` : e.after,
+    ...(e.after === undefined || names.has(e.after) ? {} : { afterAt: `${file}:${afterLine(i)}: task ${i + 1}` }),
     runId: e.run_id,
   }));
 }

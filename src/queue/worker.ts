@@ -4,6 +4,7 @@ import type { Agent } from '../agents/agent.js';
 import { validateConfig } from '../config/load.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
+import { queueOrder } from '../core/status-line.js';
 import { isFinalStatus, SEVERITY, type RunStatus } from '../core/statuses.js';
 import type { Clock } from '../engine/clock.js';
 import type { EngineEvent } from '../engine/events.js';
@@ -245,7 +246,7 @@ function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<str
       // Unreadable runs are `obra runs`'s to report.
     }
   }
-  return found.sort((a, b) => b.priority - a.priority || a.since.localeCompare(b.since) || a.runId.localeCompare(b.runId));
+  return found.sort(queueOrder);
 }
 
 /** Whether the run this one follows lets it start: done → go; ended otherwise → blocked; else wait. */

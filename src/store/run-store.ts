@@ -9,6 +9,7 @@ import { holderIsAlive, processStart } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
 import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
 import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
+import { ignoreInCheckout } from './checkout-ignore.js';
 import { AppendLog, defaultStoreFs, DurableJsonFile, isNotFound, storeIoError, writeFileDurably, writeFileDurablyAsync, type StoreFs } from './durable-file.js';
 import { Journal } from './journal.js';
 
@@ -65,6 +66,7 @@ export class RunStore {
       // The marker first: another process opening the folder meanwhile sees a store, never a stray folder.
       metaFile.write({ format: 'obra-store', version: STORE_VERSION });
       mkdirSync(join(root, 'runs'), { recursive: true });
+      ignoreInCheckout(root);
     } else {
       const advice = versionAdvice('store format')(meta);
       if (advice) throw new UserError(`${metaPath}: ${advice}; it was left untouched`);
@@ -72,6 +74,8 @@ export class RunStore {
         mkdirSync(join(root, 'runs'), { recursive: true });
         // A version 2 store gets runs of version 3 from now on: say so first (older Obras then refuse it clearly).
         if (meta.version < STORE_VERSION) metaFile.write({ format: 'obra-store', version: STORE_VERSION });
+        // A store made before stores carried their .gitignore gets it too.
+        ignoreInCheckout(root);
       }
     }
     return new RunStore(root, fs);

@@ -1,4 +1,4 @@
-import { BOARD_COLUMNS, type TaskLine } from '../queue/board.js';
+import { BOARD_COLUMNS, type StatusLine } from '../core/status-line.js';
 import { esc } from './chart.js';
 import { ELEMENT_JS } from './page.js';
 
@@ -12,7 +12,8 @@ export interface BoardData {
   storeDir: string;
   at: string;
   columns: typeof BOARD_COLUMNS;
-  tasks: TaskLine[];
+  /** The status lines of `obra status --json` (one shape on both engines). */
+  tasks: StatusLine[];
 }
 
 export function boardPage(data: BoardData): string {
@@ -65,15 +66,16 @@ export const BOARD_JS = `
   }
   function card(t) {
     const meta = el('div', { class: 'meta' },
-      el('span', { class: 'status status-' + t.status }, t.status),
-      el('span', {}, t.state),
+      el('span', { class: 'status status-' + t.status }, t.branchOutcome || t.status),
+      t.state ? el('span', {}, t.state) : null,
       el('span', {}, 'it. ' + t.iteration),
       t.lastDecision ? el('span', {}, t.lastDecision) : null,
       el('span', {}, '$' + t.costUsd.toFixed(4)),
       el('span', {}, age(t.ageMs)),
       t.priority ? el('span', {}, 'priority ' + t.priority) : null,
       t.branch ? el('span', {}, t.branch) : null,
-      t.mergedInto ? el('span', {}, 'merged into ' + t.mergedInto) : null);
+      t.mergedInto ? el('span', {}, 'merged into ' + t.mergedInto) : null,
+      t.worker ? el('span', {}, 'worker ' + t.worker) : null);
     return el('a', { class: 'card-link', href: '/runs/' + encodeURIComponent(t.runId), 'data-run': t.runId, 'data-status': t.status },
       el('div', { class: 'id' }, t.runId), el('div', { class: 'what', title: t.task }, t.task), meta,
       t.waitingFor ? el('div', { class: 'waiting' }, 'waiting for ' + t.waitingFor) : null,

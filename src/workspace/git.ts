@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
+import { hasDotGitAbove } from './dot-git.js';
 
 /**
  * Git, driven with argument arrays (never a shell string), with a timeout and the command's own words kept in
@@ -47,12 +46,4 @@ export async function repositoryOf(dir: string): Promise<string | null> {
   if (!process.env.GIT_DIR && !process.env.GIT_WORK_TREE && !hasDotGitAbove(dir)) return null;
   const result = await tryGit(dir, ['rev-parse', '--show-toplevel']);
   return result.exitCode === 0 ? result.stdout.trim() : null;
-}
-
-/** Whether `dir` or a folder above it holds a `.git` (a folder, or the file a worktree or submodule has). */
-function hasDotGitAbove(dir: string): boolean {
-  for (let at = resolve(dir); ; at = dirname(at)) {
-    if (existsSync(join(at, '.git'))) return true;
-    if (dirname(at) === at) return false;
-  }
 }

@@ -1,6 +1,7 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
+import { MERGE_CONFLICT_EXIT_CODE } from '../core/statuses.js';
 import type { IterationRecord } from '../core/types.js';
 import type { Workspace } from '../persisted/run-file.js';
 import { git, repositoryOf, tryGit } from './git.js';
@@ -33,7 +34,6 @@ export async function prepareWorktree(options: { repoDir: string; base?: string;
   }
   await git(repo, ['branch', branch, baseCommit], `make the branch ${branch}`);
   const path = join(resolve(options.storeDir), 'worktrees', options.runId);
-  await excludeFromCheckout(repo, path);
   return { kind: 'worktree', repo, branch, base, baseCommit, baseBranch: await branchNamed(repo, base), path };
 }
 
@@ -74,24 +74,6 @@ async function branchNamed(repo: string, base: string): Promise<string | null> {
   }
   const name = base.replace(/^refs\/heads\//, '');
   return (await tryGit(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${name}`])).exitCode === 0 ? name : null;
-}
-
-/**
- * When the store is inside the user's checkout (the default `.obra/` of the folder `obra` runs in), the
- * worktrees would show there as untracked files: the store is excluded locally (`.git/info/exclude`, never
- * committed).
- */
-async function excludeFromCheckout(repo: string, worktreePath: string): Promise<void> {
-  const storeDir = dirname(dirname(worktreePath));
-  const inside = relative(repo, storeDir);
-  if (!inside || inside.startsWith('..') || isAbsolute(inside)) return;
-  const common = (await git(repo, ['rev-parse', '--git-common-dir'], 'find the repository folder')).trim();
-  const exclude = join(isAbsolute(common) ? common : join(repo, common), 'info', 'exclude');
-  const line = `/${inside.split('\\').join('/')}/`;
-  const current = existsSync(exclude) ? readFileSync(exclude, 'utf8') : '';
-  if (current.split('\n').includes(line)) return;
-  mkdirSync(dirname(exclude), { recursive: true });
-  appendFileSync(exclude, `${current && !current.endsWith('\n') ? '\n' : ''}# Obra's store (runs and task worktrees)\n${line}\n`);
 }
 
 /**
@@ -168,10 +150,11 @@ export async function diffOf(space: WorktreeSpace): Promise<string> {
 
 /**
  * Merges the task's branch into its base branch in the user's checkout — only when that checkout is on the base
- * branch and clean; a conflict is undone (`merge --abort`) and reported with the files. Nothing is changed when
- * it refuses. Returns the merge commit.
+ * branch and clean; a conflict is undone (`merge --abort`) and reported with the files (exit code 11). Nothing is
+ * changed when it refuses. Returns the merge commit; a branch merged already is not merged again, and the merge
+ * that brought it in is named (`already`).
  */
-export async function mergeInto(space: WorktreeSpace, runId: string): Promise<string> {
+export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ commit: string; already: boolean }> {
   if (!space.baseBranch) {
     throw new UserError(`run ${runId} started from ${space.base}, not from a branch: merge ${space.branch} yourself (\`git -C ${space.repo} merge ${space.branch}\`)`);
   }
@@ -179,19 +162,55 @@ export async function mergeInto(space: WorktreeSpace, runId: string): Promise<st
   if (current !== space.baseBranch) {
     throw new UserError(`${space.repo} has ${current || 'a detached HEAD'} checked out, not ${space.baseBranch} (the branch run ${runId} started from) — \`git checkout ${space.baseBranch}\` there first; nothing was changed`);
   }
-  const dirty = (await git(space.repo, ['status', '--porcelain', '--untracked-files=normal'], 'check the checkout is clean')).trim();
-  if (dirty) {
-    const files = dirty.split('\n').slice(0, 5).map((l) => l.slice(3)).join(', ');
-    throw new UserError(`${space.repo} has uncommitted changes (${files}${dirty.split('\n').length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
+  const earlier = await mergeThatBrought(space.repo, space.branch, space.baseBranch);
+  if (earlier) return { commit: earlier, already: true };
+  const dirty = changedPaths(await git(space.repo, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
+  if (dirty.length) {
+    throw new UserError(`${space.repo} has uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
   }
   const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
   if (merged.exitCode !== 0) {
     const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
     await tryGit(space.repo, ['merge', '--abort']);
     const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
-    throw new UserError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`);
+    throw new UserError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`, MERGE_CONFLICT_EXIT_CODE);
   }
-  return (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim();
+  return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
+}
+
+/**
+ * The paths of `git status --porcelain=v1 -z`: NUL-separated `XY path` entries, a rename's or copy's source in
+ * the entry after it. Never trimmed: the first column may be a space (` M index.js`).
+ */
+export function changedPaths(porcelainZ: string): string[] {
+  const entries = porcelainZ.split('\0');
+  const paths: string[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (entry.length < 4) continue;
+    paths.push(entry.slice(3));
+    if (entry[0] === 'R' || entry[0] === 'C') i++;
+  }
+  return paths;
+}
+
+/**
+ * When `branch` is in `into` already, the commit that brought it there: the oldest merge on the way from the
+ * branch's tip to `into` that joins it from outside (not HEAD after the merge, which may be another task's), or
+ * the tip itself when it came in without a merge commit (a fast-forward, or a branch with no commit of its own).
+ * Null when it is not in `into`.
+ */
+async function mergeThatBrought(repo: string, branch: string, into: string): Promise<string | null> {
+  const tip = (await git(repo, ['rev-parse', '--verify', `refs/heads/${branch}^{commit}`], `read the branch ${branch}`)).trim();
+  if ((await tryGit(repo, ['merge-base', '--is-ancestor', tip, `refs/heads/${into}`])).exitCode !== 0) return null;
+  // Every commit between the tip and `into`, oldest first, each with its parents.
+  const lines = (await git(repo, ['rev-list', '--ancestry-path', '--reverse', '--parents', `${tip}..refs/heads/${into}`], `find the merge of ${branch}`)).split('\n').filter(Boolean);
+  const after = new Set([tip, ...lines.map((line) => line.split(' ')[0]!)]);
+  for (const line of lines) {
+    const [commit, first, ...others] = line.split(' ');
+    if (first && !after.has(first) && others.some((parent) => after.has(parent))) return commit!;
+  }
+  return tip;
 }
 
 /** Removes the task's worktree and its branch (its work is gone with it). */

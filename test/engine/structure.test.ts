@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -75,5 +75,36 @@ describe('the module graph', () => {
       .filter(([file]) => name(file).startsWith('src/engine/'))
       .flatMap(([file, imports]) => imports.filter((t) => /^src\/(hosts|store|cli)\//.test(name(t))).map((t) => `${name(file)} → ${name(t)}`));
     expect(leaks).toEqual([]);
+  });
+});
+
+describe('what the sources cite', () => {
+  /** Every file under the folders that ship or test the code (not node_modules, dist or .cache). */
+  function* allFiles(dir: string): Generator<string> {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) yield* allFiles(path);
+      else if (entry.isFile()) yield path;
+    }
+  }
+
+  it('cites samples the repository carries (fixtures/claude-cli/), never a folder outside it', () => {
+    // Spelled in two parts, so that this file does not cite it itself.
+    const outside = new RegExp(['sha', 'red/(claude-cli|agent-clis)|\\.\\./sha', 'red\\b'].join(''));
+    const cited: string[] = [];
+    const missing: string[] = [];
+    for (const folder of ['src', 'machines', 'fixtures', 'scripts', 'test', 'bench']) {
+      for (const file of allFiles(join(ROOT, folder))) {
+        const text = readFileSync(file, 'utf8');
+        text.split('\n').forEach((line, i) => {
+          if (outside.test(line)) cited.push(`${name(file)}:${i + 1}`);
+        });
+        for (const match of text.matchAll(/fixtures\/claude-cli\/[\w./-]*[\w/]/g)) {
+          if (!existsSync(join(ROOT, match[0]))) missing.push(`${name(file)}: ${match[0]}`);
+        }
+      }
+    }
+    expect(cited).toEqual([]);
+    expect(missing).toEqual([]);
   });
 });

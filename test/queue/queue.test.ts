@@ -1,5 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
-import { requestPause, resumeRun, submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readTasksFile, requestPause, resumeRun, submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
 import { runningIterationOf } from '../../src/persisted/snapshot.js';
 import { agentsPerRun, config, gitOut, gitRepo, journalSpan, maxOverlap, scratch } from './helpers.js';
 
@@ -141,6 +143,25 @@ describe('the queue', () => {
     await expect(submitTask({ task: 'also busy', repo: busy, ...shared })).rejects.toThrow(`${busy} is the working folder of run ${holder}, which is still active — two tasks never share a folder`);
     await expect(submitTasks([{ task: 'one', repo: s.folder('pair') }, { task: 'two', repo: `${s.root}/pair` }], shared)).rejects.toThrow('tasks 1 and 2 would share the folder');
     expect(RunStore.open(s.storeDir).listRunIds().sort()).toEqual([known, holder].sort());
+  });
+
+  it("names the file and line of a tasks file's unknown `after:`, not a flag", async () => {
+    const s = scratch();
+    const shared = { config: config(), storeDir: s.storeDir };
+    const known = (await submitTask({ task: 'real', repo: s.folder(), ...shared })).runId;
+    const file = join(s.root, 'tasks.yaml');
+    s.folder('a');
+    s.folder('b');
+    s.folder('c');
+    writeFileSync(file, ['- task: First', '  repo: a', '  name: first', '- task: Second', '  repo: b', '  after: first', '- task: Third', '  repo: c', '  after: frist', ''].join('\n'));
+    await expect(submitTasks(readTasksFile(file), shared)).rejects.toMatchObject({
+      message: `${file}:9: task 3: after: "frist" names no task in this file and no run in the store ${s.storeDir} (\`obra runs\` lists them)`,
+    });
+    // A run of the store is a good `after:`; nothing of the refused batch was queued.
+    writeFileSync(file, ['- task: First', '  repo: a', `  after: ${known}`, ''].join('\n'));
+    const [first] = await submitTasks(readTasksFile(file), shared);
+    expect(RunStore.open(s.storeDir).peekRun(first!).file.queue?.after).toBe(known);
+    expect(RunStore.open(s.storeDir).listRunIds()).toHaveLength(2);
   });
 });
 

@@ -85,10 +85,16 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
     expect(await gitOut(repo, 'log', '-1', '--format=%s')).toBe(`Merge obra/${a} (obra run ${a})`);
     expect(readFileSync(join(repo, 'part-2.txt'), 'utf8')).toMatch(/^call \d+\n$/);
 
+    const mergeOfA = await gitOut(repo, 'rev-parse', 'HEAD');
+    // Merged again: nothing changes, and its own merge is named.
+    const twice = await obra(['merge', a], { cwd: repo, env: s.env });
+    expect(twice.exitCode, twice.stderr).toBe(0);
+    expect(twice.stdout).toBe(`obra/${a} was merged into main in ${repo} already (${mergeOfA.slice(0, 12)}); nothing was changed`);
+
     // The other task wrote the same files differently: its merge conflicts, is undone, and says where.
     const before = await gitOut(repo, 'rev-parse', 'HEAD');
     const conflict = await obra(['merge', b], { cwd: repo, env: s.env });
-    expect(conflict.exitCode).toBe(2);
+    expect(conflict.exitCode).toBe(11);
     expect(conflict.stderr).toBe(
       `obra: cannot merge obra/${b} into main: it conflicts with main in part-1.txt, part-2.txt — nothing was changed; merge it yourself (\`git -C ${repo} merge obra/${b}\`) to resolve it`,
     );
@@ -106,8 +112,12 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
 
     const status = await obra(['status', '--json'], { cwd: repo, env: s.env });
     const lines = JSON.parse(status.stdout) as { runId: string; status: string; branch: string | null; mergedInto: string | null }[];
-    expect(lines.find((l) => l.runId === a)).toMatchObject({ status: 'done', branch: `obra/${a}`, mergedInto: expect.stringMatching(/^main @ [0-9a-f]{8}$/) });
-    expect(lines.find((l) => l.runId === b)).toMatchObject({ status: 'done', branch: null, mergedInto: null });
+    expect(lines.find((l) => l.runId === a)).toMatchObject({ status: 'done', branchOutcome: 'merged', branch: `obra/${a}`, mergedInto: `main @ ${mergeOfA.slice(0, 8)}` });
+    expect(lines.find((l) => l.runId === b)).toMatchObject({ status: 'done', branchOutcome: 'discarded', branch: null, mergedInto: null });
+    // The table says so: merged, discarded.
+    const table = (await obra(['status'], { cwd: repo, env: s.env })).stdout.split('\n');
+    expect(table.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a} +merged +done +2 +done +`));
+    expect(table.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b} +discarded +done +2 +done +`));
   }, 60_000);
 
   it('starts a task that follows another from where that one ended, unless it was given a base of its own', async () => {
