@@ -117,7 +117,7 @@ export async function requestPause(runId: string, options: ControlOptions): Prom
  * Marks a queued run paused, under its lock (a worker that takes the run first has it; one that read it queued
  * before sees it changed once it has the lock, and leaves it). False when a worker holds it or it moved on.
  */
-function holdQueued(runId: string, options: ControlOptions): boolean {
+export function holdQueued(runId: string, options: ControlOptions): boolean {
   const handle = RunStore.open(options.storeDir, { create: false }).openRun(runId);
   try {
     handle.acquireLock();
