@@ -48,7 +48,8 @@ describe('call slots', () => {
         return inner.call(request);
       },
     };
-    const result = await runTask({ task: 'Build the parser', workdir: store, storeDir: store, agent, config, maxConcurrentCalls: 1 });
+    // A leaked slot would keep the second call waiting for ever: the run is interrupted after 10 s instead.
+    const result = await runTask({ task: 'Build the parser', workdir: store, storeDir: store, agent, config, maxConcurrentCalls: 1, signal: AbortSignal.timeout(10_000) });
     expect(result.status).toBe('done');
     expect(result.iterations.map((i) => i.decision)).toEqual(['retry', 'done']);
     expect(heldDuringCall).toEqual([['slot-0.lock'], ['slot-0.lock']]);
