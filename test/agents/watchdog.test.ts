@@ -1,6 +1,10 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { claudeOptionsFromConfig, runTask, type EngineEvent } from '../../src/index.js';
+import { CLI, sandbox } from '../helpers/cli.js';
 import { config, FAKE_CLAUDE, fakeWorld, isAlive } from './fake-env.js';
 
 /**
@@ -75,5 +79,26 @@ describe('the watchdog for silent calls', () => {
     const result = await runTask({ storeDir: `${w.root}/store`, workdir: w.workdir, agent, config: cfg, task: 'Say hello' });
     expect(result.status).toBe('done');
     expect(w.calls()[0]).toMatchObject({ apiTimeoutMs: 2500 });
+  });
+
+  it('agent.local.idle_timeout in the config file reaches the agent: `obra run` kills a silent call as stalled', async () => {
+    const box = sandbox();
+    const configFile = join(box.dir, 'obra.yaml');
+    // The call timeout is long: only the idle timeout taken from the config can end the silent call in time. (Not
+    // shorter: the watchdog counts from the spawn, and a loaded machine can take a second to start the re-issued call.)
+    writeFileSync(configFile, 'agent:\n  local:\n    idle_timeout: 2\n    timeout: 600\n');
+    const replies = [{ hang: true }, 'Added greet(name) and tested it.\nSTATUS: DONE'];
+    const env = { ...box.env, FAKE_CLAUDE_REPLIES: JSON.stringify(replies), FAKE_CLAUDE_LOG: join(box.dir, 'fake.log') };
+    const run = await execa('node', [CLI, 'run', '--task', 'Add a greet(name) function', '--json', '--agent-bin', FAKE_CLAUDE, '--config', configFile], {
+      cwd: box.dir,
+      env,
+      reject: false,
+      timeout: 20_000,
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.status).toBe('done');
+    expect(result.iterations[0].attempts).toBe(2);
+    expect(run.stderr).toMatch(/WARNING the agent printed nothing for 2s and was killed \(agent\.local\.idle_timeout\): re-issued on session [0-9a-f-]{36} \(1\/2\)/);
   });
 });
