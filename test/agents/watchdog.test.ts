@@ -24,7 +24,7 @@ function world(replies: unknown[], local: Record<string, unknown>) {
 
 describe('the watchdog for silent calls', () => {
   it('a call silent after system/init is killed after idle_timeout and re-issued on the same session', async () => {
-    const w = world([{ hang: true }, 'Added greet(name) and tested it.\nSTATUS: DONE'], { idle_timeout: 0.6 });
+    const w = world([{ hang: true }, 'Added greet(name) and tested it.\nSTATUS: DONE'], { idle_timeout: 1.5 });
     const started = Date.now();
     const result = await runTask({ ...w.options, task: 'Add a greet(name) function' });
     expect(result.status).toBe('done');
@@ -43,11 +43,11 @@ describe('the watchdog for silent calls', () => {
     expect(isAlive(child.pid)).toBe(false);
     // Recorded: the note says what happened, the journal has the stalled call's outcome.
     const done = w.events.find((e): e is Extract<EngineEvent, { type: 'iteration-done' }> => e.type === 'iteration-done')!.record;
-    expect(done.sessionNotes).toEqual([expect.stringMatching(/^the agent printed nothing for [01]s and was killed \(agent\.local\.idle_timeout\): re-issued on session [0-9a-f-]{36} \(1\/2\)$/)]);
+    expect(done.sessionNotes).toEqual([expect.stringMatching(/^the agent printed nothing for [12]s and was killed \(agent\.local\.idle_timeout\): re-issued on session [0-9a-f-]{36} \(1\/2\)$/)]);
   });
 
   it('a stream that stops mid-answer is silent too: killed and re-issued', async () => {
-    const w = world([{ stall: true }, 'Finished the greet(name) function after the stall.\nSTATUS: DONE'], { idle_timeout: 0.6 });
+    const w = world([{ stall: true }, 'Finished the greet(name) function after the stall.\nSTATUS: DONE'], { idle_timeout: 1.5 });
     const result = await runTask({ ...w.options, task: 'Add a greet(name) function' });
     expect(result.status).toBe('done');
     expect(result.iterations[0]!.attempts).toBe(2);
@@ -55,11 +55,11 @@ describe('the watchdog for silent calls', () => {
   });
 
   it('silent idle_retries + 1 times in a row: the iteration fails with the reason', async () => {
-    const w = world([{ hang: true }], { idle_timeout: 0.5, idle_retries: 1 });
+    const w = world([{ hang: true }], { idle_timeout: 1.5, idle_retries: 1 });
     const result = await runTask({ ...w.options, task: 'Add a greet(name) function' });
     expect(result.status).toBe('failed');
     expect(result.reason).toMatch(/^agent call failed|^the agent printed nothing/);
-    expect(result.reason).toMatch(/the agent printed nothing for [01]s and was killed \(agent\.local\.idle_timeout\); that happened on 2 calls in a row \(re-issued 1 time, agent\.local\.idle_retries\)/);
+    expect(result.reason).toMatch(/the agent printed nothing for [12]s and was killed \(agent\.local\.idle_timeout\); that happened on 2 calls in a row \(re-issued 1 time, agent\.local\.idle_retries\)/);
     expect(w.calls().filter((c) => c.outcome === 'hang')).toHaveLength(2);
   });
 
