@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { UsageLimit } from '../core/types.js';
-import { writeFileDurably } from '../store/durable-file.js';
+import { defaultStoreFs, writeFileDurably, type StoreFs } from '../store/durable-file.js';
 import { fileStamp } from '../store/stamped-cache.js';
 
 /**
@@ -53,6 +53,8 @@ export class AccountLimits {
   constructor(
     /** `<store>/limits.json`; null keeps the limit in this object only (tests, library runs without a store). */
     private readonly file: string | null,
+    /** The store's file-system seam (tests watch the atomic write's syncs through it). */
+    private readonly fs: StoreFs = defaultStoreFs,
   ) {}
 
   private inMemory: LimitFile = { usageLimit: null, rateLimit: null };
@@ -130,7 +132,7 @@ export class AccountLimits {
     this.inMemory = file;
     if (!this.file) return;
     try {
-      writeFileDurably(this.file, JSON.stringify(file));
+      writeFileDurably(this.file, JSON.stringify(file), this.fs);
     } catch {
       // Sharing a limit is an optimisation: each task still finds it out on its own next call.
     }

@@ -1,6 +1,10 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { claudeOptionsFromConfig, runTask, type EngineEvent } from '../../src/index.js';
+import { CLI, sandbox } from '../helpers/cli.js';
 import { config, FAKE_CLAUDE, fakeWorld, isAlive } from './fake-env.js';
 
 /**
@@ -20,7 +24,7 @@ function world(replies: unknown[], local: Record<string, unknown>) {
 
 describe('the watchdog for silent calls', () => {
   it('a call silent after system/init is killed after idle_timeout and re-issued on the same session', async () => {
-    const w = world([{ hang: true }, 'Added greet(name) and tested it.\nSTATUS: DONE'], { idle_timeout: 0.6 });
+    const w = world([{ hang: true }, 'Added greet(name) and tested it.\nSTATUS: DONE'], { idle_timeout: 1.5 });
     const started = Date.now();
     const result = await runTask({ ...w.options, task: 'Add a greet(name) function' });
     expect(result.status).toBe('done');
@@ -39,11 +43,11 @@ describe('the watchdog for silent calls', () => {
     expect(isAlive(child.pid)).toBe(false);
     // Recorded: the note says what happened, the journal has the stalled call's outcome.
     const done = w.events.find((e): e is Extract<EngineEvent, { type: 'iteration-done' }> => e.type === 'iteration-done')!.record;
-    expect(done.sessionNotes).toEqual([expect.stringMatching(/^the agent printed nothing for [01]s and was killed \(agent\.local\.idle_timeout\): re-issued on session [0-9a-f-]{36} \(1\/2\)$/)]);
+    expect(done.sessionNotes).toEqual([expect.stringMatching(/^the agent printed nothing for [12]s and was killed \(agent\.local\.idle_timeout\): re-issued on session [0-9a-f-]{36} \(1\/2\)$/)]);
   });
 
   it('a stream that stops mid-answer is silent too: killed and re-issued', async () => {
-    const w = world([{ stall: true }, 'Finished the greet(name) function after the stall.\nSTATUS: DONE'], { idle_timeout: 0.6 });
+    const w = world([{ stall: true }, 'Finished the greet(name) function after the stall.\nSTATUS: DONE'], { idle_timeout: 1.5 });
     const result = await runTask({ ...w.options, task: 'Add a greet(name) function' });
     expect(result.status).toBe('done');
     expect(result.iterations[0]!.attempts).toBe(2);
@@ -51,11 +55,11 @@ describe('the watchdog for silent calls', () => {
   });
 
   it('silent idle_retries + 1 times in a row: the iteration fails with the reason', async () => {
-    const w = world([{ hang: true }], { idle_timeout: 0.5, idle_retries: 1 });
+    const w = world([{ hang: true }], { idle_timeout: 1.5, idle_retries: 1 });
     const result = await runTask({ ...w.options, task: 'Add a greet(name) function' });
     expect(result.status).toBe('failed');
     expect(result.reason).toMatch(/^agent call failed|^the agent printed nothing/);
-    expect(result.reason).toMatch(/the agent printed nothing for [01]s and was killed \(agent\.local\.idle_timeout\); that happened on 2 calls in a row \(re-issued 1 time, agent\.local\.idle_retries\)/);
+    expect(result.reason).toMatch(/the agent printed nothing for [12]s and was killed \(agent\.local\.idle_timeout\); that happened on 2 calls in a row \(re-issued 1 time, agent\.local\.idle_retries\)/);
     expect(w.calls().filter((c) => c.outcome === 'hang')).toHaveLength(2);
   });
 
@@ -75,5 +79,26 @@ describe('the watchdog for silent calls', () => {
     const result = await runTask({ storeDir: `${w.root}/store`, workdir: w.workdir, agent, config: cfg, task: 'Say hello' });
     expect(result.status).toBe('done');
     expect(w.calls()[0]).toMatchObject({ apiTimeoutMs: 2500 });
+  });
+
+  it('agent.local.idle_timeout in the config file reaches the agent: `obra run` kills a silent call as stalled', async () => {
+    const box = sandbox();
+    const configFile = join(box.dir, 'obra.yaml');
+    // The call timeout is long: only the idle timeout taken from the config can end the silent call in time. (Not
+    // shorter: the watchdog counts from the spawn, and a loaded machine can take a second to start the re-issued call.)
+    writeFileSync(configFile, 'agent:\n  local:\n    idle_timeout: 2\n    timeout: 600\n');
+    const replies = [{ hang: true }, 'Added greet(name) and tested it.\nSTATUS: DONE'];
+    const env = { ...box.env, FAKE_CLAUDE_REPLIES: JSON.stringify(replies), FAKE_CLAUDE_LOG: join(box.dir, 'fake.log') };
+    const run = await execa('node', [CLI, 'run', '--task', 'Add a greet(name) function', '--json', '--agent-bin', FAKE_CLAUDE, '--config', configFile], {
+      cwd: box.dir,
+      env,
+      reject: false,
+      timeout: 20_000,
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.status).toBe('done');
+    expect(result.iterations[0].attempts).toBe(2);
+    expect(run.stderr).toMatch(/WARNING the agent printed nothing for 2s and was killed \(agent\.local\.idle_timeout\): re-issued on session [0-9a-f-]{36} \(1\/2\)/);
   });
 });

@@ -9,7 +9,7 @@ import { answerRun, resumeRun, runTask } from '../../src/index.js';
 import { replayRun, type ReplayStep } from '../../src/replay/replay.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { CLI } from '../helpers/cli.js';
-import { BUSY, tempDir } from './helpers.js';
+import { BUSY, deterministicAgent, tempDir } from './helpers.js';
 
 const config = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02 } }, task: { max_iterations: 8 } });
 
@@ -121,6 +121,37 @@ describe('replay', () => {
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toMatch(/no run "nope"/);
   });
+
+  describe('an iteration record in the journal that the replayed iteration does not produce: `obra replay` exits 1 naming the field', () => {
+    // deterministicAgent: iteration 2 finds the session busy once (a backoff of 20 ms), iteration 3 is done.
+    const tampered: [field: string, index: number, value: unknown][] = [
+      ['decision', 1, 'retry'],
+      ['sessionId', 2, '00000000-0000-4000-8000-000000000000'],
+      ['retryDelaysMs', 2, [40]],
+    ];
+    it.each(tampered)('%s of iteration %i', async (field, index, value) => {
+      const store = tempDir();
+      const result = await runTask({ task: 'Build the parser', workdir: store, storeDir: store, agent: deterministicAgent(), config });
+      expect(result.iterations.map((i) => i.retryDelaysMs)).toEqual([[], [20], []]);
+      const journal = join(store, 'runs', result.runId, 'journal.jsonl');
+      let recorded: unknown;
+      const lines = readFileSync(journal, 'utf8').split('\n').map((line) => {
+        if (!line.includes('"xstate.done.actor.iteration"')) return line;
+        const entry = JSON.parse(line) as { event: { output: Record<string, unknown> } };
+        if (entry.event.output.index !== index) return line;
+        recorded = entry.event.output[field];
+        entry.event.output[field] = value;
+        return JSON.stringify(entry);
+      });
+      expect(recorded).toBeDefined();
+      writeFileSync(journal, lines.join('\n'));
+      const replay = await execa('node', [CLI, 'replay', result.runId, '--db', store], { reject: false });
+      expect(replay.exitCode).toBe(1);
+      expect(replay.stderr).toMatch(
+        new RegExp(`diverges after \\d+ matching steps, at journal line seq \\d+: iteration ${index} ${field} differs\n  recorded: ${escape(JSON.stringify(value))}\n  replayed: ${escape(JSON.stringify(recorded))}$`),
+      );
+    });
+  });
 });
 
 describe('replay checks the stored iteration records against the journal', () => {
@@ -161,3 +192,5 @@ describe('replay checks the stored iteration records against the journal', () =>
     expect((await execa('node', [CLI, 'replay', runId, '--db', store], { reject: false })).exitCode).toBe(0);
   });
 });
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

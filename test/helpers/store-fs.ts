@@ -1,4 +1,5 @@
 import * as nodeFs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { StoreFs } from '../../src/store/durable-file.js';
 
 /** `fill`: a write of zeros only (a preallocated file growing ahead of its data); `sync`: fdatasync; `fsync`: fsync. */
@@ -104,3 +105,27 @@ export function recordingFs(fail: (op: FsOp, path: string, text?: string) => Nod
 
 /** An error as node:fs throws it (`code` set). */
 export const fsError = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: simulated`), { code });
+
+/**
+ * Each atomic replacement of `path` seen in `ops`, as its steps in order: the temp file's writes and fdatasync,
+ * the rename onto `path`, the fsync of the folder. A durable one reads `['write temp', 'sync temp', 'rename',
+ * 'fsync folder']`; a missing sync shows as a missing step (or, for the folder, runs into the next replacement).
+ */
+export function replacementsOf(ops: { op: FsOp; path: string }[], path: string): string[][] {
+  const folder = dirname(path);
+  const tempPrefix = join(folder, `.${basename(path)}.`);
+  const isTemp = (p: string) => p.startsWith(tempPrefix) && p.endsWith('.tmp');
+  const replacements: string[][] = [];
+  let current: string[] = [];
+  for (const { op, path: at } of ops) {
+    if (isTemp(at) && (op === 'write' || op === 'sync')) current.push(`${op} temp`);
+    else if (op === 'rename' && at === path) current.push('rename');
+    else if (op === 'fsync' && at === folder && current.includes('rename')) {
+      current.push('fsync folder');
+      replacements.push(current);
+      current = [];
+    }
+  }
+  if (current.length) replacements.push(current);
+  return replacements;
+}

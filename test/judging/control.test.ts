@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Agent, AgentCallRequest } from '../../src/agents/agent.js';
@@ -7,6 +7,9 @@ import { RunControl, requestCancel, requestPause } from '../../src/index.js';
 import { UserError } from '../../src/core/errors.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
 import { resumeRun, runTask } from '../../src/index.js';
+import { CONTROL_FILE, holdQueued } from '../../src/hosts/files/control-file.js';
+import { recordingFs, replacementsOf } from '../helpers/store-fs.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { harness } from './helpers.js';
 
 /** An agent whose calls wait until the test releases them (or the run aborts them). */
@@ -164,5 +167,65 @@ describe('pause and cancel', () => {
     await expect(requestPause(finished.runId, { storeDir: h.store })).rejects.toThrow(/is not running \(its status is done\); there is nothing to pause/);
     await expect(requestCancel(finished.runId, { storeDir: h.store })).rejects.toThrow(/has already finished \(its status is done\); there is nothing to cancel/);
     await expect(requestCancel('no-such-run', { storeDir: h.store })).rejects.toThrow(/no run "no-such-run"/);
+  });
+
+  it('the request in control.json is replaced durably: data fdatasynced before the rename, the folder fsynced after', async () => {
+    const agent = new GatedAgent([step(1), step(2)]);
+    const h = harness(agent);
+    const running = runTask({ ...h.options(), task: 'Add a greet function' });
+    await agent.whenCalls(1);
+    const runId = h.events.find((e) => e.type === 'run-started')!.runId as string;
+    const controlJson = join(h.store, 'runs', runId, CONTROL_FILE);
+    const durable = ['write temp', 'sync temp', 'rename', 'fsync folder'];
+
+    const pausing = recordingFs();
+    expect((await requestPause(runId, { storeDir: h.store, waitMs: 3000, fs: pausing.fs })).status).toBe('running');
+    expect(replacementsOf(pausing.ops, controlJson)).toEqual([durable]);
+    agent.releaseOne();
+    expect((await running).status).toBe('paused');
+
+    const resumed = resumeRun(runId, { storeDir: h.store, agent });
+    await agent.whenCalls(2);
+    const cancelling = recordingFs();
+    expect((await requestCancel(runId, { storeDir: h.store, fs: cancelling.fs })).status).toBe('cancelled');
+    expect(replacementsOf(cancelling.ops, controlJson)).toEqual([durable]);
+    expect((await resumed).status).toBe('cancelled');
+  });
+
+  it('a control.json left by a crashed `obra cancel` is dropped by the next driver, not obeyed', async () => {
+    const agent = new GatedAgent([step(1), done]);
+    const h = harness(agent);
+    const control = new RunControl();
+    const running = runTask({ ...h.options({ control }), task: 'Add a greet function' });
+    await agent.whenCalls(1);
+    control.pause('lunch break');
+    agent.releaseOne();
+    const paused = await running;
+    expect(paused.status).toBe('paused');
+    // The requester wrote its request a minute ago, then died before it saw it acknowledged or removed it.
+    const controlJson = join(h.store, 'runs', paused.runId, CONTROL_FILE);
+    const stale = { id: 'left-by-a-crash', action: 'cancel', reason: 'an old cancel', requestedAt: new Date(Date.now() - 60_000).toISOString(), pid: 1 };
+    writeFileSync(controlJson, JSON.stringify(stale));
+
+    const resumed = resumeRun(paused.runId, { storeDir: h.store, agent });
+    await agent.whenCalls(2);
+    // The driver has read the file (and removed it) while the call is still in flight: it chose not to cancel.
+    await waitFor(() => !existsSync(controlJson), { what: 'the driver to pick up control.json' });
+    agent.releaseOne();
+    const result = await resumed;
+    expect(result.status).toBe('done');
+    expect(agent.aborted).toBe(0);
+  });
+
+  it('holding a queued run re-checks its status under the lock: a run that moved on meanwhile is left as it is', async () => {
+    const h = harness([done]);
+    // Seen `queued` by `obra pause`, then taken and finished by a worker before the pause got the lock.
+    const finished = await runTask({ ...h.options(), task: 'Add a greet function' });
+    expect(finished.status).toBe('done');
+    const runJson = join(h.store, 'runs', finished.runId, 'run.json');
+    const before = readFileSync(runJson, 'utf8');
+    expect(holdQueued(finished.runId, { storeDir: h.store, reason: 'not yet' })).toBe(false);
+    expect(readFileSync(runJson, 'utf8')).toBe(before);
+    expect(h.runFile(finished.runId).status).toBe('done');
   });
 });

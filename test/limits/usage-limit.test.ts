@@ -271,7 +271,7 @@ describe('the usage-limit wait from the command line (real processes, real time)
     const env = {
       ...box.env,
       ...SUBSCRIBER,
-      FAKE_CLAUDE_REPLIES: JSON.stringify([{ usage_limit: { type: 'five_hour', resets_in_s: 3 } }, 'Added greet(name) after the limit reset.\nSTATUS: DONE']),
+      FAKE_CLAUDE_REPLIES: JSON.stringify([{ usage_limit: { type: 'five_hour', resets_in_s: 8 } }, 'Added greet(name) after the limit reset.\nSTATUS: DONE']),
       FAKE_CLAUDE_LOG: join(box.dir, 'fake.log'),
     };
     const flags = ['--agent-bin', FAKE_CLAUDE, '--set', 'agent.local.usage_limit_margin=1'];
@@ -279,11 +279,12 @@ describe('the usage-limit wait from the command line (real processes, real time)
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await until(() => /usage limit \(five_hour\) — resumes at (\d\d? [A-Z][a-z]{2,3} )?\d\d:\d\d: You've hit your session limit/.test(stderr), 20_000);
-    await new Promise((r) => setTimeout(r, 800));
+    // Killed once the wait is in the journal (what a resume restores).
+    const runId = readdirSync(join(box.dir, '.obra', 'runs'))[0]!;
+    await until(() => readFileSync(join(box.dir, '.obra', 'runs', runId, 'journal.jsonl'), 'utf8').includes('"task":"waitingForUsageLimit"'));
     child.kill('SIGKILL');
     await child;
 
-    const runId = readdirSync(join(box.dir, '.obra', 'runs'))[0]!;
     const shown = await obra(['show', runId, '--json'], { cwd: box.dir, env: box.env });
     const waiting = JSON.parse(shown.stdout);
     expect(waiting).toMatchObject({ status: 'interrupted', waiting: { kind: 'usageLimit', limitType: 'five_hour' } });
@@ -291,14 +292,20 @@ describe('the usage-limit wait from the command line (real processes, real time)
     expect(dueAt - waiting.waiting.resetsAt).toBe(1000);
     expect((await obra(['show', runId], { cwd: box.dir, env: box.env })).stdout).toMatch(/^Waiting: usage limit \(five_hour\) — resumes at (\d\d? [A-Z][a-z]{2,3} )?\d\d:\d\d \(You've hit your session limit/m);
 
+    // Resumed late in the wait, so that "what is left" (under 2 s) and "all of it again" (9 s) cannot be mistaken
+    // for each other, even with a slow start of the resumed process.
+    const firstCall = JSON.parse(readFileSync(join(box.dir, 'fake.log'), 'utf8').split('\n')[0]!);
+    const wholeWait = dueAt - firstCall.startedAt;
+    expect(wholeWait).toBeGreaterThan(8_000);
+    await until(() => Date.now() >= dueAt - 1_500, 20_000);
     const resumedAt = Date.now();
     const resumed = await obra(['resume', runId, ...flags], { cwd: box.dir, env });
     expect(resumed.exitCode, resumed.stderr).toBe(0);
     const calls = readFileSync(join(box.dir, 'fake.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(calls.map((c) => c.outcome)).toEqual(['usage-limit', 'answer']);
-    // Called again at the due time: not earlier, and not a whole new wait after the resume.
+    // Called again at the due time: not earlier, and not after a whole new wait from the resume.
     expect(calls[1].startedAt).toBeGreaterThanOrEqual(dueAt);
-    expect(calls[1].startedAt - Math.max(resumedAt, dueAt)).toBeLessThan(2_500);
+    expect(calls[1].startedAt - resumedAt).toBeLessThan(wholeWait / 2);
     const session = calls[0].argv[calls[0].argv.indexOf('--session-id') + 1];
     expect(calls[1].argv).toEqual(expect.arrayContaining(['--resume', session]));
   });

@@ -65,7 +65,8 @@ describe('a worker killed with tasks in flight', () => {
       const lines = taskLines(storeDir);
       return lines.length === TASKS && lines.every((l) => l.status === 'running' && l.state === 'running / awaitingAgent' && l.iteration === 2) ? lines : undefined;
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // ... and each of those calls has started its agent process.
+    await until("every task's agent process", () => (processesIn(join(storeDir, 'worktrees')).length >= TASKS ? true : undefined));
 
     // While it runs, a task's worktree is not the user's to merge or discard.
     const merge = await obra(['merge', ids[0]!, '--db', storeDir], { cwd: box.dir, env });

@@ -1,8 +1,9 @@
-import { describe, expect, it, vi } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { readTasksFile, requestPause, resumeRun, submitTask, submitTasks, work, RunStore, type WorkNews } from '../../src/index.js';
 import { runningIterationOf } from '../../src/persisted/snapshot.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { agentsPerRun, config, gitOut, gitRepo, journalSpan, maxOverlap, scratch } from './helpers.js';
 
 const DONE = 'Did what was asked.\nSTATUS: DONE';
@@ -233,14 +234,12 @@ describe('a worker that waits', () => {
     const agents = agentsPerRun(iterations(2));
     const stop = new AbortController();
     const news: WorkNews[] = [];
+    const looks = vi.spyOn(RunStore.prototype, 'listRunIds');
     const working = work({ storeDir: s.storeDir, config: cfg, concurrency: 2, agent: agents.agentOf, signal: stop.signal, pollMs: 30, onNews: (n) => news.push(n) });
-    await new Promise((r) => setTimeout(r, 100));
+    // The worker has looked at the empty store (twice: it is waiting, not starting) before the tasks come.
+    await waitFor(() => looks.mock.calls.length >= 2, { what: 'the worker to look at the store' }).finally(() => looks.mockRestore());
     const ids = await submitTasks([{ task: 'late one', repo: s.folder() }, { task: 'late two', repo: s.folder() }], { config: cfg, storeDir: s.storeDir });
-    const deadline = Date.now() + 10_000;
-    while (!ids.every((id) => statusOf(s.storeDir, id).status === 'done')) {
-      if (Date.now() > deadline) throw new Error('the worker never took the late tasks');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => ids.every((id) => statusOf(s.storeDir, id).status === 'done'), { what: 'the worker to finish the late tasks' });
     stop.abort();
     const result = await working;
     expect(result.results.map((r) => r.runId).sort()).toEqual([...ids].sort());
@@ -262,23 +261,19 @@ describe('a worker that waits', () => {
     };
     for (const id of ids) setStatus(id, 'paused');
     // A run file changed within the last second is read at every look (see RunStatusCache): let them settle.
-    await new Promise((r) => setTimeout(r, 1100));
+    const runFiles = ids.map((id) => join(s.storeDir, 'runs', id, 'run.json'));
+    await waitFor(() => runFiles.every((file) => Date.now() - statSync(file).mtimeMs > 1_050), { what: 'the run files to settle' });
     const peeks = vi.spyOn(RunStore.prototype, 'peekStatus');
     const looks = vi.spyOn(RunStore.prototype, 'listRunIds');
     try {
       const agents = agentsPerRun(iterations(1));
       const stop = new AbortController();
       const working = work({ storeDir: s.storeDir, config: cfg, concurrency: 2, agent: agents.agentOf, signal: stop.signal, pollMs: 20 });
-      await new Promise((r) => setTimeout(r, 400));
-      expect(looks.mock.calls.length).toBeGreaterThanOrEqual(8);
+      await waitFor(() => looks.mock.calls.length >= 8, { what: 'eight looks at the store' });
       // One read of each run file, however many looks.
       expect(peeks.mock.calls.map(([runId]) => runId).sort()).toEqual([...ids].sort());
       setStatus(ids[2]!, 'queued');
-      const deadline = Date.now() + 10_000;
-      while (statusOf(s.storeDir, ids[2]!).status !== 'done') {
-        if (Date.now() > deadline) throw new Error('the worker never saw the resumed run');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor(() => statusOf(s.storeDir, ids[2]!).status === 'done', { what: 'the worker to see the resumed run' });
       stop.abort();
       expect((await working).results.map((r) => r.runId)).toEqual([ids[2]]);
     } finally {
@@ -299,19 +294,17 @@ describe('a run another worker took', () => {
     const agents = agentsPerRun(iterations(1));
     const news: WorkNews[] = [];
     const stop = new AbortController();
+    const looks = vi.spyOn(RunStore.prototype, 'listRunIds');
     const working = work({ storeDir: s.storeDir, config: cfg, concurrency: 2, agent: agents.agentOf, signal: stop.signal, pollMs: 20, onNews: (n) => news.push(n) });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // Several looks at the queue while the other worker holds the run: each passed it over.
+      await waitFor(() => looks.mock.calls.length >= 5, { what: 'five looks at the store' }).finally(() => looks.mockRestore());
       expect(news.filter((n) => n.type === 'started')).toEqual([]);
       // It started the run, then died: run.json says running, and nobody holds the lock.
       other.update({ status: 'running' });
       other.releaseLock();
       other.close();
-      const deadline = Date.now() + 10_000;
-      while (statusOf(s.storeDir, runId!).status !== 'done') {
-        if (Date.now() > deadline) throw new Error('the waiting worker never took the run back');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor(() => statusOf(s.storeDir, runId!).status === 'done', { what: 'the waiting worker to take the run back' });
       expect(news.filter((n) => n.type === 'started')).toEqual([{ type: 'started', runId, resumed: true }]);
     } finally {
       stop.abort();
@@ -366,8 +359,8 @@ describe('the account limiter after a restart', () => {
     const stoppedAt = Date.now();
     expect(stoppedAt).toBeLessThan(dueAt);
 
-    // Restarted well into the wait: a whole new wait from here would end ~0.8 s after the wait's end.
-    await new Promise((r) => setTimeout(r, 800));
+    // Restarted well into the wait: a whole new wait from here would end ~0.9 s after the wait's end.
+    await waitFor(() => Date.now() >= dueAt - 700, { what: 'the last 0.7 s of the wait' });
     const again = agentsPerRun(() => DONE);
     const resumed = await work({ storeDir: s.storeDir, config: cfg, concurrency: 2, untilIdle: true, agent: again.agentOf });
     expect(resumed.results.every((r) => r.status === 'done')).toBe(true);

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { CLI, FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { mkdirSync } from 'node:fs';
 
 /** `obra status`: one line per task, as a table, as JSON, and live with --watch (plain lines when piped). */
@@ -27,10 +28,13 @@ describe('obra status', () => {
     expect(json.map((l) => [l.runId, l.column, l.priority]).sort()).toEqual([[ids[0], 'queued', 0], [ids[1], 'queued', 2]].sort());
 
     const watch = execa('node', [CLI, 'status', '--watch', '--db', 'store'], { cwd: box.dir, env, reject: false });
-    await new Promise((r) => setTimeout(r, 600));
+    let printed = '';
+    watch.stdout!.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    const shows = (id: string, status: string) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d ${id} +${status} `, 'm').test(printed);
+    await waitFor(() => ids.every((id) => shows(id, 'queued')), { what: 'the watch to print both tasks queued' });
     const worked = await obra(['work', '--db', 'store', '--until-idle', '--concurrency', '1'], at);
     expect(worked.exitCode, worked.stderr).toBe(0);
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitFor(() => ids.every((id) => shows(id, 'done')), { what: 'the watch to print both tasks done' });
     watch.kill('SIGINT');
     const watched = await watch;
     expect(watched.exitCode).toBe(0);
@@ -59,7 +63,7 @@ describe('obra status --watch in a terminal', () => {
     const tty = { isTTY: true, write: (text: string) => writes.push(text) } as unknown as NodeJS.WriteStream;
     const stop = new AbortController();
     const watching = showStatus({ db: join(box.dir, 'store'), watch: true, intervalMs: 20, signal: stop.signal }, tty);
-    await new Promise((r) => setTimeout(r, 110));
+    await waitFor(() => writes.length >= 3, { what: 'three redraws' });
     stop.abort();
     await watching;
     expect(writes.length).toBeGreaterThanOrEqual(3);

@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { ensureIdentityKey } from '../../src/hosts/restate/identity.js';
 import { CLI, obra } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { agentBin, bareRepository, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until, workerReady } from './helpers.js';
 
 const CONTINUE = (n: number) => `Step ${n}: split one more part of the parser; all tests pass.\nSTATUS: CONTINUE`;
@@ -122,7 +123,9 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     expect(ids.every((id) => shown.some((s) => s.runId === id))).toBe(true);
     // --watch follows them: a plain line per task when stdout is not a terminal, until Ctrl-C.
     const watching = execa('node', [CLI, 'status', '--engine', 'restate', '--watch', ...cluster.flags], { cwd: cluster.root, reject: false });
-    await new Promise((r) => setTimeout(r, 2_500));
+    let printed = '';
+    watching.stdout!.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    await waitFor(() => ids.every((id) => printed.split('\n').some((line) => line.split(/\s+/)[1] === id)), { timeoutMs: 30_000, what: 'a line per task from --watch' });
     watching.kill('SIGINT');
     const watched = await watching;
     expect(watched.exitCode).toBe(0);
@@ -148,7 +151,8 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
 
     // Killed during its second call (the first iteration is recorded, the second call is in flight).
     await until('the first iteration', () => runOf(cluster, runId), (r) => r.iterations >= 1 && r.owner?.worker === 'first');
-    await new Promise((r) => setTimeout(r, 500));
+    // Its second prompt is in the worker's transcript: the call is in flight (it answers 1.5 s after).
+    await waitFor(() => promptsIn(join(cluster.root, 'home-first', '.claude')) >= 2, { timeoutMs: 30_000, what: 'the second call to start' });
     const killedAt = Date.now();
     first.kill('SIGKILL');
     await first.catch(() => {});
@@ -301,3 +305,12 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (usage limit)'))('
     expect(JSON.parse(replay.stdout)).toMatchObject({ verified: true });
   }, 120_000);
 });
+
+/** How many prompts the transcripts under a CLI config folder hold (a call writes its prompt before it answers). */
+function promptsIn(configDir: string): number {
+  const projects = join(configDir, 'projects');
+  if (!existsSync(projects)) return 0;
+  return readdirSync(projects, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.jsonl'))
+    .reduce((n, file) => n + readFileSync(join(projects, file), 'utf8').split('\n').filter((line) => line.includes('"type":"user"')).length, 0);
+}

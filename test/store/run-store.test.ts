@@ -9,7 +9,8 @@ import { resumeRun, runTask } from '../../src/index.js';
 import type { StoreFs } from '../../src/store/durable-file.js';
 import { RunStore, STORE_VERSION } from '../../src/store/run-store.js';
 import { FilesRun } from '../../src/hosts/files/files-run.js';
-import { fsError, recordingFs, type FsOp } from '../helpers/store-fs.js';
+import { fsError, recordingFs, replacementsOf, type FsOp } from '../helpers/store-fs.js';
+import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { deterministicAgent, outcomeOf, tempDir } from '../durability/helpers.js';
 
 const config = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02 } } });
@@ -149,6 +150,26 @@ describe('the store on disk', () => {
       (op, path) => (op === 'rename' && path.endsWith('run.json') && ++renames === 3 ? fsError('EROFS') : null),
       /cannot write .*run\.json: the file system is read-only — point --db at a writable folder; run .* stopped at its last saved state/,
     );
+  });
+
+  it('run.json and limits.json are replaced durably: data fdatasynced before the rename, the folder fsynced after', async () => {
+    const store = tempDir();
+    const recording = recordingFs();
+    // A 429 first, so the account's limits.json is written (the wait) and written again (cleared by the answer).
+    const agent = new ScriptedAgent((request) =>
+      request.index === 1 && request.attempt === 1
+        ? { outcome: { kind: 'rateLimited', status: 429, message: 'API Error: Request rejected (429) · rate_limit_error' } }
+        : `Iteration ${request.index}: done.\nSTATUS: DONE`,
+    );
+    const rateConfig = configSchema.parse({ agent: { local: { retry_initial_delay: 0.02, rate_limit_initial_delay: 0.02 } } });
+    const result = await runTask({ task: 'Build the parser', workdir: tmpdir(), storeDir: store, agent, config: rateConfig, fs: recording.fs });
+    expect(result.status).toBe('done');
+    const durable = ['write temp', 'sync temp', 'rename', 'fsync folder'];
+    // Created, started, ended (the first through the async writer, the others through the sync one).
+    const runJson = replacementsOf(recording.ops, join(store, 'runs', result.runId, 'run.json'));
+    expect(runJson.length).toBeGreaterThanOrEqual(3);
+    runJson.forEach((steps) => expect(steps).toEqual(durable));
+    expect(replacementsOf(recording.ops, join(store, 'limits.json'))).toEqual([durable, durable]);
   });
 
   it('a torn last journal line (a crash mid-write) is ignored, and cut off before the run goes on', async () => {

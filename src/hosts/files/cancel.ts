@@ -11,7 +11,7 @@ export async function requestCancel(runId: string, options: ControlOptions): Pro
   const { status, handleDir } = statusOf(runId, options.storeDir);
   if (isFinalStatus(status)) throw new UserError(`run ${runId} has already finished (its status is ${status}); there is nothing to cancel`);
   if (status === 'running') {
-    const request = writeRequest(handleDir, 'cancel', options.reason);
+    const request = writeRequest(handleDir, 'cancel', options.reason, options.fs);
     await waitFor(() => statusOf(runId, options.storeDir).status !== 'running', options.waitMs ?? 15_000);
     removeIfOurs(handleDir, request.id);
     const after = statusOf(runId, options.storeDir).status;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { TaskEvent } from '../../../machines/task.machine.js';
 import { UserError } from '../../core/errors.js';
 import { isFinalStatus, type RunStatus } from '../../core/statuses.js';
-import { writeFileDurably } from '../../store/durable-file.js';
+import { writeFileDurably, type StoreFs } from '../../store/durable-file.js';
 import { RunStore } from '../../store/run-store.js';
 
 /**
@@ -71,6 +71,8 @@ export interface ControlOptions {
   waitMs?: number;
   /** For `pause`: also wait until the run is actually paused (the end of the current iteration). */
   untilPaused?: boolean;
+  /** The file-system calls of the request's write and the store's (node:fs by default): to observe or fail them. */
+  fs?: StoreFs;
 }
 
 export interface ControlOutcome {
@@ -94,7 +96,7 @@ export async function requestPause(runId: string, options: ControlOptions): Prom
     ({ status, handleDir } = statusOf(runId, options.storeDir));
   }
   if (status !== 'running') throw new UserError(`run ${runId} is not running (its status is ${status}); there is nothing to pause`);
-  const request = writeRequest(handleDir, 'pause', options.reason);
+  const request = writeRequest(handleDir, 'pause', options.reason, options.fs);
   const acked = await waitFor(() => !existsSync(join(handleDir, CONTROL_FILE)) || statusOf(runId, options.storeDir).status !== 'running', options.waitMs ?? 5000);
   const now = statusOf(runId, options.storeDir).status;
   if (!acked && now === 'running') {
@@ -115,7 +117,7 @@ export async function requestPause(runId: string, options: ControlOptions): Prom
  * Marks a queued run paused, under its lock (a worker that takes the run first has it; one that read it queued
  * before sees it changed once it has the lock, and leaves it). False when a worker holds it or it moved on.
  */
-function holdQueued(runId: string, options: ControlOptions): boolean {
+export function holdQueued(runId: string, options: ControlOptions): boolean {
   const handle = RunStore.open(options.storeDir, { create: false }).openRun(runId);
   try {
     handle.acquireLock();
@@ -144,9 +146,9 @@ export function statusOf(runId: string, storeDir: string): { status: RunStatus; 
   }
 }
 
-export function writeRequest(runDir: string, action: ControlRequest['action'], reason?: string): ControlRequest {
+export function writeRequest(runDir: string, action: ControlRequest['action'], reason?: string, fs?: StoreFs): ControlRequest {
   const request: ControlRequest = { id: randomUUID(), action, reason, requestedAt: new Date().toISOString(), pid: process.pid };
-  writeFileDurably(join(runDir, CONTROL_FILE), JSON.stringify(request));
+  writeFileDurably(join(runDir, CONTROL_FILE), JSON.stringify(request), fs);
   return request;
 }
 

@@ -299,7 +299,7 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
     effects: {
       agent: ctx.agent,
       runChecks: ctx.runChecks,
-      limits: new AccountLimits(join(ctx.store.dir, 'limits.json')),
+      limits: new AccountLimits(join(ctx.store.dir, 'limits.json'), ctx.store.fs),
       slots: new CallSlots(join(ctx.store.dir, 'calls'), ctx.maxConcurrentCalls ?? ctx.config.agent.max_concurrent_calls ?? ctx.config.queue.concurrency),
     },
     // PAUSE / CANCEL from another process (`obra pause`, `obra cancel`): runs/<id>/control.json.
