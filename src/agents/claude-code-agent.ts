@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
 import type { AgentCallRecord, AgentOutcome, SessionMode } from '../core/types.js';
 import type { Agent, AgentCallRequest, AgentProgress } from './agent.js';
+import { killProcessGroup, spawnAgentProcess } from './agent-process.js';
 import { classify, isUuid, ROOT_ADVICE } from './classify.js';
 import { denialsOf } from './permissions.js';
 import { processSessionLocks, type SessionLocks } from './session-lock.js';
@@ -146,13 +146,12 @@ export class ClaudeCodeAgent implements Agent {
   private async run(request: AgentCallRequest, base: CallBase, onSpawn?: (pgid: number) => void): Promise<AgentCallRecord> {
     const [file, ...args] = base.argv;
     const maxOutputBytes = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-    const subprocess = execa(file!, args, {
+    // Its own process group (a timeout or abort kills the CLI *and* everything it started), and dies with Obra.
+    const subprocess = spawnAgentProcess(file!, args, {
       cwd: request.workdir,
       input: request.prompt,
       env: this.env,
       extendEnv: false,
-      // Its own process group, so a timeout or abort can kill the CLI *and* everything it started.
-      detached: true,
       reject: false,
       stripFinalNewline: false,
       // Past the limit execa stops the CLI: a flood costs at most this much memory, not gigabytes.
@@ -164,8 +163,8 @@ export class ClaudeCodeAgent implements Agent {
     let stoppedBy: 'timeout' | 'abort' | 'idle' | null = null;
     const stop = (why: 'timeout' | 'abort' | 'idle') => {
       stoppedBy ??= why;
-      killTree(subprocess.pid, 'SIGTERM');
-      const hard = setTimeout(() => killTree(subprocess.pid, 'SIGKILL'), this.options.killGraceMs ?? 2000);
+      killProcessGroup(subprocess.pid, 'SIGTERM');
+      const hard = setTimeout(() => killProcessGroup(subprocess.pid, 'SIGKILL'), this.options.killGraceMs ?? 2000);
       hard.unref();
     };
     const timer = setTimeout(() => stop('timeout'), this.options.timeoutMs);
@@ -188,8 +187,6 @@ export class ClaudeCodeAgent implements Agent {
     clearTimeout(timer);
     watchdog.stop();
     request.signal?.removeEventListener('abort', onAbort);
-    // Anything the CLI left running in its group goes too.
-    killTree(subprocess.pid, 'SIGKILL');
 
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
@@ -285,15 +282,6 @@ function spawnErrorOf(result: unknown): string | null {
   if (r.code === 'ENOENT') return `the agent binary was not found: ${r.command?.split(' ')[0]} — install Claude Code (npm i -g @anthropic-ai/claude-code) or point --agent-bin / OBRA_CLAUDE_BIN at it`;
   if (r.code === 'EACCES') return `the agent binary is not executable: ${r.command?.split(' ')[0]} — chmod +x it or point --agent-bin at the right file`;
   return r.code ? `the agent could not be started (${r.code}): ${r.originalMessage ?? ''}` : null;
-}
-
-function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // The group is already gone.
-  }
 }
 
 /**
