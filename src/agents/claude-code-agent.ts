@@ -106,7 +106,9 @@ export class ClaudeCodeAgent implements Agent {
       // Decided under the lock: nobody else can create the transcript between the check and the call.
       const mode = this.effectiveMode(request.mode, sessionId, request.workdir);
       const base = { argv: [this.options.command, ...this.buildArgs(sessionId, mode, request.allowedTools)], sessionId, mode, startedAt };
-      return await this.run(request, base, (pgid) => lock.recordChild(pgid));
+      if (lock.stopped) request.onProgress?.({ kind: 'earlierCallStopped', sessionId, pgid: lock.stopped.pgid, ownerPid: lock.stopped.ownerPid, message: earlierCallMessage(sessionId, lock.stopped) });
+      const record = await this.run(request, base, (pgid) => lock.recordChild(pgid));
+      return lock.stopped ? { ...record, stoppedEarlierCall: lock.stopped } : record;
     } finally {
       lock.release();
     }
@@ -266,6 +268,10 @@ function finish(base: CallBase, outcome: AgentOutcome, exitCode: number | null, 
     finishedAt,
     ...(permissionDenials.length ? { permissionDenials } : {}),
   };
+}
+
+export function earlierCallMessage(sessionId: string, earlier: { pgid: number; ownerPid: number }): string {
+  return `session ${sessionId} still had a call running (process group ${earlier.pgid}) from Obra process ${earlier.ownerPid}, which is gone: killed it before this call`;
 }
 
 /** Keeps the start and the end (where stream-json's result line is) of a long text. */

@@ -155,6 +155,11 @@ export interface AgentCallRecord {
    * restored, or (none to be had) a fresh session that goes on from Obra's own context.
    */
   session?: { restored: boolean; note: string };
+  /**
+   * A call of the same session that was still running after its Obra process died, killed (and waited for)
+   * before this one started: two live calls would branch the conversation.
+   */
+  stoppedEarlierCall?: { pgid: number; ownerPid: number; since: string };
 }
 
 /** A `rate_limit_event` of stream-json: how close the account is to its usage limit. */

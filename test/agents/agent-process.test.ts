@@ -51,7 +51,7 @@ describe('an agent process dies with the process that started it', () => {
   it('SIGKILL of the parent mid-call: the CLI and the child it started are gone within two seconds, and so is the reaper', async () => {
     const world = fakeWorld('reaper');
     const obra = parent(world, FAKE_CLAUDE);
-    const [{ agent, reaper }] = await printed(obra, 1);
+    const { agent, reaper } = (await printed(obra, 1))[0]!;
     const tree = await hangingTree(world, 1);
     expect(tree[0]).toBe(agent);
     expect(tree.every(isAlive) && isAlive(reaper)).toBe(true);
