@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -46,4 +46,57 @@ describe('a local engine SIGKILLed mid-call leaves no agent process behind', () 
     const run = execa('node', [CLI, 'run', '--task', 'Write the parser', '--workdir', workdir, '--agent-bin', FAKE_CLAUDE, '--db', join(box.dir, 'store')], { cwd: box.dir, env, reject: false });
     await killMidCall(run, log);
   }, 60_000);
+});
+
+/** The reaper of the Obra process `owner`: the node child whose argv carries its owner tag. */
+function reaperOf(owner: number): number | undefined {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(`OBRA_AGENT_OWNER=${owner}-`)) return Number(name);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return undefined;
+}
+
+describe('a call that outlived its obra work (the reaper was killed too, as a kill of everything would)', () => {
+  it('is killed by the next obra work before it resumes the session, with a warning in its output and the run log', async () => {
+    const box = sandbox();
+    const log = join(box.dir, 'fake.log');
+    // The first call hangs; the one the next worker makes answers.
+    const env = { ...box.env, OBRA_CLAUDE_BIN: FAKE_CLAUDE, FAKE_CLAUDE_REPLIES: JSON.stringify([{ hang: true }, 'Wrote the parser.\nSTATUS: DONE']), FAKE_CLAUDE_LOG: log };
+    const repo = await gitRepo(join(box.dir, 'repo'));
+    const storeDir = join(box.dir, 'store');
+    const submitted = await obra(['submit', '--task', 'Write the parser', '--repo', repo, '--db', storeDir], { cwd: box.dir, env });
+    expect(submitted.exitCode, submitted.stderr).toBe(0);
+    const id = submitted.stdout.trim();
+
+    const first = execa('node', [CLI, 'work', '--db', storeDir], { cwd: box.dir, env, reject: false });
+    await until(() => hangingCall(log) !== undefined, 30_000, 'the agent call to hang with a child');
+    const { pid: cli, childPid: grandchild, argv } = hangingCall(log)!;
+    const sessionId = argv[argv.indexOf('--session-id') + 1];
+    const reaper = reaperOf(first.pid!);
+    expect(reaper).toBeGreaterThan(0);
+    process.kill(reaper!, 'SIGKILL');
+    await until(() => !isAlive(reaper!), 2000, 'the reaper to die');
+    first.kill('SIGKILL');
+    await first;
+    expect(isAlive(cli) && isAlive(grandchild!)).toBe(true); // nothing left to kill them on Obra's death
+
+    try {
+      const again = await obra(['work', '--db', storeDir, '--until-idle'], { cwd: box.dir, env });
+      expect(again.exitCode, again.stderr).toBe(0);
+      const warning = `session ${sessionId} still had a call running (process group ${cli}) from Obra process ${first.pid}, which is gone: killed it before this call`;
+      expect(again.stderr).toContain(`[${id}] WARNING ${warning}`);
+      expect(isAlive(cli) || isAlive(grandchild!)).toBe(false);
+      const runLog = readFileSync(join(storeDir, 'runs', id, 'run.log'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event?: string; msg: string; pgid?: number });
+      expect(runLog.filter((l) => l.event === 'earlier-call-stopped')).toMatchObject([{ msg: warning, pgid: cli }]);
+      // The journal keeps it with the call that followed.
+      expect(readFileSync(join(storeDir, 'runs', id, 'journal.jsonl'), 'utf8')).toContain(`"stoppedEarlierCall":{"pgid":${cli},"ownerPid":${first.pid}`);
+    } finally {
+      for (const pid of [cli, grandchild!]) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  }, 90_000);
 });
