@@ -114,4 +114,21 @@ setInterval(() => {}, 1000);
     expect(exitCode).toBe(0);
     await until(() => !isAlive(reaper), 2000, 'the reaper to exit with its parent');
   });
+
+  it('no reaper is started by loading Obra nor by an in-process agent: only at the first agent process', async () => {
+    const world = fakeWorld('reaper');
+    const code = `
+      import { ScriptedAgent } from ${JSON.stringify(join(ROOT, 'dist/src/index.js'))};
+      import { ClaudeCodeAgent } from ${JSON.stringify(join(ROOT, 'dist/src/agents/claude-code-agent.js'))};
+      import { processReaper } from ${JSON.stringify(REAPER)};
+      const seen = [processReaper.pid];
+      await new ScriptedAgent(['Done.\\nSTATUS: DONE']).call({ runId: 'r', index: 1, attempt: 1, prompt: 'Hi', sessionId: null, mode: 'create', workdir: ${JSON.stringify(world.workdir)} });
+      seen.push(processReaper.pid);
+      await new ClaudeCodeAgent({ command: ${JSON.stringify(FAKE_CLAUDE)}, timeoutMs: 20000, env: ${JSON.stringify(world.env())} }).call({ runId: 'r', index: 1, attempt: 1, prompt: 'Hi', sessionId: null, mode: 'create', workdir: ${JSON.stringify(world.workdir)} });
+      seen.push(typeof processReaper.pid);
+      console.log(JSON.stringify(seen));`;
+    const run = await execa('node', ['--input-type=module', '-e', code], { reject: false, timeout: 20_000, env: { OBRA_SESSION_LOCK_DIR: join(world.root, 'locks') } });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual([null, null, 'number']);
+  });
 });
