@@ -31,7 +31,9 @@ process.stdin.on('data', (chunk) => {
 const kill = (pid) => { try { process.kill(pid, 'SIGKILL'); return true; } catch { return false; } };
 const tagged = () => {
   const found = [];
-  for (const name of readdirSync('/proc')) {
+  let names = [];
+  try { names = readdirSync('/proc'); } catch {} // no /proc (macOS): the registered groups are all it can kill
+  for (const name of names) {
     if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
     try { if (readFileSync('/proc/' + name + '/environ', 'latin1').split('\\0').includes(tag)) found.push(Number(name)); } catch {}
   }
@@ -68,7 +70,7 @@ export class Reaper {
     return { [OWNER_VARIABLE]: this.tag.slice(OWNER_VARIABLE.length + 1) };
   }
 
-  /** Whether the reaper process runs now (for tests and `obra` diagnostics). */
+  /** The reaper process running now, if any (tests look at it). */
   get pid(): number | null {
     return this.child?.pid ?? null;
   }
