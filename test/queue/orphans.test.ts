@@ -46,7 +46,38 @@ describe('a local engine SIGKILLed mid-call leaves no agent process behind', () 
     const run = execa('node', [CLI, 'run', '--task', 'Write the parser', '--workdir', workdir, '--agent-bin', FAKE_CLAUDE, '--db', join(box.dir, 'store')], { cwd: box.dir, env, reject: false });
     await killMidCall(run, log);
   }, 60_000);
+
+  it('obra run killed during a check: the check (its shell and what it started) goes too', async () => {
+    const box = sandbox();
+    const workdir = join(box.dir, 'work');
+    mkdirSync(workdir);
+    const marker = `obra-check-${process.pid}-${Date.now()}`;
+    const env = { ...box.env, FAKE_CLAUDE_REPLIES: JSON.stringify(['Wrote the parser.\nSTATUS: DONE']) };
+    const check = `node -e 'setInterval(() => {}, 1000)' ${marker}`;
+    const run = execa('node', [CLI, 'run', '--task', 'Write the parser', '--workdir', workdir, '--agent-bin', FAKE_CLAUDE, '--check', check, '--db', join(box.dir, 'store')], { cwd: box.dir, env, reject: false });
+    const running = () => processesEndingWith(marker);
+    await until(() => running().length > 0, 30_000, 'the check to run');
+    const pids = running();
+    expect(pids.length).toBeGreaterThanOrEqual(1);
+    run.kill('SIGKILL');
+    expect((await run).signal).toBe('SIGKILL');
+    await until(() => !pids.some(isAlive), 2000, `the check's processes ${pids.join(', ')} to die with obra run`);
+  }, 60_000);
 });
+
+/** The live processes whose command line ends with `text` (the check's shell and node; not obra run nor the agent, whose arguments only hold it). */
+function processesEndingWith(text: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
+    .filter((name) => {
+      try {
+        return readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0$/, '').endsWith(text) && isAlive(Number(name));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 /** The reaper of the Obra process `owner`: the node child whose argv carries its owner tag. */
 function reaperOf(owner: number): number | undefined {
