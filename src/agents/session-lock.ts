@@ -43,6 +43,8 @@ export type SessionLockResult =
  */
 export class SessionLocks {
   private readonly held = new Set<string>();
+  /** Groups of stale locks' calls that did not die when killed: their sessions are not free while they live. */
+  private readonly undying = new Set<number>();
   private readonly events = new EventEmitter();
   private watcher: FSWatcher | null = null;
   private watchers = 0;
@@ -89,7 +91,10 @@ export class SessionLocks {
         if (!lock && ageMs(file) < 1000) return { ok: false, holder: 'another Obra process' };
         // Stale: its process is gone. Its call may not be: stopped (and waited for) before the file goes.
         const earlier = lock ? stopEarlierCall(lock) : undefined;
-        if (earlier?.alive) return { ok: false, holder: `a call of the dead Obra process ${earlier.ownerPid} that does not die (process group ${earlier.pgid})` };
+        if (earlier?.alive) {
+          this.undying.add(earlier.pgid);
+          return { ok: false, holder: `a call of the dead Obra process ${earlier.ownerPid} that does not die (process group ${earlier.pgid})` };
+        }
         if (earlier) stopped = { pgid: earlier.pgid, ownerPid: earlier.ownerPid, since: earlier.since };
         rmSync(file, { force: true });
       }
@@ -103,7 +108,9 @@ export class SessionLocks {
     const file = this.fileOf(sessionId);
     if (!existsSync(file)) return true;
     const lock = readLockFile(file);
-    return lock !== null && lock.pid !== process.pid && !holderIsAlive(lock);
+    if (lock === null || lock.pid === process.pid || holderIsAlive(lock)) return false;
+    // Not a release to wake a waiter for (it would try again at once, and wait for it again): its backoff will.
+    return !(lock.child !== undefined && this.undying.has(lock.child) && groupMembers(lock.child).length > 0);
   }
 
   /**
@@ -187,7 +194,7 @@ function readLockFile(file: string): LockFile | null {
 }
 
 /** How long a SIGKILLed call may take to be gone (it cannot refuse; this covers a loaded machine). */
-const GONE_WITHIN_MS = 5000;
+const GONE_WITHIN_MS = 2000;
 
 /**
  * Kills the process group of a stale lock's call if it still has a live process, and waits until none is left
