@@ -56,8 +56,10 @@ process.stdin.on('close', () => {
  *
  * The tag closes the race between spawning an agent and registering its group: the child holds Obra's end of
  * the pipe (close-on-exec) until it has exec'd with the tag in its environment, so the reaper's sweep, which
- * starts only once every copy of that end is closed, always sees it. A node child (not a shell script) keeps
- * to the project's rule that only user checks go through a shell; it costs one idle process per Obra process.
+ * starts only once every copy of that end is closed, always sees it. `setpriv --pdeathsig KILL` was not enough
+ * on its own: it reaches the CLI, not the processes the CLI starts, and does not exist off Linux. A node child
+ * (not a shell script) keeps to the project's rule that only user checks go through a shell; it costs one idle
+ * process per Obra process (about 7 MB of its own memory).
  */
 export class Reaper {
   private child: ChildProcess | null = null;
