@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
 import { FAKE_CLAUDE, fakeWorld, isAlive, until } from './fake-env.js';
 
@@ -30,8 +30,16 @@ function parent(world: ReturnType<typeof fakeWorld>, command: string, options: {
       console.log(JSON.stringify({ agent: agent.pid, reaper: processReaper.pid }));
     }
     setInterval(() => {}, 1000);`;
-  return execa('node', ['--input-type=module', '-e', code], { reject: false, buffer: true, lines: true });
+  const child = execa('node', ['--input-type=module', '-e', code], { reject: false, buffer: true, lines: true });
+  parents.push(child);
+  return child;
 }
+
+/** Every parent a test started: killed after it (its reaper then kills its agents), should the test fail first. */
+const parents: ReturnType<typeof execa>[] = [];
+afterEach(() => {
+  for (const child of parents.splice(0)) child.kill('SIGKILL');
+});
 
 /** The `{ agent, reaper }` lines the parent printed so far. */
 async function printed(child: ReturnType<typeof parent>, count: number): Promise<{ agent: number; reaper: number }[]> {

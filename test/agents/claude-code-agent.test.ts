@@ -249,30 +249,44 @@ describe('ClaudeCodeAgent and a call that outlived its Obra process', () => {
       detached: true,
       reject: false,
     });
-    await until(() => world.calls().some((c) => c.outcome === 'hang-child'), 10_000, 'the orphan to hang with a child');
-    const grandchild = world.calls().find((c) => c.outcome === 'hang-child')!.childPid!;
-    const dead = execa('node', ['-e', '0']);
-    await dead;
-    mkdirSync(world.locks.dir, { recursive: true });
-    writeFileSync(join(world.locks.dir, `${sessionId}.lock`), JSON.stringify({ pid: dead.pid, start: null, since: '2026-12-07T10:00:00.000Z', child: orphan.pid, childStart: processStart(orphan.pid!) }));
-
-    const progress: AgentProgress[] = [];
-    const aliveAtStart: boolean[] = [];
-    const agent = world.agent({ FAKE_CLAUDE_REPLIES: JSON.stringify(['Wrote greet.js\nSTATUS: DONE']) });
-    const call = await agent.call(request(world, { sessionId, mode: 'resume', onProgress: (p) => {
-      progress.push(p);
-      if (p.kind === 'started') aliveAtStart.push(isAlive(orphan.pid!), isAlive(grandchild));
-    } }));
-    expect(call.outcome.kind).toBe('answer');
-    expect(aliveAtStart).toEqual([false, false]);
-    expect(call.stoppedEarlierCall).toEqual({ pgid: orphan.pid, ownerPid: dead.pid, since: '2026-12-07T10:00:00.000Z' });
-    expect(progress[0]).toEqual({
-      kind: 'earlierCallStopped',
-      sessionId,
-      pgid: orphan.pid,
-      ownerPid: dead.pid,
-      message: `session ${sessionId} still had a call running (process group ${orphan.pid}) from Obra process ${dead.pid}, which is gone: killed it before this call`,
-    });
-    expect((await orphan).signal).toBe('SIGKILL');
+    try {
+      await stopsTheOrphan(world, sessionId, orphan);
+    } finally {
+      // Should the agent not have killed it: the whole group (the CLI and its child).
+      try {
+        process.kill(-orphan.pid!, 'SIGKILL');
+      } catch {
+        // gone, as it should be
+      }
+    }
   });
 });
+
+/** Puts a stale lock naming `orphan`'s group on `sessionId`, makes a call on it, and checks what became of the orphan. */
+async function stopsTheOrphan(world: ReturnType<typeof fakeWorld>, sessionId: string, orphan: ReturnType<typeof execa>): Promise<void> {
+  await until(() => world.calls().some((c) => c.outcome === 'hang-child'), 10_000, 'the orphan to hang with a child');
+  const grandchild = world.calls().find((c) => c.outcome === 'hang-child')!.childPid!;
+  const dead = execa('node', ['-e', '0']);
+  await dead;
+  mkdirSync(world.locks.dir, { recursive: true });
+  writeFileSync(join(world.locks.dir, `${sessionId}.lock`), JSON.stringify({ pid: dead.pid, start: null, since: '2026-12-07T10:00:00.000Z', child: orphan.pid, childStart: processStart(orphan.pid!) }));
+
+  const progress: AgentProgress[] = [];
+  const aliveAtStart: boolean[] = [];
+  const agent = world.agent({ FAKE_CLAUDE_REPLIES: JSON.stringify(['Wrote greet.js\nSTATUS: DONE']) });
+  const call = await agent.call(request(world, { sessionId, mode: 'resume', onProgress: (p) => {
+    progress.push(p);
+    if (p.kind === 'started') aliveAtStart.push(isAlive(orphan.pid!), isAlive(grandchild));
+  } }));
+  expect(call.outcome.kind).toBe('answer');
+  expect(aliveAtStart).toEqual([false, false]);
+  expect(call.stoppedEarlierCall).toEqual({ pgid: orphan.pid, ownerPid: dead.pid, since: '2026-12-07T10:00:00.000Z' });
+  expect(progress[0]).toEqual({
+    kind: 'earlierCallStopped',
+    sessionId,
+    pgid: orphan.pid,
+    ownerPid: dead.pid,
+    message: `session ${sessionId} still had a call running (process group ${orphan.pid}) from Obra process ${dead.pid}, which is gone: killed it before this call`,
+  });
+  expect((await orphan).signal).toBe('SIGKILL');
+}

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, until, type FakeLogEntry } from '../agents/fake-env.js';
 import { CLI, FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { gitRepo } from './helpers.js';
@@ -16,9 +16,18 @@ function hangingCall(log: string): FakeLogEntry | undefined {
   return readFileSync(log, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as FakeLogEntry).find((c) => c.outcome === 'hang-child');
 }
 
+/** Every engine a test started, killed after it should the test fail first; and the agent processes seen. */
+const started: { engines: ReturnType<typeof execa>[]; pids: number[] } = { engines: [], pids: [] };
+afterEach(() => {
+  for (const engine of started.engines.splice(0)) engine.kill('SIGKILL');
+  for (const pid of started.pids.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+});
+
 async function killMidCall(engine: ReturnType<typeof execa>, log: string): Promise<void> {
+  started.engines.push(engine);
   await until(() => hangingCall(log) !== undefined, 30_000, 'the agent call to hang with a child');
   const { pid: cli, childPid: grandchild } = hangingCall(log)!;
+  started.pids.push(cli, grandchild!);
   expect(isAlive(cli) && isAlive(grandchild!)).toBe(true);
   engine.kill('SIGKILL');
   expect((await engine).signal).toBe('SIGKILL');
@@ -55,9 +64,11 @@ describe('a local engine SIGKILLed mid-call leaves no agent process behind', () 
     const env = { ...box.env, FAKE_CLAUDE_REPLIES: JSON.stringify(['Wrote the parser.\nSTATUS: DONE']) };
     const check = `node -e 'setInterval(() => {}, 1000)' ${marker}`;
     const run = execa('node', [CLI, 'run', '--task', 'Write the parser', '--workdir', workdir, '--agent-bin', FAKE_CLAUDE, '--check', check, '--db', join(box.dir, 'store')], { cwd: box.dir, env, reject: false });
+    started.engines.push(run);
     const running = () => processesEndingWith(marker);
     await until(() => running().length > 0, 30_000, 'the check to run');
     const pids = running();
+    started.pids.push(...pids);
     expect(pids.length).toBeGreaterThanOrEqual(1);
     run.kill('SIGKILL');
     expect((await run).signal).toBe('SIGKILL');
@@ -105,6 +116,7 @@ describe('a call that outlived its obra work (the reaper was killed too, as a ki
     const id = submitted.stdout.trim();
 
     const first = execa('node', [CLI, 'work', '--db', storeDir], { cwd: box.dir, env, reject: false });
+    started.engines.push(first);
     await until(() => hangingCall(log) !== undefined, 30_000, 'the agent call to hang with a child');
     const { pid: cli, childPid: grandchild, argv } = hangingCall(log)!;
     const sessionId = argv[argv.indexOf('--session-id') + 1];
