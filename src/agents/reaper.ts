@@ -85,7 +85,8 @@ export class Reaper {
 
   /** Called once the group was killed or has ended by itself. */
   unregister(pgid: number): void {
-    if (this.groups.delete(pgid)) this.send(`-${pgid}\n`);
+    // A reaper started after the group's end does not know it: no need to start one just to say so.
+    if (this.groups.delete(pgid) && this.child) this.send(`-${pgid}\n`);
   }
 
   private send(line: string): void {
@@ -112,11 +113,13 @@ export class Reaper {
       return null; // no reaper (EAGAIN...): calls still run, they are only not guarded against Obra's death
     }
     this.child = child;
-    child.on('error', () => {});
-    child.stdin?.on('error', () => {}); // EPIPE once it died: the 'exit' handler starts over
-    child.on('exit', () => {
+    // Once it has died (or could not start), the next call starts another.
+    const gone = () => {
       if (this.child === child) this.child = null;
-    });
+    };
+    child.on('error', gone);
+    child.on('exit', gone);
+    child.stdin?.on('error', () => {}); // EPIPE once it died
     // It must never keep Obra alive.
     child.unref();
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
