@@ -23,6 +23,8 @@ export type { ClaudeCodeAgentOptions } from './agents/claude-code-agent.js';
 export { ScriptedAgent } from './agents/scripted-agent.js';
 export type { ScriptedReply, ReplyScript } from './agents/scripted-agent.js';
 export type { Agent, AgentCallRequest, AgentProgress } from './agents/agent.js';
+// For an agent of your own that runs a CLI: its processes die with this process, as Claude Code's do.
+export { spawnAgentProcess, killProcessGroup } from './agents/agent-process.js';
 export { RunStore } from './store/run-store.js';
 export type { JournalEntry } from './persisted/journal-entry.js';
 export type { Durability } from './engine/recorder.js';

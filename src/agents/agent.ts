@@ -24,7 +24,9 @@ export type AgentProgress =
   /** The CLI retries the API by itself (429, 529, a timeout): why the call is slow. */
   | { kind: 'apiRetry'; attempt: number; maxRetries: number; delayMs: number; errorStatus: number | null; error: string }
   /** How close the account is to its usage limit (`allowed`, `allowed_warning`, `rejected`). */
-  | { kind: 'usage'; status: string; limitType: string | null; resetsAt: number | null; utilization: number | null };
+  | { kind: 'usage'; status: string; limitType: string | null; resetsAt: number | null; utilization: number | null }
+  /** A call of this session that outlived its (dead) Obra process was killed before this one started. */
+  | { kind: 'earlierCallStopped'; sessionId: string; pgid: number; ownerPid: number; message: string };
 
 /**
  * A coding agent Obra can drive. `call` never throws for things the agent did (busy session, bad output,

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { execa } from 'execa';
 import { UserError } from '../core/errors.js';
 import type { AgentCallRecord, AgentOutcome, SessionMode } from '../core/types.js';
 import type { Agent, AgentCallRequest, AgentProgress, CutCall } from './agent.js';
+import { killProcessGroup, spawnAgentProcess } from './agent-process.js';
 import { turnOf } from './claude-transcript.js';
 import { classify, isUuid, ROOT_ADVICE } from './classify.js';
 import { denialsOf } from './permissions.js';
@@ -98,7 +98,15 @@ export class ClaudeCodeAgent implements Agent {
     if (!sessionId || !isUuid(sessionId)) return { kind: 'absent' };
     const path = transcriptPath(sessionId, request.workdir, this.env);
     if (!existsSync(path)) return { kind: 'absent' };
-    const turn = turnOf(readFileSync(path, 'utf8'), request.prompt);
+    // Read under the session's lock: an older call still writing (its Obra and reaper both died) is stopped first.
+    const lock = this.locks.tryAcquire(sessionId);
+    if (!lock.ok) return { kind: 'absent' };
+    let turn: ReturnType<typeof turnOf>;
+    try {
+      turn = turnOf(readFileSync(path, 'utf8'), request.prompt);
+    } finally {
+      lock.release();
+    }
     if (turn.kind === 'absent') return turn;
     if (turn.kind === 'unanswered') {
       return { kind: 'unanswered', note: `the call cut by a crash left its prompt in session ${sessionId} without a complete answer: the agent was asked to continue it, not given the prompt again` };
@@ -108,9 +116,14 @@ export class ClaudeCodeAgent implements Agent {
     const record = finish(base, { kind: 'answer', result }, null, null, '', '');
     return {
       kind: 'answered',
-      record: { ...record, recovered: { how: 'adopted', note: `the call cut by a crash had finished: its answer was found in session ${sessionId}'s transcript and adopted instead of asking again (its cost is not known)` } },
+      record: {
+        ...record,
+        ...(lock.stopped ? { stoppedEarlierCall: lock.stopped } : {}),
+        recovered: { how: 'adopted', note: `the call cut by a crash had finished: its answer was found in session ${sessionId}'s transcript and adopted instead of asking again (its cost is not known)` },
+      },
     };
   }
+
 
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
     const startedAt = Date.now();
@@ -131,7 +144,9 @@ export class ClaudeCodeAgent implements Agent {
       // Decided under the lock: nobody else can create the transcript between the check and the call.
       const mode = this.effectiveMode(request.mode, sessionId, request.workdir);
       const base = { argv: [this.options.command, ...this.buildArgs(sessionId, mode, request.allowedTools)], sessionId, mode, startedAt };
-      return await this.run(request, base, (pgid) => lock.recordChild(pgid));
+      if (lock.stopped) request.onProgress?.({ kind: 'earlierCallStopped', sessionId, pgid: lock.stopped.pgid, ownerPid: lock.stopped.ownerPid, message: earlierCallMessage(sessionId, lock.stopped) });
+      const record = await this.run(request, base, (pgid) => lock.recordChild(pgid));
+      return lock.stopped ? { ...record, stoppedEarlierCall: lock.stopped } : record;
     } finally {
       lock.release();
     }
@@ -171,13 +186,12 @@ export class ClaudeCodeAgent implements Agent {
   private async run(request: AgentCallRequest, base: CallBase, onSpawn?: (pgid: number) => void): Promise<AgentCallRecord> {
     const [file, ...args] = base.argv;
     const maxOutputBytes = this.options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-    const subprocess = execa(file!, args, {
+    // Its own process group (a timeout or abort kills the CLI *and* everything it started), and dies with Obra.
+    const subprocess = spawnAgentProcess(file!, args, {
       cwd: request.workdir,
       input: request.prompt,
       env: this.env,
       extendEnv: false,
-      // Its own process group, so a timeout or abort can kill the CLI *and* everything it started.
-      detached: true,
       reject: false,
       stripFinalNewline: false,
       // Past the limit execa stops the CLI: a flood costs at most this much memory, not gigabytes.
@@ -189,8 +203,8 @@ export class ClaudeCodeAgent implements Agent {
     let stoppedBy: 'timeout' | 'abort' | 'idle' | null = null;
     const stop = (why: 'timeout' | 'abort' | 'idle') => {
       stoppedBy ??= why;
-      killTree(subprocess.pid, 'SIGTERM');
-      const hard = setTimeout(() => killTree(subprocess.pid, 'SIGKILL'), this.options.killGraceMs ?? 2000);
+      killProcessGroup(subprocess.pid, 'SIGTERM');
+      const hard = setTimeout(() => killProcessGroup(subprocess.pid, 'SIGKILL'), this.options.killGraceMs ?? 2000);
       hard.unref();
     };
     const timer = setTimeout(() => stop('timeout'), this.options.timeoutMs);
@@ -213,8 +227,6 @@ export class ClaudeCodeAgent implements Agent {
     clearTimeout(timer);
     watchdog.stop();
     request.signal?.removeEventListener('abort', onAbort);
-    // Anything the CLI left running in its group goes too.
-    killTree(subprocess.pid, 'SIGKILL');
 
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
@@ -296,6 +308,10 @@ function finish(base: CallBase, outcome: AgentOutcome, exitCode: number | null, 
   };
 }
 
+export function earlierCallMessage(sessionId: string, earlier: { pgid: number; ownerPid: number }): string {
+  return `session ${sessionId} still had a call running (process group ${earlier.pgid}) from Obra process ${earlier.ownerPid}, which is gone: killed it before this call`;
+}
+
 /** Keeps the start and the end (where stream-json's result line is) of a long text. */
 export function clipMiddle(text: string, max: number): string {
   if (text.length <= max) return text;
@@ -310,15 +326,6 @@ function spawnErrorOf(result: unknown): string | null {
   if (r.code === 'ENOENT') return `the agent binary was not found: ${r.command?.split(' ')[0]} — install Claude Code (npm i -g @anthropic-ai/claude-code) or point --agent-bin / OBRA_CLAUDE_BIN at it`;
   if (r.code === 'EACCES') return `the agent binary is not executable: ${r.command?.split(' ')[0]} — chmod +x it or point --agent-bin at the right file`;
   return r.code ? `the agent could not be started (${r.code}): ${r.originalMessage ?? ''}` : null;
-}
-
-function killTree(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // The group is already gone.
-  }
 }
 
 /**

@@ -1,8 +1,31 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAlive } from '../core/process.js';
+import { holderIsAlive, isAlive, processStart } from '../core/process.js';
+
+/** What a lock file holds: its Obra process, and once the call started, the call's process group. */
+interface LockFile {
+  pid: number;
+  /** The holder's start time (`processStart`): a pid reused by another process is not the holder. */
+  start: string | null;
+  since: string;
+  child?: number;
+  childStart?: string | null;
+}
+
+/** A call of the session that outlived its Obra process, stopped before the session was used again. */
+export interface EarlierCall {
+  pgid: number;
+  /** The Obra process that started it (gone). */
+  ownerPid: number;
+  /** When that process took the session. */
+  since: string;
+}
+
+export type SessionLockResult =
+  | { ok: true; release: () => void; recordChild: (pgid: number) => void; stopped?: EarlierCall }
+  | { ok: false; holder: string };
 
 /**
  * Keeps one Claude Code session to one call at a time. The CLI has no lock of its own: two concurrent
@@ -10,11 +33,18 @@ import { isAlive } from '../core/process.js';
  *
  * In-process holders are tracked in a set and announce their release as an event (a waiting iteration leaves
  * its backoff wait at once). Other Obra processes on the machine see a lock file `<dir>/<session>.lock` with the
- * holder's pid; a file whose pid is dead is stale and taken over. Its removal is watched (inotify), so a waiter
- * in another process hears of the release as an event too.
+ * holder's pid and start time; a file whose process is gone (or whose pid now names another process) is stale and
+ * taken over. Its removal is watched (inotify), so a waiter in another process hears of the release as an event too.
+ *
+ * The file also names the running call's process group (and its leader's start time): a call whose Obra process
+ * died may still run (its reaper was killed too, or the kill came before the group was registered). Taking over a
+ * stale lock kills that group and waits until it is gone, so no call of a session starts while an older one of
+ * the same session is alive on this machine; the taker is told, to journal and log it.
  */
 export class SessionLocks {
   private readonly held = new Set<string>();
+  /** Groups of stale locks' calls that did not die when killed: their sessions are not free while they live. */
+  private readonly undying = new Set<number>();
   private readonly events = new EventEmitter();
   private watcher: FSWatcher | null = null;
   private watchers = 0;
@@ -24,24 +54,26 @@ export class SessionLocks {
   }
 
   /** Takes the lock, or says who holds it. Never waits: waiting is the machine's `retryingSessionLock`. */
-  tryAcquire(sessionId: string): { ok: true; release: () => void; recordChild: (pgid: number) => void } | { ok: false; holder: string } {
+  tryAcquire(sessionId: string): SessionLockResult {
     if (this.held.has(sessionId)) return { ok: false, holder: 'another task in this process' };
     const file = this.fileOf(sessionId);
     mkdirSync(this.dir, { recursive: true });
+    let stopped: EarlierCall | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(file, 'wx');
-        const since = new Date().toISOString();
-        writeSync(fd, JSON.stringify({ pid: process.pid, since }));
+        const holder: LockFile = { pid: process.pid, start: processStart(process.pid), since: new Date().toISOString() };
+        writeSync(fd, JSON.stringify(holder));
         closeSync(fd);
         this.held.add(sessionId);
         let released = false;
         return {
           ok: true,
+          ...(stopped ? { stopped } : {}),
           // The CLI's process group, so that if this process dies (SIGKILL) the next holder can stop the
           // orphaned call before it resumes the session: two live calls would branch the conversation.
           recordChild: (pgid: number) => {
-            if (!released) writeFileSync(file, JSON.stringify({ pid: process.pid, since, child: pgid }));
+            if (!released) writeFileSync(file, JSON.stringify({ ...holder, child: pgid, childStart: processStart(pgid) } satisfies LockFile));
           },
           release: () => {
             if (released) return;
@@ -53,12 +85,18 @@ export class SessionLocks {
         };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const pid = readHolderPid(file);
-        if (pid !== null && pid !== process.pid && isAlive(pid)) return { ok: false, holder: `Obra process ${pid}` };
+        const lock = readLockFile(file);
+        if (lock && lock.pid !== process.pid && holderIsAlive(lock)) return { ok: false, holder: `Obra process ${lock.pid}` };
         // A file being written this instant has no pid yet: treat it as held, not stale.
-        if (pid === null && ageMs(file) < 1000) return { ok: false, holder: 'another Obra process' };
-        killOrphanedCall(file);
-        rmSync(file, { force: true }); // stale: its process is gone
+        if (!lock && ageMs(file) < 1000) return { ok: false, holder: 'another Obra process' };
+        // Stale: its process is gone. Its call may not be: stopped (and waited for) before the file goes.
+        const earlier = lock ? stopEarlierCall(lock) : undefined;
+        if (earlier?.alive) {
+          this.undying.add(earlier.pgid);
+          return { ok: false, holder: `a call of the dead Obra process ${earlier.ownerPid} that does not die (process group ${earlier.pgid})` };
+        }
+        if (earlier) stopped = { pgid: earlier.pgid, ownerPid: earlier.ownerPid, since: earlier.since };
+        rmSync(file, { force: true });
       }
     }
     return { ok: false, holder: 'another Obra process (lock file contended)' };
@@ -69,8 +107,10 @@ export class SessionLocks {
     if (this.held.has(sessionId)) return false;
     const file = this.fileOf(sessionId);
     if (!existsSync(file)) return true;
-    const pid = readHolderPid(file);
-    return pid !== null && pid !== process.pid && !isAlive(pid);
+    const lock = readLockFile(file);
+    if (lock === null || lock.pid === process.pid || holderIsAlive(lock)) return false;
+    // Not a release to wake a waiter for (it would try again at once, and wait for it again): its backoff will.
+    return !(lock.child !== undefined && this.undying.has(lock.child) && groupMembers(lock.child).length > 0);
   }
 
   /**
@@ -142,23 +182,66 @@ function defaultLockDir(): string {
   return process.env.OBRA_SESSION_LOCK_DIR ?? join(tmpdir(), `obra-session-locks-${process.getuid?.() ?? 'user'}`);
 }
 
-function readHolderPid(file: string): number | null {
+function readLockFile(file: string): LockFile | null {
   try {
-    const pid = (JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown }).pid;
-    return typeof pid === 'number' ? pid : null;
+    const lock = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockFile>;
+    if (typeof lock.pid !== 'number') return null;
+    // A file written by an Obra before start times were kept has none: its pid alone decides.
+    return { ...lock, pid: lock.pid, start: typeof lock.start === 'string' ? lock.start : null, since: String(lock.since ?? '') };
   } catch {
     return null;
   }
 }
 
-/** A stale lock's call may have outlived its Obra process (it runs in its own group): stop it. */
-function killOrphanedCall(file: string): void {
+/** How long a SIGKILLed call may take to be gone (it cannot refuse; this covers a loaded machine). */
+const GONE_WITHIN_MS = 2000;
+
+/**
+ * Kills the process group of a stale lock's call if it still has a live process, and waits until none is left
+ * (`alive` when some still is after GONE_WITHIN_MS).
+ * A leader pid that now names another process (started at another time) means the call's group is long empty
+ * (Linux does not reuse the id of a group that still has members): nothing of the call is left to stop.
+ */
+function stopEarlierCall(lock: LockFile): (EarlierCall & { alive: boolean }) | undefined {
+  const pgid = lock.child;
+  if (typeof pgid !== 'number' || pgid <= 1) return undefined;
+  if (isAlive(pgid) && lock.childStart && processStart(pgid) !== lock.childStart) return undefined;
+  if (!groupMembers(pgid).length) return undefined;
   try {
-    const child = (JSON.parse(readFileSync(file, 'utf8')) as { child?: unknown }).child;
-    if (typeof child === 'number' && child > 1) process.kill(-child, 'SIGKILL');
+    process.kill(-pgid, 'SIGKILL');
   } catch {
-    // no child recorded, or it is gone already
+    return undefined; // gone meanwhile
   }
+  const deadline = Date.now() + GONE_WITHIN_MS;
+  // A short synchronous wait (a SIGKILLed process is gone in milliseconds), met only after a crash.
+  let alive = true;
+  while ((alive = groupMembers(pgid).length > 0) && Date.now() < deadline) Atomics.wait(SLEEPER, 0, 0, 5);
+  // Still there (stuck in the kernel): the session stays locked, and the next try kills it again.
+  return { pgid, ownerPid: lock.pid, since: lock.since, alive };
+}
+
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+
+/** The live (not zombie) processes of a process group, from /proc (field 5 of stat is the group). */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return isAlive(pgid) ? [pgid] : []; // no /proc: the leader stands for its group
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) members.push(Number(name));
+    } catch {
+      // it ended while we looked
+    }
+  }
+  return members;
 }
 
 function ageMs(file: string): number {

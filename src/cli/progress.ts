@@ -83,6 +83,7 @@ export class ProgressReporter {
         // Why a call is slow, and a limit coming: shown at the normal level.
         if (progress.kind === 'apiRetry') this.line(this.yellow(`WARNING ${apiRetryMessage(progress)}`));
         else if (progress.kind === 'usage' && progress.status === 'allowed_warning') this.line(this.yellow(`WARNING ${usageWarningMessage(progress)}`));
+        else if (progress.kind === 'earlierCallStopped') this.line(this.yellow(`WARNING ${progress.message}`));
         if (this.verbosity !== 'verbose') break;
         if (progress.kind === 'tool') this.line(this.dim(`    tool: ${progress.name}`));
         else if (progress.kind === 'text') this.line(this.dim(`    agent: ${progress.text.split('\n')[0]!.slice(0, 120)}`));

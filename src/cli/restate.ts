@@ -95,6 +95,9 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
           return say(`${runId} ${event.status}: ${event.reason}`);
         case 'lost':
           return say(`${runId} let go: ${event.reason}`);
+        case 'agent-progress':
+          if (event.progress.kind === 'earlierCallStopped') say(`${runId} WARNING ${event.progress.message}`);
+          return;
         case 'parked':
           return say(`${runId} parked until ${new Date(event.until).toISOString()} (the usage limit's reset); a Restate timer queues it again then`);
       }

@@ -43,6 +43,7 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
       for (const denial of r.permissionDenials ?? []) say(`[${runId}] DENIED ${denialMessage(denial)}`);
     } else if (event.type === 'usage-limit') say(`[${runId}] WARNING ${usageLimitMessage(event)}: ${event.message}`);
     else if (event.type === 'retry' && event.kind === 'rateLimited') say(`[${runId}] WARNING the API is rate limited: waiting ${(event.delayMs / 1000).toFixed(1)} s`);
+    else if (event.type === 'agent-progress' && event.progress.kind === 'earlierCallStopped') say(`[${runId}] WARNING ${event.progress.message}`);
   };
   const onNews = (news: WorkNews) => {
     if (news.type === 'started') say(`${news.resumed ? 'resumed' : 'started'} ${news.runId}`);

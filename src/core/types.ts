@@ -161,6 +161,11 @@ export interface AgentCallRecord {
    * answer, and the agent was asked to continue instead of being given the prompt a second time.
    */
   recovered?: { how: 'adopted' | 'continued'; note: string };
+  /**
+   * A call of the same session that was still running after its Obra process died, killed (and waited for)
+   * before this one started: two live calls would branch the conversation.
+   */
+  stoppedEarlierCall?: { pgid: number; ownerPid: number; since: string };
 }
 
 /** A `rate_limit_event` of stream-json: how close the account is to its usage limit. */

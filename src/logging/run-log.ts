@@ -62,6 +62,7 @@ export class RunLog {
         const progress = event.progress;
         if (progress.kind === 'apiRetry') log.warn({ event: 'api-retry', index: event.index, ...progress }, apiRetryMessage(progress));
         else if (progress.kind === 'usage' && progress.status === 'allowed_warning') log.warn({ event: 'usage-warning', index: event.index, ...progress }, usageWarningMessage(progress));
+        else if (progress.kind === 'earlierCallStopped') log.warn({ event: 'earlier-call-stopped', index: event.index, sessionId: progress.sessionId, pgid: progress.pgid, ownerPid: progress.ownerPid }, progress.message);
         else log.debug({ event: event.type, index: event.index, progress }, `agent ${progress.kind}`);
         break;
       }

@@ -1,4 +1,5 @@
-import { execa } from 'execa';
+import type { execa } from 'execa';
+import { spawnAgentProcess } from '../agents/agent-process.js';
 import type { CheckResult } from '../core/types.js';
 
 export interface CheckOptions {
@@ -38,13 +39,13 @@ export async function runCheck(command: string, options: CheckOptions): Promise<
 
   let subprocess: ReturnType<typeof execa>;
   try {
-    subprocess = execa(command, {
+    // Its own process group, so a timeout kills what the shell started too (npm → node → workers); and, like an
+    // agent call, it dies with Obra: a check left running would race the resumed run's own check in the worktree.
+    subprocess = spawnAgentProcess(command, [], {
       shell: true,
       cwd: options.cwd,
       reject: false,
       buffer: false,
-      // Its own process group, so a timeout kills what the shell started too (npm → node → workers).
-      detached: true,
       stdin: 'ignore',
       env: { CI: process.env.CI ?? '1', FORCE_COLOR: '0' },
     });

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import type { AgentProgress } from '../../src/agents/agent.js';
 import { ClaudeCodeAgent, KEPT_STDOUT_CHARS } from '../../src/agents/claude-code-agent.js';
 import { UserError } from '../../src/core/errors.js';
-import { fakeWorld, isAlive, until } from './fake-env.js';
+import { processStart } from '../../src/core/process.js';
+import { FAKE_CLAUDE, fakeWorld, isAlive, until } from './fake-env.js';
 
 const request = (world: ReturnType<typeof fakeWorld>, extra: Partial<Parameters<ClaudeCodeAgent['call']>[0]> = {}) => ({
   runId: 'r',
@@ -234,3 +236,57 @@ describe('ClaudeCodeAgent with a broken binary', () => {
     await until(() => !isAlive(child.childPid!), 3000, 'the grandchild to be gone');
   });
 });
+
+describe('ClaudeCodeAgent and a call that outlived its Obra process', () => {
+  it('kills the older call of the session (the CLI and its child) before starting its own, and reports it in the record and as progress', async () => {
+    const world = fakeWorld();
+    const sessionId = randomUUID();
+    // The orphan: a call of a dead Obra process on this session, hanging with a child (reaper gone too).
+    const orphan = execa(FAKE_CLAUDE, ['-p', '--output-format', 'stream-json', '--verbose', '--session-id', sessionId], {
+      cwd: world.workdir,
+      input: 'Write greet.js',
+      env: world.env({ FAKE_CLAUDE_FAIL: 'hang' }),
+      detached: true,
+      reject: false,
+    });
+    try {
+      await stopsTheOrphan(world, sessionId, orphan);
+    } finally {
+      // Should the agent not have killed it: the whole group (the CLI and its child).
+      try {
+        process.kill(-orphan.pid!, 'SIGKILL');
+      } catch {
+        // gone, as it should be
+      }
+    }
+  });
+});
+
+/** Puts a stale lock naming `orphan`'s group on `sessionId`, makes a call on it, and checks what became of the orphan. */
+async function stopsTheOrphan(world: ReturnType<typeof fakeWorld>, sessionId: string, orphan: ReturnType<typeof execa>): Promise<void> {
+  await until(() => world.calls().some((c) => c.outcome === 'hang-child'), 10_000, 'the orphan to hang with a child');
+  const grandchild = world.calls().find((c) => c.outcome === 'hang-child')!.childPid!;
+  const dead = execa('node', ['-e', '0']);
+  await dead;
+  mkdirSync(world.locks.dir, { recursive: true });
+  writeFileSync(join(world.locks.dir, `${sessionId}.lock`), JSON.stringify({ pid: dead.pid, start: null, since: '2026-12-07T10:00:00.000Z', child: orphan.pid, childStart: processStart(orphan.pid!) }));
+
+  const progress: AgentProgress[] = [];
+  const aliveAtStart: boolean[] = [];
+  const agent = world.agent({ FAKE_CLAUDE_REPLIES: JSON.stringify(['Wrote greet.js\nSTATUS: DONE']) });
+  const call = await agent.call(request(world, { sessionId, mode: 'resume', onProgress: (p) => {
+    progress.push(p);
+    if (p.kind === 'started') aliveAtStart.push(isAlive(orphan.pid!), isAlive(grandchild));
+  } }));
+  expect(call.outcome.kind).toBe('answer');
+  expect(aliveAtStart).toEqual([false, false]);
+  expect(call.stoppedEarlierCall).toEqual({ pgid: orphan.pid, ownerPid: dead.pid, since: '2026-12-07T10:00:00.000Z' });
+  expect(progress[0]).toEqual({
+    kind: 'earlierCallStopped',
+    sessionId,
+    pgid: orphan.pid,
+    ownerPid: dead.pid,
+    message: `session ${sessionId} still had a call running (process group ${orphan.pid}) from Obra process ${dead.pid}, which is gone: killed it before this call`,
+  });
+  expect((await orphan).signal).toBe('SIGKILL');
+}

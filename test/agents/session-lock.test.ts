@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { SessionLocks } from '../../src/agents/session-lock.js';
+import { processStart } from '../../src/core/process.js';
 import { isAlive, until } from './fake-env.js';
 
 const newLocks = () => new SessionLocks(mkdtempSync(join(tmpdir(), 'obra-locks-')));
@@ -136,5 +137,61 @@ describe('a call that outlived its Obra process', () => {
     expect(JSON.parse(readFileSync(join(locks.dir, `${session}.lock`), 'utf8'))).toMatchObject({ pid: process.pid, child: 4242 });
     lock.release();
     expect(existsSync(join(locks.dir, `${session}.lock`))).toBe(false);
+  });
+
+  it('a holder pid that now names another process (started at another time) is stale: its call is killed, waited for, and reported', async () => {
+    const locks = newLocks();
+    const session = randomUUID();
+    const orphan = execa('node', ['-e', 'setInterval(() => {}, 1000)'], { detached: true, reject: false });
+    // The pid of the lock's Obra process was reused by a live process that has nothing to do with the session.
+    const stranger = execa('node', ['-e', 'setInterval(() => {}, 1000)'], { reject: false });
+    await until(() => processStart(orphan.pid!) !== null && processStart(stranger.pid!) !== null, 5000, 'the processes to start');
+    const since = new Date().toISOString();
+    writeFileSync(join(locks.dir, `${session}.lock`), JSON.stringify({ pid: stranger.pid, start: 'an earlier boot tick', since, child: orphan.pid, childStart: processStart(orphan.pid!) }));
+    try {
+      expect(locks.isFree(session)).toBe(true);
+      const lock = locks.tryAcquire(session);
+      // Gone when the lock is handed over, not some time after: the next call may start at once.
+      const goneAtOnce = !isAlive(orphan.pid!);
+      expect(lock).toMatchObject({ ok: true, stopped: { pgid: orphan.pid, ownerPid: stranger.pid, since } });
+      expect(goneAtOnce).toBe(true);
+      expect((await orphan).signal).toBe('SIGKILL');
+      expect(isAlive(stranger.pid!)).toBe(true);
+      if (lock.ok) lock.release();
+    } finally {
+      stranger.kill('SIGKILL');
+      orphan.kill('SIGKILL');
+    }
+  });
+
+  it('a recorded call group whose leader pid now names another process is left alone (that call is long gone)', async () => {
+    const locks = newLocks();
+    const session = randomUUID();
+    const exited = execa('node', ['-e', '0']);
+    const deadPid = exited.pid;
+    await exited;
+    // A process group leader that is not the call: its start time is not the one recorded.
+    const innocent = execa('node', ['-e', 'setInterval(() => {}, 1000)'], { detached: true, reject: false });
+    await until(() => processStart(innocent.pid!) !== null, 5000, 'the process to start');
+    writeFileSync(join(locks.dir, `${session}.lock`), JSON.stringify({ pid: deadPid, start: null, since: 'earlier', child: innocent.pid, childStart: 'an earlier boot tick' }));
+    try {
+      const lock = locks.tryAcquire(session);
+      expect(lock.ok).toBe(true);
+      expect(lock.ok && lock.stopped).toBeUndefined();
+      expect(isAlive(innocent.pid!)).toBe(true);
+      if (lock.ok) lock.release();
+    } finally {
+      innocent.kill('SIGKILL');
+    }
+  });
+
+  it('records the holder\'s start time and the call group\'s leader start time', () => {
+    const locks = newLocks();
+    const lock = locks.tryAcquire(randomUUID());
+    if (!lock.ok) throw new Error('expected the lock');
+    lock.recordChild(process.pid);
+    const file = readdirSync(locks.dir).find((f) => f.endsWith('.lock'))!;
+    expect(JSON.parse(readFileSync(join(locks.dir, file), 'utf8'))).toMatchObject({ pid: process.pid, start: processStart(process.pid), child: process.pid, childStart: processStart(process.pid) });
+    lock.release();
   });
 });
