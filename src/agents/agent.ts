@@ -57,7 +57,11 @@ export interface Agent {
 }
 
 /** What a session's transcript says of a call cut by a crash (see Agent.recover). */
-export type CutCall =
+export type CutCall = (
   | { kind: 'answered'; record: AgentCallRecord }
   | { kind: 'unanswered'; note: string }
-  | { kind: 'absent' };
+  | { kind: 'absent' }
+) & {
+  /** The cut call was still running (its Obra and its reaper died): stopped before the transcript was read. */
+  stoppedEarlierCall?: AgentCallRecord['stoppedEarlierCall'];
+};

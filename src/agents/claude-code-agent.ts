@@ -107,9 +107,11 @@ export class ClaudeCodeAgent implements Agent {
     } finally {
       lock.release();
     }
-    if (turn.kind === 'absent') return turn;
+    const stopped = lock.stopped ? { stoppedEarlierCall: lock.stopped } : {};
+    if (lock.stopped) request.onProgress?.({ kind: 'earlierCallStopped', sessionId, pgid: lock.stopped.pgid, ownerPid: lock.stopped.ownerPid, message: earlierCallMessage(sessionId, lock.stopped) });
+    if (turn.kind === 'absent') return { ...turn, ...stopped };
     if (turn.kind === 'unanswered') {
-      return { kind: 'unanswered', note: `the call cut by a crash left its prompt in session ${sessionId} without a complete answer: the agent was asked to continue it, not given the prompt again` };
+      return { ...stopped, kind: 'unanswered', note: `the call cut by a crash left its prompt in session ${sessionId} without a complete answer: the agent was asked to continue it, not given the prompt again` };
     }
     const base = { argv: [], sessionId, mode: request.mode, startedAt: Date.now() };
     const result = { type: 'result' as const, subtype: 'success', is_error: false, result: turn.text, session_id: sessionId, duration_ms: 0, num_turns: turn.assistantEntries, total_cost_usd: 0, stop_reason: 'end_turn' };
@@ -118,7 +120,7 @@ export class ClaudeCodeAgent implements Agent {
       kind: 'answered',
       record: {
         ...record,
-        ...(lock.stopped ? { stoppedEarlierCall: lock.stopped } : {}),
+        ...stopped,
         recovered: { how: 'adopted', note: `the call cut by a crash had finished: its answer was found in session ${sessionId}'s transcript and adopted instead of asking again (its cost is not known)` },
       },
     };

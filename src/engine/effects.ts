@@ -98,8 +98,11 @@ export function iterationWork(deps: EffectDeps): IterationWork {
         const { checks, ...asked } = input;
         let request: typeof asked = asked;
         let recovered: AgentCallRecord['recovered'];
+        let stoppedEarlierCall: AgentCallRecord['stoppedEarlierCall'];
         if (deps.takeCutCall?.() && deps.agent.recover) {
-          const cut = await deps.agent.recover({ ...asked, signal });
+          const onProgress = deps.onAgentProgress ? (progress: AgentProgress) => deps.onAgentProgress!(progress, input) : undefined;
+          const cut = await deps.agent.recover({ ...asked, signal, onProgress });
+          stoppedEarlierCall = cut.stoppedEarlierCall;
           if (cut.kind === 'answered') {
             deps.onResponse?.(cut.record, input);
             return cut.record;
@@ -127,6 +130,8 @@ export function iterationWork(deps: EffectDeps): IterationWork {
           release?.();
         }
         if (recovered) record = { ...record, recovered };
+        // The older call the recovery stopped is this call's to report (the lock was free again when it started).
+        if (stoppedEarlierCall && !record.stoppedEarlierCall) record = { ...record, stoppedEarlierCall };
         const outcome = record.outcome;
         if (outcome.kind === 'usageLimit') deps.limits?.note(outcome, input.runId, deps.now());
         if (outcome.kind === 'rateLimited') deps.limits?.noteRateLimited(outcome.status, outcome.message, input.runId, deps.now(), (strikes) => backoffDelayMs(strikes, ratePolicy));
