@@ -168,6 +168,9 @@ export async function submitRemote(tasks: { task: string; checks?: string[]; rep
 export async function statusRemote(flags: { config?: string; json?: boolean; watch?: boolean; set?: string[] }): Promise<void> {
   const config = configFrom({ ...flags, engine: 'restate' });
   const client = new RestateClient(urlsOf(config));
+  // A dead worker and an unreachable node are told apart: each has its own line.
+  await client.checkServing();
+  if (!flags.json) for (const down of await client.nodesDown()) process.stderr.write(`obra: note: Restate's node ${down.url} does not answer (${down.cause}); the others do\n`);
   const read = async () => {
     const lines = (await client.queue<QueueLine[]>('list')).map(({ offeredAt: _offered, ...line }) => line);
     lines.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
@@ -202,8 +205,11 @@ function remoteTable(lines: QueueLine[]): string {
 /** `obra answer|pause|cancel --engine restate`: the event goes to the task's object (live, or for its next drive). */
 export async function sendRemote(runId: string, event: TaskEvent, config: ObraConfig, flags: { json?: boolean }): Promise<void> {
   const client = new RestateClient(urlsOf(config));
+  // Checked first: sent without a worker, the event would wait in Restate and be applied later, after this
+  // command had reported it failed.
+  await client.checkServing();
   const outcome = await client.task<{ status: string; delivered: string; why?: string }>(runId, 'send', event).catch((error: unknown) => {
-    if ((error as { status?: number }).status === 404) throw new UserError(`no run "${runId}" in Restate at ${config.restate.ingress_url}`);
+    if ((error as { status?: number }).status === 404) throw new UserError(`no run "${runId}" in Restate at ${urlsText(config.restate.ingress_url)}`);
     throw error;
   });
   const message =

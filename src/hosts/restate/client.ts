@@ -167,6 +167,20 @@ export class RestateClient {
     if (!discovered?.ok) throw new NoWorkerServing(`Restate is up, but no worker serves Obra's services: the worker registered at ${uri} does not answer — start \`obra worker\` (it registers itself), then try again`);
   }
 
+  /** The ingress nodes that do not answer now (of a cluster whose other nodes do). */
+  async nodesDown(timeoutMs = 2_000): Promise<{ url: string; cause: string }[]> {
+    if (this.ingress.list.length < 2) return [];
+    const probes = await Promise.all(
+      this.ingress.list.map((url) =>
+        fetch(`${url}/restate/health`, { signal: AbortSignal.timeout(timeoutMs) }).then(
+          (response) => (response.ok ? null : { url, cause: `HTTP ${response.status}` }),
+          (error: unknown) => ({ url, cause: errorCode(error) }),
+        ),
+      ),
+    );
+    return probes.filter((probe) => probe !== null);
+  }
+
   /** A request to the admin API, on the first node that answers. */
   adminFetch(path: string, init: RequestInit = {}, timeoutMs = this.timeoutMs): Promise<Response> {
     return this.admin.call((admin) => fetch(`${admin}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) }));
