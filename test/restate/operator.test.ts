@@ -61,6 +61,15 @@ describe.runIf(restateAvailable('test/restate/operator.test.ts (restate up)'))('
     expect(up.exitCode).toBe(2);
   });
 
+  it.runIf(existsSync('/usr/bin/script'))('on a terminal it asks first; "n" leaves it uninstalled, with the same line', async () => {
+    const { dir, env } = sandbox();
+    // script(1) gives the command a terminal; the answer is typed into it.
+    const asked = await execa('script', ['-qec', `node ${CLI} restate up --port 0 --admin-port 0`, '/dev/null'], { cwd: dir, env: { ...env, OBRA_RESTATE_SERVER: join(dir, 'no-such-server') }, input: 'n\n', reject: false, timeout: 30_000 });
+    expect(asked.stdout).toMatch(/The Restate server 1\.7\.12 is not installed\. Install it into .*\/\.cache\/restate-server\/1\.7\.12 now \(npm, about 216 MB\)\? \[y\/N\] /);
+    expect(asked.stdout).toMatch(/obra: the Restate server is not installed — run `obra restate up --install`/);
+    expect(asked.exitCode).toBe(2);
+  });
+
   it('--install takes the server from the install script\'s cache; ports 0 are free ones, printed; SIGKILL of obra restate up kills its server', async () => {
     const { dir, env } = sandbox();
     // OBRA_RESTATE_SERVER names nothing: the server is "missing", and --install finds the cached one.
