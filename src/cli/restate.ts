@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -6,7 +7,7 @@ import { flagLayer } from '../config/flags.js';
 import { loadConfig } from '../config/load.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import { RestateClient, urlsText } from '../hosts/restate/client.js';
+import { RestateClient, RestateUnreachable, urlsText } from '../hosts/restate/client.js';
 import type { QueueLine, RemoteRun } from '../hosts/restate/model.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 
@@ -202,14 +203,22 @@ function remoteTable(lines: QueueLine[]): string {
   return rows.map((r) => `${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
 
+/** How long an answer, pause or cancel waits for the worker that serves the task's object. */
+const SEND_TIMEOUT_MS = 15_000;
+
 /** `obra answer|pause|cancel --engine restate`: the event goes to the task's object (live, or for its next drive). */
 export async function sendRemote(runId: string, event: TaskEvent, config: ObraConfig, flags: { json?: boolean }): Promise<void> {
   const client = new RestateClient(urlsOf(config));
   // Checked first: sent without a worker, the event would wait in Restate and be applied later, after this
   // command had reported it failed.
   await client.checkServing();
-  const outcome = await client.task<{ status: string; delivered: string; why?: string }>(runId, 'send', event).catch((error: unknown) => {
+  // The worker may still die before it answers: then the event is taken back rather than left to be applied later.
+  const idempotencyKey = `obra-${event.type.toLowerCase()}-${randomUUID()}`;
+  const outcome = await client.task<{ status: string; delivered: string; why?: string }>(runId, 'send', event, { idempotencyKey, timeoutMs: SEND_TIMEOUT_MS }).catch(async (error: unknown) => {
     if ((error as { status?: number }).status === 404) throw new UserError(`no run "${runId}" in Restate at ${urlsText(config.restate.ingress_url)}`);
+    if (error instanceof RestateUnreachable && (await client.withdraw(idempotencyKey).catch(() => false))) {
+      throw new UserError(`${event.type} was not delivered to run ${runId}: no worker answered within ${SEND_TIMEOUT_MS / 1000} s, and it was taken back from Restate — check \`obra worker\`, then try again`, 1);
+    }
     throw error;
   });
   const message =

@@ -184,7 +184,16 @@ describe.runIf(restateAvailable('test/restate/operator.test.ts (worker URLs, no 
       expect(Date.now() - startedAt, command[0]).toBeLessThan(8_000);
     }
 
-    // A new worker: the answer goes through, and the task ends done (the cancel reported failed was never sent).
+    // A cancel sent anyway (as when the worker dies after the check) waits in Restate: the CLI takes it back.
+    const key = `test-cancel-${runId}`;
+    const sent = await cluster.client.task(runId, 'send', { type: 'CANCEL', reason: 'late' }, { idempotencyKey: key, timeoutMs: 2_000 }).then(
+      () => 'answered',
+      (error: Error) => error.message,
+    );
+    expect(sent).toMatch(/^cannot reach Restate's ingress at .* \(ETIMEDOUT\)/);
+    expect(await cluster.client.withdraw(key)).toBe(true);
+
+    // A new worker: the answer goes through, and the task ends done (neither cancel is applied later).
     const second = startWorker(cluster, 'after');
     workers.push(second);
     await workerReady(second);

@@ -62,6 +62,12 @@ class Nodes {
   }
 }
 
+export interface CallOptions {
+  /** Restate runs calls with the same key once (a call sent again to another node is the same call), and withdraw() finds it. */
+  idempotencyKey?: string;
+  timeoutMs?: number;
+}
+
 /** A call Restate or a handler refused: Restate's own words, and its HTTP status (404 unknown, 409 refused...). */
 export class RestateCallError extends UserError {
   constructor(
@@ -87,8 +93,8 @@ export class RestateClient {
     this.admin = new Nodes(urls.adminUrl, 'admin API');
   }
 
-  task<T>(runId: string, handler: string, input?: unknown): Promise<T> {
-    return this.call(TASK_OBJECT, runId, handler, input);
+  task<T>(runId: string, handler: string, input?: unknown, options?: CallOptions): Promise<T> {
+    return this.call(TASK_OBJECT, runId, handler, input, options);
   }
 
   queue<T>(handler: string, input?: unknown): Promise<T> {
@@ -99,12 +105,12 @@ export class RestateClient {
     return this.call(SESSION_OBJECT, sessionId, handler, input);
   }
 
-  async call<T>(object: string, key: string, handler: string, input?: unknown): Promise<T> {
+  async call<T>(object: string, key: string, handler: string, input?: unknown, options: CallOptions = {}): Promise<T> {
     const counted = `${object}/${handler}`;
     callsMade.set(counted, (callsMade.get(counted) ?? 0) + 1);
     const path = `/${object}/${encodeURIComponent(key)}/${handler}`;
     const body = input === undefined ? '' : JSON.stringify(input);
-    const { status, text } = await this.ingress.call((ingress) => post(new URL(`${ingress}${path}`), body, this.timeoutMs));
+    const { status, text } = await this.ingress.call((ingress) => post(new URL(`${ingress}${path}`), body, options.timeoutMs ?? this.timeoutMs, options.idempotencyKey));
     if (status < 200 || status >= 300) {
       const why = errorText(text) || `HTTP ${status}`;
       if (/service '\w+' not found/.test(why)) throw new RestateCallError(`Obra's services are not registered with Restate at ${urlsText(this.urls.adminUrl)} yet — start \`obra worker\` (it registers them), then try again`, 503);
@@ -167,6 +173,22 @@ export class RestateClient {
     if (!discovered?.ok) throw new NoWorkerServing(`Restate is up, but no worker serves Obra's services: the worker registered at ${uri} does not answer — start \`obra worker\` (it registers itself), then try again`);
   }
 
+  /**
+   * Takes back a call sent with `idempotencyKey` that has not run to its end (no worker took it): killed, it is
+   * never applied. Returns whether one was taken back.
+   */
+  async withdraw(idempotencyKey: string): Promise<boolean> {
+    const query = `SELECT id, status FROM sys_invocation WHERE idempotency_key = '${idempotencyKey.replace(/'/g, "''")}'`;
+    const found = await this.adminFetch('/query', { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ query }) }, 5_000);
+    const rows = found.ok ? ((await found.json()) as { rows?: { id: string; status: string }[] }).rows ?? [] : [];
+    let withdrawn = false;
+    for (const row of rows.filter((r) => r.status !== 'completed')) {
+      const killed = await this.adminFetch(`/invocations/${encodeURIComponent(row.id)}/kill`, { method: 'PATCH' }, 5_000);
+      withdrawn ||= killed.ok;
+    }
+    return withdrawn;
+  }
+
   /** The ingress nodes that do not answer now (of a cluster whose other nodes do). */
   async nodesDown(timeoutMs = 2_000): Promise<{ url: string; cause: string }[]> {
     if (this.ingress.list.length < 2) return [];
@@ -193,10 +215,10 @@ export class RestateClient {
  */
 const agents = { 'http:': new Agent({ keepAlive: true, maxSockets: 64 }), 'https:': new HttpsAgent({ keepAlive: true, maxSockets: 64 }) };
 
-function post(url: URL, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+function post(url: URL, body: string, timeoutMs: number, idempotencyKey?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(url, { method: 'POST', agent: agents[url.protocol === 'https:' ? 'https:' : 'http:'], headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs }, (response) => {
+    const request = send(url, { method: 'POST', agent: agents[url.protocol === 'https:' ? 'https:' : 'http:'], headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) }, timeout: timeoutMs }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
