@@ -189,20 +189,6 @@ export class RestateClient {
     return withdrawn;
   }
 
-  /** Every deployment Restate knows of (each worker that ever registered is one), with the URI it calls. */
-  async deployments(): Promise<{ id: string; uri: string }[]> {
-    const response = await this.adminFetch('/deployments');
-    if (!response.ok) return [];
-    const body = (await response.json()) as { deployments?: { id: string; uri?: string }[] };
-    return (body.deployments ?? []).flatMap((d) => (d.uri ? [{ id: d.id, uri: d.uri }] : []));
-  }
-
-  /** Points a deployment at another URI (the same services): the calls pinned to it go there. */
-  async moveDeployment(id: string, uri: string): Promise<boolean> {
-    const response = await this.adminFetch(`/deployments/${encodeURIComponent(id)}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ uri }) });
-    return response.ok;
-  }
-
   /** The ingress nodes that do not answer now (of a cluster whose other nodes do). */
   async nodesDown(timeoutMs = 2_000): Promise<{ url: string; cause: string }[]> {
     if (this.ingress.list.length < 2) return [];

@@ -133,7 +133,6 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   }
   const news = (event: WorkerNews) => options.onEvent?.('runId' in event ? event.runId : '', event);
   news({ type: 'registered', uri });
-  await adoptDeadDeployments(client, uri);
 
   // The registered endpoint must answer: when it is gone (its worker died), this one takes over.
   const watchdog = setInterval(() => {
@@ -143,7 +142,6 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
         if (current?.replace(/\/$/, '') === uri.replace(/\/$/, '') || (current && (await reachable(current)))) return;
         await client.register(uri);
         news({ type: 'registered', uri });
-        await adoptDeadDeployments(client, uri);
       })
       .catch(() => {});
   }, 1_000);
@@ -269,24 +267,6 @@ const isLoopbackAddress = (address: string) => address === 'localhost' || addres
 /** The submitted agent binary when this machine has it (a name for PATH, or a path that exists here), else `claude`. */
 function runnableHere(command: string): string {
   return !command.includes('/') || existsSync(command) ? command : 'claude';
-}
-
-/**
- * A call that a dead worker's handler had started is pinned to that worker's deployment: Restate retries it
- * there, and the object's key stays locked meanwhile (a queue that no longer moves). The deployments of workers
- * that do not answer are pointed at this worker, which runs the same services: their calls go on here. Best
- * effort: a failure here leaves things as they were.
- */
-async function adoptDeadDeployments(client: RestateClient, uri: string): Promise<void> {
-  const own = uri.replace(/\/$/, '');
-  try {
-    const deployments = (await client.deployments()).filter((d) => d.uri.replace(/\/$/, '') !== own);
-    // Each worker's URI is looked at once (adopted deployments share the URI of the worker that took them).
-    const answering = new Map(await Promise.all([...new Set(deployments.map((d) => d.uri))].map(async (at) => [at, await reachable(at)] as const)));
-    for (const deployment of deployments) if (!answering.get(deployment.uri)) await client.moveDeployment(deployment.id, uri);
-  } catch {
-    // the admin API is away for a moment: the watchdog tries again when it registers next
-  }
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
