@@ -111,6 +111,15 @@ describe('obra worker: refuses to listen beyond loopback unprotected', () => {
     const insecure = await obra(['worker', '--bind', '0.0.0.0', '--insecure', ...flags], { cwd: dir, env });
     expect(insecure.stderr).toBe(`obra: cannot reach Restate's admin API at http://127.0.0.1:${unused} (ECONNREFUSED) — start it with \`obra restate up\`, or set restate.ingress_url / restate.admin_url`);
   });
+
+  it('a command whose Restate node does not answer says so (not that a worker is missing), naming every node', async () => {
+    const { dir, env } = sandbox();
+    const [a, b] = (await freePorts(2)) as [number, number];
+    const nodes = `[http://127.0.0.1:${a}, http://127.0.0.1:${b}]`;
+    const status = await obra(['status', '--engine', 'restate', '--set', `restate.ingress_url=${nodes}`, '--set', `restate.admin_url=${nodes}`], { cwd: dir, env });
+    expect(status.stderr).toBe(`obra: cannot reach Restate's admin API at http://127.0.0.1:${a}, http://127.0.0.1:${b} (ECONNREFUSED) — start it with \`obra restate up\`, or set restate.ingress_url / restate.admin_url`);
+    expect(status.exitCode).toBe(2);
+  });
 });
 
 describe.runIf(restateAvailable('test/restate/operator.test.ts (worker URLs, no worker)'))('obra worker and the CLI against a server', () => {
