@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import type { TaskEvent } from '../../machines/task.machine.js';
+import { flagLayer } from '../config/flags.js';
+import { loadConfig } from '../config/load.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { StatusLine } from '../core/status-line.js';
-import { RestateClient } from '../hosts/restate/client.js';
+import { RestateClient, RestateUnreachable, urlsText } from '../hosts/restate/client.js';
 import type { QueueLine, RemoteRun } from '../hosts/restate/model.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 
@@ -17,19 +21,35 @@ const urlsOf = (config: ObraConfig) => ({ ingressUrl: config.restate.ingress_url
 
 const isLoopback = (url: string) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
 
-/** A loopback URL's port, to start the local server on what the config says. */
-function portOf(url: string, what: string): number {
-  const parsed = new URL(url);
-  if (!isLoopback(url)) throw new UserError(`restate.${what} is ${url}: \`obra restate up\` starts a server on this machine only (127.0.0.1)`);
-  return Number(parsed.port) || 80;
+/** The port of the config's first URL (a loopback one), to start the local server on what the config says. */
+function portOf(urls: string[], what: string): number {
+  const url = urls[0]!;
+  if (!isLoopback(url)) throw new UserError(`restate.${what} is ${url}: \`obra restate up\` starts a server on this machine only (127.0.0.1) — pass --port / --admin-port, or point restate.${what} at 127.0.0.1`);
+  return Number(new URL(url).port) || 80;
+}
+
+export interface RestateUpFlags extends CommonFlags {
+  data?: string;
+  port?: number;
+  adminPort?: number;
+  nodePort?: number;
+  install?: boolean;
 }
 
 /** `obra restate up`: a local single-node Restate server (data under the store), until Ctrl-C. */
-export async function restateUp(flags: CommonFlags & { data?: string }): Promise<void> {
+export async function restateUp(flags: RestateUpFlags): Promise<void> {
   const config = configFrom(flags);
   const { startLocalRestate } = await import('../hosts/restate/server.js');
   const dataDir = resolve(flags.data ?? resolve(config.store.dir, 'restate'));
-  const server = await startLocalRestate({ dataDir, ingressPort: portOf(config.restate.ingress_url, 'ingress_url'), adminPort: portOf(config.restate.admin_url, 'admin_url'), identity: true });
+  const bin = await restateServerBinary(Boolean(flags.install));
+  const server = await startLocalRestate({
+    dataDir,
+    bin,
+    ingressPort: flags.port ?? portOf(config.restate.ingress_url, 'ingress_url'),
+    adminPort: flags.adminPort ?? portOf(config.restate.admin_url, 'admin_url'),
+    nodePort: flags.nodePort,
+    identity: true,
+  });
   process.stdout.write(
     [
       `Restate is up (data in ${dataDir}).`,
@@ -43,6 +63,7 @@ export async function restateUp(flags: CommonFlags & { data?: string }): Promise
   );
   await new Promise<void>((done) => {
     const stop = () => void server.stop().then(done);
+    // (Its server dies with this process even on SIGKILL: it is started under a parent-death signal.)
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     server.process.once('exit', (code) => {
@@ -52,9 +73,36 @@ export async function restateUp(flags: CommonFlags & { data?: string }): Promise
   });
 }
 
+/**
+ * The server's binary: found, or installed into Obra's cache (as scripts/install-restate-server.mjs does) with
+ * --install, or when the person at the terminal says yes.
+ */
+async function restateServerBinary(install: boolean): Promise<string> {
+  const { findRestateServer, installRestateServer, restateServerCache, RESTATE_SERVER_VERSION } = await import('../hosts/restate/server.js');
+  const found = findRestateServer();
+  if (found) return found;
+  const cache = restateServerCache();
+  if (!install && !(process.stdin.isTTY && process.stderr.isTTY && (await confirm(`The Restate server ${RESTATE_SERVER_VERSION} is not installed. Install it into ${cache} now (npm, about 216 MB)? [y/N] `)))) {
+    throw new UserError(`the Restate server is not installed — run \`obra restate up --install\` (npm installs @restatedev/restate-server@${RESTATE_SERVER_VERSION} into ${cache}), or set OBRA_RESTATE_SERVER to its binary`);
+  }
+  process.stderr.write(`obra: installing the Restate server ${RESTATE_SERVER_VERSION} into ${cache} (npm, about 216 MB)...\n`);
+  const { bin, installedMs } = await installRestateServer();
+  process.stderr.write(installedMs ? `obra: installed in ${(installedMs / 1000).toFixed(1)} s\n` : `obra: it was installed already (${bin})\n`);
+  return bin;
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}
+
 /** `obra worker`: serves Obra's services to Restate and drives its tasks, N at a time, until Ctrl-C. */
-export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number }): Promise<void> {
-  const config = configFrom(flags);
+export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number; insecure?: boolean }): Promise<void> {
+  const { config, sources } = loadConfig({ file: flags.config ?? null, flags: flagLayer(flags) });
   const { startRestateWorker } = await import('../hosts/restate/worker.js');
   const say = (line: string) => {
     if (!flags.quiet) process.stderr.write(`${line}\n`);
@@ -80,13 +128,16 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
     bind: flags.bind,
     advertisedUrl: flags.advertise,
     workDir: flags.workDir,
-    agentCommand: flags.agentBin,
+    insecure: flags.insecure,
+    // This machine's agent, when this worker's config names one (--agent-bin, OBRA_CLAUDE_BIN, its file, --set):
+    // the path a task was submitted with is the submitting machine's.
+    agentCommand: sources['agent.local.command'] === 'default' ? undefined : config.agent.local.command,
     parkAfterMs: flags.parkAfter === undefined ? undefined : flags.parkAfter * 1000,
     signal: controller.signal,
     onEvent: (runId, event) => {
       switch (event.type) {
         case 'registered':
-          return say(`obra worker: serving Obra's services at ${event.uri} (registered with ${config.restate.admin_url})`);
+          return say(`obra worker: serving Obra's services at ${event.uri} (registered with ${urlsText(config.restate.admin_url)})`);
         case 'claimed':
           return say(`${runId} ${event.resumed ? 'taken on (epoch ' + event.epoch + ')' : 'started'}`);
         case 'iteration-done':
@@ -103,14 +154,14 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
       }
     },
   });
-  say(`obra worker: taking tasks from ${config.restate.ingress_url}, ${concurrency} at a time (Ctrl-C to stop)${identityKeys.length ? '; only calls signed by the server are accepted' : ''}`);
+  say(`obra worker: taking tasks from ${urlsText(config.restate.ingress_url)}, ${concurrency} at a time (Ctrl-C to stop)${identityKeys.length ? '; only calls signed by the server are accepted' : ''}`);
   await worker.done;
 }
 
 /** The key of the `obra restate up` of this store, when the worker is pointed at a server on this machine. */
 function localIdentityKey(config: ObraConfig): string[] {
   const file = resolve(config.store.dir, 'restate', 'identity.pub');
-  return isLoopback(config.restate.admin_url) && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
+  return config.restate.admin_url.every(isLoopback) && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
 }
 
 export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }[], config: ObraConfig): Promise<string[]> {
@@ -123,6 +174,9 @@ export async function statusRemote(flags: { config?: string; json?: boolean; wat
   const config = configFrom({ ...flags, engine: 'restate' });
   const client = new RestateClient(urlsOf(config));
   const [{ showLines, withoutAge }, { statusLinesOf }] = await Promise.all([import('./status.js'), import('../hosts/restate/status-line.js')]);
+  // A dead worker and an unreachable node are told apart: each has its own line.
+  await client.checkServing();
+  if (!flags.json) for (const down of await client.nodesDown()) process.stderr.write(`obra: note: Restate's node ${down.url} does not answer (${down.cause}); the others do\n`);
   const read = async () => {
     const queue = await client.queue<QueueLine[]>('list');
     // A running task's line is written when its status changes: its iterations and cost are asked of the task.
@@ -153,11 +207,22 @@ function remoteTable(lines: StatusLine[]): string {
   return rows.map((r) => `${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
 
+/** How long an answer, pause or cancel waits for the worker that serves the task's object. */
+const SEND_TIMEOUT_MS = 15_000;
+
 /** `obra answer|pause|cancel --engine restate`: the event goes to the task's object (live, or for its next drive). */
 export async function sendRemote(runId: string, event: TaskEvent, config: ObraConfig, flags: { json?: boolean }): Promise<void> {
   const client = new RestateClient(urlsOf(config));
-  const outcome = await client.task<{ status: string; delivered: string; why?: string }>(runId, 'send', event).catch((error: unknown) => {
-    if ((error as { status?: number }).status === 404) throw new UserError(`no run "${runId}" in Restate at ${config.restate.ingress_url}`);
+  // Checked first: sent without a worker, the event would wait in Restate and be applied later, after this
+  // command had reported it failed.
+  await client.checkServing();
+  // The worker may still die before it answers: then the event is taken back rather than left to be applied later.
+  const idempotencyKey = `obra-${event.type.toLowerCase()}-${randomUUID()}`;
+  const outcome = await client.task<{ status: string; delivered: string; why?: string }>(runId, 'send', event, { idempotencyKey, timeoutMs: SEND_TIMEOUT_MS }).catch(async (error: unknown) => {
+    if ((error as { status?: number }).status === 404) throw new UserError(`no run "${runId}" in Restate at ${urlsText(config.restate.ingress_url)}`);
+    if (error instanceof RestateUnreachable && (await client.withdraw(idempotencyKey).catch(() => false))) {
+      throw new UserError(`${event.type} was not delivered to run ${runId}: no worker answered within ${SEND_TIMEOUT_MS / 1000} s, and it was taken back from Restate — check \`obra worker\`, then try again`, 1);
+    }
     throw error;
   });
   const message =

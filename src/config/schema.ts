@@ -28,6 +28,15 @@ const duration = () =>
     });
 /** A duration above 0 (a timeout, a delay). */
 const seconds = () => duration().pipe(z.number().positive('must be more than 0 seconds'));
+/** One URL, a list of them, or several in one string separated by commas: always a list of at least one. */
+const urlList = (example: string) =>
+  z
+    .preprocess(
+      (value) => (typeof value === 'string' ? value.split(',').map((url) => url.trim()) : value),
+      z.array(z.url({ error: `expected a URL such as ${example}` }), { error: `expected a URL such as ${example}, or a list of them` }).min(1, `give at least one URL, such as ${example}`),
+    )
+    .default([example]);
+
 const wholeNumber = (min: number) =>
   z.number({ error: 'expected a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`);
 
@@ -230,10 +239,10 @@ export const configSchema = z.strictObject({
   engine: z.enum(ENGINES, { error: 'expected local or restate' }).default('local'),
   restate: z
     .strictObject({
-      /** Restate's ingress, where Obra's services are called (`obra restate up` prints it). */
-      ingress_url: z.url({ error: 'expected a URL such as http://127.0.0.1:8080' }).default('http://127.0.0.1:8080'),
-      /** Restate's admin API, where `obra worker` registers its services. */
-      admin_url: z.url({ error: 'expected a URL such as http://127.0.0.1:9070' }).default('http://127.0.0.1:9070'),
+      /** Restate's ingress, where Obra's services are called (`obra restate up` prints it); a cluster's nodes, tried in turn. */
+      ingress_url: urlList('http://127.0.0.1:8080'),
+      /** Restate's admin API, where `obra worker` registers its services; a cluster's nodes, tried in turn. */
+      admin_url: urlList('http://127.0.0.1:9070'),
       /** A worker renews its hold on a task this often over; a worker silent this long loses its tasks to others. */
       lease_seconds: duration().pipe(z.number().min(1, 'must be at least 1 second').max(3600, 'must be at most 3600 seconds (1h)')).default(15),
       /**

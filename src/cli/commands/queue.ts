@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
 import { durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import type { RestateUpFlags } from '../restate.js';
 
 /**
  * The queue's commands: `obra submit` (one task, or a file of them), `obra work` (drive the queue), `obra status`
@@ -45,7 +46,7 @@ export function register(program: Command, common: (command: Command) => Command
       .description('drive the queued (and interrupted) tasks, N at a time; waits for new ones until Ctrl-C')
       .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', wholeNumberOption('--concurrency', 1))
       .option('--until-idle', 'exit once nothing is left that could start (0 when every task ended done)')
-      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with'),
+      .option('--agent-bin <path>', "this machine's claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, the one a task was submitted with if it exists here, `claude` on PATH)"),
   ).action(async (flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }) => (await import('../work.js')).runWorker(flags));
 
   program
@@ -70,20 +71,25 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', wholeNumberOption('--concurrency', 1))
       .option('--name <name>', "this worker's name in the runs' records (default: host:pid)")
       .option('--port <n>', 'the port the services listen on for Restate (default: a free one)', portOption('--port'))
-      .option('--bind <ip>', 'the address they listen on (default 127.0.0.1; 0.0.0.0 when Restate runs on another machine)')
+      .option('--bind <ip>', 'the address they listen on (default 127.0.0.1; 0.0.0.0 when Restate runs on another machine: needs restate.identity_keys)')
+      .option('--insecure', 'with --bind beyond loopback and no restate.identity_keys: accept calls that are not signed by the server')
       .option('--advertise <url>', 'the URL Restate reaches them at (default http://127.0.0.1:<port>)')
       .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)')
-      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with')
+      .option('--agent-bin <path>', "this machine's claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, the one a task was submitted with if it exists here, `claude` on PATH)")
       .option('--park-after <duration>', 'a task that must wait longer than this for a usage limit is let go until the reset (default 60 seconds; 90s, 15m, 8h, 2d)', durationOption('--park-after')),
-  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number }) => (await import('../restate.js')).restateWorker(flags));
+  ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number; insecure?: boolean }) => (await import('../restate.js')).restateWorker(flags));
 
   const restate = program.command('restate').description('a local Restate server, to try the distributed engine on one machine');
   common(
     restate
       .command('up')
       .description('start a single-node Restate server on 127.0.0.1 (its data under the store), until Ctrl-C')
-      .option('--data <dir>', 'where the server keeps its data (default: <store>/restate)'),
-  ).action(async (flags: CommonFlags & { data?: string }) => (await import('../restate.js')).restateUp(flags));
+      .option('--data <dir>', 'where the server keeps its data (default: <store>/restate)')
+      .option('--port <n>', "the ingress's port (default: restate.ingress_url's, 8080; 0: a free one, printed)", portOption('--port'))
+      .option('--admin-port <n>', "the admin API's port (default: restate.admin_url's, 9070; 0: a free one, printed)", portOption('--admin-port'))
+      .option('--node-port <n>', 'the port of the node-to-node fabric (default: a free one)', portOption('--node-port'))
+      .option('--install', "install the server when it is missing (npm, into Obra's .cache/restate-server/)"),
+  ).action(async (flags: RestateUpFlags) => (await import('../restate.js')).restateUp(flags));
 
   const worktreeCommand = (name: string, description: string) =>
     program
@@ -106,3 +112,4 @@ export function register(program: Command, common: (command: Command) => Command
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
+

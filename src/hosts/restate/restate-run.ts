@@ -4,7 +4,7 @@ import type { RunOutcome, RunPort } from '../../engine/host.js';
 import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { LineLog } from '../../store/durable-file.js';
 import { Journal } from '../../store/journal.js';
-import type { RestateClient } from './client.js';
+import { urlsText, type RestateClient } from './client.js';
 import type { Claimed, Heartbeat, RemoteRun, RunTranscript } from './model.js';
 
 /**
@@ -120,7 +120,7 @@ export class RestateRun implements RunPort {
   readonly savesOutside = true;
 
   get where(): string {
-    return `Restate at ${this.client.urls.ingressUrl}`;
+    return `Restate at ${urlsText(this.client.urls.ingressUrl)}`;
   }
 
   get run(): RemoteRun {

@@ -8,7 +8,7 @@ import { UserError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
 import { batchIndexOf, cycleOf } from '../../queue/submit.js';
 import { agentFromConfig, newRunId, taskInputOf } from '../files/local.js';
-import { RestateCallError, RestateClient, type RestateUrls } from './client.js';
+import { RestateCallError, RestateClient, urlsText, type RestateUrls } from './client.js';
 import type { NewRemoteRun, RemoteRun, RemoteWorkspace } from './model.js';
 
 export interface RestateTask {
@@ -62,6 +62,8 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     };
     return run;
   });
+  // No worker: say so now, rather than leave the tasks in Restate waiting for one while this command gives up.
+  await client.checkServing();
   const cycle = cycleOf(tasks.map((t) => (t.after ? batchIndexOf(t.after) : null)));
   if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
   // A run named by --after must be in Restate already (one of this batch is written below; until its line is in
@@ -69,7 +71,7 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
   for (const [i, run] of prepared.entries()) {
     if (!run.after) continue;
     const followed = runIds.includes(run.after) ? prepared[runIds.indexOf(run.after)] : await client.task<RemoteRun | null>(run.after, 'get');
-    if (!followed) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${options.ingressUrl} (\`obra status --engine restate\` lists them)`);
+    if (!followed) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${urlsText(options.ingressUrl)} (\`obra status --engine restate\` lists them)`);
     // A task that follows another of the same repository, with no base of its own, builds on that one's work:
     // its branch is made (when a worker first starts it, after the other is done) from where the other's ended.
     const space = run.workspace;

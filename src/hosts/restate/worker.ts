@@ -1,5 +1,6 @@
 import './polyfill.js';
 import * as restate from '@restatedev/restate-sdk';
+import { existsSync } from 'node:fs';
 import { createServer, type Http2Server, type Http2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
@@ -18,7 +19,7 @@ import type { RunResult } from '../../engine/run-result.js';
 import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot.js';
 import { runChecks } from '../../scoring/checks.js';
 import { claudeOptionsFromConfig } from '../files/local.js';
-import { RestateClient, type RestateUrls } from './client.js';
+import { RestateClient, RestateUnreachable, urlsText, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
 import type { Claimed, RemoteRun } from './model.js';
 import { RestateRun } from './restate-run.js';
@@ -51,8 +52,13 @@ export interface RestateWorkerOptions extends RestateUrls {
   parkAfterMs?: number;
   /** How often the queue is looked at when nothing settled meanwhile. */
   pollMs?: number;
-  /** A Claude Code binary to use instead of the one each task was submitted with. */
+  /**
+   * This machine's Claude Code binary (its --agent-bin, OBRA_CLAUDE_BIN or config). Without it a task runs the
+   * binary it was submitted with when that path exists here, else `claude` on PATH.
+   */
   agentCommand?: string;
+  /** Listen beyond loopback without the server's identity keys: anyone who reaches the port may call in. */
+  insecure?: boolean;
   /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
   agent?: (run: RemoteRun) => Agent;
   signal?: AbortSignal;
@@ -84,7 +90,13 @@ export interface RestateWorker {
  * registers itself, and a worker that finds the registered one unreachable registers itself again.
  */
 export async function startRestateWorker(options: RestateWorkerOptions): Promise<RestateWorker> {
+  const bind = options.bind ?? '127.0.0.1';
+  if (!isLoopbackAddress(bind) && !options.identityKeys?.length && !options.insecure) {
+    throw new UserError(`--bind ${bind} lets anyone who reaches this machine call the worker, and it has no key of the server to check calls against — set restate.identity_keys to the key \`obra restate up\` prints, or pass --insecure to accept unsigned calls`);
+  }
   const client = new RestateClient(options);
+  // Before anything is registered or listened on: a wrong URL is one line now, not a silent worker.
+  await client.checkUrls();
   const leaseMs = options.leaseMs ?? 15_000;
   const name = options.name ?? `${hostname()}:${process.pid}`;
   const controller = new AbortController();
@@ -103,7 +115,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, options.bind ?? '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    server.listen(options.port ?? 0, bind, () => resolve((server.address() as { port: number }).port));
   });
   const uri = options.advertisedUrl ?? `http://127.0.0.1:${port}`;
   // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops.
@@ -116,7 +128,8 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     await client.register(uri);
   } catch (error) {
     await shutdown();
-    if (options.identityKeys?.length) throw new UserError(`${(error as Error).message} — this worker accepts only calls signed with ${options.identityKeys.join(', ')}: is that the key of the server at ${options.adminUrl}? (restate.identity_keys)`);
+    // Only Restate's refusal can be the keys' fault (its discovery call was refused by this worker).
+    if (options.identityKeys?.length && !(error instanceof RestateUnreachable)) throw new UserError(`${(error as Error).message} — this worker accepts only calls signed with ${options.identityKeys.join(', ')}: is that the key of the server at ${urlsText(options.adminUrl)}? (restate.identity_keys)`);
     throw error;
   }
   const news = (event: WorkerNews) => options.onEvent?.('runId' in event ? event.runId : '', event);
@@ -151,7 +164,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const space = run.workspace;
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
-    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? run.agent.command ?? config.agent.local.command, env: run.agent.env });
+    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? runnableHere(run.agent.command ?? config.agent.local.command), env: run.agent.env });
     const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript });
     // A moving task's work is saved beside its branch before the call's answer is sent to Restate.
     const working = checkout ? new WorkSavingAgent(agent, (index) => saveWorkInProgress(checkout, run.runId, index)) : agent;
@@ -259,6 +272,13 @@ const ANSWERED = new Set(['validating', 'scoring', 'deciding', 'persisting']);
 function answeredIteration(runId: string, snapshot: unknown): { runId: string; index: number } | null {
   const iteration = snapshot ? runningIterationOf(snapshot) : null;
   return iteration && iteration.status === 'active' && ANSWERED.has(iteration.state) ? { runId, index: iteration.index } : null;
+}
+
+const isLoopbackAddress = (address: string) => address === 'localhost' || address === '::1' || address.startsWith('127.');
+
+/** The submitted agent binary when this machine has it (a name for PATH, or a path that exists here), else `claude`. */
+function runnableHere(command: string): string {
+  return !command.includes('/') || existsSync(command) ? command : 'claude';
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
