@@ -48,7 +48,7 @@ describe('obra restate up: ports', () => {
   it('rejects a port that is no port', async () => {
     const { dir, env } = sandbox();
     const up = await obra(['restate', 'up', '--port', '70000'], { cwd: dir, env });
-    expect(up.stderr).toBe('obra: expected a port from 0 to 65535 (0: a free one), got "70000"');
+    expect(up.stderr).toBe('obra: --port: "70000" is not a port number from 0 to 65535 (0 picks a free one)');
     expect(up.exitCode).toBe(2);
   });
 });
