@@ -1,0 +1,144 @@
+import type { ObraConfig } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import type { EngineEvent } from '../engine/events.js';
+import type { RunResult } from '../engine/run-result.js';
+import { RunLog } from '../logging/run-log.js';
+import { RunStore } from '../store/run-store.js';
+import { diffRun, discardRun, mergeRun, retryRun, submitEntry } from '../workbench/actions.js';
+
+/**
+ * `obra view`'s HTTP API: the CLI's actions on the tasks of the store, as JSON (src/workbench/actions.ts and the
+ * files host's own functions do the work; the errors are theirs, as `{ "error": "…" }` with a 4xx status).
+ * `answer` and `resume` drive the run on in this process, as `obra answer` and `obra resume` do: the request is
+ * answered once the run has been checked, the drive goes on behind it (stopping the server interrupts it, and
+ * `obra work` or `obra resume` takes it on).
+ */
+
+export interface ApiContext {
+  storeDir: string;
+  config: ObraConfig;
+  /** Where a task's relative `repo` is resolved. */
+  cwd: string;
+  /** The Claude Code binary the runs it drives use (else the one each was submitted with). */
+  agentCommand?: string;
+  /** Stops the drives this server started. */
+  signal: AbortSignal;
+  /** The drives in flight, awaited when the server closes. */
+  drives: Set<Promise<unknown>>;
+  /** A drive that failed after its request was answered. */
+  onDriveError: (runId: string, error: unknown) => void;
+}
+
+export interface ApiReply {
+  status: number;
+  body: unknown;
+}
+
+export const API_ROUTES = ['POST /api/tasks', 'POST /api/runs/<id>/{answer,pause,resume,cancel,retry,merge,discard}', 'GET /api/runs/<id>/diff'];
+
+/** The reply to an API request, or null when `path` is no API action (the caller serves it, or 404s). */
+export async function handleApi(method: string, path: string, readBody: () => Promise<unknown>, ctx: ApiContext): Promise<ApiReply | null> {
+  const action = /^\/api\/runs\/([^/]+)\/([a-z]+)$/.exec(path);
+  if (path !== '/api/tasks' && !action) return null;
+  try {
+    if (path === '/api/tasks') {
+      if (method !== 'POST') return methodNotAllowed('POST', path);
+      refuseRestate(ctx);
+      return { status: 201, body: await submitEntry(await readBody(), { storeDir: ctx.storeDir, config: ctx.config, cwd: ctx.cwd }) };
+    }
+    const [, runId, verb] = action!;
+    if (verb === 'diff') {
+      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed('GET', path);
+      return { status: 200, body: { runId, ...(await diffRun(runId!, ctx.storeDir)) } };
+    }
+    if (!ACTIONS.includes(verb!)) return { status: 404, body: { error: `no action "${verb}" — the API has ${API_ROUTES.join(', ')}` } };
+    if (method !== 'POST') return methodNotAllowed('POST', path);
+    refuseRestate(ctx);
+    const body = ((await readBody()) ?? {}) as Record<string, unknown>;
+    return await runAction(verb!, runId!, body, ctx);
+  } catch (error) {
+    return errorReply(error);
+  }
+}
+
+const ACTIONS = ['answer', 'pause', 'resume', 'cancel', 'retry', 'merge', 'discard'];
+
+async function runAction(verb: string, runId: string, body: Record<string, unknown>, ctx: ApiContext): Promise<ApiReply> {
+  // Every action names a run of this store: an unknown one is 404 before anything else is looked at.
+  RunStore.open(ctx.storeDir, { create: false }).openRun(runId).close();
+  const reason = optionalText(body, 'reason');
+  switch (verb) {
+    case 'answer': {
+      const answer = optionalText(body, 'answer') ?? '';
+      const allow = body.allow === undefined ? [] : Array.isArray(body.allow) && body.allow.every((r) => typeof r === 'string') ? (body.allow as string[]) : bad('"allow" must be a list of permission rules, e.g. ["Write"]');
+      const { checkAnswer, answerRun } = await import('../hosts/files/local.js');
+      checkAnswer(runId, answer, { storeDir: ctx.storeDir, allow });
+      drive(runId, ctx, (engine) => answerRun(runId, answer, { ...engine, allow }));
+      return { status: 202, body: { runId, status: 'running', message: `answered run ${runId}; it goes on` } };
+    }
+    case 'resume': {
+      const { resumeRun } = await import('../hosts/files/local.js');
+      const { status } = RunStore.open(ctx.storeDir, { create: false }).peekStatus(runId);
+      if (status !== 'paused' && status !== 'interrupted') throw new UserError(`run ${runId} is ${status}: only a paused or interrupted run can be resumed${status === 'escalated' ? ' (answer it instead)' : ''}`);
+      drive(runId, ctx, (engine) => resumeRun(runId, engine));
+      return { status: 202, body: { runId, status: 'running', message: `resumed run ${runId}` } };
+    }
+    case 'pause': {
+      const { requestPause } = await import('../hosts/files/control-file.js');
+      return { status: 200, body: await requestPause(runId, { storeDir: ctx.storeDir, reason: reason ?? 'paused by the user' }) };
+    }
+    case 'cancel': {
+      const { requestCancel } = await import('../hosts/files/cancel.js');
+      return { status: 200, body: await requestCancel(runId, { storeDir: ctx.storeDir, reason: reason ?? 'cancelled by the user' }) };
+    }
+    case 'retry':
+      return { status: 201, body: await retryRun(runId, ctx.storeDir) };
+    case 'merge':
+      return { status: 200, body: await mergeRun(runId, ctx.storeDir) };
+    default:
+      return { status: 200, body: await discardRun(runId, ctx.storeDir) };
+  }
+}
+
+type Engine = { storeDir: string; signal: AbortSignal; agentCommand?: string; onEvent: (event: EngineEvent) => void };
+
+/** Drives a run on behind the reply, with its run.log as the CLI writes it. */
+function drive(runId: string, ctx: ApiContext, start: (engine: Engine) => Promise<RunResult>): void {
+  const runLog = ctx.config.logging.file ? new RunLog({ level: ctx.config.logging.level }) : null;
+  const driving = start({ storeDir: ctx.storeDir, signal: ctx.signal, agentCommand: ctx.agentCommand, onEvent: runLog?.handle ?? (() => {}) })
+    .catch((error: unknown) => ctx.onDriveError(runId, error))
+    .finally(() => {
+      runLog?.close();
+      ctx.drives.delete(driving);
+    });
+  ctx.drives.add(driving);
+}
+
+function refuseRestate(ctx: ApiContext): void {
+  if (ctx.config.engine === 'restate') throw new UserError('the API of `obra view` drives the local engine only — use the CLI with --engine restate');
+}
+
+function optionalText(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined || typeof value === 'string') return value;
+  return bad(`"${key}" must be text`);
+}
+
+function bad(message: string): never {
+  throw new UserError(message);
+}
+
+function methodNotAllowed(allowed: string, path: string): ApiReply {
+  return { status: 405, body: { error: `${path} takes ${allowed} only` } };
+}
+
+/**
+ * A refusal's status: 404 for a run that is not in the store, 409 for one whose state refuses it now (running,
+ * or a merge that conflicts), 400 for anything else the caller can fix; 500 for Obra's own failures.
+ */
+export function errorReply(error: unknown): ApiReply {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!(error instanceof UserError)) return { status: 500, body: { error: `internal error: ${message}` } };
+  const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
+  return { status, body: { error: message } };
+}
