@@ -1,0 +1,146 @@
+import { createServer, type Server } from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
+import { journalSpan } from '../queue/helpers.js';
+
+/**
+ * `obra work`'s notifications: a webhook receiver here gets one POST per event (needs a human, done, failed,
+ * parked until a usage limit resets), the first answered 500 and sent again; a receiver that never answers slows
+ * no task; a bad URL is a config error.
+ */
+
+interface Received {
+  event: string;
+  runId: string;
+  task: string;
+  status: string;
+  reason: string;
+  link: string;
+  at: string;
+}
+
+async function receiver(answer: (n: number) => number | null) {
+  const bodies: Received[] = [];
+  const sockets = new Set<Socket>();
+  let n = 0;
+  const server: Server = createServer((request, response) => {
+    let text = '';
+    request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    request.on('end', () => {
+      const status = answer(++n);
+      // null: never answer (a receiver that hangs).
+      if (status === null) return;
+      if (status < 300) bodies.push(JSON.parse(text) as Received);
+      response.writeHead(status).end();
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    bodies,
+    requests: () => n,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function setup(yaml: string, replies: unknown[]) {
+  const box = sandbox();
+  writeFileSync(join(box.dir, 'obra.yaml'), yaml);
+  const env = { ...box.env, OBRA_CLAUDE_BIN: FAKE_CLAUDE, FAKE_CLAUDE_REPLIES: JSON.stringify(replies), FAKE_CLAUDE_REPLY_BY: 'turn' };
+  const folder = (name: string) => {
+    const dir = join(box.dir, name);
+    mkdirSync(dir);
+    return dir;
+  };
+  const submit = async (task: string, args: string[]) => {
+    const r = await obra(['submit', '--task', task, '--json', ...args], { cwd: box.dir, env });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return (JSON.parse(r.stdout) as { runId: string }).runId;
+  };
+  return { ...box, env, folder, submit };
+}
+
+const notifyYaml = (url: string, extra = '') => `notify:\n  webhooks: ["${url}"]\n  webhook_retry_delay: 0.1\n  desktop: false\n${extra}`;
+
+describe('notifications from obra work', () => {
+  it('one POST per event: done, needs a human, failed, parked; a 500 is retried', async () => {
+    const hook = await receiver((n) => (n === 1 ? 500 : 200));
+    try {
+      // Every task's turn 1 runs a command: allowed by a rule for two of them, refused (a human is asked) for one.
+      const s = setup(notifyYaml(hook.url, '  link: http://board.example:7070/\n'), [{ result: 'Ran the script.\nSTATUS: DONE', bash: ['printf x > done.txt'] }]);
+      const allow = ['--set', 'agent.local.allowed_tools=["Bash(printf x > done.txt)"]'];
+      const done = await s.submit('Finish', ['--repo', s.folder('a'), '--check', 'test -f done.txt', ...allow]);
+      const waiting = await s.submit('Needs a rule', ['--repo', s.folder('b'), '--check', 'test -f done.txt']);
+      const failing = await s.submit('Never passes', ['--repo', s.folder('c'), '--check', 'false', '--set', 'task.max_iterations=1', ...allow]);
+      const worked = await obra(['work', '--until-idle', '--concurrency', '1'], { cwd: s.dir, env: s.env });
+      expect(worked.exitCode, worked.stderr).toBe(4);
+      expect(worked.stderr).not.toContain('WARNING');
+
+      expect(hook.requests()).toBe(4);
+      const byRun = Object.fromEntries(hook.bodies.map((b) => [b.runId, b]));
+      expect(hook.bodies).toHaveLength(3);
+      expect(byRun[done]).toMatchObject({ event: 'done', task: 'Finish', status: 'done', link: `http://board.example:7070/runs/${done}` });
+      expect(byRun[waiting]).toMatchObject({ event: 'needs-human', task: 'Needs a rule', status: 'escalated' });
+      expect(byRun[waiting]!.reason).toContain('Bash');
+      expect(byRun[failing]).toMatchObject({ event: 'failed', task: 'Never passes', status: 'max_iterations' });
+      expect(Object.keys(byRun[done]!).sort()).toEqual(['at', 'event', 'link', 'reason', 'runId', 'status', 'task']);
+
+      // A subscriber's usage limit, reset a second later: the task is parked, then goes on to done.
+      const limited = setup(notifyYaml(hook.url, 'agent:\n  local:\n    usage_limit_margin: 0\n'), [
+        { usage_limit: { type: 'five_hour', resets_in_s: 1 } },
+        'Done after the reset.\nSTATUS: DONE',
+      ]);
+      const parked = await limited.submit('Hits the limit', ['--repo', limited.folder('d')]);
+      const env = { ...limited.env, CLAUDE_CODE_OAUTH_TOKEN: 'subscriber', FAKE_CLAUDE_REPLY_BY: '' };
+      const again = await obra(['work', '--until-idle'], { cwd: limited.dir, env });
+      expect(again.exitCode, again.stderr).toBe(0);
+      expect(hook.bodies.filter((b) => b.runId === parked).map((b) => [b.event, b.status])).toEqual([
+        ['parked', 'waiting'],
+        ['done', 'done'],
+      ]);
+      expect(hook.bodies.find((b) => b.event === 'parked')!.reason).toMatch(/^usage limit \(five_hour\) — resumes at /);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('a receiver that never answers slows no task; a bad URL is a config error', async () => {
+    const dead = await receiver(() => null);
+    try {
+      const replies = [{ result: 'Done.\nSTATUS: DONE', latency_ms: 300 }];
+      const timed = async (yaml: string) => {
+        const s = setup(yaml, replies);
+        const runId = await s.submit('Finish', ['--repo', s.folder('a')]);
+        const started = Date.now();
+        const r = await obra(['work', '--until-idle'], { cwd: s.dir, env: s.env });
+        expect(r.exitCode, r.stderr).toBe(0);
+        const [from, to] = journalSpan(join(s.dir, '.obra'), runId);
+        return { task: to - from, wall: Date.now() - started, stderr: r.stderr };
+      };
+      const without = await timed('notify:\n  desktop: false\n');
+      const withDead = await timed(notifyYaml(dead.url, '  webhook_timeout: 30\n'));
+      process.stderr.write(`task time without a receiver ${without.task} ms, with one that never answers ${withDead.task} ms (obra work: ${without.wall} ms, ${withDead.wall} ms)\n`);
+      expect(withDead.task).toBeLessThan(without.task + 500);
+      // Only the exit waits, and only so long, for the delivery still in flight.
+      expect(withDead.stderr).toContain('obra: WARNING 1 notification still undelivered after 5 s: given up');
+      expect(withDead.wall).toBeLessThan(without.wall + 8000);
+    } finally {
+      await dead.close();
+    }
+    const box = sandbox();
+    writeFileSync(join(box.dir, 'obra.yaml'), 'notify:\n  webhooks: ["ftp://example.com/hook"]\n');
+    const r = await obra(['work', '--until-idle'], { cwd: box.dir, env: box.env });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/^obra: .*notify\.webhooks\.0.*expected an http\(s\) URL such as https:\/\/hooks\.example\.com\/obra/);
+  });
+});
