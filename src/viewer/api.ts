@@ -1,17 +1,14 @@
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import type { EngineEvent } from '../engine/events.js';
-import type { RunResult } from '../engine/run-result.js';
-import { RunLog } from '../logging/run-log.js';
 import { RunStore } from '../store/run-store.js';
 import { diffRun, discardRun, mergeRun, retryRun, submitEntry } from '../workbench/actions.js';
+import type { BackgroundDrives } from '../workbench/drives.js';
 
 /**
  * `obra view`'s HTTP API: the CLI's actions on the tasks of the store, as JSON (src/workbench/actions.ts and the
  * files host's own functions do the work; the errors are theirs, as `{ "error": "…" }` with a 4xx status).
- * `answer` and `resume` drive the run on in this process, as `obra answer` and `obra resume` do: the request is
- * answered once the run has been checked, the drive goes on behind it (stopping the server interrupts it, and
- * `obra work` or `obra resume` takes it on).
+ * `answer` and `resume` drive the run on in this process (src/workbench/drives.ts): the request is answered once
+ * the run has been checked, the drive goes on behind it.
  */
 
 export interface ApiContext {
@@ -19,14 +16,8 @@ export interface ApiContext {
   config: ObraConfig;
   /** Where a task's relative `repo` is resolved. */
   cwd: string;
-  /** The Claude Code binary the runs it drives use (else the one each was submitted with). */
-  agentCommand?: string;
-  /** Stops the drives this server started. */
-  signal: AbortSignal;
-  /** The drives in flight, awaited when the server closes. */
-  drives: Set<Promise<unknown>>;
-  /** A drive that failed after its request was answered. */
-  onDriveError: (runId: string, error: unknown) => void;
+  /** Where `answer` and `resume` drive runs on. */
+  drives: BackgroundDrives;
 }
 
 export interface ApiReply {
@@ -71,18 +62,10 @@ async function runAction(verb: string, runId: string, body: Record<string, unkno
     case 'answer': {
       const answer = optionalText(body, 'answer') ?? '';
       const allow = body.allow === undefined ? [] : Array.isArray(body.allow) && body.allow.every((r) => typeof r === 'string') ? (body.allow as string[]) : bad('"allow" must be a list of permission rules, e.g. ["Write"]');
-      const { checkAnswer, answerRun } = await import('../hosts/files/local.js');
-      checkAnswer(runId, answer, { storeDir: ctx.storeDir, allow });
-      drive(runId, ctx, (engine) => answerRun(runId, answer, { ...engine, allow }));
-      return { status: 202, body: { runId, status: 'running', message: `answered run ${runId}; it goes on` } };
+      return { status: 202, body: await ctx.drives.answer(runId, answer, allow) };
     }
-    case 'resume': {
-      const { resumeRun } = await import('../hosts/files/local.js');
-      const { status } = RunStore.open(ctx.storeDir, { create: false }).peekStatus(runId);
-      if (status !== 'paused' && status !== 'interrupted') throw new UserError(`run ${runId} is ${status}: only a paused or interrupted run can be resumed${status === 'escalated' ? ' (answer it instead)' : ''}`);
-      drive(runId, ctx, (engine) => resumeRun(runId, engine));
-      return { status: 202, body: { runId, status: 'running', message: `resumed run ${runId}` } };
-    }
+    case 'resume':
+      return { status: 202, body: await ctx.drives.resume(runId) };
     case 'pause': {
       const { requestPause } = await import('../hosts/files/control-file.js');
       return { status: 200, body: await requestPause(runId, { storeDir: ctx.storeDir, reason: reason ?? 'paused by the user' }) };
@@ -98,20 +81,6 @@ async function runAction(verb: string, runId: string, body: Record<string, unkno
     default:
       return { status: 200, body: await discardRun(runId, ctx.storeDir) };
   }
-}
-
-type Engine = { storeDir: string; signal: AbortSignal; agentCommand?: string; onEvent: (event: EngineEvent) => void };
-
-/** Drives a run on behind the reply, with its run.log as the CLI writes it. */
-function drive(runId: string, ctx: ApiContext, start: (engine: Engine) => Promise<RunResult>): void {
-  const runLog = ctx.config.logging.file ? new RunLog({ level: ctx.config.logging.level }) : null;
-  const driving = start({ storeDir: ctx.storeDir, signal: ctx.signal, agentCommand: ctx.agentCommand, onEvent: runLog?.handle ?? (() => {}) })
-    .catch((error: unknown) => ctx.onDriveError(runId, error))
-    .finally(() => {
-      runLog?.close();
-      ctx.drives.delete(driving);
-    });
-  ctx.drives.add(driving);
 }
 
 function refuseRestate(ctx: ApiContext): void {

@@ -12,6 +12,7 @@ import { BOARD_CSS, BOARD_JS, boardPage, type BoardData } from './board.js';
 import { drawChart } from './chart.js';
 import { CONTENT_SECURITY_POLICY, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
 import { viewerRun } from './run-data.js';
+import { BackgroundDrives } from '../workbench/drives.js';
 import { handleApi, type ApiContext } from './api.js';
 
 /**
@@ -55,16 +56,14 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
   const store = RunStore.open(options.storeDir, { create: false });
   const token = storeToken(store.dir);
   const loopback = isLoopback(host);
-  const stop = new AbortController();
-  const api: ApiContext = {
+  const config = options.config ?? defaultConfig();
+  const drives = new BackgroundDrives({
     storeDir: store.dir,
-    config: options.config ?? defaultConfig(),
-    cwd: resolve(options.cwd ?? process.cwd()),
+    config,
     agentCommand: options.agentCommand,
-    signal: stop.signal,
-    drives: new Set(),
-    onDriveError: options.onDriveError ?? ((runId, error) => process.stderr.write(`obra view: run ${runId}: ${error instanceof Error ? error.message : String(error)}\n`)),
-  };
+    onError: options.onDriveError ?? ((runId, error) => process.stderr.write(`obra view: run ${runId}: ${error instanceof Error ? error.message : String(error)}\n`)),
+  });
+  const api: ApiContext = { storeDir: store.dir, config, cwd: resolve(options.cwd ?? process.cwd()), drives };
   const graphs = machineGraphs();
   const charts = { iteration: drawChart(graphs.iteration), task: drawChart(graphs.task) };
   let port = options.port ?? DEFAULT_VIEWER_PORT;
@@ -148,8 +147,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     runUrl: (runId) => `${base}/runs/${encodeURIComponent(runId)}`,
     close: async () => {
       // The runs the API drives are interrupted (saved, resumable), then the server stops.
-      stop.abort();
-      await Promise.allSettled([...api.drives]);
+      await drives.close();
       await new Promise<void>((resolveClose) => {
         http.close(() => resolveClose());
         http.closeAllConnections();
