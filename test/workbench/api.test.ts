@@ -122,6 +122,38 @@ describe('the HTTP API of obra view', () => {
   });
 });
 
+describe('pause, resume and cancel through the API', () => {
+  it('pauses a task obra work drives, resumes it in the server to done, cancels a queued one, refuses a finished one', async () => {
+    const s = await setup();
+    try {
+      const { base, token } = s.view;
+      const env = { ...s.env, FAKE_CLAUDE_LATENCY_MS: '1500' };
+      const runId = (await api(base, token, 'POST', '/api/tasks', { task: 'Write the two parts', checks: ['test -f part-2.txt'], repo: s.repo })).json.runId as string;
+      const status = (id: string) => RunStore.open(s.storeDir, { create: false }).peekStatus(id).status;
+      const worker = obra(['work', '--until-idle', '--db', s.storeDir], { cwd: s.repo, env });
+      await waitFor(() => status(runId) === 'running', { what: 'obra work to start the task' });
+      const paused = await api(base, token, 'POST', `/api/runs/${runId}/pause`, { reason: 'lunch' });
+      expect(paused.status).toBe(200);
+      expect(paused.json.message).toBe(`pause requested: run ${runId} pauses when its current iteration is persisted`);
+      expect((await worker).exitCode).toBe(7);
+      expect(status(runId)).toBe('paused');
+      expect(RunStore.open(s.storeDir, { create: false }).peekStatus(runId).file.reason).toMatch(/^paused by request after iteration 1/);
+
+      expect(await api(base, token, 'POST', `/api/runs/${runId}/resume`)).toEqual({ status: 202, json: { runId, status: 'running', message: `resumed run ${runId}` } });
+      await waitFor(() => status(runId) === 'done', { what: 'the resumed task to be done', timeoutMs: 30_000 });
+      expect(await gitOut(s.repo, 'ls-tree', '--name-only', `obra/${runId}`)).toBe('README.md\npart-1.txt\npart-2.txt');
+      expect(await api(base, token, 'POST', `/api/runs/${runId}/resume`)).toEqual({ status: 400, json: { error: `run ${runId} is done: only a paused or interrupted run can be resumed` } });
+      expect(await api(base, token, 'POST', `/api/runs/${runId}/cancel`)).toEqual({ status: 400, json: { error: `run ${runId} has already finished (its status is done); there is nothing to cancel` } });
+
+      const queued = (await api(base, token, 'POST', '/api/tasks', { task: 'Never started', repo: s.repo })).json.runId as string;
+      expect(await api(base, token, 'POST', `/api/runs/${queued}/cancel`, { reason: 'not needed' })).toEqual({ status: 200, json: { runId: queued, status: 'cancelled', message: `run ${queued} is cancelled` } });
+      expect(status(queued)).toBe('cancelled');
+    } finally {
+      await s.view.stop();
+    }
+  });
+});
+
 /** A request with a Host header of our choosing (fetch sets its own). */
 function rawRequest(base: string, options: { method: string; path: string; headers: Record<string, string>; body?: string }) {
   const url = new URL(base);
