@@ -1,10 +1,13 @@
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
+import { configSchema } from '../../src/config/schema.js';
+import { Notifier } from '../../src/notify/notifier.js';
 import { journalSpan } from '../queue/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * `obra work`'s notifications: a webhook receiver here gets one POST per event (needs a human, done, failed,
@@ -142,5 +145,36 @@ describe('notifications from obra work', () => {
     const r = await obra(['work', '--until-idle'], { cwd: box.dir, env: box.env });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/^obra: .*notify\.webhooks\.0.*expected an http\(s\) URL such as https:\/\/hooks\.example\.com\/obra/);
+  });
+});
+
+describe('the desktop and the bell', () => {
+  it('notify-send gets a title and the task; the bell rings on a terminal only', async () => {
+    const box = sandbox();
+    // A stand-in notify-send that writes down its arguments.
+    const log = join(box.dir, 'notify-send.log');
+    const fake = join(box.dir, 'notify-send');
+    writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$@" >> '${log}'\n`);
+    chmodSync(fake, 0o755);
+    const rung: string[] = [];
+    const terminal = { isTTY: true, write: (text: string) => rung.push(text) } as unknown as NodeJS.WriteStream;
+    const notify = configSchema.parse({}).notify;
+    const notifier = new Notifier(notify, { bell: terminal, desktopCommand: fake });
+    notifier.notify({ event: 'needs-human', runId: 'r1', task: 'Add a README', status: 'escalated', reason: 'may I write README.md?' });
+    await notifier.flush(5000);
+    await waitFor(() => readFileSync(log, 'utf8').includes('may I write'), { what: 'notify-send to be called' });
+    expect(readFileSync(log, 'utf8')).toBe('--app-name=obra\nObra: a task needs you\nAdd a README\nmay I write README.md?\n');
+    expect(rung).toEqual(['\x07']);
+
+    // Not a terminal (a pipe, a log file), or bell: false: no bell; desktop: false: no notify-send.
+    const piped: string[] = [];
+    new Notifier(notify, { bell: { isTTY: false, write: (t: string) => piped.push(t) } as unknown as NodeJS.WriteStream, desktopCommand: null }).notify({ event: 'done', runId: 'r2', task: 't', status: 'done', reason: '' });
+    const quiet = new Notifier({ ...notify, bell: false, desktop: false }, { bell: terminal, desktopCommand: fake });
+    expect(quiet.enabled).toBe(false);
+    quiet.notify({ event: 'done', runId: 'r3', task: 't', status: 'done', reason: '' });
+    await quiet.flush(1000);
+    expect(piped).toEqual([]);
+    expect(rung).toEqual(['\x07']);
+    expect(readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('Obra:'))).toEqual(['Obra: a task needs you']);
   });
 });
