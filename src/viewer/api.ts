@@ -1,7 +1,6 @@
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { RunStore } from '../store/run-store.js';
-import { diffRun, discardRun, mergeRun, retryRun, submitEntry } from '../workbench/actions.js';
 import type { BackgroundDrives } from '../workbench/drives.js';
 
 /**
@@ -35,12 +34,13 @@ export async function handleApi(method: string, path: string, readBody: () => Pr
     if (path === '/api/tasks') {
       if (method !== 'POST') return methodNotAllowed('POST', path);
       refuseRestate(ctx);
+      const { submitEntry } = await actions();
       return { status: 201, body: await submitEntry(await readBody(), { storeDir: ctx.storeDir, config: ctx.config, cwd: ctx.cwd }) };
     }
     const [, runId, verb] = action!;
     if (verb === 'diff') {
       if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed('GET', path);
-      return { status: 200, body: { runId, ...(await diffRun(runId!, ctx.storeDir)) } };
+      return { status: 200, body: { runId, ...(await (await actions()).diffRun(runId!, ctx.storeDir)) } };
     }
     if (!ACTIONS.includes(verb!)) return { status: 404, body: { error: `no action "${verb}" — the API has ${API_ROUTES.join(', ')}` } };
     if (method !== 'POST') return methodNotAllowed('POST', path);
@@ -51,6 +51,9 @@ export async function handleApi(method: string, path: string, readBody: () => Pr
     return errorReply(error);
   }
 }
+
+/** Loaded on the first action: the board's pages do not wait for the engine's modules. */
+const actions = () => import('../workbench/actions.js');
 
 const ACTIONS = ['answer', 'pause', 'resume', 'cancel', 'retry', 'merge', 'discard'];
 
@@ -75,11 +78,11 @@ async function runAction(verb: string, runId: string, body: Record<string, unkno
       return { status: 200, body: await requestCancel(runId, { storeDir: ctx.storeDir, reason: reason ?? 'cancelled by the user' }) };
     }
     case 'retry':
-      return { status: 201, body: await retryRun(runId, ctx.storeDir) };
+      return { status: 201, body: await (await actions()).retryRun(runId, ctx.storeDir) };
     case 'merge':
-      return { status: 200, body: await mergeRun(runId, ctx.storeDir) };
+      return { status: 200, body: await (await actions()).mergeRun(runId, ctx.storeDir) };
     default:
-      return { status: 200, body: await discardRun(runId, ctx.storeDir) };
+      return { status: 200, body: await (await actions()).discardRun(runId, ctx.storeDir) };
   }
 }
 

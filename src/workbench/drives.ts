@@ -2,7 +2,6 @@ import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { EngineEvent } from '../engine/events.js';
 import type { RunResult } from '../engine/run-result.js';
-import { RunLog } from '../logging/run-log.js';
 import { RunStore } from '../store/run-store.js';
 
 /**
@@ -57,8 +56,11 @@ export class BackgroundDrives {
 
   private drive(runId: string, start: (engine: { storeDir: string; signal: AbortSignal; agentCommand?: string; onEvent: (event: EngineEvent) => void }) => Promise<RunResult>): void {
     const { config, storeDir, agentCommand } = this.options;
-    const runLog = config.logging.file ? new RunLog({ level: config.logging.level }) : null;
-    const driving = start({ storeDir, signal: this.stop.signal, agentCommand, onEvent: runLog?.handle ?? (() => {}) })
+    let runLog: { handle: (event: EngineEvent) => void; close: () => void } | null = null;
+    const driving = (async () => {
+      if (config.logging.file) runLog = new (await import('../logging/run-log.js')).RunLog({ level: config.logging.level });
+      return start({ storeDir, signal: this.stop.signal, agentCommand, onEvent: (event) => runLog?.handle(event) });
+    })()
       .catch((error: unknown) => this.options.onError(runId, error))
       .finally(() => {
         runLog?.close();
