@@ -17,7 +17,8 @@ export function storeToken(storeDir: string): string {
     // `wx`: two processes that start at once do not both write one; the loser reads the winner's.
     writeFileSync(path, `${randomBytes(32).toString('hex')}\n`, { flag: 'wx', mode: 0o600 });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST') throw new UserError(`cannot write the store's token to ${path} (${code ?? String(error)}) — \`obra view\` makes it once, in a store it may write to`);
     // Copied or restored with looser rights: no one else may read it from now on.
     if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
   }
