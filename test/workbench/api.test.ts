@@ -116,6 +116,15 @@ describe('the HTTP API of obra view', () => {
       expect(again.status).toBe('queued');
       expect(again.file.task.text).toBe('Never passes');
       expect(again.file.task.checks).toEqual(['false']);
+      // `obra retry` is the same function.
+      const cli = await obra(['retry', failing, '--db', s.storeDir], { cwd: s.repo, env: s.env });
+      expect(cli.exitCode, cli.stderr).toBe(0);
+      const third = cli.stdout.trim();
+      expect(cli.stderr).toBe(`queued ${failing}'s task again as ${third}; \`obra work\` drives it`);
+      expect(runIds(s.storeDir)).toEqual([runId, failing, retried.json.runId as string, third].sort());
+      expect((await obra(['retry', runId, '--db', s.storeDir], { cwd: s.repo, env: s.env })).stderr).toBe(
+        `obra: run ${runId} is done: only a task that failed, was blocked or cancelled, or waits for a human can be retried`,
+      );
     } finally {
       await s.view.stop();
     }
