@@ -3,9 +3,8 @@ import { EXIT_CODES } from '../core/statuses.js';
 import type { EngineEvent } from '../engine/events.js';
 import { RunLog } from '../logging/run-log.js';
 import { denialMessage, usageLimitMessage } from '../logging/messages.js';
-import { eventOfStatus, Notifier, type NoticeEvent } from '../notify/notifier.js';
+import { eventOfStatus, Notifier, NOTIFY_FLUSH_MS } from '../notify/notifier.js';
 import { work, type WorkNews } from '../queue/worker.js';
-import { RunStore } from '../store/run-store.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 
 /**
@@ -15,8 +14,6 @@ import { configFrom, type CommonFlags } from './config-from.js';
  * `notify` section.
  */
 
-/** How long `obra work` waits, as it exits, for notifications still being delivered. */
-export const NOTIFY_FLUSH_MS = 5000;
 export async function runWorker(flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }): Promise<void> {
   const config = configFrom(flags);
   const storeDir = resolve(flags.db ?? config.store.dir);
@@ -36,16 +33,7 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const notifier = new Notifier(config.notify, { bell: process.stderr, onWarning: (line) => say(`obra: WARNING ${line}`) });
-  const tell = (event: NoticeEvent | null, runId: string, status: Parameters<typeof eventOfStatus>[0] | 'waiting', reason: string) => {
-    if (!event || !notifier.enabled) return;
-    let task = '';
-    try {
-      task = RunStore.open(storeDir, { create: false }).peekStatus(runId).file.task.text;
-    } catch {
-      // An unreadable run is still worth telling about, by its id.
-    }
-    notifier.notify({ event, runId, task, status, reason });
-  };
+  const tell = notifier.tell.bind(notifier, storeDir);
   const logs = new Map<string, RunLog>();
   const onEvent = (runId: string, event: EngineEvent) => {
     if (config.logging.file) {

@@ -31,7 +31,13 @@ export function obraMcpServer(options: McpOptions): { server: McpServer; close: 
   let drives: BackgroundDrives | null = null;
   const drivesOf = async () => {
     const { BackgroundDrives } = await import('../workbench/drives.js');
-    return (drives ??= new BackgroundDrives({ storeDir, config, agentCommand: options.agentCommand, onError: (runId, error) => process.stderr.write(`obra mcp: run ${runId}: ${(error as Error)?.message ?? String(error)}\n`) }));
+    return (drives ??= new BackgroundDrives({
+      storeDir,
+      config,
+      agentCommand: options.agentCommand,
+      onError: (runId, error) => process.stderr.write(`obra mcp: run ${runId}: ${(error as Error)?.message ?? String(error)}\n`),
+      notify: { onWarning: (line) => process.stderr.write(`obra mcp: WARNING ${line}\n`) },
+    }));
   };
   const taskLines = async () => (await import('../queue/board.js')).taskLines((await runStore(storeDir)).dir);
 

@@ -3,6 +3,7 @@ import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import type { ObraConfig } from '../config/schema.js';
 import type { RunStatus } from '../core/statuses.js';
+import { RunStore } from '../store/run-store.js';
 
 /**
  * Tells people what happened to a task: a JSON POST to each webhook (retried with backoff), a desktop
@@ -10,6 +11,9 @@ import type { RunStatus } from '../core/statuses.js';
  * caller's back: `notify` returns at once, a receiver that never answers costs a task nothing, and a delivery
  * that fails for good is one warning line.
  */
+
+/** How long a process that ends waits for notifications still being delivered (`obra work`, a closing server). */
+export const NOTIFY_FLUSH_MS = 5000;
 
 export type NoticeEvent = 'needs-human' | 'done' | 'failed' | 'parked';
 
@@ -71,6 +75,18 @@ export class Notifier {
     if (this.ringsBell) this.options.bell!.write('\x07');
     for (const url of this.config.webhooks) this.track(this.post(url, body));
     if (this.desktop) this.track(this.showOnDesktop(this.desktop, body));
+  }
+
+  /** Tells of a run of `storeDir` (its task read from the store); nothing for a null event. */
+  tell(storeDir: string, event: NoticeEvent | null, runId: string, status: Notice['status'], reason: string): void {
+    if (!event || !this.enabled) return;
+    let task = '';
+    try {
+      task = RunStore.open(storeDir, { create: false }).peekStatus(runId).file.task.text;
+    } catch {
+      // An unreadable run is still worth telling about, by its id.
+    }
+    this.notify({ event, runId, task, status, reason });
   }
 
   /** Waits for the deliveries in flight, at most `ms`; the rest are dropped (said in a warning). */

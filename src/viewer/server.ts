@@ -37,6 +37,8 @@ export interface ViewerServerOptions {
   agentCommand?: string;
   /** A drive started by the API that failed after its request was answered (default: a line on stderr). */
   onDriveError?: (runId: string, error: unknown) => void;
+  /** Send the config's notifications for the runs the API drives on, as `obra work` does (default: no). */
+  notify?: boolean;
 }
 
 export interface ViewerServer {
@@ -62,6 +64,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     config,
     agentCommand: options.agentCommand,
     onError: options.onDriveError ?? ((runId, error) => process.stderr.write(`obra view: run ${runId}: ${error instanceof Error ? error.message : String(error)}\n`)),
+    notify: options.notify ? { onWarning: (line) => process.stderr.write(`obra view: WARNING ${line}\n`) } : undefined,
   });
   const api: ApiContext = { storeDir: store.dir, config, cwd: resolve(options.cwd ?? process.cwd()), drives };
   const graphs = machineGraphs();

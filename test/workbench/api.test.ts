@@ -6,7 +6,7 @@ import { RunStore } from '../../src/store/run-store.js';
 import { FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { gitOut, gitRepo } from '../queue/helpers.js';
-import { api, startView } from './helpers.js';
+import { api, receiver, startView } from './helpers.js';
 
 /**
  * `obra view`'s API, against the built CLI and the fake Claude CLI in a real git repository: submit, work, diff,
@@ -19,14 +19,14 @@ const REPLIES = [
   { result: 'Finished.\nSTATUS: DONE', files: { 'part-2.txt': 'two\n' } },
 ];
 
-async function setup(replies: unknown[] = REPLIES) {
+async function setup(replies: unknown[] = REPLIES, viewArgs: string[] = []) {
   const box = sandbox();
   const env = { ...box.env, OBRA_CLAUDE_BIN: FAKE_CLAUDE, FAKE_CLAUDE_REPLIES: JSON.stringify(replies), FAKE_CLAUDE_REPLY_BY: 'turn' };
   const repo = await gitRepo(join(box.dir, 'repo'));
   const storeDir = join(box.dir, 'store');
   // The store must exist before `obra view` serves it.
   RunStore.open(storeDir);
-  const view = await startView(['--db', storeDir], { cwd: repo, env });
+  const view = await startView(['--db', storeDir, ...viewArgs], { cwd: repo, env });
   return { ...box, env, repo, storeDir, view };
 }
 
@@ -84,10 +84,14 @@ describe('the HTTP API of obra view', () => {
 
   it('answers a task waiting for a permission (allow), drives it on to done in the server, and retries a failed one', async () => {
     // Turn 1 runs a command no rule allows (the run asks a human); turn 2 runs it again and is done.
-    const s = await setup([
-      { result: 'I need to run the script.\nSTATUS: CONTINUE', bash: ['printf x > done.txt'] },
-      { result: 'Ran it.\nSTATUS: DONE', bash: ['printf x > done.txt'] },
-    ]);
+    const hook = await receiver(() => 200);
+    const s = await setup(
+      [
+        { result: 'I need to run the script.\nSTATUS: CONTINUE', bash: ['printf x > done.txt'] },
+        { result: 'Ran it.\nSTATUS: DONE', bash: ['printf x > done.txt'] },
+      ],
+      ['--set', `notify.webhooks=["${hook.url}"]`, '--set', 'notify.desktop=false'],
+    );
     try {
       const { base, token } = s.view;
       const { runId } = (await api(base, token, 'POST', '/api/tasks', { task: 'Run the script', checks: ['test -f done.txt'], repo: s.repo })).json as { runId: string };
@@ -104,6 +108,9 @@ describe('the HTTP API of obra view', () => {
       const answered = await api(base, token, 'POST', `/api/runs/${runId}/answer`, { answer: 'Go ahead.', allow: ['Bash(printf x > done.txt)'] });
       expect(answered).toEqual({ status: 202, json: { runId, status: 'running', message: `answered run ${runId}; it goes on` } });
       await waitFor(() => status() === 'done', { what: 'the answered run to be done', timeoutMs: 30_000 });
+      // The server that drove it on tells of its end, as `obra work` does.
+      await waitFor(() => hook.bodies.length > 0, { what: 'the done notice' });
+      expect(hook.bodies.map((b) => [b.event, b.runId, b.task])).toEqual([['done', runId, 'Run the script']]);
       expect(await api(base, token, 'POST', `/api/runs/${runId}/answer`, { answer: 'again' })).toEqual({ status: 400, json: { error: `run ${runId} is not waiting for an answer (its status is done)` } });
 
       // A task that fails is queued again as a new run with the same task and checks.
@@ -127,6 +134,7 @@ describe('the HTTP API of obra view', () => {
       );
     } finally {
       await s.view.stop();
+      await hook.close();
     }
   });
 });

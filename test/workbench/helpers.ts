@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { execa, type ResultPromise } from 'execa';
 import { CLI } from '../helpers/cli.js';
 
@@ -35,4 +37,47 @@ export async function api(base: string, token: string | null, method: string, pa
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> & { error?: string } };
+}
+
+/** What a webhook receives. */
+export interface Received {
+  event: string;
+  runId: string;
+  task: string;
+  status: string;
+  reason: string;
+  link: string;
+  at: string;
+}
+
+/** A webhook receiver: `answer(n)` is the status of the n-th POST (null: never answer). */
+export async function receiver(answer: (n: number) => number | null) {
+  const bodies: Received[] = [];
+  const sockets = new Set<Socket>();
+  let n = 0;
+  const server: Server = createServer((request, response) => {
+    let text = '';
+    request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    request.on('end', () => {
+      const status = answer(++n);
+      // null: never answer (a receiver that hangs).
+      if (status === null) return;
+      if (status < 300) bodies.push(JSON.parse(text) as Received);
+      response.writeHead(status).end();
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    bodies,
+    requests: () => n,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -1,12 +1,11 @@
-import { createServer, type Server } from 'node:http';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { configSchema } from '../../src/config/schema.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import { journalSpan } from '../queue/helpers.js';
+import { receiver } from './helpers.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /**
@@ -14,47 +13,6 @@ import { waitFor } from '../helpers/wait-for.js';
  * parked until a usage limit resets), the first answered 500 and sent again; a receiver that never answers slows
  * no task; a bad URL is a config error.
  */
-
-interface Received {
-  event: string;
-  runId: string;
-  task: string;
-  status: string;
-  reason: string;
-  link: string;
-  at: string;
-}
-
-async function receiver(answer: (n: number) => number | null) {
-  const bodies: Received[] = [];
-  const sockets = new Set<Socket>();
-  let n = 0;
-  const server: Server = createServer((request, response) => {
-    let text = '';
-    request.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    request.on('end', () => {
-      const status = answer(++n);
-      // null: never answer (a receiver that hangs).
-      if (status === null) return;
-      if (status < 300) bodies.push(JSON.parse(text) as Received);
-      response.writeHead(status).end();
-    });
-  });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    bodies,
-    requests: () => n,
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 function setup(yaml: string, replies: unknown[]) {
   const box = sandbox();

@@ -24,7 +24,7 @@ export function register(program: Command): void {
       // An unknown run is reported before anything listens.
       if (runId !== undefined) RunStore.open(storeDir, { create: false }).openRun(runId).close();
       const host = flags.bind ?? LOCAL_HOST;
-      const server = await startViewerServer({ storeDir, port: flags.port ?? DEFAULT_VIEWER_PORT, host, config, agentCommand: process.env.OBRA_CLAUDE_BIN });
+      const server = await startViewerServer({ storeDir, port: flags.port ?? DEFAULT_VIEWER_PORT, host, config, agentCommand: process.env.OBRA_CLAUDE_BIN, notify: true });
       const url = `${runId === undefined ? server.url : server.runUrl(runId)}?token=${server.token}`;
       const local = server.url.startsWith(`http://${LOCAL_HOST}:`) || server.url.startsWith('http://localhost:') || server.url.startsWith('http://[::1]:');
       if (!local) {
