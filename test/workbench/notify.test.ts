@@ -91,7 +91,8 @@ describe('notifications from obra work', () => {
       const without = await timed('notify:\n  desktop: false\n');
       const withDead = await timed(notifyYaml(dead.url, '  webhook_timeout: 30\n'));
       process.stderr.write(`task time without a receiver ${without.task} ms, with one that never answers ${withDead.task} ms (obra work: ${without.wall} ms, ${withDead.wall} ms)\n`);
-      expect(withDead.task).toBeLessThan(without.task + 500);
+      // A delivery that held the task up would cost it the whole 30 s timeout; the margin is the machine's noise.
+      expect(withDead.task).toBeLessThan(without.task + 1500);
       // Only the exit waits, and only so long, for the delivery still in flight.
       expect(withDead.stderr).toContain('obra: WARNING 1 notification still undelivered after 5 s: given up');
       expect(withDead.wall).toBeLessThan(without.wall + 8000);
