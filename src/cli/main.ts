@@ -7,6 +7,7 @@ import { withInspectOptions } from '../inspector/cli.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerControl } from './commands/control.js';
 import { register as registerMachines } from './commands/machines.js';
+import { register as registerMcp } from './commands/mcp.js';
 import { register as registerQueue } from './commands/queue.js';
 import { register as registerReplay } from './commands/replay.js';
 import { register as registerView } from './commands/view.js';
@@ -134,6 +135,7 @@ const demo = common(
 for (const command of [run, resume, answer, demo]) withInspectOptions(command);
 registerMachines(program);
 registerView(program);
+registerMcp(program);
 registerReplay(program);
 
 /** The store folder: --db, else the config's store.dir (the config module loads only when --db is not given). */

@@ -3,14 +3,17 @@ import { EXIT_CODES } from '../core/statuses.js';
 import type { EngineEvent } from '../engine/events.js';
 import { RunLog } from '../logging/run-log.js';
 import { denialMessage, usageLimitMessage } from '../logging/messages.js';
+import { eventOfStatus, Notifier, NOTIFY_FLUSH_MS } from '../notify/notifier.js';
 import { work, type WorkNews } from '../queue/worker.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 
 /**
  * `obra work`: the queue's worker on the terminal — one line per thing that happens to a task (started, each
  * iteration's decision, waits, the end), each task's run.log as for `obra run`, Ctrl-C to stop (the tasks in
- * flight are saved as interrupted; the next `obra work` takes them on).
+ * flight are saved as interrupted; the next `obra work` takes them on), and the notifications of the config's
+ * `notify` section.
  */
+
 export async function runWorker(flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }): Promise<void> {
   const config = configFrom(flags);
   const storeDir = resolve(flags.db ?? config.store.dir);
@@ -29,6 +32,8 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const notifier = new Notifier(config.notify, { bell: process.stderr, onWarning: (line) => say(`obra: WARNING ${line}`) });
+  const tell = notifier.tell.bind(notifier, storeDir);
   const logs = new Map<string, RunLog>();
   const onEvent = (runId: string, event: EngineEvent) => {
     if (config.logging.file) {
@@ -41,14 +46,22 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
       const r = event.record;
       say(`[${runId}] iteration ${r.index}: ${r.decision} (${r.decisionRule})${r.quality === null ? '' : ` quality ${r.quality.toFixed(2)}`}${r.reason ? ` — ${r.reason}` : ''}`);
       for (const denial of r.permissionDenials ?? []) say(`[${runId}] DENIED ${denialMessage(denial)}`);
-    } else if (event.type === 'usage-limit') say(`[${runId}] WARNING ${usageLimitMessage(event)}: ${event.message}`);
+    } else if (event.type === 'usage-limit') {
+      say(`[${runId}] WARNING ${usageLimitMessage(event)}: ${event.message}`);
+      tell('parked', runId, 'waiting', `${usageLimitMessage(event)}: ${event.message}`);
+    }
     else if (event.type === 'retry' && event.kind === 'rateLimited') say(`[${runId}] WARNING the API is rate limited: waiting ${(event.delayMs / 1000).toFixed(1)} s`);
     else if (event.type === 'agent-progress' && event.progress.kind === 'earlierCallStopped') say(`[${runId}] WARNING ${event.progress.message}`);
   };
   const onNews = (news: WorkNews) => {
     if (news.type === 'started') say(`${news.resumed ? 'resumed' : 'started'} ${news.runId}`);
-    else if (news.type === 'finished') say(`[${news.runId}] ${news.status}${news.reason ? ` — ${news.reason}` : ''}`);
-    else if (news.type === 'blocked') say(`[${news.runId}] blocked — ${news.reason}`);
+    else if (news.type === 'finished') {
+      say(`[${news.runId}] ${news.status}${news.reason ? ` — ${news.reason}` : ''}`);
+      tell(eventOfStatus(news.status), news.runId, news.status, news.reason);
+    } else if (news.type === 'blocked') {
+      say(`[${news.runId}] blocked — ${news.reason}`);
+      tell('failed', news.runId, 'blocked', news.reason);
+    }
     else if (news.type === 'skipped') say(`[${news.runId}] not started: ${news.reason}`);
     else if (news.type === 'idle') say(`${news.waiting} task${news.waiting === 1 ? '' : 's'} left waiting (for a run it follows, or a folder in use)`);
   };
@@ -60,6 +73,7 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
     say(`obra work: ${result.results.length} task${result.results.length === 1 ? '' : 's'} driven${result.blocked.length ? `, ${result.blocked.length} blocked` : ''}${done ? '' : `; the worst ended ${result.worst}`}`);
     process.exitCode = controller.signal.aborted ? 130 : done ? 0 : EXIT_CODES[result.worst!];
   } finally {
+    await notifier.flush(NOTIFY_FLUSH_MS);
     for (const log of logs.values()) log.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

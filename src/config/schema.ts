@@ -235,6 +235,28 @@ export const configSchema = z.strictObject({
       concurrency: wholeNumber(1).max(1000, 'must be at most 1000').default(4),
     })
     .prefault({}),
+  /**
+   * Who is told when a task needs a human, is done, failed, or is parked until a usage limit resets (by `obra work`):
+   * webhooks, the desktop, the terminal's bell. A notification never holds up or fails a task.
+   */
+  notify: z
+    .strictObject({
+      /** URLs that get a JSON POST per event: `{ event, runId, task, status, reason, link, at }`. */
+      webhooks: z.array(z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as https://hooks.example.com/obra' })).default([]),
+      /** Seconds one POST may take before it counts as failed. */
+      webhook_timeout: seconds().default(10),
+      /** A failed POST (no answer, or a 5xx or 429 status) is sent again this many times... */
+      webhook_retries: wholeNumber(0).max(10, 'must be at most 10').default(4),
+      /** ...after this long, doubled each time. */
+      webhook_retry_delay: seconds().default(2),
+      /** A desktop notification through `notify-send`, where it is installed. */
+      desktop: z.boolean({ error: 'expected true or false' }).default(true),
+      /** `obra work` rings the terminal's bell (only when its stderr is a terminal). */
+      bell: z.boolean({ error: 'expected true or false' }).default(true),
+      /** Where `obra view` serves the board: each notification links to the task's page there. */
+      link: z.url({ protocol: /^https?$/, error: 'expected the viewer\'s address, such as http://127.0.0.1:7070' }).default('http://127.0.0.1:7070'),
+    })
+    .prefault({}),
   /** Where tasks run: `local` (a store folder on this machine) or `restate` (a Restate server; `obra worker`s drive them). */
   engine: z.enum(ENGINES, { error: 'expected local or restate' }).default('local'),
   restate: z

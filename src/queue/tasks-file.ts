@@ -22,7 +22,8 @@ import type { BatchTask } from './submit.js';
  * entry is bad.
  */
 
-const entrySchema = z.strictObject({
+/** One task of the file (also what the HTTP API and `obra mcp` take, see src/workbench/actions.ts). */
+export const taskEntrySchema = z.strictObject({
   task: z.string({ error: 'expected the task as text' }).min(1, 'the task must not be empty'),
   checks: z.array(z.string().min(1, 'a check must not be empty'), { error: 'expected a list of shell commands' }).optional(),
   repo: z.string().min(1).optional(),
@@ -54,9 +55,9 @@ export function readTasksFile(path: string): TaskEntry[] {
   }
 
   const problems: string[] = [];
-  const entries: z.infer<typeof entrySchema>[] = [];
+  const entries: z.infer<typeof taskEntrySchema>[] = [];
   doc.contents.items.forEach((item, i) => {
-    const parsed = entrySchema.safeParse(json[i]);
+    const parsed = taskEntrySchema.safeParse(json[i]);
     if (parsed.success) {
       entries.push(parsed.data);
       return;
@@ -66,7 +67,7 @@ export function readTasksFile(path: string): TaskEntry[] {
       const node = isMap(item) && key !== undefined ? (item.items.find((pair) => (pair.key as { value?: unknown } | null)?.value === key)?.key as Node | undefined) : (item as Node);
       const value = issue.path.length === 1 && json[i] && typeof json[i] === 'object' ? (json[i] as Record<string, unknown>)[String(issue.path[0])] : null;
       const what =
-        issue.code === 'unrecognized_keys' ? `unknown field "${issue.keys.join('", "')}" (the fields are ${Object.keys(entrySchema.shape).join(', ')})`
+        issue.code === 'unrecognized_keys' ? `unknown field "${issue.keys.join('", "')}" (the fields are ${Object.keys(taskEntrySchema.shape).join(', ')})`
         : issue.code === 'invalid_type' && value === undefined ? `the field "${String(issue.path[0])}" is missing${issue.path[0] === 'task' ? ' — say what the agent should do' : ''}`
         : `${issue.path.join('.') || 'the entry'}: ${issue.message}`;
       problems.push(`${file}:${lineOf(node ?? (item as Node))}: task ${i + 1}: ${what}`);

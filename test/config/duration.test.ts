@@ -23,6 +23,8 @@ const DURATION_KEYS = [
   'budget.max_wall_seconds',
   'quality.judge.timeout',
   'restate.lease_seconds',
+  'notify.webhook_timeout',
+  'notify.webhook_retry_delay',
 ];
 
 const valueOf = (key: string, raw: string): unknown => {

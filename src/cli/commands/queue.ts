@@ -6,7 +6,7 @@ import type { RestateUpFlags } from '../restate.js';
 
 /**
  * The queue's commands: `obra submit` (one task, or a file of them), `obra work` (drive the queue), `obra status`
- * (one line per task, or live), and a task's worktree: `obra diff`, `obra merge`, `obra discard`. Each loads what
+ * (one line per task, or live), and a task's worktree: `obra diff`, `obra merge`, `obra discard`, `obra retry`. Each loads what
  * it uses when it runs.
  */
 export function register(program: Command, common: (command: Command) => Command): void {
@@ -107,6 +107,9 @@ export function register(program: Command, common: (command: Command) => Command
   worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).discard(runId, flags),
   );
+  worktreeCommand('retry', 'queue a task that failed (or waits for a human) again, as a new run; prints its run id')
+    .option('--json', 'print { runId, retried } as JSON')
+    .action(async (runId: string, flags: { db?: string; config?: string; json?: boolean }) => (await import('../worktree.js')).retry(runId, flags));
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -242,20 +242,29 @@ function storedAgent(handle: RunHandle, config: ObraConfig, command: string | un
  * waiting shows `interrupted`, and can be answered all the same.
  */
 export async function answerRun(runId: string, answer: string, options: EngineOptions & { allow?: string[] } = {}): Promise<RunResult> {
+  const allow = checkAnswer(runId, answer, { storeDir: options.storeDir ?? options.config?.store.dir ?? '.obra', allow: options.allow });
+  return resumeRun(runId, { ...options, event: { type: 'HUMAN_ANSWER', answer, ...(allow.length ? { allow } : {}) } });
+}
+
+/**
+ * Everything `answerRun` refuses, checked without driving anything (the HTTP API answers before the run goes
+ * on): the rules, an empty answer, a run that does not wait. Returns the rules, trimmed.
+ */
+export function checkAnswer(runId: string, answer: string, options: { storeDir: string; allow?: string[] }): string[] {
   const allow = (options.allow ?? []).map((rule) => rule.trim());
   for (const rule of allow) {
     const problem = ruleProblem(rule);
     if (problem) throw new UserError(`--allow ${problem}`);
   }
   if (!answer.trim() && !allow.length) throw new UserError('the answer is empty — write what the agent should do next, or grant what it was refused with --allow "<rule>"');
-  const store = RunStore.open(options.storeDir ?? options.config?.store.dir ?? '.obra', { create: false });
+  const store = RunStore.open(options.storeDir, { create: false });
   const handle = store.openRun(runId);
   const status = handle.effectiveStatus();
   const waiting = status !== 'running' && waitsForAnswer(handle.journal.latest().entry?.snapshot);
   handle.close();
   if (status === 'running') throw new UserError(`run ${runId} is still running in another process; answer it once it waits for you`, 3);
   if (!waiting) throw new UserError(`run ${runId} is not waiting for an answer (its status is ${status})`);
-  return resumeRun(runId, { ...options, event: { type: 'HUMAN_ANSWER', answer, ...(allow.length ? { allow } : {}) } });
+  return allow;
 }
 
 interface StoreDrive extends EngineOptions {

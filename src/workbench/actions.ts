@@ -1,0 +1,136 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { configSchema, type ObraConfig } from '../config/schema.js';
+import { UserError } from '../core/errors.js';
+import type { RunStatus } from '../core/statuses.js';
+import type { QueueEntry } from '../persisted/run-file.js';
+import { submitTasks } from '../queue/submit.js';
+import { taskEntrySchema } from '../queue/tasks-file.js';
+import { RunStore } from '../store/run-store.js';
+import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
+
+/**
+ * What can be done to the tasks of a store, one function per action, shared by the CLI (`obra submit`,
+ * `obra diff`, `obra merge`, `obra discard`, `obra retry`), the HTTP API of `obra view` and `obra mcp`: the same
+ * checks, the same one-line errors. Each returns what happened; the caller prints it or sends it.
+ */
+
+/** A task as the API and the MCP server take it: a tasks-file entry, plus the Claude Code binary to use. */
+export const submitEntrySchema = taskEntrySchema.omit({ name: true }).extend({
+  /** The Claude Code binary for this task (as `--agent-bin`). */
+  agent: z.string().min(1, 'the agent must name a Claude Code binary').optional(),
+});
+export type SubmitEntry = z.input<typeof submitEntrySchema>;
+
+/** Queues one task given as JSON; `repo` is resolved against `cwd`. Bad input is one `UserError` line. */
+export async function submitEntry(body: unknown, scope: { storeDir: string; config: ObraConfig; cwd?: string }): Promise<{ runId: string }> {
+  const parsed = submitEntrySchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const what =
+      issue.code === 'unrecognized_keys' ? `unknown field "${issue.keys.join('", "')}" (the fields are ${Object.keys(submitEntrySchema.shape).join(', ')})`
+      : issue.path.length ? `${issue.path.join('.')}: ${issue.path[0] === 'task' && issue.code === 'invalid_type' ? 'missing — say what the agent should do' : issue.message}`
+      : 'expected a JSON object with at least "task"';
+    throw new UserError(`the task is not valid: ${what}`);
+  }
+  const entry = parsed.data;
+  const config = entry.agent ? { ...scope.config, agent: { ...scope.config.agent, local: { ...scope.config.agent.local, command: entry.agent } } } : scope.config;
+  const [runId] = await submitTasks(
+    [{ task: entry.task, checks: entry.checks, repo: entry.repo === undefined ? undefined : resolve(scope.cwd ?? process.cwd(), entry.repo), base: entry.base, priority: entry.priority, after: entry.after, runId: entry.run_id }],
+    { config, storeDir: scope.storeDir },
+  );
+  return { runId: runId! };
+}
+
+/** A queued task's worktree, its status and its queue entry; a run without a worktree of its own is refused. */
+function taskSpace(runId: string, storeDir: string) {
+  const store = RunStore.open(resolve(storeDir), { create: false });
+  const handle = store.openRun(runId);
+  const file = handle.file;
+  const status = handle.effectiveStatus();
+  handle.close();
+  const space = file.queue?.workspace;
+  if (space?.kind !== 'worktree') throw new UserError(`run ${runId} has no worktree of its own (it ${file.queue ? `works in the folder ${file.task.workdir}` : 'was started with `obra run`'}) — see its changes there`);
+  if (file.queue?.discarded) throw new UserError(`run ${runId}'s worktree and branch were discarded`);
+  return { store, space: space as WorktreeSpace, status, queue: file.queue as QueueEntry };
+}
+
+/** The task's changes against the commit it started from ('' when it committed none). */
+export async function diffRun(runId: string, storeDir: string): Promise<{ diff: string; note: string | null }> {
+  const { space } = taskSpace(runId, storeDir);
+  const diff = await diffOf(space);
+  return { diff, note: diff ? null : `run ${runId} has committed no change yet (${space.branch} is at ${space.base})` };
+}
+
+export interface MergeOutcome {
+  runId: string;
+  commit: string;
+  already: boolean;
+  message: string;
+}
+
+/** Merges the task's branch into its base branch (a conflict is a `UserError` with exit code 11; nothing changes). */
+export async function mergeRun(runId: string, storeDir: string): Promise<MergeOutcome> {
+  const { store, space, status, queue } = taskSpace(runId, storeDir);
+  if (status === 'running' || status === 'queued') throw new UserError(`run ${runId} is ${status}: merge it once it has ended (or pause it first); nothing was changed`);
+  const { commit, already } = await mergeInto(space, runId);
+  if (queue.merged?.commit !== commit) {
+    const handle = store.openRun(runId);
+    try {
+      handle.update({ queue: { ...queue, merged: { commit, at: new Date().toISOString() } } });
+    } finally {
+      handle.close();
+    }
+  }
+  const message = already
+    ? `${space.branch} was merged into ${space.baseBranch} in ${space.repo} already (${commit.slice(0, 12)}); nothing was changed`
+    : `merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${commit.slice(0, 12)})`;
+  return { runId, commit, already, message };
+}
+
+/** Removes the task's worktree and branch (refused while it runs; a queued task is cancelled with them). */
+export async function discardRun(runId: string, storeDir: string): Promise<{ runId: string; message: string }> {
+  const { store, space, status, queue } = taskSpace(runId, storeDir);
+  if (status === 'running') throw new UserError(`run ${runId} is running: stop it first (\`obra cancel ${runId}\`); nothing was removed`);
+  const handle = store.openRun(runId);
+  try {
+    // Taken for the time it takes: no worker may start it meanwhile.
+    handle.acquireLock();
+    await discardWorktree(space);
+    const status = handle.file.status;
+    handle.update({ queue: { ...queue, discarded: true }, ...(status === 'queued' ? { status: 'cancelled', reason: 'discarded before it started', finishedAt: new Date().toISOString() } : {}) });
+  } finally {
+    handle.releaseLock();
+    handle.close();
+  }
+  return { runId, message: `removed the worktree ${space.path} and the branch ${space.branch}` };
+}
+
+/** The statuses `retry` takes: a task that ended without being done, or waits for a human. */
+const RETRYABLE: readonly RunStatus[] = ['failed', 'max_iterations', 'budget_exceeded', 'blocked', 'cancelled', 'escalated'];
+
+/**
+ * Queues a failed (or escalated) task again, as a new run with the same task, checks, folder, base, priority and
+ * config; the old run is kept as it is, for its history. A waiting one is cancelled (it would wait for ever).
+ */
+export async function retryRun(runId: string, storeDir: string): Promise<{ runId: string; retried: string; message: string }> {
+  const store = RunStore.open(resolve(storeDir), { create: false });
+  const { file, status } = store.peekStatus(runId);
+  if (!file.queue) throw new UserError(`run ${runId} was started with \`obra run\`, not queued — start it again with \`obra submit\``);
+  if (!RETRYABLE.includes(status)) throw new UserError(`run ${runId} is ${status}: only a task that failed, was blocked or cancelled, or waits for a human can be retried`);
+  const parsed = configSchema.safeParse(file.config);
+  if (!parsed.success) throw new UserError(`${store.runDir(runId)}/run.json holds a config this Obra cannot read; submit the task again with \`obra submit\``);
+  // The run's checks already hold the config's: the new run gets them once, as its config's.
+  const config = { ...parsed.data, task: { ...parsed.data.task, checks: file.task.checks } };
+  if (file.agent.name === 'claude-code' && typeof file.agent.command === 'string') config.agent = { ...config.agent, local: { ...config.agent.local, command: file.agent.command } };
+  const space = file.queue.workspace;
+  const [retried] = await submitTasks([{ task: file.task.text, repo: space.kind === 'worktree' ? space.repo : space.path, base: space.kind === 'worktree' ? space.base : undefined, priority: file.queue.priority }], {
+    config,
+    storeDir: store.dir,
+  });
+  if (status === 'escalated') {
+    const { requestCancel } = await import('../hosts/files/cancel.js');
+    await requestCancel(runId, { storeDir: store.dir, reason: `retried as ${retried}` });
+  }
+  return { runId: retried!, retried: runId, message: `queued ${runId}'s task again as ${retried}` };
+}
