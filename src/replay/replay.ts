@@ -302,8 +302,10 @@ function trigger(line: JournalEntry, lines: JournalEntry[], cursor: number, acto
     calling.resolve(suspendedCall.agent);
     return true;
   }
-  // Storing an iteration's record is the one step the journal shows only by its consequence (the next line).
-  const persisting = [...pending.values()].find((p) => p.src === 'persistIteration');
+  // Storing an iteration's record is the one step the journal shows only by its consequence (the next line) —
+  // unless that line is an event from outside (a pause, a cancel) that came while the record was being saved:
+  // the journal made the answer durable before the save, so such an event can land in between.
+  const persisting = type.startsWith('xstate.') ? [...pending.values()].find((p) => p.src === 'persistIteration') : undefined;
   if (persisting) {
     advance();
     pending.delete(persisting.id);
