@@ -172,29 +172,34 @@ describe('exactly once: an agent call cut by a kill', () => {
 });
 
 describe('exactly once: an event from outside while an iteration is saved', () => {
-  it('a pause that lands while the commit is made is replayed where it landed', { timeout: 90_000 }, async () => {
-    const s = setup();
-    const repo = await gitRepo(join(s.dir, 'repo'));
-    const submitted = await obra(['submit', '--task', 'Write the two parts', '--json'], { cwd: repo, env: s.env });
-    const runId = (JSON.parse(submitted.stdout) as { runId: string }).runId;
-    // `git add` of the first iteration's changes holds the save for a while: the pause comes in meanwhile.
-    const reached = join(s.dir, 'reached');
-    const hook = join(repo, '.git', 'hooks', 'post-index-change');
-    writeFileSync(hook, `#!/bin/sh\nif git ls-files --error-unmatch part-1.txt >/dev/null 2>&1 && [ ! -e '${reached}' ]; then touch '${reached}'; sleep 2; fi\nexit 0\n`);
-    chmodSync(hook, 0o755);
-    const worker = execa('node', [CLI, 'work', '--until-idle'], { cwd: repo, env: s.env, extendEnv: false, reject: false });
-    await until(() => existsSync(reached), 'the save to start');
-    const paused = await obra(['pause', runId], { cwd: repo, env: s.env });
-    expect(paused.exitCode, paused.stderr).toBe(0);
-    const worked = await worker;
-    expect(worked.stderr).toContain(`[${runId}] paused`);
-    const journal = readFileSync(join(repo, '.obra', 'runs', runId, 'journal.jsonl'), 'utf8');
-    // The pause is in the journal while iteration 1 was still persisting.
-    expect(journal).toMatch(/"iteration":\{"index":1,"state":"persisting"\},"event":\{"type":"PAUSE"/);
-    const replay = await obra(['replay', runId], { cwd: repo, env: s.env });
-    expect(replay.exitCode, replay.stderr).toBe(0);
-    const resumed = await obra(['resume', runId, '--json'], { cwd: repo, env: s.env });
-    expect((JSON.parse(resumed.stdout) as { status: string }).status).toBe('done');
-    expect((await obra(['replay', runId], { cwd: repo, env: s.env })).exitCode).toBe(0);
-  });
+  for (const event of ['pause', 'cancel'] as const) {
+    it(`a ${event} that lands while the commit is made is replayed where it landed`, { timeout: 90_000 }, async () => {
+      const s = setup();
+      const repo = await gitRepo(join(s.dir, 'repo'));
+      const submitted = await obra(['submit', '--task', 'Write the two parts', '--json'], { cwd: repo, env: s.env });
+      const runId = (JSON.parse(submitted.stdout) as { runId: string }).runId;
+      // `git add` of the first iteration's changes holds the save for a while: the event comes in meanwhile.
+      const reached = join(s.dir, 'reached');
+      const hook = join(repo, '.git', 'hooks', 'post-index-change');
+      writeFileSync(hook, `#!/bin/sh\nif git ls-files --error-unmatch part-1.txt >/dev/null 2>&1 && [ ! -e '${reached}' ]; then touch '${reached}'; sleep 2; fi\nexit 0\n`);
+      chmodSync(hook, 0o755);
+      const worker = execa('node', [CLI, 'work', '--until-idle'], { cwd: repo, env: s.env, extendEnv: false, reject: false });
+      await until(() => existsSync(reached), 'the save to start');
+      const sent = await obra([event, runId], { cwd: repo, env: s.env });
+      expect(sent.exitCode, sent.stderr).toBe(0);
+      const worked = await worker;
+      expect(worked.stderr).toContain(`[${runId}] ${event === 'pause' ? 'paused' : 'cancelled'}`);
+      // The event is in the journal while iteration 1 was still persisting (its record written: files save it first).
+      const lines = readFileSync(join(repo, '.obra', 'runs', runId, 'journal.jsonl'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: { type: string }; iteration: { index: number; state: string } | null });
+      const at = lines.findIndex((l) => l.event.type === event.toUpperCase());
+      expect(lines[at - 1]!.iteration).toEqual({ index: 1, state: 'persisting' });
+      expect(readFileSync(join(repo, '.obra', 'runs', runId, 'iterations.jsonl'), 'utf8')).toContain('"index":1');
+      const replay = await obra(['replay', runId], { cwd: repo, env: s.env });
+      expect(replay.exitCode, replay.stderr).toBe(0);
+      if (event === 'cancel') return;
+      const resumed = await obra(['resume', runId, '--json'], { cwd: repo, env: s.env });
+      expect((JSON.parse(resumed.stdout) as { status: string }).status).toBe('done');
+      expect((await obra(['replay', runId], { cwd: repo, env: s.env })).exitCode).toBe(0);
+    });
+  }
 });
