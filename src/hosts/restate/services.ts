@@ -17,7 +17,10 @@ import {
   type RunTranscript,
   type SavedTranscript,
   type SessionHold,
+  type TranscriptRef,
+  type TranscriptWrite,
 } from './model.js';
+import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -67,11 +70,26 @@ async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: 
   return lines;
 }
 
-/** Keeps the transcript a drive sends with its writes (the newest one: a late copy never replaces a later one). */
-async function keepTranscript(ctx: Ctx, transcript: RunTranscript | null | undefined): Promise<void> {
-  if (!transcript) return;
-  const kept = await ctx.get<RunTranscript>('transcript');
-  if (!kept || kept.sessionId !== transcript.sessionId || kept.savedAt <= transcript.savedAt) ctx.set('transcript', transcript);
+/** The run's iteration records: kept one a key (`i<n>`), after those of a list kept whole by an earlier Obra. */
+async function iterationRecords(ctx: restate.ObjectSharedContext, run: RemoteRun): Promise<IterationRecord[]> {
+  const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
+  for (let n = records.length; n < run.iterations; n++) {
+    const record = await ctx.get<IterationRecord>(`i${n}`);
+    if (record) records.push(record);
+  }
+  return records;
+}
+
+/**
+ * How long Restate keeps a completed call to Obra's objects. Everything a call changes is in the objects' state;
+ * a call's journal (its input: journal lines, a transcript's delta) kept for a day after it completed is what made
+ * the server's data grow with every iteration, and every take of an idle worker.
+ */
+export const CALL_RETENTION = { journalRetention: 0, idempotencyRetention: 60_000 };
+
+/** A heartbeat that says so when the transcript sent with it was refused. */
+function refusedUnless(kept: boolean, beat: Heartbeat): Heartbeat {
+  return kept ? beat : { ...beat, transcriptRefused: true };
 }
 
 function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
@@ -82,6 +100,7 @@ function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
 
 export const taskObject = restate.object({
   name: TASK_OBJECT,
+  options: CALL_RETENTION,
   handlers: {
     /** A new run, queued. Submitting the same run id twice is refused. */
     submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
@@ -124,40 +143,39 @@ export const taskObject = restate.object({
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
       const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
-      const iterations = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
-      return { epoch: run.epoch, run, tail, iterations, transcript: (await ctx.get<RunTranscript>('transcript')) ?? null };
+      return { epoch: run.epoch, run, tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx) };
     },
 
     /**
      * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
      * the transcript of a call made since. Renews the lease, as a heartbeat does.
      */
-    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: RunTranscript | null }): Promise<Heartbeat> => {
+    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
-      await keepTranscript(ctx, input.transcript);
+      const kept = await keepTranscript(ctx, input.transcript);
       const n = run.journal.chunks;
       ctx.set(`j${n}`, input.lines);
       run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
       // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
       run.startEvent = null;
-      return renew(ctx, run, input.leaseMs);
+      return refusedUnless(kept, await renew(ctx, run, input.leaseMs));
     },
 
-    /** A finished iteration's record, once (a restored `persisting` sends it again). */
-    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number; transcript?: RunTranscript | null }): Promise<Heartbeat & { fresh: boolean }> => {
+    /** A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its own. */
+    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
-      await keepTranscript(ctx, input.transcript);
-      const records = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
-      const fresh = !records.some((r) => r.index >= input.record.index);
+      const kept = await keepTranscript(ctx, input.transcript);
+      const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
+      const fresh = !(input.record.index <= last);
       if (fresh) {
-        records.push(input.record);
-        ctx.set('iterations', records);
-        run.iterations = records.length;
-        run.totalCostUsd = records.reduce((sum, r) => sum + (r.costUsd ?? 0), 0);
+        ctx.set(`i${run.iterations}`, input.record);
+        run.iterations += 1;
+        run.lastIteration = input.record.index;
+        run.totalCostUsd += input.record.costUsd ?? 0;
         run.updatedAt = iso(await now(ctx));
       }
       // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
-      return { ...(await renew(ctx, run, input.leaseMs)), fresh };
+      return { ...refusedUnless(kept, await renew(ctx, run, input.leaseMs)), fresh };
     },
 
     /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
@@ -180,7 +198,7 @@ export const taskObject = restate.object({
         question: string | null;
         sessionId: string | null;
         wakeAt?: number | null;
-        transcript?: RunTranscript | null;
+        transcript?: TranscriptWrite | null;
         release?: string | null;
         /** Events the drive was handed as it stopped listening: kept for the next drive, as later ones are. */
         unheard?: TaskEvent[];
@@ -190,8 +208,8 @@ export const taskObject = restate.object({
       if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
       await keepTranscript(ctx, input.transcript);
       if (input.release) {
-        const kept = await ctx.get<RunTranscript>('transcript');
-        const transcript = kept?.sessionId === input.release ? kept : null;
+        // The session is told where its transcript is kept, not sent a copy of it.
+        const transcript = await transcriptRef(ctx, input.release);
         ctx.genericSend({ service: SESSION_OBJECT, method: 'release', key: input.release, parameter: { runId: ctx.key, epoch: input.epoch, transcript }, inputSerde: restate.serde.json });
       }
       const at = await now(ctx);
@@ -304,8 +322,11 @@ export const taskObject = restate.object({
       const run = await ctx.get<RemoteRun>('run');
       if (!run) return null;
       const lines = await journalLines(ctx, 0, run.journal.chunks);
-      return { run, lines, iterations: (await ctx.get<IterationRecord[]>('iterations')) ?? [] };
+      return { run, lines, iterations: await iterationRecords(ctx, run) };
     }),
+
+    /** The run's transcript, whole (a session let go by this run points here). */
+    transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => readTranscript(ctx)),
   },
 });
 
@@ -318,6 +339,7 @@ const OFFER_MS = 5_000;
  */
 export const queueObject = restate.object({
   name: QUEUE_OBJECT,
+  options: CALL_RETENTION,
   handlers: {
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
       const key = `l:${line.runId}`;
@@ -373,6 +395,7 @@ export const queueObject = restate.object({
 
 export const sessionObject = restate.object({
   name: SESSION_OBJECT,
+  options: CALL_RETENTION,
   handlers: {
     /**
      * Takes the session for a run's drive. A later epoch of the same run takes it over (its earlier worker lost
@@ -383,7 +406,7 @@ export const sessionObject = restate.object({
       if (holder && !(holder.runId === input.runId && holder.epoch <= input.epoch)) return { ok: false, heldBy: `${holder.runId} on ${holder.worker}` };
       ctx.set('holder', { runId: input.runId, epoch: input.epoch, worker: input.worker });
       // The run's own copy (from its claim) is often the newest: the session's is sent only when it is newer.
-      const saved = (await ctx.get<SavedTranscript>('transcript')) ?? null;
+      const saved = (await ctx.get<SavedTranscript | TranscriptRef>('transcript')) ?? null;
       return { ok: true, transcript: saved && saved.savedAt > (input.newerThan ?? -1) ? saved : null };
     },
 
@@ -391,7 +414,7 @@ export const sessionObject = restate.object({
      * The run lets the session go (by the epoch that holds it, or a later one of the same run: a drive that never
      * called after a failover): it is free, and its transcript (when given) kept for whichever run calls next.
      */
-    release: async (ctx: Ctx, input: { runId: string; epoch: number; transcript: SavedTranscript | null }): Promise<void> => {
+    release: async (ctx: Ctx, input: { runId: string; epoch: number; transcript: SavedTranscript | TranscriptRef | null }): Promise<void> => {
       const holder = await ctx.get<{ runId: string; epoch: number }>('holder');
       if (!holder || holder.runId !== input.runId || holder.epoch > input.epoch) return;
       if (input.transcript) ctx.set('transcript', input.transcript);
