@@ -8,6 +8,7 @@ import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
  *                        key (`i<n>`), and the transcript of its last call, saved with the journal: its mark
  *                        (`transcript`: length, hash, parts) and its parts (`t<n>`, gzip members appended as it grows)
  *   ObraQueue/all        a line per task (status, priority, age): what workers take work from, what `status` lists
+ *   ObraWaiter/<worker>  an idle worker's wait for work (no state: an awakeable the queue resolves)
  *   ObraSession/<id>     one agent session: which run's drive holds it (the lock), and the transcript it was let
  *                        go with (for another run on the same session): a reference to the run that holds it
  */
@@ -160,6 +161,8 @@ export const TASK_OBJECT = 'ObraTask';
 export const QUEUE_OBJECT = 'ObraQueue';
 export const SESSION_OBJECT = 'ObraSession';
 export const QUEUE_KEY = 'all';
+/** An idle worker's wait for work (keyed by the worker): see `waiterObject`. */
+export const WAITER_OBJECT = 'ObraWaiter';
 
 export function queueLineOf(run: RemoteRun): QueueLine {
   return {

@@ -9,6 +9,7 @@ import {
   queueLineOf,
   SESSION_OBJECT,
   TASK_OBJECT,
+  WAITER_OBJECT,
   type Claimed,
   type Heartbeat,
   type NewRemoteRun,
@@ -333,6 +334,48 @@ export const taskObject = restate.object({
 /** How long a task offered to one worker is kept from the others (that worker is claiming it). */
 const OFFER_MS = 5_000;
 
+/** An idle worker's wait: its awakeable, and when it gives up. */
+interface Waiting {
+  awakeable: string;
+  until: number;
+}
+/** Idle waits kept at most (one a worker; a worker that died leaves one until it times out). */
+const MAX_WAITING = 256;
+
+/**
+ * The open tasks a worker may be offered now: queued or interrupted, not parked, not offered to another worker
+ * a moment ago. A task that follows another waits until that one is done; when it ended otherwise, the task is
+ * blocked, with why.
+ */
+async function offerable(ctx: Ctx, at: number): Promise<QueueLine[]> {
+  const lines: QueueLine[] = [];
+  for (const runId of (await ctx.get<string[]>('open')) ?? []) {
+    const line = await ctx.get<QueueLine>(`l:${runId}`);
+    if (!line || (line.wakeAt && line.wakeAt > at) || (line.offeredAt !== undefined && at - line.offeredAt <= OFFER_MS)) continue;
+    if (line.after && line.status === 'queued') {
+      const followed = await ctx.get<QueueLine>(`l:${line.after}`);
+      // Not here yet (its line is on its way: submit checked that it exists), or not done yet: it waits.
+      if (followed?.status !== 'done') {
+        if (followed && isFinalStatus(followed.status)) {
+          ctx.genericSend({ service: TASK_OBJECT, method: 'block', key: runId, parameter: { reason: `the run it follows, ${line.after}, ended ${followed.status}` }, inputSerde: restate.serde.json });
+        }
+        continue;
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+/** Wakes every idle worker's wait (each takes what it can; the others wait again). */
+async function wakeWaiting(ctx: Ctx): Promise<void> {
+  const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
+  if (!waiting.length) return;
+  const at = await ctx.date.now();
+  for (const w of waiting) if (w.until > at) ctx.resolveAwakeable(w.awakeable);
+  ctx.clear('waiting');
+}
+
 /**
  * The queue keeps a line per task under its own key (`l:<runId>`: an update writes one small value, however many
  * tasks there are) and the ids of the tasks a worker may take (`open`: what `take` reads).
@@ -350,6 +393,7 @@ export const queueObject = restate.object({
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
+      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || line.status === 'done') await wakeWaiting(ctx);
     },
 
     /**
@@ -358,27 +402,22 @@ export const queueObject = restate.object({
      */
     take: async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
       const at = await ctx.date.now();
-      const lines: QueueLine[] = [];
-      for (const runId of (await ctx.get<string[]>('open')) ?? []) {
-        const line = await ctx.get<QueueLine>(`l:${runId}`);
-        if (!line || (line.wakeAt && line.wakeAt > at) || (line.offeredAt !== undefined && at - line.offeredAt <= OFFER_MS)) continue;
-        if (line.after && line.status === 'queued') {
-          const followed = await ctx.get<QueueLine>(`l:${line.after}`);
-          // Not here yet (its line is on its way: submit checked that it exists), or not done yet: it waits.
-          if (followed?.status !== 'done') {
-            if (followed && isFinalStatus(followed.status)) {
-              ctx.genericSend({ service: TASK_OBJECT, method: 'block', key: runId, parameter: { reason: `the run it follows, ${line.after}, ended ${followed.status}` }, inputSerde: restate.serde.json });
-            }
-            continue;
-          }
-        }
-        lines.push(line);
-      }
-      const offered = lines
+      const offered = (await offerable(ctx, at))
         .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
         .slice(0, Math.max(0, input.max));
       for (const line of offered) ctx.set(`l:${line.runId}`, { ...line, offeredAt: at });
       return offered.map((l) => l.runId);
+    },
+
+    /**
+     * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
+     * else when a task becomes takeable (or a run is done: one that follows it may start).
+     */
+    park: async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
+      const at = await ctx.date.now();
+      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable);
+      const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
+      ctx.set('waiting', [...waiting, input].slice(-MAX_WAITING));
     },
 
     list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => {
@@ -425,4 +464,28 @@ export const sessionObject = restate.object({
   },
 });
 
-export const OBRA_SERVICES = [taskObject, queueObject, sessionObject];
+/**
+ * Where an idle worker waits for work instead of asking the queue twice a second: one call (keyed by the worker)
+ * that ends when the queue resolves its awakeable — a task became takeable — or after `timeoutMs`. A wait is
+ * short-lived state: one whose worker's endpoint is gone is killed after a few attempts, never retried for good.
+ */
+export const waiterObject = restate.object({
+  name: WAITER_OBJECT,
+  options: { ...CALL_RETENTION, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
+  handlers: {
+    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<boolean> => {
+      const { id, promise } = ctx.awakeable<unknown>();
+      const until = (await ctx.date.now()) + input.timeoutMs;
+      ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key: QUEUE_KEY, parameter: { awakeable: id, until }, inputSerde: restate.serde.json });
+      try {
+        await promise.orTimeout(input.timeoutMs);
+        return true;
+      } catch (error) {
+        if (error instanceof restate.TimeoutError) return false;
+        throw error;
+      }
+    }),
+  },
+});
+
+export const OBRA_SERVICES = [taskObject, queueObject, sessionObject, waiterObject];

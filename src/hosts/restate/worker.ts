@@ -4,6 +4,7 @@ import { createServer, type Http2Server, type Http2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
 import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
@@ -18,9 +19,9 @@ import type { RunResult } from '../../engine/run-result.js';
 import { restorableSnapshot } from '../../persisted/snapshot.js';
 import { runChecks } from '../../scoring/checks.js';
 import { claudeOptionsFromConfig } from '../files/local.js';
-import { RestateClient, type RestateUrls } from './client.js';
+import { callsMade, RestateClient, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote } from './git-workspace.js';
-import type { Claimed, RemoteRun } from './model.js';
+import { WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
@@ -48,8 +49,10 @@ export interface RestateWorkerOptions extends RestateUrls {
    * timer queues it again at the reset, and no worker slot is held meanwhile (default 60 s).
    */
   parkAfterMs?: number;
-  /** How often the queue is looked at when nothing settled meanwhile. */
+  /** The first pause before the queue is looked at again when an idle wait failed (it doubles, up to idleWaitMs). */
   pollMs?: number;
+  /** How long an idle worker's wait for work in Restate lasts before it looks at the queue anyway (default 15 s). */
+  idleWaitMs?: number;
   /** A Claude Code binary to use instead of the one each task was submitted with. */
   agentCommand?: string;
   /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
@@ -207,14 +210,18 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
 
   const loop = async () => {
     const pollMs = options.pollMs ?? 500;
+    const idleWaitMs = options.idleWaitMs ?? IDLE_WAIT_MS;
+    /** The idle wait in progress (one at a time: a drive that settles meanwhile does not start another). */
+    let waiting: Promise<unknown> | null = null;
+    let retryMs = pollMs;
     while (!signal.aborted) {
       const free = options.concurrency - inFlight.size;
+      let offered: string[] = [];
       if (free > 0) {
-        let offered: string[] = [];
         try {
           offered = await client.queue<string[]>('take', { max: free });
         } catch {
-          // Restate unreachable for a moment: look again at the next poll.
+          // Restate unreachable for a moment: look again after a while.
         }
         for (const runId of offered) {
           if (signal.aborted) break;
@@ -227,16 +234,31 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
           inFlight.set(runId, driving);
         }
       }
+      // As many as it could take: there may be more.
+      if (free > 0 && offered.length === free) continue;
+      // A free slot: the worker waits in Restate until a task becomes takeable (or its wait times out), and
+      // looks again; a slot freed meanwhile pokes it. When the wait fails, it looks again after a growing pause.
+      if (free > 0 && !waiting) {
+        waiting = waitForWork(client, name, idleWaitMs, signal).then(
+          () => {
+            retryMs = pollMs;
+          },
+          () => sleep(retryMs, undefined, { signal }).then(() => {
+            retryMs = Math.min(retryMs * 2, idleWaitMs);
+          }, () => {}),
+        ).finally(() => {
+          waiting = null;
+        });
+      }
       await new Promise<void>((wake) => {
-        const timer = setTimeout(done, pollMs);
         function done() {
-          clearTimeout(timer);
           signal.removeEventListener('abort', done);
           poke = () => {};
           wake();
         }
         poke = done;
         signal.addEventListener('abort', done, { once: true });
+        if (free > 0) void waiting?.then(done);
       });
     }
     // Stopped: each drive ends interrupted (its run is queued again for another worker) and is let go.
@@ -247,6 +269,26 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   };
 
   return { uri, done: loop() };
+}
+
+/** An idle worker's wait: one call, which ends when a task can be taken or after `timeoutMs` (see `waiterObject`). */
+const IDLE_WAIT_MS = 15_000;
+
+/**
+ * Waits in Restate for work (ObraWaiter/<worker>/wait). Its own request rather than the client's, so that a
+ * stopping worker cuts it at once instead of holding the process until the wait ends.
+ */
+async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  callsMade.set(`${WAITER_OBJECT}/wait`, (callsMade.get(`${WAITER_OBJECT}/wait`) ?? 0) + 1);
+  const url = `${client.urls.ingressUrl.replace(/\/$/, '')}/${WAITER_OBJECT}/${encodeURIComponent(worker)}/wait`;
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ timeoutMs }),
+    signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs + 10_000)]),
+  });
+  if (!response.ok) throw new Error(`${WAITER_OBJECT}/wait: HTTP ${response.status} ${await response.text()}`);
+  return (await response.json()) as boolean;
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
