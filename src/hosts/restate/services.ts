@@ -82,11 +82,18 @@ async function iterationRecords(ctx: restate.ObjectSharedContext, run: RemoteRun
 }
 
 /**
- * How long Restate keeps a completed call to Obra's objects. Everything a call changes is in the objects' state;
- * a call's journal (its input: journal lines, a transcript's delta) kept for a day after it completed is what made
- * the server's data grow with every iteration, and every take of an idle worker.
+ * How long Restate keeps a completed call to Obra's objects: not at all. Everything a call changes is in the
+ * objects' state, and every caller waits for its answer; a call's journal and answer kept for a day (Restate's
+ * default) — journal lines, a transcript, every take of an idle worker — made the server's data grow with every
+ * iteration.
  */
-export const CALL_RETENTION = { journalRetention: 0, idempotencyRetention: 60_000 };
+export const CALL_RETENTION = { journalRetention: 0, idempotencyRetention: 0 };
+
+/**
+ * A run's and the queue's state grows (journal chunks, transcript parts, a line per task): a call reads the keys it
+ * needs (lazy state) instead of being sent all of them, which made every append cost the length of the run.
+ */
+const GROWING_STATE = { ...CALL_RETENTION, enableLazyState: true };
 
 /** A heartbeat that says so when the transcript sent with it was refused. */
 function refusedUnless(kept: boolean, beat: Heartbeat): Heartbeat {
@@ -101,7 +108,7 @@ function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
 
 export const taskObject = restate.object({
   name: TASK_OBJECT,
-  options: CALL_RETENTION,
+  options: GROWING_STATE,
   handlers: {
     /** A new run, queued. Submitting the same run id twice is refused. */
     submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
@@ -382,7 +389,7 @@ async function wakeWaiting(ctx: Ctx): Promise<void> {
  */
 export const queueObject = restate.object({
   name: QUEUE_OBJECT,
-  options: CALL_RETENTION,
+  options: GROWING_STATE,
   handlers: {
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
       const key = `l:${line.runId}`;
