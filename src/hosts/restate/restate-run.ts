@@ -5,6 +5,7 @@ import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { LineLog } from '../../store/durable-file.js';
 import { Journal } from '../../store/journal.js';
 import type { RestateClient } from './client.js';
+import { packLines, packRecord } from './journal-chunk.js';
 import type { Claimed, Heartbeat, RemoteRun, TranscriptWrite } from './model.js';
 
 /**
@@ -110,7 +111,7 @@ export class RestateRun implements RunPort {
     this.records = [...options.claimed.iterations];
     this.log = new RestateLog(
       async (lines, lastSeq, checkpoint) =>
-        this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs, transcript: this.transcript() })),
+        this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, gz: packLines(lines), lastSeq, checkpoint, leaseMs: options.leaseMs, transcript: this.transcript() })),
       options.claimed.tail,
     );
     this.journal = new Journal(`Restate ObraTask/${this.runId}`, undefined, this.log);
@@ -182,7 +183,7 @@ export class RestateRun implements RunPort {
     await this.options.workspace?.afterIteration(record);
     // A transcript delta goes on from the one before it: a batch of lines on its way (with one) lands first.
     await this.log.settled();
-    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, record, leaseMs: this.options.leaseMs, transcript: this.transcript() });
+    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, packed: packRecord(record), leaseMs: this.options.leaseMs, transcript: this.transcript() });
     if (saved.fresh) this.records.push(record);
     this.heard(saved);
     return saved.fresh;

@@ -22,6 +22,7 @@ import {
   type TranscriptWrite,
 } from './model.js';
 import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
+import { linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -67,7 +68,7 @@ async function renew(ctx: Ctx, run: RemoteRun, leaseMs: number): Promise<Heartbe
 /** The journal's lines kept in chunks `from` to `to` (excluded), in order. */
 async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number): Promise<string[]> {
   const lines: string[] = [];
-  for (let n = from; n < to; n++) lines.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+  for (let n = from; n < to; n++) lines.push(...linesOf(await ctx.get<JournalChunk>(`j${n}`)));
   return lines;
 }
 
@@ -75,7 +76,7 @@ async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: 
 async function iterationRecords(ctx: restate.ObjectSharedContext, run: RemoteRun): Promise<IterationRecord[]> {
   const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
   for (let n = records.length; n < run.iterations; n++) {
-    const record = await ctx.get<IterationRecord>(`i${n}`);
+    const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`));
     if (record) records.push(record);
   }
   return records;
@@ -158,28 +159,33 @@ export const taskObject = restate.object({
      * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
      * the transcript of a call made since. Renews the lease, as a heartbeat does.
      */
-    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
+    append: async (ctx: Ctx, input: { epoch: number; lines?: string[]; gz?: string; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
       const kept = await keepTranscript(ctx, input.transcript);
       const n = run.journal.chunks;
-      ctx.set(`j${n}`, input.lines);
+      // Kept as sent: gzipped lines (an iteration's snapshots are much alike).
+      ctx.set(`j${n}`, input.gz !== undefined ? { gz: input.gz } : (input.lines ?? []));
       run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
       // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
       run.startEvent = null;
       return refusedUnless(kept, await renew(ctx, run, input.leaseMs));
     },
 
-    /** A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its own. */
-    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
+    /**
+     * A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its
+     * own, kept gzipped as sent (`packed`; its index and cost beside it).
+     */
+    saveIteration: async (ctx: Ctx, input: { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
       const kept = await keepTranscript(ctx, input.transcript);
+      const { index, costUsd } = input.packed ?? { index: input.record!.index, costUsd: input.record!.costUsd ?? 0 };
       const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
-      const fresh = !(input.record.index <= last);
+      const fresh = !(index <= last);
       if (fresh) {
-        ctx.set(`i${run.iterations}`, input.record);
+        ctx.set(`i${run.iterations}`, input.packed ?? input.record!);
         run.iterations += 1;
-        run.lastIteration = input.record.index;
-        run.totalCostUsd += input.record.costUsd ?? 0;
+        run.lastIteration = index;
+        run.totalCostUsd += costUsd;
         run.updatedAt = iso(await now(ctx));
       }
       // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
