@@ -4,7 +4,7 @@ import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
 /**
  * What Obra keeps in Restate — the one module that knows its shape (as src/persisted/ does for a store folder).
  *
- *   ObraTask/<runId>     the run: its record (`run`), its journal in chunks (`j<n>`), its iteration records one a
+ *   ObraTask/<runId>     the run: its record (`run`, and apart what never changes, `spec`), its journal in chunks (`j<n>`), its iteration records one a
  *                        key (`i<n>`), and the transcript of its last call, saved with the journal: its mark
  *                        (`transcript`: length, hash, parts) and its parts (`t<n>`, gzip members appended as it grows)
  *   ObraQueue/all        a line per task (status, priority, age): what workers take work from, what `status` lists
@@ -55,6 +55,13 @@ export interface RemoteRun {
    */
   wakeAt?: number | null;
 }
+
+/**
+ * What ObraTask keeps of a run apart (`spec`, written once at submit): the bulk of its record, which no call
+ * changes. The rest (`run`) is rewritten by every append of its drive.
+ */
+export type RunSpec = Pick<RemoteRun, 'config' | 'input' | 'agent' | 'workspace'>;
+export type StoredRun = Omit<RemoteRun, keyof RunSpec>;
 
 /** A new run as `submit` writes it. */
 export type NewRemoteRun = Omit<RemoteRun, 'status' | 'reason' | 'question' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'owner' | 'epoch' | 'startEvent' | 'inbox' | 'journal' | 'workers'>;
@@ -164,7 +171,7 @@ export const QUEUE_KEY = 'all';
 /** An idle worker's wait for work (keyed by the worker): see `waiterObject`. */
 export const WAITER_OBJECT = 'ObraWaiter';
 
-export function queueLineOf(run: RemoteRun): QueueLine {
+export function queueLineOf(run: StoredRun): QueueLine {
   return {
     runId: run.runId,
     status: run.status,

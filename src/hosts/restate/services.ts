@@ -15,6 +15,8 @@ import {
   type NewRemoteRun,
   type QueueLine,
   type RemoteRun,
+  type RunSpec,
+  type StoredRun,
   type RunTranscript,
   type SavedTranscript,
   type SessionHold,
@@ -41,14 +43,14 @@ const now = (ctx: Ctx) => ctx.date.now();
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A call from a worker whose lease was taken over (or a run that has no such worker): refused, never retried. */
-function fenced(run: RemoteRun | null, epoch: number): RemoteRun {
+function fenced(run: StoredRun | null, epoch: number): StoredRun {
   if (!run) throw new restate.TerminalError('no such run', { errorCode: 404 });
   if (!run.owner || run.owner.epoch !== epoch) throw new restate.TerminalError(`this worker no longer holds run ${run.runId} (epoch ${epoch}; now ${run.owner ? run.owner.epoch : 'none'})`, { errorCode: 409 });
   return run;
 }
 
 /** The queue hears of every change of a task's line (one-way: the task never waits for the queue). */
-function tellQueue(ctx: Ctx, run: RemoteRun): void {
+function tellQueue(ctx: Ctx, run: StoredRun): void {
   ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
 }
 
@@ -57,11 +59,11 @@ function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
 }
 
 /** The drive's worker was heard from: its lease runs from now, and it takes the events sent to the run meanwhile. */
-async function renew(ctx: Ctx, run: RemoteRun, leaseMs: number): Promise<Heartbeat> {
+async function renew(ctx: Ctx, run: StoredRun, leaseMs: number): Promise<Heartbeat> {
   run.owner!.leaseUntil = (await now(ctx)) + leaseMs;
   const events = run.inbox;
   run.inbox = [];
-  ctx.set('run', run);
+  storeRun(ctx, run);
   return { ok: true, events };
 }
 
@@ -73,7 +75,7 @@ async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: 
 }
 
 /** The run's iteration records: kept one a key (`i<n>`), after those of a list kept whole by an earlier Obra. */
-async function iterationRecords(ctx: restate.ObjectSharedContext, run: RemoteRun): Promise<IterationRecord[]> {
+async function iterationRecords(ctx: restate.ObjectSharedContext, run: StoredRun): Promise<IterationRecord[]> {
   const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
   for (let n = records.length; n < run.iterations; n++) {
     const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`));
@@ -96,14 +98,31 @@ export const CALL_RETENTION = { journalRetention: 0, idempotencyRetention: 0 };
  */
 const GROWING_STATE = { ...CALL_RETENTION, enableLazyState: true };
 
+/**
+ * Writes the run's record without its spec (config, input, agent, workspace: written once, at submit), which a
+ * drive's every append would otherwise rewrite — and Restate log — again.
+ */
+function storeRun(ctx: Ctx, run: StoredRun | RemoteRun): void {
+  const { config, input, agent, workspace, ...rest } = run as RemoteRun;
+  // A record kept whole (at submit, or by an earlier Obra): its spec goes apart, once.
+  if (config !== undefined) ctx.set('spec', { config, input, agent, workspace } satisfies RunSpec);
+  ctx.set('run', rest);
+}
+
+/** The run's whole record: its stored part and its spec. */
+async function withSpec(ctx: restate.ObjectSharedContext, run: StoredRun | RemoteRun): Promise<RemoteRun> {
+  if ('config' in run && run.config !== undefined) return run as RemoteRun;
+  return { ...run, ...(await ctx.get<RunSpec>('spec')) } as RemoteRun;
+}
+
 /** A heartbeat that says so when the transcript sent with it was refused. */
 function refusedUnless(kept: boolean, beat: Heartbeat): Heartbeat {
   return kept ? beat : { ...beat, transcriptRefused: true };
 }
 
-function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
+function saveRun(ctx: Ctx, run: StoredRun, at: number): void {
   run.updatedAt = iso(at);
-  ctx.set('run', run);
+  storeRun(ctx, run);
   tellQueue(ctx, run);
 }
 
@@ -113,7 +132,7 @@ export const taskObject = restate.object({
   handlers: {
     /** A new run, queued. Submitting the same run id twice is refused. */
     submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
-      if (await ctx.get<RemoteRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
+      if (await ctx.get<StoredRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
       const at = await now(ctx);
       const run: RemoteRun = {
         ...fresh,
@@ -140,7 +159,7 @@ export const taskObject = restate.object({
      * answering). The worker gets a new epoch, its lease, and what it needs to restore the run.
      */
     claim: async (ctx: Ctx, input: { worker: string; leaseMs: number }): Promise<Claimed | null> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run || (run.status !== 'queued' && run.status !== 'interrupted')) return null;
       const at = await now(ctx);
       run.epoch += 1;
@@ -152,7 +171,7 @@ export const taskObject = restate.object({
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
       const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
-      return { epoch: run.epoch, run, tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx) };
+      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx) };
     },
 
     /**
@@ -160,7 +179,7 @@ export const taskObject = restate.object({
      * the transcript of a call made since. Renews the lease, as a heartbeat does.
      */
     append: async (ctx: Ctx, input: { epoch: number; lines?: string[]; gz?: string; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
-      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const kept = await keepTranscript(ctx, input.transcript);
       const n = run.journal.chunks;
       // Kept as sent: gzipped lines (an iteration's snapshots are much alike).
@@ -176,7 +195,7 @@ export const taskObject = restate.object({
      * own, kept gzipped as sent (`packed`; its index and cost beside it).
      */
     saveIteration: async (ctx: Ctx, input: { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
-      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+      const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const kept = await keepTranscript(ctx, input.transcript);
       const { index, costUsd } = input.packed ?? { index: input.record!.index, costUsd: input.record!.costUsd ?? 0 };
       const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
@@ -194,7 +213,7 @@ export const taskObject = restate.object({
 
     /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
     heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number }): Promise<Heartbeat> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return { ok: false, events: [] };
       return renew(ctx, run, input.leaseMs);
     },
@@ -217,8 +236,8 @@ export const taskObject = restate.object({
         /** Events the drive was handed as it stopped listening: kept for the next drive, as later ones are. */
         unheard?: TaskEvent[];
       },
-    ): Promise<RemoteRun> => {
-      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+    ): Promise<StoredRun> => {
+      const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
       await keepTranscript(ctx, input.transcript);
       if (input.release) {
@@ -252,7 +271,7 @@ export const taskObject = restate.object({
 
     /** Restate's timer for a lease: a worker that stopped renewing it has lost the run, which is driven again. */
     checkLease: async (ctx: Ctx, input: { epoch: number }): Promise<void> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return;
       const at = await now(ctx);
       if (at < run.owner.leaseUntil) {
@@ -267,7 +286,7 @@ export const taskObject = restate.object({
 
     /** The run this one follows ended otherwise than done: this one never starts (the queue says so). */
     block: async (ctx: Ctx, input: { reason: string }): Promise<void> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run || run.status !== 'queued' || run.owner) return;
       const at = await now(ctx);
       run.status = 'blocked';
@@ -278,7 +297,7 @@ export const taskObject = restate.object({
 
     /** The timer of a parked task: it may be taken again. */
     wake: async (ctx: Ctx, input: { wakeAt: number }): Promise<void> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run || run.wakeAt !== input.wakeAt) return;
       run.wakeAt = null;
       saveRun(ctx, run, await now(ctx));
@@ -289,14 +308,14 @@ export const taskObject = restate.object({
      * heartbeat; to a run at rest as the event its next drive starts with (it is queued again).
      */
     send: async (ctx: Ctx, event: TaskEvent): Promise<{ status: RunStatus; delivered: 'live' | 'queued' | 'ended' | 'refused'; why?: string }> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run) throw new restate.TerminalError(`no run ${ctx.key}`, { errorCode: 404 });
       if (isFinalStatus(run.status)) return { status: run.status, delivered: 'refused', why: `it has ended (${run.status})` };
       const at = await now(ctx);
       if (event.type === 'RESUMED' && run.owner) return { status: run.status, delivered: 'refused', why: `it is running on ${run.owner.worker}` };
       if (run.owner) {
         run.inbox = [...run.inbox, event];
-        ctx.set('run', run);
+        storeRun(ctx, run);
         return { status: run.status, delivered: 'live' };
       }
       if (event.type === 'CANCEL' && run.status === 'queued' && run.journal.chunks === 0) {
@@ -329,14 +348,17 @@ export const taskObject = restate.object({
       return { status: run.status, delivered: 'queued' };
     },
 
-    get: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RemoteRun | null> => (await ctx.get<RemoteRun>('run')) ?? null),
+    get: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RemoteRun | null> => {
+      const run = await ctx.get<StoredRun>('run');
+      return run ? withSpec(ctx, run) : null;
+    }),
 
     /** Everything kept of the run: its record, every journal line, its iteration records (show, replay). */
     everything: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<{ run: RemoteRun; lines: string[]; iterations: IterationRecord[] } | null> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run) return null;
       const lines = await journalLines(ctx, 0, run.journal.chunks);
-      return { run, lines, iterations: await iterationRecords(ctx, run) };
+      return { run: await withSpec(ctx, run), lines, iterations: await iterationRecords(ctx, run) };
     }),
 
     /** The run's transcript, whole (a session let go by this run points here). */
