@@ -428,7 +428,8 @@ export const queueObject = restate.object({
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
-      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || line.status === 'done') await wakeWaiting(ctx);
+      // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
+      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || isFinalStatus(line.status)) await wakeWaiting(ctx);
     },
 
     /**
@@ -446,7 +447,7 @@ export const queueObject = restate.object({
 
     /**
      * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
-     * else when a task becomes takeable (or a run is done: one that follows it may start).
+     * else when a task becomes takeable or a run ends (one that follows it may start, or is to be blocked).
      */
     park: async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
       const at = await ctx.date.now();
