@@ -34,7 +34,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const plainIds: string[] = [];
     for (let i = 0; i < 4; i++) plainIds.push(await submit(cluster, `Refactor part ${i}`, plain));
     const askingId = await submit(cluster, 'Migrate the database', asking);
-    const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
+    const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '3000', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), DONE]) });
     const pausedId = await submit(cluster, 'A refactoring to pause', steady);
     const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=10']);
     // One follows a plain task (it starts once that one is done); one follows the task that will be cancelled,
