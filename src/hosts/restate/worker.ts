@@ -253,7 +253,8 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       await new Promise<void>((wake) => {
         function done() {
           signal.removeEventListener('abort', done);
-          poke = () => {};
+          // An earlier round's wait may end after this round began: it must not unset this round's poke.
+          if (poke === done) poke = () => {};
           wake();
         }
         poke = done;
