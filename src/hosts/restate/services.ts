@@ -369,6 +369,13 @@ export const taskObject = restate.object({
 /** How long a task offered to one worker is kept from the others (that worker is claiming it). */
 const OFFER_MS = 5_000;
 
+/**
+ * A take or a park that cannot reach its worker (the endpoint it started on is gone) is killed after a few tries
+ * rather than retried for an hour: both change nothing when they fail, and meanwhile they would hold the queue's
+ * key, and every other take, behind them.
+ */
+const DROPPED_WHEN_STUCK = { retryPolicy: { maxAttempts: 4, initialInterval: 200, onMaxAttempts: 'kill' as const } };
+
 /** An idle worker's wait: its awakeable, and when it gives up. */
 interface Waiting {
   awakeable: string;
@@ -436,25 +443,25 @@ export const queueObject = restate.object({
      * Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. A task
      * that follows another waits until that one is done; when it ended otherwise, the task is blocked, with why.
      */
-    take: async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
+    take: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
       const at = await ctx.date.now();
       const offered = (await offerable(ctx, at))
         .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
         .slice(0, Math.max(0, input.max));
       for (const line of offered) ctx.set(`l:${line.runId}`, { ...line, offeredAt: at });
       return offered.map((l) => l.runId);
-    },
+    }),
 
     /**
      * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
      * else when a task becomes takeable or a run ends (one that follows it may start, or is to be blocked).
      */
-    park: async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
+    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
       const at = await ctx.date.now();
       if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable);
       const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
       ctx.set('waiting', [...waiting, input].slice(-MAX_WAITING));
-    },
+    }),
 
     list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => {
       const lines: QueueLine[] = [];

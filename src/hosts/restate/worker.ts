@@ -1,6 +1,6 @@
 import './polyfill.js';
 import * as restate from '@restatedev/restate-sdk';
-import { createServer, type Http2Server, type Http2Session } from 'node:http2';
+import { createServer, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -103,16 +103,30 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
+  // The handler calls in progress, but idle workers' waits (which last, and are killed when cut).
+  const handling = new Set<ServerHttp2Stream>();
+  server.on('stream', (stream, headers) => {
+    if (String(headers[':path'] ?? '').includes(`/${WAITER_OBJECT}/`)) return;
+    handling.add(stream);
+    stream.once('close', () => handling.delete(stream));
+  });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.bind ?? '127.0.0.1', () => resolve((server.address() as { port: number }).port));
   });
   const uri = options.advertisedUrl ?? `http://127.0.0.1:${port}`;
-  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops.
+  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops, once the handler
+  // calls in progress have ended (for a while at most). A call cut mid-way is retried by Restate at this
+  // endpoint only, which is gone: a queue call would hold ObraQueue/all, and so every take, for good.
   const shutdown = () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
-      for (const session of sessions) session.destroy();
+      const until = Date.now() + DRAIN_MS;
+      const close = () => {
+        if (handling.size && Date.now() < until) return void setTimeout(close, 20);
+        for (const session of sessions) session.destroy();
+      };
+      close();
     });
   try {
     await client.register(uri);
@@ -271,6 +285,9 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
 
   return { uri, done: loop() };
 }
+
+/** How long a stopping worker lets the handler calls in progress end before it closes Restate's connections. */
+const DRAIN_MS = 3_000;
 
 /** An idle worker's wait: one call, which ends when a task can be taken or after `timeoutMs` (see `waiterObject`). */
 const IDLE_WAIT_MS = 15_000;
