@@ -8,11 +8,11 @@ import type { AgentCallRequest } from '../../src/agents/agent.js';
 import { transcriptPath } from '../../src/agents/claude-code-agent.js';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
-import type { RunTranscript } from '../../src/hosts/restate/model.js';
+import { QUEUE_OBJECT, QUEUE_SHARDS, type QueueLine, type RunTranscript } from '../../src/hosts/restate/model.js';
 import { newRunId } from '../../src/hosts/files/local.js';
 import { submitToRestate } from '../../src/hosts/restate/submit.js';
 import { startRestateWorker, type RestateWorker } from '../../src/hosts/restate/worker.js';
-import { clusterPerSuite, restateAvailable, runOf, until } from './helpers.js';
+import { clusterPerSuite, queueLines, restateAvailable, runOf, until } from './helpers.js';
 
 /**
  * What a worker sends to Restate and how often (an in-process worker behind a proxy that meters its ingress
@@ -136,6 +136,22 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
     const calls = seen.get(runId)!;
     expect(calls[1]).toBe(matching);
     expect(calls.join('')).not.toContain('a lost answer');
+  });
+
+  it('the queue is split over shards: a run\'s line is in one, a follower in its followed run\'s, and list gives them all', async () => {
+    const { cluster } = setup();
+    const ids = await submitToRestate(
+      [...Array.from({ length: 8 }, (_, i) => ({ task: `Part ${i}`, repo: mkdtempSync(join(cluster.root, 'task-')) })), { task: 'Document the parts', repo: mkdtempSync(join(cluster.root, 'task-')), after: '@1' }],
+      { ...cluster.server, config: configSchema.parse({ task: { max_iterations: 6 } }) },
+    );
+    // The lines reach the queue one-way: every one, a moment after the submit.
+    const shards = async () => new Map(await Promise.all(QUEUE_SHARDS.map(async (key) => [key, (await cluster.client.call<QueueLine[]>(QUEUE_OBJECT, key, 'list', { here: true })).map((l) => l.runId)] as const)));
+    const byShard = await until('every line in a shard', shards, (map) => ids.every((id) => [...map.values()].some((runs) => runs.includes(id))), 10_000);
+    const shardOfRun = (id: string) => [...byShard].find(([, runs]) => runs.includes(id))?.[0];
+    expect(new Set(ids.map(shardOfRun)).size).toBeGreaterThan(1);
+    expect(shardOfRun(ids[8]!)).toBe(shardOfRun(ids[0]!));
+    expect((await queueLines(cluster)).map((l) => l.runId).sort()).toEqual([...byShard.values()].flat().sort());
+    for (const id of ids) await done(id);
   });
 });
 

@@ -7,7 +7,8 @@ import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
  *   ObraTask/<runId>     the run: its record (`run`, and apart what never changes, `spec`), its journal in chunks (`j<n>`), its iteration records one a
  *                        key (`i<n>`), and the transcript of its last call, saved with the journal: its mark
  *                        (`transcript`: length, hash, parts) and its parts (`t<n>`, gzip members appended as it grows)
- *   ObraQueue/all        a line per task (status, priority, age): what workers take work from, what `status` lists
+ *   ObraQueue/<shard>    a line per task (status, priority, age): what workers take work from, what `status` lists
+ *                        (`all`, `q1`..`q3`: a run's shard by its id, or that of the run it follows)
  *   ObraWaiter/<worker>  an idle worker's wait for work (no state: an awakeable the queue resolves)
  *   ObraSession/<id>     one agent session: which run's drive holds it (the lock), and the transcript it was let
  *                        go with (for another run on the same session): a reference to the run that holds it
@@ -47,6 +48,8 @@ export interface RemoteRun {
   journal: { chunks: number; lastSeq: number; checkpointChunk: number };
   /** Workers that took it, in order (a task that moved shows where). */
   workers: string[];
+  /** The queue shard its line is in (see QUEUE_SHARDS; none: the first, as an earlier Obra kept them all). */
+  queueKey?: string;
   /** The index of the last iteration record kept (records are kept one a key: a new one is checked against it). */
   lastIteration?: number;
   /**
@@ -167,7 +170,20 @@ export interface KeptTranscript extends TranscriptMark {
 export const TASK_OBJECT = 'ObraTask';
 export const QUEUE_OBJECT = 'ObraQueue';
 export const SESSION_OBJECT = 'ObraSession';
+/** The queue's first shard: what `list` is asked of (it asks the others), and where runs of an earlier Obra are. */
 export const QUEUE_KEY = 'all';
+/**
+ * The queue's shards: a run's line is in one of them, so that no one key takes every update and every take. A run
+ * that follows another is in that one's shard (its take checks how that one ended).
+ */
+export const QUEUE_SHARDS = [QUEUE_KEY, 'q1', 'q2', 'q3'];
+
+/** The shard of a run that follows no other: by its id. */
+export function shardOf(runId: string): string {
+  let hash = 0;
+  for (let i = 0; i < runId.length; i++) hash = (hash * 31 + runId.charCodeAt(i)) >>> 0;
+  return QUEUE_SHARDS[hash % QUEUE_SHARDS.length]!;
+}
 /** An idle worker's wait for work (keyed by the worker): see `waiterObject`. */
 export const WAITER_OBJECT = 'ObraWaiter';
 

@@ -6,6 +6,7 @@ import type { IterationRecord, RunStatus } from '../../core/types.js';
 import {
   QUEUE_KEY,
   QUEUE_OBJECT,
+  QUEUE_SHARDS,
   queueLineOf,
   SESSION_OBJECT,
   TASK_OBJECT,
@@ -51,7 +52,7 @@ function fenced(run: StoredRun | null, epoch: number): StoredRun {
 
 /** The queue hears of every change of a task's line (one-way: the task never waits for the queue). */
 function tellQueue(ctx: Ctx, run: StoredRun): void {
-  ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
+  ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: run.queueKey ?? QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
 }
 
 function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
@@ -409,18 +410,18 @@ async function offerable(ctx: Ctx, at: number): Promise<QueueLine[]> {
   return lines;
 }
 
-/** Wakes every idle worker's wait (each takes what it can; the others wait again). */
+/** Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again). */
 async function wakeWaiting(ctx: Ctx): Promise<void> {
   const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
   if (!waiting.length) return;
   const at = await ctx.date.now();
-  for (const w of waiting) if (w.until > at) ctx.resolveAwakeable(w.awakeable);
+  for (const w of waiting) if (w.until > at) ctx.resolveAwakeable(w.awakeable, ctx.key);
   ctx.clear('waiting');
 }
 
 /**
- * The queue keeps a line per task under its own key (`l:<runId>`: an update writes one small value, however many
- * tasks there are) and the ids of the tasks a worker may take (`open`: what `take` reads).
+ * A queue shard (see QUEUE_SHARDS) keeps a line per task under its own key (`l:<runId>`: an update writes one small
+ * value, however many tasks there are) and the ids of the tasks a worker may take (`open`: what `take` reads).
  */
 export const queueObject = restate.object({
   name: QUEUE_OBJECT,
@@ -458,13 +459,18 @@ export const queueObject = restate.object({
      */
     park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
       const at = await ctx.date.now();
-      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable);
+      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable, ctx.key);
       const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
       ctx.set('waiting', [...waiting, input].slice(-MAX_WAITING));
     }),
 
-    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => {
+    /** Every task's line: this shard's (`here`), or, asked of the first shard, every shard's. */
+    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input?: { here?: boolean } | null): Promise<QueueLine[]> => {
       const lines: QueueLine[] = [];
+      if (!input?.here && ctx.key === QUEUE_KEY) {
+        const others = QUEUE_SHARDS.filter((key) => key !== QUEUE_KEY).map((key) => ctx.genericCall<{ here: boolean }, QueueLine[]>({ service: QUEUE_OBJECT, method: 'list', key, parameter: { here: true }, inputSerde: restate.serde.json, outputSerde: restate.serde.json }));
+        for (const shard of await restate.RestatePromise.all(others)) lines.push(...shard);
+      }
       for (const key of await ctx.stateKeys()) {
         if (!key.startsWith('l:')) continue;
         const line = await ctx.get<QueueLine>(key);
@@ -516,15 +522,15 @@ export const waiterObject = restate.object({
   name: WAITER_OBJECT,
   options: { ...CALL_RETENTION, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
   handlers: {
-    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<boolean> => {
-      const { id, promise } = ctx.awakeable<unknown>();
+    /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
+    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<string | null> => {
+      const { id, promise } = ctx.awakeable<string>();
       const until = (await ctx.date.now()) + input.timeoutMs;
-      ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key: QUEUE_KEY, parameter: { awakeable: id, until }, inputSerde: restate.serde.json });
+      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, until }, inputSerde: restate.serde.json });
       try {
-        await promise.orTimeout(input.timeoutMs);
-        return true;
+        return await promise.orTimeout(input.timeoutMs);
       } catch (error) {
-        if (error instanceof restate.TimeoutError) return false;
+        if (error instanceof restate.TimeoutError) return null;
         throw error;
       }
     }),

@@ -21,7 +21,7 @@ import { runChecks } from '../../scoring/checks.js';
 import { claudeOptionsFromConfig } from '../files/local.js';
 import { callsMade, RestateClient, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote } from './git-workspace.js';
-import { WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
+import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
@@ -225,45 +225,58 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   const loop = async () => {
     const pollMs = options.pollMs ?? 500;
     const idleWaitMs = options.idleWaitMs ?? IDLE_WAIT_MS;
-    /** The idle wait in progress (one at a time: a drive that settles meanwhile does not start another). */
-    let waiting: Promise<unknown> | null = null;
+    /** The queue shards to take from now: the one whose work woke the worker, or all after a failed wait. */
+    let shards: string[] = [];
+    /** The wait in progress (one at a time: a slot freed meanwhile does not start another). */
+    let waiting: Promise<void> | null = null;
     let retryMs = pollMs;
     while (!signal.aborted) {
-      const free = options.concurrency - inFlight.size;
-      let offered: string[] = [];
-      if (free > 0) {
+      let free = options.concurrency - inFlight.size;
+      for (const key of shards.splice(0)) {
+        if (free <= 0 || signal.aborted) break;
+        let offered: string[] = [];
         try {
-          offered = await client.queue<string[]>('take', { max: free });
+          offered = await client.call<string[]>(QUEUE_OBJECT, key, 'take', { max: free });
         } catch {
-          // Restate unreachable for a moment: look again after a while.
+          // Restate unreachable for a moment: its next wait (or the pause after a failed one) tells when to look.
         }
         for (const runId of offered) {
           if (signal.aborted) break;
           const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
           if (!claimed) continue;
+          free -= 1;
           const driving = drive(claimed).finally(() => {
             inFlight.delete(runId);
             poke();
           });
           inFlight.set(runId, driving);
         }
+        // As many as it asked for: there may be more there, once a slot is free.
+        if (offered.length && free <= 0) shards = [key];
       }
-      // As many as it could take: there may be more.
-      if (free > 0 && offered.length === free) continue;
-      // A free slot: the worker waits in Restate until a task becomes takeable (or its wait times out), and
-      // looks again; a slot freed meanwhile pokes it. When the wait fails, it looks again after a growing pause.
-      if (free > 0 && !waiting) {
-        waiting = waitForWork(client, name, idleWaitMs, signal).then(
-          () => {
-            retryMs = pollMs;
-          },
-          () => sleep(retryMs, undefined, { signal }).then(() => {
-            retryMs = Math.min(retryMs * 2, idleWaitMs);
-          }, () => {}),
-        ).finally(() => {
-          waiting = null;
-        });
+      // A free slot: the worker waits in Restate until a shard has a task to take (or its wait times out, or a
+      // slot is freed). When the wait fails, it looks at every shard after a growing pause.
+      if (free > 0 && !shards.length && !waiting) {
+        waiting = waitForWork(client, name, idleWaitMs, signal)
+          .then(
+            (shard) => {
+              retryMs = pollMs;
+              if (shard) shards = [shard];
+            },
+            () =>
+              sleep(retryMs, undefined, { signal }).then(
+                () => {
+                  retryMs = Math.min(retryMs * 2, idleWaitMs);
+                  shards = [...QUEUE_SHARDS];
+                },
+                () => {},
+              ),
+          )
+          .finally(() => {
+            waiting = null;
+          });
       }
+      if (free > 0 && shards.length) continue;
       await new Promise<void>((wake) => {
         function done() {
           signal.removeEventListener('abort', done);
@@ -273,7 +286,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
         }
         poke = done;
         signal.addEventListener('abort', done, { once: true });
-        if (free > 0) void waiting?.then(done);
+        void waiting?.then(done);
       });
     }
     // Stopped: each drive ends interrupted (its run is queued again for another worker) and is let go.
@@ -289,14 +302,14 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
 /** How long a stopping worker lets the handler calls in progress end before it closes Restate's connections. */
 const DRAIN_MS = 3_000;
 
-/** An idle worker's wait: one call, which ends when a task can be taken or after `timeoutMs` (see `waiterObject`). */
+/** An idle worker's wait: one call, which ends when a shard has a task to take or after `timeoutMs` (see `waiterObject`). */
 const IDLE_WAIT_MS = 15_000;
 
 /**
  * Waits in Restate for work (ObraWaiter/<worker>/wait). Its own request rather than the client's, so that a
  * stopping worker cuts it at once instead of holding the process until the wait ends.
  */
-async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<string | null> {
   callsMade.set(`${WAITER_OBJECT}/wait`, (callsMade.get(`${WAITER_OBJECT}/wait`) ?? 0) + 1);
   const url = `${client.urls.ingressUrl.replace(/\/$/, '')}/${WAITER_OBJECT}/${encodeURIComponent(worker)}/wait`;
   const response = await fetch(url, {
@@ -306,7 +319,7 @@ async function waitForWork(client: RestateClient, worker: string, timeoutMs: num
     signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs + 10_000)]),
   });
   if (!response.ok) throw new Error(`${WAITER_OBJECT}/wait: HTTP ${response.status} ${await response.text()}`);
-  return (await response.json()) as boolean;
+  return (await response.json()) as string | null;
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
