@@ -520,7 +520,9 @@ export const sessionObject = restate.object({
  */
 export const waiterObject = restate.object({
   name: WAITER_OBJECT,
-  options: { ...CALL_RETENTION, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
+  // Suspended after a second of waiting (Restate keeps the awakeable and the timer, not an open stream to the
+  // worker that serves it): a worker that stops has no wait of anyone's to cut.
+  options: { ...CALL_RETENTION, inactivityTimeout: 1_000, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
   handlers: {
     /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
     wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<string | null> => {
