@@ -1,18 +1,24 @@
 /**
- * bench/restate — Obra on Restate (a real single-node server on loopback, started here), in two parts:
+ * bench/restate — Obra on Restate (a real single-node server on loopback, started here), in three parts:
  *   1. engine cost per iteration: the same tasks, an in-process agent that answers at once, one at a time,
  *      on Restate (a worker in this process) and on local files (runTask), rounds interleaved; printed side by
  *      side with the ratio, and the engine's share of an iteration whose agent call takes 10 s;
- *   2. scale-out: 64 tasks × 3 iterations through fixtures/fake-claude (1 s a call), each `obra worker` process
- *      capped at 8 tasks in flight: wall time with 1, 2 and 4 workers, against the ideal.
+ *   2. scale-out the way users run it: 64 tasks × 3 iterations through fixtures/fake-claude, whose calls wait
+ *      6 s (they do not burn CPU), each `obra worker` process capped at 8 tasks in flight: wall time with 1, 2
+ *      and 4 workers, speed-up ÷ workers, and the CPU a call costs the workers, the agents and the server;
+ *   3. storage, with a 200 KB transcript: the bytes a worker sends to Restate per iteration (2 KB and 200 KB
+ *      transcripts, measured on the wire by a proxy in front of the ingress), the calls an idle `obra worker`
+ *      makes in 20 s, and the growth of the server's data dir per 100 iterations.
  *
  *   npm run bench:restate                         (needs the server: node scripts/install-restate-server.mjs)
- *   npm run bench:restate -- --tasks 20 --iterations 5 --rounds 3 --fleet 64 --latency 1000 --only 1,2
+ *   npm run bench:restate -- --tasks 20 --iterations 5 --rounds 3 --fleet 64 --latency 6000 --idle 20 --only 1,2,3
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { transcriptPath } from '../../src/agents/claude-code-agent.js';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import { configSchema } from '../../src/config/schema.js';
 import { callsMade, RestateClient } from '../../src/hosts/restate/client.js';
@@ -22,12 +28,13 @@ import { submitToRestate } from '../../src/hosts/restate/submit.js';
 import { startRestateWorker } from '../../src/hosts/restate/worker.js';
 import { runTask } from '../../src/index.js';
 import { machineLine, median, met, table } from '../fleet/common.js';
+import { startIngressMeter, type MeteredCall } from './ingress-meter.js';
 
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(`--${name}`);
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
 };
-const only = (process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : '1,2').split(',').map(Number);
+const only = (process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]! : '1,2,3').split(',').map(Number);
 const ROOT = join(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const FAKE_CLAUDE = join(ROOT, 'fixtures/fake-claude');
@@ -160,6 +167,122 @@ async function scaleOut(workers: number, fleet: number, latencyMs: number): Prom
   }
 }
 
+/** Bytes in a folder, all files under it. */
+function bytesUnder(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += bytesUnder(path);
+    else if (entry.isFile()) total += statSync(path).size;
+  }
+  return total;
+}
+
+/** An agent that writes its turns into the CLI's transcript as the CLI does, its first one `pad` bytes long. */
+function transcriptAgent(pad: number, iterations: number): ScriptedAgent {
+  return new ScriptedAgent((request, call) => {
+    const path = transcriptPath(request.sessionId!, request.workdir, process.env);
+    mkdirSync(dirname(path), { recursive: true });
+    // Incompressible, as a conversation's tool output nearly is.
+    const text = call === 0 ? randomBytes(pad).toString('base64').slice(0, pad) : `Step ${request.index}: split one more part; all tests pass.`;
+    appendFileSync(path, `${JSON.stringify({ type: 'assistant', message: { role: 'assistant', content: text } })}\n`);
+    return request.index < iterations ? `Step ${request.index}: split one more part; all tests pass.\nSTATUS: CONTINUE` : `Step ${request.index}: all parts split.\nSTATUS: DONE`;
+  });
+}
+
+/**
+ * Part 3: what a worker sends and keeps in Restate. Bytes per iteration from the ingress meter (requests about the
+ * run after its first iteration: the first call wrote the big turn); the idle `obra worker` process's calls to the
+ * ingress and to the admin API (each behind a meter); the data dir before and after 100 iterations.
+ */
+async function storage(idleSeconds: number): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'obra-bench-restate-storage-'));
+  const server = await startLocalRestate({ dataDir: join(root, 'restate') });
+  const meter = await startIngressMeter(server.ingressUrl);
+  const configDir = process.env.CLAUDE_CONFIG_DIR;
+  process.env.CLAUDE_CONFIG_DIR = join(root, 'claude');
+  const controller = new AbortController();
+  const ended = new Map<string, (status: string) => void>();
+  const pads = new Map<string, { pad: number; iterations: number }>();
+  const worker = await startRestateWorker({
+    ingressUrl: meter.url,
+    adminUrl: server.adminUrl,
+    concurrency: 1,
+    signal: controller.signal,
+    agent: (run) => transcriptAgent(pads.get(run.runId)!.pad, pads.get(run.runId)!.iterations),
+    onEvent: (runId, event) => {
+      if (event.type === 'settled') ended.get(runId)?.((event as { status: string }).status);
+    },
+  });
+  const runOne = async (pad: number, iterations: number): Promise<MeteredCall[]> => {
+    const dir = mkdtempSync(join(root, 'task-'));
+    const config = configSchema.parse({ task: { max_iterations: iterations + 2 } });
+    const runId = `bench-${Date.now()}-${pad}-${iterations}`;
+    pads.set(runId, { pad, iterations });
+    const status = new Promise<string>((resolve) => ended.set(runId, resolve));
+    await submitToRestate([{ task: 'Split the parser', repo: dir, runId }], { ...server, config });
+    if ((await status) !== 'done') throw new Error(`run ${runId} ended ${await status}`);
+    return meter.calls.filter((c) => c.path.startsWith(`/ObraTask/${runId}/`));
+  };
+  try {
+    // The data dir first, on the fresh server (later, its memtables of the other runs' data would be flushed to
+    // disk meanwhile): settled, then 100 iterations of one task with a 200 KB transcript.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const before = bytesUnder(join(root, 'restate'));
+    await runOne(200_000, 100);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const growth = bytesUnder(join(root, 'restate')) - before;
+    const iterations = 20;
+    const perIteration = new Map<number, number>();
+    for (const pad of [2_000, 200_000]) {
+      const calls = await runOne(pad, iterations);
+      const afterFirst = calls.slice(calls.findIndex((c) => c.path.endsWith('/saveIteration')) + 1);
+      perIteration.set(pad, afterFirst.reduce((sum, c) => sum + c.bytes, 0) / (iterations - 1));
+    }
+    controller.abort();
+    await worker.done;
+
+    // An idle `obra worker` process, its ingress and admin calls each through a meter.
+    const admin = await startIngressMeter(server.adminUrl);
+    const home = join(root, 'home-idle');
+    mkdirSync(home);
+    const idle = execa('node', [CLI, 'worker', '--name', 'idle', '--quiet', '--set', `restate.ingress_url=${meter.url}`, '--set', `restate.admin_url=${admin.url}`], { cwd: root, env: { HOME: home, CLAUDE_CONFIG_DIR: join(home, '.claude') }, reject: false });
+    const client = new RestateClient(server);
+    await until(async () => admin.calls.length > 0 && ![null, worker.uri].includes(await client.registeredUri()), 30_000, 'the idle worker to register');
+    await new Promise((r) => setTimeout(r, 2_000));
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const ingressCalls = meter.calls.filter((c) => c.at >= from && c.at < from + idleSeconds * 1000).length;
+    const adminCalls = admin.calls.filter((c) => c.at >= from && c.at < from + idleSeconds * 1000).length;
+    idle.kill('SIGTERM');
+    await idle;
+    await admin.close();
+
+    const [small, large] = [perIteration.get(2_000)!, perIteration.get(200_000)!];
+    const idleRate = ingressCalls / idleSeconds;
+    process.stdout.write(`## 3. Storage: what a worker sends to Restate and what the server keeps\n\n`);
+    process.stdout.write(
+      `${table(
+        ['measure', 'value', 'target'],
+        [
+          ['bytes sent to Restate per iteration, 2 KB transcript', small.toFixed(0), '—'],
+          ['bytes sent to Restate per iteration, 200 KB transcript', large.toFixed(0), `independent of its length: ${met(large < small * 1.1 + 500)}`],
+          [`idle \`obra worker\`: ingress calls a second (over ${idleSeconds} s)`, idleRate.toFixed(2), `≤ 0.2: ${met(idleRate <= 0.2)}`],
+          [`idle \`obra worker\`: admin API requests a second (its registration watchdog)`, (adminCalls / idleSeconds).toFixed(2), '—'],
+          ['server data dir growth over 100 iterations, 200 KB transcript (MB)', (growth / 1e6).toFixed(2), `≤ 1 MB: ${met(growth <= 1e6)}`],
+        ],
+      )}\n\n`,
+    );
+  } finally {
+    controller.abort();
+    if (configDir === undefined) delete process.env.CLAUDE_CONFIG_DIR;
+    else process.env.CLAUDE_CONFIG_DIR = configDir;
+    await meter.close();
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const started = Date.now();
   process.stdout.write(`bench/restate, ${new Date().toISOString()}\n${machineLine()}\n\n`);
@@ -203,22 +326,24 @@ async function main() {
   }
   if (only.includes(2)) {
     const fleet = arg('fleet', 64);
-    const latency = arg('latency', 1000);
+    const latency = arg('latency', 6000);
     const rows: string[][] = [];
     const walls = new Map<number, number>();
     for (const workers of [1, 2, 4]) {
       const { wallMs, done, cpu } = await scaleOut(workers, fleet, latency);
       walls.set(workers, wallMs);
       const ideal = Math.ceil(fleet / (8 * workers)) * 3 * latency;
+      const speedUp = walls.get(1)! / wallMs;
       const perCall = `${cpu.workers.toFixed(0)} / ${cpu.agents.toFixed(0)} / ${cpu.server.toFixed(0)}`;
-      rows.push([String(workers), `${done}/${fleet}`, (wallMs / 1000).toFixed(1), (ideal / 1000).toFixed(1), `${(wallMs / ideal).toFixed(2)}×`, `${(walls.get(1)! / wallMs).toFixed(2)}×`, perCall]);
+      rows.push([String(workers), `${done}/${fleet}`, (wallMs / 1000).toFixed(1), (ideal / 1000).toFixed(1), `${speedUp.toFixed(2)}×`, (speedUp / workers).toFixed(2), perCall]);
     }
-    process.stdout.write(`## 2. Scale-out: ${fleet} tasks × 3 iterations, fake-claude ${latency / 1000} s a call, 8 tasks in flight per worker\n\n`);
-    process.stdout.write(`${table(['workers', 'done', 'wall s', 'ideal s', 'vs ideal', 'speed-up vs 1 worker', 'CPU ms a call: workers / fake-claude / server'], rows)}\n\n`);
-    const two = walls.get(1)! / walls.get(2)!;
-    const four = walls.get(1)! / walls.get(4)!;
-    process.stdout.write(`1 → 2 workers: ${two.toFixed(2)}× (target ≥ 1.8×: ${met(two >= 1.8)}); 1 → 4 workers: ${four.toFixed(2)}× (target ≥ 3.2×: ${met(four >= 3.2)}).\n\n`);
+    process.stdout.write(`## 2. Scale-out: ${fleet} tasks × 3 iterations, fake-claude calls that wait ${latency / 1000} s, 8 tasks in flight per worker\n\n`);
+    process.stdout.write(`${table(['workers', 'done', 'wall s', 'ideal s', 'speed-up vs 1 worker', 'speed-up ÷ workers', 'CPU ms a call: worker / agent (fake-claude) / server'], rows)}\n\n`);
+    const two = walls.get(1)! / walls.get(2)! / 2;
+    const four = walls.get(1)! / walls.get(4)! / 4;
+    process.stdout.write(`Speed-up ÷ workers: ${two.toFixed(2)} at 2 (target ≥ 0.9: ${met(two >= 0.9)}), ${four.toFixed(2)} at 4 (target ≥ 0.85: ${met(four >= 0.85)}).\n\n`);
   }
+  if (only.includes(3)) await storage(arg('idle', 20));
   process.stdout.write(`(bench/restate took ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
 }
 

@@ -24,7 +24,7 @@ const claimed = { epoch: 3, run: { runId: 'r1', task: { text: 'x', workdir: '/tm
 describe('RestateRun: events from people reach the drive, or go back to the run', () => {
   it('hands an event to the listening drive on a turn of its own, and sends one that comes as it settles back with the settle', async () => {
     const task = taskObject();
-    const transcripts = [{ sessionId: 's1', gzipBase64: 'eA==', bytes: 1, savedAt: 5, savedBy: 'w1' }];
+    const transcripts = [{ sessionId: 's1', base: null, gzipBase64: 'eA==', mark: { length: 1, sha256: 'x' }, savedAt: 5, savedBy: 'w1' }];
     const run = new RestateRun({ client: task.client, claimed, leaseMs: 15_000, onLeaseLost: () => {}, session: { takeTranscript: () => transcripts.shift() ?? null, heldSession: 's1' } });
     const heard: unknown[] = [];
     const detach = run.control((event) => heard.push(event));

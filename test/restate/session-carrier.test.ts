@@ -1,7 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { AgentCallRequest } from '../../src/agents/agent.js';
 import { transcriptPath } from '../../src/agents/claude-code-agent.js';
@@ -9,6 +10,7 @@ import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
 import type { RestateClient } from '../../src/hosts/restate/client.js';
 import type { SavedTranscript } from '../../src/hosts/restate/model.js';
 import { SessionCarrier } from '../../src/hosts/restate/session-carrier.js';
+import { markOf, savedOf } from '../../src/hosts/restate/transcript-file.js';
 
 const SESSION = '8f0c6f0e-4d7a-4c55-9d59-000000000001';
 
@@ -36,7 +38,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
     const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
     const workdir = join(home, 'work');
-    const saved: SavedTranscript = { gzipBase64: gzipSync('{"turn":1}\n').toString('base64'), bytes: 30, savedAt: 1, savedBy: 'w1' };
+    const saved: SavedTranscript = { ...savedOf(Buffer.from('{"turn":1}\n'), 'w1'), savedAt: 1 };
     const restate = sessions(saved);
     const inner = new ScriptedAgent(['Step 2 done.\nSTATUS: CONTINUE', 'Step 3 done.\nSTATUS: CONTINUE']);
     const carrier = new SessionCarrier(inner, { client: restate.client, runId: 'r1', epoch: 2, worker: 'w2', env });
@@ -52,7 +54,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     expect(carrier.heldSession).toBe(SESSION);
     // The transcript after the last call, once, for the run's next write.
     const handed = carrier.takeTranscript()!;
-    expect(handed).toMatchObject({ sessionId: SESSION, savedBy: 'w2' });
+    expect(handed).toMatchObject({ sessionId: SESSION, savedBy: 'w2', base: null, mark: markOf(Buffer.from('{"turn":1}\n')) });
     expect(gunzipSync(Buffer.from(handed.gzipBase64, 'base64')).toString()).toBe('{"turn":1}\n');
     expect(carrier.takeTranscript()).toBeNull();
   });
@@ -61,9 +63,8 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
     const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
     const workdir = join(home, 'work');
-    const gz = (text: string) => gzipSync(text).toString('base64');
-    const restate = sessions({ gzipBase64: gz('{"turn":1}\n'), bytes: 30, savedAt: 10, savedBy: 'w1' });
-    const runTranscript = { sessionId: SESSION, gzipBase64: gz('{"turn":1}\n{"turn":2}\n'), bytes: 40, savedAt: 20, savedBy: 'w3' };
+    const restate = sessions({ ...savedOf(Buffer.from('{"turn":1}\n'), 'w1'), savedAt: 10 });
+    const runTranscript = { sessionId: SESSION, ...savedOf(Buffer.from('{"turn":1}\n{"turn":2}\n'), 'w3'), savedAt: 20 };
     const carrier = new SessionCarrier(new ScriptedAgent(['Go on.\nSTATUS: CONTINUE', 'New session.\nSTATUS: CONTINUE']), { client: restate.client, runId: 'r1', epoch: 3, worker: 'w2', env, runTranscript });
     const record = await carrier.call(request(workdir, 'resume'));
     expect(record.session!.note).toBe('transcript restored on w2 (saved by w3)');
@@ -102,5 +103,95 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const carrier = new SessionCarrier(inner, { client: sessions(null).client, runId: 'r1', epoch: 1, worker: 'w1', env: { CLAUDE_CONFIG_DIR: home }, workdirHere: (dir) => (dir === '/logical/r1' ? join(home, 'checkout') : dir) });
     await carrier.call(request('/logical/r1', 'create'));
     expect(seen).toEqual([join(home, 'checkout')]);
+  });
+
+  /** An agent that adds a turn to the CLI's transcript of the session, as the CLI does. */
+  const appending = (env: NodeJS.ProcessEnv, turn: string) =>
+    new ScriptedAgent((req) => {
+      const path = transcriptPath(SESSION, req.workdir, env);
+      mkdirSync(dirname(path), { recursive: true });
+      appendFileSync(path, turn);
+      return 'Step done.\nSTATUS: CONTINUE';
+    });
+
+  it('hands Restate only the bytes a call added, with the mark they go on from: as many for a 2 KB as for a 200 KB transcript', async () => {
+    const turn = `${JSON.stringify({ type: 'assistant', text: randomBytes(600).toString('base64') })}\n`;
+    const sent: number[] = [];
+    for (const size of [2_000, 200_000]) {
+      const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
+      const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
+      // Incompressible, as a real conversation's tool output nearly is.
+      const before = Buffer.from(`${randomBytes((size * 3) / 4).toString('base64')}\n`);
+      const runTranscript = { sessionId: SESSION, ...savedOf(before, 'w1') };
+      const carrier = new SessionCarrier(appending(env, turn), { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', env, runTranscript });
+      await carrier.call(request(join(home, 'work'), 'resume'));
+      const handed = carrier.takeTranscript()!;
+      expect(handed.base).toEqual(markOf(before));
+      expect(handed.mark).toEqual(markOf(Buffer.concat([before, Buffer.from(turn)])));
+      expect(gunzipSync(Buffer.from(handed.gzipBase64, 'base64')).toString()).toBe(turn);
+      sent.push(JSON.stringify(handed).length);
+    }
+    expect(sent[0]).toBeLessThan(2_000);
+    expect(Math.abs(sent[1]! - sent[0]!)).toBeLessThan(50);
+  });
+
+  it('sends the transcript whole when it does not go on from Restate\'s copy, and after Restate refused a delta', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
+    const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
+    const workdir = join(home, 'work');
+    const runTranscript = { sessionId: SESSION, ...savedOf(Buffer.from('{"turn":1}\n'), 'w1') };
+    const carrier = new SessionCarrier(appending(env, '{"turn":2}\n'), { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', env, runTranscript });
+    await carrier.call(request(workdir, 'resume'));
+    expect(carrier.takeTranscript()!.base).toEqual(markOf(Buffer.from('{"turn":1}\n')));
+    carrier.transcriptRefused();
+    const whole = carrier.takeTranscript()!;
+    expect(whole.base).toBeNull();
+    expect(gunzipSync(Buffer.from(whole.gzipBase64, 'base64')).toString()).toBe('{"turn":1}\n{"turn":2}\n');
+    // Rewritten by someone else between two calls: the next write is whole too.
+    await carrier.call(request(workdir, 'resume'));
+    writeFileSync(transcriptPath(SESSION, workdir, env), '{"other":1}\n');
+    const rewritten = carrier.takeTranscript()!;
+    expect(rewritten.base).toBeNull();
+    expect(rewritten.mark).toEqual(markOf(Buffer.from('{"other":1}\n')));
+    expect(carrier.takeTranscript()).toBeNull();
+  });
+
+  it('makes the local transcript the copy that matches the journal, never a newer local file', async () => {
+    const copy = Buffer.from('{"turn":1}\n{"turn":2}\n');
+    const cases = [
+      // A call the journal does not know of answered into the local file (its answer lost with the server).
+      { local: '{"turn":1}\n{"turn":2}\n{"lost":3}\n', note: 'transcript on w2 went on past the journal: cut back to the copy saved by w1' },
+      { local: '{"another":1}\n', note: 'transcript on w2 did not match the journal: rewritten from the copy saved by w1' },
+      { local: copy.toString(), note: undefined },
+    ];
+    for (const { local, note } of cases) {
+      const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
+      const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
+      const workdir = join(home, 'work');
+      const path = transcriptPath(SESSION, workdir, env);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, local);
+      const seen: string[] = [];
+      const inner = new ScriptedAgent(() => {
+        seen.push(readFileSync(path, 'utf8'));
+        return 'Step 3 done.\nSTATUS: CONTINUE';
+      });
+      const carrier = new SessionCarrier(inner, { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', env, runTranscript: { sessionId: SESSION, ...savedOf(copy, 'w1') } });
+      const record = await carrier.call(request(workdir, 'resume'));
+      expect(seen).toEqual([copy.toString()]);
+      expect(record.session?.note).toBe(note);
+    }
+  });
+
+  it('reads the transcript a session points at from the run that keeps it', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
+    const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
+    const kept = { sessionId: SESSION, ...savedOf(Buffer.from('{"turn":1}\n'), 'w1') };
+    const restate = sessions(null);
+    const client = { ...restate.client, session: async () => ({ ok: true, transcript: { runId: 'r0', sessionId: SESSION, length: kept.length, sha256: kept.sha256, savedAt: kept.savedAt, savedBy: 'w1' } }), task: async (runId: string, handler: string) => (runId === 'r0' && handler === 'transcript' ? kept : null) } as unknown as RestateClient;
+    const carrier = new SessionCarrier(new ScriptedAgent(['Go on.\nSTATUS: CONTINUE']), { client, runId: 'r1', epoch: 1, worker: 'w2', env });
+    const record = await carrier.call(request(join(home, 'work'), 'resume'));
+    expect(record.session?.note).toBe('transcript restored on w2 (saved by w1)');
+    expect(readFileSync(transcriptPath(SESSION, join(home, 'work'), env), 'utf8')).toBe('{"turn":1}\n');
   });
 });

@@ -93,6 +93,11 @@ export class RestateClient {
     this.admin = new Nodes(urls.adminUrl, 'admin API');
   }
 
+  /** Runs `send` with an ingress node's URL (the next nodes when it is down): a request the client does not make itself. */
+  viaIngress<T>(send: (url: string) => Promise<T>): Promise<T> {
+    return this.ingress.call(send);
+  }
+
   task<T>(runId: string, handler: string, input?: unknown, options?: CallOptions): Promise<T> {
     return this.call(TASK_OBJECT, runId, handler, input, options);
   }

@@ -4,11 +4,14 @@ import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
 /**
  * What Obra keeps in Restate — the one module that knows its shape (as src/persisted/ does for a store folder).
  *
- *   ObraTask/<runId>     the run: its record (`run`), its journal in chunks (`j<n>`), its iteration records, and
- *                        the transcript of its last call (`transcript`, saved with the journal)
- *   ObraQueue/all        a line per task (status, priority, age): what workers take work from, what `status` lists
+ *   ObraTask/<runId>     the run: its record (`run`, and apart what never changes, `spec`), its journal in chunks (`j<n>`), its iteration records one a
+ *                        key (`i<n>`), and the transcript of its last call, saved with the journal: its mark
+ *                        (`transcript`: length, hash, parts) and its parts (`t<n>`, gzip members appended as it grows)
+ *   ObraQueue/<shard>    a line per task (status, priority, age): what workers take work from, what `status` lists
+ *                        (`all`, `q1`..`q3`: a run's shard by its id, or that of the run it follows)
+ *   ObraWaiter/<worker>  an idle worker's wait for work (no state: an awakeable the queue resolves)
  *   ObraSession/<id>     one agent session: which run's drive holds it (the lock), and the transcript it was let
- *                        go with (for another run on the same session)
+ *                        go with (for another run on the same session): a reference to the run that holds it
  */
 
 /** Where a task works: a folder every worker sees, or a git repository a worker clones (`--repo-url`). */
@@ -45,12 +48,23 @@ export interface RemoteRun {
   journal: { chunks: number; lastSeq: number; checkpointChunk: number };
   /** Workers that took it, in order (a task that moved shows where). */
   workers: string[];
+  /** The queue shard its line is in (see QUEUE_SHARDS; none: the first, as an earlier Obra kept them all). */
+  queueKey?: string;
+  /** The index of the last iteration record kept (records are kept one a key: a new one is checked against it). */
+  lastIteration?: number;
   /**
    * A task parked until then (epoch ms): it waits for the account's usage limit to reset, on a Restate timer,
    * with no worker holding it; the timer queues it again.
    */
   wakeAt?: number | null;
 }
+
+/**
+ * What ObraTask keeps of a run apart (`spec`, written once at submit): the bulk of its record, which no call
+ * changes. The rest (`run`) is rewritten by every append of its drive.
+ */
+export type RunSpec = Pick<RemoteRun, 'config' | 'input' | 'agent' | 'workspace'>;
+export type StoredRun = Omit<RemoteRun, keyof RunSpec>;
 
 /** A new run as `submit` writes it. */
 export type NewRemoteRun = Omit<RemoteRun, 'status' | 'reason' | 'question' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'owner' | 'epoch' | 'startEvent' | 'inbox' | 'journal' | 'workers'>;
@@ -89,17 +103,30 @@ export interface Heartbeat {
   ok: boolean;
   /** Events sent to the run since the last heartbeat. */
   events: TaskEvent[];
+  /** The transcript delta sent did not go on from the copy kept (which is unchanged): send it whole next time. */
+  transcriptRefused?: boolean;
 }
 
 export interface SessionHold {
   ok: boolean;
   heldBy?: string;
-  /** The transcript saved after the session's last call (gzip, base64), for a worker that has none. */
-  transcript?: SavedTranscript | null;
+  /** The transcript saved after the session's last call: whole, or where it is kept. */
+  transcript?: SavedTranscript | TranscriptRef | null;
 }
 
-export interface SavedTranscript {
+/**
+ * What a transcript was when saved: its length in bytes and its SHA-256. A delta goes on from a mark; a worker
+ * compares its local file with the mark of the copy that matches the journal.
+ */
+export interface TranscriptMark {
+  length: number;
+  sha256: string;
+}
+
+/** A whole transcript (gzip, base64), with its mark. */
+export interface SavedTranscript extends TranscriptMark {
   gzipBase64: string;
+  /** Its size gzipped. */
   bytes: number;
   savedAt: number;
   savedBy: string;
@@ -108,12 +135,59 @@ export interface SavedTranscript {
 /** A transcript saved by a run, with the session it is of. */
 export type RunTranscript = SavedTranscript & { sessionId: string };
 
+/** Where a session's transcript is kept: by the run whose drive let it go (`ObraTask/<runId>/transcript`). */
+export interface TranscriptRef extends TranscriptMark {
+  runId: string;
+  sessionId: string;
+  savedAt: number;
+  savedBy: string;
+}
+
+/**
+ * A transcript as a drive sends it with a write: the bytes after `base` (the mark Restate holds; the CLI's
+ * transcript is append-only JSONL), or the whole of it when `base` is null (Restate holds none, or another).
+ */
+export interface TranscriptWrite {
+  sessionId: string;
+  base: TranscriptMark | null;
+  /** The bytes after `base` (or all of them), gzipped: one gzip member, appended to the parts kept. */
+  gzipBase64: string;
+  /** The whole transcript after this write. */
+  mark: TranscriptMark;
+  savedAt: number;
+  savedBy: string;
+}
+
+/** How ObraTask keeps a run's transcript: its mark and the number of its parts (`t0`..`t<parts-1>`). */
+export interface KeptTranscript extends TranscriptMark {
+  sessionId: string;
+  parts: number;
+  bytes: number;
+  savedAt: number;
+  savedBy: string;
+}
+
 export const TASK_OBJECT = 'ObraTask';
 export const QUEUE_OBJECT = 'ObraQueue';
 export const SESSION_OBJECT = 'ObraSession';
+/** The queue's first shard: what `list` is asked of (it asks the others), and where runs of an earlier Obra are. */
 export const QUEUE_KEY = 'all';
+/**
+ * The queue's shards: a run's line is in one of them, so that no one key takes every update and every take. A run
+ * that follows another is in that one's shard (its take checks how that one ended).
+ */
+export const QUEUE_SHARDS = [QUEUE_KEY, 'q1', 'q2', 'q3'];
 
-export function queueLineOf(run: RemoteRun): QueueLine {
+/** The shard of a run that follows no other: by its id. */
+export function shardOf(runId: string): string {
+  let hash = 0;
+  for (let i = 0; i < runId.length; i++) hash = (hash * 31 + runId.charCodeAt(i)) >>> 0;
+  return QUEUE_SHARDS[hash % QUEUE_SHARDS.length]!;
+}
+/** An idle worker's wait for work (keyed by the worker): see `waiterObject`. */
+export const WAITER_OBJECT = 'ObraWaiter';
+
+export function queueLineOf(run: StoredRun): QueueLine {
   return {
     runId: run.runId,
     status: run.status,

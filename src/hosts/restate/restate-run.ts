@@ -5,7 +5,8 @@ import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { LineLog } from '../../store/durable-file.js';
 import { Journal } from '../../store/journal.js';
 import { urlsText, type RestateClient } from './client.js';
-import type { Claimed, Heartbeat, RemoteRun, RunTranscript } from './model.js';
+import { packLines, packRecord } from './journal-chunk.js';
+import type { Claimed, Heartbeat, RemoteRun, TranscriptWrite } from './model.js';
 
 /**
  * A run's journal kept in Restate. Lines are handed over by `write` (kept in this process) and sent, in order,
@@ -33,6 +34,11 @@ export class RestateLog implements LineLog {
   sync(): boolean {
     void this.syncInBackground().catch(() => {});
     return false;
+  }
+
+  /** Resolves when the batches already sent have been answered (nothing new is sent). */
+  async settled(): Promise<void> {
+    await this.sending.catch(() => {});
   }
 
   async syncInBackground(): Promise<boolean> {
@@ -77,8 +83,11 @@ export interface RestateRunOptions {
   /** Called when the lease is lost (another worker holds the run now): the drive must stop at once. */
   onLeaseLost: () => void;
   workspace?: { afterIteration(record: IterationRecord): Promise<unknown> } | null;
-  /** The drive's agent session (a SessionCarrier): its last call's transcript rides on the run's next write. */
-  session?: { takeTranscript(): RunTranscript | null; readonly heldSession: string | null } | null;
+  /**
+   * The drive's agent session (a SessionCarrier): its last call's transcript rides on the run's next write, as a
+   * delta from the copy Restate keeps; a refused delta is sent whole next time.
+   */
+  session?: { takeTranscript(): TranscriptWrite | null; transcriptRefused?(): void; readonly heldSession: string | null } | null;
 }
 
 /** A run held by this worker for one drive: its journal and records go to its ObraTask object, fenced by epoch. */
@@ -102,7 +111,7 @@ export class RestateRun implements RunPort {
     this.records = [...options.claimed.iterations];
     this.log = new RestateLog(
       async (lines, lastSeq, checkpoint) =>
-        this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, lines, lastSeq, checkpoint, leaseMs: options.leaseMs, transcript: this.transcript() })),
+        this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, gz: packLines(lines), lastSeq, checkpoint, leaseMs: options.leaseMs, transcript: this.transcript() })),
       options.claimed.tail,
     );
     this.journal = new Journal(`Restate ObraTask/${this.runId}`, undefined, this.log);
@@ -155,6 +164,7 @@ export class RestateRun implements RunPort {
    */
   private heard(beat: Heartbeat): void {
     if (!beat.ok) return this.lost();
+    if (beat.transcriptRefused) this.options.session?.transcriptRefused?.();
     this.lastHeard = performance.now();
     if (!beat.events.length) return;
     if (!this.listeners.length) {
@@ -178,7 +188,9 @@ export class RestateRun implements RunPort {
   /** The iteration's work first (a moving task's commit, pushed), then its record: a recorded iteration's work is never lost. */
   async saveIteration(record: IterationRecord): Promise<boolean> {
     await this.options.workspace?.afterIteration(record);
-    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, record, leaseMs: this.options.leaseMs, transcript: this.transcript() });
+    // A transcript delta goes on from the one before it: a batch of lines on its way (with one) lands first.
+    await this.log.settled();
+    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, packed: packRecord(record), leaseMs: this.options.leaseMs, transcript: this.transcript() });
     if (saved.fresh) this.records.push(record);
     this.heard(saved);
     return saved.fresh;
@@ -208,7 +220,7 @@ export class RestateRun implements RunPort {
     this.listeners = [];
   }
 
-  private transcript(): RunTranscript | null {
+  private transcript(): TranscriptWrite | null {
     return this.options.session?.takeTranscript() ?? null;
   }
 

@@ -6,18 +6,26 @@ import type { IterationRecord, RunStatus } from '../../core/types.js';
 import {
   QUEUE_KEY,
   QUEUE_OBJECT,
+  QUEUE_SHARDS,
   queueLineOf,
   SESSION_OBJECT,
   TASK_OBJECT,
+  WAITER_OBJECT,
   type Claimed,
   type Heartbeat,
   type NewRemoteRun,
   type QueueLine,
   type RemoteRun,
+  type RunSpec,
+  type StoredRun,
   type RunTranscript,
   type SavedTranscript,
   type SessionHold,
+  type TranscriptRef,
+  type TranscriptWrite,
 } from './model.js';
+import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
+import { linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -36,15 +44,15 @@ const now = (ctx: Ctx) => ctx.date.now();
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A call from a worker whose lease was taken over (or a run that has no such worker): refused, never retried. */
-function fenced(run: RemoteRun | null, epoch: number): RemoteRun {
+function fenced(run: StoredRun | null, epoch: number): StoredRun {
   if (!run) throw new restate.TerminalError('no such run', { errorCode: 404 });
   if (!run.owner || run.owner.epoch !== epoch) throw new restate.TerminalError(`this worker no longer holds run ${run.runId} (epoch ${epoch}; now ${run.owner ? run.owner.epoch : 'none'})`, { errorCode: 409 });
   return run;
 }
 
 /** The queue hears of every change of a task's line (one-way: the task never waits for the queue). */
-function tellQueue(ctx: Ctx, run: RemoteRun): void {
-  ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
+function tellQueue(ctx: Ctx, run: StoredRun): void {
+  ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: run.queueKey ?? QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
 }
 
 function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
@@ -52,40 +60,80 @@ function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
 }
 
 /** The drive's worker was heard from: its lease runs from now, and it takes the events sent to the run meanwhile. */
-async function renew(ctx: Ctx, run: RemoteRun, leaseMs: number): Promise<Heartbeat> {
+async function renew(ctx: Ctx, run: StoredRun, leaseMs: number): Promise<Heartbeat> {
   run.owner!.leaseUntil = (await now(ctx)) + leaseMs;
   const events = run.inbox;
   run.inbox = [];
-  ctx.set('run', run);
+  storeRun(ctx, run);
   return { ok: true, events };
 }
 
 /** The journal's lines kept in chunks `from` to `to` (excluded), in order. */
 async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number): Promise<string[]> {
   const lines: string[] = [];
-  for (let n = from; n < to; n++) lines.push(...((await ctx.get<string[]>(`j${n}`)) ?? []));
+  for (let n = from; n < to; n++) lines.push(...linesOf(await ctx.get<JournalChunk>(`j${n}`)));
   return lines;
 }
 
-/** Keeps the transcript a drive sends with its writes (the newest one: a late copy never replaces a later one). */
-async function keepTranscript(ctx: Ctx, transcript: RunTranscript | null | undefined): Promise<void> {
-  if (!transcript) return;
-  const kept = await ctx.get<RunTranscript>('transcript');
-  if (!kept || kept.sessionId !== transcript.sessionId || kept.savedAt <= transcript.savedAt) ctx.set('transcript', transcript);
+/** The run's iteration records: kept one a key (`i<n>`), after those of a list kept whole by an earlier Obra. */
+async function iterationRecords(ctx: restate.ObjectSharedContext, run: StoredRun): Promise<IterationRecord[]> {
+  const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
+  for (let n = records.length; n < run.iterations; n++) {
+    const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`));
+    if (record) records.push(record);
+  }
+  return records;
 }
 
-function saveRun(ctx: Ctx, run: RemoteRun, at: number): void {
+/**
+ * How long Restate keeps a completed call to Obra's objects: not at all. Everything a call changes is in the
+ * objects' state, and every caller waits for its answer; a call's journal and answer kept for a day (Restate's
+ * default) — journal lines, a transcript, every take of an idle worker — made the server's data grow with every
+ * iteration.
+ */
+export const CALL_RETENTION = { journalRetention: 0, idempotencyRetention: 0 };
+
+/**
+ * A run's and the queue's state grows (journal chunks, transcript parts, a line per task): a call reads the keys it
+ * needs (lazy state) instead of being sent all of them, which made every append cost the length of the run.
+ */
+const GROWING_STATE = { ...CALL_RETENTION, enableLazyState: true };
+
+/**
+ * Writes the run's record without its spec (config, input, agent, workspace: written once, at submit), which a
+ * drive's every append would otherwise rewrite — and Restate log — again.
+ */
+function storeRun(ctx: Ctx, run: StoredRun | RemoteRun): void {
+  const { config, input, agent, workspace, ...rest } = run as RemoteRun;
+  // A record kept whole (at submit, or by an earlier Obra): its spec goes apart, once.
+  if (config !== undefined) ctx.set('spec', { config, input, agent, workspace } satisfies RunSpec);
+  ctx.set('run', rest);
+}
+
+/** The run's whole record: its stored part and its spec. */
+async function withSpec(ctx: restate.ObjectSharedContext, run: StoredRun | RemoteRun): Promise<RemoteRun> {
+  if ('config' in run && run.config !== undefined) return run as RemoteRun;
+  return { ...run, ...(await ctx.get<RunSpec>('spec')) } as RemoteRun;
+}
+
+/** A heartbeat that says so when the transcript sent with it was refused. */
+function refusedUnless(kept: boolean, beat: Heartbeat): Heartbeat {
+  return kept ? beat : { ...beat, transcriptRefused: true };
+}
+
+function saveRun(ctx: Ctx, run: StoredRun, at: number): void {
   run.updatedAt = iso(at);
-  ctx.set('run', run);
+  storeRun(ctx, run);
   tellQueue(ctx, run);
 }
 
 export const taskObject = restate.object({
   name: TASK_OBJECT,
+  options: GROWING_STATE,
   handlers: {
     /** A new run, queued. Submitting the same run id twice is refused. */
     submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
-      if (await ctx.get<RemoteRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
+      if (await ctx.get<StoredRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
       const at = await now(ctx);
       const run: RemoteRun = {
         ...fresh,
@@ -112,7 +160,7 @@ export const taskObject = restate.object({
      * answering). The worker gets a new epoch, its lease, and what it needs to restore the run.
      */
     claim: async (ctx: Ctx, input: { worker: string; leaseMs: number }): Promise<Claimed | null> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run || (run.status !== 'queued' && run.status !== 'interrupted')) return null;
       const at = await now(ctx);
       run.epoch += 1;
@@ -124,45 +172,49 @@ export const taskObject = restate.object({
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
       const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
-      const iterations = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
-      return { epoch: run.epoch, run, tail, iterations, transcript: (await ctx.get<RunTranscript>('transcript')) ?? null };
+      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx) };
     },
 
     /**
      * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
      * the transcript of a call made since. Renews the lease, as a heartbeat does.
      */
-    append: async (ctx: Ctx, input: { epoch: number; lines: string[]; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: RunTranscript | null }): Promise<Heartbeat> => {
-      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
-      await keepTranscript(ctx, input.transcript);
+    append: async (ctx: Ctx, input: { epoch: number; lines?: string[]; gz?: string; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
+      const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
+      const kept = await keepTranscript(ctx, input.transcript);
       const n = run.journal.chunks;
-      ctx.set(`j${n}`, input.lines);
+      // Kept as sent: gzipped lines (an iteration's snapshots are much alike).
+      ctx.set(`j${n}`, input.gz !== undefined ? { gz: input.gz } : (input.lines ?? []));
       run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
       // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
       run.startEvent = null;
-      return renew(ctx, run, input.leaseMs);
+      return refusedUnless(kept, await renew(ctx, run, input.leaseMs));
     },
 
-    /** A finished iteration's record, once (a restored `persisting` sends it again). */
-    saveIteration: async (ctx: Ctx, input: { epoch: number; record: IterationRecord; leaseMs: number; transcript?: RunTranscript | null }): Promise<Heartbeat & { fresh: boolean }> => {
-      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
-      await keepTranscript(ctx, input.transcript);
-      const records = (await ctx.get<IterationRecord[]>('iterations')) ?? [];
-      const fresh = !records.some((r) => r.index >= input.record.index);
+    /**
+     * A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its
+     * own, kept gzipped as sent (`packed`; its index and cost beside it).
+     */
+    saveIteration: async (ctx: Ctx, input: { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
+      const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
+      const kept = await keepTranscript(ctx, input.transcript);
+      const { index, costUsd } = input.packed ?? { index: input.record!.index, costUsd: input.record!.costUsd ?? 0 };
+      const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
+      const fresh = !(index <= last);
       if (fresh) {
-        records.push(input.record);
-        ctx.set('iterations', records);
-        run.iterations = records.length;
-        run.totalCostUsd = records.reduce((sum, r) => sum + (r.costUsd ?? 0), 0);
+        ctx.set(`i${run.iterations}`, input.packed ?? input.record!);
+        run.iterations += 1;
+        run.lastIteration = index;
+        run.totalCostUsd += costUsd;
         run.updatedAt = iso(await now(ctx));
       }
       // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
-      return { ...(await renew(ctx, run, input.leaseMs)), fresh };
+      return { ...refusedUnless(kept, await renew(ctx, run, input.leaseMs)), fresh };
     },
 
     /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
     heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number }): Promise<Heartbeat> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return { ok: false, events: [] };
       return renew(ctx, run, input.leaseMs);
     },
@@ -180,18 +232,18 @@ export const taskObject = restate.object({
         question: string | null;
         sessionId: string | null;
         wakeAt?: number | null;
-        transcript?: RunTranscript | null;
+        transcript?: TranscriptWrite | null;
         release?: string | null;
         /** Events the drive was handed as it stopped listening: kept for the next drive, as later ones are. */
         unheard?: TaskEvent[];
       },
-    ): Promise<RemoteRun> => {
-      const run = fenced(await ctx.get<RemoteRun>('run'), input.epoch);
+    ): Promise<StoredRun> => {
+      const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
       await keepTranscript(ctx, input.transcript);
       if (input.release) {
-        const kept = await ctx.get<RunTranscript>('transcript');
-        const transcript = kept?.sessionId === input.release ? kept : null;
+        // The session is told where its transcript is kept, not sent a copy of it.
+        const transcript = await transcriptRef(ctx, input.release);
         ctx.genericSend({ service: SESSION_OBJECT, method: 'release', key: input.release, parameter: { runId: ctx.key, epoch: input.epoch, transcript }, inputSerde: restate.serde.json });
       }
       const at = await now(ctx);
@@ -220,7 +272,7 @@ export const taskObject = restate.object({
 
     /** Restate's timer for a lease: a worker that stopped renewing it has lost the run, which is driven again. */
     checkLease: async (ctx: Ctx, input: { epoch: number }): Promise<void> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return;
       const at = await now(ctx);
       if (at < run.owner.leaseUntil) {
@@ -235,7 +287,7 @@ export const taskObject = restate.object({
 
     /** The run this one follows ended otherwise than done: this one never starts (the queue says so). */
     block: async (ctx: Ctx, input: { reason: string }): Promise<void> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run || run.status !== 'queued' || run.owner) return;
       const at = await now(ctx);
       run.status = 'blocked';
@@ -246,7 +298,7 @@ export const taskObject = restate.object({
 
     /** The timer of a parked task: it may be taken again. */
     wake: async (ctx: Ctx, input: { wakeAt: number }): Promise<void> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run || run.wakeAt !== input.wakeAt) return;
       run.wakeAt = null;
       saveRun(ctx, run, await now(ctx));
@@ -257,14 +309,14 @@ export const taskObject = restate.object({
      * heartbeat; to a run at rest as the event its next drive starts with (it is queued again).
      */
     send: async (ctx: Ctx, event: TaskEvent): Promise<{ status: RunStatus; delivered: 'live' | 'queued' | 'ended' | 'refused'; why?: string }> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run) throw new restate.TerminalError(`no run ${ctx.key}`, { errorCode: 404 });
       if (isFinalStatus(run.status)) return { status: run.status, delivered: 'refused', why: `it has ended (${run.status})` };
       const at = await now(ctx);
       if (event.type === 'RESUMED' && run.owner) return { status: run.status, delivered: 'refused', why: `it is running on ${run.owner.worker}` };
       if (run.owner) {
         run.inbox = [...run.inbox, event];
-        ctx.set('run', run);
+        storeRun(ctx, run);
         return { status: run.status, delivered: 'live' };
       }
       if (event.type === 'CANCEL' && run.status === 'queued' && run.journal.chunks === 0) {
@@ -297,15 +349,21 @@ export const taskObject = restate.object({
       return { status: run.status, delivered: 'queued' };
     },
 
-    get: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RemoteRun | null> => (await ctx.get<RemoteRun>('run')) ?? null),
+    get: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RemoteRun | null> => {
+      const run = await ctx.get<StoredRun>('run');
+      return run ? withSpec(ctx, run) : null;
+    }),
 
     /** Everything kept of the run: its record, every journal line, its iteration records (show, replay). */
     everything: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<{ run: RemoteRun; lines: string[]; iterations: IterationRecord[] } | null> => {
-      const run = await ctx.get<RemoteRun>('run');
+      const run = await ctx.get<StoredRun>('run');
       if (!run) return null;
       const lines = await journalLines(ctx, 0, run.journal.chunks);
-      return { run, lines, iterations: (await ctx.get<IterationRecord[]>('iterations')) ?? [] };
+      return { run: await withSpec(ctx, run), lines, iterations: await iterationRecords(ctx, run) };
     }),
+
+    /** The run's transcript, whole (a session let go by this run points here). */
+    transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => readTranscript(ctx)),
   },
 });
 
@@ -313,11 +371,61 @@ export const taskObject = restate.object({
 const OFFER_MS = 5_000;
 
 /**
- * The queue keeps a line per task under its own key (`l:<runId>`: an update writes one small value, however many
- * tasks there are) and the ids of the tasks a worker may take (`open`: what `take` reads).
+ * A take or a park that cannot reach its worker (the endpoint it started on is gone) is killed after a few tries
+ * rather than retried for an hour: both change nothing when they fail, and meanwhile they would hold the queue's
+ * key, and every other take, behind them.
+ */
+const DROPPED_WHEN_STUCK = { retryPolicy: { maxAttempts: 4, initialInterval: 200, onMaxAttempts: 'kill' as const } };
+
+/** An idle worker's wait: its awakeable, and when it gives up. */
+interface Waiting {
+  awakeable: string;
+  until: number;
+}
+/** Idle waits kept at most (one a worker; a worker that died leaves one until it times out). */
+const MAX_WAITING = 256;
+
+/**
+ * The open tasks a worker may be offered now: queued or interrupted, not parked, not offered to another worker
+ * a moment ago. A task that follows another waits until that one is done; when it ended otherwise, the task is
+ * blocked, with why.
+ */
+async function offerable(ctx: Ctx, at: number): Promise<QueueLine[]> {
+  const lines: QueueLine[] = [];
+  for (const runId of (await ctx.get<string[]>('open')) ?? []) {
+    const line = await ctx.get<QueueLine>(`l:${runId}`);
+    if (!line || (line.wakeAt && line.wakeAt > at) || (line.offeredAt !== undefined && at - line.offeredAt <= OFFER_MS)) continue;
+    if (line.after && line.status === 'queued') {
+      const followed = await ctx.get<QueueLine>(`l:${line.after}`);
+      // Not here yet (its line is on its way: submit checked that it exists), or not done yet: it waits.
+      if (followed?.status !== 'done') {
+        if (followed && isFinalStatus(followed.status)) {
+          ctx.genericSend({ service: TASK_OBJECT, method: 'block', key: runId, parameter: { reason: `the run it follows, ${line.after}, ended ${followed.status}` }, inputSerde: restate.serde.json });
+        }
+        continue;
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+/** Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again). */
+async function wakeWaiting(ctx: Ctx): Promise<void> {
+  const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
+  if (!waiting.length) return;
+  const at = await ctx.date.now();
+  for (const w of waiting) if (w.until > at) ctx.resolveAwakeable(w.awakeable, ctx.key);
+  ctx.clear('waiting');
+}
+
+/**
+ * A queue shard (see QUEUE_SHARDS) keeps a line per task under its own key (`l:<runId>`: an update writes one small
+ * value, however many tasks there are) and the ids of the tasks a worker may take (`open`: what `take` reads).
  */
 export const queueObject = restate.object({
   name: QUEUE_OBJECT,
+  options: GROWING_STATE,
   handlers: {
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
       const key = `l:${line.runId}`;
@@ -328,39 +436,41 @@ export const queueObject = restate.object({
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
+      // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
+      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || isFinalStatus(line.status)) await wakeWaiting(ctx);
     },
 
     /**
      * Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. A task
      * that follows another waits until that one is done; when it ended otherwise, the task is blocked, with why.
      */
-    take: async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
+    take: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
       const at = await ctx.date.now();
-      const lines: QueueLine[] = [];
-      for (const runId of (await ctx.get<string[]>('open')) ?? []) {
-        const line = await ctx.get<QueueLine>(`l:${runId}`);
-        if (!line || (line.wakeAt && line.wakeAt > at) || (line.offeredAt !== undefined && at - line.offeredAt <= OFFER_MS)) continue;
-        if (line.after && line.status === 'queued') {
-          const followed = await ctx.get<QueueLine>(`l:${line.after}`);
-          // Not here yet (its line is on its way: submit checked that it exists), or not done yet: it waits.
-          if (followed?.status !== 'done') {
-            if (followed && isFinalStatus(followed.status)) {
-              ctx.genericSend({ service: TASK_OBJECT, method: 'block', key: runId, parameter: { reason: `the run it follows, ${line.after}, ended ${followed.status}` }, inputSerde: restate.serde.json });
-            }
-            continue;
-          }
-        }
-        lines.push(line);
-      }
-      const offered = lines
+      const offered = (await offerable(ctx, at))
         .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
         .slice(0, Math.max(0, input.max));
       for (const line of offered) ctx.set(`l:${line.runId}`, { ...line, offeredAt: at });
       return offered.map((l) => l.runId);
-    },
+    }),
 
-    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<QueueLine[]> => {
+    /**
+     * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
+     * else when a task becomes takeable or a run ends (one that follows it may start, or is to be blocked).
+     */
+    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
+      const at = await ctx.date.now();
+      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable, ctx.key);
+      const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
+      ctx.set('waiting', [...waiting, input].slice(-MAX_WAITING));
+    }),
+
+    /** Every task's line: this shard's (`here`), or, asked of the first shard, every shard's. */
+    list: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input?: { here?: boolean } | null): Promise<QueueLine[]> => {
       const lines: QueueLine[] = [];
+      if (!input?.here && ctx.key === QUEUE_KEY) {
+        const others = QUEUE_SHARDS.filter((key) => key !== QUEUE_KEY).map((key) => ctx.genericCall<{ here: boolean }, QueueLine[]>({ service: QUEUE_OBJECT, method: 'list', key, parameter: { here: true }, inputSerde: restate.serde.json, outputSerde: restate.serde.json }));
+        for (const shard of await restate.RestatePromise.all(others)) lines.push(...shard);
+      }
       for (const key of await ctx.stateKeys()) {
         if (!key.startsWith('l:')) continue;
         const line = await ctx.get<QueueLine>(key);
@@ -373,6 +483,7 @@ export const queueObject = restate.object({
 
 export const sessionObject = restate.object({
   name: SESSION_OBJECT,
+  options: CALL_RETENTION,
   handlers: {
     /**
      * Takes the session for a run's drive. A later epoch of the same run takes it over (its earlier worker lost
@@ -383,7 +494,7 @@ export const sessionObject = restate.object({
       if (holder && !(holder.runId === input.runId && holder.epoch <= input.epoch)) return { ok: false, heldBy: `${holder.runId} on ${holder.worker}` };
       ctx.set('holder', { runId: input.runId, epoch: input.epoch, worker: input.worker });
       // The run's own copy (from its claim) is often the newest: the session's is sent only when it is newer.
-      const saved = (await ctx.get<SavedTranscript>('transcript')) ?? null;
+      const saved = (await ctx.get<SavedTranscript | TranscriptRef>('transcript')) ?? null;
       return { ok: true, transcript: saved && saved.savedAt > (input.newerThan ?? -1) ? saved : null };
     },
 
@@ -391,7 +502,7 @@ export const sessionObject = restate.object({
      * The run lets the session go (by the epoch that holds it, or a later one of the same run: a drive that never
      * called after a failover): it is free, and its transcript (when given) kept for whichever run calls next.
      */
-    release: async (ctx: Ctx, input: { runId: string; epoch: number; transcript: SavedTranscript | null }): Promise<void> => {
+    release: async (ctx: Ctx, input: { runId: string; epoch: number; transcript: SavedTranscript | TranscriptRef | null }): Promise<void> => {
       const holder = await ctx.get<{ runId: string; epoch: number }>('holder');
       if (!holder || holder.runId !== input.runId || holder.epoch > input.epoch) return;
       if (input.transcript) ctx.set('transcript', input.transcript);
@@ -402,4 +513,30 @@ export const sessionObject = restate.object({
   },
 });
 
-export const OBRA_SERVICES = [taskObject, queueObject, sessionObject];
+/**
+ * Where an idle worker waits for work instead of asking the queue twice a second: one call (keyed by the worker)
+ * that ends when the queue resolves its awakeable — a task became takeable — or after `timeoutMs`. A wait is
+ * short-lived state: one whose worker's endpoint is gone is killed after a few attempts, never retried for good.
+ */
+export const waiterObject = restate.object({
+  name: WAITER_OBJECT,
+  // Suspended after a second of waiting (Restate keeps the awakeable and the timer, not an open stream to the
+  // worker that serves it): a worker that stops has no wait of anyone's to cut.
+  options: { ...CALL_RETENTION, inactivityTimeout: 1_000, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
+  handlers: {
+    /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
+    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<string | null> => {
+      const { id, promise } = ctx.awakeable<string>();
+      const until = (await ctx.date.now()) + input.timeoutMs;
+      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, until }, inputSerde: restate.serde.json });
+      try {
+        return await promise.orTimeout(input.timeoutMs);
+      } catch (error) {
+        if (error instanceof restate.TimeoutError) return null;
+        throw error;
+      }
+    }),
+  },
+});
+
+export const OBRA_SERVICES = [taskObject, queueObject, sessionObject, waiterObject];

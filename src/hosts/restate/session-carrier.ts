@@ -1,12 +1,12 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import type { Agent, AgentCallRequest } from '../../agents/agent.js';
 import { transcriptPath } from '../../agents/claude-code-agent.js';
 import type { AgentCallRecord } from '../../core/types.js';
 import type { RestateClient } from './client.js';
-import type { RunTranscript, SavedTranscript, SessionHold } from './model.js';
+import type { RunTranscript, SavedTranscript, SessionHold, TranscriptMark, TranscriptRef, TranscriptWrite } from './model.js';
+import { goesOnFrom, markOf, restoreTranscriptFile, savedOf, type Restored } from './transcript-file.js';
 
 /** A transcript above this (compressed) is not kept in Restate: the next worker then starts a fresh session. */
 const MAX_SAVED_BYTES = 8 * 1024 * 1024;
@@ -29,24 +29,34 @@ export interface SessionCarrierOptions {
  * - The drive takes the session in its ObraSession object before its first call on it, and keeps it until the
  *   run settles (one caller per session anywhere in the cluster; a later epoch of the same run takes it over
  *   from a worker that lost the run's lease).
- * - Before a call, a transcript this machine lacks is restored — the newest of the run's own copy and the
- *   session's — at the path the CLI reads for this working folder; then `--resume` goes on with the same
- *   conversation. With none to restore, the call starts a fresh session (same id) and Obra's own context carries
- *   the task on; the call's record says which happened.
- * - After a call, the transcript is handed (gzip) to the run's next write to its ObraTask object — the journal
- *   lines before the next call, the iteration's record, or the settle — so what Restate holds of the
- *   conversation matches the journal a new worker resumes from: a call the journal does not know of yet is
- *   re-issued on the transcript from before it. The settle gives it to the session with the release.
+ * - When the drive takes the session, the copy that matches the journal — the newest of the run's own and the
+ *   session's — is made the transcript at the path the CLI reads for this working folder: restored when this
+ *   machine has none, cut back when the local file goes on past it (turns the journal does not know of: a call
+ *   cut by a crash, an answer lost in a server outage), rewritten when it is another conversation. Never a newer
+ *   local file: resuming on it would hold a prompt twice. Then `--resume` goes on with the same conversation.
+ *   With no copy anywhere, the call starts a fresh session (same id) and Obra's own context carries the task
+ *   on; the call's record says which happened.
+ * - After a call, the transcript is handed to the run's next write to its ObraTask object — the journal lines
+ *   before the next call, the iteration's record, or the settle — so what Restate holds of the conversation
+ *   matches the journal a new worker resumes from: a call the journal does not know of yet is re-issued on the
+ *   transcript from before it. The write carries the bytes added since the copy Restate keeps (the CLI's
+ *   transcript is append-only), with the mark (length, SHA-256) they go on from: what an iteration sends does
+ *   not grow with the conversation. It is sent whole when it does not go on from that copy. The settle points
+ *   the session at the run's copy.
  * Transcripts are kept in Restate rather than beside the task's branch: they move with the run and its session
  * in the calls a drive makes anyway, need no push of their own, and never land in the user's repository history.
  */
 export class SessionCarrier implements Agent {
   readonly name: string;
   readonly inProcess: boolean | undefined;
-  /** The session this drive holds, and what ObraSession had saved of it when taken. */
+  /** The session this drive holds, and the copy of its transcript that matches the journal when taken. */
   private held: { sessionId: string; saved: SavedTranscript | null; path: string | null } | null = null;
   /** A call's transcript not yet handed to Restate. */
   private unsaved: { sessionId: string; path: string } | null = null;
+  /** The last transcript handed to Restate (sent again whole when its delta was refused). */
+  private lastHanded: { sessionId: string; path: string } | null = null;
+  /** What the run's ObraTask keeps of the transcript: what the next delta goes on from. */
+  private kept: { sessionId: string; mark: TranscriptMark } | null;
 
   constructor(
     private readonly inner: Agent,
@@ -54,6 +64,8 @@ export class SessionCarrier implements Agent {
   ) {
     this.name = inner.name;
     this.inProcess = inner.inProcess;
+    const own = options.runTranscript;
+    this.kept = own?.sha256 ? { sessionId: own.sessionId, mark: { length: own.length, sha256: own.sha256 } } : null;
   }
 
   preflight(): void {
@@ -74,14 +86,10 @@ export class SessionCarrier implements Agent {
     if (!sessionId) return this.inner.call(request);
     const here = { ...request, workdir: this.options.workdirHere?.(request.workdir) ?? request.workdir };
     const path = transcriptPath(sessionId, here.workdir, this.options.env);
-    const saved = await this.take(sessionId, path, request.signal);
+    const restored = await this.take(sessionId, path, request.signal);
     let call = here;
-    let session: AgentCallRecord['session'];
-    if (!existsSync(path) && saved) {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, gunzipSync(Buffer.from(saved.gzipBase64, 'base64')));
-      session = { restored: true, note: `transcript restored on ${this.options.worker} (saved by ${saved.savedBy})` };
-    } else if (!existsSync(path) && here.mode === 'resume') {
+    let session: AgentCallRecord['session'] = restored ?? undefined;
+    if (!session && !existsSync(path) && here.mode === 'resume') {
       call = { ...here, mode: 'create' };
       session = { restored: false, note: `no transcript of session ${sessionId} on ${this.options.worker} nor in Restate: a fresh session, going on from Obra's own context` };
     }
@@ -93,26 +101,65 @@ export class SessionCarrier implements Agent {
     }
   }
 
-  /** The last call's transcript, once: for the run's next write to Restate (null when there is nothing new). */
-  takeTranscript(): RunTranscript | null {
+  /**
+   * The last call's transcript, once, for the run's next write to Restate: the bytes added since the copy
+   * Restate keeps, or the whole when it does not go on from that copy (null when there is nothing new).
+   */
+  takeTranscript(): TranscriptWrite | null {
     const unsaved = this.unsaved;
     this.unsaved = null;
-    if (!unsaved) return null;
-    const saved = this.saved(unsaved.path);
-    return saved ? { sessionId: unsaved.sessionId, ...saved } : null;
+    if (!unsaved || !existsSync(unsaved.path)) return null;
+    const { sessionId } = unsaved;
+    const bytes = readFileSync(unsaved.path);
+    const mark = markOf(bytes);
+    const kept = this.kept?.sessionId === sessionId ? this.kept.mark : null;
+    if (kept && kept.length === mark.length && kept.sha256 === mark.sha256) return null;
+    const base = kept && goesOnFrom(bytes, kept) ? kept : null;
+    const gzipped = gzipSync(base ? bytes.subarray(base.length) : bytes);
+    if (gzipped.length > MAX_SAVED_BYTES) return null;
+    this.kept = { sessionId, mark };
+    this.lastHanded = unsaved;
+    return { sessionId, base, gzipBase64: gzipped.toString('base64'), mark, savedAt: Date.now(), savedBy: this.options.worker };
   }
 
-  /** The session for this drive (taken once; another session of the run first lets the last one go). */
-  private async take(sessionId: string, path: string, signal?: AbortSignal): Promise<SavedTranscript | null> {
-    const own = this.options.runTranscript?.sessionId === sessionId ? this.options.runTranscript : null;
-    if (this.held?.sessionId !== sessionId) {
-      if (this.held) await this.release(this.held.sessionId, this.held.path);
-      const hold = await this.acquire(sessionId, own?.savedAt, signal);
-      this.held = { sessionId, saved: hold.transcript ?? null, path };
+  /** Restate refused the last delta (it keeps another copy): the next write sends the transcript whole. */
+  transcriptRefused(): void {
+    this.kept = null;
+    this.unsaved ??= this.lastHanded;
+  }
+
+  /**
+   * The session for this drive (taken once; another session of the run first lets the last one go). Taking it
+   * makes the local transcript the copy that matches the journal; says how when it changed it.
+   */
+  private async take(sessionId: string, path: string, signal?: AbortSignal): Promise<AgentCallRecord['session'] | null> {
+    if (this.held?.sessionId === sessionId) {
+      this.held.path = path;
+      return null;
     }
-    this.held.path = path;
-    const shared = this.held.saved;
-    return own && (!shared || own.savedAt >= shared.savedAt) ? own : shared;
+    if (this.held) await this.release(this.held.sessionId, this.held.path);
+    const own = this.options.runTranscript?.sessionId === sessionId ? this.options.runTranscript : null;
+    const hold = await this.acquire(sessionId, own?.savedAt, signal);
+    const shared = hold.transcript ? await this.whole(hold.transcript) : null;
+    const copy = own && (!shared || own.savedAt >= shared.savedAt) ? own : shared;
+    this.held = { sessionId, saved: copy, path };
+    if (!copy) return null;
+    return this.noteOf(restoreTranscriptFile(path, copy), copy);
+  }
+
+  private noteOf(restored: Restored, copy: SavedTranscript): AgentCallRecord['session'] | null {
+    const { worker } = this.options;
+    if (restored === 'same') return null;
+    if (restored === 'restored') return { restored: true, note: `transcript restored on ${worker} (saved by ${copy.savedBy})` };
+    if (restored === 'cut') return { restored: true, note: `transcript on ${worker} went on past the journal: cut back to the copy saved by ${copy.savedBy}` };
+    return { restored: true, note: `transcript on ${worker} did not match the journal: rewritten from the copy saved by ${copy.savedBy}` };
+  }
+
+  /** A session's saved transcript, whole: a reference is read from the run that keeps it (null if it moved on). */
+  private async whole(saved: SavedTranscript | TranscriptRef): Promise<SavedTranscript | null> {
+    if ('gzipBase64' in saved) return saved;
+    const kept = await this.options.client.task<RunTranscript | null>(saved.runId, 'transcript');
+    return kept && kept.sessionId === saved.sessionId && kept.sha256 === saved.sha256 ? kept : null;
   }
 
   /** Takes the session; its saved transcript comes with it only when newer than `newerThan` (the run's own copy). */
@@ -126,17 +173,11 @@ export class SessionCarrier implements Agent {
     }
   }
 
+  /** Lets another session of the run go, with its transcript whole (the run's own copy is of the next session). */
   private async release(sessionId: string, path: string | null): Promise<void> {
     const { client, runId, epoch } = this.options;
     if (this.unsaved?.sessionId === sessionId) this.unsaved = null;
-    await client.session(sessionId, 'release', { runId, epoch, transcript: path ? this.saved(path) : null }).catch(() => {});
-  }
-
-  /** The transcript at `path`, gzipped for Restate (null when there is none, or it is too big to keep there). */
-  private saved(path: string): SavedTranscript | null {
-    if (!existsSync(path)) return null;
-    const gzipped = gzipSync(readFileSync(path));
-    if (gzipped.length > MAX_SAVED_BYTES) return null;
-    return { gzipBase64: gzipped.toString('base64'), bytes: gzipped.length, savedAt: Date.now(), savedBy: this.options.worker };
+    const transcript = path && existsSync(path) ? savedOf(readFileSync(path), this.options.worker) : null;
+    await client.session(sessionId, 'release', { runId, epoch, transcript: transcript && transcript.bytes <= MAX_SAVED_BYTES ? transcript : null }).catch(() => {});
   }
 }

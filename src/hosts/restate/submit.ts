@@ -9,7 +9,7 @@ import type { TaskSpec } from '../../core/types.js';
 import { batchIndexOf, cycleOf } from '../../queue/submit.js';
 import { agentFromConfig, newRunId, taskInputOf } from '../files/local.js';
 import { RestateCallError, RestateClient, urlsText, type RestateUrls } from './client.js';
-import type { NewRemoteRun, RemoteRun, RemoteWorkspace } from './model.js';
+import { QUEUE_KEY, shardOf, type NewRemoteRun, type RemoteRun, type RemoteWorkspace } from './model.js';
 
 export interface RestateTask {
   task: string;
@@ -68,10 +68,12 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
   if (cycle) throw new UserError(`the tasks follow each other in a circle (${cycle.map((i) => `task ${i + 1}`).join(' → ')}): none of them could ever start`);
   // A run named by --after must be in Restate already (one of this batch is written below; until its line is in
   // the queue, the queue lets its follower wait).
+  const shardsFollowed = new Map<string, string>();
   for (const [i, run] of prepared.entries()) {
     if (!run.after) continue;
     const followed = runIds.includes(run.after) ? prepared[runIds.indexOf(run.after)] : await client.task<RemoteRun | null>(run.after, 'get');
     if (!followed) throw new UserError(`--after ${run.after}: there is no such run in Restate at ${urlsText(options.ingressUrl)} (\`obra status --engine restate\` lists them)`);
+    if (!runIds.includes(run.after)) shardsFollowed.set(run.after, followed.queueKey ?? QUEUE_KEY);
     // A task that follows another of the same repository, with no base of its own, builds on that one's work:
     // its branch is made (when a worker first starts it, after the other is done) from where the other's ended.
     const space = run.workspace;
@@ -79,6 +81,13 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
       run.workspace = { ...space, base: followed.workspace.branch };
     }
   }
+  // A run's line goes to the queue shard of the run it follows (its take checks how that one ended), else to its own.
+  const shardAt = (i: number): string => {
+    const run = prepared[i]!;
+    if (!run.queueKey) run.queueKey = !run.after ? shardOf(run.runId) : runIds.includes(run.after) ? shardAt(runIds.indexOf(run.after)) : shardsFollowed.get(run.after)!;
+    return run.queueKey;
+  };
+  prepared.forEach((_, i) => shardAt(i));
   for (const run of prepared) {
     try {
       await client.task<RemoteRun>(run.runId, 'submit', run);

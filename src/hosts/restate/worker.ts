@@ -1,10 +1,11 @@
 import './polyfill.js';
 import * as restate from '@restatedev/restate-sdk';
 import { existsSync } from 'node:fs';
-import { createServer, type Http2Server, type Http2Session } from 'node:http2';
+import { createServer, type Http2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
 import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
@@ -19,9 +20,9 @@ import type { RunResult } from '../../engine/run-result.js';
 import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot.js';
 import { runChecks } from '../../scoring/checks.js';
 import { claudeOptionsFromConfig } from '../files/local.js';
-import { RestateClient, RestateUnreachable, urlsText, type RestateUrls } from './client.js';
+import { callsMade, RestateClient, RestateUnreachable, urlsText, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
-import type { Claimed, RemoteRun } from './model.js';
+import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
@@ -50,8 +51,10 @@ export interface RestateWorkerOptions extends RestateUrls {
    * timer queues it again at the reset, and no worker slot is held meanwhile (default 60 s).
    */
   parkAfterMs?: number;
-  /** How often the queue is looked at when nothing settled meanwhile. */
+  /** The first pause before the queue is looked at again when an idle wait failed (it doubles, up to idleWaitMs). */
   pollMs?: number;
+  /** How long an idle worker's wait for work in Restate lasts before it looks at the queue anyway (default 15 s). */
+  idleWaitMs?: number;
   /**
    * This machine's Claude Code binary (its --agent-bin, OBRA_CLAUDE_BIN or config). Without it a task runs the
    * binary it was submitted with when that path exists here, else `claude` on PATH.
@@ -113,16 +116,30 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
+  // The handler calls in progress, but idle workers' waits (which last, and are killed when cut).
+  const handling = new Set<ServerHttp2Stream>();
+  server.on('stream', (stream, headers) => {
+    if (String(headers[':path'] ?? '').includes(`/${WAITER_OBJECT}/`)) return;
+    handling.add(stream);
+    stream.once('close', () => handling.delete(stream));
+  });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, bind, () => resolve((server.address() as { port: number }).port));
   });
   const uri = options.advertisedUrl ?? `http://127.0.0.1:${port}`;
-  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops.
+  // Restate keeps its HTTP/2 connections open: they are closed by hand when the worker stops, once the handler
+  // calls in progress have ended (for a while at most). A call cut mid-way is retried by Restate at this
+  // endpoint only, which is gone: a queue call would hold ObraQueue/all, and so every take, for good.
   const shutdown = () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
-      for (const session of sessions) session.destroy();
+      const until = Date.now() + DRAIN_MS;
+      const close = () => {
+        if (handling.size && Date.now() < until) return void setTimeout(close, 20);
+        for (const session of sessions) session.destroy();
+      };
+      close();
     });
   try {
     await client.register(uri);
@@ -223,36 +240,69 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
 
   const loop = async () => {
     const pollMs = options.pollMs ?? 500;
+    const idleWaitMs = options.idleWaitMs ?? IDLE_WAIT_MS;
+    /** The queue shards to take from now: the one whose work woke the worker, or all after a failed wait. */
+    let shards: string[] = [];
+    /** The wait in progress (one at a time: a slot freed meanwhile does not start another). */
+    let waiting: Promise<void> | null = null;
+    let retryMs = pollMs;
     while (!signal.aborted) {
-      const free = options.concurrency - inFlight.size;
-      if (free > 0) {
+      let free = options.concurrency - inFlight.size;
+      for (const key of shards.splice(0)) {
+        if (free <= 0 || signal.aborted) break;
         let offered: string[] = [];
         try {
-          offered = await client.queue<string[]>('take', { max: free });
+          offered = await client.call<string[]>(QUEUE_OBJECT, key, 'take', { max: free });
         } catch {
-          // Restate unreachable for a moment: look again at the next poll.
+          // Restate unreachable for a moment: its next wait (or the pause after a failed one) tells when to look.
         }
         for (const runId of offered) {
           if (signal.aborted) break;
           const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
           if (!claimed) continue;
+          free -= 1;
           const driving = drive(claimed).finally(() => {
             inFlight.delete(runId);
             poke();
           });
           inFlight.set(runId, driving);
         }
+        // As many as it asked for: there may be more there, once a slot is free.
+        if (offered.length && free <= 0) shards = [key];
       }
+      // A free slot: the worker waits in Restate until a shard has a task to take (or its wait times out, or a
+      // slot is freed). When the wait fails, it looks at every shard after a growing pause.
+      if (free > 0 && !shards.length && !waiting) {
+        waiting = waitForWork(client, name, idleWaitMs, signal)
+          .then(
+            (shard) => {
+              retryMs = pollMs;
+              if (shard) shards = [shard];
+            },
+            () =>
+              sleep(retryMs, undefined, { signal }).then(
+                () => {
+                  retryMs = Math.min(retryMs * 2, idleWaitMs);
+                  shards = [...QUEUE_SHARDS];
+                },
+                () => {},
+              ),
+          )
+          .finally(() => {
+            waiting = null;
+          });
+      }
+      if (free > 0 && shards.length) continue;
       await new Promise<void>((wake) => {
-        const timer = setTimeout(done, pollMs);
         function done() {
-          clearTimeout(timer);
           signal.removeEventListener('abort', done);
-          poke = () => {};
+          // An earlier round's wait may end after this round began: it must not unset this round's poke.
+          if (poke === done) poke = () => {};
           wake();
         }
         poke = done;
         signal.addEventListener('abort', done, { once: true });
+        void waiting?.then(done);
       });
     }
     // Stopped: each drive ends interrupted (its run is queued again for another worker) and is let go.
@@ -279,6 +329,30 @@ const isLoopbackAddress = (address: string) => address === 'localhost' || addres
 /** The submitted agent binary when this machine has it (a name for PATH, or a path that exists here), else `claude`. */
 function runnableHere(command: string): string {
   return !command.includes('/') || existsSync(command) ? command : 'claude';
+}
+
+/** How long a stopping worker lets the handler calls in progress end before it closes Restate's connections. */
+const DRAIN_MS = 3_000;
+
+/** An idle worker's wait: one call, which ends when a shard has a task to take or after `timeoutMs` (see `waiterObject`). */
+const IDLE_WAIT_MS = 15_000;
+
+/**
+ * Waits in Restate for work (ObraWaiter/<worker>/wait). Its own request rather than the client's, so that a
+ * stopping worker cuts it at once instead of holding the process until the wait ends.
+ */
+async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<string | null> {
+  callsMade.set(`${WAITER_OBJECT}/wait`, (callsMade.get(`${WAITER_OBJECT}/wait`) ?? 0) + 1);
+  const response = await client.viaIngress((ingress) =>
+    fetch(`${ingress}/${WAITER_OBJECT}/${encodeURIComponent(worker)}/wait`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ timeoutMs }),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs + 10_000)]),
+    }),
+  );
+  if (!response.ok) throw new Error(`${WAITER_OBJECT}/wait: HTTP ${response.status} ${await response.text()}`);
+  return (await response.json()) as string | null;
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */

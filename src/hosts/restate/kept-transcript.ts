@@ -1,0 +1,55 @@
+import type * as restate from '@restatedev/restate-sdk';
+import type { KeptTranscript, RunTranscript, TranscriptRef, TranscriptWrite } from './model.js';
+
+/**
+ * A run's transcript as its ObraTask object keeps it: a mark (`transcript`: length, SHA-256, parts) and its parts
+ * (`t<n>`), each a gzip member. A write that goes on from the mark kept appends one part, so what a drive sends
+ * per iteration is the iteration's own lines, however long the conversation; a whole write replaces the parts.
+ * The gzip members concatenated are one valid gzip stream: the whole transcript is read without unpacking.
+ */
+
+type Ctx = restate.ObjectContext;
+type Reader = restate.ObjectSharedContext;
+
+/**
+ * Keeps the transcript a drive sent with a write. Returns false when it was a delta that does not go on from the
+ * copy kept (which is left as it was: the drive sends the whole next time).
+ */
+export async function keepTranscript(ctx: Ctx, write: TranscriptWrite | null | undefined): Promise<boolean> {
+  if (!write) return true;
+  const kept = await ctx.get<KeptTranscript>('transcript');
+  const bytes = Buffer.byteLength(write.gzipBase64, 'base64');
+  const mark = { sessionId: write.sessionId, length: write.mark.length, sha256: write.mark.sha256, savedAt: write.savedAt, savedBy: write.savedBy };
+  if (write.base) {
+    const goesOn = kept?.parts !== undefined && kept.sessionId === write.sessionId && kept.length === write.base.length && kept.sha256 === write.base.sha256;
+    if (!goesOn) return false;
+    ctx.set(`t${kept.parts}`, write.gzipBase64);
+    ctx.set('transcript', { ...mark, parts: kept.parts + 1, bytes: kept.bytes + bytes } satisfies KeptTranscript);
+    return true;
+  }
+  // A late whole copy never replaces a later one of the same session.
+  if (kept?.sessionId === write.sessionId && kept.savedAt > write.savedAt) return true;
+  for (let n = 1; n < (kept?.parts ?? 0); n++) ctx.clear(`t${n}`);
+  ctx.set('t0', write.gzipBase64);
+  ctx.set('transcript', { ...mark, parts: 1, bytes } satisfies KeptTranscript);
+  return true;
+}
+
+/** The whole transcript kept (null when there is none). */
+export async function readTranscript(ctx: Reader): Promise<RunTranscript | null> {
+  const kept = await ctx.get<KeptTranscript & { gzipBase64?: string }>('transcript');
+  if (!kept) return null;
+  // A copy kept whole in one value (as Obra kept them before parts).
+  if (kept.gzipBase64 !== undefined) return kept as unknown as RunTranscript;
+  const parts: Buffer[] = [];
+  for (let n = 0; n < kept.parts; n++) parts.push(Buffer.from((await ctx.get<string>(`t${n}`)) ?? '', 'base64'));
+  const { parts: _parts, ...rest } = kept;
+  return { ...rest, gzipBase64: Buffer.concat(parts).toString('base64') };
+}
+
+/** Where the run's transcript of `sessionId` is kept, for the session it lets go (null when it keeps none of it). */
+export async function transcriptRef(ctx: Reader, sessionId: string): Promise<TranscriptRef | null> {
+  const kept = await ctx.get<KeptTranscript>('transcript');
+  if (!kept || kept.sessionId !== sessionId || kept.sha256 === undefined) return null;
+  return { runId: ctx.key, sessionId, length: kept.length, sha256: kept.sha256, savedAt: kept.savedAt, savedBy: kept.savedBy };
+}
