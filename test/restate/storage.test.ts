@@ -91,6 +91,11 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
       return Math.max(...mine.slice(first + 1).map((c) => c.bytes));
     };
     const [smallBytes, largeBytes] = [largestAfterFirst(small), largestAfterFirst(large)];
+    // A task with no checkout sends the lines that led to a record with the record: one append an iteration
+    // (before its agent call), not two, besides the drive's first lines and its last (before the settle).
+    const calls = (runId: string, handler: string) => meter.calls.filter((c) => c.path === `/ObraTask/${runId}/${handler}`).length;
+    expect(calls(small, 'saveIteration')).toBe(4);
+    expect(calls(small, 'append'), `${calls(small, 'append')} appends`).toBe(4 + 2);
     expect(smallBytes).toBeLessThan(20_000);
     expect(largeBytes).toBeLessThan(smallBytes + 2_000);
     // What Restate keeps is the whole transcript, as the worker has it.

@@ -43,25 +43,33 @@ export class RestateLog implements LineLog {
 
   async syncInBackground(): Promise<boolean> {
     if (this.failure) throw this.failure;
-    const lines = this.pending;
-    if (!lines.length) {
+    const batch = this.takeBatch();
+    if (!batch) {
       await this.sending;
       return false;
     }
-    this.pending = [];
-    this.stored.push(...lines);
-    const last = lines.at(-1)!;
-    const lastSeq = Number(/^\{"seq":(\d+)/.exec(last)?.[1] ?? 0);
-    const checkpoint = lines.some((line) => line.includes(',"k":"c",'));
     // Batches go one after another: Restate keeps them in the order they were written.
     this.sending = this.sending.then(() =>
-      this.send(lines, lastSeq, checkpoint).catch((error: unknown) => {
+      this.send(batch.lines, batch.lastSeq, batch.checkpoint).catch((error: unknown) => {
         this.failure = error as Error;
         throw error;
       }),
     );
     await this.sending;
     return true;
+  }
+
+  /**
+   * The lines not sent yet, as one batch that the caller sends itself (with another write: an iteration's record
+   * goes with the lines that led to it, in one call); null when there are none. Call it once `settled()`.
+   */
+  takeBatch(): { lines: string[]; lastSeq: number; checkpoint: boolean } | null {
+    const lines = this.pending;
+    if (!lines.length) return null;
+    this.pending = [];
+    this.stored.push(...lines);
+    const lastSeq = Number(/^\{"seq":(\d+)/.exec(lines.at(-1)!)?.[1] ?? 0);
+    return { lines, lastSeq, checkpoint: lines.some((line) => line.includes(',"k":"c",')) };
   }
 
   close(): void {}
@@ -122,11 +130,14 @@ export class RestateRun implements RunPort {
   }
 
   /**
-   * The record goes to Restate, and a moving task's commit is pushed: the journal's lines up to the record (the
-   * answer among them) reach Restate first, so a worker that dies in between is followed by one that saves the
-   * same iteration again instead of calling the agent again (which made two commits for one iteration).
+   * A moving task's commit is pushed before its record: the journal's lines up to the save (the answer among
+   * them) reach Restate first, so a worker that dies in between is followed by one that saves the same iteration
+   * again instead of calling the agent again (which made two commits for one iteration). A task with no checkout
+   * sends those lines with its record, in one call: both are kept, or neither.
    */
-  readonly savesOutside = true;
+  get savesOutside(): boolean {
+    return Boolean(this.options.workspace);
+  }
 
   get where(): string {
     return `Restate at ${urlsText(this.client.urls.ingressUrl)}`;
@@ -190,7 +201,10 @@ export class RestateRun implements RunPort {
     await this.options.workspace?.afterIteration(record);
     // A transcript delta goes on from the one before it: a batch of lines on its way (with one) lands first.
     await this.log.settled();
-    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, packed: packRecord(record), leaseMs: this.options.leaseMs, transcript: this.transcript() });
+    // The lines since the last write (the answer's, for a task with no checkout) travel with the record.
+    const batch = this.log.takeBatch();
+    const lines = batch ? { gz: packLines(batch.lines), lastSeq: batch.lastSeq, checkpoint: batch.checkpoint } : {};
+    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, ...lines, packed: packRecord(record), leaseMs: this.options.leaseMs, transcript: this.transcript() });
     if (saved.fresh) this.records.push(record);
     this.heard(saved);
     return saved.fresh;

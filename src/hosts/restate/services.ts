@@ -50,6 +50,24 @@ function fenced(run: StoredRun | null, epoch: number): StoredRun {
   return run;
 }
 
+/** Journal lines as a drive sends them: gzipped (an iteration's snapshots are much alike), or plain. */
+interface JournalBatch {
+  lines?: string[];
+  gz?: string;
+  lastSeq: number;
+  /** They hold a whole snapshot. */
+  checkpoint: boolean;
+}
+
+/** Keeps a batch of the run's journal lines as sent, as its next chunk. */
+function appendBatch(ctx: Ctx, run: StoredRun, batch: JournalBatch): void {
+  const n = run.journal.chunks;
+  ctx.set(`j${n}`, batch.gz !== undefined ? { gz: batch.gz } : (batch.lines ?? []));
+  run.journal = { chunks: n + 1, lastSeq: batch.lastSeq, checkpointChunk: batch.checkpoint ? n : run.journal.checkpointChunk };
+  // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
+  run.startEvent = null;
+}
+
 /** The queue hears of every change of a task's line (one-way: the task never waits for the queue). */
 function tellQueue(ctx: Ctx, run: StoredRun): void {
   ctx.genericSend({ service: QUEUE_OBJECT, method: 'upsert', key: run.queueKey ?? QUEUE_KEY, parameter: queueLineOf(run), inputSerde: restate.serde.json });
@@ -179,15 +197,10 @@ export const taskObject = restate.object({
      * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
      * the transcript of a call made since. Renews the lease, as a heartbeat does.
      */
-    append: async (ctx: Ctx, input: { epoch: number; lines?: string[]; gz?: string; lastSeq: number; checkpoint: boolean; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
+    append: async (ctx: Ctx, input: JournalBatch & { epoch: number; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const kept = await keepTranscript(ctx, input.transcript);
-      const n = run.journal.chunks;
-      // Kept as sent: gzipped lines (an iteration's snapshots are much alike).
-      ctx.set(`j${n}`, input.gz !== undefined ? { gz: input.gz } : (input.lines ?? []));
-      run.journal = { chunks: n + 1, lastSeq: input.lastSeq, checkpointChunk: input.checkpoint ? n : run.journal.checkpointChunk };
-      // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
-      run.startEvent = null;
+      appendBatch(ctx, run, input);
       return refusedUnless(kept, await renew(ctx, run, input.leaseMs));
     },
 
@@ -195,9 +208,11 @@ export const taskObject = restate.object({
      * A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its
      * own, kept gzipped as sent (`packed`; its index and cost beside it).
      */
-    saveIteration: async (ctx: Ctx, input: { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
+    saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const kept = await keepTranscript(ctx, input.transcript);
+      // The journal's lines that led to the record (a task with no checkout sends them with it): both or neither.
+      if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
       const { index, costUsd } = input.packed ?? { index: input.record!.index, costUsd: input.record!.costUsd ?? 0 };
       const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
       const fresh = !(index <= last);
