@@ -36,6 +36,7 @@ export const envNameOf = (path: string): string => `OBRA_${path.split('.').join(
 /** Short names some keys also have; the key's own env var wins when both are set. */
 export const ENV_ALIASES: Readonly<Record<string, string>> = {
   OBRA_CLAUDE_BIN: 'agent.local.command',
+  OBRA_CODEX_BIN: 'agent.codex.command',
   OBRA_DB: 'store.dir',
   OBRA_MAX_ITERATIONS: 'task.max_iterations',
 };

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
-import { durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import { agentOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 
 /**
  * The queue's commands: `obra submit` (one task, or a file of them), `obra work` (drive the queue), `obra status`
@@ -20,6 +20,7 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--repo-url <url>', 'engine restate: a git repository the workers clone; the task moves between them with its branch obra/<runId>')
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
       .option('--priority <n>', 'higher goes first (default 0)', wholeNumberOption('--priority'))
+      .option('--agent <kind>', 'the agent CLI: claude (default), codex, gemini, qwen or opencode (config agent.kind; `agent:` per task in a file)', agentOption)
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
       .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
-import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
+import { agentFromSpec, type AgentCommand } from '../../agents/agent-for.js';
 import { configSchema } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/types.js';
@@ -17,7 +17,6 @@ import type { EngineHost } from '../../engine/host.js';
 import type { RunResult } from '../../engine/run-result.js';
 import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot.js';
 import { runChecks } from '../../scoring/checks.js';
-import { claudeOptionsFromConfig } from '../files/local.js';
 import { RestateClient, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
 import type { Claimed, RemoteRun } from './model.js';
@@ -51,8 +50,8 @@ export interface RestateWorkerOptions extends RestateUrls {
   parkAfterMs?: number;
   /** How often the queue is looked at when nothing settled meanwhile. */
   pollMs?: number;
-  /** A Claude Code binary to use instead of the one each task was submitted with. */
-  agentCommand?: string;
+  /** A binary to use instead of the one each task was submitted with (a string: whatever its agent; or one per kind). */
+  agentCommand?: AgentCommand;
   /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
   agent?: (run: RemoteRun) => Agent;
   signal?: AbortSignal;
@@ -151,7 +150,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const space = run.workspace;
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
-    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? run.agent.command ?? config.agent.local.command, env: run.agent.env });
+    const inner = options.agent?.(run) ?? agentFromSpec(run.agent, config, options.agentCommand, run.runId);
     const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript });
     // A moving task's work is saved beside its branch before the call's answer is sent to Restate.
     const working = checkout ? new WorkSavingAgent(agent, (index) => saveWorkInProgress(checkout, run.runId, index)) : agent;

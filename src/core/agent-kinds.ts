@@ -1,0 +1,8 @@
+/** The agent CLIs Obra can drive (`agent.kind`); `claude` is configured by `agent.local`, the others by `agent.<kind>`. */
+export const AGENT_KINDS = ['claude', 'codex', 'gemini', 'qwen', 'opencode'] as const;
+export type AgentKind = (typeof AGENT_KINDS)[number];
+
+/** The binaries the environment names per kind (OBRA_CLAUDE_BIN, OBRA_CODEX_BIN): they replace a run's own on resume. */
+export function binariesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<AgentKind, string>> {
+  return { ...(env.OBRA_CLAUDE_BIN ? { claude: env.OBRA_CLAUDE_BIN } : {}), ...(env.OBRA_CODEX_BIN ? { codex: env.OBRA_CODEX_BIN } : {}) };
+}
