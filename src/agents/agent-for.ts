@@ -43,6 +43,7 @@ export function agentFor(kind: AgentKind, config: ObraConfig, launch: { command?
         idleTimeoutMs: (codex.idle_timeout ?? local.idle_timeout) * 1000,
         model: codex.model,
         sandbox: codex.sandbox,
+        allowTmpWrites: codex.allow_tmp_writes,
         extraArgs: codex.extra_args,
         home: codex.home,
         env: launch.env,

@@ -113,6 +113,11 @@ export const agentCodexSchema = z.strictObject({
    * promise for every agent); `read-only` refuses every write, silently; `danger-full-access` allows anything.
    */
   sandbox: z.enum(['read-only', 'workspace-write', 'danger-full-access']).default('workspace-write'),
+  /**
+   * Codex's `workspace-write` also lets the agent write under /tmp and $TMPDIR; Obra turns that off (the agent
+   * edits inside the task's working directory only) unless this is true.
+   */
+  allow_tmp_writes: z.boolean({ error: 'expected true or false' }).default(false),
   /** CODEX_HOME for the CLI (its sessions and config); default: the CLI's own (~/.codex). Must exist. */
   home: z.string().min(1).optional(),
 });

@@ -22,6 +22,8 @@ export interface CodexAgentOptions {
   model?: string;
   /** `-s`: `workspace-write` (default) lets the agent edit inside the working directory and nothing else. */
   sandbox?: CodexSandbox;
+  /** Let `workspace-write` also write under /tmp and $TMPDIR, as Codex does by default. */
+  allowTmpWrites?: boolean;
   extraArgs?: string[];
   /** CODEX_HOME (its sessions); default: $CODEX_HOME, else ~/.codex. */
   home?: string;
@@ -77,6 +79,8 @@ export class CodexAgent implements Agent {
       '--json',
       '--skip-git-repo-check',
       '-s', sandbox,
+      // workspace-write's own default also opens /tmp and $TMPDIR: Obra's promise is the working directory only.
+      ...(sandbox === 'workspace-write' && !o.allowTmpWrites ? ['-c', 'sandbox_workspace_write.exclude_tmpdir_env_var=true', '-c', 'sandbox_workspace_write.exclude_slash_tmp=true'] : []),
       ...(o.model ? ['-m', o.model] : []),
       ...(o.extraArgs ?? []),
       // Codex cannot fork a thread from exec: a fork starts a new thread (the prompt carries the task's history).
@@ -139,7 +143,7 @@ export class CodexAgent implements Agent {
       const share = turn.usage && turn.threadId ? this.usage.take(turn.threadId, turn.usage) : null;
       tokens = share ? withEstimatedCost({ inputTokens: share.input_tokens, outputTokens: share.output_tokens, cachedInputTokens: share.cached_input_tokens }, this.options.price ?? null) : undefined;
       const rollout = turn.threadId ? (before ?? rolloutOf(this.home, turn.threadId)) : null;
-      const denials = refusalsOf(turn, rollout, before ? from : 0, base.sandbox);
+      const denials = refusalsOf(turn, rollout, before ? from : 0, base.sandbox, raw.stderr);
       const failed = turn.failure !== null;
       const result: AgentResult = {
         type: 'result',

@@ -60,11 +60,12 @@ export function rolloutSize(path: string | null): number {
 }
 
 /** The refusals of one call: rejected patches in the rollout after `from`, and shell commands the sandbox stopped. */
-export function refusalsOf(turn: CodexTurn, rollout: string | null, from: number, sandbox: string): PermissionDenial[] {
+export function refusalsOf(turn: CodexTurn, rollout: string | null, from: number, sandbox: string, stderr = ''): PermissionDenial[] {
   const denials: PermissionDenial[] = [];
   // What `obra answer --allow` takes: the sandbox is Codex's only unit of permission (see sandboxFor).
   const grant = sandbox === 'read-only' ? 'Write' : FULL_ACCESS_RULE;
-  const text = rollout ? readFrom(rollout, from) : '';
+  // Without the rollout, Codex's own log line on stderr (`ERROR codex_core::tools::router: error=patch rejected: …`) tells the same, without the files.
+  const text = rollout ? readFrom(rollout, from) : stderr;
   // The patch is one line of the rollout (the tool call), its rejection a later one (the tool's output).
   let lastPatch: string[] = [];
   for (const line of text.split('\n')) {
