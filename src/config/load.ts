@@ -174,10 +174,11 @@ function knownKeys(path: PropertyKey[]): string[] {
   return Object.keys(objectShape(schema) ?? {});
 }
 
-/** The one key named `key` in a section right under `path` (its full path), or null when none or several are. */
+/** The key named `key` in a section right under `path` (its full path; the first of several), or null when none is. */
 function keyBelow(path: PropertyKey[], key: string): string | null {
   const found = knownKeys(path).filter((section) => knownKeys([...path, section]).includes(key));
-  return found.length === 1 ? [...path, found[0], key].join('.') : null;
+  // Several (every agent section has a `command`): the first in the schema's order, Claude Code's agent.local.
+  return found.length ? [...path, found[0], key].join('.') : null;
 }
 
 function objectShape(schema: z.ZodType): Record<string, z.ZodType> | null {
