@@ -60,6 +60,15 @@ export function kindOfSpec(spec: AgentSpec): AgentKind | null {
   return spec.kind ?? CLI_AGENT_NAMES[spec.name] ?? null;
 }
 
+/**
+ * The store's file of an agent account's limits: a usage limit or a rate limit of one vendor parks that vendor's
+ * tasks only. Claude Code keeps `limits.json` (and so does an in-process agent); the others `limits.<kind>.json`.
+ */
+export function limitsFileOf(spec: AgentSpec): string {
+  const kind = kindOfSpec(spec);
+  return kind && kind !== 'claude' ? `limits.${kind}.json` : 'limits.json';
+}
+
 /** What the run file records of `agent`: enough to build it again on resume or on a worker. */
 export function agentSpecOf(agent: Agent): AgentSpec {
   if (agent instanceof ClaudeCodeAgent) return { name: agent.name, kind: 'claude', command: agent.options.command, env: agent.options.env };

@@ -5,7 +5,7 @@ import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import { AccountLimits } from '../../agents/account-limits.js';
 import { CallSlots } from '../../agents/call-slots.js';
 import type { Agent } from '../../agents/agent.js';
-import { agentFor, agentFromSpec, agentSpecOf, claudeOptionsFromConfig, type AgentCommand } from '../../agents/agent-for.js';
+import { agentFor, agentFromSpec, agentSpecOf, claudeOptionsFromConfig, limitsFileOf, type AgentCommand } from '../../agents/agent-for.js';
 import { ruleProblem } from '../../agents/permissions.js';
 import { retryPolicyFromConfig } from '../../agents/retry-policy.js';
 import { validateConfig } from '../../config/load.js';
@@ -281,7 +281,8 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
     effects: {
       agent: ctx.agent,
       runChecks: ctx.runChecks,
-      limits: new AccountLimits(join(ctx.store.dir, 'limits.json')),
+      // One file per vendor's account: a usage limit of one parks that vendor's tasks only.
+      limits: new AccountLimits(join(ctx.store.dir, limitsFileOf(ctx.handle.file.agent))),
       slots: new CallSlots(join(ctx.store.dir, 'calls'), ctx.maxConcurrentCalls ?? ctx.config.agent.max_concurrent_calls ?? ctx.config.queue.concurrency),
     },
     // PAUSE / CANCEL from another process (`obra pause`, `obra cancel`): runs/<id>/control.json.
