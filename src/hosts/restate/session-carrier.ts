@@ -22,6 +22,12 @@ export interface SessionCarrierOptions {
   workdirHere?: (workdir: string) => string;
   /** The transcript the run itself saved last (its claim gives it): newer than the session's after a failover. */
   runTranscript?: RunTranscript | null;
+  /**
+   * False for an agent whose sessions are not Claude Code transcripts (Codex keeps threads in its own store): the
+   * session is still taken and released, but nothing is restored, and a resume goes to the CLI as it is (a thread
+   * it does not hold comes back as `noConversation`, and the iteration starts a new one).
+   */
+  carriesTranscripts?: boolean;
 }
 
 /**
@@ -77,7 +83,9 @@ export class SessionCarrier implements Agent {
     const saved = await this.take(sessionId, path, request.signal);
     let call = here;
     let session: AgentCallRecord['session'];
-    if (!existsSync(path) && saved) {
+    if (this.options.carriesTranscripts === false) {
+      // Nothing to restore: the CLI's own store holds the session, or says it does not.
+    } else if (!existsSync(path) && saved) {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, gunzipSync(Buffer.from(saved.gzipBase64, 'base64')));
       session = { restored: true, note: `transcript restored on ${this.options.worker} (saved by ${saved.savedBy})` };

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
-import { agentFromSpec, type AgentCommand } from '../../agents/agent-for.js';
+import { agentFromSpec, kindOfSpec, type AgentCommand } from '../../agents/agent-for.js';
 import { configSchema } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/types.js';
@@ -151,7 +151,8 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
     const inner = options.agent?.(run) ?? agentFromSpec(run.agent, config, options.agentCommand, run.runId);
-    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript });
+    const carriesTranscripts = (kindOfSpec(run.agent) ?? 'claude') === 'claude';
+    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript, carriesTranscripts });
     // A moving task's work is saved beside its branch before the call's answer is sent to Restate.
     const working = checkout ? new WorkSavingAgent(agent, (index) => saveWorkInProgress(checkout, run.runId, index)) : agent;
     const remote = new RestateRun({
