@@ -3,6 +3,7 @@ import { UserError } from '../core/errors.js';
 import type { Agent } from './agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from './claude-code-agent.js';
 import { CodexAgent } from './codex/codex-agent.js';
+import { GeminiAgent } from './gemini/gemini-agent.js';
 import { priceFor } from './usage.js';
 
 /**
@@ -20,10 +21,10 @@ export interface AgentSpec {
 }
 
 /** The agent names of the CLI agents, by kind (what `Agent.name` says, what run files hold). */
-export const CLI_AGENT_NAMES: Readonly<Record<string, AgentKind>> = { 'claude-code': 'claude', codex: 'codex' };
+export const CLI_AGENT_NAMES: Readonly<Record<string, AgentKind>> = { 'claude-code': 'claude', codex: 'codex', gemini: 'gemini' };
 
 /** The kinds this Obra can drive. */
-export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex'];
+export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex', 'gemini'];
 
 /** A binary for the run's agent, whatever its kind (a string: `--agent-bin` on resume), or one per kind. */
 export type AgentCommand = string | Partial<Record<AgentKind, string>>;
@@ -50,6 +51,19 @@ export function agentFor(kind: AgentKind, config: ObraConfig, launch: { command?
         price: priceFor(config.agent.prices, codex.model, 'codex'),
       });
     }
+    case 'gemini': {
+      const gemini = config.agent.gemini;
+      return new GeminiAgent({
+        command: launch.command ?? gemini.command,
+        timeoutMs: (gemini.timeout ?? local.timeout) * 1000,
+        idleTimeoutMs: (gemini.idle_timeout ?? local.idle_timeout) * 1000,
+        model: gemini.model,
+        approvalMode: gemini.approval_mode,
+        extraArgs: gemini.extra_args,
+        env: launch.env,
+        price: priceFor(config.agent.prices, gemini.model, 'gemini'),
+      });
+    }
     default:
       throw new UserError(`agent.kind "${kind}" is not built into this Obra yet — use one of ${BUILT_KINDS.join(', ')} (--agent ${BUILT_KINDS.join('|')})`);
   }
@@ -73,6 +87,7 @@ export function limitsFileOf(spec: AgentSpec): string {
 export function agentSpecOf(agent: Agent): AgentSpec {
   if (agent instanceof ClaudeCodeAgent) return { name: agent.name, kind: 'claude', command: agent.options.command, env: agent.options.env };
   if (agent instanceof CodexAgent) return { name: agent.name, kind: 'codex', command: agent.options.command, env: agent.options.env };
+  if (agent instanceof GeminiAgent) return { name: agent.name, kind: 'gemini', command: agent.options.command, env: agent.options.env };
   return { name: agent.name };
 }
 

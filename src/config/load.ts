@@ -37,6 +37,7 @@ export const envNameOf = (path: string): string => `OBRA_${path.split('.').join(
 export const ENV_ALIASES: Readonly<Record<string, string>> = {
   OBRA_CLAUDE_BIN: 'agent.local.command',
   OBRA_CODEX_BIN: 'agent.codex.command',
+  OBRA_GEMINI_BIN: 'agent.gemini.command',
   OBRA_DB: 'store.dir',
   OBRA_MAX_ITERATIONS: 'task.max_iterations',
 };

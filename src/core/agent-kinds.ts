@@ -4,5 +4,9 @@ export type AgentKind = (typeof AGENT_KINDS)[number];
 
 /** The binaries the environment names per kind (OBRA_CLAUDE_BIN, OBRA_CODEX_BIN): they replace a run's own on resume. */
 export function binariesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<AgentKind, string>> {
-  return { ...(env.OBRA_CLAUDE_BIN ? { claude: env.OBRA_CLAUDE_BIN } : {}), ...(env.OBRA_CODEX_BIN ? { codex: env.OBRA_CODEX_BIN } : {}) };
+  return {
+    ...(env.OBRA_CLAUDE_BIN ? { claude: env.OBRA_CLAUDE_BIN } : {}),
+    ...(env.OBRA_CODEX_BIN ? { codex: env.OBRA_CODEX_BIN } : {}),
+    ...(env.OBRA_GEMINI_BIN ? { gemini: env.OBRA_GEMINI_BIN } : {}),
+  };
 }

@@ -6,6 +6,7 @@ import type { AgentCallRecord, AgentOutcome, AgentResult, SessionMode, TokenUsag
 import type { Agent, AgentCallRequest } from '../agent.js';
 import { isUuid } from '../classify.js';
 import { runCli } from '../cli-process.js';
+import { cliRecord, type CallStart } from '../cli-record.js';
 import { findExecutable } from '../claude-code-agent.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
 import { withEstimatedCost, type Price } from '../usage.js';
@@ -35,9 +36,6 @@ export interface CodexAgentOptions {
   killGraceMs?: number;
   maxOutputBytes?: number;
 }
-
-const KEPT_STDOUT_CHARS = 256 * 1024;
-const KEPT_STDERR_CHARS = 16 * 1024;
 
 /**
  * Runs OpenAI's Codex CLI headless: `codex exec --json --skip-git-repo-check -s workspace-write … -` with the
@@ -172,28 +170,7 @@ export class CodexAgent implements Agent {
   }
 }
 
-type CallBase = { argv: string[]; sessionId: string; mode: SessionMode; startedAt: number; sandbox: CodexSandbox };
+type CallBase = CallStart & { sessionId: string; sandbox: CodexSandbox };
 
-function finish(base: CallBase, sessionId: string, outcome: AgentOutcome, exitCode: number | null, signal: string | null, stdout: string, stderr: string): AgentCallRecord {
-  const finishedAt = Date.now();
-  return {
-    argv: base.argv,
-    sessionId,
-    mode: base.mode,
-    startedAt: base.startedAt,
-    outcome,
-    exitCode,
-    signal,
-    stdout: clip(stdout, KEPT_STDOUT_CHARS),
-    stderr: clip(stderr, KEPT_STDERR_CHARS),
-    durationMs: finishedAt - base.startedAt,
-    finishedAt,
-  };
-}
-
-/** Keeps the start and the end of a long text. */
-function clip(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const head = Math.floor(max / 4);
-  return `${text.slice(0, head)}\n…[${text.length - max} characters left out]…\n${text.slice(text.length - (max - head))}`;
-}
+const finish = (base: CallBase, sessionId: string, outcome: AgentOutcome, exitCode: number | null, signal: string | null, stdout: string, stderr: string) =>
+  cliRecord(base, sessionId, outcome, exitCode, signal, stdout, stderr);
