@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 /** Per CLI: its npm package, the pinned version, its command, its size (said before the download), `--version`'s words. */
 export const AGENT_CLIS = {
   codex: { pkg: '@openai/codex', version: '0.171.0', bin: 'codex', size: '~424 MB', versionText: '0.171.0' },
+  gemini: { pkg: '@google/gemini-cli', version: '0.61.0', bin: 'gemini', size: '~102 MB', versionText: '0.61.0' },
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
