@@ -4,6 +4,7 @@ import type { Agent } from './agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from './claude-code-agent.js';
 import { CodexAgent } from './codex/codex-agent.js';
 import { GeminiAgent } from './gemini/gemini-agent.js';
+import { QwenAgent } from './qwen/qwen-agent.js';
 import { priceFor } from './usage.js';
 
 /**
@@ -21,10 +22,10 @@ export interface AgentSpec {
 }
 
 /** The agent names of the CLI agents, by kind (what `Agent.name` says, what run files hold). */
-export const CLI_AGENT_NAMES: Readonly<Record<string, AgentKind>> = { 'claude-code': 'claude', codex: 'codex', gemini: 'gemini' };
+export const CLI_AGENT_NAMES: Readonly<Record<string, AgentKind>> = { 'claude-code': 'claude', codex: 'codex', gemini: 'gemini', qwen: 'qwen' };
 
 /** The kinds this Obra can drive. */
-export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex', 'gemini'];
+export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex', 'gemini', 'qwen'];
 
 /** A binary for the run's agent, whatever its kind (a string: `--agent-bin` on resume), or one per kind. */
 export type AgentCommand = string | Partial<Record<AgentKind, string>>;
@@ -64,6 +65,19 @@ export function agentFor(kind: AgentKind, config: ObraConfig, launch: { command?
         price: priceFor(config.agent.prices, gemini.model, 'gemini'),
       });
     }
+    case 'qwen': {
+      const qwen = config.agent.qwen;
+      return new QwenAgent({
+        command: launch.command ?? qwen.command,
+        timeoutMs: (qwen.timeout ?? local.timeout) * 1000,
+        idleTimeoutMs: (qwen.idle_timeout ?? local.idle_timeout) * 1000,
+        model: qwen.model,
+        approvalMode: qwen.approval_mode,
+        extraArgs: qwen.extra_args,
+        env: launch.env,
+        price: priceFor(config.agent.prices, qwen.model, 'qwen'),
+      });
+    }
     default:
       throw new UserError(`agent.kind "${kind}" is not built into this Obra yet — use one of ${BUILT_KINDS.join(', ')} (--agent ${BUILT_KINDS.join('|')})`);
   }
@@ -88,6 +102,7 @@ export function agentSpecOf(agent: Agent): AgentSpec {
   if (agent instanceof ClaudeCodeAgent) return { name: agent.name, kind: 'claude', command: agent.options.command, env: agent.options.env };
   if (agent instanceof CodexAgent) return { name: agent.name, kind: 'codex', command: agent.options.command, env: agent.options.env };
   if (agent instanceof GeminiAgent) return { name: agent.name, kind: 'gemini', command: agent.options.command, env: agent.options.env };
+  if (agent instanceof QwenAgent) return { name: agent.name, kind: 'qwen', command: agent.options.command, env: agent.options.env };
   return { name: agent.name };
 }
 

@@ -38,6 +38,7 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   OBRA_CLAUDE_BIN: 'agent.local.command',
   OBRA_CODEX_BIN: 'agent.codex.command',
   OBRA_GEMINI_BIN: 'agent.gemini.command',
+  OBRA_QWEN_BIN: 'agent.qwen.command',
   OBRA_DB: 'store.dir',
   OBRA_MAX_ITERATIONS: 'task.max_iterations',
 };

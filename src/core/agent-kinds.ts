@@ -8,5 +8,6 @@ export function binariesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<AgentKin
     ...(env.OBRA_CLAUDE_BIN ? { claude: env.OBRA_CLAUDE_BIN } : {}),
     ...(env.OBRA_CODEX_BIN ? { codex: env.OBRA_CODEX_BIN } : {}),
     ...(env.OBRA_GEMINI_BIN ? { gemini: env.OBRA_GEMINI_BIN } : {}),
+    ...(env.OBRA_QWEN_BIN ? { qwen: env.OBRA_QWEN_BIN } : {}),
   };
 }

@@ -29,7 +29,7 @@ describe('agent.kind: one factory for every agent CLI', () => {
     expect(codex).toBeInstanceOf(CodexAgent);
     expect((codex as CodexAgent).options).toMatchObject({ command: '/opt/codex', model: 'gpt-5.5', sandbox: 'read-only', timeoutMs: 120_000, idleTimeoutMs: 45_000 });
     expect(agentFor('claude', config)).toBeInstanceOf(ClaudeCodeAgent);
-    expect(() => agentFor('qwen', config)).toThrow(new UserError('agent.kind "qwen" is not built into this Obra yet — use one of claude, codex, gemini (--agent claude|codex|gemini)'));
+    expect(() => agentFor('opencode', config)).toThrow(new UserError('agent.kind "opencode" is not built into this Obra yet — use one of claude, codex, gemini, qwen (--agent claude|codex|gemini|qwen)'));
   });
 
   it('the run file\'s spec rebuilds the same agent; an old spec without a kind is Claude Code; a binary given on resume replaces the stored one', () => {
