@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 export const AGENT_CLIS = {
   codex: { pkg: '@openai/codex', version: '0.171.0', bin: 'codex', size: '~424 MB', versionText: '0.171.0' },
   gemini: { pkg: '@google/gemini-cli', version: '0.61.0', bin: 'gemini', size: '~102 MB', versionText: '0.61.0' },
+  // The newest Qwen Code that runs on Node 20.
+  qwen: { pkg: '@qwen-code/qwen-code', version: '0.15.10', bin: 'qwen', size: '~55 MB', versionText: '0.15.10' },
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

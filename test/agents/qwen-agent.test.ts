@@ -66,7 +66,7 @@ function world(replies: unknown[], options: Partial<QwenAgentOptions> = {}) {
 
 describe('QwenAgent, driving fixtures/fake-qwen', () => {
   it('names the session, resumes it with -r, writes under auto-edit; an API error text is an is_error answer; a refusal is recorded', async () => {
-    const w = world(['First.\nSTATUS: CONTINUE', { files: { 'hello.txt': 'hi' }, shell: ['touch nope.txt'], text: 'Wrote it.\nSTATUS: DONE' }, { error: 500 }, { error: 429 }], { price: { input: 1, output: 1 } });
+    const w = world(['First.\nSTATUS: CONTINUE', { files: { 'hello.txt': 'hi' }, shell: ['touch nope.txt'], text: 'Wrote it.\nSTATUS: DONE' }, { error: 500 }, { error: 429 }], { price: { input: 1, output: 1 }, idleTimeoutMs: 1_500 });
     const first = await w.agent.call(w.request());
     expect(first.argv.slice(1)).toEqual(['-p', '<prompt: 12 characters>', '-o', 'stream-json', '--approval-mode', 'auto-edit', '--session-id', '6f1c0000-0000-4000-8000-000000000002']);
     expect(first.outcome).toMatchObject({ kind: 'answer', result: { result: 'First.\nSTATUS: CONTINUE', is_error: false } });
@@ -78,7 +78,8 @@ describe('QwenAgent, driving fixtures/fake-qwen', () => {
     expect(second.tokens).toMatchObject({ costSource: 'estimate' });
     const failed = await w.agent.call(w.request({ mode: 'resume' }));
     expect([failed.exitCode, failed.outcome.kind === 'answer' && failed.outcome.result.is_error, failed.outcome.kind === 'answer' && failed.outcome.result.api_error_status]).toEqual([0, true, 500]);
-    expect((await w.agent.call(w.request({ mode: 'resume' }))).outcome).toMatchObject({ kind: 'rateLimited', status: 429 });
+    // A 429 is retried in silence without end: the watchdog's stall.
+    expect((await w.agent.call(w.request({ mode: 'resume' }))).outcome).toMatchObject({ kind: 'stalled' });
   });
 
   it('a hung API: the process group is killed, the call is stalled', async () => {

@@ -50,7 +50,7 @@ function shapeOf(record: AgentCallRecord, workdir: string): Shape {
 
 const SESSION = '6f1c0000-0000-4000-8000-0000000000aa';
 const request = (workdir: string, prompt: string, resume: boolean): AgentCallRequest => ({ runId: 'contract', index: 1, attempt: 1, prompt, sessionId: SESSION, mode: resume ? 'resume' : 'create', workdir });
-const idleFor = (apis: Api[]) => (apis.some((a) => 'hang' in a) ? 8_000 : 60_000);
+const idleFor = (apis: Api[]) => (apis.some((a) => 'hang' in a) ? 3_000 : 60_000);
 
 async function drive(agentOf: (root: string, apis: Api[]) => GeminiAgent, apis: Api[], prompts: string[]) {
   const root = mkdtempSync(join(tmpdir(), 'obra-gemini-contract-'));
