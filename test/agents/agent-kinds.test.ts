@@ -62,7 +62,7 @@ describe('tokens and cost, the same fields for every agent', () => {
 });
 
 describe('choosing the agent from the command line and per task', () => {
-  it('`obra run --agent codex` drives Codex on one thread; the run file records the kind, and a resume builds Codex again', async () => {
+  it('`obra run --agent codex` drives Codex on one thread; the run file records the kind', async () => {
     const s = sandbox();
     const codexHome = join(s.dir, '.codex');
     mkdirSync(codexHome);
@@ -84,6 +84,23 @@ describe('choosing the agent from the command line and per task', () => {
     expect(records[1]!.agent.sessionId).toBe(records[0]!.agent.sessionId);
     expect(records.map((r) => r.agent.tokens.costSource)).toEqual(['unknown', 'unknown']);
     expect(records[0]!.agent.tokens.inputTokens).toBeGreaterThan(1000);
+  });
+
+  it.each([
+    ['gemini', join(ROOT, 'fixtures/fake-gemini'), 'FAKE_GEMINI_REPLIES', '-r'],
+    ['qwen', join(ROOT, 'fixtures/fake-qwen'), 'FAKE_QWEN_REPLIES', '-r'],
+  ])('`obra run --agent %s` names the session up front and resumes it', async (kind, fake, variable, resumeFlag) => {
+    const s = sandbox();
+    const env = { ...s.env, [variable]: JSON.stringify(['Working on it, more to do.\nSTATUS: CONTINUE', 'All done, the task is complete.\nSTATUS: DONE']) };
+    const run = await obra(['run', '--agent', kind, '--agent-bin', fake, '--task', 'Do it', '--json', '--max-iterations', '3', '--set', 'decision.min_confidence=0'], { cwd: s.dir, env });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { runId: string; sessionId: string };
+    const runDir = join(s.dir, '.obra/runs', result.runId);
+    expect((JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { agent: unknown }).agent).toEqual({ name: kind, kind, command: fake });
+    const records = readFileSync(join(runDir, 'iterations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { agent: { argv: string[]; sessionId: string } });
+    expect(records.map((r) => r.agent.sessionId)).toEqual([result.sessionId, result.sessionId]);
+    expect(records[0]!.agent.argv.slice(-2)).toEqual(['--session-id', result.sessionId]);
+    expect(records[1]!.agent.argv.slice(-2)).toEqual([resumeFlag, result.sessionId]);
   });
 
   it('--agent with an unknown kind: exit 2, one line naming the kinds', async () => {
