@@ -206,9 +206,11 @@ describe('CodexAgent, driving fixtures/fake-codex', () => {
     await until(() => !isAlive(pid), 5_000, 'the hung fake to be gone');
   });
 
-  it('a missing binary is one line naming the fix', () => {
+  it('a missing binary or CODEX_HOME is one line naming the fix', () => {
     const w = world([], { command: join(tmpdir(), 'no-such-codex') });
     expect(() => w.agent.preflight()).toThrow(/^the codex binary ".*no-such-codex" was not found — install Codex \(npm i -g @openai\/codex\) or pass --agent-bin <path> \/ set agent.codex.command$/);
+    const missingHome = world([], { home: join(w.root, 'no-such-home') });
+    expect(() => missingHome.agent.preflight()).toThrow(`CODEX_HOME ${join(w.root, 'no-such-home')} does not exist, and Codex will not create it — create the folder, or point agent.codex.home / CODEX_HOME elsewhere`);
   });
 
   it('the usage ledger survives a new agent (another Obra process) on the same CODEX_HOME', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../core/errors.js';
@@ -64,6 +65,8 @@ export class CodexAgent implements Agent {
     if (found === 'missing') throw new UserError(`the codex binary "${this.options.command}" was not found — install Codex (npm i -g @openai/codex) or pass --agent-bin <path> / set agent.codex.command`);
     if (found === 'not-executable') throw new UserError(`the codex binary "${this.options.command}" is not executable — chmod +x it or pass another --agent-bin`);
     if (found === 'directory') throw new UserError(`the codex binary "${this.options.command}" is a directory — point --agent-bin at the codex executable inside it`);
+    // Codex refuses to start when CODEX_HOME names a folder that does not exist: say so before the run is made.
+    if (this.env.CODEX_HOME && !existsSync(this.env.CODEX_HOME)) throw new UserError(`CODEX_HOME ${this.env.CODEX_HOME} does not exist, and Codex will not create it — create the folder, or point agent.codex.home / CODEX_HOME elsewhere`);
   }
 
   whenSessionFree(sessionId: string, listener: () => void): () => void {
