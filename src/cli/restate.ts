@@ -80,7 +80,8 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
     bind: flags.bind,
     advertisedUrl: flags.advertise,
     workDir: flags.workDir,
-    agentCommand: flags.agentBin,
+    // For the tasks of the configured kind only: a worker may drive tasks of several agent CLIs.
+    agentCommand: flags.agentBin ? { [config.agent.kind]: flags.agentBin } : undefined,
     parkAfterMs: flags.parkAfter === undefined ? undefined : flags.parkAfter * 1000,
     signal: controller.signal,
     onEvent: (runId, event) => {

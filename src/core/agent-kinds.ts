@@ -2,6 +2,14 @@
 export const AGENT_KINDS = ['claude', 'codex', 'gemini', 'qwen', 'opencode'] as const;
 export type AgentKind = (typeof AGENT_KINDS)[number];
 
+/**
+ * The binaries a worker (`obra work`, `obra worker`) uses instead of the ones its tasks were submitted with:
+ * `--agent-bin` for the tasks of the configured kind (`agent.kind`), the environment's for each kind.
+ */
+export function workerBinaries(agentBin: string | undefined, kind: AgentKind, env: NodeJS.ProcessEnv): Partial<Record<AgentKind, string>> {
+  return { ...binariesFromEnv(env), ...(agentBin ? { [kind]: agentBin } : {}) };
+}
+
 /** The binaries the environment names per kind (OBRA_CLAUDE_BIN, OBRA_CODEX_BIN): they replace a run's own on resume. */
 export function binariesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<AgentKind, string>> {
   return {

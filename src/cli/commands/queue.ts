@@ -46,7 +46,7 @@ export function register(program: Command, common: (command: Command) => Command
       .description('drive the queued (and interrupted) tasks, N at a time; waits for new ones until Ctrl-C')
       .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', wholeNumberOption('--concurrency', 1))
       .option('--until-idle', 'exit once nothing is left that could start (0 when every task ended done)')
-      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with'),
+      .option('--agent-bin <path>', "use another binary than the tasks were submitted with, for the tasks of the configured agent kind (agent.kind, default claude)"),
   ).action(async (flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }) => (await import('../work.js')).runWorker(flags));
 
   program
@@ -74,7 +74,7 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--bind <ip>', 'the address they listen on (default 127.0.0.1; 0.0.0.0 when Restate runs on another machine)')
       .option('--advertise <url>', 'the URL Restate reaches them at (default http://127.0.0.1:<port>)')
       .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)')
-      .option('--agent-bin <path>', 'use another claude binary than the tasks were submitted with')
+      .option('--agent-bin <path>', "use another binary than the tasks were submitted with, for the tasks of the configured agent kind (agent.kind, default claude)")
       .option('--park-after <duration>', 'a task that must wait longer than this for a usage limit is let go until the reset (default 60 seconds; 90s, 15m, 8h, 2d)', durationOption('--park-after')),
   ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number }) => (await import('../restate.js')).restateWorker(flags));
 
