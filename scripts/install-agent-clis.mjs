@@ -34,7 +34,10 @@ export function findAgentCli(cli) {
   const spec = AGENT_CLIS[cli];
   const bin = join(agentCliDir(cli), 'node_modules', '.bin', spec.bin);
   if (!existsSync(bin)) return null;
-  const run = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own HOME: some CLIs write state there even for --version (Gemini CLI's projects.json), never in the user's.
+  const home = join(agentCliDir(cli), 'home');
+  mkdirSync(home, { recursive: true });
+  const run = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home } });
   return run.status === 0 && run.stdout.includes(spec.versionText) ? bin : null;
 }
 
