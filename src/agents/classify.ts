@@ -13,6 +13,8 @@ export interface RawCall {
   /** The silence that stopped the call (`stoppedBy: 'idle'`). */
   idleMs?: number;
   spawnError: string | null;
+  /** The system's error code when the binary could not be started (ENOENT, EACCES). */
+  spawnCode?: string | null;
   overflow: boolean;
   maxOutputBytes?: number;
 }

@@ -11,6 +11,7 @@ import { classify, isUuid, ROOT_ADVICE } from './classify.js';
 import { denialsOf } from './permissions.js';
 import { processSessionLocks, type SessionLocks } from './session-lock.js';
 import { countApiRetries, lastUsageInfo, streamEventsOf } from './stream-events.js';
+import { claudeTokens } from './usage.js';
 
 export { classify } from './classify.js';
 
@@ -296,6 +297,7 @@ function finish(base: CallBase, outcome: AgentOutcome, exitCode: number | null, 
   // A forked or brand-new session reports its real id in the result.
   const sessionId = outcome.kind === 'answer' && outcome.result.session_id ? outcome.result.session_id : base.sessionId;
   const permissionDenials = outcome.kind === 'answer' ? denialsOf(outcome.result) : [];
+  const tokens = outcome.kind === 'answer' ? claudeTokens(outcome.result) : null;
   return {
     ...base,
     sessionId,
@@ -307,6 +309,7 @@ function finish(base: CallBase, outcome: AgentOutcome, exitCode: number | null, 
     durationMs: finishedAt - base.startedAt,
     finishedAt,
     ...(permissionDenials.length ? { permissionDenials } : {}),
+    ...(tokens ? { tokens } : {}),
   };
 }
 
@@ -371,7 +374,7 @@ export function transcriptPath(sessionId: string, workdir: string, env: NodeJS.P
 }
 
 /** Resolves a command the way a shell would (a path as is, a bare name along PATH). */
-function findExecutable(command: string, env: NodeJS.ProcessEnv): 'ok' | 'missing' | 'not-executable' | 'directory' {
+export function findExecutable(command: string, env: NodeJS.ProcessEnv): 'ok' | 'missing' | 'not-executable' | 'directory' {
   const candidates = command.includes('/') ? [resolve(command)] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
   let sawFile = false;
   let sawDirectory = false;

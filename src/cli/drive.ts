@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { ClaudeCodeAgent } from '../agents/claude-code-agent.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 import type { ObraConfig } from '../config/schema.js';
+import { binariesFromEnv } from '../core/agent-kinds.js';
 import { EXIT_CODES } from '../core/statuses.js';
 import type { RunResult } from '../engine/run-result.js';
 import { answerRun, claudeOptionsFromConfig, resumeRun, runTask, type EngineOptions } from '../hosts/files/local.js';
@@ -74,7 +75,7 @@ async function finishWith(flags: CommonFlags & InspectFlags, start: (engine: Eng
       storeDir: resolve(flags.db ?? config.store.dir),
       onEvent: fanOut(reporter.handle, runLog?.handle),
       signal: controller.signal,
-      agentCommand: flags.agentBin ?? process.env.OBRA_CLAUDE_BIN,
+      agentCommand: flags.agentBin ?? binariesFromEnv(process.env),
       inspect: inspection?.inspect,
     });
     if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -13,7 +13,7 @@ import { register as registerReplay } from './commands/replay.js';
 import { register as registerView } from './commands/view.js';
 import { DEMO_SCENARIOS } from './demo.js';
 import type { CommonFlags } from './config-from.js';
-import { choiceOption, durationOption, engineOption, wholeNumberOption } from './option-parsers.js';
+import { agentOption, choiceOption, durationOption, engineOption, wholeNumberOption } from './option-parsers.js';
 
 /**
  * The `obra` command line. This module only declares the commands and their flags; each command loads what
@@ -49,7 +49,8 @@ const run = common(
     .option('--task <text>', 'what the agent should do (required)')
     .option('--workdir <dir>', 'where the agent works (default: the current directory)')
     .option('--max-iterations <n>', 'stop after this many iterations', wholeNumberOption('--max-iterations', 1))
-    .option('--agent-bin <path>', 'the claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, `claude` on PATH)')
+    .option('--agent <kind>', 'the agent CLI: claude (default), codex, gemini, qwen or opencode (config agent.kind)', agentOption)
+    .option('--agent-bin <path>', "the agent's binary (else $OBRA_CLAUDE_BIN / $OBRA_CODEX_BIN, config agent.<kind>.command, the CLI on PATH)")
     .option('--check <command>', 'a shell command that must pass for the task to be done (repeatable)', collect, [] as string[]),
 ).action(async (flags: CommonFlags & { task?: string; workdir?: string; maxIterations?: number; check: string[] }) => {
   // Checked here rather than as a required option, so that a mistyped flag is reported as such first.
@@ -62,7 +63,7 @@ const resume = common(
     .command('resume')
     .description('continue a run from its last saved state (after a crash, Ctrl-C or a pause)')
     .argument('<runId>', 'the run to continue (see `obra runs`)')
-    .option('--agent-bin <path>', 'use another claude binary than the run started with')
+    .option('--agent-bin <path>', "use another binary for the run's agent than the one it started with")
     .option('--engine <name>', 'local (a store folder; default) or restate (queued again for the workers)', engineOption),
 ).action(async (runId: string, flags: CommonFlags) => {
   const config = (await import('./config-from.js')).configFrom(flags);

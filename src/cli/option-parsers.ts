@@ -1,5 +1,6 @@
 import { notADuration, parseDuration } from '../config/duration.js';
 import { ENGINES } from '../config/engines.js';
+import { AGENT_KINDS } from '../core/agent-kinds.js';
 import { UserError } from '../core/errors.js';
 
 /**
@@ -62,3 +63,4 @@ export function choiceOption(flag: string, choices: readonly string[]): Parse<st
 
 /** `--engine local|restate`. */
 export const engineOption = choiceOption('--engine', ENGINES);
+export const agentOption = choiceOption('--agent', AGENT_KINDS);

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { TaskEvent } from '../../machines/task.machine.js';
-import { flagLayer } from '../config/flags.js';
+import { commandKeyOf, flagLayer } from '../config/flags.js';
 import { loadConfig } from '../config/load.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
@@ -103,7 +103,7 @@ async function confirm(question: string): Promise<boolean> {
 /** `obra worker`: serves Obra's services to Restate and drives its tasks, N at a time, until Ctrl-C. */
 export async function restateWorker(flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number; insecure?: boolean }): Promise<void> {
   const { config, sources } = loadConfig({ file: flags.config ?? null, flags: flagLayer(flags) });
-  const { startRestateWorker } = await import('../hosts/restate/worker.js');
+  const [{ startRestateWorker }, { BUILT_KINDS, configuredCommand }] = await Promise.all([import('../hosts/restate/worker.js'), import('../agents/agent-for.js')]);
   const say = (line: string) => {
     if (!flags.quiet) process.stderr.write(`${line}\n`);
   };
@@ -129,9 +129,9 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
     advertisedUrl: flags.advertise,
     workDir: flags.workDir,
     insecure: flags.insecure,
-    // This machine's agent, when this worker's config names one (--agent-bin, OBRA_CLAUDE_BIN, its file, --set):
-    // the path a task was submitted with is the submitting machine's.
-    agentCommand: sources['agent.local.command'] === 'default' ? undefined : config.agent.local.command,
+    // This machine's agents, where its config names them (--agent-bin, OBRA_<KIND>_BIN, its file, --set): the
+    // path a task was submitted with is the submitting machine's.
+    agentCommand: Object.fromEntries(BUILT_KINDS.filter((kind) => sources[commandKeyOf(kind)] !== 'default').map((kind) => [kind, configuredCommand(config, kind)])),
     parkAfterMs: flags.parkAfter === undefined ? undefined : flags.parkAfter * 1000,
     signal: controller.signal,
     onEvent: (runId, event) => {

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { workerBinaries } from '../core/agent-kinds.js';
 import { EXIT_CODES } from '../core/statuses.js';
 import type { EngineEvent } from '../engine/events.js';
 import { RunLog } from '../logging/run-log.js';
@@ -67,7 +68,7 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
   };
   say(`obra work: store ${storeDir}, ${concurrency} at a time${flags.untilIdle ? ', until idle' : ' (Ctrl-C to stop)'}`);
   try {
-    const result = await work({ storeDir, config, concurrency, untilIdle: flags.untilIdle, signal: controller.signal, agentCommand: flags.agentBin ?? process.env.OBRA_CLAUDE_BIN, onEvent, onNews });
+    const result = await work({ storeDir, config, concurrency, untilIdle: flags.untilIdle, signal: controller.signal, agentCommand: workerBinaries(flags.agentBin, config.agent.kind, process.env), onEvent, onNews });
     if (flags.json) process.stdout.write(`${JSON.stringify({ results: result.results.map((r) => ({ runId: r.runId, status: r.status, reason: r.reason })), blocked: result.blocked, worst: result.worst }, null, 2)}\n`);
     const done = result.worst === null || result.worst === 'done';
     say(`obra work: ${result.results.length} task${result.results.length === 1 ? '' : 's'} driven${result.blocked.length ? `, ${result.blocked.length} blocked` : ''}${done ? '' : `; the worst ended ${result.worst}`}`);

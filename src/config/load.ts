@@ -36,6 +36,9 @@ export const envNameOf = (path: string): string => `OBRA_${path.split('.').join(
 /** Short names some keys also have; the key's own env var wins when both are set. */
 export const ENV_ALIASES: Readonly<Record<string, string>> = {
   OBRA_CLAUDE_BIN: 'agent.local.command',
+  OBRA_CODEX_BIN: 'agent.codex.command',
+  OBRA_GEMINI_BIN: 'agent.gemini.command',
+  OBRA_QWEN_BIN: 'agent.qwen.command',
   OBRA_DB: 'store.dir',
   OBRA_MAX_ITERATIONS: 'task.max_iterations',
 };
@@ -173,10 +176,11 @@ function knownKeys(path: PropertyKey[]): string[] {
   return Object.keys(objectShape(schema) ?? {});
 }
 
-/** The one key named `key` in a section right under `path` (its full path), or null when none or several are. */
+/** The key named `key` in a section right under `path` (its full path; the first of several), or null when none is. */
 function keyBelow(path: PropertyKey[], key: string): string | null {
   const found = knownKeys(path).filter((section) => knownKeys([...path, section]).includes(key));
-  return found.length === 1 ? [...path, found[0], key].join('.') : null;
+  // Several (every agent section has a `command`): the first in the schema's order, Claude Code's agent.local.
+  return found.length ? [...path, found[0], key].join('.') : null;
 }
 
 function objectShape(schema: z.ZodType): Record<string, z.ZodType> | null {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AGENT_KINDS, type AgentKind } from '../core/agent-kinds.js';
 import { DURATION_FORMS, notADuration, parseDuration } from './duration.js';
 import { ENGINES } from './engines.js';
 
@@ -96,6 +97,63 @@ export const agentLocalSchema = z.strictObject({
   append_system_prompt: z.string().optional(),
 });
 
+export { AGENT_KINDS, type AgentKind };
+
+/**
+ * What every other agent CLI's section holds: its binary, model and extra arguments, and its own timeouts when
+ * they should differ from agent.local's (`timeout`, `idle_timeout` — shared by every agent unless set here).
+ */
+const otherAgentFields = (command: string) => ({
+  /** The CLI's binary (overridden by --agent-bin). */
+  command: z.string().min(1).default(command),
+  model: z.string().min(1).optional(),
+  /** Extra arguments passed to every call, after Obra's own. */
+  extra_args: z.array(z.string()).default([]),
+  /** Seconds one call may take before its process group is killed (default: agent.local.timeout). */
+  timeout: seconds().optional(),
+  /** Seconds a call may print nothing before it is killed and re-issued (default: agent.local.idle_timeout). */
+  idle_timeout: seconds().optional(),
+});
+
+export const agentCodexSchema = z.strictObject({
+  ...otherAgentFields('codex'),
+  /**
+   * Codex's sandbox (`-s`): `workspace-write` lets the agent edit inside the task's working directory (Obra's
+   * promise for every agent); `read-only` refuses every write, silently; `danger-full-access` allows anything.
+   */
+  sandbox: z.enum(['read-only', 'workspace-write', 'danger-full-access']).default('workspace-write'),
+  /**
+   * Codex's `workspace-write` also lets the agent write under /tmp and $TMPDIR; Obra turns that off (the agent
+   * edits inside the task's working directory only) unless this is true.
+   */
+  allow_tmp_writes: z.boolean({ error: 'expected true or false' }).default(false),
+  /** CODEX_HOME for the CLI (its sessions and config); default: the CLI's own (~/.codex). Must exist. */
+  home: z.string().min(1).optional(),
+});
+
+export const agentGeminiSchema = z.strictObject({
+  ...otherAgentFields('gemini'),
+  /** `auto_edit`: edits without asking, no shell; `default` hides every write tool; `yolo` allows everything. */
+  approval_mode: z.enum(['default', 'auto_edit', 'yolo', 'plan']).default('auto_edit'),
+});
+
+export const agentQwenSchema = z.strictObject({
+  ...otherAgentFields('qwen'),
+  approval_mode: z.enum(['default', 'auto-edit', 'yolo', 'plan']).default('auto-edit'),
+});
+
+export const agentOpencodeSchema = z.strictObject({
+  ...otherAgentFields('opencode'),
+});
+
+/** USD per million tokens, for agents whose CLI reports tokens but no cost: the cost is then an estimate. */
+export const priceSchema = z.strictObject({
+  input: z.number({ error: 'expected USD per million input tokens' }).nonnegative('must not be negative'),
+  output: z.number({ error: 'expected USD per million output tokens' }).nonnegative('must not be negative'),
+  /** Cached input tokens (default: the input price). */
+  cached_input: z.number({ error: 'expected USD per million cached input tokens' }).nonnegative('must not be negative').optional(),
+});
+
 /** The optional local LLM judge (Ollama's HTTP API). Off unless `enabled: true`. */
 export const judgeSchema = z.strictObject({
   enabled: z.boolean({ error: 'expected true or false' }).default(false),
@@ -114,7 +172,18 @@ export const judgeSchema = z.strictObject({
 export const configSchema = z.strictObject({
   agent: z
     .strictObject({
+      /** Which agent CLI drives the tasks (`--agent`, `agent:` in a tasks file); `claude` reads agent.local. */
+      kind: z.enum(AGENT_KINDS, { error: `expected one of ${AGENT_KINDS.join(', ')}` }).default('claude'),
       local: agentLocalSchema.prefault({}),
+      codex: agentCodexSchema.prefault({}),
+      gemini: agentGeminiSchema.prefault({}),
+      qwen: agentQwenSchema.prefault({}),
+      opencode: agentOpencodeSchema.prefault({}),
+      /**
+       * Prices for CLIs that report no cost, keyed by model name or by agent kind (`codex`): the model's entry
+       * first, then the kind's. A cost computed from them is marked as an estimate.
+       */
+      prices: z.record(z.string(), priceSchema).default({}),
       /**
        * Agent calls in flight at once across every task of the store (every `obra work` and `obra run` on it);
        * null: queue.concurrency.

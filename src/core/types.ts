@@ -144,6 +144,8 @@ export interface AgentCallRecord {
   durationMs: number;
   /** Clock time when the call finished; the backoff due time is computed from it. */
   finishedAt: number;
+  /** The call's tokens and cost, the same fields for every agent CLI (absent when the CLI reported none). */
+  tokens?: TokenUsage;
   /** How many times the CLI retried the API itself during the call (its `api_retry` lines). */
   apiRetries?: number;
   /** The last usage-limit status the CLI reported (`allowed`, `allowed_warning` with `utilization`, `rejected`). */
@@ -166,6 +168,19 @@ export interface AgentCallRecord {
    * before this one started: two live calls would branch the conversation.
    */
   stoppedEarlierCall?: { pgid: number; ownerPid: number; since: string };
+}
+
+/**
+ * One call's usage, normalized across agent CLIs. `inputTokens` counts every prompt token, `cachedInputTokens`
+ * those of them read from the provider's cache. `costUsd` is what the CLI reported (`reported`), or computed from
+ * `agent.prices` (`estimate`), or null when neither is known.
+ */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  costUsd: number | null;
+  costSource: 'reported' | 'estimate' | 'unknown';
 }
 
 /** A `rate_limit_event` of stream-json: how close the account is to its usage limit. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AGENT_KINDS } from '../core/agent-kinds.js';
 import { RUN_STATUSES } from '../core/statuses.js';
 
 /**
@@ -75,8 +76,8 @@ export const runFileSchema = z.object({
   config: z.record(z.string(), z.unknown()),
   /** The task machine's input: replay starts the machines from it. */
   input: z.record(z.string(), z.unknown()),
-  /** Enough to rebuild the agent on resume: its name, and for Claude Code the binary and extra env. */
-  agent: z.object({ name: z.string(), command: z.string().optional(), env: z.record(z.string(), z.string()).optional() }),
+  /** Enough to rebuild the agent on resume: its name, and for a CLI agent its kind, binary and extra env. */
+  agent: z.object({ name: z.string(), kind: z.enum(AGENT_KINDS).optional(), command: z.string().optional(), env: z.record(z.string(), z.string()).optional() }),
   /** Set for a task submitted to the queue (`obra submit`). */
   queue: queueEntrySchema.optional(),
 });

@@ -1,13 +1,13 @@
 import { rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Agent } from '../agents/agent.js';
-import { ClaudeCodeAgent } from '../agents/claude-code-agent.js';
+import { agentFor, agentSpecOf } from '../agents/agent-for.js';
 import { validateConfig } from '../config/load.js';
-import type { ObraConfig } from '../config/schema.js';
+import type { AgentKind, ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { isFinalStatus } from '../core/statuses.js';
 import type { TaskSpec } from '../core/types.js';
-import { agentFromConfig, newRunId, taskInputOf } from '../hosts/files/local.js';
+import { newRunId, taskInputOf } from '../hosts/files/local.js';
 import type { Workspace } from '../persisted/run-file.js';
 import type { StoreFs } from '../store/durable-file.js';
 import { RunStore } from '../store/run-store.js';
@@ -34,6 +34,8 @@ export interface SubmitOptions {
   /** A run this task follows: it starts once that one is `done` (and is blocked if that one fails). */
   after?: string;
   runId?: string;
+  /** The agent CLI that drives this task (`--agent`; default: the config's `agent.kind`). */
+  agentKind?: AgentKind;
   config?: ObraConfig;
   storeDir?: string;
   /** The agent's name is recorded (a worker must be given an in-process agent by its script). */
@@ -135,7 +137,9 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
       const followed = inBatch === null ? store.peekStatus(t.after).file.queue?.workspace : spaces[inBatch];
       if (followed?.kind === 'worktree' && followed.repo === space.repo) space.follows = followed.branch;
     }
-    const agent = shared.agent ?? agentFromConfig(config);
+    // Each task's agent CLI is its own (`agent:` in a tasks file), recorded with its config so a worker builds it.
+    const configs = tasks.map((t) => (t.agentKind && t.agentKind !== config.agent.kind ? { ...config, agent: { ...config.agent, kind: t.agentKind } } : config));
+    const specs = configs.map((c) => agentSpecOf(shared.agent ?? agentFor(c.agent.kind, c)));
     // Age orders the queue: a batch's tasks get increasing times (a millisecond apart at least), in file order.
     const first = Date.now();
     // Many runs written at a time, each waiting for the disk off the event loop (a batch of a thousand is a
@@ -143,7 +147,7 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
     await mapInChunks([...tasks.entries()], 16, async ([i, t]) => {
       const space = spaces[i]!;
       const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
-      const input = taskInputOf(runIds[i]!, taskSpec, config);
+      const input = taskInputOf(runIds[i]!, taskSpec, configs[i]!);
       const inBatch = t.after === undefined ? null : batchIndexOf(t.after);
       const now = new Date(Math.max(Date.now(), first + i));
       await store.createRunInBackground({
@@ -151,9 +155,9 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
           task: taskSpec,
           createdAt: now.toISOString(),
           sessionId: input.sessionId,
-          config: config as unknown as Record<string, unknown>,
+          config: configs[i] as unknown as Record<string, unknown>,
           input: input as unknown as Record<string, unknown>,
-          agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+          agent: specs[i]!,
           status: 'queued',
           queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space },
       });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isSeq, type Node } from 'yaml';
 import { z } from 'zod';
+import { AGENT_KINDS } from '../core/agent-kinds.js';
 import { UserError } from '../core/errors.js';
 import { parseYamlDocument } from '../core/yaml-document.js';
 import type { BatchTask } from './submit.js';
@@ -15,6 +16,7 @@ import type { BatchTask } from './submit.js';
  *     base: main
  *     priority: 2
  *     name: validation        # so that another task of the file can follow it
+ *     agent: codex            # the agent CLI for this task (default: the config's agent.kind)
  *   - task: Document the validation rules
  *     after: validation       # a name of this file, or a run id of the store
  *
@@ -32,6 +34,7 @@ export const taskEntrySchema = z.strictObject({
   after: z.string().min(1).optional(),
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
   run_id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_" only').optional(),
+  agent: z.enum(AGENT_KINDS, { error: `expected one of ${AGENT_KINDS.join(', ')}` }).optional(),
 });
 
 export type TaskEntry = BatchTask;
@@ -100,5 +103,6 @@ export function readTasksFile(path: string): TaskEntry[] {
     after: e.after === undefined ? undefined : names.has(e.after) ? `@${names.get(e.after)! + 1}` : e.after,
     ...(e.after === undefined || names.has(e.after) ? {} : { afterAt: `${file}:${afterLine(i)}: task ${i + 1}` }),
     runId: e.run_id,
+    ...(e.agent ? { agentKind: e.agent } : {}),
   }));
 }

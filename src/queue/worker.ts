@@ -1,3 +1,4 @@
+import type { AgentCommand } from '../agents/agent-for.js';
 import { setMaxListeners } from 'node:events';
 import { resolve } from 'node:path';
 import type { Agent } from '../agents/agent.js';
@@ -34,7 +35,7 @@ export interface WorkOptions {
   /** The agent of a run (default: the Claude Code CLI the run was submitted with). */
   agent?: Agent | ((runId: string) => Agent);
   /** A Claude Code binary to use instead of the one the runs were submitted with. */
-  agentCommand?: string;
+  agentCommand?: AgentCommand;
   runChecks?: typeof runChecks;
   clock?: Clock;
   /** Every engine event, with the run it belongs to. */

@@ -19,6 +19,7 @@ const DURATION_KEYS = [
   'agent.local.api_timeout',
   'agent.local.usage_limit_margin',
   'agent.local.max_limit_wait',
+  ...['codex', 'gemini', 'qwen', 'opencode'].flatMap((kind) => [`agent.${kind}.timeout`, `agent.${kind}.idle_timeout`]),
   'task.check_timeout',
   'budget.max_wall_seconds',
   'quality.judge.timeout',

@@ -15,6 +15,8 @@ const OPTIONAL_VALUES: Record<string, string> = {
   'agent.local.model': 'opus',
   'agent.local.max_turns': '3',
   'agent.local.append_system_prompt': 'Be brief.',
+  'agent.codex.home': '/home/me/.codex',
+  ...Object.fromEntries(['codex', 'gemini', 'qwen', 'opencode'].flatMap((kind) => [[`agent.${kind}.model`, 'some-model'], [`agent.${kind}.timeout`, '10m'], [`agent.${kind}.idle_timeout`, '90']])),
 };
 const envValueOf = (leaf: string): string => {
   const value = leaf.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], defaultConfig());

@@ -205,7 +205,7 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
       [
         `obra: ${join(s.dir, 'tasks.yaml')}:6: task 2: priority: expected a whole number`,
         `${join(s.dir, 'tasks.yaml')}:7: task 3: the field "task" is missing — say what the agent should do`,
-        `${join(s.dir, 'tasks.yaml')}:7: task 3: unknown field "tsk" (the fields are task, checks, repo, base, priority, after, name, run_id)`,
+        `${join(s.dir, 'tasks.yaml')}:7: task 3: unknown field "tsk" (the fields are task, checks, repo, base, priority, after, name, run_id, agent)`,
       ].join('\n'),
     );
     // Nothing was queued, and no branch was left behind by the refused submissions.

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
-import { durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import { agentOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 import type { RestateUpFlags } from '../restate.js';
 
 /**
@@ -21,6 +21,7 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--repo-url <url>', 'engine restate: a git repository the workers clone; the task moves between them with its branch obra/<runId>')
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
       .option('--priority <n>', 'higher goes first (default 0)', wholeNumberOption('--priority'))
+      .option('--agent <kind>', 'the agent CLI: claude (default), codex, gemini, qwen or opencode (config agent.kind; `agent:` per task in a file)', agentOption)
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
       .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
@@ -46,7 +47,7 @@ export function register(program: Command, common: (command: Command) => Command
       .description('drive the queued (and interrupted) tasks, N at a time; waits for new ones until Ctrl-C')
       .option('--concurrency <n>', 'tasks driven at once (default: config queue.concurrency, 4)', wholeNumberOption('--concurrency', 1))
       .option('--until-idle', 'exit once nothing is left that could start (0 when every task ended done)')
-      .option('--agent-bin <path>', "this machine's claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, the one a task was submitted with if it exists here, `claude` on PATH)"),
+      .option('--agent-bin <path>', "this machine's binary of the configured agent kind (agent.kind, default claude): it wins over the one a task was submitted with, which is used only when it exists here"),
   ).action(async (flags: CommonFlags & { concurrency?: number; untilIdle?: boolean; agentBin?: string }) => (await import('../work.js')).runWorker(flags));
 
   program
@@ -75,7 +76,7 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--insecure', 'with --bind beyond loopback and no restate.identity_keys: accept calls that are not signed by the server')
       .option('--advertise <url>', 'the URL Restate reaches them at (default http://127.0.0.1:<port>)')
       .option('--work-dir <dir>', 'where checkouts of --repo-url tasks are kept (default: config restate.work_dir, ~/.obra/work)')
-      .option('--agent-bin <path>', "this machine's claude binary (else $OBRA_CLAUDE_BIN, config agent.local.command, the one a task was submitted with if it exists here, `claude` on PATH)")
+      .option('--agent-bin <path>', "this machine's binary of the configured agent kind (agent.kind, default claude): it wins over the one a task was submitted with, which is used only when it exists here")
       .option('--park-after <duration>', 'a task that must wait longer than this for a usage limit is let go until the reset (default 60 seconds; 90s, 15m, 8h, 2d)', durationOption('--park-after')),
   ).action(async (flags: CommonFlags & { concurrency?: number; name?: string; port?: number; bind?: string; advertise?: string; workDir?: string; parkAfter?: number; insecure?: boolean }) => (await import('../restate.js')).restateWorker(flags));
 

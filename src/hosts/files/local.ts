@@ -5,7 +5,7 @@ import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import { AccountLimits } from '../../agents/account-limits.js';
 import { CallSlots } from '../../agents/call-slots.js';
 import type { Agent } from '../../agents/agent.js';
-import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from '../../agents/claude-code-agent.js';
+import { agentFor, agentFromSpec, agentSpecOf, claudeOptionsFromConfig, limitsFileOf, type AgentCommand } from '../../agents/agent-for.js';
 import { ruleProblem } from '../../agents/permissions.js';
 import { retryPolicyFromConfig } from '../../agents/retry-policy.js';
 import { validateConfig } from '../../config/load.js';
@@ -55,8 +55,8 @@ export interface EngineOptions {
   runChecks?: typeof runChecks;
   /** Pause or cancel the run from this process (`control.pause()`, `control.cancel()`; see src/engine/control.ts). */
   control?: RunControl;
-  /** On resume: a Claude Code binary to use instead of the one the run started with. */
-  agentCommand?: string;
+  /** On resume: a binary to use instead of the one the run started with (a string: whatever its agent; or one per kind). */
+  agentCommand?: AgentCommand;
   /** When journal entries are made durable (see store.sync): `transition` (default) or `strict`. */
   durability?: DriveOptions['durability'];
   /** Every journal commit's figures (lines, bytes, write and fdatasync time): for benchmarks. */
@@ -85,26 +85,12 @@ export function newRunId(now = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/** The agent `agent.kind` names, from its section of the config. */
 export function agentFromConfig(config: ObraConfig): Agent {
-  return new ClaudeCodeAgent(claudeOptionsFromConfig(config));
+  return agentFor(config.agent.kind, config);
 }
 
-export function claudeOptionsFromConfig(config: ObraConfig): ClaudeCodeAgentOptions {
-  const local = config.agent.local;
-  return {
-    command: local.command,
-    timeoutMs: local.timeout * 1000,
-    idleTimeoutMs: local.idle_timeout * 1000,
-    apiTimeoutMs: local.api_timeout === undefined ? undefined : local.api_timeout * 1000,
-    extraArgs: local.extra_args,
-    model: local.model,
-    maxTurns: local.max_turns,
-    permissionMode: local.permission_mode,
-    allowedTools: local.allowed_tools,
-    skipPermissions: local.dangerously_skip_permissions,
-    appendSystemPrompt: local.append_system_prompt,
-  };
-}
+export { claudeOptionsFromConfig };
 
 /** The task machine's input for a new run, from the config. */
 export function taskInputOf(runId: string, task: TaskSpec, config: ObraConfig): TaskInput {
@@ -165,7 +151,7 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
       sessionId: input.sessionId,
       config: config as unknown as Record<string, unknown>,
       input: input as unknown as Record<string, unknown>,
-      agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+      agent: agentSpecOf(agent),
     });
   } catch (error) {
     await inspection.close();
@@ -228,12 +214,8 @@ export async function resumeRun(runId: string, options: EngineOptions & { event?
   return driveInStore(ctx, { snapshot: restorable.snapshot, event: options.event, fromSeq: lastSeq });
 }
 
-function storedAgent(handle: RunHandle, config: ObraConfig, command: string | undefined): Agent {
-  const spec = handle.file.agent;
-  if (spec.name !== 'claude-code') {
-    throw new UserError(`run ${handle.runId} was driven by the in-process agent "${spec.name}"; resume it from your script with resumeRun(runId, { agent })`);
-  }
-  return new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: command ?? spec.command ?? config.agent.local.command, env: spec.env });
+function storedAgent(handle: RunHandle, config: ObraConfig, command: AgentCommand | undefined): Agent {
+  return agentFromSpec(handle.file.agent, config, command, handle.runId);
 }
 
 /**
@@ -308,7 +290,8 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
     effects: {
       agent: ctx.agent,
       runChecks: ctx.runChecks,
-      limits: new AccountLimits(join(ctx.store.dir, 'limits.json'), ctx.store.fs),
+      // One file per vendor's account: a usage limit of one parks that vendor's tasks only.
+      limits: new AccountLimits(join(ctx.store.dir, limitsFileOf(ctx.handle.file.agent)), ctx.store.fs),
       slots: new CallSlots(join(ctx.store.dir, 'calls'), ctx.maxConcurrentCalls ?? ctx.config.agent.max_concurrent_calls ?? ctx.config.queue.concurrency),
     },
     // PAUSE / CANCEL from another process (`obra pause`, `obra cancel`): runs/<id>/control.json.

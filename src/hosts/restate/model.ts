@@ -1,4 +1,5 @@
 import type { TaskEvent } from '../../../machines/task.machine.js';
+import type { AgentSpec } from '../../agents/agent-for.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
 
 /**
@@ -27,7 +28,7 @@ export interface RemoteRun {
   config: Record<string, unknown>;
   input: Record<string, unknown>;
   sessionId: string | null;
-  agent: { name: string; command?: string; env?: Record<string, string> };
+  agent: AgentSpec;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;

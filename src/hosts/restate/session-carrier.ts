@@ -22,6 +22,12 @@ export interface SessionCarrierOptions {
   workdirHere?: (workdir: string) => string;
   /** The transcript the run itself saved last (its claim gives it): newer than the session's after a failover. */
   runTranscript?: RunTranscript | null;
+  /**
+   * False for an agent whose sessions are not Claude Code transcripts (Codex keeps threads in its own store): the
+   * session is still taken and released, but nothing is restored, and a resume goes to the CLI as it is (a thread
+   * it does not hold comes back as `noConversation`, and the iteration starts a new one).
+   */
+  carriesTranscripts?: boolean;
 }
 
 /**
@@ -88,8 +94,12 @@ export class SessionCarrier implements Agent {
     const path = transcriptPath(sessionId, here.workdir, this.options.env);
     const restored = await this.take(sessionId, path, request.signal);
     let call = here;
-    let session: AgentCallRecord['session'] = restored ?? undefined;
-    if (!session && !existsSync(path) && here.mode === 'resume') {
+    let session: AgentCallRecord['session'];
+    if (this.options.carriesTranscripts === false) {
+      // Nothing to restore: the CLI's own store holds the session, or says it does not.
+    } else if (restored) {
+      session = restored;
+    } else if (!existsSync(path) && here.mode === 'resume') {
       call = { ...here, mode: 'create' };
       session = { restored: false, note: `no transcript of session ${sessionId} on ${this.options.worker} nor in Restate: a fresh session, going on from Obra's own context` };
     }

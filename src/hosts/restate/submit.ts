@@ -1,13 +1,13 @@
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
+import { agentFor, agentSpecOf } from '../../agents/agent-for.js';
 import { validateConfig } from '../../config/load.js';
-import type { ObraConfig } from '../../config/schema.js';
+import type { AgentKind, ObraConfig } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
 import { batchIndexOf, cycleOf } from '../../queue/submit.js';
-import { agentFromConfig, newRunId, taskInputOf } from '../files/local.js';
+import { newRunId, taskInputOf } from '../files/local.js';
 import { RestateCallError, RestateClient, urlsText, type RestateUrls } from './client.js';
 import { QUEUE_KEY, shardOf, type NewRemoteRun, type RemoteRun, type RemoteWorkspace } from './model.js';
 
@@ -24,13 +24,14 @@ export interface RestateTask {
   checks?: string[];
   priority?: number;
   runId?: string;
+  /** The agent CLI that drives this task (default: the config's `agent.kind`). */
+  agentKind?: AgentKind;
 }
 
 /** Queues tasks in Restate (`obra submit` with `engine: restate`); returns their run ids, in order. */
 export async function submitToRestate(tasks: RestateTask[], options: RestateUrls & { config?: ObraConfig }): Promise<string[]> {
   const config = validateConfig(options.config ?? {});
   const client = new RestateClient(options);
-  const agent = agentFromConfig(config);
   const first = Date.now();
   const runIds = tasks.map((t) => t.runId ?? newRunId());
   const prepared = tasks.map((t, i) => {
@@ -44,16 +45,17 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     const dir = t.repoUrl ? join(expandHome(config.restate.work_dir), runId) : resolve(t.repo ?? process.cwd());
     if (!t.repoUrl && !statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`--repo ${dir} is not a folder — pass a folder every worker can reach, or a repository with --repo-url`);
     const spec: TaskSpec = { text: t.task, workdir: dir, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
-    const input = taskInputOf(runId, spec, config);
+    const taskConfig = t.agentKind && t.agentKind !== config.agent.kind ? { ...config, agent: { ...config.agent, kind: t.agentKind } } : config;
+    const input = taskInputOf(runId, spec, taskConfig);
     const at = new Date(first + i).toISOString();
     const workspace: RemoteWorkspace = t.repoUrl ? { kind: 'git', url: t.repoUrl, branch: `obra/${runId}`, base: t.base ?? null } : { kind: 'dir', path: dir };
     const run: NewRemoteRun = {
       runId,
       task: spec,
-      config: config as unknown as Record<string, unknown>,
+      config: taskConfig as unknown as Record<string, unknown>,
       input: input as unknown as Record<string, unknown>,
       sessionId: input.sessionId,
-      agent: agent instanceof ClaudeCodeAgent ? { name: agent.name, command: agent.options.command, env: agent.options.env } : { name: agent.name },
+      agent: agentSpecOf(agentFor(taskConfig.agent.kind, taskConfig)),
       createdAt: at,
       priority: t.priority ?? 0,
       submittedAt: at,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
-import { ClaudeCodeAgent } from '../../agents/claude-code-agent.js';
+import { agentFromSpec, kindOfSpec, type AgentCommand } from '../../agents/agent-for.js';
 import { configSchema } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/types.js';
@@ -19,7 +19,6 @@ import type { EngineHost } from '../../engine/host.js';
 import type { RunResult } from '../../engine/run-result.js';
 import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot.js';
 import { runChecks } from '../../scoring/checks.js';
-import { claudeOptionsFromConfig } from '../files/local.js';
 import { callsMade, RestateClient, RestateUnreachable, urlsText, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
 import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
@@ -56,10 +55,10 @@ export interface RestateWorkerOptions extends RestateUrls {
   /** How long an idle worker's wait for work in Restate lasts before it looks at the queue anyway (default 15 s). */
   idleWaitMs?: number;
   /**
-   * This machine's Claude Code binary (its --agent-bin, OBRA_CLAUDE_BIN or config). Without it a task runs the
-   * binary it was submitted with when that path exists here, else `claude` on PATH.
+   * This machine's agent binaries (one per kind, from its --agent-bin, OBRA_<KIND>_BIN or config): they win. Without
+   * one a task runs the binary it was submitted with when that path exists here, else its kind's configured one.
    */
-  agentCommand?: string;
+  agentCommand?: AgentCommand;
   /** Listen beyond loopback without the server's identity keys: anyone who reaches the port may call in. */
   insecure?: boolean;
   /** The agent of a run (default: the Claude Code CLI as the run's config and stored agent say). */
@@ -181,8 +180,9 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const space = run.workspace;
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
-    const inner = options.agent?.(run) ?? new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), command: options.agentCommand ?? runnableHere(run.agent.command ?? config.agent.local.command), env: run.agent.env });
-    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript });
+    const inner = options.agent?.(run) ?? agentFromSpec({ ...run.agent, command: runnableHere(run.agent.command) }, config, options.agentCommand, run.runId);
+    const carriesTranscripts = (kindOfSpec(run.agent) ?? 'claude') === 'claude';
+    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript, carriesTranscripts });
     // A moving task's work is saved beside its branch before the call's answer is sent to Restate.
     const working = checkout ? new WorkSavingAgent(agent, (index) => saveWorkInProgress(checkout, run.runId, index)) : agent;
     const remote = new RestateRun({
@@ -326,9 +326,9 @@ function answeredIteration(runId: string, snapshot: unknown): { runId: string; i
 
 const isLoopbackAddress = (address: string) => address === 'localhost' || address === '::1' || address.startsWith('127.');
 
-/** The submitted agent binary when this machine has it (a name for PATH, or a path that exists here), else `claude`. */
-function runnableHere(command: string): string {
-  return !command.includes('/') || existsSync(command) ? command : 'claude';
+/** The submitted agent binary when this machine has it (a name for PATH, or a path that exists here). */
+function runnableHere(command: string | undefined): string | undefined {
+  return command && (!command.includes('/') || existsSync(command)) ? command : undefined;
 }
 
 /** How long a stopping worker lets the handler calls in progress end before it closes Restate's connections. */

@@ -1,0 +1,56 @@
+import type { AgentOutcome } from '../../core/types.js';
+import type { RawCall } from '../classify.js';
+import type { GeminiTurn } from './gemini-stream.js';
+
+/**
+ * Gemini CLI's exit codes: an API error exits with its HTTP status modulo 256 (429 → 173, 500 → 244), 41 is auth,
+ * 42 bad input (session ids), 44 sandbox, 52 config, 53 the turn limit, 54 a fatal tool error, 55 an untrusted
+ * folder, 130 cancelled.
+ */
+const API_ERROR_EXIT = new Map([[173, 429], [244, 500], [247, 503], [146, 402]]);
+const SESSION_EXISTS = /Session ID "[^"]+" already exists/;
+const NO_SESSION = /Invalid session identifier|No previous sessions found for this project/;
+const DAILY_QUOTA = /exhausted your daily quota/i;
+const NOISE = /^(Warning: 256-color|YOLO mode is enabled|Ripgrep is not available|\[STARTUP\]|Approval mode overridden)/;
+
+export function classifyGemini(call: RawCall, turn: GeminiTurn): Exclude<AgentOutcome, { kind: 'answer' }> | { kind: 'answer'; apiStatus: number | null } {
+  if (call.spawnError) {
+    if (call.spawnCode === 'ENOENT') return { kind: 'fatal', message: 'the gemini binary was not found — install Gemini CLI (npm i -g @google/gemini-cli) or set agent.gemini.command / --agent-bin' };
+    return { kind: 'fatal', message: `gemini could not be started (${call.spawnError})` };
+  }
+  if (call.stoppedBy === 'timeout') return { kind: 'timeout', message: `the agent did not finish within ${(call.timeoutMs / 1000).toFixed(1)}s and was killed` };
+  if (call.stoppedBy === 'abort') return { kind: 'crashed', message: 'the call was aborted (run cancelled)' };
+  if (call.stoppedBy === 'idle') {
+    const idleMs = call.idleMs ?? 0;
+    // Gemini retries a 429 or 500 for about 4 minutes in silence, and a hung API for about 11: silence is all Obra sees.
+    return { kind: 'stalled', idleMs, message: `gemini printed nothing for ${(idleMs / 1000).toFixed(0)}s and was killed (agent.gemini.idle_timeout / agent.local.idle_timeout)` };
+  }
+  if (call.overflow) return { kind: 'malformed', message: 'the agent printed more output than allowed and was stopped', raw: call.stdout.slice(0, 16 * 1024) };
+  const stderrLine = firstMeaningfulLine(call.stderr);
+  if (call.exitCode === 42 && SESSION_EXISTS.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
+  if (call.exitCode === 42 && NO_SESSION.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };
+  if (call.exitCode === 41) return { kind: 'fatal', message: `the agent cannot reach the API: ${stderrLine || 'authentication failed (exit 41)'}` };
+  if (call.exitCode === 55) return { kind: 'fatal', message: `gemini refused to run in an untrusted folder: ${stderrLine}` };
+  if (call.exitCode === 44 || call.exitCode === 52) return { kind: 'fatal', message: `gemini refused to run (exit ${call.exitCode}): ${stderrLine}` };
+
+  const status = call.exitCode === null ? null : (API_ERROR_EXIT.get(call.exitCode) ?? null);
+  if (turn.result?.status === 'error' || status !== null) {
+    const message = turn.result?.error ?? stderrLine ?? `API error (exit ${call.exitCode})`;
+    if (DAILY_QUOTA.test(message)) return { kind: 'usageLimit', message, limitType: 'daily', resetsAt: null, blockedBy: null };
+    if (status === 429) return { kind: 'rateLimited', status: 429, message };
+    if (status === 401 || status === 403) return { kind: 'fatal', message: `the agent cannot reach the API: ${message}` };
+    if (turn.result) return { kind: 'answer', apiStatus: status };
+  }
+  if (turn.result) return { kind: 'answer', apiStatus: null };
+  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${stderrLine ? `: ${stderrLine}` : ''}` };
+  if (call.exitCode !== 0) return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${stderrLine ? `: ${stderrLine}` : ' and printed nothing'}` };
+  return { kind: 'malformed', message: turn.sessionId ? 'gemini ended without its result line' : 'gemini printed no init event', raw: call.stdout.slice(0, 64 * 1024) };
+}
+
+function firstMeaningfulLine(stderr: string): string {
+  for (const line of stderr.split('\n')) {
+    const text = line.trim();
+    if (text && !NOISE.test(text)) return text;
+  }
+  return '';
+}

@@ -1,0 +1,54 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
+import { RunStore, submitTasks, work } from '../../src/index.js';
+import { FAKE_CLAUDE, ROOT } from '../helpers/cli.js';
+
+const FAKE_CODEX = join(ROOT, 'fixtures/fake-codex');
+const FAKE_GEMINI = join(ROOT, 'fixtures/fake-gemini');
+const FAKE_QWEN = join(ROOT, 'fixtures/fake-qwen');
+type Logged = { startedAt: number; at: number; outcome: string };
+const logOf = (path: string): Logged[] => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Logged) : []);
+
+describe('one queue, four agent CLIs', () => {
+  it('Claude Code, Codex, Gemini CLI and Qwen Code tasks side by side under one agent.max_concurrent_calls: every task done, never two calls at once', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'obra-mixed-'));
+    const codexHome = join(root, 'codex-home');
+    mkdirSync(codexHome);
+    // The fakes read their steering from the environment the agents inherit.
+    Object.assign(process.env, {
+      // Gemini CLI and Qwen Code keep their sessions under HOME: never the user's.
+      HOME: root,
+      CLAUDE_CONFIG_DIR: join(root, 'claude-home'),
+      CODEX_HOME: codexHome,
+      FAKE_CLAUDE_LOG: join(root, 'claude.log'),
+      FAKE_CODEX_LOG: join(root, 'codex.log'),
+      FAKE_GEMINI_LOG: join(root, 'gemini.log'),
+      FAKE_QWEN_LOG: join(root, 'qwen.log'),
+      FAKE_GEMINI_STATE_DIR: join(root, 'gemini-state'),
+      FAKE_QWEN_STATE_DIR: join(root, 'qwen-state'),
+      ...Object.fromEntries(['CLAUDE', 'CODEX', 'GEMINI', 'QWEN'].flatMap((cli) => [[`FAKE_${cli}_LATENCY_MS`, '250'], [`FAKE_${cli}_REPLIES`, JSON.stringify(['Finished the work and checked it.\nSTATUS: DONE'])]])),
+    });
+    const config = configSchema.parse({ agent: { local: { command: FAKE_CLAUDE }, codex: { command: FAKE_CODEX }, gemini: { command: FAKE_GEMINI }, qwen: { command: FAKE_QWEN }, max_concurrent_calls: 1 } });
+    const store = join(root, 'store');
+    const kinds = ['claude', 'codex', 'gemini', 'qwen', 'claude', 'codex'] as const;
+    const folders = kinds.map((kind, i) => {
+      const name = `${kind}-${i}`;
+      mkdirSync(join(root, name));
+      return join(root, name);
+    });
+    const ids = await submitTasks(
+      folders.map((repo, i) => ({ task: `task ${i}`, repo, agentKind: kinds[i] })),
+      { config, storeDir: store },
+    );
+    const result = await work({ storeDir: store, config, concurrency: 6, untilIdle: true });
+    expect(result.worst).toBe('done');
+    const runs = RunStore.open(store);
+    expect(ids.map((id) => [runs.peekStatus(id).file.agent.kind, runs.peekStatus(id).status])).toEqual(kinds.map((kind) => [kind, 'done']));
+    const calls = ['claude', 'codex', 'gemini', 'qwen'].flatMap((cli) => logOf(join(root, `${cli}.log`))).filter((c) => c.outcome === 'answer').sort((a, b) => a.startedAt - b.startedAt);
+    expect(calls.length).toBeGreaterThanOrEqual(kinds.length);
+    for (let i = 1; i < calls.length; i++) expect(calls[i]!.startedAt, 'a call started before the one before it ended').toBeGreaterThanOrEqual(calls[i - 1]!.at);
+  });
+});
