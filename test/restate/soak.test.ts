@@ -18,7 +18,7 @@ import { agentBin, bareRepository, restateAvailable, submit, until, type Cluster
  * process alive after its worker.
  */
 const TASKS = 6;
-const CHAOS_MS = 30_000;
+const CHAOS_MS = 20_000;
 
 describe.runIf(restateAvailable('test/restate/soak.test.ts'))('soak: Restate workers and server killed at random', () => {
   it('ends every task done, one commit and one prompt per iteration, no agent outliving its worker', { timeout: 300_000 }, async () => {
