@@ -1,4 +1,4 @@
-import type { AgentCallRecord, AgentOutcome, AgentResult, PermissionDenial, SessionMode } from '../../core/types.js';
+import type { AgentCallRecord, AgentOutcome, AgentResult, PermissionDenial } from '../../core/types.js';
 import type { AgentCallRequest } from '../agent.js';
 import type { RawCall } from '../classify.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
@@ -33,22 +33,14 @@ export class GeminiAgent extends GeminiLikeAgent<'auto_edit'> {
   readonly name = 'gemini';
 
   constructor(options: GeminiAgentOptions) {
-    super(options, { kind: 'gemini', product: 'Gemini CLI', npmPackage: '@google/gemini-cli', autoEdit: 'auto_edit' });
-  }
-
-  buildArgs(prompt: string, mode: SessionMode, sessionId: string, approval: GeminiApprovalMode = this.options.approvalMode ?? 'auto_edit'): string[] {
-    const o = this.options;
-    return [
-      '-p', prompt,
-      '-o', 'stream-json',
+    super(options, {
+      kind: 'gemini',
+      product: 'Gemini CLI',
+      npmPackage: '@google/gemini-cli',
+      autoEdit: 'auto_edit',
       // A new folder (every worktree) is untrusted: without this the CLI exits 55 and forces `default`.
-      '--skip-trust',
-      '--approval-mode', approval,
-      ...(o.model ? ['-m', o.model] : []),
-      // No fork in Gemini CLI: a fork starts a new session (the prompt carries the task's history).
-      ...(mode === 'resume' ? ['-r', sessionId] : ['--session-id', sessionId]),
-      ...(o.extraArgs ?? []),
-    ];
+      flags: ['--skip-trust'],
+    });
   }
 
   protected onLine(line: string, request: AgentCallRequest): void {

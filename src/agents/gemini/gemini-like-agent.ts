@@ -61,6 +61,8 @@ export interface GeminiLikeCli<A extends AutoEdit> {
   npmPackage: string;
   /** Its spelling of the auto-edit mode, the default. */
   autoEdit: A;
+  /** Its own flags, after `-o stream-json`. */
+  flags: string[];
 }
 
 export abstract class GeminiLikeAgent<A extends AutoEdit> implements Agent {
@@ -87,7 +89,19 @@ export abstract class GeminiLikeAgent<A extends AutoEdit> implements Agent {
     return this.locks.onRelease(sessionId, listener);
   }
 
-  abstract buildArgs(prompt: string, mode: SessionMode, sessionId: string, approval: ApprovalMode<A>): string[];
+  buildArgs(prompt: string, mode: SessionMode, sessionId: string, approval: ApprovalMode<A> = this.options.approvalMode ?? this.cli.autoEdit): string[] {
+    const o = this.options;
+    return [
+      '-p', prompt,
+      '-o', 'stream-json',
+      ...this.cli.flags,
+      '--approval-mode', approval,
+      ...(o.model ? ['-m', o.model] : []),
+      // No fork in either CLI: a fork starts a new session (the prompt carries the task's history).
+      ...(mode === 'resume' ? ['-r', sessionId] : ['--session-id', sessionId]),
+      ...(o.extraArgs ?? []),
+    ];
+  }
 
   /** Reports the progress one stdout line carries. */
   protected abstract onLine(line: string, request: AgentCallRequest): void;
@@ -98,7 +112,6 @@ export abstract class GeminiLikeAgent<A extends AutoEdit> implements Agent {
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
     const startedAt = Date.now();
     const mode: SessionMode = request.mode === 'resume' ? 'resume' : 'create';
-    // No fork in either CLI: a fork starts a new session (the prompt carries the task's history).
     const sessionId = request.mode === 'fork' ? randomUUID() : (request.sessionId ?? randomUUID());
     const approval = widenApproval(this.options.approvalMode ?? this.cli.autoEdit, request.allowedTools ?? [], this.cli.autoEdit);
     // The prompt is an argument: argv shows its length only, not its text, in the record.

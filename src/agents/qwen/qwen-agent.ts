@@ -1,4 +1,4 @@
-import type { AgentCallRecord, AgentOutcome, PermissionDenial, SessionMode } from '../../core/types.js';
+import type { AgentCallRecord, AgentOutcome, PermissionDenial } from '../../core/types.js';
 import type { AgentCallRequest } from '../agent.js';
 import type { RawCall } from '../classify.js';
 import { parseClaudeOutput } from '../claude-result.js';
@@ -29,19 +29,7 @@ export class QwenAgent extends GeminiLikeAgent<'auto-edit'> {
   readonly name = 'qwen';
 
   constructor(options: QwenAgentOptions) {
-    super(options, { kind: 'qwen', product: 'Qwen Code', npmPackage: '@qwen-code/qwen-code', autoEdit: 'auto-edit' });
-  }
-
-  buildArgs(prompt: string, mode: SessionMode, sessionId: string, approval: QwenApprovalMode): string[] {
-    const o = this.options;
-    return [
-      '-p', prompt,
-      '-o', 'stream-json',
-      '--approval-mode', approval,
-      ...(o.model ? ['-m', o.model] : []),
-      ...(mode === 'resume' ? ['-r', sessionId] : ['--session-id', sessionId]),
-      ...(o.extraArgs ?? []),
-    ];
+    super(options, { kind: 'qwen', product: 'Qwen Code', npmPackage: '@qwen-code/qwen-code', autoEdit: 'auto-edit', flags: [] });
   }
 
   protected onLine(line: string, request: AgentCallRequest): void {
