@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { startMockOpenAI, type MockOpenAI, type MockOpenAIReply } from '../../fixtures/mock-openai/server.js';
-import type { AgentCallRequest } from '../../src/agents/agent.js';
 import { QwenAgent } from '../../src/agents/qwen/qwen-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
 import { realAgentCliOrSkip } from './real-agent-cli.js';
+import { contractSuites, driveCalls, fakeReply, type Scenario } from './same-shapes.js';
 
 /**
  * Qwen Code's contract: the same scenarios through QwenAgent against fixtures/fake-qwen and the real `qwen` binary
@@ -47,22 +46,12 @@ function shapeOf(record: AgentCallRecord, workdir: string): Shape {
 }
 
 async function drive(agentOf: (root: string, workdir: string, apis: Api[]) => QwenAgent, apis: Api[], prompts: string[]) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-qwen-contract-'));
-  const workdir = join(root, 'work');
-  mkdirSync(workdir);
-  const agent = agentOf(root, workdir, apis);
-  const records: AgentCallRecord[] = [];
-  for (const [i, prompt] of prompts.entries()) {
-    const request: AgentCallRequest = { runId: 'contract', index: 1, attempt: 1, prompt, sessionId: SESSION, mode: i ? 'resume' : 'create', workdir };
-    records.push(await agent.call(request));
-  }
+  const { records, workdir } = await driveCalls('qwen', SESSION, (root, workdir) => agentOf(root, workdir, apis), prompts);
   return records.map((r) => shapeOf(r, workdir));
 }
 
-const fakeAgent = (root: string, _workdir: string, apis: Api[]) => {
-  const replies = apis.map((api) => ('write' in api ? { files: { [api.write]: 'written' }, text: api.text } : 'shell' in api ? { shell: [api.shell], text: api.text } : api));
-  return new QwenAgent({ command: FAKE, timeoutMs: 30_000, idleTimeoutMs: idleFor(apis), killGraceMs: 300, locks: new SessionLocks(join(root, 'locks')), env: { HOME: root, FAKE_QWEN_REPLIES: JSON.stringify(replies) } });
-};
+const fakeAgent = (root: string, _workdir: string, apis: Api[]) =>
+  new QwenAgent({ command: FAKE, timeoutMs: 30_000, idleTimeoutMs: idleFor(apis), killGraceMs: 300, locks: new SessionLocks(join(root, 'locks')), env: { HOME: root, FAKE_QWEN_REPLIES: JSON.stringify(apis.map(fakeReply)) } });
 
 function realAgent(bin: string, mock: MockOpenAI) {
   return (root: string, workdir: string, apis: Api[]) => {
@@ -81,7 +70,7 @@ function realAgent(bin: string, mock: MockOpenAI) {
   };
 }
 
-const SCENARIOS: { name: string; apis: Api[]; prompts: string[]; expect: (shapes: Shape[]) => void }[] = [
+const SCENARIOS: Scenario<Api, Shape>[] = [
   { name: 'a plain answer', apis: [{ text: 'Plain answer.\nSTATUS: DONE' }], prompts: ['Say something.'], expect: ([s]) => expect(s).toEqual({ outcome: 'answer', isError: false, answer: 'Plain answer.\nSTATUS: DONE', exitCode: 0, denials: [], files: [], sessionId: SESSION }) },
   { name: 'a file written in the working directory', apis: [{ write: 'written.txt', text: 'Wrote it.\nSTATUS: DONE' }], prompts: ['Write written.txt.'], expect: ([s]) => expect(s).toMatchObject({ outcome: 'answer', exitCode: 0, files: ['written.txt: written'] }) },
   {
@@ -100,24 +89,12 @@ const SCENARIOS: { name: string; apis: Api[]; prompts: string[]; expect: (shapes
   { name: 'a hang: stalled by the watchdog', apis: [{ hang: true }], prompts: ['Hello.'], expect: ([s]) => expect(s).toMatchObject({ outcome: 'stalled', exitCode: 'killed' }) },
 ];
 
-let mock: MockOpenAI | null = null;
-beforeAll(async () => {
-  if (real.bin) mock = await startMockOpenAI();
-});
-afterAll(async () => {
-  await mock?.close();
-});
-
-describe('the Qwen Code contract: fixtures/fake-qwen', () => {
-  for (const scenario of SCENARIOS) it(scenario.name, async () => scenario.expect(await drive(fakeAgent, scenario.apis, scenario.prompts)));
-});
-
-describe.skipIf(!real.bin)(`the Qwen Code contract: the real qwen ${real.version}, the same shapes as the fake`, () => {
-  for (const scenario of SCENARIOS) {
-    it(scenario.name, async () => {
-      const got = await drive(realAgent(real.bin!, mock!), scenario.apis, scenario.prompts);
-      scenario.expect(got);
-      expect(got).toEqual(await drive(fakeAgent, scenario.apis, scenario.prompts));
-    }, 120_000);
-  }
+contractSuites({
+  title: 'Qwen Code',
+  cli: 'qwen',
+  real,
+  startMock: () => startMockOpenAI(),
+  scenarios: SCENARIOS,
+  fake: (scenario) => drive(fakeAgent, scenario.apis, scenario.prompts),
+  realShapes: (bin, mock: MockOpenAI, scenario) => drive(realAgent(bin, mock), scenario.apis, scenario.prompts),
 });
