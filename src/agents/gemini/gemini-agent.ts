@@ -3,7 +3,7 @@ import type { AgentCallRequest } from '../agent.js';
 import type { RawCall } from '../classify.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { withEstimatedCost } from '../usage.js';
-import { classifyGemini } from './gemini-classify.js';
+import { classifyGemini, GEMINI_CLI } from './gemini-classify.js';
 import { GeminiLikeAgent, SHELL_RULE, widenApproval, type ApprovalMode, type GeminiLikeAgentOptions } from './gemini-like-agent.js';
 import { geminiProgressOf, readGeminiTurn } from './gemini-stream.js';
 
@@ -34,9 +34,7 @@ export class GeminiAgent extends GeminiLikeAgent<'auto_edit'> {
 
   constructor(options: GeminiAgentOptions) {
     super(options, {
-      kind: 'gemini',
-      product: 'Gemini CLI',
-      npmPackage: '@google/gemini-cli',
+      ...GEMINI_CLI,
       autoEdit: 'auto_edit',
       // A new folder (every worktree) is untrusted: without this the CLI exits 55 and forces `default`.
       flags: ['--skip-trust'],

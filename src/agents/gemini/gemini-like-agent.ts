@@ -5,6 +5,7 @@ import type { Agent, AgentCallRequest } from '../agent.js';
 import { isUuid, type RawCall } from '../classify.js';
 import { findExecutable } from '../claude-code-agent.js';
 import { runCli } from '../cli-process.js';
+import type { CliNames } from '../cli-stopped.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
 import type { Price } from '../usage.js';
@@ -52,13 +53,7 @@ export function widenApproval<A extends AutoEdit>(configured: ApprovalMode<A>, g
 }
 
 /** What tells the two CLIs apart in a call. */
-export interface GeminiLikeCli<A extends AutoEdit> {
-  /** The agent kind: the binary's name and the config section (`agent.<kind>.command`). */
-  kind: string;
-  /** The product's name in messages. */
-  product: string;
-  /** The npm package that installs it. */
-  npmPackage: string;
+export interface GeminiLikeCli<A extends AutoEdit> extends CliNames {
   /** Its spelling of the auto-edit mode, the default. */
   autoEdit: A;
   /** Its own flags, after `-o stream-json`. */

@@ -6,7 +6,7 @@ import { cliRecord, type CallStart } from '../cli-record.js';
 import { GeminiLikeAgent, widenApproval, type ApprovalMode, type GeminiLikeAgentOptions } from '../gemini/gemini-like-agent.js';
 import { streamEventsOf } from '../stream-events.js';
 import { withEstimatedCost } from '../usage.js';
-import { classifyQwen } from './qwen-classify.js';
+import { classifyQwen, QWEN_CLI } from './qwen-classify.js';
 
 export type QwenApprovalMode = ApprovalMode<'auto-edit'>;
 
@@ -29,7 +29,7 @@ export class QwenAgent extends GeminiLikeAgent<'auto-edit'> {
   readonly name = 'qwen';
 
   constructor(options: QwenAgentOptions) {
-    super(options, { kind: 'qwen', product: 'Qwen Code', npmPackage: '@qwen-code/qwen-code', autoEdit: 'auto-edit', flags: [] });
+    super(options, { ...QWEN_CLI, autoEdit: 'auto-edit', flags: [] });
   }
 
   protected onLine(line: string, request: AgentCallRequest): void {
