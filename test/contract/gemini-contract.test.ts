@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { startMockGemini, type MockGemini, type MockGeminiReply } from '../../fixtures/mock-gemini/server.js';
@@ -6,7 +6,7 @@ import { GeminiAgent } from '../../src/agents/gemini/gemini-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
 import { realAgentCliOrSkip } from './real-agent-cli.js';
-import { contractSuites, driveCalls, fakeReply, type Scenario } from './same-shapes.js';
+import { commonShapeOf, contractSuites, driveCalls, fakeReply, type CommonShape, type Scenario } from './same-shapes.js';
 
 /**
  * Gemini CLI's contract: the same scenarios through GeminiAgent against fixtures/fake-gemini and the real `gemini`
@@ -21,27 +21,17 @@ type Api = { text: string } | { write: string; text: string } | { shell: string;
 const standIn = (api: Api): MockGeminiReply =>
   'write' in api ? { write: { path: api.write, content: 'written' }, text: api.text } : 'shell' in api ? { shell: api.shell, text: api.text } : api;
 
-interface Shape {
-  outcome: string;
+interface Shape extends CommonShape {
   isError?: boolean;
   apiStatus?: number | null;
-  /** What the CLI exited with; for a call Obra killed, what it did with the signal is not part of the contract. */
-  exitCode: number | null | 'killed';
   answer?: string;
-  denials: string[];
-  files: string[];
-  sessionId: string;
 }
 
 function shapeOf(record: AgentCallRecord, workdir: string): Shape {
   const result = record.outcome.kind === 'answer' ? record.outcome.result : null;
   return {
-    outcome: record.outcome.kind,
+    ...commonShapeOf(record, workdir),
     ...(result ? { isError: result.is_error, apiStatus: result.api_error_status ?? null, answer: result.is_error ? undefined : result.result.trim() } : {}),
-    exitCode: record.outcome.kind === 'stalled' ? 'killed' : record.exitCode,
-    denials: (record.permissionDenials ?? []).map((d) => `${d.tool} ${d.input} → ${d.rule}`),
-    files: ['written.txt', 'made-by-shell.txt'].filter((f) => existsSync(join(workdir, f))).map((f) => `${f}: ${readFileSync(join(workdir, f), 'utf8').trim()}`),
-    sessionId: record.sessionId,
   };
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { startMockOpenAI, type MockOpenAI, type MockOpenAIReply } from '../../fixtures/mock-openai/server.js';
@@ -6,7 +6,7 @@ import { QwenAgent } from '../../src/agents/qwen/qwen-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
 import { realAgentCliOrSkip } from './real-agent-cli.js';
-import { contractSuites, driveCalls, fakeReply, type Scenario } from './same-shapes.js';
+import { commonShapeOf, contractSuites, driveCalls, fakeReply, type CommonShape, type Scenario } from './same-shapes.js';
 
 /**
  * Qwen Code's contract: the same scenarios through QwenAgent against fixtures/fake-qwen and the real `qwen` binary
@@ -23,25 +23,16 @@ type Api = { text: string } | { write: string; text: string } | { shell: string;
 const SESSION = '6f1c0000-0000-4000-8000-0000000000bb';
 const idleFor = (apis: Api[]) => (apis.some((a) => 'hang' in a || 'error' in a) ? 3_000 : 60_000);
 
-interface Shape {
-  outcome: string;
+interface Shape extends CommonShape {
   isError?: boolean;
-  exitCode: number | null | 'killed';
   answer?: string;
-  denials: string[];
-  files: string[];
-  sessionId: string;
 }
 
 function shapeOf(record: AgentCallRecord, workdir: string): Shape {
   const result = record.outcome.kind === 'answer' ? record.outcome.result : null;
   return {
-    outcome: record.outcome.kind,
+    ...commonShapeOf(record, workdir, (input) => input.replace(workdir, '<cwd>')),
     ...(result ? { isError: result.is_error, answer: result.result.trim() } : {}),
-    exitCode: record.outcome.kind === 'stalled' ? 'killed' : record.exitCode,
-    denials: (record.permissionDenials ?? []).map((d) => `${d.tool} ${d.input.replace(workdir, '<cwd>')} → ${d.rule}`),
-    files: ['written.txt', 'made-by-shell.txt'].filter((f) => existsSync(join(workdir, f))).map((f) => `${f}: ${readFileSync(join(workdir, f), 'utf8').trim()}`),
-    sessionId: record.sessionId,
   };
 }
 

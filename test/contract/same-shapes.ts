@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,27 @@ export type ScenarioApi = { text: string } | { write: string; text: string } | {
 /** A scenario's API behaviour as a fake CLI's scripted reply. */
 export const fakeReply = (api: ScenarioApi): unknown =>
   'write' in api ? { files: { [api.write]: 'written' }, text: api.text } : 'shell' in api ? { shell: [api.shell], text: api.text } : api;
+
+/** What both contracts hold of a call, besides each one's reading of the answer. */
+export interface CommonShape {
+  outcome: string;
+  /** What the CLI exited with; for a call Obra killed, what it did with the signal is not part of the contract. */
+  exitCode: number | null | 'killed';
+  denials: string[];
+  files: string[];
+  sessionId: string;
+}
+
+/** A call's common shape; `input` shows a denial's input (the real and the fake CLI may name a file differently). */
+export function commonShapeOf(record: AgentCallRecord, workdir: string, input: (text: string) => string = (text) => text): CommonShape {
+  return {
+    outcome: record.outcome.kind,
+    exitCode: record.outcome.kind === 'stalled' ? 'killed' : record.exitCode,
+    denials: (record.permissionDenials ?? []).map((d) => `${d.tool} ${input(d.input)} → ${d.rule}`),
+    files: ['written.txt', 'made-by-shell.txt'].filter((f) => existsSync(join(workdir, f))).map((f) => `${f}: ${readFileSync(join(workdir, f), 'utf8').trim()}`),
+    sessionId: record.sessionId,
+  };
+}
 
 /** Makes one call a prompt, in a scratch folder, on `session`: the first creates it, the later ones resume it. */
 export async function driveCalls(kind: string, session: string, agentOf: (root: string, workdir: string) => Agent, prompts: string[]) {
