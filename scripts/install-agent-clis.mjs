@@ -7,13 +7,13 @@
  *   node scripts/install-agent-clis.mjs             installs every CLI below, prints `<cli> <path of its binary>`
  *   node scripts/install-agent-clis.mjs codex       only Codex
  *
- * Concurrent callers (parallel test files) wait for one another through a lock folder per CLI.
+ * Concurrent callers (parallel test files) wait for one another through a lock folder per CLI (install-once.mjs).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { platform } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installOnce } from './install-once.mjs';
 
 /** Per CLI: its npm package, the pinned version, its command, its size (said before the download), `--version`'s words. */
 export const AGENT_CLIS = {
@@ -45,56 +45,15 @@ export function findAgentCli(cli) {
 export async function ensureAgentCli(cli) {
   const spec = AGENT_CLIS[cli];
   if (!spec) throw new Error(`unknown agent CLI "${cli}" — one of ${Object.keys(AGENT_CLIS).join(', ')}`);
-  const found = findAgentCli(cli);
-  if (found) return { bin: found, version: spec.version, installedMs: 0 };
-  const dir = agentCliDir(cli);
-  mkdirSync(dirname(dir), { recursive: true });
-  const lock = `${dir}.lock`;
-  const started = Date.now();
-  await acquire(lock);
-  try {
-    const again = findAgentCli(cli);
-    if (again) return { bin: again, version: spec.version, installedMs: 0 };
-    mkdirSync(dir, { recursive: true });
-    process.stderr.write(`obra tests: downloading ${spec.pkg} ${spec.version} (${spec.size}) into .cache/ for test/contract — once\n`);
-    try {
-      execFileSync(npmCommand(), ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `${spec.pkg}@${spec.version}`], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: 15 * 60_000,
-        encoding: 'utf8',
-      });
-    } catch (error) {
-      const stderr = String(error.stderr ?? error.message).trim().split('\n').slice(-5).join(' | ');
-      throw new Error(`npm could not install ${spec.pkg}@${spec.version} into ${dir}: ${stderr}`);
-    }
-    const bin = findAgentCli(cli);
-    if (!bin) throw new Error(`${spec.pkg}@${spec.version} was installed into ${dir} but \`${spec.bin} --version\` does not run here`);
-    return { bin, version: spec.version, installedMs: Date.now() - started };
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-function npmCommand() {
-  return platform() === 'win32' ? 'npm.cmd' : 'npm';
-}
-
-/** A lock folder (mkdir is atomic); a lock older than 15 minutes is a leftover of a killed install. */
-async function acquire(lock) {
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      return;
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 15 * 60_000) rmSync(lock, { recursive: true, force: true });
-      } catch {
-        // gone meanwhile
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
+  const { bin, installedMs } = await installOnce({
+    dir: agentCliDir(cli),
+    pkg: `${spec.pkg}@${spec.version}`,
+    find: () => findAgentCli(cli),
+    announce: `obra tests: downloading ${spec.pkg} ${spec.version} (${spec.size}) into .cache/ for test/contract — once\n`,
+    timeoutMs: 15 * 60_000,
+    notRunning: () => `${spec.pkg}@${spec.version} was installed into ${agentCliDir(cli)} but \`${spec.bin} --version\` does not run here`,
+  });
+  return { bin, version: spec.version, installedMs };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -8,13 +8,14 @@
  *
  * The package ships a ~245 MB native binary per platform as an optional dependency; its postinstall copies it
  * over `bin/claude.exe`. When install scripts did not run, the platform package's binary is used directly.
- * Concurrent callers (parallel test files) wait for one another through a lock folder.
+ * Concurrent callers (parallel test files) wait for one another through a lock folder (install-once.mjs).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { arch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installOnce } from './install-once.mjs';
 
 /** The version the samples in fixtures/claude-cli/ and the contract tests were made with. */
 export const PINNED_CLAUDE_VERSION = '2.1.197';
@@ -42,63 +43,23 @@ export function findRealClaude(version = process.env.OBRA_REAL_CLAUDE_VERSION ??
 
 /** Installs (once) and returns `{ bin, version, installedMs }`; throws with npm's message when it cannot. */
 export async function ensureRealClaude(version = process.env.OBRA_REAL_CLAUDE_VERSION ?? PINNED_CLAUDE_VERSION) {
-  const found = findRealClaude(version);
-  if (found) return { bin: found, version, installedMs: 0 };
   const dir = realClaudeDir(version);
-  mkdirSync(dirname(dir), { recursive: true });
-  const lock = `${dir}.lock`;
-  const started = Date.now();
-  await acquire(lock);
-  try {
-    const again = findRealClaude(version);
-    if (again) return { bin: again, version, installedMs: 0 };
-    mkdirSync(dir, { recursive: true });
-    // A quarter of a gigabyte, the first time only: said before it starts (inside the lock: one process says it).
-    process.stderr.write(`obra tests: downloading the real Claude Code CLI ${version} (~235 MB) into .cache/ for test/real-cli and test/contract — once\n`);
-    try {
-      execFileSync(npmCommand(), ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', `@anthropic-ai/claude-code@${version}`], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: 10 * 60_000,
-        encoding: 'utf8',
-      });
-    } catch (error) {
-      const stderr = String(error.stderr ?? error.message).trim().split('\n').slice(-5).join(' | ');
-      throw new Error(`npm could not install @anthropic-ai/claude-code@${version} into ${dir}: ${stderr}`);
-    }
-    const bin = findRealClaude(version);
-    if (!bin) throw new Error(`@anthropic-ai/claude-code@${version} was installed into ${dir} but its binary does not run here (platform ${platformKey()})`);
-    return { bin, version, installedMs: Date.now() - started };
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  const { bin, installedMs } = await installOnce({
+    dir,
+    pkg: `@anthropic-ai/claude-code@${version}`,
+    find: () => findRealClaude(version),
+    // A quarter of a gigabyte, the first time only: said before it starts.
+    announce: `obra tests: downloading the real Claude Code CLI ${version} (~235 MB) into .cache/ for test/real-cli and test/contract — once\n`,
+    timeoutMs: 10 * 60_000,
+    notRunning: () => `@anthropic-ai/claude-code@${version} was installed into ${dir} but its binary does not run here (platform ${platformKey()})`,
+  });
+  return { bin, version, installedMs };
 }
 
 function platformKey() {
   const os = platform() === 'win32' ? 'win32' : platform();
   const musl = os === 'linux' && !process.report?.getReport?.().header?.glibcVersionRuntime ? '-musl' : '';
   return `${os}-${arch()}${musl}`;
-}
-
-function npmCommand() {
-  return platform() === 'win32' ? 'npm.cmd' : 'npm';
-}
-
-/** A lock folder (mkdir is atomic); a lock older than 10 minutes is a leftover of a killed install. */
-async function acquire(lock) {
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      return;
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 10 * 60_000) rmSync(lock, { recursive: true, force: true });
-      } catch {
-        // gone meanwhile
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -35,52 +35,36 @@ export const configuredCommand = (config: ObraConfig, kind: AgentKind): string =
 
 export const commandFor = (kind: AgentKind, command: AgentCommand | undefined): string | undefined => (typeof command === 'string' ? command : command?.[kind]);
 
-export function agentFor(kind: AgentKind, config: ObraConfig, launch: { command?: string; env?: Record<string, string> } = {}): Agent {
+/** What a launch sets of an agent: its binary (`--agent-bin`, a worker's own) and extra environment. */
+type Launch = { command?: string; env?: Record<string, string> };
+
+/** The options every other CLI's agent takes from its section (`agent.<kind>`), the timeouts agent.local's unless set there. */
+function cliOptionsFromConfig(config: ObraConfig, kind: 'codex' | 'gemini' | 'qwen', launch: Launch) {
   const local = config.agent.local;
+  const section = config.agent[kind];
+  return {
+    command: launch.command ?? section.command,
+    timeoutMs: (section.timeout ?? local.timeout) * 1000,
+    idleTimeoutMs: (section.idle_timeout ?? local.idle_timeout) * 1000,
+    model: section.model,
+    extraArgs: section.extra_args,
+    env: launch.env,
+    price: priceFor(config.agent.prices, section.model, kind),
+  };
+}
+
+export function agentFor(kind: AgentKind, config: ObraConfig, launch: Launch = {}): Agent {
   switch (kind) {
     case 'claude':
       return new ClaudeCodeAgent({ ...claudeOptionsFromConfig(config), ...(launch.command ? { command: launch.command } : {}), env: launch.env });
     case 'codex': {
       const codex = config.agent.codex;
-      return new CodexAgent({
-        command: launch.command ?? codex.command,
-        timeoutMs: (codex.timeout ?? local.timeout) * 1000,
-        idleTimeoutMs: (codex.idle_timeout ?? local.idle_timeout) * 1000,
-        model: codex.model,
-        sandbox: codex.sandbox,
-        allowTmpWrites: codex.allow_tmp_writes,
-        extraArgs: codex.extra_args,
-        home: codex.home,
-        env: launch.env,
-        price: priceFor(config.agent.prices, codex.model, 'codex'),
-      });
+      return new CodexAgent({ ...cliOptionsFromConfig(config, 'codex', launch), sandbox: codex.sandbox, allowTmpWrites: codex.allow_tmp_writes, home: codex.home });
     }
-    case 'gemini': {
-      const gemini = config.agent.gemini;
-      return new GeminiAgent({
-        command: launch.command ?? gemini.command,
-        timeoutMs: (gemini.timeout ?? local.timeout) * 1000,
-        idleTimeoutMs: (gemini.idle_timeout ?? local.idle_timeout) * 1000,
-        model: gemini.model,
-        approvalMode: gemini.approval_mode,
-        extraArgs: gemini.extra_args,
-        env: launch.env,
-        price: priceFor(config.agent.prices, gemini.model, 'gemini'),
-      });
-    }
-    case 'qwen': {
-      const qwen = config.agent.qwen;
-      return new QwenAgent({
-        command: launch.command ?? qwen.command,
-        timeoutMs: (qwen.timeout ?? local.timeout) * 1000,
-        idleTimeoutMs: (qwen.idle_timeout ?? local.idle_timeout) * 1000,
-        model: qwen.model,
-        approvalMode: qwen.approval_mode,
-        extraArgs: qwen.extra_args,
-        env: launch.env,
-        price: priceFor(config.agent.prices, qwen.model, 'qwen'),
-      });
-    }
+    case 'gemini':
+      return new GeminiAgent({ ...cliOptionsFromConfig(config, 'gemini', launch), approvalMode: config.agent.gemini.approval_mode });
+    case 'qwen':
+      return new QwenAgent({ ...cliOptionsFromConfig(config, 'qwen', launch), approvalMode: config.agent.qwen.approval_mode });
     default:
       throw new UserError(`agent.kind "${kind}" is not built into this Obra yet — use one of ${BUILT_KINDS.join(', ')} (--agent ${BUILT_KINDS.join('|')})`);
   }

@@ -1,33 +1,17 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { RawCall } from '../../src/agents/classify.js';
 import { CodexAgent, type CodexAgentOptions } from '../../src/agents/codex/codex-agent.js';
 import { classifyCodex, resetOf } from '../../src/agents/codex/codex-classify.js';
 import { readCodexTurn } from '../../src/agents/codex/codex-stream.js';
 import { refusalsOf, sandboxFor } from '../../src/agents/codex/refusals.js';
 import { deltaOf } from '../../src/agents/codex/thread-usage.js';
-import { SessionLocks } from '../../src/agents/session-lock.js';
-import type { AgentCallRequest } from '../../src/agents/agent.js';
-import { isAlive, until } from './fake-env.js';
+import { cliSamples, fakeCliWorld, raw } from './cli-world.js';
+import { isAlive, ROOT, until } from './fake-env.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const SAMPLES = join(ROOT, 'fixtures/agent-clis/codex');
 const FAKE_CODEX = join(ROOT, 'fixtures/fake-codex');
-
-const sample = (name: string) => readFileSync(join(SAMPLES, name), 'utf8');
-/** A `.timed.jsonl` sample as the call's stdout, stderr and exit code. */
-function timed(name: string): { stdout: string; stderr: string; exitCode: number | null } {
-  const lines = sample(name).trim().split('\n').map((l) => JSON.parse(l) as { event?: unknown; stderr?: string; exit?: string });
-  const exit = lines.find((l) => l.exit?.startsWith('exit code='))?.exit;
-  return {
-    stdout: lines.filter((l) => l.event).map((l) => JSON.stringify(l.event)).join('\n'),
-    stderr: lines.filter((l) => l.stderr !== undefined).map((l) => l.stderr).join('\n'),
-    exitCode: exit ? Number(/exit code=(\d+)/.exec(exit)?.[1] ?? NaN) : null,
-  };
-}
-const raw = (over: Partial<RawCall>): RawCall => ({ stdout: '', stderr: '', exitCode: 0, signal: null, stoppedBy: null, timeoutMs: 60_000, spawnError: null, overflow: false, ...over });
+const { dir: SAMPLES, sample, timed } = cliSamples('codex');
 const outcomeOf = (call: { stdout: string; stderr: string; exitCode: number | null }) => classifyCodex(raw(call), readCodexTurn(call.stdout), Date.now());
 
 describe('the real Codex 0.171.0 samples', () => {
@@ -119,24 +103,20 @@ describe('the real Codex 0.171.0 samples', () => {
 });
 
 function world(replies: unknown[], options: Partial<CodexAgentOptions> = {}) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-codex-'));
-  const workdir = join(root, 'work');
-  const home = join(root, 'codex-home');
-  mkdirSync(workdir);
+  const w = fakeCliWorld('codex', null);
+  const home = join(w.root, 'codex-home');
   mkdirSync(home);
-  const log = join(root, 'fake-codex.log');
   const agent = new CodexAgent({
     command: FAKE_CODEX,
     timeoutMs: 20_000,
     home,
-    env: { FAKE_CODEX_REPLIES: JSON.stringify(replies), FAKE_CODEX_LOG: log },
-    locks: new SessionLocks(join(root, 'locks')),
+    env: { FAKE_CODEX_REPLIES: JSON.stringify(replies), FAKE_CODEX_LOG: w.log },
+    locks: w.locks,
     killGraceMs: 300,
     ...options,
   });
-  const request = (over: Partial<AgentCallRequest> = {}): AgentCallRequest => ({ runId: 'r', index: 1, attempt: 1, prompt: 'Do the task.', sessionId: null, mode: 'create', workdir, ...over });
-  const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv: string[]; outcome: string; pid: number }) : []);
-  return { root, workdir, home, agent, request, calls };
+  const calls = () => w.calls<{ argv: string[]; outcome: string; pid: number }>();
+  return { ...w, home, agent, calls };
 }
 
 describe('CodexAgent, driving fixtures/fake-codex', () => {

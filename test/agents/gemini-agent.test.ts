@@ -1,29 +1,14 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { AgentCallRequest } from '../../src/agents/agent.js';
-import type { RawCall } from '../../src/agents/classify.js';
 import { approvalFor, GeminiAgent, type GeminiAgentOptions } from '../../src/agents/gemini/gemini-agent.js';
 import { classifyGemini } from '../../src/agents/gemini/gemini-classify.js';
 import { readGeminiTurn } from '../../src/agents/gemini/gemini-stream.js';
-import { SessionLocks } from '../../src/agents/session-lock.js';
-import { isAlive, until } from './fake-env.js';
+import { cliSamples, fakeCliWorld, raw } from './cli-world.js';
+import { isAlive, ROOT, until } from './fake-env.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const SAMPLES = join(ROOT, 'fixtures/agent-clis/gemini');
 const FAKE_GEMINI = join(ROOT, 'fixtures/fake-gemini');
-const sample = (name: string) => readFileSync(join(SAMPLES, name), 'utf8');
-function timed(name: string) {
-  const lines = sample(name).trim().split('\n').map((l) => JSON.parse(l) as { event?: unknown; stderr?: string; exit?: string });
-  const exit = lines.find((l) => l.exit?.startsWith('exit code='))?.exit;
-  return {
-    stdout: lines.filter((l) => l.event).map((l) => JSON.stringify(l.event)).join('\n'),
-    stderr: lines.filter((l) => l.stderr !== undefined).map((l) => l.stderr).join('\n'),
-    exitCode: exit ? Number(/exit code=(\d+)/.exec(exit)?.[1]) : null,
-  };
-}
-const raw = (over: Partial<RawCall>): RawCall => ({ stdout: '', stderr: '', exitCode: 0, signal: null, stoppedBy: null, timeoutMs: 60_000, spawnError: null, overflow: false, ...over });
+const { sample, timed } = cliSamples('gemini');
 const outcomeOf = (call: { stdout: string; stderr: string; exitCode: number | null }) => classifyGemini(raw(call), readGeminiTurn(call.stdout));
 
 describe('the real Gemini CLI 0.61.0 samples', () => {
@@ -68,14 +53,9 @@ describe('the real Gemini CLI 0.61.0 samples', () => {
 });
 
 function world(replies: unknown[], options: Partial<GeminiAgentOptions> = {}) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-gemini-'));
-  const workdir = join(root, 'work');
-  mkdirSync(workdir);
-  const log = join(root, 'fake-gemini.log');
-  const agent = new GeminiAgent({ command: FAKE_GEMINI, timeoutMs: 20_000, killGraceMs: 300, locks: new SessionLocks(join(root, 'locks')), env: { HOME: root, FAKE_GEMINI_REPLIES: JSON.stringify(replies), FAKE_GEMINI_LOG: log }, ...options });
-  const request = (over: Partial<AgentCallRequest> = {}): AgentCallRequest => ({ runId: 'r', index: 1, attempt: 1, prompt: 'Do the task.', sessionId: '6f1c0000-0000-4000-8000-000000000001', mode: 'create', workdir, ...over });
-  const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; outcome: string }) : []);
-  return { root, workdir, agent, request, calls };
+  const w = fakeCliWorld('gemini', '6f1c0000-0000-4000-8000-000000000001');
+  const agent = new GeminiAgent({ command: FAKE_GEMINI, timeoutMs: 20_000, killGraceMs: 300, locks: w.locks, env: { HOME: w.root, FAKE_GEMINI_REPLIES: JSON.stringify(replies), FAKE_GEMINI_LOG: w.log }, ...options });
+  return { ...w, agent };
 }
 
 describe('GeminiAgent, driving fixtures/fake-gemini', () => {

@@ -1,29 +1,14 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { AgentCallRequest } from '../../src/agents/agent.js';
-import type { RawCall } from '../../src/agents/classify.js';
 import { parseClaudeOutput } from '../../src/agents/claude-result.js';
 import { QwenAgent, qwenApprovalFor, type QwenAgentOptions } from '../../src/agents/qwen/qwen-agent.js';
 import { classifyQwen } from '../../src/agents/qwen/qwen-classify.js';
-import { SessionLocks } from '../../src/agents/session-lock.js';
-import { isAlive, until } from './fake-env.js';
+import { cliSamples, fakeCliWorld, raw } from './cli-world.js';
+import { isAlive, ROOT, until } from './fake-env.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const SAMPLES = join(ROOT, 'fixtures/agent-clis/qwen');
 const FAKE_QWEN = join(ROOT, 'fixtures/fake-qwen');
-const sample = (name: string) => readFileSync(join(SAMPLES, name), 'utf8');
-function timed(name: string) {
-  const lines = sample(name).trim().split('\n').map((l) => JSON.parse(l) as { event?: unknown; stderr?: string; exit?: string });
-  const exit = lines.find((l) => l.exit?.startsWith('exit code='))?.exit;
-  return {
-    stdout: lines.filter((l) => l.event).map((l) => JSON.stringify(l.event)).join('\n'),
-    stderr: lines.filter((l) => l.stderr !== undefined).map((l) => l.stderr).join('\n'),
-    exitCode: exit ? Number(/exit code=(\d+)/.exec(exit)?.[1] ?? NaN) : null,
-  };
-}
-const raw = (over: Partial<RawCall>): RawCall => ({ stdout: '', stderr: '', exitCode: 0, signal: null, stoppedBy: null, timeoutMs: 60_000, spawnError: null, overflow: false, ...over });
+const { sample, timed } = cliSamples('qwen');
 const outcomeOf = (call: { stdout: string; stderr: string; exitCode: number | null }) => classifyQwen(raw(call), parseClaudeOutput(call.stdout).result);
 
 describe('the real Qwen Code 0.15.10 samples (Claude Code\'s stream shape)', () => {
@@ -54,14 +39,9 @@ describe('the real Qwen Code 0.15.10 samples (Claude Code\'s stream shape)', () 
 });
 
 function world(replies: unknown[], options: Partial<QwenAgentOptions> = {}) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-qwen-'));
-  const workdir = join(root, 'work');
-  mkdirSync(workdir);
-  const log = join(root, 'fake-qwen.log');
-  const agent = new QwenAgent({ command: FAKE_QWEN, timeoutMs: 20_000, killGraceMs: 300, locks: new SessionLocks(join(root, 'locks')), env: { HOME: root, FAKE_QWEN_REPLIES: JSON.stringify(replies), FAKE_QWEN_LOG: log }, ...options });
-  const request = (over: Partial<AgentCallRequest> = {}): AgentCallRequest => ({ runId: 'r', index: 1, attempt: 1, prompt: 'Do the task.', sessionId: '6f1c0000-0000-4000-8000-000000000002', mode: 'create', workdir, ...over });
-  const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; outcome: string }) : []);
-  return { root, workdir, agent, request, calls };
+  const w = fakeCliWorld('qwen', '6f1c0000-0000-4000-8000-000000000002');
+  const agent = new QwenAgent({ command: FAKE_QWEN, timeoutMs: 20_000, killGraceMs: 300, locks: w.locks, env: { HOME: w.root, FAKE_QWEN_REPLIES: JSON.stringify(replies), FAKE_QWEN_LOG: w.log }, ...options });
+  return { ...w, agent };
 }
 
 describe('QwenAgent, driving fixtures/fake-qwen', () => {

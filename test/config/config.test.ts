@@ -7,7 +7,7 @@ import { formatEffectiveConfig } from '../../src/config/describe.js';
 import { flagLayer } from '../../src/config/flags.js';
 import { getPath, leaves, loadConfig, schemaLeaves, validateConfig } from '../../src/config/load.js';
 import { defaultConfig } from '../../src/config/schema.js';
-import { UserError } from '../../src/core/errors.js';
+import { errorOf } from '../helpers/user-error.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const dirWith = (yaml?: string) => {
@@ -18,15 +18,6 @@ const dirWith = (yaml?: string) => {
 const load = (yaml: string | undefined, env: Record<string, string> = {}, flags?: Parameters<typeof flagLayer>[0]) => {
   const cwd = dirWith(yaml);
   return { cwd, ...loadConfig({ cwd, env, flags: flags ? flagLayer(flags) : undefined }) };
-};
-const errorOf = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(UserError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a UserError');
 };
 
 describe('obra.yaml, OBRA_* env and flags, in that order', () => {

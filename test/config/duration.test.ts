@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { durationOption } from '../../src/cli/option-parsers.js';
 import { flagLayer } from '../../src/config/flags.js';
 import { getPath, loadConfig, schemaLeaves } from '../../src/config/load.js';
-import { UserError } from '../../src/core/errors.js';
 import { obra, sandbox } from '../helpers/cli.js';
+import { errorOf } from '../helpers/user-error.js';
 
 /** Every key that is a length of time; a bare number is seconds for each of them. */
 const DURATION_KEYS = [
@@ -32,15 +32,6 @@ const valueOf = (key: string, raw: string): unknown => {
   const cwd = mkdtempSync(join(tmpdir(), 'obra-duration-'));
   const { config } = loadConfig({ cwd, env: {}, flags: flagLayer({ set: [`${key}=${raw}`] }) });
   return getPath(config as unknown as Record<string, unknown>, key);
-};
-const errorOf = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(UserError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a UserError');
 };
 
 describe('every duration key takes 90 (seconds), 90s, 15m, 8h and 2d', () => {

@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { startMockGemini, type MockGemini, type MockGeminiReply } from '../../fixtures/mock-gemini/server.js';
-import type { AgentCallRequest } from '../../src/agents/agent.js';
 import { GeminiAgent } from '../../src/agents/gemini/gemini-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
 import { realAgentCliOrSkip } from './real-agent-cli.js';
+import { commonShapeOf, contractSuites, driveCalls, fakeReply, type CommonShape, type Scenario } from './same-shapes.js';
 
 /**
  * Gemini CLI's contract: the same scenarios through GeminiAgent against fixtures/fake-gemini and the real `gemini`
@@ -21,45 +20,27 @@ const real = await realAgentCliOrSkip('gemini');
 type Api = { text: string } | { write: string; text: string } | { shell: string; text: string } | { error: 429 | 500 } | { hang: true };
 const standIn = (api: Api): MockGeminiReply =>
   'write' in api ? { write: { path: api.write, content: 'written' }, text: api.text } : 'shell' in api ? { shell: api.shell, text: api.text } : api;
-const fakeReply = (api: Api): unknown =>
-  'write' in api ? { files: { [api.write]: 'written' }, text: api.text } : 'shell' in api ? { shell: [api.shell], text: api.text } : api;
 
-interface Shape {
-  outcome: string;
+interface Shape extends CommonShape {
   isError?: boolean;
   apiStatus?: number | null;
-  /** What the CLI exited with; for a call Obra killed, what it did with the signal is not part of the contract. */
-  exitCode: number | null | 'killed';
   answer?: string;
-  denials: string[];
-  files: string[];
-  sessionId: string;
 }
 
 function shapeOf(record: AgentCallRecord, workdir: string): Shape {
   const result = record.outcome.kind === 'answer' ? record.outcome.result : null;
   return {
-    outcome: record.outcome.kind,
+    ...commonShapeOf(record, workdir),
     ...(result ? { isError: result.is_error, apiStatus: result.api_error_status ?? null, answer: result.is_error ? undefined : result.result.trim() } : {}),
-    exitCode: record.outcome.kind === 'stalled' ? 'killed' : record.exitCode,
-    denials: (record.permissionDenials ?? []).map((d) => `${d.tool} ${d.input} → ${d.rule}`),
-    files: ['written.txt', 'made-by-shell.txt'].filter((f) => existsSync(join(workdir, f))).map((f) => `${f}: ${readFileSync(join(workdir, f), 'utf8').trim()}`),
-    sessionId: record.sessionId,
   };
 }
 
 const SESSION = '6f1c0000-0000-4000-8000-0000000000aa';
-const request = (workdir: string, prompt: string, resume: boolean): AgentCallRequest => ({ runId: 'contract', index: 1, attempt: 1, prompt, sessionId: SESSION, mode: resume ? 'resume' : 'create', workdir });
 const idleFor = (apis: Api[]) => (apis.some((a) => 'hang' in a) ? 3_000 : 60_000);
 
 async function drive(agentOf: (root: string, apis: Api[]) => GeminiAgent, apis: Api[], prompts: string[]) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-gemini-contract-'));
-  const workdir = join(root, 'work');
-  mkdirSync(workdir);
-  const agent = agentOf(root, apis);
-  const records: AgentCallRecord[] = [];
-  for (const [i, prompt] of prompts.entries()) records.push(await agent.call(request(workdir, prompt, i > 0)));
-  return { records, shapes: records.map((r) => shapeOf(r, workdir)) };
+  const { records, workdir } = await driveCalls('gemini', SESSION, (root) => agentOf(root, apis), prompts);
+  return records.map((r) => shapeOf(r, workdir));
 }
 
 const fakeAgent = (root: string, apis: Api[]) =>
@@ -82,7 +63,7 @@ function realAgent(bin: string, mock: MockGemini) {
   };
 }
 
-const SCENARIOS: { name: string; apis: Api[]; prompts: string[]; expect: (shapes: Shape[]) => void }[] = [
+const SCENARIOS: Scenario<Api, Shape>[] = [
   { name: 'a plain answer', apis: [{ text: 'Plain answer.\nSTATUS: DONE' }], prompts: ['Say something.'], expect: ([s]) => expect(s).toEqual({ outcome: 'answer', isError: false, apiStatus: null, answer: 'Plain answer.\nSTATUS: DONE', exitCode: 0, denials: [], files: [], sessionId: SESSION }) },
   { name: 'a file written in the working directory', apis: [{ write: 'written.txt', text: 'Wrote it.\nSTATUS: DONE' }], prompts: ['Write written.txt.'], expect: ([s]) => expect(s).toMatchObject({ outcome: 'answer', exitCode: 0, files: ['written.txt: written'], answer: 'Wrote it.\nSTATUS: DONE' }) },
   {
@@ -102,24 +83,12 @@ const SCENARIOS: { name: string; apis: Api[]; prompts: string[]; expect: (shapes
   { name: 'a hang: killed by the idle watchdog (stalled)', apis: [{ hang: true }], prompts: ['Hello.'], expect: ([s]) => expect(s).toMatchObject({ outcome: 'stalled', exitCode: 'killed' }) },
 ];
 
-let mock: MockGemini | null = null;
-beforeAll(async () => {
-  if (real.bin) mock = await startMockGemini();
-});
-afterAll(async () => {
-  await mock?.close();
-});
-
-describe('the Gemini CLI contract: fixtures/fake-gemini', () => {
-  for (const scenario of SCENARIOS) it(scenario.name, async () => scenario.expect((await drive(fakeAgent, scenario.apis, scenario.prompts)).shapes));
-});
-
-describe.skipIf(!real.bin)(`the Gemini CLI contract: the real gemini ${real.version}, the same shapes as the fake`, () => {
-  for (const scenario of SCENARIOS) {
-    it(scenario.name, async () => {
-      const got = await drive(realAgent(real.bin!, mock!), scenario.apis, scenario.prompts);
-      scenario.expect(got.shapes);
-      expect(got.shapes).toEqual((await drive(fakeAgent, scenario.apis, scenario.prompts)).shapes);
-    }, 120_000);
-  }
+contractSuites({
+  title: 'Gemini CLI',
+  cli: 'gemini',
+  real,
+  startMock: () => startMockGemini(),
+  scenarios: SCENARIOS,
+  fake: (scenario) => drive(fakeAgent, scenario.apis, scenario.prompts),
+  realShapes: (bin, mock: MockGemini, scenario) => drive(realAgent(bin, mock), scenario.apis, scenario.prompts),
 });

@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { startMockOpenAI, type MockOpenAI, type MockOpenAIReply } from '../../fixtures/mock-openai/server.js';
-import type { AgentCallRequest } from '../../src/agents/agent.js';
 import { QwenAgent } from '../../src/agents/qwen/qwen-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
 import { realAgentCliOrSkip } from './real-agent-cli.js';
+import { commonShapeOf, contractSuites, driveCalls, fakeReply, type CommonShape, type Scenario } from './same-shapes.js';
 
 /**
  * Qwen Code's contract: the same scenarios through QwenAgent against fixtures/fake-qwen and the real `qwen` binary
@@ -24,45 +23,26 @@ type Api = { text: string } | { write: string; text: string } | { shell: string;
 const SESSION = '6f1c0000-0000-4000-8000-0000000000bb';
 const idleFor = (apis: Api[]) => (apis.some((a) => 'hang' in a || 'error' in a) ? 3_000 : 60_000);
 
-interface Shape {
-  outcome: string;
+interface Shape extends CommonShape {
   isError?: boolean;
-  exitCode: number | null | 'killed';
   answer?: string;
-  denials: string[];
-  files: string[];
-  sessionId: string;
 }
 
 function shapeOf(record: AgentCallRecord, workdir: string): Shape {
   const result = record.outcome.kind === 'answer' ? record.outcome.result : null;
   return {
-    outcome: record.outcome.kind,
+    ...commonShapeOf(record, workdir, (input) => input.replace(workdir, '<cwd>')),
     ...(result ? { isError: result.is_error, answer: result.result.trim() } : {}),
-    exitCode: record.outcome.kind === 'stalled' ? 'killed' : record.exitCode,
-    denials: (record.permissionDenials ?? []).map((d) => `${d.tool} ${d.input.replace(workdir, '<cwd>')} → ${d.rule}`),
-    files: ['written.txt', 'made-by-shell.txt'].filter((f) => existsSync(join(workdir, f))).map((f) => `${f}: ${readFileSync(join(workdir, f), 'utf8').trim()}`),
-    sessionId: record.sessionId,
   };
 }
 
 async function drive(agentOf: (root: string, workdir: string, apis: Api[]) => QwenAgent, apis: Api[], prompts: string[]) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-qwen-contract-'));
-  const workdir = join(root, 'work');
-  mkdirSync(workdir);
-  const agent = agentOf(root, workdir, apis);
-  const records: AgentCallRecord[] = [];
-  for (const [i, prompt] of prompts.entries()) {
-    const request: AgentCallRequest = { runId: 'contract', index: 1, attempt: 1, prompt, sessionId: SESSION, mode: i ? 'resume' : 'create', workdir };
-    records.push(await agent.call(request));
-  }
+  const { records, workdir } = await driveCalls('qwen', SESSION, (root, workdir) => agentOf(root, workdir, apis), prompts);
   return records.map((r) => shapeOf(r, workdir));
 }
 
-const fakeAgent = (root: string, _workdir: string, apis: Api[]) => {
-  const replies = apis.map((api) => ('write' in api ? { files: { [api.write]: 'written' }, text: api.text } : 'shell' in api ? { shell: [api.shell], text: api.text } : api));
-  return new QwenAgent({ command: FAKE, timeoutMs: 30_000, idleTimeoutMs: idleFor(apis), killGraceMs: 300, locks: new SessionLocks(join(root, 'locks')), env: { HOME: root, FAKE_QWEN_REPLIES: JSON.stringify(replies) } });
-};
+const fakeAgent = (root: string, _workdir: string, apis: Api[]) =>
+  new QwenAgent({ command: FAKE, timeoutMs: 30_000, idleTimeoutMs: idleFor(apis), killGraceMs: 300, locks: new SessionLocks(join(root, 'locks')), env: { HOME: root, FAKE_QWEN_REPLIES: JSON.stringify(apis.map(fakeReply)) } });
 
 function realAgent(bin: string, mock: MockOpenAI) {
   return (root: string, workdir: string, apis: Api[]) => {
@@ -81,7 +61,7 @@ function realAgent(bin: string, mock: MockOpenAI) {
   };
 }
 
-const SCENARIOS: { name: string; apis: Api[]; prompts: string[]; expect: (shapes: Shape[]) => void }[] = [
+const SCENARIOS: Scenario<Api, Shape>[] = [
   { name: 'a plain answer', apis: [{ text: 'Plain answer.\nSTATUS: DONE' }], prompts: ['Say something.'], expect: ([s]) => expect(s).toEqual({ outcome: 'answer', isError: false, answer: 'Plain answer.\nSTATUS: DONE', exitCode: 0, denials: [], files: [], sessionId: SESSION }) },
   { name: 'a file written in the working directory', apis: [{ write: 'written.txt', text: 'Wrote it.\nSTATUS: DONE' }], prompts: ['Write written.txt.'], expect: ([s]) => expect(s).toMatchObject({ outcome: 'answer', exitCode: 0, files: ['written.txt: written'] }) },
   {
@@ -100,24 +80,12 @@ const SCENARIOS: { name: string; apis: Api[]; prompts: string[]; expect: (shapes
   { name: 'a hang: stalled by the watchdog', apis: [{ hang: true }], prompts: ['Hello.'], expect: ([s]) => expect(s).toMatchObject({ outcome: 'stalled', exitCode: 'killed' }) },
 ];
 
-let mock: MockOpenAI | null = null;
-beforeAll(async () => {
-  if (real.bin) mock = await startMockOpenAI();
-});
-afterAll(async () => {
-  await mock?.close();
-});
-
-describe('the Qwen Code contract: fixtures/fake-qwen', () => {
-  for (const scenario of SCENARIOS) it(scenario.name, async () => scenario.expect(await drive(fakeAgent, scenario.apis, scenario.prompts)));
-});
-
-describe.skipIf(!real.bin)(`the Qwen Code contract: the real qwen ${real.version}, the same shapes as the fake`, () => {
-  for (const scenario of SCENARIOS) {
-    it(scenario.name, async () => {
-      const got = await drive(realAgent(real.bin!, mock!), scenario.apis, scenario.prompts);
-      scenario.expect(got);
-      expect(got).toEqual(await drive(fakeAgent, scenario.apis, scenario.prompts));
-    }, 120_000);
-  }
+contractSuites({
+  title: 'Qwen Code',
+  cli: 'qwen',
+  real,
+  startMock: () => startMockOpenAI(),
+  scenarios: SCENARIOS,
+  fake: (scenario) => drive(fakeAgent, scenario.apis, scenario.prompts),
+  realShapes: (bin, mock: MockOpenAI, scenario) => drive(realAgent(bin, mock), scenario.apis, scenario.prompts),
 });

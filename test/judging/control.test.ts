@@ -50,16 +50,21 @@ class GatedAgent implements Agent {
 const step = (n: number) => ({ answer: `Finished step ${n} of the greet work.\nSTATUS: CONTINUE`, turns: 2 });
 const done = { answer: 'Finished the greet function and documented it; complete.\nSTATUS: DONE', turns: 2 };
 
+/** A run paused by request (in process) while its first iteration was running, once that iteration is persisted. */
+async function pausedAfterIterationOne() {
+  const agent = new GatedAgent([step(1), done]);
+  const h = harness(agent);
+  const control = new RunControl();
+  const running = runTask({ ...h.options({ control }), task: 'Add a greet function' });
+  await agent.whenCalls(1);
+  control.pause('lunch break');
+  agent.releaseOne();
+  return { agent, h, paused: await running };
+}
+
 describe('pause and cancel', () => {
   it('PAUSE (in process) waits for the running iteration to be persisted, then pauses; resume continues', async () => {
-    const agent = new GatedAgent([step(1), done]);
-    const h = harness(agent);
-    const control = new RunControl();
-    const running = runTask({ ...h.options({ control }), task: 'Add a greet function' });
-    await agent.whenCalls(1);
-    control.pause('lunch break');
-    agent.releaseOne();
-    const paused = await running;
+    const { agent, h, paused } = await pausedAfterIterationOne();
 
     expect(paused.status).toBe('paused');
     expect(paused.reason).toMatch(/^paused by request after iteration 1/);
@@ -193,14 +198,7 @@ describe('pause and cancel', () => {
   });
 
   it('a control.json left by a crashed `obra cancel` is dropped by the next driver, not obeyed', async () => {
-    const agent = new GatedAgent([step(1), done]);
-    const h = harness(agent);
-    const control = new RunControl();
-    const running = runTask({ ...h.options({ control }), task: 'Add a greet function' });
-    await agent.whenCalls(1);
-    control.pause('lunch break');
-    agent.releaseOne();
-    const paused = await running;
+    const { agent, h, paused } = await pausedAfterIterationOne();
     expect(paused.status).toBe('paused');
     // The requester wrote its request a minute ago, then died before it saw it acknowledged or removed it.
     const controlJson = join(h.store, 'runs', paused.runId, CONTROL_FILE);

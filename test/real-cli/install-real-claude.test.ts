@@ -15,6 +15,7 @@ describe('scripts/install-real-claude.mjs', () => {
     mkdirSync(join(box.dir, 'scripts'));
     const script = join(box.dir, 'scripts', 'install-real-claude.mjs');
     copyFileSync(join(ROOT, 'scripts', 'install-real-claude.mjs'), script);
+    copyFileSync(join(ROOT, 'scripts', 'install-once.mjs'), join(box.dir, 'scripts', 'install-once.mjs'));
     const bin = join(box.dir, 'bin');
     mkdirSync(bin);
     writeFileSync(join(bin, 'npm'), '#!/bin/sh\necho "npm error 404 not found (offline here)" >&2\nexit 1\n');

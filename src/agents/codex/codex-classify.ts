@@ -1,5 +1,6 @@
 import type { AgentOutcome } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
+import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
 import type { CodexTurn } from './codex-stream.js';
 
 /** A second `codex exec resume` of a thread another process is writing: refused by the CLI itself (exit 1). */
@@ -17,6 +18,8 @@ const STREAM_STALLED = /idle timeout waiting for SSE|stream disconnected before 
 /** stderr lines Codex prints on every run; they say nothing about a failure. */
 const NOISE = /^(Reading additional input from stdin|WARNING: proceeding, even though|Stack backtrace|\s*\d+: <unknown>)/;
 
+export const CODEX_CLI: CliNames = { kind: 'codex', product: 'Codex', npmPackage: '@openai/codex' };
+
 /**
  * Maps what `codex exec --json` did to the same outcomes Claude Code's calls get. The error texts are not parsed
  * for the kind of failure where Codex gives none (a 5xx reads "We're currently experiencing high demand"):
@@ -24,19 +27,10 @@ const NOISE = /^(Reading additional input from stdin|WARNING: proceeding, even t
  * `is_error` — as Claude's — that the validator judges.
  */
 export function classifyCodex(call: RawCall, turn: CodexTurn, now: number): Exclude<AgentOutcome, { kind: 'answer' }> | { kind: 'answer' } {
-  if (call.spawnError) {
-    if (call.spawnCode === 'ENOENT') return { kind: 'fatal', message: 'the codex binary was not found — install Codex (npm i -g @openai/codex) or set agent.codex.command / --agent-bin' };
-    if (call.spawnCode === 'EACCES') return { kind: 'fatal', message: 'the codex binary is not executable — chmod +x it or point agent.codex.command / --agent-bin at the right file' };
-    return { kind: 'fatal', message: `codex could not be started (${call.spawnError})` };
-  }
-  if (call.stoppedBy === 'timeout') return { kind: 'timeout', message: `the agent did not finish within ${(call.timeoutMs / 1000).toFixed(1)}s and was killed` };
-  if (call.stoppedBy === 'abort') return { kind: 'crashed', message: 'the call was aborted (run cancelled)' };
-  if (call.stoppedBy === 'idle') {
-    const idleMs = call.idleMs ?? 0;
-    // Codex has no timeout before the API's response headers: a hung API is silence until our watchdog.
-    return { kind: 'stalled', idleMs, message: `codex printed nothing for ${(idleMs / 1000).toFixed(0)}s and was killed (agent.codex.idle_timeout / agent.local.idle_timeout)` };
-  }
-  if (call.overflow) return { kind: 'malformed', message: 'the agent printed more output than allowed and was stopped', raw: call.stdout.slice(0, 16 * 1024) };
+  if (call.spawnError && call.spawnCode === 'EACCES') return { kind: 'fatal', message: 'the codex binary is not executable — chmod +x it or point agent.codex.command / --agent-bin at the right file' };
+  // Codex has no timeout before the API's response headers: a hung API is silence until our watchdog.
+  const stopped = stoppedOutcome(call, CODEX_CLI);
+  if (stopped) return stopped;
   const stderrLine = firstMeaningfulLine(call.stderr);
   if (ACTIVE_WRITER.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
   if (NO_ROLLOUT.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };

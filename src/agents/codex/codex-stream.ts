@@ -1,3 +1,5 @@
+import { jsonObjectOf } from '../json-line.js';
+
 /**
  * `codex exec --json`'s event stream (measured on Codex 0.171.0; real samples in fixtures/agent-clis/codex/):
  * `thread.started{thread_id}` (the session id), `turn.started`, `item.started|updated|completed{item}` with
@@ -48,19 +50,9 @@ export type CodexProgress = { kind: 'text'; text: string } | { kind: 'tool'; nam
 
 const RECONNECTING = /^Reconnecting\.\.\. (\d+)\/(\d+)(?: \((.*)\))?$/s;
 
-function parse(line: string): Record<string, unknown> | null {
-  if (!line.startsWith('{')) return null;
-  try {
-    const event = JSON.parse(line) as unknown;
-    return event && typeof event === 'object' ? (event as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The progress one stream line carries, for the terminal and the inspector; null for a line that is not an event. */
 export function codexProgressOf(line: string): CodexProgress | null {
-  const event = parse(line);
+  const event = jsonObjectOf(line);
   if (!event) return null;
   if (event.type === 'error' && typeof event.message === 'string') {
     const m = RECONNECTING.exec(event.message);
@@ -82,7 +74,7 @@ export function readCodexTurn(stdout: string): CodexTurn {
   for (const raw of stdout.split('\n')) {
     const line = raw.trim();
     if (!line) continue;
-    const event = parse(line);
+    const event = jsonObjectOf(line);
     if (!event) {
       turn.junk++;
       continue;

@@ -1,5 +1,6 @@
 import type { AgentOutcome } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
+import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
 import type { GeminiTurn } from './gemini-stream.js';
 
 /**
@@ -13,19 +14,12 @@ const NO_SESSION = /Invalid session identifier|No previous sessions found for th
 const DAILY_QUOTA = /exhausted your daily quota/i;
 const NOISE = /^(Warning: 256-color|YOLO mode is enabled|Ripgrep is not available|\[STARTUP\]|Approval mode overridden)/;
 
+export const GEMINI_CLI: CliNames = { kind: 'gemini', product: 'Gemini CLI', npmPackage: '@google/gemini-cli' };
+
 export function classifyGemini(call: RawCall, turn: GeminiTurn): Exclude<AgentOutcome, { kind: 'answer' }> | { kind: 'answer'; apiStatus: number | null } {
-  if (call.spawnError) {
-    if (call.spawnCode === 'ENOENT') return { kind: 'fatal', message: 'the gemini binary was not found — install Gemini CLI (npm i -g @google/gemini-cli) or set agent.gemini.command / --agent-bin' };
-    return { kind: 'fatal', message: `gemini could not be started (${call.spawnError})` };
-  }
-  if (call.stoppedBy === 'timeout') return { kind: 'timeout', message: `the agent did not finish within ${(call.timeoutMs / 1000).toFixed(1)}s and was killed` };
-  if (call.stoppedBy === 'abort') return { kind: 'crashed', message: 'the call was aborted (run cancelled)' };
-  if (call.stoppedBy === 'idle') {
-    const idleMs = call.idleMs ?? 0;
-    // Gemini retries a 429 or 500 for about 4 minutes in silence, and a hung API for about 11: silence is all Obra sees.
-    return { kind: 'stalled', idleMs, message: `gemini printed nothing for ${(idleMs / 1000).toFixed(0)}s and was killed (agent.gemini.idle_timeout / agent.local.idle_timeout)` };
-  }
-  if (call.overflow) return { kind: 'malformed', message: 'the agent printed more output than allowed and was stopped', raw: call.stdout.slice(0, 16 * 1024) };
+  // Gemini retries a 429 or 500 for about 4 minutes in silence, and a hung API for about 11: silence is all Obra sees.
+  const stopped = stoppedOutcome(call, GEMINI_CLI);
+  if (stopped) return stopped;
   const stderrLine = firstMeaningfulLine(call.stderr);
   if (call.exitCode === 42 && SESSION_EXISTS.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
   if (call.exitCode === 42 && NO_SESSION.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };

@@ -1,3 +1,5 @@
+import { jsonObjectOf } from '../json-line.js';
+
 /**
  * `gemini -p … -o stream-json` (measured on Gemini CLI 0.61.0; real samples in fixtures/agent-clis/gemini/):
  * `init{session_id,model}`, `message{role,content,delta}` (the prompt's echo, then the answer in chunks),
@@ -21,18 +23,8 @@ export type GeminiProgress = { kind: 'text'; text: string } | { kind: 'tool'; na
 
 const WRITE_TOOLS = new Set(['write_file', 'replace']);
 
-function parse(line: string): Record<string, unknown> | null {
-  if (!line.startsWith('{')) return null;
-  try {
-    const event = JSON.parse(line) as unknown;
-    return event && typeof event === 'object' ? (event as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
 export function geminiProgressOf(line: string): GeminiProgress | null {
-  const event = parse(line);
+  const event = jsonObjectOf(line);
   if (!event) return null;
   if (event.type === 'message' && event.role === 'assistant' && typeof event.content === 'string') return { kind: 'text', text: event.content };
   if (event.type === 'tool_use' && typeof event.tool_name === 'string') return { kind: 'tool', name: event.tool_name, input: event.parameters };
@@ -46,7 +38,7 @@ export function readGeminiTurn(stdout: string): GeminiTurn {
   const uses = new Map<string, { tool: string; params: Record<string, unknown> }>();
   let chunks: string[] = [];
   for (const raw of stdout.split('\n')) {
-    const event = parse(raw.trim());
+    const event = jsonObjectOf(raw.trim());
     if (!event) continue;
     switch (event.type) {
       case 'init':

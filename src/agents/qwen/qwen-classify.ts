@@ -1,5 +1,6 @@
 import type { AgentOutcome, AgentResult } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
+import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
 
 /** `--session-id U` of an existing U (exit 1). */
 const SESSION_IN_USE = /Session Id \S+ is already in use/;
@@ -8,24 +9,17 @@ const NO_SESSION = /No saved session found with/;
 /** Qwen Code answers an API failure with its text (exit 0, `is_error: false`): `[API Error: 500 The server had …]`. */
 const API_ERROR = /^\[API Error: (?:(\d{3})\b)?/;
 
+export const QWEN_CLI: CliNames = { kind: 'qwen', product: 'Qwen Code', npmPackage: '@qwen-code/qwen-code' };
+
 /**
  * Maps what `qwen -p … -o stream-json` did to the same outcomes as Claude Code's calls. Its stream has Claude's
  * shape (`system/init`, `assistant`, `user`, `result`), but an API error after its retries is not an error there:
  * the result's text starts with `[API Error:` — that text decides.
  */
 export function classifyQwen(call: RawCall, result: AgentResult | null): Exclude<AgentOutcome, { kind: 'answer' }> | { kind: 'answer'; apiStatus: number | null; apiError: boolean } {
-  if (call.spawnError) {
-    if (call.spawnCode === 'ENOENT') return { kind: 'fatal', message: 'the qwen binary was not found — install Qwen Code (npm i -g @qwen-code/qwen-code) or set agent.qwen.command / --agent-bin' };
-    return { kind: 'fatal', message: `qwen could not be started (${call.spawnError})` };
-  }
-  if (call.stoppedBy === 'timeout') return { kind: 'timeout', message: `the agent did not finish within ${(call.timeoutMs / 1000).toFixed(1)}s and was killed` };
-  if (call.stoppedBy === 'abort') return { kind: 'crashed', message: 'the call was aborted (run cancelled)' };
-  if (call.stoppedBy === 'idle') {
-    const idleMs = call.idleMs ?? 0;
-    // A 429 is retried for many minutes in silence, a hung API 4 × 120 s: silence is all Obra sees.
-    return { kind: 'stalled', idleMs, message: `qwen printed nothing for ${(idleMs / 1000).toFixed(0)}s and was killed (agent.qwen.idle_timeout / agent.local.idle_timeout)` };
-  }
-  if (call.overflow) return { kind: 'malformed', message: 'the agent printed more output than allowed and was stopped', raw: call.stdout.slice(0, 16 * 1024) };
+  // A 429 is retried for many minutes in silence, a hung API 4 × 120 s: silence is all Obra sees.
+  const stopped = stoppedOutcome(call, QWEN_CLI);
+  if (stopped) return stopped;
   const stderrLine = call.stderr.trim().split('\n')[0]?.trim() ?? '';
   if (SESSION_IN_USE.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
   if (NO_SESSION.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };
