@@ -67,8 +67,9 @@ describe.runIf(restateAvailable('test/restate/cluster.test.ts'))('Restate: a thr
     const lines = await until('every task to end', () => queueLines(cluster), (ls) => ids.every((id) => ['done', 'failed', 'cancelled', 'max_iterations'].includes(ls.find((l) => l.runId === id)?.status ?? '')), 120_000);
     expect(ids.map((id) => lines.find((l) => l.runId === id)!.status)).toEqual(ids.map(() => 'done'));
     expect(ids.map((id) => lines.find((l) => l.runId === id)!.iterations)).toEqual(ids.map(() => 3));
-    // No worker lost its tasks for want of the dead node: each task was driven by one worker from start to end.
-    for (const id of ids) expect((await runOf(cluster, id)).workers).toHaveLength(1);
+    // No worker lost its tasks for want of the dead node: each task was driven by one worker from start to end
+    // (a claim cut by the node's death and sent again to the next one gives the same worker a new epoch).
+    for (const id of ids) expect(new Set((await runOf(cluster, id)).workers).size).toBe(1);
     // The CLI goes through the next node too, and says which one does not answer.
     const status = await obra(['status', '--engine', 'restate', ...cluster.flags], { cwd: root });
     expect(status.exitCode, status.stderr).toBe(0);
