@@ -99,8 +99,8 @@ export function iterationWork(deps: EffectDeps): IterationWork {
         let request: typeof asked = asked;
         let recovered: AgentCallRecord['recovered'];
         let stoppedEarlierCall: AgentCallRecord['stoppedEarlierCall'];
+        const onProgress = deps.onAgentProgress ? (progress: AgentProgress) => deps.onAgentProgress!(progress, input) : undefined;
         if (deps.takeCutCall?.() && deps.agent.recover) {
-          const onProgress = deps.onAgentProgress ? (progress: AgentProgress) => deps.onAgentProgress!(progress, input) : undefined;
           const cut = await deps.agent.recover({ ...asked, signal, onProgress });
           stoppedEarlierCall = cut.stoppedEarlierCall;
           if (cut.kind === 'answered') {
@@ -124,7 +124,7 @@ export function iterationWork(deps: EffectDeps): IterationWork {
             // The task's own checks are allowed as Bash tools (agent.local.allow_checks), with what a person granted.
             allowedTools: [...(config.agent.local.allow_checks ? checkRules(checks ?? []) : []), ...(input.allowedTools ?? [])],
             signal,
-            onProgress: deps.onAgentProgress ? (progress) => deps.onAgentProgress!(progress, input) : undefined,
+            onProgress,
           });
         } finally {
           release?.();

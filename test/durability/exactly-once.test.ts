@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { continuationPrompt } from '../../src/engine/effects.js';
 import { CLI, FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { gitOut, gitRepo } from '../queue/helpers.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 /**
  * Nothing done twice: a worktree task killed at each step of saving an iteration — after the agent's answer is
@@ -39,13 +40,8 @@ function detached(args: string[], cwd: string, env: Record<string, string>): Res
   return execa('node', args, { cwd, env, extendEnv: false, reject: false, detached: true, timeout: 60_000 });
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+/** Waits for what a step of the test must see (a machine under load may take a while). */
+const until = (condition: () => boolean, what: string) => waitFor(condition, { what, timeoutMs: 30_000 });
 
 async function killGroup(child: ResultPromise): Promise<void> {
   process.kill(-child.pid!, 'SIGKILL');

@@ -31,3 +31,10 @@ export function agentProcessesOf(home: string): number[] {
   }
   return found;
 }
+
+/** The agent processes of this HOME still alive `withinMs` after their worker died (none, once they are gone). */
+export async function agentsLeftAfter(home: string, withinMs: number): Promise<number[]> {
+  const deadline = Date.now() + withinMs;
+  while (agentProcessesOf(home).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  return agentProcessesOf(home);
+}

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { continuationPrompt } from '../../src/engine/effects.js';
 import { CLI, FAKE_CLAUDE, obra, sandbox } from '../helpers/cli.js';
 import { gitOut, gitRepo } from '../queue/helpers.js';
-import { agentProcessesOf, seeded } from './soak-helpers.js';
+import { agentsLeftAfter, seeded } from './soak-helpers.js';
 
 /**
  * The local engine's soak: eight worktree tasks of three iterations each, driven by `obra work`, whose process
@@ -38,9 +38,7 @@ describe('soak: obra work killed at random', () => {
       worker.kill('SIGKILL');
       await worker;
       // Nothing the dead worker started goes on: its agent processes die with it.
-      const deadline = Date.now() + 5_000;
-      while (agentProcessesOf(s.dir).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(agentProcessesOf(s.dir), `agent processes alive after kill ${kill}`).toEqual([]);
+      expect(await agentsLeftAfter(s.dir, 5_000), `agent processes alive after kill ${kill}`).toEqual([]);
     }
     const last = await obra(['work', '--until-idle', '--concurrency', '4'], { cwd: repo, env });
     expect(last.exitCode, last.stderr).toBe(0);

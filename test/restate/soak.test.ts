@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { RestateClient } from '../../src/hosts/restate/client.js';
 import { freePorts, startLocalRestate, type LocalRestate } from '../../src/hosts/restate/server.js';
 import { continuationPrompt } from '../../src/engine/effects.js';
-import { agentProcessesOf, seeded } from '../durability/soak-helpers.js';
+import { agentProcessesOf, agentsLeftAfter, seeded } from '../durability/soak-helpers.js';
 import { CLI, obra } from '../helpers/cli.js';
 import { agentBin, bareRepository, restateAvailable, submit, until, type Cluster } from './helpers.js';
 
@@ -72,9 +72,7 @@ describe.runIf(restateAvailable('test/restate/soak.test.ts'))('soak: Restate wor
         workers.get(name)!.kill('SIGKILL');
         await workers.get(name)!.catch(() => {});
         // Its agents die with it: nothing it started goes on.
-        const deadline = Date.now() + 5_000;
-        while (agentProcessesOf(home(name)).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-        expect(agentProcessesOf(home(name)), `agents of worker ${name} alive after its kill`).toEqual([]);
+        expect(await agentsLeftAfter(home(name), 5_000), `agents of worker ${name} alive after its kill`).toEqual([]);
         start(name);
       }
       expect(serverKilled).toBe(true);

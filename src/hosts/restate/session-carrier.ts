@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import type { Agent, AgentCallRequest } from '../../agents/agent.js';
+import { WrappedAgent } from '../../agents/wrapped-agent.js';
 import { transcriptPath } from '../../agents/claude-code-agent.js';
 import type { AgentCallRecord } from '../../core/types.js';
 import type { RestateClient } from './client.js';
@@ -52,9 +53,7 @@ export interface SessionCarrierOptions {
  * Transcripts are kept in Restate rather than beside the task's branch: they move with the run and its session
  * in the calls a drive makes anyway, need no push of their own, and never land in the user's repository history.
  */
-export class SessionCarrier implements Agent {
-  readonly name: string;
-  readonly inProcess: boolean | undefined;
+export class SessionCarrier extends WrappedAgent {
   /** The session this drive holds, and the copy of its transcript that matches the journal when taken. */
   private held: { sessionId: string; saved: SavedTranscript | null; path: string | null } | null = null;
   /** A call's transcript not yet handed to Restate. */
@@ -65,21 +64,12 @@ export class SessionCarrier implements Agent {
   private kept: { sessionId: string; mark: TranscriptMark } | null;
 
   constructor(
-    private readonly inner: Agent,
+    inner: Agent,
     private readonly options: SessionCarrierOptions,
   ) {
-    this.name = inner.name;
-    this.inProcess = inner.inProcess;
+    super(inner);
     const own = options.runTranscript;
     this.kept = own?.sha256 ? { sessionId: own.sessionId, mark: { length: own.length, sha256: own.sha256 } } : null;
-  }
-
-  preflight(): void {
-    this.inner.preflight?.();
-  }
-
-  whenSessionFree(sessionId: string, listener: () => void): () => void {
-    return this.inner.whenSessionFree?.(sessionId, listener) ?? (() => {});
   }
 
   /** The session the drive holds (its settle releases it). */

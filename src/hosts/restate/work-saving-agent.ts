@@ -1,4 +1,5 @@
 import type { Agent, AgentCallRequest } from '../../agents/agent.js';
+import { WrappedAgent } from '../../agents/wrapped-agent.js';
 import type { AgentCallRecord } from '../../core/types.js';
 
 /**
@@ -7,24 +8,12 @@ import type { AgentCallRecord } from '../../core/types.js';
  * answer reaches the journal in Restate. A worker that takes the task on from a journal holding the answer puts
  * that work back; the answer is never in the journal without the work it describes.
  */
-export class WorkSavingAgent implements Agent {
-  readonly name: string;
-  readonly inProcess: boolean | undefined;
-
+export class WorkSavingAgent extends WrappedAgent {
   constructor(
-    private readonly inner: Agent,
+    inner: Agent,
     private readonly save: (iteration: number) => Promise<void>,
   ) {
-    this.name = inner.name;
-    this.inProcess = inner.inProcess;
-  }
-
-  preflight(): void {
-    this.inner.preflight?.();
-  }
-
-  whenSessionFree(sessionId: string, listener: () => void): () => void {
-    return this.inner.whenSessionFree?.(sessionId, listener) ?? (() => {});
+    super(inner);
   }
 
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
