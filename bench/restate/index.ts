@@ -187,7 +187,7 @@ function transcriptAgent(pad: number, iterations: number): ScriptedAgent {
     const text = call === 0 ? randomBytes(pad).toString('base64').slice(0, pad) : `Step ${request.index}: split one more part; all tests pass.`;
     appendFileSync(path, `${JSON.stringify({ type: 'assistant', message: { role: 'assistant', content: text } })}\n`);
     return request.index < iterations ? `Step ${request.index}: split one more part; all tests pass.\nSTATUS: CONTINUE` : `Step ${request.index}: all parts split.\nSTATUS: DONE`;
-  });
+  }, { sessionFile: (id, workdir) => transcriptPath(id, workdir, process.env) });
 }
 
 /**

@@ -54,6 +54,14 @@ export interface Agent {
   recover?(request: AgentCallRequest): CutCall | Promise<CutCall>;
   /** Throws a `UserError` when the agent cannot possibly run (binary missing...), before a run is created. */
   preflight?(): void;
+  /**
+   * The file this CLI keeps the session's conversation in on this machine, for `workdir` (where it is, or where a
+   * copy carried from another machine goes so that a resume finds it). Agents whose sessions are not one file
+   * leave it out: a Restate worker then carries nothing, and a resume the CLI cannot serve starts afresh.
+   */
+  sessionFile?(sessionId: string, workdir: string): string;
+  /** Makes a session file copied from another machine this folder's, for a CLI that checks (Qwen Code does). */
+  adoptSessionFile?(file: string, workdir: string): void;
 }
 
 /** What a session's transcript says of a call cut by a crash (see Agent.recover). */

@@ -71,6 +71,10 @@ export class ClaudeCodeAgent implements Agent {
     this.env = { ...process.env, ...(options.apiTimeoutMs ? { API_TIMEOUT_MS: String(Math.round(options.apiTimeoutMs)) } : {}), ...options.env };
   }
 
+  sessionFile(sessionId: string, workdir: string): string {
+    return transcriptPath(sessionId, workdir, this.env);
+  }
+
   preflight(): void {
     const skipsAll = this.options.skipPermissions || this.options.permissionMode === 'bypassPermissions';
     if (skipsAll && process.getuid?.() === 0 && this.env.IS_SANDBOX !== '1') {

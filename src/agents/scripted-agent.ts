@@ -14,6 +14,14 @@ export type ReplyScript = ScriptedReply[] | ((request: AgentCallRequest, call: n
  * An agent that answers from a script, in process: no child process, no latency (unless asked for).
  * For tests, benchmarks and library users who want to see the engine work without Claude Code.
  */
+export interface ScriptedAgentOptions {
+  latencyMs?: number;
+  now?: () => number;
+  /** Counts against the store's cap on calls in flight, as a CLI's call does. */
+  countsAsApiCall?: boolean;
+  sessionFile?: (sessionId: string, workdir: string) => string;
+}
+
 export class ScriptedAgent implements Agent {
   readonly name = 'scripted';
   /** True unless `countsAsApiCall` (tests of the store's cap on calls in flight). */
@@ -23,10 +31,14 @@ export class ScriptedAgent implements Agent {
 
   constructor(
     private readonly script: ReplyScript,
-    private readonly options: { latencyMs?: number; now?: () => number; countsAsApiCall?: boolean } = {},
+    private readonly options: ScriptedAgentOptions = {},
   ) {
     this.inProcess = !options.countsAsApiCall;
+    this.sessionFile = options.sessionFile;
   }
+
+  /** Where a script that writes a CLI's transcript writes it (so that a Restate worker carries it). */
+  readonly sessionFile: ((sessionId: string, workdir: string) => string) | undefined;
 
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
     const now = this.options.now ?? Date.now;

@@ -23,5 +23,13 @@ export abstract class WrappedAgent implements Agent {
     return this.inner.whenSessionFree?.(sessionId, listener) ?? (() => {});
   }
 
+  get sessionFile(): Agent['sessionFile'] {
+    return this.inner.sessionFile?.bind(this.inner);
+  }
+
+  get adoptSessionFile(): Agent['adoptSessionFile'] {
+    return this.inner.adoptSessionFile?.bind(this.inner);
+  }
+
   abstract call(request: AgentCallRequest): Promise<AgentCallRecord>;
 }

@@ -29,6 +29,9 @@ function sessions(saved: SavedTranscript | null) {
   return { client, calls, saved: () => transcript };
 }
 
+/** Claude Code's transcript files, as the scripted agent's session files. */
+const claudeFiles = (env: NodeJS.ProcessEnv) => ({ sessionFile: (id: string, workdir: string) => transcriptPath(id, workdir, env) });
+
 function request(workdir: string, mode: 'create' | 'resume'): AgentCallRequest {
   return { runId: 'r1', index: 2, attempt: 1, prompt: 'Go on', sessionId: SESSION, mode, workdir, allowedTools: [] };
 }
@@ -40,8 +43,8 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const workdir = join(home, 'work');
     const saved: SavedTranscript = { ...savedOf(Buffer.from('{"turn":1}\n'), 'w1'), savedAt: 1 };
     const restate = sessions(saved);
-    const inner = new ScriptedAgent(['Step 2 done.\nSTATUS: CONTINUE', 'Step 3 done.\nSTATUS: CONTINUE']);
-    const carrier = new SessionCarrier(inner, { client: restate.client, runId: 'r1', epoch: 2, worker: 'w2', env });
+    const inner = new ScriptedAgent(['Step 2 done.\nSTATUS: CONTINUE', 'Step 3 done.\nSTATUS: CONTINUE'], claudeFiles(env));
+    const carrier = new SessionCarrier(inner, { client: restate.client, runId: 'r1', epoch: 2, worker: 'w2' });
     expect(carrier.takeTranscript()).toBeNull();
     const record = await carrier.call(request(workdir, 'resume'));
     expect(record.mode).toBe('resume');
@@ -65,7 +68,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const workdir = join(home, 'work');
     const restate = sessions({ ...savedOf(Buffer.from('{"turn":1}\n'), 'w1'), savedAt: 10 });
     const runTranscript = { sessionId: SESSION, ...savedOf(Buffer.from('{"turn":1}\n{"turn":2}\n'), 'w3'), savedAt: 20 };
-    const carrier = new SessionCarrier(new ScriptedAgent(['Go on.\nSTATUS: CONTINUE', 'New session.\nSTATUS: CONTINUE']), { client: restate.client, runId: 'r1', epoch: 3, worker: 'w2', env, runTranscript });
+    const carrier = new SessionCarrier(new ScriptedAgent(['Go on.\nSTATUS: CONTINUE', 'New session.\nSTATUS: CONTINUE'], claudeFiles(env)), { client: restate.client, runId: 'r1', epoch: 3, worker: 'w2', runTranscript });
     const record = await carrier.call(request(workdir, 'resume'));
     expect(record.session!.note).toBe('transcript restored on w2 (saved by w3)');
     expect(readFileSync(transcriptPath(SESSION, workdir, env), 'utf8')).toBe('{"turn":1}\n{"turn":2}\n');
@@ -80,8 +83,8 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
     const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
     const restate = sessions(null);
-    const inner = new ScriptedAgent(['Step 2 done.\nSTATUS: CONTINUE']);
-    const carrier = new SessionCarrier(inner, { client: restate.client, runId: 'r1', epoch: 2, worker: 'w2', env });
+    const inner = new ScriptedAgent(['Step 2 done.\nSTATUS: CONTINUE'], claudeFiles(env));
+    const carrier = new SessionCarrier(inner, { client: restate.client, runId: 'r1', epoch: 2, worker: 'w2' });
     const record = await carrier.call(request(join(home, 'work'), 'resume'));
     expect(record.mode).toBe('create');
     expect(record.sessionId).toBe(SESSION);
@@ -100,7 +103,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
       seen.push(req.workdir);
       return 'Done.\nSTATUS: DONE';
     });
-    const carrier = new SessionCarrier(inner, { client: sessions(null).client, runId: 'r1', epoch: 1, worker: 'w1', env: { CLAUDE_CONFIG_DIR: home }, workdirHere: (dir) => (dir === '/logical/r1' ? join(home, 'checkout') : dir) });
+    const carrier = new SessionCarrier(inner, { client: sessions(null).client, runId: 'r1', epoch: 1, worker: 'w1', workdirHere: (dir) => (dir === '/logical/r1' ? join(home, 'checkout') : dir) });
     await carrier.call(request('/logical/r1', 'create'));
     expect(seen).toEqual([join(home, 'checkout')]);
   });
@@ -112,7 +115,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
       mkdirSync(dirname(path), { recursive: true });
       appendFileSync(path, turn);
       return 'Step done.\nSTATUS: CONTINUE';
-    });
+    }, claudeFiles(env));
 
   it('hands Restate only the bytes a call added, with the mark they go on from: as many for a 2 KB as for a 200 KB transcript', async () => {
     const turn = `${JSON.stringify({ type: 'assistant', text: randomBytes(600).toString('base64') })}\n`;
@@ -123,7 +126,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
       // Incompressible, as a real conversation's tool output nearly is.
       const before = Buffer.from(`${randomBytes((size * 3) / 4).toString('base64')}\n`);
       const runTranscript = { sessionId: SESSION, ...savedOf(before, 'w1') };
-      const carrier = new SessionCarrier(appending(env, turn), { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', env, runTranscript });
+      const carrier = new SessionCarrier(appending(env, turn), { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', runTranscript });
       await carrier.call(request(join(home, 'work'), 'resume'));
       const handed = carrier.takeTranscript()!;
       expect(handed.base).toEqual(markOf(before));
@@ -140,7 +143,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const env = { CLAUDE_CONFIG_DIR: join(home, '.claude') };
     const workdir = join(home, 'work');
     const runTranscript = { sessionId: SESSION, ...savedOf(Buffer.from('{"turn":1}\n'), 'w1') };
-    const carrier = new SessionCarrier(appending(env, '{"turn":2}\n'), { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', env, runTranscript });
+    const carrier = new SessionCarrier(appending(env, '{"turn":2}\n'), { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', runTranscript });
     await carrier.call(request(workdir, 'resume'));
     expect(carrier.takeTranscript()!.base).toEqual(markOf(Buffer.from('{"turn":1}\n')));
     carrier.transcriptRefused();
@@ -175,8 +178,8 @@ describe('SessionCarrier: a session that may have been used on another worker', 
       const inner = new ScriptedAgent(() => {
         seen.push(readFileSync(path, 'utf8'));
         return 'Step 3 done.\nSTATUS: CONTINUE';
-      });
-      const carrier = new SessionCarrier(inner, { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', env, runTranscript: { sessionId: SESSION, ...savedOf(copy, 'w1') } });
+      }, claudeFiles(env));
+      const carrier = new SessionCarrier(inner, { client: sessions(null).client, runId: 'r1', epoch: 2, worker: 'w2', runTranscript: { sessionId: SESSION, ...savedOf(copy, 'w1') } });
       const record = await carrier.call(request(workdir, 'resume'));
       expect(seen).toEqual([copy.toString()]);
       expect(record.session?.note).toBe(note);
@@ -189,7 +192,7 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const kept = { sessionId: SESSION, ...savedOf(Buffer.from('{"turn":1}\n'), 'w1') };
     const restate = sessions(null);
     const client = { ...restate.client, session: async () => ({ ok: true, transcript: { runId: 'r0', sessionId: SESSION, length: kept.length, sha256: kept.sha256, savedAt: kept.savedAt, savedBy: 'w1' } }), task: async (runId: string, handler: string) => (runId === 'r0' && handler === 'transcript' ? kept : null) } as unknown as RestateClient;
-    const carrier = new SessionCarrier(new ScriptedAgent(['Go on.\nSTATUS: CONTINUE']), { client, runId: 'r1', epoch: 1, worker: 'w2', env });
+    const carrier = new SessionCarrier(new ScriptedAgent(['Go on.\nSTATUS: CONTINUE'], claudeFiles(env)), { client, runId: 'r1', epoch: 1, worker: 'w2' });
     const record = await carrier.call(request(join(home, 'work'), 'resume'));
     expect(record.session?.note).toBe('transcript restored on w2 (saved by w1)');
     expect(readFileSync(transcriptPath(SESSION, join(home, 'work'), env), 'utf8')).toBe('{"turn":1}\n');

@@ -40,7 +40,7 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
       const text = call === 0 && pad ? randomBytes(pad).toString('base64').slice(0, pad) : `turn ${call + 1}`;
       appendFileSync(path, `${JSON.stringify({ type: 'assistant', text })}\n`);
       return request.index < 4 ? `Step ${request.index} done; tests pass.\nSTATUS: CONTINUE` : 'All done; tests pass.\nSTATUS: DONE';
-    });
+    }, { sessionFile: (id, workdir) => transcriptPath(id, workdir, process.env) });
 
   beforeAll(async () => {
     const { cluster } = setup();

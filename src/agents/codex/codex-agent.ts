@@ -9,6 +9,7 @@ import { isUuid } from '../classify.js';
 import { runCli } from '../cli-process.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { findExecutable } from '../claude-code-agent.js';
+import { codexSessionFile } from '../session-files.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
 import { withEstimatedCost, type Price } from '../usage.js';
 import { classifyCodex } from './codex-classify.js';
@@ -58,6 +59,10 @@ export class CodexAgent implements Agent {
     this.env = { ...process.env, ...(options.home ? { CODEX_HOME: options.home } : {}), ...options.env };
     this.home = this.env.CODEX_HOME ?? join(this.env.HOME ?? homedir(), '.codex');
     this.usage = new ThreadUsage(this.home);
+  }
+
+  sessionFile(threadId: string): string {
+    return codexSessionFile(threadId, this.home, rolloutOf(this.home, threadId));
   }
 
   preflight(): void {

@@ -2,6 +2,7 @@ import type { AgentCallRecord, AgentOutcome, AgentResult, PermissionDenial } fro
 import type { AgentCallRequest } from '../agent.js';
 import type { RawCall } from '../classify.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
+import { geminiSessionFile } from '../session-files.js';
 import { withEstimatedCost } from '../usage.js';
 import { classifyGemini, GEMINI_CLI } from './gemini-classify.js';
 import { GeminiLikeAgent, SHELL_RULE, widenApproval, type ApprovalMode, type GeminiLikeAgentOptions } from './gemini-like-agent.js';
@@ -39,6 +40,10 @@ export class GeminiAgent extends GeminiLikeAgent<'auto_edit'> {
       // A new folder (every worktree) is untrusted: without this the CLI exits 55 and forces `default`.
       flags: ['--skip-trust'],
     });
+  }
+
+  sessionFile(sessionId: string, workdir: string): string {
+    return geminiSessionFile(sessionId, workdir, this.env);
   }
 
   protected onLine(line: string, request: AgentCallRequest): void {

@@ -4,6 +4,7 @@ import type { RawCall } from '../classify.js';
 import { parseClaudeOutput } from '../claude-result.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { GeminiLikeAgent, widenApproval, type ApprovalMode, type GeminiLikeAgentOptions } from '../gemini/gemini-like-agent.js';
+import { adoptQwenSession, qwenSessionFile } from '../session-files.js';
 import { streamEventsOf } from '../stream-events.js';
 import { withEstimatedCost } from '../usage.js';
 import { classifyQwen, QWEN_CLI } from './qwen-classify.js';
@@ -30,6 +31,15 @@ export class QwenAgent extends GeminiLikeAgent<'auto-edit'> {
 
   constructor(options: QwenAgentOptions) {
     super(options, { ...QWEN_CLI, autoEdit: 'auto-edit', flags: [] });
+  }
+
+  sessionFile(sessionId: string, workdir: string): string {
+    return qwenSessionFile(sessionId, workdir, this.env);
+  }
+
+  /** Qwen Code serves a session only to the folder its first record names (`cwd`): moved, it names this one. */
+  adoptSessionFile(file: string, workdir: string): void {
+    adoptQwenSession(file, workdir);
   }
 
   protected onLine(line: string, request: AgentCallRequest): void {

@@ -3,7 +3,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import type { Agent, AgentCallRequest } from '../../agents/agent.js';
 import { WrappedAgent } from '../../agents/wrapped-agent.js';
-import { transcriptPath } from '../../agents/claude-code-agent.js';
 import type { AgentCallRecord } from '../../core/types.js';
 import type { RestateClient } from './client.js';
 import type { RunTranscript, SavedTranscript, SessionHold, TranscriptMark, TranscriptRef, TranscriptWrite } from './model.js';
@@ -17,22 +16,17 @@ export interface SessionCarrierOptions {
   runId: string;
   epoch: number;
   worker: string;
-  /** The environment the CLI runs with (HOME or CLAUDE_CONFIG_DIR say where its transcripts are). */
-  env: NodeJS.ProcessEnv;
   /** The task's folder on this worker (a moving task's checkout), from the folder the machine names. */
   workdirHere?: (workdir: string) => string;
   /** The transcript the run itself saved last (its claim gives it): newer than the session's after a failover. */
   runTranscript?: RunTranscript | null;
-  /**
-   * False for an agent whose sessions are not Claude Code transcripts (Codex keeps threads in its own store): the
-   * session is still taken and released, but nothing is restored, and a resume goes to the CLI as it is (a thread
-   * it does not hold comes back as `noConversation`, and the iteration starts a new one).
-   */
-  carriesTranscripts?: boolean;
 }
 
 /**
- * An agent whose session may have been used on another machine.
+ * An agent whose session may have been used on another machine. Its conversation is the CLI's own session file
+ * (`Agent.sessionFile`: Claude Code's transcript, Codex's rollout, Gemini CLI's and Qwen Code's chat files, each
+ * append-only); an agent with none has its session taken and released, but nothing carried: a resume the CLI
+ * cannot serve there starts a new conversation.
  * - The drive takes the session in its ObraSession object before its first call on it, and keeps it until the
  *   run settles (one caller per session anywhere in the cluster; a later epoch of the same run takes it over
  *   from a worker that lost the run's lease).
@@ -81,11 +75,12 @@ export class SessionCarrier extends WrappedAgent {
     const sessionId = request.sessionId;
     if (!sessionId) return this.inner.call(request);
     const here = { ...request, workdir: this.options.workdirHere?.(request.workdir) ?? request.workdir };
-    const path = transcriptPath(sessionId, here.workdir, this.options.env);
-    const restored = await this.take(sessionId, path, request.signal);
+    const fileOf = (id: string) => this.inner.sessionFile?.(id, here.workdir) ?? null;
+    const path = fileOf(sessionId);
+    const restored = await this.take(sessionId, path, here.workdir, request.signal);
     let call = here;
     let session: AgentCallRecord['session'];
-    if (this.options.carriesTranscripts === false) {
+    if (path === null) {
       // Nothing to restore: the CLI's own store holds the session, or says it does not.
     } else if (restored) {
       session = restored;
@@ -93,11 +88,15 @@ export class SessionCarrier extends WrappedAgent {
       call = { ...here, mode: 'create' };
       session = { restored: false, note: `no transcript of session ${sessionId} on ${this.options.worker} nor in Restate: a fresh session, going on from Obra's own context` };
     }
+    let answeredAs = sessionId;
     try {
       const record = await this.inner.call(call);
+      // A CLI that names its sessions itself (Codex) answers a new one under its own id.
+      answeredAs = record.sessionId || sessionId;
       return session ? { ...record, session } : record;
     } finally {
-      this.unsaved = { sessionId, path };
+      const file = answeredAs === sessionId ? path : fileOf(answeredAs);
+      this.unsaved = file ? { sessionId: answeredAs, path: file } : null;
     }
   }
 
@@ -132,7 +131,7 @@ export class SessionCarrier extends WrappedAgent {
    * The session for this drive (taken once; another session of the run first lets the last one go). Taking it
    * makes the local transcript the copy that matches the journal; says how when it changed it.
    */
-  private async take(sessionId: string, path: string, signal?: AbortSignal): Promise<AgentCallRecord['session'] | null> {
+  private async take(sessionId: string, path: string | null, workdir: string, signal?: AbortSignal): Promise<AgentCallRecord['session'] | null> {
     if (this.held?.sessionId === sessionId) {
       this.held.path = path;
       return null;
@@ -143,8 +142,10 @@ export class SessionCarrier extends WrappedAgent {
     const shared = hold.transcript ? await this.whole(hold.transcript) : null;
     const copy = own && (!shared || own.savedAt >= shared.savedAt) ? own : shared;
     this.held = { sessionId, saved: copy, path };
-    if (!copy) return null;
-    return this.noteOf(restoreTranscriptFile(path, copy), copy);
+    if (!copy || !path) return null;
+    const restored = restoreTranscriptFile(path, copy);
+    if (restored !== 'same') this.inner.adoptSessionFile?.(path, workdir);
+    return this.noteOf(restored, copy);
   }
 
   private noteOf(restored: Restored, copy: SavedTranscript): AgentCallRecord['session'] | null {

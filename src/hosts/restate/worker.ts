@@ -181,8 +181,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const checkout = space.kind === 'git' ? { url: space.url, branch: space.branch, base: space.base, path: join(expandHome(options.workDir ?? config.restate.work_dir), run.runId) } : null;
     const here = (dir: string) => (checkout && dir === run.task.workdir ? checkout.path : dir);
     const inner = options.agent?.(run) ?? agentFromSpec({ ...run.agent, command: runnableHere(run.agent.command) }, config, options.agentCommand, run.runId);
-    const carriesTranscripts = (kindOfSpec(run.agent) ?? 'claude') === 'claude';
-    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, env: { ...process.env, ...run.agent.env }, workdirHere: here, runTranscript: claimed.transcript, carriesTranscripts });
+    const agent = new SessionCarrier(inner, { client, runId: run.runId, epoch: claimed.epoch, worker: name, workdirHere: here, runTranscript: claimed.transcript });
     // A moving task's work is saved beside its branch before the call's answer is sent to Restate.
     const working = checkout ? new WorkSavingAgent(agent, (index) => saveWorkInProgress(checkout, run.runId, index)) : agent;
     const remote = new RestateRun({
