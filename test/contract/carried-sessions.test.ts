@@ -2,9 +2,11 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMockAnthropic, type MockAnthropic } from '../../fixtures/mock-anthropic/server.js';
 import { startMockGemini, type MockGemini } from '../../fixtures/mock-gemini/server.js';
 import { startMockOpenAI, type MockOpenAI } from '../../fixtures/mock-openai/server.js';
 import type { Agent } from '../../src/agents/agent.js';
+import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { CodexAgent } from '../../src/agents/codex/codex-agent.js';
 import { GeminiAgent } from '../../src/agents/gemini/gemini-agent.js';
 import { QwenAgent } from '../../src/agents/qwen/qwen-agent.js';
@@ -13,13 +15,14 @@ import type { AgentCallRecord } from '../../src/core/types.js';
 import type { RestateClient } from '../../src/hosts/restate/client.js';
 import type { RunTranscript } from '../../src/hosts/restate/model.js';
 import { SessionCarrier } from '../../src/hosts/restate/session-carrier.js';
+import { realClaudeOrSkip, realEnv } from '../real-cli/real-claude.js';
 import { realAgentCliOrSkip } from './real-agent-cli.js';
 
 /**
  * A task's conversation moves between Restate workers as its CLI's own session file: the first turn on one
  * "machine" (its own HOME and checkout folder), the second on another that has never seen the session. The
  * second turn must carry the first (the fakes answer with the turn they are on; the real CLIs' requests to the
- * stand-in model hold the first prompt), for the fakes and for the real Codex, Gemini CLI and Qwen Code.
+ * stand-in model hold the first prompt), for the fakes and for the real Claude Code, Codex, Gemini CLI and Qwen Code.
  */
 
 const FIXTURES = resolve(import.meta.dirname, '../../fixtures');
@@ -82,20 +85,34 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
   }
 });
 
+const claude = await realClaudeOrSkip();
 const reals = { codex: await realAgentCliOrSkip('codex'), gemini: await realAgentCliOrSkip('gemini'), qwen: await realAgentCliOrSkip('qwen') };
 
 describe('a session carried between Restate workers as the CLI\'s own file: the real CLIs', () => {
   let openai: MockOpenAI | null = null;
   let gemini: MockGemini | null = null;
+  let anthropic: MockAnthropic | null = null;
   beforeAll(async () => {
+    if (claude.claude) anthropic = await startMockAnthropic();
     if (reals.codex.bin || reals.qwen.bin) openai = await startMockOpenAI();
     if (reals.gemini.bin) gemini = await startMockGemini();
   });
   afterAll(async () => {
     await openai?.close();
     await gemini?.close();
+    await anthropic?.close();
   });
   const replies = ['Remembered.\nSTATUS: CONTINUE', 'It was PINEAPPLE.\nSTATUS: DONE'];
+
+  it.skipIf(!claude.claude)(`claude ${claude.claude?.version ?? ''}: the second turn's request carries the first`, async () => {
+    anthropic!.script(replies);
+    const before = anthropic!.requests.length;
+    const { two } = await twoMachines((m) => new ClaudeCodeAgent({ command: claude.claude!.bin, timeoutMs: 60_000, killGraceMs: 300, locks: new SessionLocks(join(m.home, 'locks')), env: realEnv(m.home, anthropic!.url) }), ['Remember the word PINEAPPLE.', 'Which word?']);
+    expect(answerOf(two)).toBe('It was PINEAPPLE.\nSTATUS: DONE');
+    const texts = anthropic!.requests.slice(before).at(-1)!.messages.map((m) => `${m.role}: ${m.text}`);
+    expect(texts.filter((t) => t.startsWith('user: ')).join('\n')).toContain('Remember the word PINEAPPLE.');
+    expect(texts.join('\n')).toContain('assistant: Remembered.');
+  }, 120_000);
 
   it.skipIf(!reals.codex.bin)(`codex ${reals.codex.version}: the second turn's request carries the first`, async () => {
     openai!.script(replies);
