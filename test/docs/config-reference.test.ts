@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,16 @@ describe('docs/config-reference.md, generated from the zod schema', () => {
         expect(sources[key], `${name} sets ${key}`).toBe(`env ${name}`);
       }
     }
+  });
+
+  it('the example obra.yaml at the top of docs/configuration.md is a valid config', () => {
+    const guide = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
+    const example = guide.slice(guide.indexOf('```yaml\n') + 8, guide.indexOf('```', guide.indexOf('```yaml\n') + 8));
+    const dir = mkdtempSync(join(tmpdir(), 'obra-config-example-'));
+    writeFileSync(join(dir, 'obra.yaml'), example);
+    const { config, sources } = loadConfig({ cwd: dir, env: {} });
+    expect(config.task.checks).toEqual(['npm test', 'npx tsc --noEmit']);
+    expect(Object.values(sources).filter((source) => source.startsWith('file ')).length).toBe(4);
   });
 
   it('refuses a key without a description, naming it and where to add one', () => {

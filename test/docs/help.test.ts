@@ -41,6 +41,17 @@ describe('obra <command> --help', () => {
       if (!/\nEnvironment:\n {2}OBRA_/.test(help)) missing.push(`${invocation}: no "Environment:" section`);
     }
     expect(missing).toEqual([]);
+    // Every flag an example uses is one its command has.
+    const unknown: string[] = [];
+    for (const [name, help] of helps) {
+      const examples = help.split('\nExamples:\n')[1]!.split('\n\n')[0]!;
+      for (const line of examples.split('\n').filter((l) => l.startsWith(`    $ obra ${name}`.trimEnd()))) {
+        // Only this command's flags: not those inside quoted values, nor of a command after `&&`.
+        const own = line.split(' && ')[0]!.replace(/"[^"]*"|'[^']*'/g, '');
+        for (const flag of own.match(/ --[a-z-]+/g) ?? []) if (!help.includes(`${flag.trim()} `) && !help.includes(`${flag.trim()}\n`)) unknown.push(`obra ${name}: ${flag.trim()}`);
+      }
+    }
+    expect(unknown).toEqual([]);
     // A command's help is its own: `obra run --help` does not repeat the examples of `obra --help`.
     expect(helps.get('run')).not.toContain('Try it with the bundled fake Claude CLI');
     expect(helps.get('run')).toContain('    $ obra run --task "Add input validation to src/api.ts" --check "npm test" --check "npx tsc --noEmit"\n');
