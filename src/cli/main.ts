@@ -12,6 +12,7 @@ import { register as registerQueue } from './commands/queue.js';
 import { register as registerReplay } from './commands/replay.js';
 import { register as registerView } from './commands/view.js';
 import { DEMO_SCENARIOS } from './demo.js';
+import { withHelpExamples } from './help-examples.js';
 import type { CommonFlags } from './config-from.js';
 import { agentOption, choiceOption, durationOption, engineOption, wholeNumberOption } from './option-parsers.js';
 
@@ -138,6 +139,7 @@ registerMachines(program);
 registerView(program);
 registerMcp(program);
 registerReplay(program);
+withHelpExamples(program);
 
 /** The store folder: --db, else the config's store.dir (the config module loads only when --db is not given). */
 async function storeDirOf(flags: CommonFlags): Promise<string> {

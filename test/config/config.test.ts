@@ -131,28 +131,28 @@ describe('obra config output', () => {
   });
 });
 
-describe('the README documents every option with its default', () => {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Configuration'));
+describe('docs/configuration.md documents every option with its default', () => {
+  const guide = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
+  const section = guide.slice(guide.indexOf('## Every option, with its default'));
   const block = section.slice(section.indexOf('```yaml') + 7, section.indexOf('```', section.indexOf('```yaml') + 7));
   const documented = parseYaml(block) as Record<string, unknown>;
 
-  it('the YAML block in "## Configuration" holds every option that has a default, with that default', () => {
+  it('the YAML block under "## Every option, with its default" holds every option that has a default, with that default', () => {
     const defaults = defaultConfig() as unknown as Record<string, unknown>;
     const withDefaults = leaves(defaults).filter((leaf) => getPath(defaults, leaf) !== undefined);
     const missing = withDefaults.filter((leaf) => getPath(documented, leaf) === undefined && !block.includes(`${leaf.split('.').at(-1)}:`));
-    expect(missing, 'options missing from the README').toEqual([]);
+    expect(missing, 'options missing from docs/configuration.md').toEqual([]);
     for (const leaf of withDefaults) {
       const shown = getPath(documented, leaf);
-      expect(shown, `README default of ${leaf}`).toEqual(getPath(defaults, leaf));
+      expect(shown, `docs/configuration.md default of ${leaf}`).toEqual(getPath(defaults, leaf));
     }
-    expect(leaves(documented).filter((leaf) => !schemaLeaves().includes(leaf)), 'README options the schema does not know').toEqual([]);
+    expect(leaves(documented).filter((leaf) => !schemaLeaves().includes(leaf)), 'docs/configuration.md options the schema does not know').toEqual([]);
   });
 
   it('optional options without a default are named in the block too', () => {
     const defaults = defaultConfig() as unknown as Record<string, unknown>;
     for (const leaf of schemaLeaves().filter((l) => getPath(defaults, l) === undefined)) {
-      expect(block, `README mentions ${leaf}`).toContain(leaf.split('.').at(-1)!);
+      expect(block, `docs/configuration.md mentions ${leaf}`).toContain(leaf.split('.').at(-1)!);
     }
   });
 });

@@ -67,13 +67,13 @@ describe('mermaid charts', () => {
     expect(new Set(arrows.map((l) => l.split(' : ')[0])).size).toBe(arrows.length);
   });
 
-  it.each(['iteration', 'task'] as const)("the README's %s chart is generated from the machine (else run `npm run docs:machines`)", (name) => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    expect(readmeChart(readme, name), `README.md's ${name} chart drifted from the machine: run npm run docs:machines`).toBe(mermaidCharts()[name]);
+  it.each(['iteration', 'task'] as const)("docs/statecharts.md's %s chart is generated from the machine (else run `npm run docs:machines`)", (name) => {
+    const readme = readFileSync(join(ROOT, 'docs/statecharts.md'), 'utf8');
+    expect(readmeChart(readme, name), `docs/statecharts.md's ${name} chart drifted from the machine: run npm run docs:machines`).toBe(mermaidCharts()[name]);
   });
 
   it('npm run docs:machines rewrites only the chart blocks', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const readme = readFileSync(join(ROOT, 'docs/statecharts.md'), 'utf8');
     const stale = readme.replace(/(<!-- mermaid:task:start -->\n```mermaid\n)[\s\S]*?(\n```)/, '$1stateDiagram-v2\n  [*] --> running$2');
     expect(readmeChart(stale, 'task')).not.toBe(mermaidCharts().task);
     const fixed = updateReadmeCharts(stale);

@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .argument('[machine]', `one of ${MACHINE_NAMES.join(', ')} (default: all)`)
     .option('--json', 'the createMachine configs as JSON: { "iteration": {...}, "task": {...} }')
     .option('--studio', 'createMachine(...) code to paste into Stately Studio ("Import from code")')
-    .option('--mermaid', 'mermaid stateDiagram-v2 charts (what the README shows)')
+    .option('--mermaid', 'mermaid stateDiagram-v2 charts (what docs/statecharts.md shows)')
     .action(async (name: string | undefined, flags: { json?: boolean; studio?: boolean; mermaid?: boolean }) => {
       const names = pick(name);
       const formats = [flags.json, flags.studio, flags.mermaid].filter(Boolean).length;
