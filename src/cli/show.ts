@@ -1,7 +1,11 @@
 import type { RunResult } from '../engine/run-result.js';
 import { resultOf } from '../hosts/files/result.js';
 import { denialMessage, recoveredText, usageLimitMessage } from '../logging/messages.js';
+import { costText, tokensText, type UsageTotals } from '../core/usage-totals.js';
 import { RunStore } from '../store/run-store.js';
+
+const usageNote = (usage: UsageTotals) =>
+  `${usage.estimated ? ' (~: estimated from agent.prices)' : ''}${usage.unpricedCalls ? ` (+?: ${usage.unpricedCalls} call(s) with no price)` : ''}`;
 
 /** `obra show <runId>`: one run, its iterations with states, decisions, scores, checks and why. */
 export function printRunDetails(storeDir: string, runId: string, quiet: boolean, out: NodeJS.WritableStream = process.stdout): RunResult {
@@ -18,6 +22,7 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
 export function printResult(result: RunResult, out: NodeJS.WritableStream = process.stdout): void {
   out.write(`Run ${result.runId}: ${result.status}${result.reason ? ` — ${result.reason}` : ''}\n`);
   out.write(`Task: ${result.task}\nWorkdir: ${result.workdir}\nSession: ${result.sessionId ?? '-'}\nCost: $${result.totalCostUsd.toFixed(4)}\n`);
+  out.write(`Agent: ${result.agent ?? '-'}; ${result.usage.calls} call(s), ${tokensText(result.usage)}, ${costText(result.usage)}${usageNote(result.usage)}\n`);
   if (result.waiting) out.write(`Waiting: ${usageLimitMessage(result.waiting)} (${result.waiting.message})\n`);
   if (result.granted.length) out.write(`Granted: ${result.granted.join(', ')}\n`);
   out.write('\n');
@@ -28,6 +33,7 @@ export function printResult(result: RunResult, out: NodeJS.WritableStream = proc
     if (it.recovered) out.write(`  agent: ${recoveredText(it.recovered)} — ${it.recovered.note}\n`);
     if (it.retryDelaysMs.length) out.write(`  backoff: ${it.retryDelaysMs.map((d) => `${(d / 1000).toFixed(3)}s`).join(', ')}\n`);
     out.write(`  quality ${it.quality ?? '-'} ${JSON.stringify(it.qualityBreakdown)}; confidence ${it.confidence ?? '-'}\n`);
+    if (it.tokens) out.write(`  tokens: ${tokensText(it.tokens)}, cost ${it.tokens.costUsd === null ? 'unknown (no price)' : `$${it.tokens.costUsd.toFixed(4)}${it.tokens.costSource === 'estimate' ? ' (estimate)' : ''}`}\n`);
     for (const check of it.checks) out.write(`  check \`${check.command}\` → exit ${check.exitCode ?? 'timeout'} (${check.durationMs} ms)\n`);
     if (it.validation && !it.validation.ok) out.write(`  validation: ${it.validation.reasons.join('; ')}\n`);
     for (const denial of it.permissionDenials) out.write(`  denied: ${denialMessage(denial)}\n`);

@@ -66,10 +66,12 @@ export function register(program: Command, common: (command: Command) => Command
     .option('--config <file>', 'YAML config file (for store.dir)')
     .option('--json', 'print the lines as JSON')
     .option('--watch', 'keep showing it, redrawn in a terminal (plain lines when not a terminal), until Ctrl-C')
+    .option('--by-agent', 'only the sums per agent kind: tasks, calls, cost and tokens (with --json: an array)')
     .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption)
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', collect, [] as string[])
-    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[] }) => {
+    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[]; byAgent?: boolean }) => {
       const { configFrom } = await import('../config-from.js');
+      if (configFrom(flags).engine === 'restate' && flags.byAgent) throw new UserError('--by-agent needs the local engine: Restate\'s queue keeps no token sums (n/a)');
       if (configFrom(flags).engine === 'restate') return (await import('../restate.js')).statusRemote(flags);
       return (await import('../status.js')).showStatus(flags);
     });
@@ -108,10 +110,10 @@ export function register(program: Command, common: (command: Command) => Command
       .argument('<runId>', 'the task (see `obra status`)')
       .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
       .option('--config <file>', 'YAML config file (for store.dir)');
-  worktreeCommand('diff', "print the task's changes against the commit it started from").action(async (runId: string, flags: { db?: string; config?: string }) =>
+  worktreeCommand('diff', "print the task's changes against the commit it started from (a race's id: its winner's)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).diff(runId, flags),
   );
-  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting)").action(
+  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting; a race's id: its winner's)").action(
     async (runId: string, flags: { db?: string; config?: string }) => (await import('../worktree.js')).merge(runId, flags),
   );
   worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>
