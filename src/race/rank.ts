@@ -52,8 +52,12 @@ interface Criterion {
 }
 
 const checkShare = (e: AttemptEvidence) => (e.checksTotal ? e.checksPassed / e.checksTotal : -1);
-const higherFirst = (a: number | null, b: number | null, places: number) => round(b ?? -Infinity, places) - round(a ?? -Infinity, places);
-const round = (n: number, places: number) => (Number.isFinite(n) ? Math.round(n * 10 ** places) : n);
+/** Higher first, to `places` decimals; a missing score after any score, two missing ones tie. */
+function higherFirst(a: number | null, b: number | null, places: number): number {
+  if (a === null || b === null) return Number(a === null) - Number(b === null);
+  return round(b, places) - round(a, places);
+}
+const round = (n: number, places: number) => Math.round(n * 10 ** places);
 const score = (n: number | null) => (n === null ? 'none' : n.toFixed(2));
 const money = (e: AttemptEvidence) => `${e.costEstimated ? '~' : ''}$${e.costUsd.toFixed(4)}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
