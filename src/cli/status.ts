@@ -150,7 +150,7 @@ export function racesText(lines: StatusLine[]): string {
 /** The sums per agent kind (tasks, tokens, cost), when the lines carry them (not on Restate). */
 export function perAgentText(lines: StatusLine[]): string {
   const sums = usageByAgent(lines);
-  if (!sums.length) return '';
+  if (!sums.some((s) => s.usage.calls > 0)) return '';
   const rows = sums.map((s) => [`  ${s.agent}`, String(s.tasks), String(s.usage.calls), costText(s.usage), tokensText(s.usage)]);
   return `\nPer agent (~: some of the cost is estimated from agent.prices; +?: calls with no price):\n${table(['  AGENT', 'TASKS', 'CALLS', 'COST', 'TOKENS'], rows)}`;
 }
