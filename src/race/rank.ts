@@ -91,7 +91,7 @@ export function rankAttempts(attempts: readonly AttemptEvidence[]): Ranking {
   const ranked = [...attempts].sort(compareAttempts);
   const best = ranked[0];
   if (!best || best.status !== 'done') {
-    return { ranked, winner: null, reasons: [`no attempt ended done (${ranked.map((e) => `${e.attempt} ${e.agent}: ${e.status}`).join(', ')}): nothing to merge`] };
+    return { ranked, winner: null, reasons: [`no attempt ended done (${ranked.map((e) => `attempt ${e.attempt} (${e.agent}) ${e.status}`).join(', ')}): nothing to merge`] };
   }
   const reasons = ranked.slice(1).map((other) => `beats attempt ${other.attempt} (${other.agent}, ${other.runId}): ${firstDifference(best, other)!.criterion.why(best, other)}`);
   return { ranked, winner: best.runId, reasons: reasons.length ? reasons : ['the only attempt'] };
