@@ -250,7 +250,7 @@ function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<str
   for (const runId of listed) {
     if (inFlight.has(runId) || ended.has(runId)) continue;
     try {
-      const { file, status, updatedAt } = statuses.peek(runId);
+      const { file, status, updatedAt, raceId } = statuses.peek(runId);
       if (passedOver.has(runId)) {
         if (passedOver.get(runId) === updatedAt) continue;
         passedOver.delete(runId);
@@ -260,7 +260,7 @@ function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<str
         ended.add(runId);
         statuses.forget(runId);
       }
-      if (file?.queue?.race && attemptEnded(status)) onAttemptEnded(file.queue.race.id);
+      if (raceId && attemptEnded(status)) onAttemptEnded(raceId);
       if (!file) continue;
       found.push({ runId, file, status, priority: file.queue?.priority ?? 0, since: file.queue?.submittedAt ?? file.createdAt });
     } catch {
