@@ -11,6 +11,7 @@ import { newRunId, taskInputOf } from '../hosts/files/local.js';
 import type { Workspace } from '../persisted/run-file.js';
 import type { StoreFs } from '../store/durable-file.js';
 import { RunStore } from '../store/run-store.js';
+import { costBudgetProblem } from '../agents/budget-check.js';
 import { expandRaces, type RaceMember } from '../race/race-submit.js';
 import { repositoryOf } from '../workspace/git.js';
 import { discardWorktree, prepareWorktree, type WorktreeSpace } from '../workspace/worktree.js';
@@ -92,6 +93,8 @@ async function submitExpanded(tasks: BatchTask[], shared: Pick<SubmitOptions, 'c
     const where = tasks.length > 1 ? `task ${i + 1}: ` : '';
     if (!t.task.trim()) throw new UserError(`${where}the task is empty — say what the agent should do`);
     if (t.priority !== undefined && !Number.isInteger(t.priority)) throw new UserError(`${where}--priority must be a whole number, got ${t.priority}`);
+    const budget = shared.agent ? null : costBudgetProblem(config, t.agentKind ?? config.agent.kind);
+    if (budget) throw new UserError(`${where}${budget}`);
     if (known.has(runIds[i]!)) throw new UserError(`${where}run ${runIds[i]} already exists in ${store.dir}`);
     const twin = runIds.indexOf(runIds[i]!);
     if (twin < i) throw new UserError(`${where}the run id ${runIds[i]} is given to task ${twin + 1} too`);
