@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { BatchTask } from '../../src/queue/submit.js';
 import { readTasksFile } from '../../src/queue/tasks-file.js';
 import { expandRaces } from '../../src/race/race-submit.js';
 import { rankAttempts, RANKING_CRITERIA, whyBehind, type AttemptEvidence } from '../../src/race/rank.js';
@@ -73,15 +74,13 @@ describe('a race submitted', () => {
   const newId = () => `race${++ids}`;
 
   it('becomes one task per attempt, linked by the race, with `after` of the batch renumbered', () => {
-    const { tasks, races } = expandRaces(
-      [
+    const batch: BatchTask[] = [
         { task: 'first' },
         { task: 'race it', agents: ['claude', 'codex'], attempts: 2 },
         { task: 'follows the first', after: '@1' },
         { task: 'three of one', attempts: 3, agentKind: 'gemini' },
-      ],
-      newId,
-    );
+    ];
+    const { tasks, races } = expandRaces(batch, newId);
     expect(races).toEqual([
       { raceId: 'race1', runIds: ['race1-1', 'race1-2', 'race1-3', 'race1-4'] },
       { raceId: 'race2', runIds: ['race2-1', 'race2-2', 'race2-3'] },
