@@ -1,4 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RunStore } from '../../src/index.js';
@@ -18,6 +20,18 @@ describe('a race of three agents', () => {
   it('ranks the attempts by the evidence: the cheap pass beats the expensive one, the failed check comes last; diff and merge take the winner', async () => {
     const box = sandbox();
     const repo = await gitRepo(join(box.dir, 'repo'));
+    // A webhook that keeps what it is sent.
+    const notices: { event: string; runId: string; status: string; reason: string }[] = [];
+    const hook = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        notices.push(JSON.parse(body));
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
     const codexHome = join(box.dir, 'codex-home');
     mkdirSync(codexHome);
     const done = (files: Record<string, string>, extra: Record<string, unknown> = {}) => JSON.stringify([{ result: 'The result is in place.\nSTATUS: DONE', files, ...extra }]);
@@ -37,6 +51,7 @@ describe('a race of three agents', () => {
         `  codex: { command: ${FAKE('codex')} }`,
         `  gemini: { command: ${FAKE('gemini')} }`,
         '  prices: { codex: { input: 1, output: 2 } }',
+        `notify: { webhooks: ["${hookUrl}"], desktop: false, bell: false }`,
         'task:',
         '  max_iterations: 2',
         '  checks: ["grep -qx ok result.txt"]',
@@ -78,6 +93,8 @@ describe('a race of three agents', () => {
       `beats attempt 3 (gemini, ${gemini}): ended done (against max_iterations)`,
     ]);
     expect(worked.stderr.match(/^race .* decided: .*$/gm)).toEqual([`race ${raceId} decided: winner ${codex} — ${decision.reasons.join('; ')}`]);
+    // The notice, once, of the winner's run.
+    expect(notices.filter((n) => n.event === 'race-decided').map((n) => [n.runId, n.status, n.reason])).toEqual([[codex, 'done', `race ${raceId}: winner ${codex} — ${decision.reasons.join('; ')}`]]);
 
     // Status: the attempts side by side, best first, each saying why; the sums per agent.
     const status = (await obra(['status', '--db', 'store'], at)).stdout;
@@ -112,5 +129,7 @@ describe('a race of three agents', () => {
     expect(again.stderr).not.toMatch(/decided/);
     expect(readdirSync(join(box.dir, 'store', 'races'))).toEqual([`${raceId}.json`]);
     expect(existsSync(join(box.dir, 'store', 'races', `${raceId}.json`))).toBe(true);
+    expect(notices.filter((n) => n.event === 'race-decided')).toHaveLength(1);
+    hook.close();
   }, 60_000);
 });
