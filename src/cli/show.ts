@@ -2,6 +2,7 @@ import type { RunResult } from '../engine/run-result.js';
 import { resultOf } from '../hosts/files/result.js';
 import { denialMessage, recoveredText, usageLimitMessage } from '../logging/messages.js';
 import { costText, tokensText, type UsageTotals } from '../core/usage-totals.js';
+import { raceAttempts, readRaceDecision } from '../race/race.js';
 import { RunStore } from '../store/run-store.js';
 
 const usageNote = (usage: UsageTotals) =>
@@ -16,6 +17,38 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
   handle.close();
   if (!quiet) printResult(result, out);
   return result;
+}
+
+/**
+ * `obra show <raceId>`: the race's attempts and, once decided, its ranking with the evidence and the reasons.
+ * Null when the id names no race (it is a run id, or nothing).
+ */
+export function printRaceDetails(storeDir: string, raceId: string, json: boolean, out: NodeJS.WritableStream = process.stdout): boolean {
+  const store = RunStore.open(storeDir, { create: false });
+  const attempts = raceAttempts(store, raceId);
+  if (!attempts) return false;
+  const decision = readRaceDecision(store, raceId);
+  const view = {
+    raceId,
+    decided: decision !== null,
+    winner: decision?.winner ?? null,
+    reasons: decision?.reasons ?? [],
+    attempts: attempts.map((a) => ({ runId: a.runId, attempt: a.file.queue!.race!.attempt, agent: a.file.agent.kind ?? a.file.agent.name, status: a.status })),
+    ranked: decision?.ranked ?? null,
+  };
+  if (json) {
+    out.write(`${JSON.stringify(view, null, 2)}\n`);
+    return true;
+  }
+  out.write(`Race ${raceId}: ${decision ? (decision.winner ? `decided — winner ${decision.winner}` : 'decided — no winner') : 'not decided yet'}\n`);
+  for (const reason of view.reasons) out.write(`  ${reason}\n`);
+  out.write('\n');
+  if (!decision) for (const a of view.attempts) out.write(`Attempt ${a.attempt}: ${a.runId} (${a.agent}) ${a.status}\n`);
+  for (const [i, e] of (decision?.ranked ?? []).entries()) {
+    out.write(`#${i + 1} attempt ${e.attempt}: ${e.runId} (${e.agent}) ${e.status}${e.runId === decision!.winner ? ' ★' : ''}\n`);
+    out.write(`  checks ${e.checksTotal ? `${e.checksPassed}/${e.checksTotal}` : 'none run'}; judge ${e.judge ?? '-'}; quality ${e.quality ?? '-'}; confidence ${e.confidence ?? '-'}; cost ${e.costEstimated ? '~' : ''}$${e.costUsd.toFixed(4)}; time ${(e.durationMs / 1000).toFixed(1)} s\n`);
+  }
+  return true;
 }
 
 /** A run's details as `obra show` prints them, wherever the run is kept. */

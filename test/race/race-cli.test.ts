@@ -114,6 +114,13 @@ describe('a race of three agents', () => {
       ['gemini', 3, false],
     ]);
 
+    // show of the race: its ranking with the evidence; show of an attempt: its agent, tokens and cost.
+    const shownRace = await obra(['show', raceId, '--db', 'store'], at);
+    expect(shownRace.stdout.split('\n').slice(0, 4)).toEqual([`Race ${raceId}: decided — winner ${codex}`, ...decision.reasons.map((r) => `  ${r}`), '']);
+    expect(shownRace.stdout).toContain(`#3 attempt 3: ${gemini} (gemini) max_iterations\n  checks 0/1; judge -; quality `);
+    expect(JSON.parse((await obra(['show', raceId, '--db', 'store', '--json'], at)).stdout)).toMatchObject({ raceId, decided: true, winner: codex, reasons: decision.reasons });
+    expect((await obra(['show', codex, '--db', 'store'], at)).stdout).toMatch(new RegExp(`\nAgent: codex; 1 call\\(s\\), \\S+ in \\(\\S+ cached\\) / \\S+ out, ~\\$${cheap.toFixed(4).replace('.', '\\.')} \\(~: estimated from agent\\.prices\\)\n`));
+
     // diff and merge of the race take the winner; the other branches stay.
     const diff = await obra(['diff', raceId, '--db', 'store'], at);
     expect(diff.exitCode, diff.stderr).toBe(0);
