@@ -39,6 +39,8 @@ interface ReadLine {
 export class TaskLineReader {
   private readonly store: RunStore;
   private readonly known: StampedCache<ReadLine>;
+  /** A race's recorded decision never changes: read once, looked for again at every look until there is one. */
+  private readonly decisions = new Map<string, RaceFile>();
 
   constructor(storeDir: string, clock: { now?: () => number } = {}) {
     this.store = RunStore.open(storeDir, { create: false });
@@ -75,9 +77,6 @@ export class TaskLineReader {
     // In the order the workers take them (a list of ended runs keeps the same order too).
     return inQueueOrder(lines.map((line) => this.withRanking(line)));
   }
-
-  /** A recorded decision never changes: read once per race, looked for again at every look until there is one. */
-  private readonly decisions = new Map<string, RaceFile>();
 
   /** An attempt's line with its place in the race, once the race is decided. */
   private withRanking(line: TaskLine): TaskLine {

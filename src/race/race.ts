@@ -52,13 +52,14 @@ export function evidenceOf(store: RunStore, runId: string, attempt: number): Att
   const handle = store.openRun(runId);
   let records: IterationRecord[];
   let status: RunStatus;
+  let file: RunFile;
   try {
     records = handle.readIterations();
     status = handle.effectiveStatus();
+    file = handle.file;
   } finally {
     handle.close();
   }
-  const file = store.peekStatus(runId).file;
   const last = records.at(-1);
   const checked = [...records].reverse().find((r) => r.checks.length);
   const usage = usageOfRecords(records);
