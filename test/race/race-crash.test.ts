@@ -45,6 +45,14 @@ describe('a race and a killed worker', () => {
     worker.kill('SIGKILL');
     expect((await worker).signal).toBe('SIGKILL');
     expect(readdirSync(storeDir)).not.toContain('races');
+    const status = (await obra(['status', '--db', storeDir], at)).stdout;
+    expect(status).toContain(`\nRace ${raceId}: 0 of 3 attempts ended; ranked when the last ends\n`);
+    // In attempt order until decided; the worker took the attempts in queue order (1 and 2 first).
+    expect(status.split('\n').filter((l) => /^ {2}- /.test(l)).map((l) => l.trim().split(/\s+/).slice(1, 4))).toEqual([
+      [runIds[0], 'claude', 'interrupted'],
+      [runIds[1], 'claude', 'interrupted'],
+      [runIds[2], 'claude', 'queued'],
+    ]);
     // Not decided: diff of the race names what has not ended.
     expect((await obra(['diff', raceId, '--db', storeDir], at)).stderr).toMatch(new RegExp(`^obra: race ${raceId} is not decided yet: .*\\(interrupted\\).*\\(queued\\)`));
 
