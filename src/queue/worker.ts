@@ -12,8 +12,8 @@ import type { EngineEvent } from '../engine/events.js';
 import type { RunResult } from '../engine/run-result.js';
 import { resumeRun } from '../hosts/files/local.js';
 import type { RunFile } from '../persisted/run-file.js';
-import type { runChecks } from '../scoring/checks.js';
 import { attemptEnded, decideRace } from '../race/race.js';
+import type { runChecks } from '../scoring/checks.js';
 import { RunStore } from '../store/run-store.js';
 import { RunStatusCache } from '../store/status-cache.js';
 
