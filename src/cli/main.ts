@@ -103,7 +103,7 @@ common(program.command('runs').description('list the runs in the store')).action
 common(
   program
     .command('show')
-    .description('show one run: its iterations, states, decisions and scores')
+    .description("show one run: its iterations, states, decisions, scores and tokens (a race's id: its attempts and ranking)")
     .argument('<runId>')
     .option('--engine <name>', 'local (a store folder; default) or restate', engineOption),
 ).action(
@@ -116,7 +116,9 @@ common(
       else printResult(result);
       return;
     }
-    const [{ printRunDetails }, storeDir] = await Promise.all([import('./show.js'), storeDirOf(flags)]);
+    const [{ printRunDetails, printRaceDetails }, storeDir] = await Promise.all([import('./show.js'), storeDirOf(flags)]);
+    // A race's id shows the race: its attempts and its ranking (docs/race.md).
+    if (printRaceDetails(storeDir, runId, Boolean(flags.json))) return;
     const result = printRunDetails(storeDir, runId, Boolean(flags.json));
     if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   },

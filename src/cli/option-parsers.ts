@@ -64,3 +64,11 @@ export function choiceOption(flag: string, choices: readonly string[]): Parse<st
 /** `--engine local|restate`. */
 export const engineOption = choiceOption('--engine', ENGINES);
 export const agentOption = choiceOption('--agent', AGENT_KINDS);
+
+/** `--agents claude,codex,gemini`: a race, one attempt per agent (an agent may come twice). */
+export const agentsOption: Parse<string[]> = (value) => {
+  const kinds = value.split(',').map((kind) => kind.trim());
+  const bad = kinds.find((kind) => !(AGENT_KINDS as readonly string[]).includes(kind));
+  if (bad !== undefined) throw refuse('--agents', value, `a comma-separated list of ${AGENT_KINDS.join(', ')} (${JSON.stringify(bad)} is none of them)`);
+  return kinds;
+};

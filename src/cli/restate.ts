@@ -194,10 +194,11 @@ export async function statusRemote(flags: { config?: string; json?: boolean; wat
   await showLines({ read, table: remoteTable, row: remoteRow, steady: withoutAge }, flags);
 }
 
-const REMOTE_HEADER = ['RUN', 'STATUS', 'IT', 'COST', 'WORKER', 'TASK / REASON'];
+const REMOTE_HEADER = ['RUN', 'STATUS', 'IT', 'COST', 'TOKENS', 'WORKER', 'TASK / REASON'];
 
 function remoteRow(l: StatusLine): string[] {
-  return [l.runId, l.status, String(l.iteration), `$${l.costUsd.toFixed(2)}`, l.worker ?? '-', (l.reason || l.task).slice(0, 70)];
+  // Restate's queue keeps no token sums: n/a (as null in --json).
+  return [l.runId, l.status, String(l.iteration), `$${l.costUsd.toFixed(2)}`, 'n/a', l.worker ?? '-', (l.reason || l.task).slice(0, 70)];
 }
 
 function remoteTable(lines: StatusLine[]): string {

@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { shownStatus, type StatusLine } from '../core/status-line.js';
+import { costText, tokensText, usageByAgent } from '../core/usage-totals.js';
 import { TaskLineReader } from '../queue/board.js';
+import { attemptEnded } from '../race/race.js';
 import { configFrom } from './config-from.js';
 
 /**
@@ -17,12 +19,19 @@ export interface StatusFlags {
   intervalMs?: number;
   /** Ends --watch (besides Ctrl-C). */
   signal?: AbortSignal;
+  /** Only the sums per agent kind (`--by-agent`). */
+  byAgent?: boolean;
 }
 
 export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | NodeJS.WritableStream = process.stdout): Promise<void> {
   const storeDir = resolve(flags.db ?? configFrom(flags).store.dir);
   // --watch reads again only the runs whose files changed since its last look.
   const reader = new TaskLineReader(storeDir);
+  if (flags.byAgent) {
+    const sums = usageByAgent(reader.lines());
+    out.write(flags.json ? `${JSON.stringify(sums, null, 2)}\n` : perAgentText(reader.lines()) || 'No agent calls yet.\n');
+    return;
+  }
   await showLines({ read: () => reader.lines(), table: statusTable, row: statusRow, steady: withoutAge }, flags, out);
 }
 
@@ -79,27 +88,71 @@ export async function showLines<T extends { runId: string }>(source: LineSource<
   }
 }
 
-const HEADER = ['RUN', 'STATUS', 'STATE', 'ITER', 'DECISION', 'COST', 'AGE', 'WAITING FOR', 'TASK'];
+const HEADER = ['RUN', 'STATUS', 'AGENT', 'STATE', 'ITER', 'DECISION', 'COST', 'TOKENS', 'AGE', 'WAITING FOR', 'TASK'];
 
+/** The table, then each race's attempts side by side with its ranking, then the sums per agent. */
 export function statusTable(lines: StatusLine[]): string {
   if (!lines.length) return 'No tasks yet. Queue one with: obra submit --task "..."\n';
-  const rows = lines.map(statusRow);
-  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [HEADER, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
+  return `${table(HEADER, lines.map(statusRow))}${racesText(lines)}${perAgentText(lines)}`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
 
 function statusRow(line: StatusLine): string[] {
   return [
     line.runId,
     shownStatus(line),
+    line.agent ?? 'n/a',
     line.state ?? '-',
     String(line.iteration),
     line.lastDecision ?? '-',
-    `$${line.costUsd.toFixed(4)}`,
+    line.usage ? costText(line.usage) : `$${line.costUsd.toFixed(4)}`,
+    line.usage ? tokensText(line.usage) : 'n/a',
     age(line.ageMs),
     line.waitingFor ?? '-',
     line.task.length > 40 ? `${line.task.slice(0, 39)}…` : line.task,
   ];
+}
+
+const RACE_HEADER = ['  RANK', 'RUN', 'AGENT', 'STATUS', 'COST', 'WHY'];
+
+/**
+ * Each race: a heading (decided: the winner; else how many attempts have ended), then its attempts, best first
+ * once decided (in attempt order before).
+ */
+export function racesText(lines: StatusLine[]): string {
+  const races = new Map<string, StatusLine[]>();
+  for (const line of lines) if (line.race) races.set(line.race.id, [...(races.get(line.race.id) ?? []), line]);
+  let out = '';
+  for (const [raceId, attempts] of races) {
+    const decided = attempts.some((a) => a.race!.decided);
+    const ordered = [...attempts].sort((a, b) => (decided ? (a.race!.rank ?? Infinity) - (b.race!.rank ?? Infinity) : a.race!.attempt - b.race!.attempt));
+    const winner = ordered.find((a) => a.race!.winner);
+    const of = attempts[0]!.race!.of;
+    const ended = attempts.filter((a) => a.status !== 'unreadable' && attemptEnded(a.status)).length;
+    const heading = decided ? (winner ? `decided — winner ${winner.runId} (${winner.agent}); \`obra merge ${raceId}\` takes it` : 'decided — no winner (no attempt ended done)') : `${ended} of ${of} attempts ended; ranked when the last ends`;
+    const rows = ordered.map((a) => [
+      `  ${a.race!.rank ?? '-'}${a.race!.winner ? ' ★' : ''}`,
+      a.runId,
+      a.agent ?? 'n/a',
+      shownStatus(a),
+      a.usage ? costText(a.usage) : `$${a.costUsd.toFixed(4)}`,
+      a.race!.why ?? '-',
+    ]);
+    out += `\nRace ${raceId}: ${heading}\n${table(RACE_HEADER, rows)}`;
+  }
+  return out;
+}
+
+/** The sums per agent kind (tasks, tokens, cost), when the lines carry them (not on Restate). */
+export function perAgentText(lines: StatusLine[]): string {
+  const sums = usageByAgent(lines);
+  if (!sums.some((s) => s.usage.calls > 0)) return '';
+  const rows = sums.map((s) => [`  ${s.agent}`, String(s.tasks), String(s.usage.calls), costText(s.usage), tokensText(s.usage)]);
+  return `\nPer agent (~: some of the cost is estimated from agent.prices; +?: calls with no price):\n${table(['  AGENT', 'TASKS', 'CALLS', 'COST', 'TOKENS'], rows)}`;
 }
 
 export function withoutAge(line: StatusLine): Omit<StatusLine, 'ageMs'> {

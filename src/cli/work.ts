@@ -64,6 +64,12 @@ export async function runWorker(flags: CommonFlags & { concurrency?: number; unt
       tell('failed', news.runId, 'blocked', news.reason);
     }
     else if (news.type === 'skipped') say(`[${news.runId}] not started: ${news.reason}`);
+    else if (news.type === 'race-decided') {
+      const said = news.winner ? `winner ${news.winner}` : 'no winner';
+      say(`race ${news.raceId} decided: ${said} — ${news.reasons.join('; ')}`);
+      // Told of the winner's run (its task, its page on the board), or of the race's first attempt.
+      tell('race-decided', news.winner ?? `${news.raceId}-1`, news.winner ? 'done' : 'failed', `race ${news.raceId}: ${said} — ${news.reasons.join('; ')}`);
+    }
     else if (news.type === 'idle') say(`${news.waiting} task${news.waiting === 1 ? '' : 's'} left waiting (for a run it follows, or a folder in use)`);
   };
   say(`obra work: store ${storeDir}, ${concurrency} at a time${flags.untilIdle ? ', until idle' : ' (Ctrl-C to stop)'}`);

@@ -1,4 +1,6 @@
 import { resolve } from 'node:path';
+import { resolveRaceWinner } from '../race/race.js';
+import { RunStore } from '../store/run-store.js';
 import { diffRun, discardRun, mergeRun, retryRun } from '../workbench/actions.js';
 import { configFrom } from './config-from.js';
 
@@ -6,13 +8,22 @@ import { configFrom } from './config-from.js';
 
 const storeDirOf = (flags: { db?: string; config?: string }) => resolve(flags.db ?? configFrom(flags).store.dir);
 
-export async function diff(runId: string, flags: { db?: string; config?: string }): Promise<void> {
+/** A race's id stands for its winner's run (src/race/race.ts); a run id for itself. */
+function runOrWinner(id: string, storeDir: string): string {
+  const winner = resolveRaceWinner(RunStore.open(storeDir, { create: false }), id);
+  if (winner !== id) process.stderr.write(`race ${id}: its winner is ${winner}\n`);
+  return winner;
+}
+
+export async function diff(id: string, flags: { db?: string; config?: string }): Promise<void> {
+  const runId = runOrWinner(id, storeDirOf(flags));
   const { diff: text, note } = await diffRun(runId, storeDirOf(flags));
   process.stdout.write(text ? `${text}\n` : '');
   if (note) process.stderr.write(`${note}\n`);
 }
 
-export async function merge(runId: string, flags: { db?: string; config?: string }): Promise<void> {
+export async function merge(id: string, flags: { db?: string; config?: string }): Promise<void> {
+  const runId = runOrWinner(id, storeDirOf(flags));
   process.stdout.write(`${(await mergeRun(runId, storeDirOf(flags))).message}\n`);
 }
 

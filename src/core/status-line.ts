@@ -1,9 +1,11 @@
 import type { RunStatus } from './statuses.js';
+import type { UsageTotals } from './usage-totals.js';
 
 /**
  * A task's line in `obra status` (`--json` prints these) and its card on the board: the one shape on both
- * engines. A field an engine does not know is null there: Restate's queue keeps no statechart state and no
- * last decision, and only a local task has a worktree branch to merge; only Restate names a worker.
+ * engines. A field an engine does not know is null there: Restate's queue keeps no statechart state, no last
+ * decision, no token sums and no races, and only a local task has a worktree branch to merge; only Restate
+ * names a worker.
  */
 export interface StatusLine {
   runId: string;
@@ -35,6 +37,26 @@ export interface StatusLine {
   mergedInto: string | null;
   /** The Restate worker driving it, or null (the local engine names none). */
   worker: string | null;
+  /** The agent kind driving it (`claude`, `codex`, ...); null on Restate. */
+  agent: string | null;
+  /** Its tokens and cost summed over its iterations (src/core/usage-totals.ts); null on Restate (n/a). */
+  usage: UsageTotals | null;
+  /** Set for an attempt of a race (`obra submit --agents/--attempts`; docs/race.md); null otherwise and on Restate. */
+  race: RaceMark | null;
+}
+
+/** An attempt's place in its race. */
+export interface RaceMark {
+  id: string;
+  attempt: number;
+  of: number;
+  /** The race's decision is recorded (its last attempt ended). */
+  decided: boolean;
+  /** Its place in the ranking (1: best), once decided. */
+  rank: number | null;
+  winner: boolean;
+  /** The winner's: why it won; another's: why it ranks behind the one before it; null until decided. */
+  why: string | null;
 }
 
 export type BoardColumn = 'queued' | 'running' | 'waiting' | 'done' | 'failed';

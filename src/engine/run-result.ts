@@ -1,4 +1,5 @@
-import type { IterationRecord, PermissionDenial, RunStatus, TaskSpec, UsageLimit } from '../core/types.js';
+import type { IterationRecord, PermissionDenial, RunStatus, TaskSpec, TokenUsage, UsageLimit } from '../core/types.js';
+import { usageOfRecords, type UsageTotals } from '../core/usage-totals.js';
 import { grantedRulesOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 
 /** One iteration as `obra run --json`, `obra show --json` and the library report it. */
@@ -25,6 +26,8 @@ export interface IterationView {
   permissionDenials: PermissionDenial[];
   /** The iteration's call was cut by a crash and recovered from the session (adopted or continued), or null. */
   recovered: { how: 'adopted' | 'continued'; note: string } | null;
+  /** Its agent call's tokens and cost, as the CLI reported them or estimated (null: none reported). */
+  tokens: TokenUsage | null;
 }
 
 export interface RunResult {
@@ -43,6 +46,10 @@ export interface RunResult {
   granted: string[];
   /** What the run waits for by itself, when it does: the account's usage limit, until `dueAt` (epoch ms). */
   waiting: (UsageLimit & { kind: 'usageLimit'; dueAt: number }) | null;
+  /** The agent kind that drove it (`claude`, `codex`, ...), or the in-process agent's name; null when unknown. */
+  agent: string | null;
+  /** Its tokens and cost summed over the iterations (`estimated`: some cost from `agent.prices`). */
+  usage: UsageTotals;
 }
 
 export function viewOf(record: IterationRecord): IterationView {
@@ -65,6 +72,7 @@ export function viewOf(record: IterationRecord): IterationView {
     durationMs: record.finishedAt - record.startedAt,
     answerChars: record.validation?.answer?.length ?? 0,
     recovered: record.agent?.recovered ?? null,
+    tokens: record.agent?.tokens ?? null,
     failure: record.failure,
     permissionDenials: record.permissionDenials ?? [],
   };
@@ -82,6 +90,8 @@ export function resultFrom(run: {
   records: IterationRecord[];
   /** The latest persisted snapshot (what was granted, what the run waits for), or null. */
   latest: unknown;
+  /** The agent as the run's record names it. */
+  agent?: { name: string; kind?: string } | null;
 }): RunResult {
   const waiting = usageLimitWaitOf(run.latest);
   return {
@@ -97,5 +107,7 @@ export function resultFrom(run: {
     store: run.store,
     granted: grantedRulesOf(run.latest),
     waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
+    agent: run.agent ? (run.agent.kind ?? run.agent.name) : null,
+    usage: usageOfRecords(run.records),
   };
 }

@@ -15,7 +15,7 @@ import { RunStore } from '../store/run-store.js';
 /** How long a process that ends waits for notifications still being delivered (`obra work`, a closing server). */
 export const NOTIFY_FLUSH_MS = 5000;
 
-export type NoticeEvent = 'needs-human' | 'done' | 'failed' | 'parked';
+export type NoticeEvent = 'needs-human' | 'done' | 'failed' | 'parked' | 'race-decided';
 
 export interface Notice {
   event: NoticeEvent;
@@ -132,7 +132,7 @@ export class Notifier {
   }
 
   private async showOnDesktop(command: string, body: NoticeBody): Promise<void> {
-    const title = { 'needs-human': 'Obra: a task needs you', done: 'Obra: a task is done', failed: 'Obra: a task failed', parked: 'Obra: a task waits for a usage limit' }[body.event];
+    const title = { 'needs-human': 'Obra: a task needs you', done: 'Obra: a task is done', failed: 'Obra: a task failed', parked: 'Obra: a task waits for a usage limit', 'race-decided': 'Obra: a race is decided' }[body.event];
     await execa(command, ['--app-name=obra', title, `${body.task.slice(0, 200)}\n${body.reason}`.trim()], { timeout: 5000, reject: false, cancelSignal: this.stop.signal });
   }
 }

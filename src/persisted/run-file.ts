@@ -17,6 +17,17 @@ export const READABLE_VERSIONS = [2, 3] as const;
 
 export const taskSpecSchema = z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) });
 
+/** See src/core/usage-totals.ts. */
+export const usageTotalsSchema = z.object({
+  calls: z.number().int(),
+  inputTokens: z.number(),
+  outputTokens: z.number(),
+  cachedInputTokens: z.number(),
+  costUsd: z.number(),
+  estimated: z.boolean(),
+  unpricedCalls: z.number().int(),
+});
+
 /** Where a queued task works: a folder, or a git worktree of its own on the branch `obra/<runId>`. */
 export const workspaceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('dir'), path: z.string() }),
@@ -54,6 +65,8 @@ export const queueEntrySchema = z.object({
   discarded: z.boolean().optional(),
   /** Set when `obra merge` merged the branch: the merge commit, and when. */
   merged: z.object({ commit: z.string(), at: z.string() }).optional(),
+  /** Set for an attempt of a race (`obra submit --agents/--attempts`): the race, and which attempt of how many. */
+  race: z.object({ id: z.string().regex(/^[A-Za-z0-9_-]+$/), attempt: z.number().int().positive(), of: z.number().int().positive() }).optional(),
 });
 export type QueueEntry = z.infer<typeof queueEntrySchema>;
 
@@ -72,6 +85,8 @@ export const runFileSchema = z.object({
   /** Totals as of the last time the run came to rest (a live run's are counted from iterations.jsonl). */
   iterations: z.number().int(),
   totalCostUsd: z.number(),
+  /** Tokens and cost summed over the iterations, as of the last time the run came to rest (absent before). */
+  usage: usageTotalsSchema.optional(),
   /** The effective config the run started with (resume and replay use it, not today's config). */
   config: z.record(z.string(), z.unknown()),
   /** The task machine's input: replay starts the machines from it. */
@@ -82,7 +97,7 @@ export const runFileSchema = z.object({
   queue: queueEntrySchema.optional(),
 });
 export type RunFile = z.infer<typeof runFileSchema>;
-export type NewRun = Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'status' | 'reason' | 'question'> & { status?: 'running' | 'queued' };
+export type NewRun = Omit<RunFile, 'version' | 'updatedAt' | 'finishedAt' | 'iterations' | 'totalCostUsd' | 'usage' | 'status' | 'reason' | 'question'> & { status?: 'running' | 'queued' };
 
 /** Says what is wrong with a file from another store version, before the schema's field-level complaint. */
 export function versionAdvice(kind: string) {

@@ -2,7 +2,10 @@ import { join } from 'node:path';
 import { columnOf, inQueueOrder, type StatusLine } from '../core/status-line.js';
 import type { RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
-import { RunStore } from '../store/run-store.js';
+import type { RaceFile } from '../persisted/race-file.js';
+import { whyBehind } from '../race/rank.js';
+import { readRaceDecision } from '../race/race.js';
+import { RunStore, type RunTotals } from '../store/run-store.js';
 import { StampedCache } from '../store/stamped-cache.js';
 
 /**
@@ -36,6 +39,8 @@ interface ReadLine {
 export class TaskLineReader {
   private readonly store: RunStore;
   private readonly known: StampedCache<ReadLine>;
+  /** A race's recorded decision never changes: read once, looked for again at every look until there is one. */
+  private readonly decisions = new Map<string, RaceFile>();
 
   constructor(storeDir: string, clock: { now?: () => number } = {}) {
     this.store = RunStore.open(storeDir, { create: false });
@@ -66,11 +71,31 @@ export class TaskLineReader {
         return { ...known.line, waitingFor: waiting, ageMs: now - Date.parse(known.line.createdAt) };
       } catch (error) {
         this.known.delete(runId);
-        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null };
+        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null, agent: null, usage: null, race: null };
       }
     });
     // In the order the workers take them (a list of ended runs keeps the same order too).
-    return inQueueOrder(lines);
+    return inQueueOrder(lines.map((line) => this.withRanking(line)));
+  }
+
+  /** An attempt's line with its place in the race, once the race is decided. */
+  private withRanking(line: TaskLine): TaskLine {
+    if (!line.race) return line;
+    let decision = this.decisions.get(line.race.id);
+    if (!decision) {
+      try {
+        decision = readRaceDecision(this.store, line.race.id) ?? undefined;
+      } catch {
+        // An unreadable decision: the attempts show undecided (`obra diff` of the race names the file).
+      }
+      if (!decision) return line;
+      this.decisions.set(line.race.id, decision);
+    }
+    const at = decision.ranked.findIndex((e) => e.runId === line.runId);
+    if (at < 0) return line;
+    const winner = decision.winner === line.runId;
+    const why = winner ? decision.reasons.join('; ') : at === 0 ? decision.reasons[0]! : whyBehind(decision.ranked[at - 1]!, decision.ranked[at]!);
+    return { ...line, race: { ...line.race, decided: true, rank: at + 1, winner, why } };
   }
 
   private read(runId: string): ReadLine {
@@ -85,7 +110,7 @@ function lineOf(store: RunStore, runId: string): ReadLine {
   const handle = store.openRun(runId);
   let latest: unknown;
   let status: RunStatus;
-  let totals: { iterations: number; totalCostUsd: number };
+  let totals: RunTotals;
   const file = handle.file;
   try {
     status = handle.effectiveStatus();
@@ -94,7 +119,7 @@ function lineOf(store: RunStore, runId: string): ReadLine {
   } finally {
     handle.close();
   }
-  const { iterations, totalCostUsd } = totals;
+  const { iterations, totalCostUsd, usage } = totals;
   const context = taskContextOf(latest);
   const iteration = runningIterationOf(latest);
   const taskState = taskStateOf(latest);
@@ -123,6 +148,9 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     branch: worktree && !file.queue?.discarded ? space.branch : null,
     mergedInto: worktree && file.queue?.merged ? `${space.baseBranch} @ ${file.queue.merged.commit.slice(0, 8)}` : null,
     worker: null,
+    agent: file.agent.kind ?? file.agent.name,
+    usage,
+    race: file.queue?.race ? { ...file.queue.race, decided: false, rank: null, winner: false, why: null } : null,
   };
   return { line, fileStatus: file.status, after: file.queue?.after ?? null };
 }

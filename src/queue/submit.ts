@@ -2,6 +2,7 @@ import { rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Agent } from '../agents/agent.js';
 import { agentFor, agentSpecOf } from '../agents/agent-for.js';
+import { costBudgetProblem } from '../agents/budget-check.js';
 import { validateConfig } from '../config/load.js';
 import type { AgentKind, ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
@@ -11,6 +12,7 @@ import { newRunId, taskInputOf } from '../hosts/files/local.js';
 import type { Workspace } from '../persisted/run-file.js';
 import type { StoreFs } from '../store/durable-file.js';
 import { RunStore } from '../store/run-store.js';
+import { expandRaces, type RaceMember } from '../race/race-submit.js';
 import { repositoryOf } from '../workspace/git.js';
 import { discardWorktree, prepareWorktree, type WorktreeSpace } from '../workspace/worktree.js';
 
@@ -36,6 +38,12 @@ export interface SubmitOptions {
   runId?: string;
   /** The agent CLI that drives this task (`--agent`; default: the config's `agent.kind`). */
   agentKind?: AgentKind;
+  /** A race: one attempt per agent (`--agents`; see src/race/race-submit.ts). */
+  agents?: AgentKind[];
+  /** A race: attempts per agent (`--attempts`; default 1). */
+  attempts?: number;
+  /** Set by the expansion of a race: the attempt this task is. */
+  race?: RaceMember;
   config?: ObraConfig;
   storeDir?: string;
   /** The agent's name is recorded (a worker must be given an in-process agent by its script). */
@@ -46,10 +54,16 @@ export interface SubmitOptions {
 /** A task of a batch: `submitTask`'s options, and where a tasks file wrote its `after` (`/p/tasks.yaml:7: task 2`). */
 export type BatchTask = Omit<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> & { afterAt?: string };
 
-/** Queues one task; resolves with its run id. Nothing is written when the input is bad. */
+/** Queues one task; resolves with its run id (a race's: its first attempt's). Nothing is written when the input is bad. */
 export async function submitTask(options: SubmitOptions): Promise<{ runId: string }> {
   const [runId] = await submitTasks([options], options);
   return { runId: runId! };
+}
+
+/** `submitTasks`, also saying which races it queued (a race's id, and its attempts' run ids). */
+export async function submitBatch(tasks: BatchTask[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> = {}): Promise<{ runIds: string[]; races: { raceId: string; runIds: string[] }[] }> {
+  const expanded = expandRaces(tasks, newRunId);
+  return { runIds: await submitExpanded(expanded.tasks, shared), races: expanded.races };
 }
 
 /**
@@ -57,6 +71,10 @@ export async function submitTask(options: SubmitOptions): Promise<{ runId: strin
  * store, or (as `@<n>`) the n-th task of this same batch (1-based) — how a tasks file chains its own tasks.
  */
 export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'> = {}): Promise<string[]> {
+  return (await submitBatch(tasks, shared)).runIds;
+}
+
+async function submitExpanded(tasks: BatchTask[], shared: Pick<SubmitOptions, 'config' | 'storeDir' | 'agent' | 'fs'>): Promise<string[]> {
   const config = validateConfig(shared.config ?? {});
   const store = RunStore.open(shared.storeDir ?? config.store.dir, { fs: shared.fs });
   const known = new Set(store.listRunIds());
@@ -75,6 +93,8 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
     const where = tasks.length > 1 ? `task ${i + 1}: ` : '';
     if (!t.task.trim()) throw new UserError(`${where}the task is empty — say what the agent should do`);
     if (t.priority !== undefined && !Number.isInteger(t.priority)) throw new UserError(`${where}--priority must be a whole number, got ${t.priority}`);
+    const budget = shared.agent ? null : costBudgetProblem(config, t.agentKind ?? config.agent.kind);
+    if (budget) throw new UserError(`${where}${budget}`);
     if (known.has(runIds[i]!)) throw new UserError(`${where}run ${runIds[i]} already exists in ${store.dir}`);
     const twin = runIds.indexOf(runIds[i]!);
     if (twin < i) throw new UserError(`${where}the run id ${runIds[i]} is given to task ${twin + 1} too`);
@@ -102,6 +122,7 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
       throw new UserError(`--repo ${dir} is not a folder — pass an existing folder (a git repository gets a worktree per task)`);
     }
     const repo = await repositoryOf(dir);
+    if (!repo && t.race) throw new UserError(`a race needs a git repository: each attempt works in a worktree and on a branch of its own, and ${dir} is not in one`);
     if (!repo && t.base !== undefined) throw new UserError(`--base ${t.base} needs a git repository, and ${dir} is not in one`);
     return { dir, repo };
   });
@@ -159,7 +180,7 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
           input: input as unknown as Record<string, unknown>,
           agent: specs[i]!,
           status: 'queued',
-          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space },
+          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space, ...(t.race ? { race: t.race } : {}) },
       });
       written.push(runIds[i]!);
     });

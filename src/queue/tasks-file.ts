@@ -17,6 +17,9 @@ import type { BatchTask } from './submit.js';
  *     priority: 2
  *     name: validation        # so that another task of the file can follow it
  *     agent: codex            # the agent CLI for this task (default: the config's agent.kind)
+ *   - task: Fix the flaky test
+ *     agents: [claude, codex] # a race: one attempt per agent, the evidence picks the winner (docs/race.md)
+ *     attempts: 2             # attempts per agent (with no agents: of the task's agent)
  *   - task: Document the validation rules
  *     after: validation       # a name of this file, or a run id of the store
  *
@@ -35,6 +38,10 @@ export const taskEntrySchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
   run_id: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_" only').optional(),
   agent: z.enum(AGENT_KINDS, { error: `expected one of ${AGENT_KINDS.join(', ')}` }).optional(),
+  /** A race: one attempt per agent (see src/race/race-submit.ts). */
+  agents: z.array(z.enum(AGENT_KINDS, { error: `expected one of ${AGENT_KINDS.join(', ')}` }), { error: 'expected a list of agent kinds, e.g. [claude, codex]' }).min(1, 'name at least one agent').optional(),
+  /** A race: attempts per agent. */
+  attempts: z.number({ error: 'expected a whole number' }).int('must be a whole number').min(1, 'must be at least 1').optional(),
 });
 
 export type TaskEntry = BatchTask;
@@ -82,6 +89,9 @@ export function readTasksFile(path: string): TaskEntry[] {
     if (names.has(e.name)) problems.push(`${file}:${lineOf(doc.contents && isSeq(doc.contents) ? (doc.contents.items[i] as Node) : null)}: task ${i + 1}: the name "${e.name}" is taken by task ${names.get(e.name)! + 1}`);
     names.set(e.name, i);
   });
+  entries.forEach((e, i) => {
+    if (e.agent && e.agents) problems.push(`${file}:${lineOf(doc.contents && isSeq(doc.contents) ? (doc.contents.items[i] as Node) : null)}: task ${i + 1}: give either agent or agents, not both`);
+  });
   if (problems.length) throw new UserError(problems.join('\n'));
   if (!entries.length) throw new UserError(`${file}: the list of tasks is empty`);
 
@@ -104,5 +114,7 @@ export function readTasksFile(path: string): TaskEntry[] {
     ...(e.after === undefined || names.has(e.after) ? {} : { afterAt: `${file}:${afterLine(i)}: task ${i + 1}` }),
     runId: e.run_id,
     ...(e.agent ? { agentKind: e.agent } : {}),
+    ...(e.agents ? { agents: e.agents } : {}),
+    ...(e.attempts !== undefined ? { attempts: e.attempts } : {}),
   }));
 }

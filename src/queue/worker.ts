@@ -12,6 +12,7 @@ import type { EngineEvent } from '../engine/events.js';
 import type { RunResult } from '../engine/run-result.js';
 import { resumeRun } from '../hosts/files/local.js';
 import type { RunFile } from '../persisted/run-file.js';
+import { attemptEnded, decideRace } from '../race/race.js';
 import type { runChecks } from '../scoring/checks.js';
 import { RunStore } from '../store/run-store.js';
 import { RunStatusCache } from '../store/status-cache.js';
@@ -51,7 +52,9 @@ export type WorkNews =
   | { type: 'finished'; runId: string; status: RunStatus; reason: string }
   | { type: 'blocked'; runId: string; reason: string }
   | { type: 'skipped'; runId: string; reason: string }
-  | { type: 'idle'; waiting: number };
+  | { type: 'idle'; waiting: number }
+  /** The last attempt of a race ended and this worker recorded the decision (told once, by whoever recorded it). */
+  | { type: 'race-decided'; raceId: string; winner: string | null; reasons: string[] };
 
 export interface WorkResult {
   /**
@@ -105,6 +108,21 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
     if (result.worst === null || SEVERITY.indexOf(status) < SEVERITY.indexOf(result.worst)) result.worst = status;
   };
 
+  // A race is decided once its last attempt has ended: after each attempt this worker drove, and for the ended
+  // attempts a scan finds (a worker killed between an attempt's end and the decision: the next one decides).
+  const decidedRaces = new Set<string>();
+  const refereeRace = (raceId: string | undefined) => {
+    if (!raceId || decidedRaces.has(raceId)) return;
+    try {
+      const decided = decideRace(store, raceId);
+      if (!decided) return;
+      decidedRaces.add(raceId);
+      if (decided.fresh) news({ type: 'race-decided', raceId, winner: decided.decision.winner, reasons: decided.decision.reasons });
+    } catch (error) {
+      news({ type: 'skipped', runId: raceId, reason: `the race could not be decided: ${(error as Error).message}` });
+    }
+  };
+
   const start = (candidate: Candidate) => {
     const { runId } = candidate;
     const agent = typeof options.agent === 'function' ? options.agent(runId) : options.agent;
@@ -127,6 +145,7 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
         result.results.push(options.untilIdle ? run : { ...run, iterations: [], question: null });
         note(run.status);
         news({ type: 'finished', runId, status: run.status, reason: run.reason });
+        refereeRace(candidate.file.queue?.race?.id);
       })
       .catch((error: unknown) => {
         passedOver.set(runId, candidate.file.updatedAt);
@@ -153,7 +172,7 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
     if (signal.aborted) break;
     const fresh = Date.now() - scannedAt >= pollMs;
     if (fresh) {
-      pending = candidates(store, statuses, inFlight, passedOver, ended);
+      pending = candidates(store, statuses, inFlight, passedOver, ended, refereeRace);
       scannedAt = Date.now();
     }
     let started = 0;
@@ -224,14 +243,14 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
 }
 
 /** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
-function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Map<string, string>, ended: Set<string>): Candidate[] {
+function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Map<string, string>, ended: Set<string>, onAttemptEnded: (raceId: string) => void): Candidate[] {
   const found: Candidate[] = [];
   const listed = store.listRunIds();
   statuses.keepOnly(listed);
   for (const runId of listed) {
     if (inFlight.has(runId) || ended.has(runId)) continue;
     try {
-      const { file, status, updatedAt } = statuses.peek(runId);
+      const { file, status, updatedAt, raceId } = statuses.peek(runId);
       if (passedOver.has(runId)) {
         if (passedOver.get(runId) === updatedAt) continue;
         passedOver.delete(runId);
@@ -241,6 +260,7 @@ function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<str
         ended.add(runId);
         statuses.forget(runId);
       }
+      if (raceId && attemptEnded(status)) onAttemptEnded(raceId);
       if (!file) continue;
       found.push({ runId, file, status, priority: file.queue?.priority ?? 0, since: file.queue?.submittedAt ?? file.createdAt });
     } catch {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import { holderIsAlive, processStart } from '../core/process.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../core/types.js';
+import { noUsage, usageOfRecords, type UsageTotals } from '../core/usage-totals.js';
 import { runFileSchema, STORE_VERSION, versionAdvice, type NewRun, type RunFile } from '../persisted/run-file.js';
 import { finishedIterationsOf, recordBeingPersisted } from '../persisted/snapshot.js';
 import { ignoreInCheckout } from './checkout-ignore.js';
@@ -171,6 +172,13 @@ export class RunStore {
   }
 }
 
+/** A run's iterations, cost, and tokens (src/core/usage-totals.ts). */
+export interface RunTotals {
+  iterations: number;
+  totalCostUsd: number;
+  usage: UsageTotals;
+}
+
 export interface LockInfo {
   pid: number;
   /** The process's start time as the kernel counts it, so a reused pid is not taken for the holder. */
@@ -327,15 +335,16 @@ export class RunHandle {
   }
 
   /** Iterations and cost so far: run.json's totals once the run is at rest, else counted from the records. */
-  totals(): { iterations: number; totalCostUsd: number } {
+  totals(): RunTotals {
     const file = this.db.data;
-    if (file.status !== 'running') return { iterations: file.iterations, totalCostUsd: file.totalCostUsd };
+    // A run at rest written before run.json kept its usage: counted from its records.
+    if (file.status !== 'running' && (file.usage || file.iterations === 0)) return { iterations: file.iterations, totalCostUsd: file.totalCostUsd, usage: file.usage ?? noUsage() };
     return this.totalsFromRecords();
   }
 
-  totalsFromRecords(): { iterations: number; totalCostUsd: number } {
+  totalsFromRecords(): RunTotals {
     const records = this.readIterations();
-    return { iterations: records.length, totalCostUsd: records.reduce((sum, r) => sum + r.costUsd, 0) };
+    return { iterations: records.length, totalCostUsd: records.reduce((sum, r) => sum + r.costUsd, 0), usage: usageOfRecords(records) };
   }
 
   /** The status to show: a run marked running whose driving process is gone was interrupted. */

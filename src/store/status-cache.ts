@@ -11,10 +11,12 @@ export interface PeekedStatus {
   updatedAt: string;
   /** run.json, for a run a worker could start (queued or interrupted); null otherwise (not kept in memory). */
   file: RunFile | null;
+  /** The race it is an attempt of, or null (an ended attempt may leave its race to be decided). */
+  raceId: string | null;
 }
 
 const DRIVABLE = new Set<RunStatus>(['queued', 'interrupted']);
-const peekedOf = ({ file, status }: { file: RunFile; status: RunStatus }): PeekedStatus => ({ status, updatedAt: file.updatedAt, file: DRIVABLE.has(status) ? file : null });
+const peekedOf = ({ file, status }: { file: RunFile; status: RunStatus }): PeekedStatus => ({ status, updatedAt: file.updatedAt, file: DRIVABLE.has(status) ? file : null, raceId: file.queue?.race?.id ?? null });
 
 /**
  * `RunStore.peekStatus` for a process that looks at the same runs again and again (a worker waiting for work

@@ -28,6 +28,8 @@ export function boardPage(data: BoardData): string {
 </head>
 <body>
 <header class="top"><h1>Obra</h1><p class="muted">${esc(data.storeDir)} · <span id="board-summary"></span> · <span id="board-updated"></span></p></header>
+<section class="board-extra" id="board-races"></section>
+<section class="board-extra" id="board-agents"></section>
 <main class="board" id="board"></main>
 <script type="application/json" id="board-data">${json}</script>
 <script src="/assets/board.js"></script>
@@ -49,6 +51,15 @@ main.board { display: grid; grid-template-columns: repeat(5, minmax(200px, 1fr))
 .card-link .waiting { font-size: 12px; color: #92400e; margin-top: 3px; }
 .card-link .why { font-size: 12px; color: #991b1b; margin-top: 3px; }
 .column .none { color: var(--muted); font-size: 12px; margin: 4px; }
+.board-extra { padding: 0 20px; }
+.board-extra:empty { display: none; }
+.race { background: #f8fafc; border: 1px solid var(--line); border-radius: 10px; padding: 8px 10px; margin: 10px 0 0; }
+.race h2 { font-size: 14px; margin: 0 0 6px; }
+.race .attempts { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 8px; }
+.race .attempt { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 6px 8px; font-size: 12px; color: var(--ink); display: block; }
+.race .attempt.winner { border-color: #16a34a; box-shadow: 0 0 0 1px #16a34a; }
+.race .why { color: var(--muted); }
+.agents { font-size: 12px; color: var(--muted); margin-top: 8px; display: flex; flex-wrap: wrap; gap: 4px 18px; }
 `;
 
 /** Draws the board from its JSON and keeps it current. DOM text only (a task's words are never HTML). */
@@ -64,13 +75,56 @@ export const BOARD_JS = `
     if (s < 86400) return Math.floor(s / 3600) + 'h' + String(Math.floor((s % 3600) / 60)).padStart(2, '0');
     return Math.floor(s / 86400) + 'd';
   }
+  // ~: some of the cost is estimated from agent.prices; +?: calls with no price (their cost is missing).
+  function cost(u) { return (u.estimated ? '~' : '') + '$' + u.costUsd.toFixed(4) + (u.unpricedCalls ? '+?' : ''); }
+  function count(n) { return n < 1000 ? String(n) : n < 1e6 ? (n / 1000).toFixed(1) + 'k' : (n / 1e6).toFixed(2) + 'M'; }
+  function tokens(u) { return count(u.inputTokens) + ' in (' + count(u.cachedInputTokens) + ' cached) / ' + count(u.outputTokens) + ' out'; }
+  // Each race's attempts side by side, best first once it is decided.
+  function races(tasks) {
+    const byRace = new Map();
+    for (const t of tasks) if (t.race) byRace.set(t.race.id, (byRace.get(t.race.id) || []).concat([t]));
+    const out = [];
+    for (const [id, attempts] of byRace) {
+      const decided = attempts.some((a) => a.race.decided);
+      attempts.sort((a, b) => decided ? (a.race.rank || 99) - (b.race.rank || 99) : a.race.attempt - b.race.attempt);
+      const winner = attempts.find((a) => a.race.winner);
+      const title = 'Race ' + id + ' — ' + (decided ? (winner ? 'winner ' + winner.runId + ' (' + winner.agent + ')' : 'no winner') : 'running: ranked when the last attempt ends');
+      const row = el('div', { class: 'attempts' });
+      for (const a of attempts) {
+        row.append(el('a', { class: 'attempt' + (a.race.winner ? ' winner' : ''), href: '/runs/' + encodeURIComponent(a.runId), 'data-run': a.runId, 'data-rank': a.race.rank || '' },
+          el('div', {}, (a.race.rank ? '#' + a.race.rank + ' ' : '') + a.agent + ' · ' + (a.branchOutcome || a.status) + ' · ' + (a.usage ? cost(a.usage) : '$' + a.costUsd.toFixed(4))),
+          el('div', { class: 'id' }, a.runId),
+          a.race.why ? el('div', { class: 'why' }, a.race.why) : null));
+      }
+      out.push(el('div', { class: 'race', 'data-race': id }, el('h2', {}, title), row));
+    }
+    return out;
+  }
+  // Tokens and cost per agent kind, over the board's tasks.
+  function agents(tasks) {
+    const sums = new Map();
+    for (const t of tasks) {
+      if (!t.usage) continue;
+      const s = sums.get(t.agent) || { tasks: 0, calls: 0, inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, costUsd: 0, estimated: false, unpricedCalls: 0 };
+      s.tasks += 1; s.calls += t.usage.calls; s.inputTokens += t.usage.inputTokens; s.cachedInputTokens += t.usage.cachedInputTokens;
+      s.outputTokens += t.usage.outputTokens; s.costUsd += t.usage.costUsd; s.estimated = s.estimated || t.usage.estimated; s.unpricedCalls += t.usage.unpricedCalls;
+      sums.set(t.agent, s);
+    }
+    if (!sums.size) return [];
+    const line = el('div', { class: 'agents' });
+    for (const [agent, s] of sums) line.append(el('span', { 'data-agent': agent }, agent + ': ' + s.tasks + ' task' + (s.tasks === 1 ? '' : 's') + ', ' + cost(s) + ', ' + tokens(s)));
+    return [line];
+  }
   function card(t) {
     const meta = el('div', { class: 'meta' },
       el('span', { class: 'status status-' + t.status }, t.branchOutcome || t.status),
       t.state ? el('span', {}, t.state) : null,
       el('span', {}, 'it. ' + t.iteration),
       t.lastDecision ? el('span', {}, t.lastDecision) : null,
-      el('span', {}, '$' + t.costUsd.toFixed(4)),
+      t.agent ? el('span', { class: 'agent' }, t.agent) : null,
+      el('span', { class: 'cost' }, t.usage ? cost(t.usage) : '$' + t.costUsd.toFixed(4)),
+      t.usage ? el('span', { class: 'tokens' }, tokens(t.usage)) : null,
+      t.race ? el('span', { class: 'race-mark' }, 'race ' + t.race.attempt + '/' + t.race.of + (t.race.rank ? ' · rank ' + t.race.rank : '') + (t.race.winner ? ' · winner' : '')) : null,
       el('span', {}, age(t.ageMs)),
       t.priority ? el('span', {}, 'priority ' + t.priority) : null,
       t.branch ? el('span', {}, t.branch) : null,
@@ -91,6 +145,8 @@ export const BOARD_JS = `
       if (!tasks.length) cards.append(el('p', { class: 'none' }, 'none'));
       board.append(el('section', { class: 'column', 'data-column': column.key }, el('h2', {}, el('span', {}, column.title), el('span', { class: 'count' }, tasks.length)), cards));
     }
+    $('board-races').replaceChildren(...races(data.tasks));
+    $('board-agents').replaceChildren(...agents(data.tasks));
     $('board-summary').textContent = data.tasks.length + ' task' + (data.tasks.length === 1 ? '' : 's');
     $('board-updated').textContent = 'updated ' + data.at.slice(11, 19) + ' UTC';
     document.body.dataset.updated = data.at;

@@ -16,7 +16,8 @@ import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../works
  */
 
 /** A task as the API and the MCP server take it: a tasks-file entry, plus the Claude Code binary to use. */
-export const submitEntrySchema = taskEntrySchema.omit({ name: true }).extend({
+// Races (agents, attempts) are queued from the command line or a tasks file only (docs/race.md).
+export const submitEntrySchema = taskEntrySchema.omit({ name: true, agents: true, attempts: true }).extend({
   /** The Claude Code binary for this task (as `--agent-bin`). */
   agent: z.string().min(1, 'the agent must name a Claude Code binary').optional(),
 });

@@ -57,8 +57,12 @@ describe('one status shape', () => {
       branch: null,
       mergedInto: null,
       worker: 'host:42',
+      agent: null,
+      usage: null,
+      race: null,
     });
-    expect(local).toMatchObject({ status: 'queued', state: 'queued', worker: null, branchOutcome: null, after: null, waitingFor: 'a worker (`obra work`)' });
+    expect(local).toMatchObject({ status: 'queued', state: 'queued', worker: null, branchOutcome: null, after: null, waitingFor: 'a worker (`obra work`)', agent: 'claude', race: null });
+    expect(local!.usage).toEqual({ calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUsd: 0, estimated: false, unpricedCalls: 0 });
   });
 
   it("Restate's lines come in queue order, and say what a queued task waits for", () => {
@@ -114,6 +118,6 @@ describe('one status shape', () => {
     const rows = statusTable(lines).split('\n');
     expect(rows[2]).toMatch(new RegExp(`^${merged} +merged +`));
     expect(rows[3]).toMatch(new RegExp(`^${discarded} +discarded +`));
-    expect(rows[1]).toMatch(new RegExp(`^${high} +queued +queued +`));
+    expect(rows[1]).toMatch(new RegExp(`^${high} +queued +claude +queued +`));
   });
 });

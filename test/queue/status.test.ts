@@ -20,9 +20,9 @@ describe('obra status', () => {
     expect(empty.stderr).toMatch(/^obra: /);
 
     const table = (await obra(['status', '--db', 'store'], at)).stdout.split('\n');
-    expect(table[0]).toMatch(/^RUN +STATUS +STATE +ITER +DECISION +COST +AGE +WAITING FOR +TASK$/);
+    expect(table[0]).toMatch(/^RUN +STATUS +AGENT +STATE +ITER +DECISION +COST +TOKENS +AGE +WAITING FOR +TASK$/);
     expect(table).toHaveLength(3);
-    for (const id of ids) expect(table.find((l) => l.startsWith(id))).toMatch(/ queued +queued +0 +- +\$0\.0000 +\d+s +a worker \(`obra work`\) +Task (one|two)$/);
+    for (const id of ids) expect(table.find((l) => l.startsWith(id))).toMatch(/ queued +claude +queued +0 +- +\$0\.0000 +0 in \(0 cached\) \/ 0 out +\d+s +a worker \(`obra work`\) +Task (one|two)$/);
 
     const json = JSON.parse((await obra(['status', '--db', 'store', '--json'], at)).stdout) as { runId: string; column: string; priority: number }[];
     expect(json.map((l) => [l.runId, l.column, l.priority]).sort()).toEqual([[ids[0], 'queued', 0], [ids[1], 'queued', 2]].sort());

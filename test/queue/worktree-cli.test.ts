@@ -116,8 +116,8 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
     expect(lines.find((l) => l.runId === b)).toMatchObject({ status: 'done', branchOutcome: 'discarded', branch: null, mergedInto: null });
     // The table says so: merged, discarded.
     const table = (await obra(['status'], { cwd: repo, env: s.env })).stdout.split('\n');
-    expect(table.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a} +merged +done +2 +done +`));
-    expect(table.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b} +discarded +done +2 +done +`));
+    expect(table.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a} +merged +claude +done +2 +done +`));
+    expect(table.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b} +discarded +claude +done +2 +done +`));
   }, 60_000);
 
   it('starts a task that follows another from where that one ended, unless it was given a base of its own', async () => {
@@ -205,7 +205,7 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
       [
         `obra: ${join(s.dir, 'tasks.yaml')}:6: task 2: priority: expected a whole number`,
         `${join(s.dir, 'tasks.yaml')}:7: task 3: the field "task" is missing — say what the agent should do`,
-        `${join(s.dir, 'tasks.yaml')}:7: task 3: unknown field "tsk" (the fields are task, checks, repo, base, priority, after, name, run_id, agent)`,
+        `${join(s.dir, 'tasks.yaml')}:7: task 3: unknown field "tsk" (the fields are task, checks, repo, base, priority, after, name, run_id, agent, agents, attempts)`,
       ].join('\n'),
     );
     // Nothing was queued, and no branch was left behind by the refused submissions.

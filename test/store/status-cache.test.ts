@@ -36,7 +36,7 @@ describe('RunStatusCache: a worker reads a run file again only when it changed',
     handle.update({ status: 'paused', reason: 'paused by a person' });
     handle.close();
     const paused = cache.peek(runId);
-    expect(paused).toEqual({ status: 'paused', updatedAt: store.openRun(runId).file.updatedAt, file: null });
+    expect(paused).toEqual({ status: 'paused', updatedAt: store.openRun(runId).file.updatedAt, file: null, raceId: null });
     expect(reads).toHaveBeenCalledTimes(2);
     expect(cache.peek(runId)).toBe(paused);
     expect(reads).toHaveBeenCalledTimes(2);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import type { AgentKind } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
-import { agentOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import { agentOption, agentsOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 import type { RestateUpFlags } from '../restate.js';
 
 /**
@@ -22,21 +23,29 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
       .option('--priority <n>', 'higher goes first (default 0)', wholeNumberOption('--priority'))
       .option('--agent <kind>', 'the agent CLI: claude (default), codex, gemini, qwen or opencode (config agent.kind; `agent:` per task in a file)', agentOption)
+      .option('--agents <kinds>', 'a race: the task once per agent, e.g. claude,codex,gemini; the evidence picks the winner (docs/race.md)', agentsOption)
+      .option('--attempts <n>', 'a race: this many attempts (per agent with --agents); the evidence picks the winner', wholeNumberOption('--attempts', 1))
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
       .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
-  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }) => {
-    const [{ configFrom }, { submitTasks }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
+  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string; agent?: AgentKind; agents?: AgentKind[]; attempts?: number }) => {
+    const [{ configFrom }, { submitBatch }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
+    if (flags.file && (flags.agents || flags.attempts)) throw new UserError('--agents and --attempts are for --task; in a tasks file write agents: [...] or attempts: N on the task');
+    if (flags.agent && flags.agents) throw new UserError('give either --agent or --agents, not both');
     if (flags.file && flags.task) throw new UserError('give either --task or --file, not both');
     if (!flags.file && !flags.task?.trim()) throw new UserError('missing --task (or --file): say what the agent should do, e.g. obra submit --task "Add a README"');
     const config = configFrom(flags);
     const tasks = flags.file
       ? readTasksFile(flags.file)
-      : [{ task: flags.task!, checks: flags.check, repo: flags.repo, repoUrl: flags.repoUrl, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId }];
+      : [{ task: flags.task!, checks: flags.check, repo: flags.repo, repoUrl: flags.repoUrl, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId, ...(flags.agents ? { agents: flags.agents } : {}), ...(flags.attempts !== undefined ? { attempts: flags.attempts } : {}) }];
     if (config.engine !== 'restate' && flags.repoUrl) throw new UserError('--repo-url is for tasks that move between Restate workers: add --engine restate (or use --repo with a local repository)');
-    const runIds = config.engine === 'restate' ? await (await import('../restate.js')).submitRemote(tasks, config) : await submitTasks(tasks, { config, storeDir: flags.db ?? config.store.dir });
-    if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds } : { runId: runIds[0] })}\n`);
-    else process.stdout.write(`${runIds.join('\n')}\n`);
+    const racing = tasks.some((t) => (t.agents?.length ?? 1) * (t.attempts ?? 1) > 1);
+    if (config.engine === 'restate' && racing) throw new UserError('a race (--agents, --attempts) runs on the local engine only (`obra work`): submit it without --engine restate');
+    const { runIds, races } = config.engine === 'restate' ? { runIds: await (await import('../restate.js')).submitRemote(tasks, config), races: [] } : await submitBatch(tasks, { config, storeDir: flags.db ?? config.store.dir });
+    const single = !flags.file && races.length === 1 ? races[0]! : null;
+    if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds, ...(races.length ? { races } : {}) } : single ? { raceId: single.raceId, runIds } : { runId: runIds[0] })}\n`);
+    else process.stdout.write(`${single ? single.raceId : runIds.join('\n')}\n`);
+    if (!flags.quiet && !flags.json) for (const race of races) process.stderr.write(`Race ${race.raceId}: ${race.runIds.length} attempts (${race.runIds.join(', ')}); once the last ends, \`obra diff ${race.raceId}\` and \`obra merge ${race.raceId}\` take the winner.\n`);
     const [driver, status] = config.engine === 'restate' ? ['`obra worker`', '`obra status --engine restate`'] : ['`obra work`', '`obra status`'];
     if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; ${driver} drives them, ${status} shows them.\n`);
   });
@@ -57,10 +66,12 @@ export function register(program: Command, common: (command: Command) => Command
     .option('--config <file>', 'YAML config file (for store.dir)')
     .option('--json', 'print the lines as JSON')
     .option('--watch', 'keep showing it, redrawn in a terminal (plain lines when not a terminal), until Ctrl-C')
+    .option('--by-agent', 'only the sums per agent kind: tasks, calls, cost and tokens (with --json: an array)')
     .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption)
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', collect, [] as string[])
-    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[] }) => {
+    .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[]; byAgent?: boolean }) => {
       const { configFrom } = await import('../config-from.js');
+      if (configFrom(flags).engine === 'restate' && flags.byAgent) throw new UserError('--by-agent needs the local engine: Restate\'s queue keeps no token sums (n/a)');
       if (configFrom(flags).engine === 'restate') return (await import('../restate.js')).statusRemote(flags);
       return (await import('../status.js')).showStatus(flags);
     });
@@ -99,10 +110,10 @@ export function register(program: Command, common: (command: Command) => Command
       .argument('<runId>', 'the task (see `obra status`)')
       .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
       .option('--config <file>', 'YAML config file (for store.dir)');
-  worktreeCommand('diff', "print the task's changes against the commit it started from").action(async (runId: string, flags: { db?: string; config?: string }) =>
+  worktreeCommand('diff', "print the task's changes against the commit it started from (a race's id: its winner's)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).diff(runId, flags),
   );
-  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting)").action(
+  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting; a race's id: its winner's)").action(
     async (runId: string, flags: { db?: string; config?: string }) => (await import('../worktree.js')).merge(runId, flags),
   );
   worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>

@@ -6,6 +6,7 @@ import { AccountLimits } from '../../agents/account-limits.js';
 import { CallSlots } from '../../agents/call-slots.js';
 import type { Agent } from '../../agents/agent.js';
 import { agentFor, agentFromSpec, agentSpecOf, claudeOptionsFromConfig, limitsFileOf, type AgentCommand } from '../../agents/agent-for.js';
+import { costBudgetProblem } from '../../agents/budget-check.js';
 import { ruleProblem } from '../../agents/permissions.js';
 import { retryPolicyFromConfig } from '../../agents/retry-policy.js';
 import { validateConfig } from '../../config/load.js';
@@ -129,6 +130,9 @@ export async function runTask(options: StartOptions): Promise<RunResult> {
   if (!options.task.trim()) throw new UserError('the task is empty — say what the agent should do with --task "..."');
   const workdir = resolve(options.workdir ?? process.cwd());
   checkWorkdir(workdir);
+  // An in-process agent reports what it costs; a CLI agent of a kind that reports tokens only needs a price.
+  const budget = options.agent ? null : costBudgetProblem(config, config.agent.kind);
+  if (budget) throw new UserError(budget);
   const agent = options.agent ?? agentFromConfig(config);
   agent.preflight?.();
   const store = RunStore.open(options.storeDir ?? config.store.dir, { fs: options.fs });

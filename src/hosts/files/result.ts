@@ -14,5 +14,6 @@ export function resultOf(handle: RunHandle, storeDir: string, question: string |
     store: storeDir,
     records: handle.readIterations(),
     latest: handle.journal.latest().entry?.snapshot ?? null,
+    agent: file.agent,
   });
 }

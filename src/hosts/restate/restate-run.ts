@@ -244,7 +244,7 @@ export class RestateRun implements RunPort {
   }
 
   private result(outcome: RunOutcome): RunResult {
-    return resultFrom({ ...outcome, runId: this.runId, task: this.run.task, store: this.where, records: this.records, latest: this.journal.latest().entry?.snapshot ?? null });
+    return resultFrom({ ...outcome, runId: this.runId, task: this.run.task, store: this.where, records: this.records, latest: this.journal.latest().entry?.snapshot ?? null, agent: this.run.agent });
   }
 
 }

@@ -30,6 +30,10 @@ export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: str
     branch: null,
     mergedInto: null,
     worker: line.worker,
+    // Restate's queue keeps no token sums, and races run on the local engine only.
+    agent: null,
+    usage: null,
+    race: null,
   };
 }
 
