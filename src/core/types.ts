@@ -153,6 +153,11 @@ export interface AgentCallRecord {
   /** The tool uses the CLI refused during the call (no permission rule allowed them). */
   permissionDenials?: PermissionDenial[];
   /**
+   * What the agent did in the call, read from a stream whose shape is not Claude Code's (Claude's own tool uses
+   * are read from its stream-json): tools it ran and files it changed.
+   */
+  work?: { toolCalls: number; filesChanged: string[] };
+  /**
    * How the session's conversation got to this machine, when a task moved between workers: its transcript
    * restored, or (none to be had) a fresh session that goes on from Obra's own context.
    */

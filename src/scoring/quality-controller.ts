@@ -144,6 +144,7 @@ export function taskCoverage(task: string, answer: string): number {
 function showsWork(call: AgentCallRecord): boolean {
   if (call.outcome.kind !== 'answer') return false;
   if ((call.outcome.result.num_turns ?? 0) > 1) return true;
+  if (call.work && (call.work.toolCalls > 0 || call.work.filesChanged.length > 0)) return true;
   return /"type"\s*:\s*"tool_use"/.test(call.stdout ?? '');
 }
 

@@ -132,6 +132,9 @@ describe('CodexAgent, driving fixtures/fake-codex', () => {
     expect(second.sessionId).toBe(first.sessionId);
     expect(second.argv.slice(-3)).toEqual(['resume', first.sessionId, '-']);
     expect(readFileSync(join(w.workdir, 'hello.txt'), 'utf8')).toBe('hi\n');
+    // What it did, in the record's own terms (the quality score reads these, not Claude's stream shape).
+    expect(first.work).toEqual({ toolCalls: 0, filesChanged: [] });
+    expect(second.work).toEqual({ toolCalls: 1, filesChanged: [join(w.workdir, 'hello.txt')] });
     const total = readCodexTurn(second.stdout).usage!;
     // The second call's share is its total minus the first's: never the thread's whole total again.
     expect(second.tokens!.inputTokens).toBe(total.input_tokens - first.tokens!.inputTokens);

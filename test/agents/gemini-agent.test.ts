@@ -68,6 +68,8 @@ describe('GeminiAgent, driving fixtures/fake-gemini', () => {
     const second = await w.agent.call(w.request({ mode: 'resume', prompt: 'Write hello.txt.' }));
     expect(second.argv.slice(-2)).toEqual(['-r', '6f1c0000-0000-4000-8000-000000000001']);
     expect(readFileSync(join(w.workdir, 'hello.txt'), 'utf8')).toBe('hi\n');
+    expect(first.work).toEqual({ toolCalls: 0, filesChanged: [] });
+    expect(second.work).toMatchObject({ toolCalls: 1, filesChanged: [expect.stringMatching(/hello\.txt$/)] });
     expect(second.tokens).toMatchObject({ costSource: 'estimate' });
     expect(second.tokens!.costUsd).toBeCloseTo((second.tokens!.inputTokens + second.tokens!.outputTokens * 4) / 1e6, 12);
   });

@@ -41,6 +41,14 @@ describe('QualityController (heuristics + checks)', () => {
     expect(notShown.notes).toContain('the answer claims changes but the agent used no tools in this call');
   });
 
+  it('work shown in another CLI\'s stream counts the same: a Codex or Gemini call that changed files is not marked down', () => {
+    const oneTurn = answerCall(answer, { num_turns: 1 });
+    const codexWithEdits = new QualityController().score({ ...base, call: { ...oneTurn, work: { toolCalls: 1, filesChanged: ['/w/greet.js'] } } });
+    const codexIdle = new QualityController().score({ ...base, call: { ...oneTurn, work: { toolCalls: 0, filesChanged: [] } } });
+    expect(codexWithEdits.breakdown.code_quality! - codexIdle.breakdown.code_quality!).toBeCloseTo(0.2, 3);
+    expect(codexIdle.notes).toContain('the answer claims changes but the agent used no tools in this call');
+  });
+
   it('error words and a question instead of work pull the parts down; a broken answer scores low syntax', () => {
     const errors = 'Tried it: error, failed, exception, traceback.\nSTATUS: CONTINUE';
     expect(new QualityController().score({ ...base, validation: verdict({ answer: errors }), call: answerCall(errors) }).breakdown.code_quality).toBe(0.4);

@@ -168,6 +168,7 @@ export class CodexAgent implements Agent {
       return {
         ...record,
         ...(tokens ? { tokens } : {}),
+        work: { toolCalls: turn.commands.length + turn.filesChanged.length, filesChanged: turn.filesChanged },
         ...(turn.reconnects ? { apiRetries: turn.reconnects } : {}),
         ...(denials.length ? { permissionDenials: denials } : {}),
       };

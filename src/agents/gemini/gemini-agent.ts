@@ -73,6 +73,7 @@ export class GeminiAgent extends GeminiLikeAgent<'auto_edit'> {
     };
     const denials: PermissionDenial[] = turn.refused.map((d) => ({ tool: d.tool, input: d.input, rule: d.tool === 'run_shell_command' ? GEMINI_SHELL_RULE : 'Write' }));
     const outcome: AgentOutcome = { kind: 'answer', result };
-    return { ...cliRecord(start, id, outcome, raw.exitCode, raw.signal, raw.stdout, raw.stderr), tokens, ...(denials.length ? { permissionDenials: denials } : {}) };
+    const work = { toolCalls: r.toolCalls, filesChanged: turn.filesChanged };
+    return { ...cliRecord(start, id, outcome, raw.exitCode, raw.signal, raw.stdout, raw.stderr), tokens, work, ...(denials.length ? { permissionDenials: denials } : {}) };
   }
 }
