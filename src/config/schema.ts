@@ -304,6 +304,15 @@ export const configSchema = z.strictObject({
       concurrency: wholeNumber(1).max(1000, 'must be at most 1000').default(4),
     })
     .prefault({}),
+  merge: z
+    .strictObject({
+      /**
+       * What `obra merge` does when a task's branch conflicts with its base: `human` refuses (exit 11, nothing
+       * changed; you merge it yourself), `agent` queues a task that resolves it (as `obra merge --resolve`).
+       */
+      resolve: z.enum(['human', 'agent'], { error: 'expected human or agent' }).default('human'),
+    })
+    .prefault({}),
   /**
    * Who is told when a task needs a human, is done, failed, or is parked until a usage limit resets (by `obra work`):
    * webhooks, the desktop, the terminal's bell. A notification never holds up or fails a task.

@@ -35,6 +35,10 @@ export interface StatusLine {
   mergedInto: string | null;
   /** The Restate worker driving it, or null (the local engine names none). */
   worker: string | null;
+  /** For a task that resolves another's merge conflict (`obra merge --resolve`): that task's run; else null. */
+  resolves: string | null;
+  /** For a task whose conflict was handed to an agent: the run that resolves it; else null. */
+  resolvedBy: string | null;
 }
 
 export type BoardColumn = 'queued' | 'running' | 'waiting' | 'done' | 'failed';

@@ -15,7 +15,14 @@ import { RUN_STATUSES } from '../core/statuses.js';
 export const STORE_VERSION = 3;
 export const READABLE_VERSIONS = [2, 3] as const;
 
-export const taskSpecSchema = z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) });
+export const taskSpecSchema = z.object({
+  text: z.string(),
+  workdir: z.string(),
+  checks: z.array(z.string()),
+  requiredMarkers: z.array(z.string()),
+  /** A conflict's resolution (`obra merge --resolve`): Obra's own gate on conflict markers. */
+  conflictGate: z.object({ since: z.string(), files: z.array(z.string()) }).optional(),
+});
 
 /** Where a queued task works: a folder, or a git worktree of its own on the branch `obra/<runId>`. */
 export const workspaceSchema = z.discriminatedUnion('kind', [
@@ -54,6 +61,17 @@ export const queueEntrySchema = z.object({
   discarded: z.boolean().optional(),
   /** Set when `obra merge` merged the branch: the merge commit, and when. */
   merged: z.object({ commit: z.string(), at: z.string() }).optional(),
+  /**
+   * Set on a task whose landing conflicted and was handed to an agent (`obra merge --resolve`): the run that
+   * resolves it. `obra merge` of this task lands that run's resolution once it is done.
+   */
+  resolution: z.object({ runId: z.string(), at: z.string() }).optional(),
+  /**
+   * Set on a task that resolves another's conflict: the run whose branch it merges into the base (`runId`,
+   * `branch`), that branch's commit it merges (`tip`), and the files that conflicted. Its own branch starts at
+   * the base (`workspace.baseCommit`); its worktree holds the merge in progress when a worker starts it.
+   */
+  resolves: z.object({ runId: z.string(), branch: z.string(), tip: z.string(), files: z.array(z.string()) }).optional(),
 });
 export type QueueEntry = z.infer<typeof queueEntrySchema>;
 

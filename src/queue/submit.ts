@@ -8,7 +8,7 @@ import { UserError } from '../core/errors.js';
 import { isFinalStatus } from '../core/statuses.js';
 import type { TaskSpec } from '../core/types.js';
 import { newRunId, taskInputOf } from '../hosts/files/local.js';
-import type { Workspace } from '../persisted/run-file.js';
+import type { QueueEntry, Workspace } from '../persisted/run-file.js';
 import type { StoreFs } from '../store/durable-file.js';
 import { RunStore } from '../store/run-store.js';
 import { repositoryOf } from '../workspace/git.js';
@@ -36,6 +36,8 @@ export interface SubmitOptions {
   runId?: string;
   /** The agent CLI that drives this task (`--agent`; default: the config's `agent.kind`). */
   agentKind?: AgentKind;
+  /** A task that resolves another's merge conflict (src/queue/resolve.ts): it gets Obra's conflict gate. */
+  resolves?: NonNullable<QueueEntry['resolves']>;
   config?: ObraConfig;
   storeDir?: string;
   /** The agent's name is recorded (a worker must be given an in-process agent by its script). */
@@ -147,6 +149,8 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
     await mapInChunks([...tasks.entries()], 16, async ([i, t]) => {
       const space = spaces[i]!;
       const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
+      // A resolution may be done only once no conflict marker is left in what the merge touches since its base.
+      if (t.resolves && space.kind === 'worktree') taskSpec.conflictGate = { since: space.baseCommit, files: t.resolves.files };
       const input = taskInputOf(runIds[i]!, taskSpec, configs[i]!);
       const inBatch = t.after === undefined ? null : batchIndexOf(t.after);
       const now = new Date(Math.max(Date.now(), first + i));
@@ -159,7 +163,7 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
           input: input as unknown as Record<string, unknown>,
           agent: specs[i]!,
           status: 'queued',
-          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space },
+          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space, ...(t.resolves ? { resolves: t.resolves } : {}) },
       });
       written.push(runIds[i]!);
     });
