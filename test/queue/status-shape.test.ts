@@ -57,6 +57,8 @@ describe('one status shape', () => {
       branch: null,
       mergedInto: null,
       worker: 'host:42',
+      resolves: null,
+      resolvedBy: null,
     });
     expect(local).toMatchObject({ status: 'queued', state: 'queued', worker: null, branchOutcome: null, after: null, waitingFor: 'a worker (`obra work`)' });
   });
