@@ -40,7 +40,7 @@ export async function startResolution(options: { storeDir: string; task: string;
   const store = RunStore.open(options.storeDir, { create: false });
   const { file } = store.peekStatus(options.task);
   const { space, queue } = worktreeOf(file);
-  const earlier = queue.resolution ? statusOf(store, queue.resolution.runId) : null;
+  const earlier = queue.resolution ? liveResolution(store, queue.resolution.runId) : null;
   if (earlier && !isFinalStatus(earlier.status)) return { runId: queue.resolution!.runId, files: earlier.file?.queue?.resolves?.files ?? [], already: true };
   if (earlier?.status === 'done' && !queue.merged) {
     throw new UserError(`run ${queue.resolution!.runId} has resolved the conflict of ${space.branch} already — land it with \`obra merge ${options.task}\``);
@@ -73,8 +73,14 @@ export async function startResolution(options: { storeDir: string; task: string;
 /** A task's resolution, when it has one that has not landed yet: its run and status. */
 export function pendingResolution(storeDir: string, queue: QueueEntry): { runId: string; status: RunStatus } | null {
   if (!queue.resolution || queue.merged) return null;
-  const found = statusOf(RunStore.open(storeDir, { create: false }), queue.resolution.runId);
+  const found = liveResolution(RunStore.open(storeDir, { create: false }), queue.resolution.runId);
   return found ? { runId: queue.resolution.runId, status: found.status } : null;
+}
+
+/** The resolution run, unless it is gone or its branch was discarded (then a new one may start). */
+function liveResolution(store: RunStore, runId: string): { status: RunStatus; file: RunFile | null } | null {
+  const found = statusOf(store, runId);
+  return found && !found.file?.queue?.discarded ? found : null;
 }
 
 /**

@@ -83,6 +83,9 @@ export interface MergeOutcome {
 export async function mergeRun(runId: string, storeDir: string, options: { resolve?: 'agent' | 'human' } = {}): Promise<MergeOutcome> {
   const { store, space, status, queue } = taskSpace(runId, storeDir);
   if (status === 'running' || status === 'queued') throw new UserError(`run ${runId} is ${status}: merge it once it has ended (or pause it first); nothing was changed`);
+  // A resolution lands with the task it resolves, as one merge commit (never its iteration commits).
+  if (queue.resolves && queue.merged) return { runId, commit: queue.merged.commit, already: true, message: `run ${runId}'s resolution landed with ${queue.resolves.branch} already (${queue.merged.commit.slice(0, 12)}); nothing was changed` };
+  if (queue.resolves) throw new UserError(`run ${runId} resolves the conflict of run ${queue.resolves.runId}: land it with \`obra merge ${queue.resolves.runId}\`; nothing was changed`);
   const pending = pendingResolution(store.dir, queue);
   if (pending?.status === 'done') {
     const landed = await landResolution({ storeDir: store.dir, task: runId });
@@ -152,6 +155,7 @@ export async function retryRun(runId: string, storeDir: string): Promise<{ runId
   const store = RunStore.open(resolve(storeDir), { create: false });
   const { file, status } = store.peekStatus(runId);
   if (!file.queue) throw new UserError(`run ${runId} was started with \`obra run\`, not queued — start it again with \`obra submit\``);
+  if (file.queue.resolves) throw new UserError(`run ${runId} resolved the conflict of run ${file.queue.resolves.runId}: resolve it anew with \`obra merge --resolve ${file.queue.resolves.runId}\``);
   if (!RETRYABLE.includes(status)) throw new UserError(`run ${runId} is ${status}: only a task that failed, was blocked or cancelled, or waits for a human can be retried`);
   const parsed = configSchema.safeParse(file.config);
   if (!parsed.success) throw new UserError(`${store.runDir(runId)}/run.json holds a config this Obra cannot read; submit the task again with \`obra submit\``);

@@ -171,7 +171,12 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
     ]);
     expect(s.runFile(r).status).toBe('done');
 
+    // The resolution lands with the task it resolves, never on its own.
+    const alone = await s.run(['merge', r]);
+    expect(alone.exitCode).toBe(2);
+    expect(alone.stderr).toBe(`obra: run ${r} resolves the conflict of run ${b}: land it with \`obra merge ${b}\`; nothing was changed`);
     await s.ok(['merge', b]);
+    expect(await s.ok(['merge', r])).toBe(`run ${r}'s resolution landed with obra/${b} already (${(await gitOut(repo, 'rev-parse', 'main')).slice(0, 12)}); nothing was changed`);
     // One merge commit on main, with the resolved tree: the markers of the first iteration never reach the base.
     expect(await gitOut(repo, 'log', '-1', '--format=%P', 'main')).toBe(`${mainBefore} ${await gitOut(repo, 'rev-parse', `obra/${b}`)}`);
     expect(await gitOut(repo, 'rev-list', '--count', `${mainBefore}..obra/${r}`)).toBe('3');
