@@ -46,6 +46,8 @@ export interface TaskSpec {
 export interface ConflictGate {
   since: string;
   files: string[];
+  /** The commit being merged: it must stay merged (in progress, or concluded), or its changes would be dropped. */
+  tip?: string;
 }
 
 /** One exponential backoff: wait initial × backoff^(n-1), capped, before retry n (of at most maxRetries). */

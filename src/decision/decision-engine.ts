@@ -117,7 +117,12 @@ export class DecisionEngine {
     // blindly either — a person looks at the files (Obra's gate, see src/scoring/conflict-gate.ts).
     const gate = failing.find((check) => check.command === CONFLICT_GATE_CHECK);
     if (gate && (validation.claimsDone || (noStatusLine(validation) && saysFinished(validation.answer)))) {
-      const files = gate.paths?.length ? gate.paths.join(', ') : 'the merged files';
+      if (!gate.paths?.length) {
+        // Not markers: the merge itself is gone (see conflict-gate.ts).
+        const reason = `the resolution says it is done, but ${gate.outputTail}; or answer with what to do (\`obra answer <runId> "..."\`)`;
+        return report('escalate', 'conflictMarkersLeft', reason, `${gate.outputTail}.`);
+      }
+      const files = gate.paths.join(', ');
       const reason =
         `the resolution says it is done, but ${gate.outputTail} — ` +
         `it can be done only without them: answer with how to resolve ${files} (\`obra answer <runId> "..."\`), or edit them in ${input.task.workdir} yourself and answer "go on"`;

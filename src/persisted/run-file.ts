@@ -21,7 +21,7 @@ export const taskSpecSchema = z.object({
   checks: z.array(z.string()),
   requiredMarkers: z.array(z.string()),
   /** A conflict's resolution (`obra merge --resolve`): Obra's own gate on conflict markers. */
-  conflictGate: z.object({ since: z.string(), files: z.array(z.string()) }).optional(),
+  conflictGate: z.object({ since: z.string(), files: z.array(z.string()), tip: z.string().optional() }).optional(),
 });
 
 /** Where a queued task works: a folder, or a git worktree of its own on the branch `obra/<runId>`. */

@@ -150,7 +150,7 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
       const space = spaces[i]!;
       const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
       // A resolution may be done only once no conflict marker is left in what the merge touches since its base.
-      if (t.resolves && space.kind === 'worktree') taskSpec.conflictGate = { since: space.baseCommit, files: t.resolves.files };
+      if (t.resolves && space.kind === 'worktree') taskSpec.conflictGate = { since: space.baseCommit, files: t.resolves.files, tip: t.resolves.tip };
       const input = taskInputOf(runIds[i]!, taskSpec, configs[i]!);
       const inBatch = t.after === undefined ? null : batchIndexOf(t.after);
       const now = new Date(Math.max(Date.now(), first + i));

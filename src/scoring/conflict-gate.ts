@@ -1,5 +1,5 @@
 import type { CheckResult, ConflictGate } from '../core/types.js';
-import { conflictMarkersLeft, describeMarkedFiles } from '../workspace/conflict.js';
+import { conflictMarkersLeft, describeMarkedFiles, stillMerging } from '../workspace/conflict.js';
 
 /**
  * The check Obra adds itself to a task that resolves a merge conflict (`obra merge --resolve`): no conflict
@@ -13,6 +13,16 @@ export const CONFLICT_GATE_CHECK = 'obra: no conflict markers left';
 
 export async function runConflictGate(workdir: string, gate: ConflictGate): Promise<CheckResult> {
   const started = Date.now();
+  // An aborted (or reset) merge has no markers, and none of the task's changes either.
+  if (gate.tip && !(await stillMerging(workdir, gate.tip))) {
+    return {
+      command: CONFLICT_GATE_CHECK,
+      exitCode: 1,
+      durationMs: Date.now() - started,
+      timedOut: false,
+      outputTail: `the merge of ${gate.tip.slice(0, 12)} is no longer in progress (aborted or reset?): the worktree does not hold the task's changes — merge it again with \`git merge --no-commit ${gate.tip}\``,
+    };
+  }
   const marked = await conflictMarkersLeft(workdir, gate);
   return {
     command: CONFLICT_GATE_CHECK,

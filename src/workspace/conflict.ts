@@ -147,6 +147,16 @@ function looksBinary(file: string): boolean {
   }
 }
 
+/**
+ * Whether the worktree still merges `tip`: the merge in progress, or concluded by a commit that has it. False
+ * when it was aborted or reset: the worktree would then land without the task's changes.
+ */
+export async function stillMerging(dir: string, tip: string): Promise<boolean> {
+  const mergeHead = await tryGit(dir, ['rev-parse', '--verify', '--quiet', 'MERGE_HEAD']);
+  if (mergeHead.exitCode === 0 && mergeHead.stdout.trim() === tip) return true;
+  return (await tryGit(dir, ['merge-base', '--is-ancestor', tip, 'HEAD'])).exitCode === 0;
+}
+
 /** `shared.txt (lines 2, 4, 6), notes.md (line 3)`. */
 export function describeMarkedFiles(files: MarkedFile[]): string {
   return files.map((f) => `${f.path} (line${f.lines.length === 1 ? '' : 's'} ${f.lines.slice(0, 6).join(', ')}${f.lines.length > 6 ? ', …' : ''})`).join(', ');

@@ -55,6 +55,25 @@ describe('the conflict gate: markers left in what the merge touches', () => {
     expect((await conflictHunks(repo, merge, { context: 1 })).hunks).toEqual([{ path: 'f.txt', text: '1  one\n2  <<<<<<< main\n3  2\n4  =======\n5  TWO\n6  >>>>>>> side\n7  three' }]);
     expect(await gitOut(repo, 'status', '--porcelain')).toBe('');
     expect((await trialMerge(repo, 'main', 'main~1')).clean).toBe(true);
+
+    // The gate holds the merge to its task: aborted, the worktree has no markers and none of the task's changes.
+    const tip = await gitOut(repo, 'rev-parse', 'side');
+    const gate = { since: await gitOut(repo, 'rev-parse', 'main'), files: ['f.txt'], tip };
+    await execa('git', ['merge', '--no-commit', 'side'], { cwd: repo, reject: false });
+    expect(await runConflictGate(repo, gate)).toMatchObject({ exitCode: 1, paths: ['f.txt'] });
+    await execa('git', ['merge', '--abort'], { cwd: repo });
+    expect(await runConflictGate(repo, gate)).toEqual({
+      command: CONFLICT_GATE_CHECK,
+      exitCode: 1,
+      durationMs: expect.any(Number),
+      timedOut: false,
+      outputTail: `the merge of ${tip.slice(0, 12)} is no longer in progress (aborted or reset?): the worktree does not hold the task's changes — merge it again with \`git merge --no-commit ${tip}\``,
+    });
+    // Resolved and concluded: the task's commit is in HEAD's history, no marker is left.
+    await execa('git', ['merge', '--no-commit', 'side'], { cwd: repo, reject: false });
+    writeFileSync(join(repo, 'f.txt'), 'one\n2 and TWO\nthree\n');
+    await commitAll(repo, 'resolved');
+    expect(await runConflictGate(repo, gate)).toMatchObject({ exitCode: 0 });
   });
 });
 
