@@ -38,13 +38,16 @@ function setup() {
   return { ...box, run, ok, runFile, iterations, statusOf };
 }
 
-/** A task submitted and driven to done by one scripted answer (`obra submit`, `obra work --until-idle`). */
-async function doneTask(s: ReturnType<typeof setup>, repo: string, task: string, check: string, reply: Reply): Promise<string> {
-  const id = await s.ok(['submit', '--task', task, '--repo', repo, '--check', check]);
-  const worked = await s.run(['work', '--until-idle'], [reply]);
+type TaskSpec = [task: string, check: string, reply: Reply];
+
+/** Two tasks submitted, then driven to done by one `obra work`, one at a time: the first gets the first answer. */
+async function doneTasks(s: ReturnType<typeof setup>, repo: string, tasks: [TaskSpec, TaskSpec]): Promise<[string, string]> {
+  const ids: string[] = [];
+  for (const [task, check] of tasks) ids.push(await s.ok(['submit', '--task', task, '--repo', repo, '--check', check]));
+  const worked = await s.run(['work', '--until-idle', '--concurrency', '1'], tasks.map(([, , reply]) => reply));
   expect(worked.exitCode, worked.stderr).toBe(0);
-  expect(s.runFile(id).status).toBe('done');
-  return id;
+  for (const id of ids) expect(s.runFile(id).status).toBe('done');
+  return [ids[0]!, ids[1]!];
 }
 
 const SHARED = 'colour: red\nsize: small\n';
@@ -56,8 +59,10 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
   it('queues a resolution with the hunks and both intents; once done, `obra merge` lands one merge commit with both; a follower starts from it', async () => {
     const s = setup();
     const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
-    const a = await doneTask(s, repo, 'Make the colour blue', 'grep -q blue shared.txt', blue);
-    const b = await doneTask(s, repo, 'Make the colour bold', 'grep -q bold shared.txt', bold);
+    const [a, b] = await doneTasks(s, repo, [
+      ['Make the colour blue', 'grep -q blue shared.txt', blue],
+      ['Make the colour bold', 'grep -q bold shared.txt', bold],
+    ]);
     // A task that follows b, held back until b has landed.
     const follower = await s.ok(['submit', '--task', 'Make it large', '--repo', repo, '--after', b]);
     await s.ok(['pause', follower]);
@@ -133,8 +138,10 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
   it('refuses a resolution that leaves markers (the gate), asks a human naming the files, and goes on with the answer', async () => {
     const s = setup();
     const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
-    const a = await doneTask(s, repo, 'Make the colour blue', 'grep -q blue shared.txt', blue);
-    const b = await doneTask(s, repo, 'Make the colour bold', 'grep -q bold shared.txt', bold);
+    const [a, b] = await doneTasks(s, repo, [
+      ['Make the colour blue', 'grep -q blue shared.txt', blue],
+      ['Make the colour bold', 'grep -q bold shared.txt', bold],
+    ]);
     await s.ok(['merge', a]);
     const mainBefore = await gitOut(repo, 'rev-parse', 'main');
     const queued = await s.run(['merge', '--resolve', b]);
@@ -187,8 +194,10 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
   it('resolves an edit against a delete: the prompt says which side deleted it, and the deletion the agent makes lands', async () => {
     const s = setup();
     const repo = await gitRepo(join(s.dir, 'repo'), { 'old.txt': 'legacy\n', 'keep.txt': 'kept\n' });
-    const a = await doneTask(s, repo, 'Remove the legacy file old.txt', 'test ! -e old.txt', { result: 'Removed old.txt.\nSTATUS: DONE', bash: ['rm old.txt'] });
-    const b = await doneTask(s, repo, 'Mark the legacy notes as updated', 'grep -rq updated .', { result: 'Marked old.txt as updated.\nSTATUS: DONE', files: { 'old.txt': 'legacy, updated\n' } });
+    const [a, b] = await doneTasks(s, repo, [
+      ['Remove the legacy file old.txt', 'test ! -e old.txt', { result: 'Removed old.txt.\nSTATUS: DONE', bash: ['rm old.txt'] }],
+      ['Mark the legacy notes as updated', 'grep -rq updated .', { result: 'Marked old.txt as updated.\nSTATUS: DONE', files: { 'old.txt': 'legacy, updated\n' } }],
+    ]);
     await s.ok(['merge', a]);
     const queued = await s.run(['merge', '--resolve', b]);
     expect(queued.exitCode, queued.stderr).toBe(12);
@@ -215,8 +224,10 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
   it('with merge.resolve: agent, `obra merge` resolves by an agent; --no-resolve keeps it the user\'s', async () => {
     const s = setup();
     const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
-    const a = await doneTask(s, repo, 'Make the colour blue', 'grep -q blue shared.txt', blue);
-    const b = await doneTask(s, repo, 'Make the colour bold', 'grep -q bold shared.txt', bold);
+    const [a, b] = await doneTasks(s, repo, [
+      ['Make the colour blue', 'grep -q blue shared.txt', blue],
+      ['Make the colour bold', 'grep -q bold shared.txt', bold],
+    ]);
     await s.ok(['merge', a]);
     writeFileSync(join(s.dir, 'obra.yaml'), ['merge:', '  resolve: agent', ''].join('\n'));
     const mine = await s.run(['merge', '--no-resolve', b]);
