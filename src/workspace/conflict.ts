@@ -1,5 +1,6 @@
 import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { UserError } from '../core/errors.js';
 import type { ConflictGate } from '../core/types.js';
 import { git, tryGit } from './git.js';
 
@@ -174,7 +175,7 @@ export async function beginResolutionMerge(path: string, options: { tip: string;
   const merged = await tryGit(path, ['merge', '--no-ff', '--no-commit', '-m', options.message, options.tip]);
   if (merged.exitCode !== 0 && (await tryGit(path, ['rev-parse', '--verify', '--quiet', 'MERGE_HEAD'])).exitCode !== 0) {
     const why = (merged.stderr || merged.stdout).trim().split('\n')[0];
-    throw new Error(`cannot start the merge of ${options.tip} in ${path}: git merge failed: ${why}`);
+    throw new UserError(`cannot start the merge of ${options.tip} in the resolution's worktree ${path}: git merge failed: ${why} — discard this resolution (\`obra discard\`) and start another with \`obra merge --resolve\``);
   }
   return true;
 }
