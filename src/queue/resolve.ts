@@ -5,7 +5,7 @@ import type { QueueEntry, RunFile } from '../persisted/run-file.js';
 import { RunStore } from '../store/run-store.js';
 import { conflictHunks, resolvedMergeCommit, trialMerge, type TrialMerge } from '../workspace/conflict.js';
 import { git, tryGit } from '../workspace/git.js';
-import { checkoutOnBase, type WorktreeSpace } from '../workspace/worktree.js';
+import { checkoutClean, checkoutOnBase, type WorktreeSpace } from '../workspace/worktree.js';
 import { submitTasks } from './submit.js';
 
 /**
@@ -96,7 +96,8 @@ export async function landResolution(options: { storeDir: string; task: string }
   const resolves = resolution.queue?.resolves;
   const resolutionSpace = resolution.queue?.workspace;
   if (!resolves || resolutionSpace?.kind !== 'worktree' || resolution.queue?.discarded) throw new UserError(`run ${resolvedBy} holds no resolution of ${space.branch} any more (discarded?) — start one again with \`obra merge --resolve ${options.task}\``);
-  await checkoutOnBase(space, options.task, { cleanToo: true });
+  await checkoutOnBase(space, options.task);
+  await checkoutClean(space);
   const tip = await commitOf(space.repo, `refs/heads/${space.branch}`);
   if (tip !== resolves.tip) {
     throw new UserError(`${space.branch} moved since run ${resolvedBy} resolved its conflict (it resolved ${resolves.tip.slice(0, 12)}) — resolve it again with \`obra merge --resolve ${options.task}\`; nothing was changed`);
@@ -111,7 +112,7 @@ export async function landResolution(options: { storeDir: string; task: string }
     const why = conflicts.length ? `${space.baseBranch} moved since and conflicts with it in ${conflicts.join(', ')}` : (landed.stderr || landed.stdout).trim().split('\n')[0];
     throw new UserError(`cannot land run ${resolvedBy}'s resolution of ${space.branch}: ${why} — nothing was changed; resolve it again with \`obra merge --resolve ${options.task}\``, MERGE_CONFLICT_EXIT_CODE);
   }
-  const landedAt = (await commitOf(space.repo, 'HEAD'));
+  const landedAt = await commitOf(space.repo, 'HEAD');
   const at = new Date().toISOString();
   for (const runId of [options.task, resolvedBy]) {
     const handle = store.openRun(runId);

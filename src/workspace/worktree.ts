@@ -156,10 +156,10 @@ export async function diffOf(space: WorktreeSpace): Promise<string> {
  * that brought it in is named (`already`).
  */
 export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ commit: string; already: boolean }> {
-  await checkoutOnBase(space, runId, { cleanToo: false });
+  await checkoutOnBase(space, runId);
   const earlier = await mergeThatBrought(space.repo, space.branch, space.baseBranch!);
   if (earlier) return { commit: earlier, already: true };
-  await checkoutOnBase(space, runId, { cleanToo: true });
+  await checkoutClean(space);
   const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
   if (merged.exitCode !== 0) {
     const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
@@ -180,11 +180,8 @@ export class MergeConflictError extends UserError {
   }
 }
 
-/**
- * Refuses a landing unless the user's checkout is on the task's base branch (and, with `cleanToo`, has no
- * uncommitted change): nothing is ever merged into a branch that is not checked out, nor over someone's work.
- */
-export async function checkoutOnBase(space: WorktreeSpace, runId: string, options: { cleanToo: boolean }): Promise<void> {
+/** Refuses a landing unless the user's checkout is on the task's base branch: nothing is merged into a branch not checked out. */
+export async function checkoutOnBase(space: WorktreeSpace, runId: string): Promise<void> {
   if (!space.baseBranch) {
     throw new UserError(`run ${runId} started from ${space.base}, not from a branch: merge ${space.branch} yourself (\`git -C ${space.repo} merge ${space.branch}\`)`);
   }
@@ -192,7 +189,10 @@ export async function checkoutOnBase(space: WorktreeSpace, runId: string, option
   if (current !== space.baseBranch) {
     throw new UserError(`${space.repo} has ${current || 'a detached HEAD'} checked out, not ${space.baseBranch} (the branch run ${runId} started from) — \`git checkout ${space.baseBranch}\` there first; nothing was changed`);
   }
-  if (!options.cleanToo) return;
+}
+
+/** Refuses a landing over uncommitted changes in the user's checkout. */
+export async function checkoutClean(space: WorktreeSpace): Promise<void> {
   const dirty = changedPaths(await git(space.repo, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
   if (dirty.length) {
     throw new UserError(`${space.repo} has uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
