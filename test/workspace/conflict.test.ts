@@ -1,11 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import type { QualityReport } from '../../src/core/types.js';
 import { DecisionEngine } from '../../src/decision/decision-engine.js';
 import { CONFLICT_GATE_CHECK, runConflictGate } from '../../src/scoring/conflict-gate.js';
-import { conflictHunks, conflictMarkersLeft, trialMerge } from '../../src/workspace/conflict.js';
+import { beginResolutionMerge, conflictHunks, conflictMarkersLeft, trialMerge } from '../../src/workspace/conflict.js';
 import { check, task, verdict } from '../judging/helpers.js';
 import { gitOut, gitRepo, scratch } from '../queue/helpers.js';
 
@@ -74,6 +74,40 @@ describe('the conflict gate: markers left in what the merge touches', () => {
     writeFileSync(join(repo, 'f.txt'), 'one\n2 and TWO\nthree\n');
     await commitAll(repo, 'resolved');
     expect(await runConflictGate(repo, gate)).toMatchObject({ exitCode: 0 });
+  });
+});
+
+describe('beginResolutionMerge: the merge a resolution works in', () => {
+  it('starts it once: kept while in progress or concluded, started again in a worktree made anew at the base', async () => {
+    const s = scratch('obra-begin-');
+    const repo = await gitRepo(join(s.root, 'repo'), { 'f.txt': 'one\n' });
+    await execa('git', ['checkout', '-qb', 'task'], { cwd: repo });
+    writeFileSync(join(repo, 'f.txt'), 'task\n');
+    await commitAll(repo, 'task');
+    await execa('git', ['checkout', '-q', 'main'], { cwd: repo });
+    writeFileSync(join(repo, 'f.txt'), 'main\n');
+    await commitAll(repo, 'main');
+    const tip = await gitOut(repo, 'rev-parse', 'task');
+    const baseCommit = await gitOut(repo, 'rev-parse', 'main');
+    const tree = join(s.root, 'tree');
+    await execa('git', ['worktree', 'add', '-q', '-b', 'resolution', tree, baseCommit], { cwd: repo });
+    const begin = () => beginResolutionMerge(tree, { tip, baseCommit, message: 'Merge task' });
+
+    expect(await begin()).toBe(true);
+    expect(await gitOut(tree, 'rev-parse', 'MERGE_HEAD')).toBe(tip);
+    expect(readFileSync(join(tree, 'f.txt'), 'utf8')).toMatch(/^<<<<<<< HEAD\nmain\n=======\ntask\n>>>>>>> [0-9a-f]{40}\n$/);
+    // The agent's work in progress is kept.
+    writeFileSync(join(tree, 'f.txt'), 'main and task\n');
+    expect(await begin()).toBe(false);
+    expect(readFileSync(join(tree, 'f.txt'), 'utf8')).toBe('main and task\n');
+    await commitAll(tree, 'iteration 1');
+    expect(await begin()).toBe(false);
+    // Lost and made anew from a branch still at the base: the merge starts again.
+    await execa('git', ['worktree', 'remove', '--force', tree], { cwd: repo });
+    await execa('git', ['branch', '-f', 'resolution', baseCommit], { cwd: repo });
+    await execa('git', ['worktree', 'add', '-q', tree, 'resolution'], { cwd: repo });
+    expect(await begin()).toBe(true);
+    expect(await gitOut(tree, 'diff', '--name-only', '--diff-filter=U')).toBe('f.txt');
   });
 });
 
