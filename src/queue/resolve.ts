@@ -161,7 +161,8 @@ function lastAnswerOf(store: RunStore, runId: string): string | null {
     const handle = store.openRun(runId);
     try {
       const last = handle.readIterations().filter((record) => record.validation?.answer).at(-1);
-      return last?.validation?.answer?.trim() || null;
+      // The agent's summary, without its STATUS line (that was for Obra).
+      return last?.validation?.answer?.split('\n').filter((line) => !/^\s*STATUS:/.test(line)).join('\n').trim() || null;
     } finally {
       handle.close();
     }
@@ -205,7 +206,8 @@ async function resolutionPrompt(
       'a file deleted on one side and changed on the other is kept (with the change) or deleted, as the two intents call for. ' +
       'Change nothing else, do not commit and do not abort the merge: Obra commits your work after each answer.' +
       (checks.length ? ` The result must pass the task's checks: ${checks.map((c) => `\`${c}\``).join(', ')}.` : ''),
-    `## The conflicts\n\n${merge.messages.join('\n') || `conflicted: ${merge.files.join(', ')}`}`,
+    `## The conflicts\n\n${merge.messages.join('\n') || `conflicted: ${merge.files.join(', ')}`}` +
+      (hunks.length ? `\n\nIn each hunk below (numbered as in the file), the side after \`<<<<<<<\` is ${baseBranch}'s, the side before \`>>>>>>>\` is ${space.branch}'s.` : ''),
     ...hunks.map((h) => `### ${h.path}\n\n\`\`\`\n${h.text}\n\`\`\``),
     ...(cut ? ['(more conflicts than shown here: open the files listed above)'] : []),
   ];

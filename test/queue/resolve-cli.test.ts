@@ -99,10 +99,10 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
     expect(worked.exitCode, worked.stderr).toBe(0);
     const [record] = s.iterations(r);
     // The prompt: what to do, git's conflict, the hunk with line numbers, and both sides' intent.
-    expect(record!.prompt).toContain('CONFLICT (content): Merge conflict in shared.txt');
+    expect(record!.prompt).toContain(`CONFLICT (content): Merge conflict in shared.txt\n\nIn each hunk below (numbered as in the file), the side after \`<<<<<<<\` is main's, the side before \`>>>>>>>\` is obra/${b}'s.`);
     expect(record!.prompt).toMatch(/### shared\.txt\n\n```\n1  <<<<<<< [0-9a-f]{40}\n2  colour: blue\n3  =======\n4  colour: red, bold\n5  >>>>>>> [0-9a-f]{40}\n6  size: small\n/);
-    expect(record!.prompt).toContain(`## What obra/${b} meant (run ${b})\n\nIts task: Make the colour bold\n\nIts last answer: Made the colour bold in shared.txt.`);
-    expect(record!.prompt).toContain(`Tasks that landed on main since obra/${b} started:\n- run ${a}: Make the colour blue\n  Its last answer: Made the colour blue in shared.txt. STATUS: DONE`);
+    expect(record!.prompt).toContain(`## What obra/${b} meant (run ${b})\n\nIts task: Make the colour bold\n\nIts last answer: Made the colour bold in shared.txt.\n\n## What main holds`);
+    expect(record!.prompt).toContain(`Tasks that landed on main since obra/${b} started:\n- run ${a}: Make the colour blue\n  Its last answer: Made the colour blue in shared.txt.\n\n`);
     expect(record!.prompt).toMatch(new RegExp(`Its commits since then, newest first:\\n[0-9a-f]+ Merge obra/${a} \\(obra run ${a}\\)\\n[0-9a-f]+ obra ${a} iteration 1: done`));
     expect(record!.prompt).toContain("The result must pass the task's checks: `grep -q bold shared.txt`.");
     // Judged with b's check and Obra's gate, both green.
