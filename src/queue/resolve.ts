@@ -52,7 +52,9 @@ export async function startResolution(options: { storeDir: string; task: string;
   const merge = await trialMerge(space.repo, baseCommit, tip);
   if (merge.clean) throw new UserError(`${space.branch} merges cleanly into ${baseBranch} now — land it with \`obra merge ${options.task}\``);
 
-  const config = configSchema.parse(file.config);
+  const parsed = configSchema.safeParse(file.config);
+  if (!parsed.success) throw new UserError(`${store.runDir(options.task)}/run.json holds a config this Obra cannot read; resolve the conflict yourself (\`git -C ${space.repo} merge ${space.branch}\`)`);
+  const config = parsed.data;
   // The task's checks are the resolution's evidence (they hold the config's already: not added twice).
   config.task.checks = file.task.checks;
   if (file.agent.name === 'claude-code' && typeof file.agent.command === 'string') config.agent = { ...config.agent, local: { ...config.agent.local, command: file.agent.command } };
