@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { resolveRaceWinner } from '../race/race.js';
 import { RunStore } from '../store/run-store.js';
 import { diffRun, discardRun, mergeRun, retryRun } from '../workbench/actions.js';
+import { RESOLUTION_PENDING_EXIT_CODE } from '../core/statuses.js';
 import { configFrom } from './config-from.js';
 
 /** `obra diff`, `obra merge`, `obra discard`, `obra retry`: a queued task from the command line (src/workbench/actions.ts does the work). */
@@ -22,9 +23,14 @@ export async function diff(id: string, flags: { db?: string; config?: string }):
   if (note) process.stderr.write(`${note}\n`);
 }
 
-export async function merge(id: string, flags: { db?: string; config?: string }): Promise<void> {
+export async function merge(id: string, flags: { db?: string; config?: string; resolve?: boolean }): Promise<void> {
   const runId = runOrWinner(id, storeDirOf(flags));
-  process.stdout.write(`${(await mergeRun(runId, storeDirOf(flags))).message}\n`);
+  const config = configFrom(flags);
+  const onConflict = flags.resolve === undefined ? config.merge.resolve : flags.resolve ? 'agent' : 'human';
+  const outcome = await mergeRun(runId, storeDirOf(flags), { resolve: onConflict });
+  process.stdout.write(`${outcome.message}\n`);
+  // It has not landed: a task resolves its conflict first.
+  if (outcome.resolution) process.exitCode = RESOLUTION_PENDING_EXIT_CODE;
 }
 
 export async function discard(runId: string, flags: { db?: string; config?: string }): Promise<void> {

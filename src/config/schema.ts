@@ -290,6 +290,15 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("Many tasks at once (obra work, obra worker)."),
+  merge: z
+    .strictObject({
+      resolve: z
+        .enum(['human', 'agent'], { error: 'expected human or agent' })
+        .default('human')
+        .describe("What obra merge does when a task's branch conflicts with its base: human refuses (exit 11, nothing changed; you merge it yourself), agent queues a task that resolves it (as obra merge --resolve; docs/resolving-conflicts.md)."),
+    })
+    .prefault({})
+    .describe('How obra merge lands a task.'),
   notify: z
     .strictObject({
       webhooks: z

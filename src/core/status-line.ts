@@ -43,6 +43,10 @@ export interface StatusLine {
   usage: UsageTotals | null;
   /** Set for an attempt of a race (`obra submit --agents/--attempts`; docs/race.md); null otherwise and on Restate. */
   race: RaceMark | null;
+  /** For a task that resolves another's merge conflict (`obra merge --resolve`): that task's run; else null. */
+  resolves: string | null;
+  /** For a task whose conflict was handed to an agent: the run that resolves it; else null. */
+  resolvedBy: string | null;
 }
 
 /** An attempt's place in its race. */

@@ -41,3 +41,6 @@ export const USAGE_EXIT_CODE = 2;
 
 /** `obra merge`: the task's branch conflicts with its base branch (the merge was undone). */
 export const MERGE_CONFLICT_EXIT_CODE = 11;
+
+/** `obra merge --resolve`: the landing waits for the task that resolves its conflict (queued now, or not done yet). */
+export const RESOLUTION_PENDING_EXIT_CODE = 12;

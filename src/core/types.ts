@@ -35,6 +35,19 @@ export interface TaskSpec {
   checks: string[];
   /** Markers the answer must contain to be accepted (task-specific). */
   requiredMarkers: string[];
+  /**
+   * Set for a task that resolves a merge conflict (`obra merge --resolve`): Obra's own gate, checked with the
+   * task's checks after every answer — no conflict marker may be left in `files` (the conflicted ones) nor in
+   * any file that differs from `since` (the base's commit the merge started from).
+   */
+  conflictGate?: ConflictGate;
+}
+
+export interface ConflictGate {
+  since: string;
+  files: string[];
+  /** The commit being merged: it must stay merged (in progress, or concluded), or its changes would be dropped. */
+  tip?: string;
 }
 
 /** One exponential backoff: wait initial × backoff^(n-1), capped, before retry n (of at most maxRetries). */
@@ -219,6 +232,8 @@ export interface CheckResult {
   timedOut: boolean;
   /** The last lines of stdout+stderr, for the next prompt's feedback. */
   outputTail: string;
+  /** The files a check Obra runs itself found wanting (the conflict gate: those with markers left). */
+  paths?: string[];
 }
 
 export interface QualityReport {

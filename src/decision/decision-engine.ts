@@ -1,6 +1,7 @@
 import type { CheckResult, ConfidenceReport, Decision, DecisionReport, IterationSummary, PermissionDenial, QualityReport, TaskSpec, ValidationVerdict } from '../core/types.js';
 import { allowFlags, describeDenials } from '../agents/permissions.js';
 import { excerpt, failureFingerprint } from '../../machines/summary.js';
+import { CONFLICT_GATE_CHECK } from '../scoring/conflict-gate.js';
 
 export interface DecisionPolicy {
   /** Quality at or above: proceed (or done, when claimed and the checks pass). */
@@ -42,6 +43,7 @@ export interface DecisionInput {
 export const DECISION_RULES = [
   'acceptedAsDone',
   'permissionDenied',
+  'conflictMarkersLeft',
   'finishedWithoutStatus',
   'stuck',
   'retriesExhausted',
@@ -109,6 +111,22 @@ export class DecisionEngine {
         `the agent was refused ${n} tool use${n === 1 ? '' : 's'} it asked for: ${describeDenials(denials)} — ` +
         `allow ${n === 1 ? 'it' : 'them'} with \`obra answer <runId> ${allowFlags(denials)}\`, or answer with what to do instead`;
       return report('escalate', 'permissionDenied', reason, `Claude Code refused these tool uses (no permission rule allowed them): ${describeDenials(denials)}.`);
+    }
+
+    // A conflict's resolution that says it is finished with conflict markers left: never done, and not retried
+    // blindly either — a person looks at the files (Obra's gate, see src/scoring/conflict-gate.ts).
+    const gate = failing.find((check) => check.command === CONFLICT_GATE_CHECK);
+    if (gate && (validation.claimsDone || (noStatusLine(validation) && saysFinished(validation.answer)))) {
+      if (!gate.paths?.length) {
+        // Not markers: the merge itself is gone (see conflict-gate.ts).
+        const reason = `the resolution says it is done, but ${gate.outputTail}; or answer with what to do (\`obra answer <runId> "..."\`)`;
+        return report('escalate', 'conflictMarkersLeft', reason, `${gate.outputTail}.`);
+      }
+      const files = gate.paths.join(', ');
+      const reason =
+        `the resolution says it is done, but ${gate.outputTail} — ` +
+        `it can be done only without them: answer with how to resolve ${files} (\`obra answer <runId> "..."\`), or edit them in ${input.task.workdir} yourself and answer "go on"`;
+      return report('escalate', 'conflictMarkersLeft', reason, `Conflict markers are still in ${files}. ${gate.outputTail}. Resolve every conflict: leave no line of <<<<<<<, ======= or >>>>>>> in any file.`);
     }
 
     // No status line, but the user's own checks all pass and the answer says in words that the work is finished.

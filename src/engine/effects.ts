@@ -145,7 +145,7 @@ export function iterationWork(deps: EffectDeps): IterationWork {
     validateResponse: pure((input) => judging.validate(input.call, input.task)),
     scoreResponse: {
       // Checks and the LLM judge act outside; without them scoring is pure computation.
-      effect: (input) => ((input.task?.checks?.length ?? 0) > 0 || config.quality.judge.enabled ? 'outside' : 'none'),
+      effect: (input) => ((input.task?.checks?.length ?? 0) > 0 || input.task?.conflictGate || config.quality.judge.enabled ? 'outside' : 'none'),
       run: ({ input, signal }) => judging.score(input, signal),
     },
     decide: pure((input) => judging.decide(input)),

@@ -82,8 +82,14 @@ export function obraMcpServer(options: McpOptions): { server: McpServer; close: 
   server.registerTool('diff', { description: "The task's changes against the commit it started from (a unified diff).", inputSchema: { runId: z.string() } }, ({ runId }) =>
     reply(async () => (await actions()).diffRun(runId, storeDir)),
   );
-  server.registerTool('merge', { description: "Merge the task's branch into its base branch in the user's checkout (refused when dirty or conflicting).", inputSchema: { runId: z.string() } }, ({ runId }) =>
-    reply(async () => (await actions()).mergeRun(runId, storeDir)),
+  server.registerTool(
+    'merge',
+    {
+      description:
+        "Merge the task's branch into its base branch in the user's checkout (refused when dirty). On a conflict: refused, or with `resolve: true` (default: the config's merge.resolve) a task that resolves it is queued; merging again once that task is done lands it.",
+      inputSchema: { runId: z.string(), resolve: z.boolean().optional() },
+    },
+    ({ runId, resolve }) => reply(async () => (await actions()).mergeRun(runId, storeDir, { resolve: resolve === undefined ? config.merge.resolve : resolve ? 'agent' : 'human' })),
   );
   return { server, close: async () => drives?.close() };
 }

@@ -15,7 +15,14 @@ import { RUN_STATUSES } from '../core/statuses.js';
 export const STORE_VERSION = 3;
 export const READABLE_VERSIONS = [2, 3] as const;
 
-export const taskSpecSchema = z.object({ text: z.string(), workdir: z.string(), checks: z.array(z.string()), requiredMarkers: z.array(z.string()) });
+export const taskSpecSchema = z.object({
+  text: z.string(),
+  workdir: z.string(),
+  checks: z.array(z.string()),
+  requiredMarkers: z.array(z.string()),
+  /** A conflict's resolution (`obra merge --resolve`): Obra's own gate on conflict markers. */
+  conflictGate: z.object({ since: z.string(), files: z.array(z.string()), tip: z.string().optional() }).optional(),
+});
 
 /** See src/core/usage-totals.ts. */
 export const usageTotalsSchema = z.object({
@@ -67,6 +74,17 @@ export const queueEntrySchema = z.object({
   merged: z.object({ commit: z.string(), at: z.string() }).optional(),
   /** Set for an attempt of a race (`obra submit --agents/--attempts`): the race, and which attempt of how many. */
   race: z.object({ id: z.string().regex(/^[A-Za-z0-9_-]+$/), attempt: z.number().int().positive(), of: z.number().int().positive() }).optional(),
+  /**
+   * Set on a task whose landing conflicted and was handed to an agent (`obra merge --resolve`): the run that
+   * resolves it. `obra merge` of this task lands that run's resolution once it is done.
+   */
+  resolution: z.object({ runId: z.string(), at: z.string() }).optional(),
+  /**
+   * Set on a task that resolves another's conflict: the run whose branch it merges into the base (`runId`,
+   * `branch`), that branch's commit it merges (`tip`), and the files that conflicted. Its own branch starts at
+   * the base (`workspace.baseCommit`); its worktree holds the merge in progress when a worker starts it.
+   */
+  resolves: z.object({ runId: z.string(), branch: z.string(), tip: z.string(), files: z.array(z.string()) }).optional(),
 });
 export type QueueEntry = z.infer<typeof queueEntrySchema>;
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { columnOf, inQueueOrder, type StatusLine } from '../core/status-line.js';
-import type { RunStatus } from '../core/statuses.js';
+import { isFinalStatus, type RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 import type { RaceFile } from '../persisted/race-file.js';
 import { whyBehind } from '../race/rank.js';
@@ -67,11 +67,17 @@ export class TaskLineReader {
     const lines = ids.map((runId): TaskLine => {
       try {
         const known = this.read(runId);
-        const waiting = known.line.status === 'queued' ? queuedWait(known.after, statusOf) : known.line.waitingFor;
+        const line = known.line;
+        // A done task whose landing waits for the run resolving its conflict (its status changes without this run's files).
+        const resolving = line.resolvedBy && !line.mergedInto && line.status === 'done' ? statusOf(line.resolvedBy) : null;
+        const waiting =
+          line.status === 'queued' ? queuedWait(known.after, statusOf)
+          : resolving ? resolutionWait(runId, line.resolvedBy!, resolving)
+          : line.waitingFor;
         return { ...known.line, waitingFor: waiting, ageMs: now - Date.parse(known.line.createdAt) };
       } catch (error) {
         this.known.delete(runId);
-        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null, agent: null, usage: null, race: null };
+        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null, agent: null, usage: null, race: null, resolves: null, resolvedBy: null };
       }
     });
     // In the order the workers take them (a list of ended runs keeps the same order too).
@@ -151,8 +157,17 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     agent: file.agent.kind ?? file.agent.name,
     usage,
     race: file.queue?.race ? { ...file.queue.race, decided: false, rank: null, winner: false, why: null } : null,
+    resolves: file.queue?.resolves?.runId ?? null,
+    resolvedBy: file.queue?.resolution?.runId ?? null,
   };
   return { line, fileStatus: file.status, after: file.queue?.after ?? null };
+}
+
+/** What a done task waits for while a run resolves its conflict: that run, then `obra merge` (or a new resolution). */
+function resolutionWait(runId: string, resolvedBy: string, status: RunStatus | null): string {
+  if (status === 'done') return `\`obra merge ${runId}\` (run ${resolvedBy} resolved its conflict)`;
+  if (status === null || isFinalStatus(status)) return `\`obra merge --resolve ${runId}\` again (run ${resolvedBy}, which resolved its conflict, ${status ? `ended ${status}` : 'cannot be read'})`;
+  return `run ${resolvedBy} (${status}) to resolve its conflict`;
 }
 
 /** What a queued task waits for: the run it follows to be done, or a worker. */

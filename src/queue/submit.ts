@@ -9,7 +9,7 @@ import { UserError } from '../core/errors.js';
 import { isFinalStatus } from '../core/statuses.js';
 import type { TaskSpec } from '../core/types.js';
 import { newRunId, taskInputOf } from '../hosts/files/local.js';
-import type { Workspace } from '../persisted/run-file.js';
+import type { QueueEntry, Workspace } from '../persisted/run-file.js';
 import type { StoreFs } from '../store/durable-file.js';
 import { RunStore } from '../store/run-store.js';
 import { expandRaces, type RaceMember } from '../race/race-submit.js';
@@ -44,6 +44,8 @@ export interface SubmitOptions {
   attempts?: number;
   /** Set by the expansion of a race: the attempt this task is. */
   race?: RaceMember;
+  /** A task that resolves another's merge conflict (src/queue/resolve.ts): it gets Obra's conflict gate. */
+  resolves?: NonNullable<QueueEntry['resolves']>;
   config?: ObraConfig;
   storeDir?: string;
   /** The agent's name is recorded (a worker must be given an in-process agent by its script). */
@@ -168,6 +170,8 @@ async function submitExpanded(tasks: BatchTask[], shared: Pick<SubmitOptions, 'c
     await mapInChunks([...tasks.entries()], 16, async ([i, t]) => {
       const space = spaces[i]!;
       const taskSpec: TaskSpec = { text: t.task, workdir: space.path, checks: [...config.task.checks, ...(t.checks ?? [])], requiredMarkers: config.task.required_markers };
+      // A resolution may be done only once no conflict marker is left in what the merge touches since its base.
+      if (t.resolves && space.kind === 'worktree') taskSpec.conflictGate = { since: space.baseCommit, files: t.resolves.files, tip: t.resolves.tip };
       const input = taskInputOf(runIds[i]!, taskSpec, configs[i]!);
       const inBatch = t.after === undefined ? null : batchIndexOf(t.after);
       const now = new Date(Math.max(Date.now(), first + i));
@@ -180,7 +184,7 @@ async function submitExpanded(tasks: BatchTask[], shared: Pick<SubmitOptions, 'c
           input: input as unknown as Record<string, unknown>,
           agent: specs[i]!,
           status: 'queued',
-          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space, ...(t.race ? { race: t.race } : {}) },
+          queue: { priority: t.priority ?? 0, after: inBatch === null ? (t.after ?? null) : runIds[inBatch]!, submittedAt: now.toISOString(), workspace: space, ...(t.race ? { race: t.race } : {}), ...(t.resolves ? { resolves: t.resolves } : {}) },
       });
       written.push(runIds[i]!);
     });

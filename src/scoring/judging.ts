@@ -4,6 +4,7 @@ import type { AgentCallRecord, ConfidenceReport, DecisionReport, IterationSummar
 import { DecisionEngine } from '../decision/decision-engine.js';
 import { ResponseValidator } from '../validation/response-validator.js';
 import { runChecks } from './checks.js';
+import { runConflictGate } from './conflict-gate.js';
 import { ConfidenceScorer } from './confidence-scorer.js';
 import { LlmJudge } from './llm-judge.js';
 import { QualityController } from './quality-controller.js';
@@ -55,6 +56,8 @@ export function createJudging(config: ObraConfig, deps: JudgingDeps = {}) {
               signal,
             })
           : [];
+      // A conflict's resolution: Obra's own gate, after the user's checks (see conflict-gate.ts).
+      if (input.call.outcome.kind === 'answer' && input.task.conflictGate && !signal?.aborted) checkResults.push(await runConflictGate(input.task.workdir, input.task.conflictGate));
       const q = await quality.assess({ task: input.task, call: input.call, validation: input.validation, checks: checkResults }, signal);
       const c = confidence.score({ validation: input.validation, quality: q, history: input.history, call: input.call });
       return { quality: q, confidence: c };

@@ -79,8 +79,11 @@ async function runAction(verb: string, runId: string, body: Record<string, unkno
     }
     case 'retry':
       return { status: 201, body: await (await actions()).retryRun(runId, ctx.storeDir) };
-    case 'merge':
-      return { status: 200, body: await (await actions()).mergeRun(runId, ctx.storeDir) };
+    case 'merge': {
+      // A conflict goes as the server's config says (merge.resolve): refused (409), or handed to an agent (202).
+      const outcome = await (await actions()).mergeRun(runId, ctx.storeDir, { resolve: ctx.config.merge.resolve });
+      return { status: outcome.resolution ? 202 : 200, body: outcome };
+    }
     default:
       return { status: 200, body: await (await actions()).discardRun(runId, ctx.storeDir) };
   }
@@ -106,11 +109,11 @@ function methodNotAllowed(allowed: string, path: string): ApiReply {
 
 /**
  * A refusal's status: 404 for a run that is not in the store, 409 for one whose state refuses it now (running,
- * or a merge that conflicts), 400 for anything else the caller can fix; 500 for Obra's own failures.
+ * a merge that conflicts or waits for its resolution), 400 for anything else the caller can fix; 500 for Obra's own failures.
  */
 export function errorReply(error: unknown): ApiReply {
   const message = error instanceof Error ? error.message : String(error);
   if (!(error instanceof UserError)) return { status: 500, body: { error: `internal error: ${message}` } };
-  const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
+  const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || error.exitCode === 12 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
   return { status, body: { error: message } };
 }

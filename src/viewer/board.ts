@@ -129,6 +129,8 @@ export const BOARD_JS = `
       t.priority ? el('span', {}, 'priority ' + t.priority) : null,
       t.branch ? el('span', {}, t.branch) : null,
       t.mergedInto ? el('span', {}, 'merged into ' + t.mergedInto) : null,
+      t.resolves ? el('span', {}, 'resolves the conflict of ' + t.resolves) : null,
+      t.resolvedBy ? el('span', {}, 'conflict resolved by ' + t.resolvedBy) : null,
       t.worker ? el('span', {}, 'worker ' + t.worker) : null);
     return el('a', { class: 'card-link', href: '/runs/' + encodeURIComponent(t.runId), 'data-run': t.runId, 'data-status': t.status },
       el('div', { class: 'id' }, t.runId), el('div', { class: 'what', title: t.task }, t.task), meta,

@@ -2,12 +2,13 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { configSchema, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import type { RunStatus } from '../core/statuses.js';
+import { isFinalStatus, type RunStatus } from '../core/statuses.js';
 import type { QueueEntry } from '../persisted/run-file.js';
 import { submitTasks } from '../queue/submit.js';
 import { taskEntrySchema } from '../queue/tasks-file.js';
 import { RunStore } from '../store/run-store.js';
-import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
+import { landResolution, pendingResolution, resolutionPending, startResolution } from '../queue/resolve.js';
+import { diffOf, discardWorktree, MergeConflictError, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
 
 /**
  * What can be done to the tasks of a store, one function per action, shared by the CLI (`obra submit`,
@@ -65,20 +66,57 @@ export async function diffRun(runId: string, storeDir: string): Promise<{ diff: 
 
 export interface MergeOutcome {
   runId: string;
-  commit: string;
+  /** The commit that landed it (null: it did not land, a resolution was queued instead). */
+  commit: string | null;
   already: boolean;
+  /** The run that resolved its conflict (landed now), or that was queued to resolve it (`resolve: 'agent'`). */
+  resolvedBy?: string;
+  /** Set when the merge conflicted and a resolution task was queued (or was under way): it has not landed. */
+  resolution?: { runId: string; files: string[]; already: boolean };
   message: string;
 }
 
-/** Merges the task's branch into its base branch (a conflict is a `UserError` with exit code 11; nothing changes). */
-export async function mergeRun(runId: string, storeDir: string): Promise<MergeOutcome> {
+/**
+ * Merges the task's branch into its base branch. A conflict is a `UserError` with exit code 11 and nothing
+ * changes — or, with `resolve: 'agent'`, a task that resolves it is queued (src/queue/resolve.ts). A task whose
+ * resolution is done lands it; one whose resolution is under way is refused (exit code 12).
+ */
+export async function mergeRun(runId: string, storeDir: string, options: { resolve?: 'agent' | 'human' } = {}): Promise<MergeOutcome> {
   const { store, space, status, queue } = taskSpace(runId, storeDir);
   if (status === 'running' || status === 'queued') throw new UserError(`run ${runId} is ${status}: merge it once it has ended (or pause it first); nothing was changed`);
-  const { commit, already } = await mergeInto(space, runId);
+  // A resolution lands with the task it resolves, as one merge commit (never its iteration commits).
+  if (queue.resolves && queue.merged) return { runId, commit: queue.merged.commit, already: true, message: `run ${runId}'s resolution landed with ${queue.resolves.branch} already (${queue.merged.commit.slice(0, 12)}); nothing was changed` };
+  if (queue.resolves) throw new UserError(`run ${runId} resolves the conflict of run ${queue.resolves.runId}: land it with \`obra merge ${queue.resolves.runId}\`; nothing was changed`);
+  const pending = pendingResolution(store.dir, queue);
+  if (pending?.status === 'done') {
+    const landed = await landResolution({ storeDir: store.dir, task: runId });
+    return { runId, commit: landed.commit, already: false, resolvedBy: landed.resolvedBy, message: landed.message };
+  }
+  if (pending && !isFinalStatus(pending.status)) throw resolutionPending(runId, space.branch, space.baseBranch, pending);
+  let merged: { commit: string; already: boolean };
+  try {
+    merged = await mergeInto(space, runId);
+  } catch (error) {
+    if (!(error instanceof MergeConflictError)) throw error;
+    if (options.resolve !== 'agent') throw new UserError(`${error.message}, or have an agent resolve it (\`obra merge --resolve ${runId}\`)`, error.exitCode);
+    const started = await startResolution({ storeDir: store.dir, task: runId, base: space.baseBranch ?? undefined, conflict: { files: error.files } });
+    const files = started.files.join(', ');
+    return {
+      runId,
+      commit: null,
+      already: false,
+      resolvedBy: started.runId,
+      resolution: started,
+      message: started.already
+        ? `run ${started.runId} is resolving the conflict of ${space.branch} with ${space.baseBranch} already; nothing was changed`
+        : `${space.branch} conflicts with ${space.baseBranch} in ${files}: queued run ${started.runId} to resolve it (\`obra work\` drives it); \`obra merge ${runId}\` lands it once that run is done; nothing was changed`,
+    };
+  }
+  const { commit, already } = merged;
   if (queue.merged?.commit !== commit) {
     const handle = store.openRun(runId);
     try {
-      handle.update({ queue: { ...queue, merged: { commit, at: new Date().toISOString() } } });
+      handle.update({ queue: { ...(handle.file.queue as QueueEntry), merged: { commit, at: new Date().toISOString() } } });
     } finally {
       handle.close();
     }
@@ -118,6 +156,7 @@ export async function retryRun(runId: string, storeDir: string): Promise<{ runId
   const store = RunStore.open(resolve(storeDir), { create: false });
   const { file, status } = store.peekStatus(runId);
   if (!file.queue) throw new UserError(`run ${runId} was started with \`obra run\`, not queued — start it again with \`obra submit\``);
+  if (file.queue.resolves) throw new UserError(`run ${runId} resolved the conflict of run ${file.queue.resolves.runId}: resolve it anew with \`obra merge --resolve ${file.queue.resolves.runId}\``);
   if (!RETRYABLE.includes(status)) throw new UserError(`run ${runId} is ${status}: only a task that failed, was blocked or cancelled, or waits for a human can be retried`);
   const parsed = configSchema.safeParse(file.config);
   if (!parsed.success) throw new UserError(`${store.runDir(runId)}/run.json holds a config this Obra cannot read; submit the task again with \`obra submit\``);

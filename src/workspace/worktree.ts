@@ -41,16 +41,17 @@ export async function prepareWorktree(options: { repoDir: string; base?: string;
  * For a task that follows another run's branch (`follows`): moves its branch to where that one ended, before the
  * task's worktree is made, and returns the space with its new base (to be recorded) — or null when there is
  * nothing to move: the branch already starts there, or the task has commits of its own or a worktree already.
- * When the followed branch is gone (discarded), the task starts from the merge commit that brought it into its
- * base branch (`mergedAs`, when it was merged first), or else keeps the base it was submitted with.
+ * It starts from what actually landed: when the followed run was merged first (`mergedAs`, the commit its landing
+ * left the base at, a resolved conflict included), from that commit; else from the followed branch's tip; and
+ * when that branch is gone unmerged (discarded), it keeps the base it was submitted with.
  */
 export async function startFromFollowed(space: WorktreeSpace, mergedAs: string | null = null): Promise<WorktreeSpace | null> {
-  if (!space.follows || space.base === space.follows || space.baseCommit === mergedAs) return null;
-  const followed = await tryGit(space.repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${space.follows}^{commit}`]);
-  if (followed.exitCode !== 0 && !mergedAs) return null;
-  const head = followed.exitCode === 0 ? followed.stdout.trim() : mergedAs!;
+  if (!space.follows || space.baseCommit === mergedAs || (space.base === space.follows && !mergedAs)) return null;
+  const followed = mergedAs ? null : await tryGit(space.repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${space.follows}^{commit}`]);
+  if (followed && followed.exitCode !== 0) return null;
+  const head = followed ? followed.stdout.trim() : mergedAs!;
   const own = (await git(space.repo, ['rev-parse', '--verify', `refs/heads/${space.branch}^{commit}`], `read the branch ${space.branch}`)).trim();
-  const moved = { ...space, base: followed.exitCode === 0 ? space.follows : head, baseCommit: head };
+  const moved = { ...space, base: followed ? space.follows : head, baseCommit: head };
   // Moved already (a start that stopped before it recorded the move): only the record is missing.
   if (own === head) return moved;
   if (own !== space.baseCommit || existsSync(space.path)) return null;
@@ -155,6 +156,32 @@ export async function diffOf(space: WorktreeSpace): Promise<string> {
  * that brought it in is named (`already`).
  */
 export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ commit: string; already: boolean }> {
+  await checkoutOnBase(space, runId);
+  const earlier = await mergeThatBrought(space.repo, space.branch, space.baseBranch!);
+  if (earlier) return { commit: earlier, already: true };
+  await checkoutClean(space);
+  const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
+  if (merged.exitCode !== 0) {
+    const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
+    await tryGit(space.repo, ['merge', '--abort']);
+    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
+    throw new MergeConflictError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`, conflicts);
+  }
+  return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
+}
+
+/** A landing that conflicts (exit code 11): nothing was changed; `files` are the conflicted ones. */
+export class MergeConflictError extends UserError {
+  constructor(
+    message: string,
+    readonly files: string[],
+  ) {
+    super(message, MERGE_CONFLICT_EXIT_CODE);
+  }
+}
+
+/** Refuses a landing unless the user's checkout is on the task's base branch: nothing is merged into a branch not checked out. */
+export async function checkoutOnBase(space: WorktreeSpace, runId: string): Promise<void> {
   if (!space.baseBranch) {
     throw new UserError(`run ${runId} started from ${space.base}, not from a branch: merge ${space.branch} yourself (\`git -C ${space.repo} merge ${space.branch}\`)`);
   }
@@ -162,20 +189,14 @@ export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ 
   if (current !== space.baseBranch) {
     throw new UserError(`${space.repo} has ${current || 'a detached HEAD'} checked out, not ${space.baseBranch} (the branch run ${runId} started from) — \`git checkout ${space.baseBranch}\` there first; nothing was changed`);
   }
-  const earlier = await mergeThatBrought(space.repo, space.branch, space.baseBranch);
-  if (earlier) return { commit: earlier, already: true };
+}
+
+/** Refuses a landing over uncommitted changes in the user's checkout. */
+export async function checkoutClean(space: WorktreeSpace): Promise<void> {
   const dirty = changedPaths(await git(space.repo, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
   if (dirty.length) {
     throw new UserError(`${space.repo} has uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
   }
-  const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
-  if (merged.exitCode !== 0) {
-    const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
-    await tryGit(space.repo, ['merge', '--abort']);
-    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
-    throw new UserError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`, MERGE_CONFLICT_EXIT_CODE);
-  }
-  return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
 }
 
 /**

@@ -60,6 +60,8 @@ describe('one status shape', () => {
       agent: null,
       usage: null,
       race: null,
+      resolves: null,
+      resolvedBy: null,
     });
     expect(local).toMatchObject({ status: 'queued', state: 'queued', worker: null, branchOutcome: null, after: null, waitingFor: 'a worker (`obra work`)', agent: 'claude', race: null });
     expect(local!.usage).toEqual({ calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUsd: 0, estimated: false, unpricedCalls: 0 });

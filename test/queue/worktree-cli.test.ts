@@ -96,7 +96,7 @@ describe('obra submit / work / diff / merge / discard in a git repository', () =
     const conflict = await obra(['merge', b], { cwd: repo, env: s.env });
     expect(conflict.exitCode).toBe(11);
     expect(conflict.stderr).toBe(
-      `obra: cannot merge obra/${b} into main: it conflicts with main in part-1.txt, part-2.txt — nothing was changed; merge it yourself (\`git -C ${repo} merge obra/${b}\`) to resolve it`,
+      `obra: cannot merge obra/${b} into main: it conflicts with main in part-1.txt, part-2.txt — nothing was changed; merge it yourself (\`git -C ${repo} merge obra/${b}\`) to resolve it, or have an agent resolve it (\`obra merge --resolve ${b}\`)`,
     );
     expect(await gitOut(repo, 'rev-parse', 'HEAD')).toBe(before);
     expect(await gitOut(repo, 'status', '--porcelain')).toBe('');

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RunStore } from '../../src/store/run-store.js';
@@ -135,6 +135,29 @@ describe('the HTTP API of obra view', () => {
     } finally {
       await s.view.stop();
       await hook.close();
+    }
+  });
+
+  it('with merge.resolve: agent, a conflicting merge queues its resolution (202), and merging again waits for it (409)', async () => {
+    // Every call writes the same file differently: the second task's merge conflicts.
+    const config = join(sandbox().dir, 'obra.yaml');
+    writeFileSync(config, 'merge:\n  resolve: agent\n');
+    const s = await setup([{ result: 'Wrote it.\nSTATUS: DONE', files: { 'part-1.txt': 'call {{n}}\n' } }], ['--config', config]);
+    try {
+      const { base, token } = s.view;
+      const [a, b] = await Promise.all(['One', 'Two'].map(async (task) => (await api(base, token, 'POST', '/api/tasks', { task, repo: '.' })).json.runId as string));
+      const worked = await obra(['work', '--until-idle', '--db', s.storeDir], { cwd: s.repo, env: s.env });
+      expect(worked.exitCode, worked.stderr).toBe(0);
+      expect((await api(base, token, 'POST', `/api/runs/${a}/merge`)).status).toBe(200);
+      const queued = await api(base, token, 'POST', `/api/runs/${b}/merge`);
+      expect(queued.status).toBe(202);
+      const resolution = queued.json.resolution as { runId: string; files: string[]; already: boolean };
+      expect(queued.json).toMatchObject({ runId: b, commit: null, resolvedBy: resolution.runId, resolution: { files: ['part-1.txt'], already: false } });
+      expect(runIds(s.storeDir)).toEqual([a, b, resolution.runId].sort());
+      const again = await api(base, token, 'POST', `/api/runs/${b}/merge`);
+      expect(again).toEqual({ status: 409, json: { error: `the conflict of obra/${b} with main is being resolved by run ${resolution.runId} (queued) — \`obra merge ${b}\` lands it once that run is done; nothing was changed` } });
+    } finally {
+      await s.view.stop();
     }
   });
 });

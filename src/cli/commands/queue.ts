@@ -113,9 +113,10 @@ export function register(program: Command, common: (command: Command) => Command
   worktreeCommand('diff', "print the task's changes against the commit it started from (a race's id: its winner's)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).diff(runId, flags),
   );
-  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting; a race's id: its winner's)").action(
-    async (runId: string, flags: { db?: string; config?: string }) => (await import('../worktree.js')).merge(runId, flags),
-  );
+  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty; a conflict exits 11, or is handed to an agent with --resolve; a race's id: its winner's)")
+    .option('--resolve', 'on a conflict, queue a task that has an agent resolve it (exit 12); `obra merge <runId>` lands it once done (default: merge.resolve)')
+    .option('--no-resolve', 'on a conflict, change nothing and exit 11 (you resolve it), whatever merge.resolve says')
+    .action(async (runId: string, flags: { db?: string; config?: string; resolve?: boolean }) => (await import('../worktree.js')).merge(runId, flags));
   worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).discard(runId, flags),
   );

@@ -26,6 +26,7 @@ import { restorableSnapshot } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
 import type { StoreFs } from '../../store/durable-file.js';
 import { RunStore, type RunHandle } from '../../store/run-store.js';
+import { beginResolutionMerge } from '../../workspace/conflict.js';
 import { commitIteration, ensureWorktree, startFromFollowed } from '../../workspace/worktree.js';
 import { watchControlFile } from './control-file.js';
 import { FilesRun } from './files-run.js';
@@ -282,7 +283,12 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
             const queue = ctx.handle.file.queue;
             const moved = await startFromFollowed(space, queue?.after ? mergeOf(ctx.store, queue.after) : null);
             if (moved && queue) await ctx.handle.updateInBackground({ queue: { ...queue, workspace: moved } });
-            return ensureWorktree(space);
+            const path = await ensureWorktree(space);
+            // A conflict's resolution works in the merge it resolves: the task's branch merged into the base,
+            // stopped at the conflicts (started once; a worktree found again keeps what the agent did).
+            const resolves = queue?.resolves;
+            if (resolves) await beginResolutionMerge(path, { tip: resolves.tip, baseCommit: space.baseCommit, message: `Merge ${resolves.branch} (obra run ${resolves.runId})` });
+            return path;
           },
           afterIteration: (record: IterationRecord) => commitIteration(space.path, ctx.handle.runId, record),
         }

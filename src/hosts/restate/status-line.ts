@@ -34,6 +34,8 @@ export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: str
     agent: null,
     usage: null,
     race: null,
+    resolves: null,
+    resolvedBy: null,
   };
 }
 
