@@ -144,6 +144,12 @@ export const agentQwenSchema = z.strictObject({
 
 export const agentOpencodeSchema = z.strictObject({
   ...otherAgentFields('opencode'),
+  /**
+   * What opencode may do (its own default allows every edit and command): `edit` — edits inside the task's working
+   * directory and the task's checks, nothing else (Obra's promise); `read-only` — no edits either; `config` — Obra
+   * adds no rules, opencode's configuration decides.
+   */
+  permission_mode: z.enum(['edit', 'read-only', 'config']).default('edit'),
 });
 
 /** USD per million tokens, for agents whose CLI reports tokens but no cost: the cost is then an estimate. */
