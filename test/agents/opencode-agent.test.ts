@@ -41,7 +41,9 @@ describe('the real opencode 1.18.33 samples', () => {
     expect([rejected.exitCode, turn.answer, rejected.stderr]).toEqual([0, '', '! permission requested: edit (ask.txt); auto-rejecting']);
     expect(opencodeDenials(turn.refused)).toEqual([{ tool: 'write', input: '<cwd>/ask.txt', rule: 'Write' }]);
     expect(outcomeOf(rejected)).toEqual({ kind: 'answer', apiStatus: null });
-    expect(opencodeDenials(readOpencodeTurn(sample('write-deny.jsonl')).refused)).toEqual([{ tool: 'write', input: 'write (not offered)', rule: 'Write' }]);
+    expect(opencodeDenials(readOpencodeTurn(sample('write-deny.jsonl')).refused)).toEqual([{ tool: 'write', input: '(not offered)', rule: 'Write' }]);
+    // With no command allowed at all (a task without checks), opencode does not offer bash: the call's command is unknown.
+    expect(opencodeDenials(readOpencodeTurn(sample('bash-not-offered.jsonl')).refused)).toEqual([{ tool: 'bash', input: '(not offered)', rule: 'Bash' }]);
     expect(opencodeDenials(readOpencodeTurn(sample('bash-denied-by-rule.jsonl')).refused)).toEqual([{ tool: 'bash', input: 'touch made-by-shell.txt', rule: 'Bash(touch made-by-shell.txt)' }]);
     expect(readOpencodeTurn(sample('write-outside-denied.jsonl')).refused).toEqual([{ tool: 'write', input: '<cwd>/../outside.txt', why: 'rule', outside: true }]);
     expect(readOpencodeTurn(sample('write-default-config.jsonl'))).toMatchObject({ filesChanged: ['<cwd>/hello.txt'], refused: [] });
@@ -108,7 +110,8 @@ describe('OpencodeAgent, driving fixtures/fake-opencode', () => {
     const stored = JSON.parse(readFileSync(join(w.root, '.local/share/opencode/fake-sessions', `${first.sessionId}.json`), 'utf8')) as { messages: { text: string }[] };
     expect(stored.messages[0]!.text).toBe('Do the task, with spaces.');
 
-    const second = await w.agent.call(w.request({ sessionId: first.sessionId, mode: 'resume', prompt: 'Now write hello.txt.' }));
+    // A check's rule (the engine adds `Bash(npm test)` for a task checked by `npm test`) lets opencode offer bash, for that command only.
+    const second = await w.agent.call(w.request({ sessionId: first.sessionId, mode: 'resume', prompt: 'Now write hello.txt.', allowedTools: ['Bash(npm test)'] }));
     expect(second.sessionId).toBe(first.sessionId);
     expect(second.argv.slice(-2)).toEqual(['-s', first.sessionId]);
     expect(readFileSync(join(w.workdir, 'hello.txt'), 'utf8')).toBe('hi\n');
@@ -117,7 +120,7 @@ describe('OpencodeAgent, driving fixtures/fake-opencode', () => {
     expect(second.outcome).toMatchObject({ kind: 'answer', result: { result: 'Wrote it.\nSTATUS: DONE', num_turns: 3 } });
     expect(second.tokens).toMatchObject({ costSource: 'estimate' });
     expect(second.tokens!.costUsd).toBeCloseTo((second.tokens!.inputTokens * 2 + second.tokens!.outputTokens * 10) / 1e6, 12);
-    expect(JSON.parse(w.calls()[1]!.permission!)).toEqual(opencodePermissions('edit', []));
+    expect(JSON.parse(w.calls()[1]!.permission!)).toEqual(opencodePermissions('edit', ['Bash(npm test)']));
 
     // The grant (obra answer --allow, or a check's rule) reaches opencode as an allow rule for that command.
     const third = await w.agent.call(w.request({ sessionId: first.sessionId, mode: 'resume', allowedTools: ['Bash(touch nope.txt)'] }));
@@ -133,7 +136,7 @@ describe('OpencodeAgent, driving fixtures/fake-opencode', () => {
     const r = world([{ files: { 'inside.txt': 'x' }, text: 'Tried.\nSTATUS: DONE' }], { permissionMode: 'read-only' });
     const refused = await r.agent.call(r.request());
     expect(existsSync(join(r.workdir, 'inside.txt'))).toBe(false);
-    expect(refused.permissionDenials).toEqual([{ tool: 'write', input: 'write (not offered)', rule: 'Write' }]);
+    expect(refused.permissionDenials).toEqual([{ tool: 'write', input: '(not offered)', rule: 'Write' }]);
   });
 
   it('API failures: 429 rate limited, 500 an is_error answer, 401 fatal, a provider timeout stalled; an unknown session noConversation', async () => {

@@ -14,7 +14,10 @@ export interface OpencodeRefusal {
   tool: string;
   /** The command, or the file's path. */
   input: string;
-  /** `rule`: a deny rule; `rejected`: an `ask` rule, auto-rejected in `run` (the run stops); `unavailable`: the tool was not offered (a `deny` on the whole tool). */
+  /**
+   * `rule`: a deny rule; `rejected`: an `ask` rule, auto-rejected in `run` (the run stops); `unavailable`: the tool
+   * was not offered (its last rule is `*: deny`), so the call's input is unknown.
+   */
   why: 'rule' | 'rejected' | 'unavailable';
   /** The refusal came from the `external_directory` rule: the path is outside the working directory. */
   outside: boolean;
@@ -127,10 +130,10 @@ function readTool(part: ToolPart, turn: OpencodeTurn): void {
     const path = typeof state.metadata?.filepath === 'string' ? state.metadata.filepath : typeof input.filePath === 'string' ? input.filePath : null;
     if (path && !turn.filesChanged.includes(path)) turn.filesChanged.push(path);
   }
-  // A `deny` on a whole tool takes it out of the request: the model's call comes back as tool `invalid`.
+  // A tool whose last rule is `*: deny` is not offered: the model's call comes back as tool `invalid`, without its input.
   if (tool === 'invalid') {
     const m = UNAVAILABLE.exec(typeof input.error === 'string' ? input.error : '');
-    if (m) turn.refused.push({ tool: m[1]!, input: typeof input.tool === 'string' ? `${input.tool} (not offered)` : '(not offered)', why: 'unavailable', outside: false });
+    if (m) turn.refused.push({ tool: m[1]!, input: '(not offered)', why: 'unavailable', outside: false });
     return;
   }
   if (state.status !== 'error' || typeof state.error !== 'string') return;
