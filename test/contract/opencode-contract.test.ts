@@ -29,7 +29,7 @@ const idleFor = (apis: Api[]) => (apis.some((a) => 'hang' in a) ? 3_000 : 120_00
 interface Shape extends Omit<CommonShape, 'sessionId'> {
   isError?: boolean;
   answer?: string;
-  /** `ses_…` for an id opencode gave, `same` for a call that kept the first call's. */
+  /** `ses_…` for an id opencode gave, `same` for a call that kept the first call's, `none reported` before its first event. */
   session: string;
   /** The user messages the call's conversation carried (the prompts of this call and the ones before it). */
   history: string[];
@@ -44,7 +44,7 @@ function shapesOf(records: AgentCallRecord[], workdir: string, root: string, his
       // A refused path and the folder to grant are in the scratch folder, which differs from run to run.
       denials: common.denials.map((d) => d.replaceAll(root, '<root>')),
       ...(result ? { isError: result.is_error, answer: result.result.trim() } : {}),
-      session: i > 0 && sessionId === records[0]!.sessionId ? 'same' : sessionId.startsWith('ses_') ? 'ses_…' : sessionId,
+      session: i > 0 && sessionId === records[0]!.sessionId ? 'same' : sessionId.startsWith('ses_') ? 'ses_…' : 'none reported',
       history: history(i),
     };
   });

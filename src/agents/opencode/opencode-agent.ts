@@ -35,7 +35,7 @@ const SESSION_ID = /^ses_[A-Za-z0-9]+$/;
 
 /**
  * Runs opencode headless: `opencode run --format json [-m provider/model] [-s ses_…]` from the task's working
- * directory, the prompt on stdin, then stdin closed (a prompt argument with spaces reaches the model in quotes,
+ * directory (and with PWD set to it: opencode's project directory is $PWD's), the prompt on stdin, then stdin closed (a prompt argument with spaces reaches the model in quotes,
  * and an open stdin blocks forever). The session id (`ses_…`) is on every event and cannot be chosen up front, so
  * a `create` call reports opencode's own; later calls resume it with `-s`, always from the same directory (from any
  * other, opencode runs the turn but never prints or exits). Two resumes of one session at once run away (each
@@ -87,11 +87,14 @@ export class OpencodeAgent implements Agent {
     if (!lock.ok) return cliRecord(start, sessionId, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
     try {
       const permissions = opencodePermissions(this.options.permissionMode ?? 'edit', request.allowedTools ?? []);
+      // opencode takes its project directory from $PWD, not from the folder it is started in (measured): left as
+      // Obra's own, every edit in the worktree would be "outside" it, and a session would belong to Obra's folder.
+      const env = { ...this.env, PWD: request.workdir, ...(permissions ? { OPENCODE_PERMISSION: JSON.stringify(permissions) } : {}) };
       const raw = await runCli({
         file: this.options.command,
         args: argv.slice(1),
         cwd: request.workdir,
-        env: permissions ? { ...this.env, OPENCODE_PERMISSION: JSON.stringify(permissions) } : this.env,
+        env,
         input: request.prompt,
         timeoutMs: this.options.timeoutMs,
         idleTimeoutMs: this.options.idleTimeoutMs ?? null,
