@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OpencodeAgent, tokensOf, type OpencodeAgentOptions } from '../../src/agents/opencode/opencode-agent.js';
@@ -160,8 +160,26 @@ describe('OpencodeAgent, driving fixtures/fake-opencode', () => {
     expect(w.calls()).toEqual([]);
   });
 
+  it("two calls on one session at once: Obra's lock lets one run, the other is busy (opencode itself would run both, and they run away)", async () => {
+    const w = world(['First.\nSTATUS: CONTINUE', { text: 'Slow.\nSTATUS: DONE', latency_ms: 800 }]);
+    const first = await w.agent.call(w.request());
+    const both = await Promise.all([0, 1].map(() => w.agent.call(w.request({ sessionId: first.sessionId, mode: 'resume' }))));
+    expect(both.map((c) => c.outcome.kind).sort()).toEqual(['answer', 'sessionBusy']);
+    expect(w.calls().filter((c) => c.argv.includes('-s'))).toHaveLength(1);
+  });
+
+  it('a resume from another folder: opencode prints nothing and never exits, so the watchdog stops it (stalled)', async () => {
+    const w = world(['First.\nSTATUS: CONTINUE'], { idleTimeoutMs: 2_000 });
+    const first = await w.agent.call(w.request());
+    const elsewhere = join(w.root, 'elsewhere');
+    mkdirSync(elsewhere);
+    const moved = await w.agent.call(w.request({ sessionId: first.sessionId, mode: 'resume', workdir: elsewhere }));
+    expect(moved.outcome.kind).toBe('stalled');
+    expect(w.calls().at(-1)!.outcome).toBe('other-directory-hang');
+  });
+
   it('a hung API: the idle watchdog kills the process group, the call is stalled', async () => {
-    const w = world([{ hang: true }], { idleTimeoutMs: 600 });
+    const w = world([{ hang: true }], { idleTimeoutMs: 2_000 });
     expect((await w.agent.call(w.request())).outcome.kind).toBe('stalled');
     const pid = w.calls().find((c) => c.outcome === 'hang')!.pid;
     await until(() => !isAlive(pid), 5_000, 'the hung fake to be gone');
