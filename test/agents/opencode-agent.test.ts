@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { processReaper } from '../../src/agents/reaper.js';
 import { OpencodeAgent, tokensOf, type OpencodeAgentOptions } from '../../src/agents/opencode/opencode-agent.js';
 import { classifyOpencode } from '../../src/agents/opencode/opencode-classify.js';
 import { opencodeDenials, opencodePermissions } from '../../src/agents/opencode/opencode-permissions.js';
@@ -183,6 +184,15 @@ describe('OpencodeAgent, driving fixtures/fake-opencode', () => {
     expect((await w.agent.call(w.request())).outcome.kind).toBe('stalled');
     const pid = w.calls().find((c) => c.outcome === 'hang')!.pid;
     await until(() => !isAlive(pid), 5_000, 'the hung fake to be gone');
+  });
+
+  it("the CLI runs under this process's reaper (spawnAgentProcess): tagged with its owner, so it dies with Obra", async () => {
+    const w = world([{ hang: true }], { idleTimeoutMs: 2_000 });
+    const call = w.agent.call(w.request());
+    await until(() => w.calls().some((c) => c.outcome === 'hang'), 10_000, 'the fake to hang');
+    const pid = w.calls().find((c) => c.outcome === 'hang')!.pid;
+    expect(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')).toContain(processReaper.tag);
+    expect((await call).outcome.kind).toBe('stalled');
   });
 
   it("opencode's config prices the model: its cost is reported, not estimated", async () => {
