@@ -65,6 +65,20 @@ describe('the real opencode 1.18.33 samples', () => {
     expect(classifyOpencode(raw({ spawnError: 'ENOENT: spawn opencode', spawnCode: 'ENOENT', exitCode: null }), readOpencodeTurn(''), 0)).toMatchObject({ kind: 'fatal', message: 'the opencode binary was not found — install opencode (npm i -g opencode-ai) or set agent.opencode.command / --agent-bin' });
   });
 
+  it('the prompt on stdin reaches the model verbatim; a resumed turn carries the history; --auto approves an ask; a hang prints nothing at all', () => {
+    expect(readOpencodeTurn(sample('prompt-via-stdin.jsonl'))).toMatchObject({ answer: 'Mock answer: the task is handled.\nSTATUS: DONE', error: null });
+    const requests = sample('resume.requests.jsonl').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; carried: string[] });
+    expect(requests.filter((r) => r.kind === 'main').map((r) => r.carried.filter((c) => c.startsWith('user:')).length)).toEqual([1, 2, 3]);
+    expect(readOpencodeTurn(sample('write-ask-with-auto.jsonl'))).toMatchObject({ filesChanged: ['<cwd>/askauto.txt'], refused: [] });
+    for (const name of ['hang-default.timed.jsonl', 'resume-from-subdirectory-never-exits.timed.jsonl']) {
+      const silent = timed(name);
+      // Killed by the harness (60 s, 480 s) without a single event.
+      expect(silent.stdout).toBe('');
+      // What Obra sees of it: silence, until the idle watchdog stops the call.
+      expect(classifyOpencode(raw({ stoppedBy: 'idle', idleMs: 60_000, exitCode: null, signal: 'SIGTERM' }), readOpencodeTurn(silent.stdout), 0)).toMatchObject({ kind: 'stalled' });
+    }
+  });
+
   it('two resumes of one session at once run away: eleven answers in one run (what Obra\'s session lock prevents)', () => {
     expect(readOpencodeTurn(timed('concurrent-resume-A.timed.jsonl').stdout).steps).toBe(11);
   });
