@@ -92,6 +92,9 @@ describe("Obra's permissions in opencode's terms (OPENCODE_PERMISSION)", () => {
       external_directory: { '*': 'deny' },
       webfetch: 'deny',
       websearch: 'deny',
+      doom_loop: 'deny',
+      question: 'deny',
+      read: { '*': 'allow', '*.env': 'deny', '*.env.*': 'deny', '*.env.example': 'allow' },
     });
     // `*` comes first: opencode takes the last matching rule.
     expect(Object.keys(opencodePermissions('edit', ['Bash(npm test)'])!.bash as object)).toEqual(['*', 'npm test']);

@@ -25,7 +25,7 @@ describe('opencode under Obra\'s permissions', () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ status: 'done', iterations: [{ decision: 'done', permissionDenials: [] }] });
     expect(readFileSync(join(box.dir, 'notes.txt'), 'utf8')).toBe('hello\n');
     const [call] = readJsonLines(join(box.dir, 'fake.log')) as Logged[];
-    expect(JSON.parse(call!.permission)).toEqual({ edit: 'allow', bash: { '*': 'deny', 'test -f notes.txt': 'allow' }, external_directory: { '*': 'deny' }, webfetch: 'deny', websearch: 'deny' });
+    expect(JSON.parse(call!.permission)).toMatchObject({ edit: 'allow', bash: { '*': 'deny', 'test -f notes.txt': 'allow' }, external_directory: { '*': 'deny' }, webfetch: 'deny', websearch: 'deny' });
   });
 
   it('a refused command escalates with the rule to grant; `obra answer --allow` grants it and the same session goes on', async () => {

@@ -12,7 +12,7 @@ import type { OpencodeRefusal } from './opencode-stream.js';
  *
  * - `edit` (default): `edit` allowed; `external_directory` denied (a path outside the working directory — opencode
  *   checks it before the edit rule); `bash` denied but for the task's checks and granted commands; `webfetch` and
- *   `websearch` denied.
+ *   `websearch` denied; opencode's own `ask` defaults decided (ASK_DEFAULTS_DECIDED).
  * - `read-only`: as `edit`, with `edit` denied (opencode then does not offer its write tools at all).
  * - `config`: no rules from Obra: opencode's configuration decides (its default allows everything).
  */
@@ -24,6 +24,16 @@ export type OpencodePermissions = Record<string, Action | Record<string, Action>
 /** The rule that lets the agent write below a folder outside the working directory: `ExternalDirectory(/data/*)`. */
 const EXTERNAL = /^ExternalDirectory\((.+)\)$/;
 const BASH = /^Bash\((.+)\)$/;
+
+/**
+ * What opencode 1.18.33 asks by default (read from the binary): a third identical tool call in a row (`doom_loop`),
+ * reading `.env` files; and the build agent's `question` tool, which would wait for an answer nobody gives.
+ */
+const ASK_DEFAULTS_DECIDED: OpencodePermissions = {
+  doom_loop: 'deny',
+  question: 'deny',
+  read: { '*': 'allow', '*.env': 'deny', '*.env.*': 'deny', '*.env.example': 'allow' },
+};
 
 /** Claude's `Bash(npm run:*)` (any command starting so) is opencode's wildcard `npm run*`. */
 const bashPattern = (command: string) => (command.endsWith(':*') ? `${command.slice(0, -2)}*` : command);
@@ -46,7 +56,15 @@ export function opencodePermissions(mode: OpencodePermissionMode, allowed: reado
     if (folder) external[folder] = 'allow';
   }
   const web: Action = rules.some((rule) => rule === 'WebFetch' || rule.startsWith('WebFetch(')) ? 'allow' : 'deny';
-  return { edit: mode === 'edit' || editGranted ? 'allow' : 'deny', bash, external_directory: external, webfetch: web, websearch: web };
+  return {
+    edit: mode === 'edit' || editGranted ? 'allow' : 'deny',
+    bash,
+    external_directory: external,
+    webfetch: web,
+    websearch: web,
+    // opencode's own `ask` defaults, which in `run` would end the call silently: decided here instead.
+    ...ASK_DEFAULTS_DECIDED,
+  };
 }
 
 /** The refusals of a call as Obra records them, each with the rule `obra answer --allow` takes to lift it. */
