@@ -21,6 +21,9 @@ export const AGENT_CLIS = {
   gemini: { pkg: '@google/gemini-cli', version: '0.61.0', bin: 'gemini', size: '~102 MB', versionText: '0.61.0' },
   // The newest Qwen Code that runs on Node 20.
   qwen: { pkg: '@qwen-code/qwen-code', version: '0.15.10', bin: 'qwen', size: '~55 MB', versionText: '0.15.10' },
+  // npm would add both x64 builds (opencode-linux-x64 and -baseline, 177 MB each); without the optional platform
+  // packages, opencode's own postinstall fetches just the one this CPU runs and copies it into bin/.
+  opencode: { pkg: 'opencode-ai', version: '1.18.33', bin: 'opencode', size: '~177 MB', versionText: '1.18.33', npmFlags: ['--omit=optional'] },
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,6 +54,7 @@ export async function ensureAgentCli(cli) {
     find: () => findAgentCli(cli),
     announce: `obra tests: downloading ${spec.pkg} ${spec.version} (${spec.size}) into .cache/ for test/contract — once\n`,
     timeoutMs: 15 * 60_000,
+    npmFlags: spec.npmFlags ?? [],
     notRunning: () => `${spec.pkg}@${spec.version} was installed into ${agentCliDir(cli)} but \`${spec.bin} --version\` does not run here`,
   });
   return { bin, version: spec.version, installedMs };

@@ -10,11 +10,11 @@ import { dirname } from 'node:path';
 
 /**
  * Installs `pkg` (`name@version`) into `dir` unless `find()` already finds its binary; returns `{ bin, installedMs }`
- * (0 when it was there). `announce` is said on stderr before the download, inside the lock (one process says it);
+ * (0 when it was there). `npmFlags` go to `npm install` before the package. `announce` is said on stderr before the download, inside the lock (one process says it);
  * npm gets `timeoutMs`, and a lock as old is a leftover of a killed install. Throws with npm's message, or with
  * `notRunning()` when the installed binary is not found.
  */
-export async function installOnce({ dir, pkg, find, announce, timeoutMs, notRunning }) {
+export async function installOnce({ dir, pkg, find, announce, timeoutMs, notRunning, npmFlags = [] }) {
   const found = find();
   if (found) return { bin: found, installedMs: 0 };
   mkdirSync(dirname(dir), { recursive: true });
@@ -27,7 +27,7 @@ export async function installOnce({ dir, pkg, find, announce, timeoutMs, notRunn
     mkdirSync(dir, { recursive: true });
     process.stderr.write(announce);
     try {
-      execFileSync(npmCommand(), ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', pkg], {
+      execFileSync(npmCommand(), ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', '--loglevel=error', ...npmFlags, pkg], {
         stdio: ['ignore', 'pipe', 'pipe'],
         timeout: timeoutMs,
         encoding: 'utf8',

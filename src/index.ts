@@ -27,6 +27,8 @@ export { GeminiAgent } from './agents/gemini/gemini-agent.js';
 export type { GeminiAgentOptions } from './agents/gemini/gemini-agent.js';
 export { QwenAgent } from './agents/qwen/qwen-agent.js';
 export type { QwenAgentOptions } from './agents/qwen/qwen-agent.js';
+export { OpencodeAgent } from './agents/opencode/opencode-agent.js';
+export type { OpencodeAgentOptions } from './agents/opencode/opencode-agent.js';
 export { AGENT_KINDS, type AgentKind } from './core/agent-kinds.js';
 export { ScriptedAgent } from './agents/scripted-agent.js';
 export type { ScriptedReply, ReplyScript } from './agents/scripted-agent.js';

@@ -4,6 +4,7 @@ import type { Agent } from './agent.js';
 import { ClaudeCodeAgent, type ClaudeCodeAgentOptions } from './claude-code-agent.js';
 import { CodexAgent } from './codex/codex-agent.js';
 import { GeminiAgent } from './gemini/gemini-agent.js';
+import { OpencodeAgent } from './opencode/opencode-agent.js';
 import { QwenAgent } from './qwen/qwen-agent.js';
 import { priceFor } from './usage.js';
 
@@ -22,10 +23,10 @@ export interface AgentSpec {
 }
 
 /** The agent names of the CLI agents, by kind (what `Agent.name` says, what run files hold). */
-export const CLI_AGENT_NAMES: Readonly<Record<string, AgentKind>> = { 'claude-code': 'claude', codex: 'codex', gemini: 'gemini', qwen: 'qwen' };
+export const CLI_AGENT_NAMES: Readonly<Record<string, AgentKind>> = { 'claude-code': 'claude', codex: 'codex', gemini: 'gemini', qwen: 'qwen', opencode: 'opencode' };
 
 /** The kinds this Obra can drive. */
-export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex', 'gemini', 'qwen'];
+export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex', 'gemini', 'qwen', 'opencode'];
 
 /** A binary for the run's agent, whatever its kind (a string: `--agent-bin` on resume), or one per kind. */
 export type AgentCommand = string | Partial<Record<AgentKind, string>>;
@@ -39,7 +40,7 @@ export const commandFor = (kind: AgentKind, command: AgentCommand | undefined): 
 type Launch = { command?: string; env?: Record<string, string> };
 
 /** The options every other CLI's agent takes from its section (`agent.<kind>`), the timeouts agent.local's unless set there. */
-function cliOptionsFromConfig(config: ObraConfig, kind: 'codex' | 'gemini' | 'qwen', launch: Launch) {
+function cliOptionsFromConfig(config: ObraConfig, kind: Exclude<AgentKind, 'claude'>, launch: Launch) {
   const local = config.agent.local;
   const section = config.agent[kind];
   return {
@@ -65,6 +66,8 @@ export function agentFor(kind: AgentKind, config: ObraConfig, launch: Launch = {
       return new GeminiAgent({ ...cliOptionsFromConfig(config, 'gemini', launch), approvalMode: config.agent.gemini.approval_mode });
     case 'qwen':
       return new QwenAgent({ ...cliOptionsFromConfig(config, 'qwen', launch), approvalMode: config.agent.qwen.approval_mode });
+    case 'opencode':
+      return new OpencodeAgent({ ...cliOptionsFromConfig(config, 'opencode', launch), permissionMode: config.agent.opencode.permission_mode });
     default:
       throw new UserError(`agent.kind "${kind}" is not built into this Obra yet — use one of ${BUILT_KINDS.join(', ')} (--agent ${BUILT_KINDS.join('|')})`);
   }
@@ -90,6 +93,7 @@ export function agentSpecOf(agent: Agent): AgentSpec {
   if (agent instanceof CodexAgent) return { name: agent.name, kind: 'codex', command: agent.options.command, env: agent.options.env };
   if (agent instanceof GeminiAgent) return { name: agent.name, kind: 'gemini', command: agent.options.command, env: agent.options.env };
   if (agent instanceof QwenAgent) return { name: agent.name, kind: 'qwen', command: agent.options.command, env: agent.options.env };
+  if (agent instanceof OpencodeAgent) return { name: agent.name, kind: 'opencode', command: agent.options.command, env: agent.options.env };
   return { name: agent.name };
 }
 

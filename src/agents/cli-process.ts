@@ -1,10 +1,11 @@
-import { execa } from 'execa';
+import { spawnAgentProcess } from './agent-process.js';
 import type { RawCall } from './classify.js';
 
 /**
  * Runs one agent CLI call as a child process — the one place the non-Claude agents spawn, so that the way agent
- * processes are started and killed can change here alone. The CLI gets its own process group (Gemini CLI and
- * Qwen Code re-launch themselves as a child that outlives a killed parent: the whole group is signalled), the
+ * processes are started and killed can change here alone. The CLI is started by spawnAgentProcess: its own process
+ * group (Gemini CLI and Qwen Code re-launch themselves as a child that outlives a killed parent: the whole group is
+ * signalled), guarded by this process's reaper (the group dies with Obra, SIGKILL included), the
  * prompt on stdin which is then closed (Codex and opencode wait forever on an open stdin), a wall-clock limit,
  * an idle watchdog fed by every output line, and the run's abort signal. Never throws for what the CLI did.
  */
@@ -32,12 +33,11 @@ const MAX_LINE = 1024 * 1024;
 
 export async function runCli(run: CliRun): Promise<RawCall> {
   const maxOutputBytes = run.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-  const subprocess = execa(run.file, run.args, {
+  const subprocess = spawnAgentProcess(run.file, run.args, {
     cwd: run.cwd,
     ...(run.input === undefined ? { stdin: 'ignore' as const } : { input: run.input }),
     env: run.env,
     extendEnv: false,
-    detached: true,
     reject: false,
     stripFinalNewline: false,
     maxBuffer: { stdout: maxOutputBytes, stderr: Math.min(maxOutputBytes, 4 * 1024 * 1024) },

@@ -39,6 +39,7 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   OBRA_CODEX_BIN: 'agent.codex.command',
   OBRA_GEMINI_BIN: 'agent.gemini.command',
   OBRA_QWEN_BIN: 'agent.qwen.command',
+  OBRA_OPENCODE_BIN: 'agent.opencode.command',
   OBRA_DB: 'store.dir',
   OBRA_MAX_ITERATIONS: 'task.max_iterations',
 };

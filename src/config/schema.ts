@@ -130,6 +130,10 @@ export const agentQwenSchema = z.strictObject({
 
 export const agentOpencodeSchema = z.strictObject({
   ...otherAgentFields('opencode'),
+  permission_mode: z
+    .enum(['edit', 'read-only', 'config'])
+    .default('edit')
+    .describe("What opencode may do (its own default allows every edit and command): edit — edits inside the task's folder and the task's checks, nothing else (Obra's promise); read-only — no edits either; config — Obra adds no rules, opencode's configuration decides."),
 });
 
 /** USD per million tokens, for agents whose CLI reports tokens but no cost: the cost is then an estimate. */
@@ -162,12 +166,12 @@ export const configSchema = z.strictObject({
       kind: z
         .enum(AGENT_KINDS, { error: `expected one of ${AGENT_KINDS.join(', ')}` })
         .default('claude')
-        .describe('Which agent CLI drives the tasks (also --agent, agent: in a tasks file); claude reads agent.local. opencode is accepted but not driven yet.'),
+        .describe('Which agent CLI drives the tasks (also --agent, agent: in a tasks file); claude reads agent.local, the others their own section.'),
       local: agentLocalSchema.prefault({}).describe('Claude Code (claude -p --output-format stream-json), when kind is claude.'),
       codex: agentCodexSchema.prefault({}).describe('OpenAI Codex (codex exec --json), when kind is codex.'),
       gemini: agentGeminiSchema.prefault({}).describe('Gemini CLI (gemini -p … -o stream-json), when kind is gemini.'),
       qwen: agentQwenSchema.prefault({}).describe('Qwen Code (qwen -p … -o stream-json), when kind is qwen.'),
-      opencode: agentOpencodeSchema.prefault({}).describe('opencode (not driven yet).'),
+      opencode: agentOpencodeSchema.prefault({}).describe('opencode (opencode run --format json), when kind is opencode.'),
       prices: z
         .record(z.string(), priceSchema)
         .default({})

@@ -17,5 +17,6 @@ export function binariesFromEnv(env: NodeJS.ProcessEnv): Partial<Record<AgentKin
     ...(env.OBRA_CODEX_BIN ? { codex: env.OBRA_CODEX_BIN } : {}),
     ...(env.OBRA_GEMINI_BIN ? { gemini: env.OBRA_GEMINI_BIN } : {}),
     ...(env.OBRA_QWEN_BIN ? { qwen: env.OBRA_QWEN_BIN } : {}),
+    ...(env.OBRA_OPENCODE_BIN ? { opencode: env.OBRA_OPENCODE_BIN } : {}),
   };
 }

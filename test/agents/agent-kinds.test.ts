@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { agentFor, agentFromSpec, agentSpecOf } from '../../src/agents/agent-for.js';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { CodexAgent } from '../../src/agents/codex/codex-agent.js';
+import { OpencodeAgent } from '../../src/agents/opencode/opencode-agent.js';
 import { claudeTokens, priceFor, withEstimatedCost } from '../../src/agents/usage.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -13,6 +14,7 @@ import { readTasksFile } from '../../src/queue/tasks-file.js';
 import { FAKE_CLAUDE, obra, ROOT, sandbox } from '../helpers/cli.js';
 
 const FAKE_CODEX = join(ROOT, 'fixtures/fake-codex');
+const FAKE_OPENCODE = join(ROOT, 'fixtures/fake-opencode');
 
 describe('agent.kind: one factory for every agent CLI', () => {
   it('defaults to claude; OBRA_AGENT__KIND and the file choose another; an unknown kind is one line naming the kinds', () => {
@@ -29,7 +31,10 @@ describe('agent.kind: one factory for every agent CLI', () => {
     expect(codex).toBeInstanceOf(CodexAgent);
     expect((codex as CodexAgent).options).toMatchObject({ command: '/opt/codex', model: 'gpt-5.5', sandbox: 'read-only', timeoutMs: 120_000, idleTimeoutMs: 45_000 });
     expect(agentFor('claude', config)).toBeInstanceOf(ClaudeCodeAgent);
-    expect(() => agentFor('opencode', config)).toThrow(new UserError('agent.kind "opencode" is not built into this Obra yet — use one of claude, codex, gemini, qwen (--agent claude|codex|gemini|qwen)'));
+    const opencode = agentFor('opencode', configSchema.parse({ agent: { opencode: { model: 'mock/mock-model', permission_mode: 'read-only', timeout: 60 } } }));
+    expect(opencode).toBeInstanceOf(OpencodeAgent);
+    expect((opencode as OpencodeAgent).options).toMatchObject({ command: 'opencode', model: 'mock/mock-model', permissionMode: 'read-only', timeoutMs: 60_000 });
+    expect(loadConfig({ env: { OBRA_OPENCODE_BIN: '/opt/opencode' }, cwd: '/' }).config.agent.opencode).toMatchObject({ command: '/opt/opencode', permission_mode: 'edit' });
   });
 
   it('the run file\'s spec rebuilds the same agent; an old spec without a kind is Claude Code; a binary given on resume replaces the stored one', () => {
@@ -84,6 +89,24 @@ describe('choosing the agent from the command line and per task', () => {
     expect(records[1]!.agent.sessionId).toBe(records[0]!.agent.sessionId);
     expect(records.map((r) => r.agent.tokens.costSource)).toEqual(['unknown', 'unknown']);
     expect(records[0]!.agent.tokens.inputTokens).toBeGreaterThan(1000);
+  });
+
+  it('`obra run --agent opencode` drives opencode on one session (its own id, resumed with -s); the run file records the kind', async () => {
+    const s = sandbox();
+    const env = { ...s.env, FAKE_OPENCODE_REPLIES: JSON.stringify(['Working on it, more to do.\nSTATUS: CONTINUE', 'All done, the task is complete.\nSTATUS: DONE']) };
+    const run = await obra(['run', '--agent', 'opencode', '--agent-bin', FAKE_OPENCODE, '--task', 'Do it', '--json', '--max-iterations', '3', '--set', 'decision.min_confidence=0'], { cwd: s.dir, env });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { runId: string };
+    const runDir = join(s.dir, '.obra/runs', result.runId);
+    expect((JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { agent: unknown }).agent).toEqual({ name: 'opencode', kind: 'opencode', command: FAKE_OPENCODE });
+    type Line = { agent: { argv: string[]; sessionId: string; tokens: { costSource: string; inputTokens: number } } };
+    const records = readFileSync(join(runDir, 'iterations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+    expect(records).toHaveLength(2);
+    expect(records[0]!.agent.argv.slice(1)).toEqual(['run', '--format', 'json']);
+    expect(records[0]!.agent.sessionId).toMatch(/^ses_/);
+    expect(records[1]!.agent.argv.slice(-2)).toEqual(['-s', records[0]!.agent.sessionId]);
+    expect(records[1]!.agent.sessionId).toBe(records[0]!.agent.sessionId);
+    expect(records[0]!.agent.tokens).toMatchObject({ costSource: 'unknown' });
   });
 
   it.each([
