@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { shownStatus, type StatusLine } from '../core/status-line.js';
 import { TaskLineReader } from '../queue/board.js';
+import { conflictText } from '../queue/overlap.js';
 import { configFrom } from './config-from.js';
 
 /**
@@ -62,7 +63,8 @@ export async function showLines<T extends { runId: string }>(source: LineSource<
           const key = JSON.stringify(source.steady(line));
           if (seen.get(line.runId) === key) continue;
           seen.set(line.runId, key);
-          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${source.row(line).join('  ')}\n`);
+          const warnings = !flags.json && 'conflicts' in line ? conflictLines(line as unknown as StatusLine) : '';
+          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${source.row(line).join('  ')}\n${warnings}`);
         }
       }
       await new Promise<void>((resolve) => {
@@ -85,7 +87,14 @@ export function statusTable(lines: StatusLine[]): string {
   if (!lines.length) return 'No tasks yet. Queue one with: obra submit --task "..."\n';
   const rows = lines.map(statusRow);
   const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [HEADER, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
+  const text = (row: string[]) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`;
+  // A task whose branch would conflict gets a warning line under its row (both tasks of a pair get one).
+  return [text(HEADER), ...lines.map((line, i) => text(rows[i]!) + conflictLines(line))].join('');
+}
+
+/** `  ! conflicts with run X (obra/X) in a.txt` per conflict of the task's branch. */
+export function conflictLines(line: Pick<StatusLine, 'conflicts'>): string {
+  return line.conflicts.map((conflict) => `  ! ${conflictText(conflict)}\n`).join('');
 }
 
 function statusRow(line: StatusLine): string[] {

@@ -304,6 +304,16 @@ export const configSchema = z.strictObject({
       concurrency: wholeNumber(1).max(1000, 'must be at most 1000').default(4),
     })
     .prefault({}),
+  /** How `obra merge --all` and `obra merge A B C` land done tasks on their base branch (see docs/landing.md). */
+  merge: z
+    .strictObject({
+      /**
+       * `merge`: a merge commit per task (`--no-ff`); `rebase`: the task's commits replayed on the base; `squash`:
+       * one commit per task. `--strategy` overrides it.
+       */
+      strategy: z.enum(['merge', 'rebase', 'squash'], { error: 'expected merge, rebase or squash' }).default('merge'),
+    })
+    .prefault({}),
   /**
    * Who is told when a task needs a human, is done, failed, or is parked until a usage limit resets (by `obra work`):
    * webhooks, the desktop, the terminal's bell. A notification never holds up or fails a task.

@@ -35,6 +35,12 @@ export interface StatusLine {
   mergedInto: string | null;
   /** The Restate worker driving it, or null (the local engine names none). */
   worker: string | null;
+  /**
+   * Where the task's branch would conflict if it were merged now — with its base branch, or with another
+   * unmerged task's branch (both tasks of such a pair carry it) — and in which files; worked out after each
+   * iteration's commit (docs/landing.md). [] when none is known (always on Restate).
+   */
+  conflicts: { with: 'base' | 'task'; runId: string | null; branch: string; files: string[] }[];
 }
 
 export type BoardColumn = 'queued' | 'running' | 'waiting' | 'done' | 'failed';

@@ -30,6 +30,7 @@ export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: str
     branch: null,
     mergedInto: null,
     worker: line.worker,
+    conflicts: [],
   };
 }
 
