@@ -1,5 +1,9 @@
 import { resolve } from 'node:path';
 import { diffRun, discardRun, mergeRun, retryRun } from '../workbench/actions.js';
+import { UserError } from '../core/errors.js';
+import { runMergeQueue } from '../queue/merge-queue.js';
+import { RunStore } from '../store/run-store.js';
+import type { MergeStrategy } from '../workspace/conflict.js';
 import { configFrom } from './config-from.js';
 
 /** `obra diff`, `obra merge`, `obra discard`, `obra retry`: a queued task from the command line (src/workbench/actions.ts does the work). */
@@ -12,8 +16,42 @@ export async function diff(runId: string, flags: { db?: string; config?: string 
   if (note) process.stderr.write(`${note}\n`);
 }
 
-export async function merge(runId: string, flags: { db?: string; config?: string }): Promise<void> {
-  process.stdout.write(`${(await mergeRun(runId, storeDirOf(flags))).message}\n`);
+export interface MergeFlags {
+  db?: string;
+  config?: string;
+  all?: boolean;
+  strategy?: MergeStrategy;
+  json?: boolean;
+  set?: string[];
+}
+
+/**
+ * `obra merge <runId>` merges one task in the user's checkout; `obra merge A B C`, `--all` or `--strategy` run
+ * the merge queue (src/queue/merge-queue.ts), a progress line per landing.
+ */
+export async function merge(runIds: string[], flags: MergeFlags): Promise<void> {
+  if (flags.all && runIds.length) throw new UserError('give either run ids or --all, not both');
+  if (!flags.all && !runIds.length) throw new UserError('name the tasks to merge (`obra merge <runId>...`), or land every done task with `obra merge --all`');
+  if (runIds.length === 1 && !flags.strategy) {
+    const outcome = await mergeRun(runIds[0]!, storeDirOf(flags));
+    process.stdout.write(flags.json ? `${JSON.stringify(outcome)}\n` : `${outcome.message}\n`);
+    return;
+  }
+  const config = configFrom(flags, flags.strategy ? { 'merge.strategy': flags.strategy } : {});
+  const store = RunStore.open(resolve(flags.db ?? config.store.dir), { create: false });
+  const result = await runMergeQueue({
+    store,
+    runIds: flags.all ? 'all' : runIds,
+    strategy: config.merge.strategy,
+    checkTimeoutMs: config.task.check_timeout * 1000,
+    progress: flags.json ? undefined : (line) => process.stdout.write(`${line}\n`),
+  });
+  if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else if (!result.landed.length) process.stdout.write('nothing to land: no done task has a branch that is neither merged nor discarded\n');
+  else {
+    const made = result.landed.filter((l) => l.outcome === 'landed').length;
+    process.stdout.write(`landed ${made} task${made === 1 ? '' : 's'}${made < result.landed.length ? ` (${result.landed.length - made} on the base already)` : ''}; every landing's checks passed\n`);
+  }
 }
 
 export async function discard(runId: string, flags: { db?: string; config?: string }): Promise<void> {

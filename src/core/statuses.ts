@@ -41,3 +41,6 @@ export const USAGE_EXIT_CODE = 2;
 
 /** `obra merge`: the task's branch conflicts with its base branch (the merge was undone). */
 export const MERGE_CONFLICT_EXIT_CODE = 11;
+
+/** `obra merge --all` (or A B C): a landing's checks failed; the queue stopped and the base stays at the last green landing. */
+export const LANDING_RED_EXIT_CODE = 12;

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
-import { agentOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import { MERGE_STRATEGIES } from '../../workspace/conflict.js';
+import type { MergeFlags } from '../worktree.js';
+import { agentOption, choiceOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 import type { RestateUpFlags } from '../restate.js';
 
 /**
@@ -102,9 +104,17 @@ export function register(program: Command, common: (command: Command) => Command
   worktreeCommand('diff', "print the task's changes against the commit it started from").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).diff(runId, flags),
   );
-  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty or conflicting)").action(
-    async (runId: string, flags: { db?: string; config?: string }) => (await import('../worktree.js')).merge(runId, flags),
-  );
+  program
+    .command('merge')
+    .description("land done tasks on their base branch: one task merges in your checkout; several (or --all, or --strategy) go through the merge queue, checks before the base moves (docs/landing.md)")
+    .argument('[runIds...]', 'the tasks (see `obra status`)')
+    .option('--all', 'every done task whose branch is neither merged nor discarded; takes up a queue that was cut short')
+    .option('--strategy <how>', 'merge (a merge commit each), rebase or squash (default: config merge.strategy, merge)', choiceOption('--strategy', MERGE_STRATEGIES))
+    .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
+    .option('--config <file>', 'YAML config file (for store.dir and merge.strategy)')
+    .option('--json', 'print the landings as JSON')
+    .option('--set <key=value>', 'override any config key (repeatable), e.g. --set merge.strategy=squash', collect, [] as string[])
+    .action(async (runIds: string[], flags: MergeFlags) => (await import('../worktree.js')).merge(runIds, flags));
   worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).discard(runId, flags),
   );
