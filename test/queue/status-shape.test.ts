@@ -57,6 +57,7 @@ describe('one status shape', () => {
       branch: null,
       mergedInto: null,
       worker: 'host:42',
+      conflicts: [],
     });
     expect(local).toMatchObject({ status: 'queued', state: 'queued', worker: null, branchOutcome: null, after: null, waitingFor: 'a worker (`obra work`)' });
   });
