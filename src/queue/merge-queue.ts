@@ -1,5 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../core/errors.js';
 import { queueOrder } from '../core/status-line.js';
@@ -10,7 +11,7 @@ import { runChecks } from '../scoring/checks.js';
 import { writeFileDurably } from '../store/durable-file.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
 import { MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
-import { checkoutOf, dirtyPaths, landedAs, moveBase, prepareLanding, removeScratch, tipOf, type LandingTask } from '../workspace/landing.js';
+import { checkoutOf, dirtyPaths, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
 import type { WorktreeSpace } from '../workspace/worktree.js';
 
 /**
@@ -68,6 +69,9 @@ interface Planned {
 
 export const queueFileOf = (store: RunStore) => join(store.dir, 'merge-queue.json');
 
+/** The scratch worktree the queue lands in, one per repository: `<store>/landing/<repo's name>-<hash of its path>`. */
+const scratchOf = (store: RunStore, repo: string) => join(store.dir, 'landing', `${basename(repo)}-${createHash('sha256').update(repo).digest('hex').slice(0, 8)}`);
+
 /** Lands the tasks; a conflict throws a `MergeConflictError` (exit 11), a red landing a `UserError` with exit 12. */
 export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQueueResult> {
   const { store } = options;
@@ -103,7 +107,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
     }
     const baseTip = await tipOf(task.repo, task.into);
     if (!baseTip) throw new UserError(`the base branch ${task.into} is gone from ${task.repo} — nothing more was landed`);
-    const dir = join(store.dir, 'landing', item.runId);
+    const dir = scratchOf(store, item.space.repo);
     const landing = await prepareLanding(task, { baseTip, strategy, dir });
     if (landing.kind === 'conflict') {
       rmSync(path, { force: true });
@@ -111,7 +115,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
       throw conflictError(landing.conflict, landed.length);
     }
     if (landing.kind === 'empty') {
-      await removeScratch(task.repo, landing.dir);
+      reuseScratch(landing.dir);
       record(store, item, baseTip);
       landed.push({ runId: item.runId, outcome: 'empty', commit: baseTip, into: task.into, checks: [] });
       options.progress?.(`${at}: nothing left to land on ${task.into} (its changes are there already)`);
@@ -131,11 +135,13 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
     }
     await moveBase(task.repo, task.into, baseTip, landing.commit);
     record(store, item, landing.commit);
-    await removeScratch(task.repo, landing.dir);
+    reuseScratch(landing.dir);
     landed.push({ runId: item.runId, outcome: 'landed', commit: landing.commit, into: task.into, checks: results });
     const took = results.reduce((sum, r) => sum + r.durationMs, 0);
     options.progress?.(`${at}: landed ${item.space.branch} on ${task.into} (${strategy}) as ${landing.commit.slice(0, 12)}; ${results.length ? `${results.length} check${results.length === 1 ? '' : 's'} passed in ${(took / 1000).toFixed(1)} s` : 'no checks'}`);
   }
+  // One scratch worktree per repository served the whole queue.
+  for (const repo of new Set(plan.map((p) => p.space.repo))) await removeScratch(repo, scratchOf(store, repo));
   if (!options.signal?.aborted) rmSync(path, { force: true });
   return { landed, resumedFrom };
 }

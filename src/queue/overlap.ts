@@ -2,8 +2,7 @@ import type { OverlapRecord } from '../persisted/overlap.js';
 import type { StatusLine } from '../core/status-line.js';
 import type { RunStore } from '../store/run-store.js';
 import { readOverlap, writeOverlap } from '../store/overlap-file.js';
-import { tryGit } from '../workspace/git.js';
-import { computeOverlap, type OverlapPeer } from '../workspace/overlap.js';
+import { computeOverlap, tipsOf, type OverlapPeer } from '../workspace/overlap.js';
 import type { WorktreeSpace } from '../workspace/worktree.js';
 
 /**
@@ -14,12 +13,15 @@ import type { WorktreeSpace } from '../workspace/worktree.js';
 /** Works the task's overlap out again and records it; never fails the run (a problem is returned, not thrown). */
 export async function refreshOverlap(store: RunStore, runId: string, space: WorktreeSpace): Promise<OverlapRecord | null> {
   try {
-    const peers = await unmergedPeers(store, runId, space.repo);
+    // Every task branch and the base, with their tips, in one git.
+    const tips = await tipsOf(space.repo, ['refs/heads/obra/', ...(space.baseBranch ? [`refs/heads/${space.baseBranch}`] : [])]);
+    const peers = unmergedPeers(store, runId, space.repo, tips);
     const runDir = store.runDir(runId);
     const record = await computeOverlap(
       { repo: space.repo, runId, branch: space.branch, baseCommit: space.baseCommit, baseBranch: space.baseBranch },
       peers,
       readOverlap(runDir),
+      tips,
     );
     await writeOverlap(runDir, record);
     return record;
@@ -33,10 +35,10 @@ export async function refreshOverlap(store: RunStore, runId: string, space: Work
  * The other tasks of the store with a branch in the same repository that is neither merged nor discarded. Only
  * the runs git still has an `obra/` branch for are read (a store of thousands of ended runs costs nothing more).
  */
-async function unmergedPeers(store: RunStore, runId: string, repo: string): Promise<OverlapPeer[]> {
-  const listed = await tryGit(repo, ['for-each-ref', '--format=%(refname:short)', 'refs/heads/obra/']);
+function unmergedPeers(store: RunStore, runId: string, repo: string, tips: Map<string, string>): OverlapPeer[] {
   const peers: OverlapPeer[] = [];
-  for (const branch of listed.stdout.split('\n')) {
+  for (const ref of tips.keys()) {
+    const branch = ref.slice('refs/heads/'.length);
     const other = branch.slice('obra/'.length);
     if (!branch.startsWith('obra/') || other === runId || !/^[A-Za-z0-9_-]+$/.test(other)) continue;
     try {

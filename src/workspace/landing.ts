@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import type { MergeConflict, MergeStrategy } from './conflict.js';
 import { git, tryGit } from './git.js';
@@ -51,10 +51,8 @@ export async function prepareLanding(task: LandingTask, options: { baseTip: stri
   const { baseTip, strategy, dir } = options;
   const tip = await tipOf(task.repo, task.branch);
   if (!tip) throw new UserError(`the branch ${task.branch} of run ${task.runId} is gone from ${task.repo} — nothing to land; discard the run or submit it again`);
-  await removeScratch(task.repo, dir);
-  mkdirSync(dirname(dir), { recursive: true });
   // Rebase starts from the task's commits, the other two from the base's tip.
-  await inTurn(task.repo, () => git(task.repo, ['worktree', 'add', '--detach', dir, strategy === 'rebase' ? tip : baseTip], 'make a scratch worktree to land in'));
+  await scratchAt(task.repo, dir, strategy === 'rebase' ? tip : baseTip);
   const title = `${firstLine(task.task)} (obra run ${task.runId})`;
   const trailer = landedTrailer(task.runId);
   let done;
@@ -85,8 +83,33 @@ export async function prepareLanding(task: LandingTask, options: { baseTip: stri
   return { kind: 'ready', commit: (await git(dir, ['rev-parse', 'HEAD'], 'read the landing commit')).trim(), dir };
 }
 
+/** Scratch worktrees this process made, left clean by a landing: the next landing reuses it (a checkout of what changed, not of every file). */
+const reusable = new Set<string>();
+
+/**
+ * The scratch worktree at `commit`, detached and clean — ignored files too (a build output of the last landing's
+ * checks must not make the next one's pass). One found from another process (a queue cut short) is made anew.
+ */
+async function scratchAt(repo: string, dir: string, commit: string): Promise<void> {
+  if (reusable.has(dir) && existsSync(join(dir, '.git'))) {
+    reusable.delete(dir);
+    await git(dir, ['checkout', '--quiet', '--force', '--detach', commit], 'move the scratch worktree');
+    await git(dir, ['clean', '-ffdxq'], 'clean the scratch worktree');
+  } else {
+    await removeScratch(repo, dir);
+    mkdirSync(dirname(dir), { recursive: true });
+    await inTurn(repo, () => git(repo, ['worktree', 'add', '--quiet', '--detach', dir, commit], 'make a scratch worktree to land in'));
+  }
+}
+
+/** The landing in `dir` is over and the worktree clean of git state: the next landing may reuse it. */
+export function reuseScratch(dir: string): void {
+  reusable.add(dir);
+}
+
 /** Removes a scratch worktree (and git's note of it); nothing in it is anyone's work. */
 export async function removeScratch(repo: string, dir: string): Promise<void> {
+  reusable.delete(dir);
   if (existsSync(dir)) await tryGit(repo, ['worktree', 'remove', '--force', dir]);
   rmSync(dir, { recursive: true, force: true });
   await inTurn(repo, () => tryGit(repo, ['worktree', 'prune']));

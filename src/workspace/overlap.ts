@@ -42,13 +42,18 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): V {
 const pairKey = (a: string, b: string) => (a < b ? `${a}|${b}` : `${b}|${a}`);
 
 /** Works the record out for `subject` against its base branch and `peers` (those whose branch is gone are left out). */
-export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer[], previous: OverlapRecord | null): Promise<OverlapRecord> {
+export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer[], previous: OverlapRecord | null, known?: Map<string, string>): Promise<OverlapRecord> {
   const refs = [`refs/heads/${subject.branch}`, ...(subject.baseBranch ? [`refs/heads/${subject.baseBranch}`] : []), ...peers.map((p) => `refs/heads/${p.branch}`)];
-  const tips = await tipsOf(subject.repo, refs);
+  const tips = known ?? (await tipsOf(subject.repo, refs));
   const tip = tips.get(`refs/heads/${subject.branch}`);
   if (!tip) throw new Error(`the branch ${subject.branch} is gone`);
   const baseTip = subject.baseBranch ? (tips.get(`refs/heads/${subject.baseBranch}`) ?? null) : null;
-  const files = await changedFiles(subject.repo, subject.baseCommit, tip);
+  // The branch's files and the trial against the base at once: one wait for git, not two.
+  const [files, baseTrial] = await Promise.all([
+    changedFiles(subject.repo, subject.baseCommit, tip),
+    // A base that has not moved since the branch started merges cleanly.
+    !baseTip || baseTip === subject.baseCommit ? Promise.resolve([]) : trialMerge(subject.repo, tip, baseTip),
+  ]);
 
   const reused = (otherTip: string): string[] | undefined => {
     const key = pairKey(tip, otherTip);
@@ -56,8 +61,7 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
     if (previous?.tip === tip) return previous.others.find((o) => o.tip === otherTip)?.conflicts;
     return undefined;
   };
-  // A base that has not moved since the branch started merges cleanly.
-  const baseConflicts = !baseTip || !files.length || baseTip === subject.baseCommit ? [] : await trialMerge(subject.repo, tip, baseTip);
+  const baseConflicts = files.length ? baseTrial : [];
   const others = await Promise.all(
     peers.map(async (peer) => {
       const peerTip = tips.get(`refs/heads/${peer.branch}`);
@@ -84,7 +88,7 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
 }
 
 /** The commits the refs point at (one git for them all); a ref that does not exist is left out. */
-async function tipsOf(repo: string, refs: string[]): Promise<Map<string, string>> {
+export async function tipsOf(repo: string, refs: string[]): Promise<Map<string, string>> {
   const listed = await tryGit(repo, ['for-each-ref', '--format=%(refname) %(objectname)', ...refs]);
   const tips = new Map<string, string>();
   for (const line of listed.stdout.split('\n')) {

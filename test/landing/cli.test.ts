@@ -66,7 +66,7 @@ describe('overlap warnings and the merge queue from the CLI', () => {
     expect(bad.stderr).toBe('obra: --strategy: "octopus" is not one of merge, rebase, squash');
     const both = await obra(['merge', a, '--all'], { cwd: repo, env });
     expect(both.stderr).toBe('obra: give either run ids or --all, not both');
-  });
+  }, 90_000);
 
   it('a queue SIGKILLed while a landing check runs is taken up by the next `obra merge --all` and ends with the same tree', async () => {
     const caseIn = (root: string): CorpusCase => ({
@@ -112,5 +112,5 @@ describe('overlap warnings and the merge queue from the CLI', () => {
     expect(existsSync(join(built.storeDir, 'merge-queue.json'))).toBe(false);
     expect(await git(built.repo, 'worktree', 'list')).not.toContain('/landing/');
     expect(await git(built.repo, 'status', '--porcelain')).toBe('');
-  });
+  }, 90_000);
 });

@@ -96,7 +96,7 @@ describe('the landing corpus', () => {
       expect(await git(built.repo, 'rev-parse', 'main')).toBe(before);
     }
     expect(new Set(trees).size).toBe(1);
-  });
+  }, 90_000);
 
   it('moves main by compare-and-swap when no checkout has it, and refuses a dirty checkout that has it up front', async () => {
     const built = await buildCase(CLEAN_TRIO);
