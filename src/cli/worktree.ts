@@ -1,8 +1,6 @@
 import { resolve } from 'node:path';
-import { diffRun, discardRun, mergeRun, retryRun } from '../workbench/actions.js';
+import { diffRun, discardRun, landRuns, mergeRun, retryRun } from '../workbench/actions.js';
 import { UserError } from '../core/errors.js';
-import { runMergeQueue } from '../queue/merge-queue.js';
-import { RunStore } from '../store/run-store.js';
 import type { MergeStrategy } from '../workspace/conflict.js';
 import { configFrom } from './config-from.js';
 
@@ -38,12 +36,9 @@ export async function merge(runIds: string[], flags: MergeFlags): Promise<void> 
     return;
   }
   const config = configFrom(flags, flags.strategy ? { 'merge.strategy': flags.strategy } : {});
-  const store = RunStore.open(resolve(flags.db ?? config.store.dir), { create: false });
-  const result = await runMergeQueue({
-    store,
-    runIds: flags.all ? 'all' : runIds,
-    strategy: config.merge.strategy,
-    checkTimeoutMs: config.task.check_timeout * 1000,
+  const result = await landRuns(flags.all ? 'all' : runIds, {
+    storeDir: resolve(flags.db ?? config.store.dir),
+    config,
     progress: flags.json ? undefined : (line) => process.stdout.write(`${line}\n`),
   });
   if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
