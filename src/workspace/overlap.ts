@@ -48,12 +48,15 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
   const tip = tips.get(`refs/heads/${subject.branch}`);
   if (!tip) throw new Error(`the branch ${subject.branch} is gone`);
   const baseTip = subject.baseBranch ? (tips.get(`refs/heads/${subject.baseBranch}`) ?? null) : null;
-  // The branch's files and the trial against the base at once: one wait for git, not two.
-  const [files, baseTrial] = await Promise.all([
-    changedFiles(subject.repo, subject.baseCommit, tip),
-    // A base that has not moved since the branch started merges cleanly.
-    !baseTip || baseTip === subject.baseCommit ? Promise.resolve([]) : trialMerge(subject.repo, tip, baseTip),
-  ]);
+  // The branch's files, the trial against the base and the likely trials (below) at once: one wait for git.
+  const ownFiles = changedFiles(subject.repo, subject.baseCommit, tip);
+  // A base that has not moved since the branch started merges cleanly.
+  const baseTrial = !baseTip || baseTip === subject.baseCommit ? Promise.resolve([]) : trialMerge(subject.repo, tip, baseTip);
+  // Awaited below; a failure must not count as unhandled before then.
+  ownFiles.catch(() => {});
+  baseTrial.catch(() => {});
+  // What the branch changed at the last look: a peer that met those files is tried without waiting for the diff.
+  const guess = previous?.files ?? [];
 
   const reused = (otherTip: string): string[] | undefined => {
     const key = pairKey(tip, otherTip);
@@ -61,7 +64,6 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
     if (previous?.tip === tip) return previous.others.find((o) => o.tip === otherTip)?.conflicts;
     return undefined;
   };
-  const baseConflicts = files.length ? baseTrial : [];
   const others = await Promise.all(
     peers.map(async (peer) => {
       const peerTip = tips.get(`refs/heads/${peer.branch}`);
@@ -71,11 +73,13 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
       // From the same start, branches that change no common path merge cleanly: no trial needed.
       if (peer.baseCommit === subject.baseCommit) {
         const theirs = peer.record?.tip === peerTip ? peer.record.files : await changedFiles(subject.repo, peer.baseCommit, peerTip);
-        if (!touchSamePath(files, theirs)) return { runId: peer.runId, branch: peer.branch, tip: peerTip, conflicts: remember(trials, pairKey(tip, peerTip), []) };
+        if (!touchSamePath(guess, theirs) && !touchSamePath(await ownFiles, theirs)) return { runId: peer.runId, branch: peer.branch, tip: peerTip, conflicts: remember(trials, pairKey(tip, peerTip), []) };
       }
       return { runId: peer.runId, branch: peer.branch, tip: peerTip, conflicts: await trialMerge(subject.repo, tip, peerTip) };
     }),
   );
+  const files = await ownFiles;
+  const baseConflicts = files.length ? await baseTrial : [];
   return {
     computedAt: new Date().toISOString(),
     tip,
