@@ -9,6 +9,7 @@ import type { CheckResult } from '../core/types.js';
 import type { QueueEntry } from '../persisted/run-file.js';
 import { runChecks } from '../scoring/checks.js';
 import { writeFileDurably } from '../store/durable-file.js';
+import { refreshOverlap } from './overlap.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
 import { MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
 import { checkoutOf, dirtyPaths, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
@@ -91,59 +92,78 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
   const landed: LandingResult[] = [];
   // The checks of every task landed on a base so far run on each later landing there: the base stays green for them all.
   const checksOn = new Map<string, string[]>();
-  for (const [i, item] of plan.entries()) {
-    if (options.signal?.aborted) break;
-    const at = `[${i + 1}/${plan.length}] ${item.runId}`;
-    const target = `${item.space.repo}\0${item.space.baseBranch}`;
-    const checks = [...new Set([...(checksOn.get(target) ?? []), ...item.checks])];
-    checksOn.set(target, checks);
-    const task: LandingTask = { repo: item.space.repo, runId: item.runId, branch: item.space.branch, into: item.space.baseBranch, task: item.task };
-    const already = await landedAs(task);
-    if (already) {
-      record(store, item, already);
-      landed.push({ runId: item.runId, outcome: 'already', commit: already, into: task.into, checks: [] });
-      options.progress?.(`${at}: on ${task.into} already (${already.slice(0, 12)})`);
-      continue;
-    }
-    const baseTip = await tipOf(task.repo, task.into);
-    if (!baseTip) throw new UserError(`the base branch ${task.into} is gone from ${task.repo} — nothing more was landed`);
-    const dir = scratchOf(store, item.space.repo);
-    const landing = await prepareLanding(task, { baseTip, strategy, dir });
-    if (landing.kind === 'conflict') {
-      rmSync(path, { force: true });
-      options.progress?.(`${at}: conflicts with ${task.into} in ${landing.conflict.files.join(', ')} — stopped`);
-      throw conflictError(landing.conflict, landed.length);
-    }
-    if (landing.kind === 'empty') {
+  try {
+    for (const [i, item] of plan.entries()) {
+      if (options.signal?.aborted) break;
+      const at = `[${i + 1}/${plan.length}] ${item.runId}`;
+      const target = `${item.space.repo}\0${item.space.baseBranch}`;
+      const checks = [...new Set([...(checksOn.get(target) ?? []), ...item.checks])];
+      checksOn.set(target, checks);
+      const task: LandingTask = { repo: item.space.repo, runId: item.runId, branch: item.space.branch, into: item.space.baseBranch, task: item.task };
+      const already = await landedAs(task);
+      if (already) {
+        record(store, item, already);
+        landed.push({ runId: item.runId, outcome: 'already', commit: already, into: task.into, checks: [] });
+        options.progress?.(`${at}: on ${task.into} already (${already.slice(0, 12)})`);
+        continue;
+      }
+      const baseTip = await tipOf(task.repo, task.into);
+      if (!baseTip) throw new UserError(`the base branch ${task.into} is gone from ${task.repo} — nothing more was landed`);
+      const dir = scratchOf(store, item.space.repo);
+      const landing = await prepareLanding(task, { baseTip, strategy, dir });
+      if (landing.kind === 'conflict') {
+        rmSync(path, { force: true });
+        options.progress?.(`${at}: conflicts with ${task.into} in ${landing.conflict.files.join(', ')} — stopped`);
+        throw conflictError(landing.conflict, landed.length);
+      }
+      if (landing.kind === 'empty') {
+        reuseScratch(landing.dir);
+        record(store, item, baseTip);
+        landed.push({ runId: item.runId, outcome: 'empty', commit: baseTip, into: task.into, checks: [] });
+        options.progress?.(`${at}: nothing left to land on ${task.into} (its changes are there already)`);
+        continue;
+      }
+      const results = await runChecks(checks, { cwd: landing.dir, timeoutMs: options.checkTimeoutMs, signal: options.signal });
+      const failed = results.find((r) => r.exitCode !== 0);
+      if (failed || results.length < checks.length) {
+        await removeScratch(task.repo, landing.dir);
+        rmSync(path, { force: true });
+        const what = failed ? `the check \`${failed.command}\` failed (${failed.exitCode === null ? 'timed out' : `exit ${failed.exitCode}`})` : 'the checks were stopped';
+        options.progress?.(`${at}: ${what} on the landing — stopped`);
+        throw new UserError(
+          `${item.runId} (${item.space.branch}) was not landed: ${what} on ${task.into} with it; ${task.into} stays at ${baseTip.slice(0, 12)}${landed.length ? `, the last green landing` : ''} — fix the task and run the queue again`,
+          LANDING_RED_EXIT_CODE,
+        );
+      }
+      await moveBase(task.repo, task.into, baseTip, landing.commit);
+      record(store, item, landing.commit);
       reuseScratch(landing.dir);
-      record(store, item, baseTip);
-      landed.push({ runId: item.runId, outcome: 'empty', commit: baseTip, into: task.into, checks: [] });
-      options.progress?.(`${at}: nothing left to land on ${task.into} (its changes are there already)`);
-      continue;
+      landed.push({ runId: item.runId, outcome: 'landed', commit: landing.commit, into: task.into, checks: results });
+      const took = results.reduce((sum, r) => sum + r.durationMs, 0);
+      options.progress?.(`${at}: landed ${item.space.branch} on ${task.into} (${strategy}) as ${landing.commit.slice(0, 12)}; ${results.length ? `${results.length} check${results.length === 1 ? '' : 's'} passed in ${(took / 1000).toFixed(1)} s` : 'no checks'}`);
     }
-    const results = await runChecks(checks, { cwd: landing.dir, timeoutMs: options.checkTimeoutMs, signal: options.signal });
-    const failed = results.find((r) => r.exitCode !== 0);
-    if (failed || results.length < checks.length) {
-      await removeScratch(task.repo, landing.dir);
-      rmSync(path, { force: true });
-      const what = failed ? `the check \`${failed.command}\` failed (${failed.exitCode === null ? 'timed out' : `exit ${failed.exitCode}`})` : 'the checks were stopped';
-      options.progress?.(`${at}: ${what} on the landing — stopped`);
-      throw new UserError(
-        `${item.runId} (${item.space.branch}) was not landed: ${what} on ${task.into} with it; ${task.into} stays at ${baseTip.slice(0, 12)}${landed.length ? `, the last green landing` : ''} — fix the task and run the queue again`,
-        LANDING_RED_EXIT_CODE,
-      );
-    }
-    await moveBase(task.repo, task.into, baseTip, landing.commit);
-    record(store, item, landing.commit);
-    reuseScratch(landing.dir);
-    landed.push({ runId: item.runId, outcome: 'landed', commit: landing.commit, into: task.into, checks: results });
-    const took = results.reduce((sum, r) => sum + r.durationMs, 0);
-    options.progress?.(`${at}: landed ${item.space.branch} on ${task.into} (${strategy}) as ${landing.commit.slice(0, 12)}; ${results.length ? `${results.length} check${results.length === 1 ? '' : 's'} passed in ${(took / 1000).toFixed(1)} s` : 'no checks'}`);
+  } finally {
+    // The base moved: the tasks still open on it are told where they stand now (a landing may have made one conflict).
+    if (landed.some((l) => l.outcome === 'landed')) await refreshOpenTasks(store, new Set(plan.map((p) => p.space.repo)));
   }
   // One scratch worktree per repository served the whole queue.
   for (const repo of new Set(plan.map((p) => p.space.repo))) await removeScratch(repo, scratchOf(store, repo));
   if (!options.signal?.aborted) rmSync(path, { force: true });
   return { landed, resumedFrom };
+}
+
+/** Works out again the overlap of every task of the store with an open branch in these repositories. */
+async function refreshOpenTasks(store: RunStore, repos: Set<string>): Promise<void> {
+  for (const runId of store.listRunIds()) {
+    try {
+      const queue = store.peekStatus(runId).file.queue;
+      const space = queue?.workspace;
+      if (space?.kind !== 'worktree' || !repos.has(space.repo) || queue!.merged || queue!.discarded) continue;
+      await refreshOverlap(store, runId, space);
+    } catch {
+      // Unreadable: `obra runs` names it.
+    }
+  }
 }
 
 function conflictError(conflict: MergeConflict, landedBefore: number): MergeConflictError {

@@ -59,7 +59,9 @@ describe('overlap warnings and the merge queue from the CLI', () => {
     expect(readFileSync(join(repo, 'part-1.txt'), 'utf8')).toBe('call 1\n');
     const after = JSON.parse((await obra(['status', '--json'], { cwd: repo, env })).stdout) as { runId: string; branchOutcome: string | null; conflicts: unknown[] }[];
     expect(after.find((l) => l.runId === a)).toMatchObject({ branchOutcome: 'merged', conflicts: [] });
-    expect(after.find((l) => l.runId === b)!.conflicts).toEqual([]);
+    // b is told where it stands now: against main, which has a's work.
+    expect(after.find((l) => l.runId === b)!.conflicts).toEqual([{ with: 'base', runId: null, branch: 'main', files: ['part-1.txt', 'part-2.txt'] }]);
+    expect((await obra(['status'], { cwd: repo, env })).stdout).toContain('\n  ! conflicts with main in part-1.txt, part-2.txt');
 
     const bad = await obra(['merge', a, b, '--strategy', 'octopus'], { cwd: repo, env });
     expect(bad.exitCode).toBe(2);

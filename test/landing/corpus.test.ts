@@ -62,8 +62,12 @@ describe('the landing corpus', () => {
       expect(await git(built.repo, 'rev-parse', 'HEAD')).toBe(await git(built.repo, 'rev-parse', 'main'));
       expect(existsSync(join(built.storeDir, 'merge-queue.json'))).toBe(false);
       expect(await git(built.repo, 'worktree', 'list')).not.toContain('/landing/');
-      // Landed tasks warn no more.
-      expect(taskLines(built.storeDir).filter((l) => c.expect.landed.includes(name(l.runId))).flatMap((l) => l.conflicts)).toEqual([]);
+      // Landed tasks warn no more; the one that stopped the queue on a conflict now conflicts with main itself.
+      const after = taskLines(built.storeDir);
+      expect(after.filter((l) => c.expect.landed.includes(name(l.runId))).flatMap((l) => l.conflicts)).toEqual([]);
+      if (c.expect.stopsAt?.files) {
+        expect(after.find((l) => name(l.runId) === c.expect.stopsAt!.task)!.conflicts).toEqual([{ with: 'base', runId: null, branch: 'main', files: c.expect.stopsAt.files }]);
+      }
     });
   }
 
