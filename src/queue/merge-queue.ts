@@ -81,9 +81,13 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
   if (pending && lockIsLive(pending.holder) && pending.holder.pid !== process.pid) {
     throw new UserError(`another merge queue is running on this store (process ${pending.holder.pid}, since ${pending.holder.since}) — wait for it to end`, 3);
   }
-  const resumedFrom = pending ? pending.startedAt : null;
-  const strategy = pending?.strategy ?? options.strategy;
-  const plan = orderOf(pending ? pending.runIds.map((runId) => planned(store, runId, true)).filter((p): p is Planned => p !== null) : select(store, options.runIds));
+  // What a queue cut short had left to land; when nothing is, it is over, and this run plans afresh.
+  const left = pending ? pending.runIds.map((runId) => plannedOrNull(store, runId)).filter((p): p is Planned => p !== null) : [];
+  if (pending && !left.length) rmSync(path, { force: true });
+  const resuming = pending !== null && left.length > 0;
+  const resumedFrom = resuming ? pending.startedAt : null;
+  const strategy = resuming ? pending.strategy : options.strategy;
+  const plan = orderOf(resuming ? left : select(store, options.runIds));
   if (!plan.length) return { landed: [], resumedFrom };
   await refuseDirtyCheckouts(plan);
   writeFileDurably(path, JSON.stringify({ version: 1, startedAt: pending?.startedAt ?? new Date().toISOString(), strategy, runIds: plan.map((p) => p.runId), holder: thisProcessLock() } satisfies QueueFile));
@@ -189,6 +193,15 @@ function select(store: RunStore, runIds: string[] | 'all'): Planned[] {
     }
   }
   return out;
+}
+
+/** A task of a queue cut short that is still to land, or null (landed and recorded since, discarded, gone). */
+function plannedOrNull(store: RunStore, runId: string): Planned | null {
+  try {
+    return planned(store, runId, true);
+  } catch {
+    return null;
+  }
 }
 
 /** A task ready to land, or (quiet) null when it is not one; else a one-line refusal. */

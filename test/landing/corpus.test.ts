@@ -102,6 +102,30 @@ describe('the landing corpus', () => {
     expect(new Set(trees).size).toBe(1);
   }, 90_000);
 
+  it('takes up a queue cut short with its own plan and strategy, and plans afresh once nothing of it is left', async () => {
+    const built = await buildCase(CLEAN_TRIO);
+    const { hostname } = await import('node:os');
+    const { writeFileSync } = await import('node:fs');
+    const cut = (strategy: string, runIds: string[]) =>
+      writeFileSync(join(built.storeDir, 'merge-queue.json'), JSON.stringify({ version: 1, startedAt: '2026-12-07T10:00:00.000Z', strategy, runIds, holder: { pid: 2 ** 22 + 1, start: null, host: hostname(), since: '2026-12-07T10:00:00.000Z' } }));
+    cut('squash', ['trio-a']);
+    const progress: string[] = [];
+    const taken = await landAll(built, progress, 'merge');
+    expect(taken.resumedFrom).toBe('2026-12-07T10:00:00.000Z');
+    expect(taken.landed.map((l) => l.runId)).toEqual(['trio-a']);
+    expect(progress[0]).toBe('taking up the merge queue started at 2026-12-07T10:00:00.000Z (squash): 1 task');
+    // Squashed, as the queue that was cut had it: one parent.
+    expect(await git(built.repo, 'log', '-1', '--format=%P', 'main')).toMatch(/^[0-9a-f]{40}$/);
+    // A queue file whose tasks all landed since: over; this run plans afresh, with its own strategy.
+    cut('squash', ['trio-a']);
+    const fresh = await landAll(built, [], 'merge');
+    expect(fresh.resumedFrom).toBeNull();
+    // a is in: c (priority 9) waits for no one now, and goes before b (5).
+    expect(fresh.landed.map((l) => l.runId)).toEqual(['trio-c', 'trio-b']);
+    expect((await git(built.repo, 'log', '-1', '--format=%P', 'main')).split(' ').length).toBe(2);
+    expect(existsSync(join(built.storeDir, 'merge-queue.json'))).toBe(false);
+  });
+
   it('moves main by compare-and-swap when no checkout has it, and refuses a dirty checkout that has it up front', async () => {
     const built = await buildCase(CLEAN_TRIO);
     const { writeFileSync } = await import('node:fs');
