@@ -66,3 +66,7 @@ export type { WorkOptions, WorkResult, WorkNews } from './queue/worker.js';
 export { taskLines, TaskLineReader, BOARD_COLUMNS, columnOf } from './queue/board.js';
 export type { TaskLine, BoardColumn } from './queue/board.js';
 export type { StatusLine, RaceMark } from './core/status-line.js';
+export { runMergeQueue } from './queue/merge-queue.js';
+export type { MergeQueueOptions, MergeQueueResult, LandingResult } from './queue/merge-queue.js';
+export { MergeConflictError, MERGE_STRATEGIES, type MergeConflict, type MergeStrategy } from './workspace/conflict.js';
+export type { OverlapRecord } from './persisted/overlap.js';

@@ -90,6 +90,7 @@ const HELP: Record<string, { examples: Example[]; env: EnvName[] }> = {
       ['Queue a task on a repository (a worktree and a branch of its own)', 'obra submit --task "Add input validation" --check "npm test" --repo ~/src/app'],
       ['Higher priority, after another run, with another agent', 'obra submit --task "Document the API" --repo ~/src/app --priority 2 --after 20261128-150252-f79958 --agent gemini'],
       ['A YAML list of tasks, all queued or none', 'obra submit --file tasks.yaml'],
+      ['Race three agents on one task; the evidence picks the winner (obra merge <raceId> lands it)', 'obra submit --task "Fix the flaky test" --check "npm test" --repo ~/src/app --agents claude,codex,gemini'],
     ],
     env: ['db', 'engine', 'agentBins', 'maxIterations', 'config', 'debug'],
   },
@@ -134,7 +135,11 @@ const HELP: Record<string, { examples: Example[]; env: EnvName[] }> = {
     env: ['db', 'config', 'debug'],
   },
   merge: {
-    examples: [["Merge a task's branch into its base branch (exit 11 on a conflict, undone)", 'obra merge 20261128-150252-f79958']],
+    examples: [
+      ["Merge a task's branch into its base branch (exit 11 on a conflict, undone)", 'obra merge 20261128-150252-f79958'],
+      ['Hand a conflict to an agent: a resolution task is queued (exit 12); merge again once it is done', 'obra merge --resolve 20261128-150252-f79958'],
+      ['Land every done task through the merge queue, checks before the base moves (exit 13 when a landing is red)', 'obra merge --all --strategy squash'],
+    ],
     env: ['db', 'config', 'debug'],
   },
   discard: {

@@ -3,6 +3,7 @@ import { resultOf } from '../hosts/files/result.js';
 import { denialMessage, recoveredText, usageLimitMessage } from '../logging/messages.js';
 import { costText, tokensText, type UsageTotals } from '../core/usage-totals.js';
 import { raceAttempts, readRaceDecision } from '../race/race.js';
+import { conflictsOfRun, conflictText } from '../queue/overlap.js';
 import { RunStore } from '../store/run-store.js';
 
 const usageNote = (usage: UsageTotals) =>
@@ -15,7 +16,11 @@ export function printRunDetails(storeDir: string, runId: string, quiet: boolean,
   // The same object `obra run --json` printed (the question too, for a run waiting for a human).
   const result = resultOf(handle, store.dir, handle.file.question);
   handle.close();
-  if (!quiet) printResult(result, out);
+  if (!quiet) {
+    printResult(result, out);
+    // Where its branch would conflict if merged now (worked out after each iteration's commit).
+    for (const conflict of conflictsOfRun(store, runId)) out.write(`Warning: its branch ${conflictText(conflict)}\n`);
+  }
   return result;
 }
 

@@ -3,6 +3,7 @@ import { shownStatus, type StatusLine } from '../core/status-line.js';
 import { costText, tokensText, usageByAgent } from '../core/usage-totals.js';
 import { TaskLineReader } from '../queue/board.js';
 import { attemptEnded } from '../race/race.js';
+import { conflictText } from '../queue/overlap.js';
 import { configFrom } from './config-from.js';
 
 /**
@@ -71,7 +72,8 @@ export async function showLines<T extends { runId: string }>(source: LineSource<
           const key = JSON.stringify(source.steady(line));
           if (seen.get(line.runId) === key) continue;
           seen.set(line.runId, key);
-          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${source.row(line).join('  ')}\n`);
+          const warnings = !flags.json && 'conflicts' in line ? conflictLines(line as unknown as StatusLine) : '';
+          out.write(flags.json ? `${key}\n` : `${new Date().toISOString().slice(11, 19)} ${source.row(line).join('  ')}\n${warnings}`);
         }
       }
       await new Promise<void>((resolve) => {
@@ -93,12 +95,21 @@ const HEADER = ['RUN', 'STATUS', 'AGENT', 'STATE', 'ITER', 'DECISION', 'COST', '
 /** The table, then each race's attempts side by side with its ranking, then the sums per agent. */
 export function statusTable(lines: StatusLine[]): string {
   if (!lines.length) return 'No tasks yet. Queue one with: obra submit --task "..."\n';
-  return `${table(HEADER, lines.map(statusRow))}${racesText(lines)}${perAgentText(lines)}`;
+  const rows = lines.map(statusRow);
+  // A task whose branch would conflict gets a warning line under its row (both tasks of a pair get one).
+  return `${table(HEADER, rows, lines.map(conflictLines))}${racesText(lines)}${perAgentText(lines)}`;
 }
 
-function table(header: string[], rows: string[][]): string {
+/** `  ! conflicts with run X (obra/X) in a.txt` per conflict of the task's branch. */
+export function conflictLines(line: Pick<StatusLine, 'conflicts'>): string {
+  return line.conflicts.map((conflict) => `  ! ${conflictText(conflict)}\n`).join('');
+}
+
+/** The rows padded to columns; `after[i]`, when given, follows row i. */
+function table(header: string[], rows: string[][], after: string[] = []): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
+  const text = (row: string[]) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`;
+  return [text(header), ...rows.map((row, i) => text(row) + (after[i] ?? ''))].join('');
 }
 
 function statusRow(line: StatusLine): string[] {

@@ -300,6 +300,10 @@ export const configSchema = z.strictObject({
         .enum(['human', 'agent'], { error: 'expected human or agent' })
         .default('human')
         .describe("What obra merge does when a task's branch conflicts with its base: human refuses (exit 11, nothing changed; you merge it yourself), agent queues a task that resolves it (as obra merge --resolve; docs/resolving-conflicts.md)."),
+      strategy: z
+        .enum(['merge', 'rebase', 'squash'], { error: 'expected merge, rebase or squash' })
+        .default('merge')
+        .describe('How obra merge --all and obra merge A B C land a task (also --strategy): merge — a merge commit per task (--no-ff); rebase — its commits replayed on the base; squash — one commit per task (docs/landing.md).'),
     })
     .prefault({})
     .describe('How obra merge lands a task.'),

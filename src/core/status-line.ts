@@ -47,6 +47,12 @@ export interface StatusLine {
   resolves: string | null;
   /** For a task whose conflict was handed to an agent: the run that resolves it; else null. */
   resolvedBy: string | null;
+  /**
+   * Where the task's branch would conflict if it were merged now — with its base branch, or with another
+   * unmerged task's branch (both tasks of such a pair carry it) — and in which files; worked out after each
+   * iteration's commit (docs/landing.md). [] when none is known (always on Restate).
+   */
+  conflicts: { with: 'base' | 'task'; runId: string | null; branch: string; files: string[] }[];
 }
 
 /** An attempt's place in its race. */

@@ -44,3 +44,5 @@ export const MERGE_CONFLICT_EXIT_CODE = 11;
 
 /** `obra merge --resolve`: the landing waits for the task that resolves its conflict (queued now, or not done yet). */
 export const RESOLUTION_PENDING_EXIT_CODE = 12;
+/** `obra merge --all` (or A B C): a landing's checks failed; the queue stopped and the base stays at the last green landing. */
+export const LANDING_RED_EXIT_CODE = 13;

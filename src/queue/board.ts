@@ -7,6 +7,9 @@ import { whyBehind } from '../race/rank.js';
 import { readRaceDecision } from '../race/race.js';
 import { RunStore, type RunTotals } from '../store/run-store.js';
 import { StampedCache } from '../store/stamped-cache.js';
+import { overlapPathOf, readOverlap } from '../store/overlap-file.js';
+import type { OverlapRecord } from '../persisted/overlap.js';
+import { conflictsOf, type OverlapTask } from './overlap.js';
 
 /**
  * The store's tasks as `obra status` and the viewer's board show them: one line each — status, where its
@@ -28,6 +31,8 @@ interface ReadLine {
   line: TaskLine;
   fileStatus: RunStatus;
   after: string | null;
+  /** Its branch's overlap with the base and the other branches (a worktree task's), or null. */
+  overlap: OverlapRecord | null;
 }
 
 /**
@@ -64,6 +69,7 @@ export class TaskLineReader {
       }
       return followed.get(runId)!;
     };
+    const overlaps: OverlapTask[] = [];
     const lines = ids.map((runId): TaskLine => {
       try {
         const known = this.read(runId);
@@ -74,14 +80,18 @@ export class TaskLineReader {
           line.status === 'queued' ? queuedWait(known.after, statusOf)
           : resolving ? resolutionWait(runId, line.resolvedBy!, resolving)
           : line.waitingFor;
+        if (known.line.branch) overlaps.push({ runId, branch: known.line.branch, open: known.line.branchOutcome === null, record: known.overlap });
         return { ...known.line, waitingFor: waiting, ageMs: now - Date.parse(known.line.createdAt) };
       } catch (error) {
         this.known.delete(runId);
-        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null, agent: null, usage: null, race: null, resolves: null, resolvedBy: null };
+        return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null, agent: null, usage: null, race: null, resolves: null, resolvedBy: null, conflicts: [] };
       }
     });
+    // Both tasks of a conflicting pair are warned, whichever of the two found it.
+    const conflicts = conflictsOf(overlaps);
+    const warned = conflicts.size ? lines.map((line) => (conflicts.has(line.runId) ? { ...line, conflicts: conflicts.get(line.runId)! } : line)) : lines;
     // In the order the workers take them (a list of ended runs keeps the same order too).
-    return inQueueOrder(lines.map((line) => this.withRanking(line)));
+    return inQueueOrder(warned.map((line) => this.withRanking(line)));
   }
 
   /** An attempt's line with its place in the race, once the race is decided. */
@@ -106,7 +116,7 @@ export class TaskLineReader {
 
   private read(runId: string): ReadLine {
     const dir = this.store.runDir(runId);
-    const files = [{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }];
+    const files = [{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }, { path: overlapPathOf(dir), optional: true }];
     return this.known.get(runId, files, () => lineOf(this.store, runId), (read) => read.fileStatus !== 'running');
   }
 }
@@ -159,8 +169,10 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     race: file.queue?.race ? { ...file.queue.race, decided: false, rank: null, winner: false, why: null } : null,
     resolves: file.queue?.resolves?.runId ?? null,
     resolvedBy: file.queue?.resolution?.runId ?? null,
+    conflicts: [],
   };
-  return { line, fileStatus: file.status, after: file.queue?.after ?? null };
+  const overlap = worktree ? readOverlap(store.runDir(runId)) : null;
+  return { line, fileStatus: file.status, after: file.queue?.after ?? null, overlap };
 }
 
 /** What a done task waits for while a run resolves its conflict: that run, then `obra merge` (or a new resolution). */

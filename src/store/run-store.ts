@@ -451,8 +451,12 @@ export class RunHandle {
 }
 
 function ownLockInfo(): string {
-  const info: LockInfo = { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
-  return JSON.stringify(info);
+  return JSON.stringify(thisProcessLock());
+}
+
+/** This process as a lock names its holder (the merge queue's file names its process so too). */
+export function thisProcessLock(): LockInfo {
+  return { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
 }
 
 function runDirError(error: unknown, dir: string, runId: string, storeDir: string): Error {

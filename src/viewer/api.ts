@@ -1,6 +1,7 @@
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { RunStore } from '../store/run-store.js';
+import type { MergeStrategy } from '../workspace/conflict.js';
 import type { BackgroundDrives } from '../workbench/drives.js';
 
 /**
@@ -24,13 +25,18 @@ export interface ApiReply {
   body: unknown;
 }
 
-export const API_ROUTES = ['POST /api/tasks', 'POST /api/runs/<id>/{answer,pause,resume,cancel,retry,merge,discard}', 'GET /api/runs/<id>/diff'];
+export const API_ROUTES = ['POST /api/tasks', 'POST /api/runs/<id>/{answer,pause,resume,cancel,retry,merge,discard}', 'GET /api/runs/<id>/diff', 'POST /api/merge-queue'];
 
 /** The reply to an API request, or null when `path` is no API action (the caller serves it, or 404s). */
 export async function handleApi(method: string, path: string, readBody: () => Promise<unknown>, ctx: ApiContext): Promise<ApiReply | null> {
   const action = /^\/api\/runs\/([^/]+)\/([a-z]+)$/.exec(path);
-  if (path !== '/api/tasks' && !action) return null;
+  if (path !== '/api/tasks' && path !== '/api/merge-queue' && !action) return null;
   try {
+    if (path === '/api/merge-queue') {
+      if (method !== 'POST') return methodNotAllowed('POST', path);
+      refuseRestate(ctx);
+      return { status: 200, body: await landFromBody(((await readBody()) ?? {}) as Record<string, unknown>, ctx) };
+    }
     if (path === '/api/tasks') {
       if (method !== 'POST') return methodNotAllowed('POST', path);
       refuseRestate(ctx);
@@ -50,6 +56,17 @@ export async function handleApi(method: string, path: string, readBody: () => Pr
   } catch (error) {
     return errorReply(error);
   }
+}
+
+/** `POST /api/merge-queue` with `{ "runIds": [...] }` or `{ "all": true }`, and optionally `"strategy"`: as `obra merge`. */
+async function landFromBody(body: Record<string, unknown>, ctx: ApiContext) {
+  const { runIds, all, strategy } = body;
+  const ids = runIds === undefined ? undefined : Array.isArray(runIds) && runIds.length && runIds.every((id) => typeof id === 'string') ? (runIds as string[]) : bad('"runIds" must be a list of run ids');
+  if (all !== undefined && typeof all !== 'boolean') bad('"all" must be true or false');
+  if (Boolean(all) === Boolean(ids)) bad('give either "runIds" or "all": true');
+  const { MERGE_STRATEGIES } = await import('../workspace/conflict.js');
+  if (strategy !== undefined && !(MERGE_STRATEGIES as readonly unknown[]).includes(strategy)) bad(`"strategy" must be one of ${MERGE_STRATEGIES.join(', ')}`);
+  return (await actions()).landRuns(all ? 'all' : ids!, { storeDir: ctx.storeDir, config: ctx.config, strategy: strategy as MergeStrategy | undefined });
 }
 
 /** Loaded on the first action: the board's pages do not wait for the engine's modules. */
@@ -115,5 +132,6 @@ export function errorReply(error: unknown): ApiReply {
   const message = error instanceof Error ? error.message : String(error);
   if (!(error instanceof UserError)) return { status: 500, body: { error: `internal error: ${message}` } };
   const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || error.exitCode === 12 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
-  return { status, body: { error: message } };
+  // A conflict carries what a resolution starts from.
+  return { status, body: { error: message, ...('conflict' in error ? { conflict: (error as { conflict: unknown }).conflict } : {}) } };
 }

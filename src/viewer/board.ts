@@ -50,6 +50,7 @@ main.board { display: grid; grid-template-columns: repeat(5, minmax(200px, 1fr))
 .card-link .meta { font-size: 12px; color: var(--muted); display: flex; flex-wrap: wrap; gap: 2px 10px; }
 .card-link .waiting { font-size: 12px; color: #92400e; margin-top: 3px; }
 .card-link .why { font-size: 12px; color: #991b1b; margin-top: 3px; }
+.card-link .conflict { font-size: 12px; color: #9a3412; background: #fff7ed; border-radius: 4px; padding: 2px 4px; margin-top: 3px; }
 .column .none { color: var(--muted); font-size: 12px; margin: 4px; }
 .board-extra { padding: 0 20px; }
 .board-extra:empty { display: none; }
@@ -135,7 +136,9 @@ export const BOARD_JS = `
     return el('a', { class: 'card-link', href: '/runs/' + encodeURIComponent(t.runId), 'data-run': t.runId, 'data-status': t.status },
       el('div', { class: 'id' }, t.runId), el('div', { class: 'what', title: t.task }, t.task), meta,
       t.waitingFor ? el('div', { class: 'waiting' }, 'waiting for ' + t.waitingFor) : null,
-      t.column === 'failed' && t.reason ? el('div', { class: 'why' }, t.reason) : null);
+      t.column === 'failed' && t.reason ? el('div', { class: 'why' }, t.reason) : null,
+      ...(t.conflicts || []).map((c) => el('div', { class: 'conflict', 'data-conflict': c.runId || 'base' },
+        '⚠ conflicts with ' + (c.with === 'base' ? c.branch : 'run ' + c.runId + ' (' + c.branch + ')') + ' in ' + c.files.join(', '))));
   }
   function draw(data) {
     const board = $('board');

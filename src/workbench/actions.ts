@@ -4,11 +4,14 @@ import { configSchema, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { isFinalStatus, type RunStatus } from '../core/statuses.js';
 import type { QueueEntry } from '../persisted/run-file.js';
+import { runMergeQueue, type MergeQueueResult } from '../queue/merge-queue.js';
 import { submitTasks } from '../queue/submit.js';
+import type { MergeStrategy } from '../workspace/conflict.js';
 import { taskEntrySchema } from '../queue/tasks-file.js';
 import { RunStore } from '../store/run-store.js';
 import { landResolution, pendingResolution, resolutionPending, startResolution } from '../queue/resolve.js';
-import { diffOf, discardWorktree, MergeConflictError, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
+import { MergeConflictError } from '../workspace/conflict.js';
+import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
 
 /**
  * What can be done to the tasks of a store, one function per action, shared by the CLI (`obra submit`,
@@ -125,6 +128,25 @@ export async function mergeRun(runId: string, storeDir: string, options: { resol
     ? `${space.branch} was merged into ${space.baseBranch} in ${space.repo} already (${commit.slice(0, 12)}); nothing was changed`
     : `merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${commit.slice(0, 12)})`;
   return { runId, commit, already, message };
+}
+
+/**
+ * The merge queue: lands the done tasks named (or `all`) one after another on their base branches, the checks
+ * before each move (src/queue/merge-queue.ts). A conflict is a `MergeConflictError` (exit 11), a red landing a
+ * `UserError` with exit 13; the base is then at the last green landing.
+ */
+export async function landRuns(
+  runIds: string[] | 'all',
+  scope: { storeDir: string; config: ObraConfig; strategy?: MergeStrategy; progress?: (line: string) => void },
+): Promise<MergeQueueResult> {
+  const store = RunStore.open(resolve(scope.storeDir), { create: false });
+  return runMergeQueue({
+    store,
+    runIds,
+    strategy: scope.strategy ?? scope.config.merge.strategy,
+    checkTimeoutMs: scope.config.task.check_timeout * 1000,
+    progress: scope.progress,
+  });
 }
 
 /** Removes the task's worktree and branch (refused while it runs; a queued task is cancelled with them). */

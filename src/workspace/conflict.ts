@@ -1,6 +1,7 @@
 import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
+import { MERGE_CONFLICT_EXIT_CODE } from '../core/statuses.js';
 import type { ConflictGate } from '../core/types.js';
 import { git, tryGit } from './git.js';
 
@@ -191,4 +192,41 @@ export async function resolvedMergeCommit(repo: string, options: { resolved: str
   const [tree, name, email, date] = resolved.split('\n');
   const env = { GIT_AUTHOR_NAME: name!, GIT_AUTHOR_EMAIL: email!, GIT_AUTHOR_DATE: date!, GIT_COMMITTER_NAME: name!, GIT_COMMITTER_EMAIL: email!, GIT_COMMITTER_DATE: date! };
   return (await git(repo, ['commit-tree', tree!, '-p', options.base, '-p', options.tip, '-m', options.message], 'write the resolved merge', { env })).trim();
+}
+
+/** How a task's branch is landed on its base branch (config `merge.strategy`, `--strategy`). */
+export const MERGE_STRATEGIES = ['merge', 'rebase', 'squash'] as const;
+export type MergeStrategy = (typeof MERGE_STRATEGIES)[number];
+
+/**
+ * A landing that conflicts, as a value: which task, which branch at which commit, onto which base branch at
+ * which commit, and the files — enough to start a resolution from (the merge is undone; nothing was changed).
+ */
+export interface MergeConflict {
+  runId: string;
+  repo: string;
+  /** The task's branch and its tip. */
+  branch: string;
+  tip: string;
+  /** The base branch, and the commit the landing was tried on. */
+  into: string;
+  baseCommit: string;
+  strategy: MergeStrategy;
+  /** The paths git left conflicted. */
+  files: string[];
+}
+
+/** A conflict as the CLI reports it: one line, exit code 11, with the conflict for whoever resolves it. */
+export class MergeConflictError extends UserError {
+  constructor(
+    message: string,
+    readonly conflict: MergeConflict,
+  ) {
+    super(message, MERGE_CONFLICT_EXIT_CODE);
+  }
+
+  /** The conflicted files. */
+  get files(): string[] {
+    return this.conflict.files;
+  }
 }

@@ -4,6 +4,7 @@ import { UserError } from '../core/errors.js';
 import { MERGE_CONFLICT_EXIT_CODE } from '../core/statuses.js';
 import type { IterationRecord } from '../core/types.js';
 import type { Workspace } from '../persisted/run-file.js';
+import { MergeConflictError } from './conflict.js';
 import { git, repositoryOf, tryGit } from './git.js';
 
 /**
@@ -165,19 +166,12 @@ export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ 
     const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
     await tryGit(space.repo, ['merge', '--abort']);
     const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
-    throw new MergeConflictError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`, conflicts);
+    const message = `cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`;
+    if (!conflicts.length) throw new UserError(message, MERGE_CONFLICT_EXIT_CODE);
+    const [tip, base] = await Promise.all([git(space.repo, ['rev-parse', space.branch], 'read the branch'), git(space.repo, ['rev-parse', 'HEAD'], 'read the base')]);
+    throw new MergeConflictError(message, { runId, repo: space.repo, branch: space.branch, tip: tip.trim(), into: space.baseBranch!, baseCommit: base.trim(), strategy: 'merge', files: conflicts });
   }
   return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
-}
-
-/** A landing that conflicts (exit code 11): nothing was changed; `files` are the conflicted ones. */
-export class MergeConflictError extends UserError {
-  constructor(
-    message: string,
-    readonly files: string[],
-  ) {
-    super(message, MERGE_CONFLICT_EXIT_CODE);
-  }
 }
 
 /** Refuses a landing unless the user's checkout is on the task's base branch: nothing is merged into a branch not checked out. */
@@ -221,7 +215,7 @@ export function changedPaths(porcelainZ: string): string[] {
  * the tip itself when it came in without a merge commit (a fast-forward, or a branch with no commit of its own).
  * Null when it is not in `into`.
  */
-async function mergeThatBrought(repo: string, branch: string, into: string): Promise<string | null> {
+export async function mergeThatBrought(repo: string, branch: string, into: string): Promise<string | null> {
   const tip = (await git(repo, ['rev-parse', '--verify', `refs/heads/${branch}^{commit}`], `read the branch ${branch}`)).trim();
   if ((await tryGit(repo, ['merge-base', '--is-ancestor', tip, `refs/heads/${into}`])).exitCode !== 0) return null;
   // Every commit between the tip and `into`, oldest first, each with its parents.

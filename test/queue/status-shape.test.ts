@@ -62,6 +62,7 @@ describe('one status shape', () => {
       race: null,
       resolves: null,
       resolvedBy: null,
+      conflicts: [],
     });
     expect(local).toMatchObject({ status: 'queued', state: 'queued', worker: null, branchOutcome: null, after: null, waitingFor: 'a worker (`obra work`)', agent: 'claude', race: null });
     expect(local!.usage).toEqual({ calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costUsd: 0, estimated: false, unpricedCalls: 0 });

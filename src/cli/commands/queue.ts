@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import type { AgentKind } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { CommonFlags } from '../config-from.js';
-import { agentOption, agentsOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
+import { MERGE_STRATEGIES } from '../../workspace/conflict.js';
+import type { MergeFlags } from '../worktree.js';
+import { agentOption, agentsOption, choiceOption, durationOption, engineOption, portOption, wholeNumberOption } from '../option-parsers.js';
 import type { RestateUpFlags } from '../restate.js';
 
 /**
@@ -113,10 +115,19 @@ export function register(program: Command, common: (command: Command) => Command
   worktreeCommand('diff', "print the task's changes against the commit it started from (a race's id: its winner's)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).diff(runId, flags),
   );
-  worktreeCommand('merge', "merge the task's branch into its base branch in your checkout (refused when dirty; a conflict exits 11, or is handed to an agent with --resolve; a race's id: its winner's)")
-    .option('--resolve', 'on a conflict, queue a task that has an agent resolve it (exit 12); `obra merge <runId>` lands it once done (default: merge.resolve)')
-    .option('--no-resolve', 'on a conflict, change nothing and exit 11 (you resolve it), whatever merge.resolve says')
-    .action(async (runId: string, flags: { db?: string; config?: string; resolve?: boolean }) => (await import('../worktree.js')).merge(runId, flags));
+  program
+    .command('merge')
+    .description("land done tasks on their base branch: one task merges in your checkout (a race's id: its winner); several (or --all, or --strategy) go through the merge queue, checks before the base moves (docs/landing.md)")
+    .argument('[runIds...]', 'the tasks (see `obra status`)')
+    .option('--all', 'every done task whose branch is neither merged nor discarded; takes up a queue that was cut short')
+    .option('--strategy <how>', 'merge (a merge commit each), rebase or squash (default: config merge.strategy, merge)', choiceOption('--strategy', MERGE_STRATEGIES))
+    .option('--resolve', 'one task: on a conflict, queue a task that has an agent resolve it (exit 12); `obra merge <runId>` lands it once done (default: merge.resolve)')
+    .option('--no-resolve', 'one task: on a conflict, change nothing and exit 11 (you resolve it), whatever merge.resolve says')
+    .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
+    .option('--config <file>', 'YAML config file (for store.dir, merge.strategy and merge.resolve)')
+    .option('--json', 'print the landings as JSON')
+    .option('--set <key=value>', 'override any config key (repeatable), e.g. --set merge.strategy=squash', collect, [] as string[])
+    .action(async (runIds: string[], flags: MergeFlags) => (await import('../worktree.js')).merge(runIds, flags));
   worktreeCommand('discard', "remove the task's worktree and branch (refused while it runs)").action(async (runId: string, flags: { db?: string; config?: string }) =>
     (await import('../worktree.js')).discard(runId, flags),
   );

@@ -25,6 +25,7 @@ import { waitsForAnswer } from '../../persisted/rest.js';
 import { restorableSnapshot } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
 import type { StoreFs } from '../../store/durable-file.js';
+import { refreshOverlap } from '../../queue/overlap.js';
 import { RunStore, type RunHandle } from '../../store/run-store.js';
 import { beginResolutionMerge } from '../../workspace/conflict.js';
 import { commitIteration, ensureWorktree, startFromFollowed } from '../../workspace/worktree.js';
@@ -290,7 +291,12 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
             if (resolves) await beginResolutionMerge(path, { tip: resolves.tip, baseCommit: space.baseCommit, message: `Merge ${resolves.branch} (obra run ${resolves.runId})` });
             return path;
           },
-          afterIteration: (record: IterationRecord) => commitIteration(space.path, ctx.handle.runId, record),
+          // Then what the branch now overlaps with (the base, the other unmerged branches): `obra status` warns early.
+          afterIteration: async (record: IterationRecord) => {
+            const committed = await commitIteration(space.path, ctx.handle.runId, record);
+            await refreshOverlap(ctx.store, ctx.handle.runId, ctx.handle.file.queue?.workspace.kind === 'worktree' ? (ctx.handle.file.queue.workspace as typeof space) : space);
+            return committed;
+          },
         }
       : null;
   const files = new FilesRun(ctx.handle, ctx.store.dir, workspace);

@@ -36,6 +36,7 @@ export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: str
     race: null,
     resolves: null,
     resolvedBy: null,
+    conflicts: [],
   };
 }
 
