@@ -21,10 +21,12 @@ export function taskLines(storeDir: string, now = Date.now()): TaskLine[] {
 }
 
 /** A run's line as read from its files, and what it waits on that its files do not say. */
-interface ReadLine {
+export interface ReadLine {
   line: TaskLine;
   fileStatus: RunStatus;
   after: string | null;
+  /** The agent kind (`claude`, `codex`, …) or name it runs with: the board's spend per agent. */
+  agent: string;
 }
 
 /**
@@ -80,6 +82,14 @@ export class TaskLineReader {
   }
 }
 
+/** One run's line, read from its files now (the board's index keeps these and reads a run again when it changes). */
+export function readTaskLine(store: RunStore, runId: string): ReadLine {
+  return lineOf(store, runId);
+}
+
+/** A queued task's `waitingFor`, given how the runs it may follow stand. */
+export { queuedWait };
+
 function lineOf(store: RunStore, runId: string): ReadLine {
   // One read of run.json: its record, status and totals, and the journal's last snapshot.
   const handle = store.openRun(runId);
@@ -124,7 +134,7 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     mergedInto: worktree && file.queue?.merged ? `${space.baseBranch} @ ${file.queue.merged.commit.slice(0, 8)}` : null,
     worker: null,
   };
-  return { line, fileStatus: file.status, after: file.queue?.after ?? null };
+  return { line, fileStatus: file.status, after: file.queue?.after ?? null, agent: file.agent.kind ?? file.agent.name };
 }
 
 /** What a queued task waits for: the run it follows to be done, or a worker. */
