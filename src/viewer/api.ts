@@ -112,5 +112,7 @@ export function errorReply(error: unknown): ApiReply {
   const message = error instanceof Error ? error.message : String(error);
   if (!(error instanceof UserError)) return { status: 500, body: { error: `internal error: ${message}` } };
   const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
-  return { status, body: { error: message } };
+  // A merge that conflicts names the files (src/workspace/worktree.ts): the page lists them.
+  const conflicts = (error as { conflicts?: unknown }).conflicts;
+  return { status, body: Array.isArray(conflicts) && conflicts.length ? { error: message, conflicts } : { error: message } };
 }

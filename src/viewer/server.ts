@@ -7,13 +7,20 @@ import { machineGraphs } from '../graph/machine-export.js';
 import { DEFAULT_VIEWER_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspector/listen.js';
 import { RunStore } from '../store/run-store.js';
 import { sameToken, storeToken } from '../store/token.js';
-import { BOARD_COLUMNS, TaskLineReader } from '../queue/board.js';
-import { BOARD_CSS, BOARD_JS, boardPage, type BoardData } from './board.js';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { BOARD_COLUMNS, type BoardColumn } from '../core/status-line.js';
+import { readEventsFrom } from '../store/event-log.js';
+import { BOARD_CSS, BOARD_JS, boardPage } from './board.js';
+import { boardData, type BoardData } from './board-data.js';
+import { openEventStream } from './sse.js';
+import { StoreFeed } from './store-feed.js';
+import { runWorkbench } from './workbench-data.js';
 import { drawChart } from './chart.js';
 import { CONTENT_SECURITY_POLICY, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
 import { viewerRun } from './run-data.js';
 import { BackgroundDrives } from '../workbench/drives.js';
-import { handleApi, type ApiContext } from './api.js';
+import { errorReply, handleApi, type ApiContext } from './api.js';
 
 /**
  * `obra view`: a small web server on 127.0.0.1 that shows the tasks of a store on a board and steps through
@@ -67,6 +74,8 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     notify: options.notify ? { onWarning: (line) => process.stderr.write(`obra view: WARNING ${line}\n`) } : undefined,
   });
   const api: ApiContext = { storeDir: store.dir, config, cwd: resolve(options.cwd ?? process.cwd()), drives };
+  // The board's index, kept current by watching the store: read once here, for every page and stream.
+  const feed = new StoreFeed(store).start();
   const graphs = machineGraphs();
   const charts = { iteration: drawChart(graphs.iteration), task: drawChart(graphs.task) };
   let port = options.port ?? DEFAULT_VIEWER_PORT;
@@ -95,15 +104,28 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
       // Bound beyond this machine: reading needs the token too (the URL `obra view` prints sets a cookie).
       return refuse(401, 'Unauthorized: open the URL `obra view` printed (…/?token=…), or send Authorization: Bearer <token>');
     }
+    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    if (reads) {
+      const live = /^\/api\/runs\/([^/]+)\/(events|workbench|review)$/.exec(path);
+      if (path === '/api/board/events') return boardStream(response);
+      if (live?.[2] === 'events') return runStream(live[1]!, request, response, query);
+      if (live?.[2] === 'workbench') return sendJson(response, 200, runWorkbench(store, live[1]!));
+      if (live?.[2] === 'review') return review(live[1]!, query.get('iteration'), response);
+    }
     const answer = await handleApi(request.method ?? 'GET', path, () => readJson(request), api);
-    if (answer) return sendJson(response, answer.status, answer.body);
+    if (answer) {
+      // Tell the open pages now (the store's watch would, a little later).
+      if (!reads && answer.status < 300) for (const id of touchedBy(path, answer.body)) feed.touch(id);
+      return sendJson(response, answer.status, answer.body);
+    }
     if (!reads) return refuse(404, `no API action at ${request.method} ${path}`);
     const welcome = tokenCookie(request, token, loopback);
     if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS + BOARD_CSS);
+    if (path === '/assets/diff2html.css') return send(response, 200, 'text/css; charset=utf-8', diff2htmlCss());
     if (path === '/assets/viewer.js') return send(response, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
     if (path === '/assets/board.js') return send(response, 200, 'text/javascript; charset=utf-8', BOARD_JS);
     if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board()), welcome);
-    if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board()));
+    if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board(query)));
     if (path === '/api/runs') return send(response, 200, 'application/json', JSON.stringify(listRuns()));
     const run = /^\/api\/runs\/([^/]+)$/.exec(path);
     if (run) return send(response, 200, 'application/json', JSON.stringify(runData(run[1]!)));
@@ -112,10 +134,64 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     return send(response, 404, 'text/plain', 'Not found\n');
   }
 
-  // Every open board asks for the lines each second: only the runs whose files changed are read again.
-  const lines = new TaskLineReader(store.dir);
-  function board(): BoardData {
-    return { storeDir: store.dir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks: lines.lines() };
+  /** The board's first page (?per_column=N, ?column=<key> for one column's), from the index: no file is read. */
+  function board(query?: URLSearchParams): BoardData {
+    const column = query?.get('column');
+    if (column && !BOARD_COLUMNS.some((c) => c.key === column)) throw new UserError(`no column "${column}" — the columns are ${BOARD_COLUMNS.map((c) => c.key).join(', ')}`);
+    const perColumn = Number(query?.get('per_column')) || undefined;
+    return boardData(store.dir, feed.tasks(), { perColumn, column: (column as BoardColumn | null) ?? undefined });
+  }
+
+  /** The board's stream: the cards that changed (and the spend, when it moved), pushed as the store changes. */
+  function boardStream(response: ServerResponse): void {
+    const stream = openEventStream(response);
+    let spend = '';
+    stream.onClose(
+      feed.onBoard((change) => {
+        const data = boardData(store.dir, feed.tasks(), { perColumn: 0 });
+        const moved = data.spendSvg !== spend;
+        spend = data.spendSvg;
+        stream.send('tasks', { at: data.at, tasks: change.tasks, removed: change.removed, counts: data.counts, ...(moved ? { spend: data.spend, spendSvg: data.spendSvg } : {}) });
+      }),
+    );
+    spend = boardData(store.dir, feed.tasks(), { perColumn: 0 }).spendSvg;
+    stream.send('ready', { at: new Date().toISOString() });
+  }
+
+  /**
+   * A run's stream: its live events from the start (or from the byte a reconnecting page names in Last-Event-ID),
+   * then each as it is appended; a \`run\` event when the run's own files change (its status, its state).
+   */
+  function runStream(runId: string, request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
+    const dir = store.runDir(runId);
+    store.peekStatus(runId);
+    const stream = openEventStream(response);
+    let offset = Number(request.headers['last-event-id'] ?? query.get('from') ?? 0) || 0;
+    const drain = () => {
+      const { events, next } = readEventsFrom(dir, offset);
+      offset = next;
+      if (events.length) stream.send('events', events, offset);
+    };
+    stream.onClose(
+      feed.onRun(runId, (change) => {
+        if (change === 'events') drain();
+        else stream.send('run', { runId, at: new Date().toISOString() });
+      }),
+    );
+    drain();
+    stream.send('ready', { offset });
+  }
+
+  async function review(runId: string, iteration: string | null, response: ServerResponse): Promise<void> {
+    const { reviewRun } = await import('../workbench/review.js');
+    const index = iteration === null || iteration === '' ? null : Number(iteration);
+    if (index !== null && !Number.isInteger(index)) return sendJson(response, 400, { error: `?iteration= must be an iteration's number, not "${iteration}"` });
+    try {
+      sendJson(response, 200, await reviewRun(runId, store.dir, index));
+    } catch (error) {
+      const reply = errorReply(error);
+      sendJson(response, reply.status, reply.body);
+    }
   }
 
   function runData(runId: string) {
@@ -150,6 +226,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     runUrl: (runId) => `${base}/runs/${encodeURIComponent(runId)}`,
     close: async () => {
       // The runs the API drives are interrupted (saved, resumable), then the server stops.
+      feed.close();
       await drives.close();
       await new Promise<void>((resolveClose) => {
         http.close(() => resolveClose());
@@ -248,4 +325,17 @@ function send(response: ServerResponse, status: number, type: string, body: stri
     'referrer-policy': 'no-referrer',
   });
   response.end(body);
+}
+
+/** The runs an API action changed: the one in its path, and the one it made (a new task, a retry). */
+function touchedBy(path: string, body: unknown): string[] {
+  const ids = [/^\/api\/runs\/([^/]+)\//.exec(path)?.[1], (body as { runId?: unknown } | null)?.runId];
+  return [...new Set(ids.filter((id): id is string => typeof id === 'string'))];
+}
+
+let css: string | null = null;
+/** diff2html's own stylesheet, served by Obra (no CDN). */
+function diff2htmlCss(): string {
+  css ??= readFileSync(createRequire(import.meta.url).resolve('diff2html/bundles/css/diff2html.min.css'), 'utf8');
+  return css;
 }

@@ -43,7 +43,7 @@ export async function submitEntry(body: unknown, scope: { storeDir: string; conf
 }
 
 /** A queued task's worktree, its status and its queue entry; a run without a worktree of its own is refused. */
-function taskSpace(runId: string, storeDir: string) {
+export function taskSpace(runId: string, storeDir: string) {
   const store = RunStore.open(resolve(storeDir), { create: false });
   const handle = store.openRun(runId);
   const file = handle.file;

@@ -173,7 +173,8 @@ export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ 
     const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
     await tryGit(space.repo, ['merge', '--abort']);
     const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
-    throw new UserError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`, MERGE_CONFLICT_EXIT_CODE);
+    // The files are kept on the error too: the workbench lists them.
+    throw Object.assign(new UserError(`cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`, MERGE_CONFLICT_EXIT_CODE), { conflicts });
   }
   return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
 }
