@@ -1,5 +1,5 @@
 import { esc } from './chart.js';
-import { ELEMENT_JS, WORKBENCH_COMMON_JS } from './page.js';
+import { ELEMENT_JS, WORKBENCH_COMMON_JS } from './client-js.js';
 import type { BoardData } from './board-data.js';
 
 /**

@@ -16,6 +16,7 @@ import { boardData, type BoardData } from './board-data.js';
 import { openEventStream } from './sse.js';
 import { StoreFeed } from './store-feed.js';
 import { runWorkbench } from './workbench-data.js';
+import { RUN_WORKBENCH_CSS, RUN_WORKBENCH_JS } from './run-workbench.js';
 import { drawChart } from './chart.js';
 import { CONTENT_SECURITY_POLICY, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
 import { viewerRun } from './run-data.js';
@@ -120,9 +121,10 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     }
     if (!reads) return refuse(404, `no API action at ${request.method} ${path}`);
     const welcome = tokenCookie(request, token, loopback);
-    if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS + BOARD_CSS);
+    if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS + BOARD_CSS + RUN_WORKBENCH_CSS);
     if (path === '/assets/diff2html.css') return send(response, 200, 'text/css; charset=utf-8', diff2htmlCss());
     if (path === '/assets/viewer.js') return send(response, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
+    if (path === '/assets/workbench.js') return send(response, 200, 'text/javascript; charset=utf-8', RUN_WORKBENCH_JS);
     if (path === '/assets/board.js') return send(response, 200, 'text/javascript; charset=utf-8', BOARD_JS);
     if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board()), welcome);
     if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board(query)));
