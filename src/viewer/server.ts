@@ -219,7 +219,13 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     });
   }
 
-  port = await listenLocally(http, port, host, 'viewer');
+  try {
+    port = await listenLocally(http, port, host, 'viewer');
+  } catch (error) {
+    // Its watches would keep the process alive.
+    feed.close();
+    throw error;
+  }
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
     url: `${base}/`,
