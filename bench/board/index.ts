@@ -10,7 +10,7 @@
  *   npm run bench:board        (TASKS=5000, ROUNDS=9 by default)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -27,7 +27,8 @@ const TIMED_CLAUDE = join(import.meta.dirname, 'timed-claude.mjs');
 const TASKS = Number(process.env.TASKS ?? 5000);
 const ROUNDS = Number(process.env.ROUNDS ?? 9);
 const AGENTS = ['claude', 'codex', 'gemini', 'qwen'] as const;
-const STATUSES = ['done', 'done', 'done', 'failed', 'max_iterations', 'cancelled', 'queued', 'escalated'] as const;
+// No queued ones: `obra work` in part 4 would take them.
+const STATUSES = ['done', 'done', 'done', 'failed', 'max_iterations', 'cancelled', 'paused', 'escalated'] as const;
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -37,7 +38,7 @@ const median = (values: number[]) => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A store of TASKS runs: one real run (its journal copied into the others), the rest its copies in many states. */
-async function makeStore(): Promise<{ storeDir: string; repo: string; touched: string[] }> {
+async function makeStore(): Promise<{ dir: string; storeDir: string; repo: string; git: string; touched: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'obra-bench-board-'));
   const storeDir = join(dir, 'store');
   const repo = join(dir, 'work');
@@ -47,7 +48,9 @@ async function makeStore(): Promise<{ storeDir: string; repo: string; touched: s
   const store = RunStore.open(storeDir);
   const template = store.openRun(real.runId);
   const file = template.file;
-  const journal = join(template.dir, 'journal.jsonl');
+  // Its lines only (the file is preallocated: the zeros after them are not copied).
+  const text = readFileSync(join(template.dir, 'journal.jsonl'), 'utf8');
+  const journal = text.slice(0, text.lastIndexOf('\n') + 1);
   template.close();
   const touched: string[] = [];
   const day = 86_400_000;
@@ -59,12 +62,18 @@ async function makeStore(): Promise<{ storeDir: string; repo: string; touched: s
     const run = store.createRun({ runId, task: { ...file.task, text: `Task ${i}: refactor module ${i % 97}` }, createdAt, sessionId: file.sessionId, config: file.config, input: file.input, agent: { ...file.agent, kind } });
     if (status !== 'queued') {
       run.update({ status, reason: status === 'done' ? 'the agent reports done' : `ended ${status}`, finishedAt: new Date().toISOString(), iterations: 3, totalCostUsd: Math.round((0.01 + (i % 13) * 0.007) * 1e4) / 1e4 });
-      copyFileSync(journal, join(run.dir, 'journal.jsonl'));
+      writeFileSync(join(run.dir, 'journal.jsonl'), journal);
     }
     run.close();
     if (status === 'done' && touched.length < ROUNDS + 2) touched.push(runId);
   }
-  return { storeDir, repo, touched };
+  // A git repository for the tasks queued during the bench (a worktree each: the folder above is taken).
+  const git = join(dir, 'repo');
+  execFileSync('git', ['init', '-q', '-b', 'main', git]);
+  writeFileSync(join(git, 'README.md'), '# bench\n');
+  execFileSync('git', ['-C', git, 'add', '-A']);
+  execFileSync('git', ['-C', git, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', 'commit', '-qm', 'start']);
+  return { dir, storeDir, repo, git, touched };
 }
 
 /** `obra view` in its own process, and the URL it prints. */
@@ -134,12 +143,12 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
   }
 }
 
-/** A journal line as a worker writes it: the run's last state again, its task machine in another state. */
-function writeJournalLine(storeDir: string, runId: string, round: number): number {
+/** A journal line as a worker writes it: the run's last state again, its task machine waiting for a human. */
+function writeJournalLine(storeDir: string, runId: string): number {
   const handle = RunStore.open(storeDir, { create: false }).openRun(runId);
   try {
     const last = handle.journal.latest().entry!;
-    const snapshot = { ...(last.snapshot as Record<string, unknown>), value: round % 2 ? 'awaitingHuman' : 'done' };
+    const snapshot = { ...(last.snapshot as Record<string, unknown>), value: 'awaitingHuman' };
     const step: JournalStep = { at: Date.now(), actor: 'task', task: String(snapshot.value), iteration: null, event: { type: 'bench.touch' }, snapshot } as JournalStep;
     handle.journal.add(step, { checkpoint: true });
     const at = Date.now();
@@ -153,7 +162,7 @@ function writeJournalLine(storeDir: string, runId: string, round: number): numbe
 async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   const made = performance.now();
-  const { storeDir, repo, touched } = await makeStore();
+  const { dir, storeDir, repo, git, touched } = await makeStore();
   const storeMb = Number(execFileSync('du', ['-sk', storeDir], { encoding: 'utf8' }).split('\t')[0]) / 1024;
   process.stderr.write(`store: ${TASKS} tasks, ${storeMb.toFixed(1)} MB (made in ${((performance.now() - made) / 1000).toFixed(1)} s)\n`);
   const view = await startView(storeDir, repo);
@@ -178,7 +187,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       const runId = touched[i]!;
       const from = board.events.length;
-      const at = writeJournalLine(storeDir, runId, i);
+      const at = writeJournalLine(storeDir, runId);
       await until(() => board.events.slice(from).some((e) => e.event === 'tasks' && (e.data as { tasks: { runId: string }[] }).tasks.some((t) => t.runId === runId)));
       pushes.push(board.events.slice(from).find((e) => e.event === 'tasks')!.at - at);
       await sleep(150);
@@ -203,10 +212,12 @@ async function main(): Promise<void> {
     const files = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`f${i}.txt`, `${i}\n`]));
     const replies = Array.from({ length: 3 }, (_, k) => ({ result: `Round ${k + 1}.\nSTATUS: ${k === 2 ? 'DONE' : 'CONTINUE'}`, files, latency_ms: 200 }));
     const env = { ...process.env, OBRA_CLAUDE_BIN: TIMED_CLAUDE, BENCH_PRINTED: printed, FAKE_CLAUDE_REPLIES: JSON.stringify(replies), FAKE_CLAUDE_REPLY_BY: 'turn', CLAUDE_CONFIG_DIR: join(storeDir, '..', '.claude') };
-    execFileSync(process.execPath, [CLI, 'submit', 'Write five files, three times', '--run-id', runId, '--repo', repo, '--db', storeDir], { env, stdio: 'ignore' });
+    execFileSync(process.execPath, [CLI, 'submit', '--task', 'Write five files, three times', '--run-id', runId, '--repo', git, '--db', storeDir], { env, stdio: 'ignore' });
     const stream = await openStream(`${view.base}/api/runs/${runId}/events`);
     await until(() => stream.events.some((e) => e.event === 'ready'));
-    execFileSync(process.execPath, [CLI, 'work', '--until-idle', '--db', storeDir, '--set', 'task.max_iterations=3'], { env, stdio: 'ignore', cwd: repo });
+    // Not execFileSync: this process must read the stream while the worker runs.
+    const worker = spawn(process.execPath, [CLI, 'work', '--until-idle', '--db', storeDir, '--set', 'task.max_iterations=3'], { env, stdio: 'ignore', cwd: git });
+    await new Promise((r) => worker.once('exit', r));
     await sleep(500);
     const prints = existsSync(printed) ? readFileSync(printed, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { at: number; files: string[]; texts: string[] }) : [];
     const arrivals = stream.events.filter((e) => e.event === 'events').flatMap((e) => (e.data as { kind: string; file?: string; text?: string }[]).map((ev) => ({ ev, at: e.at })));
@@ -230,7 +241,7 @@ async function main(): Promise<void> {
     const submits: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const t0 = performance.now();
-      const result = (await client.callTool({ name: 'submit_task', arguments: { task: `MCP task ${i}`, repo } })) as { isError?: boolean; content: { text: string }[] };
+      const result = (await client.callTool({ name: 'submit_task', arguments: { task: `MCP task ${i}`, repo: git } })) as { isError?: boolean; content: { text: string }[] };
       submits.push(performance.now() - t0);
       if (result.isError) throw new Error(result.content[0]!.text);
     }
@@ -238,6 +249,8 @@ async function main(): Promise<void> {
     rows.push(["obra mcp's submit_task answered", `${median(submits).toFixed(1)} ms`, '≤ 200 ms', `first ${submits[0]!.toFixed(0)} ms`]);
   } finally {
     view.child.kill('SIGINT');
+    await new Promise((r) => view.child.once('exit', r));
+    if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });
   }
   const out = [`bench/board — ${TASKS} tasks, store ${storeMb.toFixed(1)} MB, medians of ${ROUNDS}`, '', '| measure | median | target | note |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   process.stdout.write(`${out}\n`);

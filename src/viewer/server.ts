@@ -13,7 +13,7 @@ import { BOARD_COLUMNS, type BoardColumn } from '../core/status-line.js';
 import { readEventsFrom } from '../store/event-log.js';
 import { BOARD_CSS, BOARD_JS, boardPage } from './board.js';
 import { boardData, type BoardData } from './board-data.js';
-import { openEventStream } from './sse.js';
+import { openEventStream, type EventStream } from './sse.js';
 import { StoreFeed } from './store-feed.js';
 import { runWorkbench } from './workbench-data.js';
 import { RUN_WORKBENCH_CSS, RUN_WORKBENCH_JS } from './run-workbench.js';
@@ -141,22 +141,34 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     const column = query?.get('column');
     if (column && !BOARD_COLUMNS.some((c) => c.key === column)) throw new UserError(`no column "${column}" — the columns are ${BOARD_COLUMNS.map((c) => c.key).join(', ')}`);
     const perColumn = Number(query?.get('per_column')) || undefined;
-    return boardData(store.dir, feed.tasks(), { perColumn, column: (column as BoardColumn | null) ?? undefined });
+    // Computed once per change of the store, whoever asks (a queued task's card needs a fresh look: no cache).
+    const key = `${feed.version}|${perColumn}|${column}`;
+    if (boardCache?.key === key && Date.now() - boardCache.at < BOARD_CACHE_MS) return boardCache.data;
+    const data = boardData(store.dir, feed.tasks(), { perColumn, column: (column as BoardColumn | null) ?? undefined });
+    boardCache = { key, at: Date.now(), data };
+    return data;
   }
+  let boardCache: { key: string; at: number; data: BoardData } | null = null;
 
-  /** The board's stream: the cards that changed (and the spend, when it moved), pushed as the store changes. */
+  /**
+   * The board's streams: each change of the store is worked out once (the counts, the spend when it moved) and
+   * sent to every open board with the cards that changed.
+   */
+  const boards = new Set<EventStream>();
+  let lastSpend = '';
+  feed.onBoard((change) => {
+    if (!boards.size) return;
+    const data = boardData(store.dir, feed.tasks(), { perColumn: 0 });
+    const moved = data.spendSvg !== lastSpend;
+    lastSpend = data.spendSvg;
+    const message = { at: data.at, tasks: change.tasks, removed: change.removed, counts: data.counts, ...(moved ? { spend: data.spend, spendSvg: data.spendSvg } : {}) };
+    for (const stream of boards) stream.send('tasks', message);
+  });
   function boardStream(response: ServerResponse): void {
     const stream = openEventStream(response);
-    let spend = '';
-    stream.onClose(
-      feed.onBoard((change) => {
-        const data = boardData(store.dir, feed.tasks(), { perColumn: 0 });
-        const moved = data.spendSvg !== spend;
-        spend = data.spendSvg;
-        stream.send('tasks', { at: data.at, tasks: change.tasks, removed: change.removed, counts: data.counts, ...(moved ? { spend: data.spend, spendSvg: data.spendSvg } : {}) });
-      }),
-    );
-    spend = boardData(store.dir, feed.tasks(), { perColumn: 0 }).spendSvg;
+    if (!boards.size) lastSpend = board().spendSvg;
+    boards.add(stream);
+    stream.onClose(() => boards.delete(stream));
     stream.send('ready', { at: new Date().toISOString() });
   }
 
@@ -243,6 +255,9 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     },
   };
 }
+
+/** How long the board's page is served again unchanged (its queued cards say what they wait for, which moves on its own). */
+const BOARD_CACHE_MS = 1000;
 
 const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
 const isLoopback = (host: string) => LOOPBACK.includes(host) || /^127\./.test(host);

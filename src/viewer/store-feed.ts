@@ -32,8 +32,13 @@ export type RunChange = 'events' | 'run';
 
 const SWEEP_MS = 2000;
 
+/** A run as the index keeps it: as read, and its card (made once per read, not per look). */
+type Indexed = ReadLine & { task: BoardTask };
+
 export class StoreFeed {
-  private readonly index = new Map<string, ReadLine>();
+  /** Goes up with every change the pages were told of: what was computed from the index at one version still holds. */
+  version = 0;
+  private readonly index = new Map<string, Indexed>();
   private readonly watchers = new Map<string, FSWatcher>();
   /** Runs whose folder could not be watched (no inotify watches left): compared by their files' stamps. */
   private readonly unwatched = new Map<string, string>();
@@ -75,7 +80,8 @@ export class StoreFeed {
       return line && line.status !== 'unreadable' ? line.status : null;
     };
     const out: BoardTask[] = [];
-    for (const [runId, read] of this.index) out.push(this.taskOf(runId, read, statusOf, now));
+    // Only a queued task's card changes without its files changing (what it waits for depends on another run).
+    for (const [runId, read] of this.index) out.push(read.line.status === 'queued' ? this.taskOf(runId, read, statusOf, now) : read.task);
     return out;
   }
 
@@ -132,19 +138,17 @@ export class StoreFeed {
     }
   }
 
-  private read(runId: string): ReadLine | null {
+  private read(runId: string): void {
+    let read: ReadLine;
     try {
-      const read = readTaskLine(this.store, runId);
-      this.index.set(runId, read);
-      return read;
+      read = readTaskLine(this.store, runId);
     } catch (error) {
       // Half made (its run.json not written yet) or removed: a later change or the sweep reads it again.
-      if (this.index.has(runId)) {
-        const line: StatusLine = { ...this.index.get(runId)!.line, status: 'unreadable', reason: (error as Error).message, column: 'failed' };
-        this.index.set(runId, { line, fileStatus: 'failed', after: null, agent: '?' });
-      }
-      return null;
+      if (!this.index.has(runId)) return;
+      const line: StatusLine = { ...this.index.get(runId)!.line, status: 'unreadable', reason: (error as Error).message, column: 'failed' };
+      read = { line, fileStatus: 'failed', after: null, agent: '?' };
     }
+    this.index.set(runId, { ...read, task: this.taskOf(runId, read, () => null, Date.now()) });
   }
 
   private forget(runId: string): void {
@@ -187,6 +191,7 @@ export class StoreFeed {
       this.tellRun(runId, 'run');
     }
     if (!tasks.length && !removed.length) return;
+    this.version++;
     for (const listener of this.boardListeners) listener({ tasks, removed });
   }
 
