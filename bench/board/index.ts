@@ -60,10 +60,8 @@ async function makeStore(): Promise<{ dir: string; storeDir: string; repo: strin
     const status = STATUSES[i % STATUSES.length]!;
     const createdAt = new Date(Date.now() - (i % 14) * day - i * 1000).toISOString();
     const run = store.createRun({ runId, task: { ...file.task, text: `Task ${i}: refactor module ${i % 97}` }, createdAt, sessionId: file.sessionId, config: file.config, input: file.input, agent: { ...file.agent, kind } });
-    if (status !== 'queued') {
-      run.update({ status, reason: status === 'done' ? 'the agent reports done' : `ended ${status}`, finishedAt: new Date().toISOString(), iterations: 3, totalCostUsd: Math.round((0.01 + (i % 13) * 0.007) * 1e4) / 1e4 });
-      writeFileSync(join(run.dir, 'journal.jsonl'), journal);
-    }
+    run.update({ status, reason: status === 'done' ? 'the agent reports done' : `ended ${status}`, finishedAt: new Date().toISOString(), iterations: 3, totalCostUsd: Math.round((0.01 + (i % 13) * 0.007) * 1e4) / 1e4 });
+    writeFileSync(join(run.dir, 'journal.jsonl'), journal);
     run.close();
     if (status === 'done' && touched.length < ROUNDS + 2) touched.push(runId);
   }

@@ -126,7 +126,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     if (path === '/assets/viewer.js') return send(response, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
     if (path === '/assets/workbench.js') return send(response, 200, 'text/javascript; charset=utf-8', RUN_WORKBENCH_JS);
     if (path === '/assets/board.js') return send(response, 200, 'text/javascript; charset=utf-8', BOARD_JS);
-    if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board()), welcome);
+    if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board(query)), welcome);
     if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board(query)));
     if (path === '/api/runs') return send(response, 200, 'application/json', JSON.stringify(listRuns()));
     const run = /^\/api\/runs\/([^/]+)$/.exec(path);

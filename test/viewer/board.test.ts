@@ -82,4 +82,19 @@ describe.skipIf(!found.path)('the board', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it('pages a long column: its first cards, its count, and the rest on a click', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.url}?per_column=1`);
+    await page.waitForSelector('body[data-live="true"]');
+    const failed = () => page.locator('[data-column="failed"] .card-link').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-run')));
+    expect(await failed()).toHaveLength(1);
+    expect(await page.textContent('[data-column="failed"] .count')).toBe('2');
+    expect(await page.textContent('[data-column="failed"] button.more')).toBe('show 1 more of 1');
+    await page.click('[data-column="failed"] button.more');
+    await page.waitForFunction(() => document.querySelectorAll('[data-column="failed"] .card-link').length === 2);
+    expect((await failed()).sort()).toEqual([ids.failing, ids.blocked].sort());
+    expect(await page.locator('[data-column="failed"] button.more').count()).toBe(0);
+    await page.close();
+  });
 });

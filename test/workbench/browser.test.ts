@@ -132,6 +132,17 @@ describe.skipIf(!found.path)('the workbench in a browser', () => {
     expect(await gitOut(s.repo, 'ls-tree', '--name-only', 'main')).toBe('README.md\ndone.txt\npart-1.txt');
     expect(await gitOut(s.repo, 'show', 'main:README.md')).toBe('# demo, by the agent');
     await waitFor(async () => (await texts(page, '#wb-actions button')).join() === 'Discard', { what: 'the merged run to offer only Discard' });
+
+    // Back on the board: the task's card says it was merged, and the spend charts count what it cost.
+    await page.click('h1 a');
+    await page.waitForSelector('body[data-live="true"]');
+    const cost = RunStore.open(s.storeDir, { create: false }).peekStatus(runId).file.totalCostUsd;
+    expect(cost).toBeGreaterThan(0);
+    expect(await page.textContent(`[data-run="${runId}"] .status`)).toBe('merged');
+    expect(await page.getAttribute(`[data-spend="task"] [data-key="${runId}"]`, 'data-usd')).toBe(cost.toFixed(6));
+    expect(await page.getAttribute('[data-spend="agent"] [data-key="claude"]', 'data-usd')).toBe(cost.toFixed(6));
+    expect(await page.getAttribute(`[data-spend="day"] [data-key="${stored.file.queue!.submittedAt.slice(0, 10)}"]`, 'data-usd')).toBe(cost.toFixed(6));
+    expect(await page.textContent('#spend-total')).toBe(`$${cost.toFixed(4)} in all`);
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);
