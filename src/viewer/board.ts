@@ -69,6 +69,7 @@ main.board { display: grid; grid-template-columns: repeat(5, minmax(200px, 1fr))
 .actions { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 5px; }
 .actions button, .workbench button, .new-task button { font: inherit; font-size: 12px; padding: 2px 9px; border: 1px solid var(--line); border-radius: 6px; background: #fff; cursor: pointer; }
 .actions button:hover { background: #f1f5f9; }
+.actions .answer-link { font-size: 12px; padding: 2px 9px; border: 1px solid #f59e0b; border-radius: 6px; background: #fffbeb; color: #92400e; }
 .actions .action-merge { border-color: #16a34a; color: #166534; }
 .actions .action-cancel, .actions .action-discard { color: #991b1b; }
 .banner { margin: 8px 20px 0; padding: 6px 10px; border-radius: 8px; font-size: 13px; }
@@ -140,6 +141,8 @@ export const BOARD_JS = `
       t.waitingFor ? el('div', { class: 'waiting' }, 'waiting for ' + t.waitingFor) : null,
       t.column === 'failed' && t.reason ? el('div', { class: 'why' }, t.reason) : null,
       actionButtons(t));
+    // A question is answered on the run page, where the refused tools are listed.
+    if (t.actions.includes('answer')) node.querySelector('.actions').prepend(el('a', { class: 'answer-link', href: href + '#workbench' }, 'Answer…'));
     node.addEventListener('click', (event) => {
       if (event.target.closest('button, a, input, textarea')) return;
       location.href = href;

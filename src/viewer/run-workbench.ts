@@ -194,7 +194,7 @@ export const RUN_WORKBENCH_JS = `
   source.addEventListener('events', (event) => addEvents(JSON.parse(event.data)));
   source.addEventListener('run', () => refresh());
   source.addEventListener('ready', () => {
-    $('live-state').textContent = '· live';
+    $('live-state').textContent = '· streaming';
     refresh().then(() => { document.body.dataset.live = 'true'; });
   });
   source.addEventListener('error', () => {

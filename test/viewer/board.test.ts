@@ -61,6 +61,10 @@ describe.skipIf(!found.path)('the board', () => {
     expect((await column('failed')).sort()).toEqual([ids.failing, ids.blocked].sort());
     // A card says what the task waits for, in words; a task's text is text, never HTML.
     expect(await page.textContent(`[data-run="${ids.waiting}"] .waiting`)).toMatch(/^waiting for a human: /);
+    // Each card offers what its state allows; a question is answered on the run page.
+    expect(await page.locator(`[data-run="${ids.waiting}"] .actions > *`).allTextContents()).toEqual(['Answer…', 'Cancel', 'Retry']);
+    expect(await page.getAttribute(`[data-run="${ids.waiting}"] .answer-link`, 'href')).toBe(`/runs/${ids.waiting}#workbench`);
+    expect(await page.locator(`[data-run="${ids.done}"] .actions > *`).allTextContents()).toEqual([]);
     expect(await page.textContent(`[data-run="${ids.queued}"] .what`)).toBe('Queued <b>not bold</b>');
     expect(await page.textContent(`[data-run="${ids.blocked}"] .status`)).toBe('blocked');
     expect(await page.textContent(`[data-run="${ids.blocked}"] .why`)).toBe(`the run it follows, ${ids.failing}, ended max_iterations`);
