@@ -24,9 +24,10 @@ import { BackgroundDrives } from '../workbench/drives.js';
 import { errorReply, handleApi, type ApiContext } from './api.js';
 
 /**
- * `obra view`: a small web server on 127.0.0.1 that shows the tasks of a store on a board and steps through
- * one run over the statecharts drawn from the machine definitions. It reads the store on every request (so reloading
- * the page shows a run that is still going). Its API (./api.ts) changes the store, and only for a request that
+ * `obra view`: a small web server on 127.0.0.1, the workbench: the tasks of a store on a board, each run's page
+ * (its live events, its question, its review, and the steps over the statecharts drawn from the machine
+ * definitions). The board reads an index of the store kept current by watching it (./store-feed.ts), and both
+ * pages are pushed changes (Server-Sent Events). Its API (./api.ts) changes the store, and only for a request that
  * names this server as its Host (DNS rebinding), comes from no other origin (CSRF) and carries the store's token.
  */
 
