@@ -125,7 +125,7 @@ export async function submitTasks(tasks: BatchTask[], shared: Pick<SubmitOptions
         spaces.push({ kind: 'dir', path: place.dir });
         continue;
       }
-      const space = await prepareWorktree({ repoDir: place.repo, base: t.base, runId: runIds[i]!, storeDir: store.dir });
+      const space = await prepareWorktree({ repoDir: place.repo, base: t.base, runId: runIds[i]!, storeDir: store.dir, topLevel: true });
       made.push(space);
       spaces.push(space);
     }

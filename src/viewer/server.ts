@@ -144,7 +144,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     const perColumn = Number(query?.get('per_column')) || undefined;
     // Computed once per change of the store, whoever asks (a queued task's card needs a fresh look: no cache).
     const key = `${feed.version}|${perColumn}|${column}`;
-    if (boardCache?.key === key && Date.now() - boardCache.at < BOARD_CACHE_MS) return boardCache.data;
+    if (boardCache?.key === key && (boardCache.data.counts.queued === 0 || Date.now() - boardCache.at < BOARD_CACHE_MS)) return boardCache.data;
     const data = boardData(store.dir, feed.tasks(), { perColumn, column: (column as BoardColumn | null) ?? undefined });
     boardCache = { key, at: Date.now(), data };
     return data;
