@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { defaultConfig, type ObraConfig } from '../config/schema.js';
@@ -7,8 +9,6 @@ import { machineGraphs } from '../graph/machine-export.js';
 import { DEFAULT_VIEWER_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspector/listen.js';
 import { RunStore } from '../store/run-store.js';
 import { sameToken, storeToken } from '../store/token.js';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { BOARD_COLUMNS, type BoardColumn } from '../core/status-line.js';
 import { readEventsFrom } from '../store/event-log.js';
 import { BOARD_CSS, BOARD_JS, boardPage } from './board.js';
@@ -142,7 +142,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     const column = query?.get('column');
     if (column && !BOARD_COLUMNS.some((c) => c.key === column)) throw new UserError(`no column "${column}" — the columns are ${BOARD_COLUMNS.map((c) => c.key).join(', ')}`);
     const perColumn = Number(query?.get('per_column')) || undefined;
-    // Computed once per change of the store, whoever asks (a queued task's card needs a fresh look: no cache).
+    // Worked out once per change of the store, whoever asks; while tasks are queued, at most a second old (what they wait for moves on its own).
     const key = `${feed.version}|${perColumn}|${column}`;
     if (boardCache?.key === key && (boardCache.data.counts.queued === 0 || Date.now() - boardCache.at < BOARD_CACHE_MS)) return boardCache.data;
     const data = boardData(store.dir, feed.tasks(), { perColumn, column: (column as BoardColumn | null) ?? undefined });
@@ -175,7 +175,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
 
   /**
    * A run's stream: its live events from the start (or from the byte a reconnecting page names in Last-Event-ID),
-   * then each as it is appended; a \`run\` event when the run's own files change (its status, its state).
+   * then each as it is appended; a `run` event when the run's own files change (its status, its state).
    */
   function runStream(runId: string, request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
     const dir = store.runDir(runId);
