@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     await new Promise((r) => view.child.once('exit', r));
     if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });
   }
-  const out = [`bench/board — ${TASKS} tasks, store ${storeMb.toFixed(1)} MB, medians of ${ROUNDS}`, '', '| measure | median | target | note |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const out = [`bench/board — ${TASKS} tasks, store ${storeMb.toFixed(1)} MB, medians of ${ROUNDS}; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`, '', '| measure | median | target | note |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   process.stdout.write(`${out}\n`);
   writeFileSync(join(import.meta.dirname, 'last-run.md'), `${out}\n`);
 }
