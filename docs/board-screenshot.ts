@@ -66,7 +66,7 @@ const browser = await chromium.launch({ executablePath, headless: true, args: ['
 try {
   // Once the first four have settled, with the fifth still in its agent call.
   await new Promise((r) => setTimeout(r, 1500));
-  const page = await browser.newPage({ viewport: { width: 1500, height: 560 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage({ viewport: { width: 1500, height: 760 }, deviceScaleFactor: 1 });
   page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
   await page.goto(server.url);
   await page.waitForSelector('body[data-ready="true"]');

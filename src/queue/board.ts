@@ -27,12 +27,14 @@ export function taskLines(storeDir: string, now = Date.now()): TaskLine[] {
 }
 
 /** A run's line as read from its files, and what it waits on that its files do not say. */
-interface ReadLine {
+export interface ReadLine {
   line: TaskLine;
   fileStatus: RunStatus;
   after: string | null;
   /** Its branch's overlap with the base and the other branches (a worktree task's), or null. */
   overlap: OverlapRecord | null;
+  /** The agent kind (`claude`, `codex`, …) or name it runs with: the board's spend per agent. */
+  agent: string;
 }
 
 /**
@@ -44,12 +46,12 @@ interface ReadLine {
 export class TaskLineReader {
   private readonly store: RunStore;
   private readonly known: StampedCache<ReadLine>;
-  /** A race's recorded decision never changes: read once, looked for again at every look until there is one. */
-  private readonly decisions = new Map<string, RaceFile>();
+  private readonly ranking: RaceRanking;
 
   constructor(storeDir: string, clock: { now?: () => number } = {}) {
     this.store = RunStore.open(storeDir, { create: false });
     this.known = new StampedCache(clock.now);
+    this.ranking = new RaceRanking(this.store);
   }
 
   lines(now = Date.now()): TaskLine[] {
@@ -73,29 +75,46 @@ export class TaskLineReader {
     const lines = ids.map((runId): TaskLine => {
       try {
         const known = this.read(runId);
-        const line = known.line;
-        // A done task whose landing waits for the run resolving its conflict (its status changes without this run's files).
-        const resolving = line.resolvedBy && !line.mergedInto && line.status === 'done' ? statusOf(line.resolvedBy) : null;
-        const waiting =
-          line.status === 'queued' ? queuedWait(known.after, statusOf)
-          : resolving ? resolutionWait(runId, line.resolvedBy!, resolving)
-          : line.waitingFor;
         if (known.line.branch) overlaps.push({ runId, branch: known.line.branch, open: known.line.branchOutcome === null, record: known.overlap });
-        return { ...known.line, waitingFor: waiting, ageMs: now - Date.parse(known.line.createdAt) };
+        return { ...known.line, waitingFor: waitingNow(known, statusOf), ageMs: now - Date.parse(known.line.createdAt) };
       } catch (error) {
         this.known.delete(runId);
         return { runId, task: '?', status: 'unreadable', branchOutcome: null, state: null, iteration: 0, lastDecision: null, costUsd: 0, waitingFor: null, reason: (error as Error).message, priority: 0, after: null, createdAt: '', ageMs: 0, column: 'failed', branch: null, mergedInto: null, worker: null, agent: null, usage: null, race: null, resolves: null, resolvedBy: null, conflicts: [] };
       }
     });
-    // Both tasks of a conflicting pair are warned, whichever of the two found it.
-    const conflicts = conflictsOf(overlaps);
-    const warned = conflicts.size ? lines.map((line) => (conflicts.has(line.runId) ? { ...line, conflicts: conflicts.get(line.runId)! } : line)) : lines;
     // In the order the workers take them (a list of ended runs keeps the same order too).
-    return inQueueOrder(warned.map((line) => this.withRanking(line)));
+    return inQueueOrder(withConflicts(lines, overlaps).map((line) => this.ranking.rank(line)));
   }
 
-  /** An attempt's line with its place in the race, once the race is decided. */
-  private withRanking(line: TaskLine): TaskLine {
+  private read(runId: string): ReadLine {
+    const dir = this.store.runDir(runId);
+    const files = [{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }, { path: overlapPathOf(dir), optional: true }];
+    return this.known.get(runId, files, () => lineOf(this.store, runId), (read) => read.fileStatus !== 'running');
+  }
+}
+
+/** What a task waits for now: a queued one, the run it follows; a done one, the run resolving its conflict. */
+export function waitingNow(read: Pick<ReadLine, 'line' | 'after'>, statusOf: (runId: string) => RunStatus | null): string | null {
+  const { line } = read;
+  if (line.status === 'queued') return queuedWait(read.after, statusOf);
+  // A done task whose landing waits for the run resolving its conflict (its status changes without this run's files).
+  if (line.resolvedBy && !line.mergedInto && line.status === 'done') return resolutionWait(line.runId, line.resolvedBy, statusOf(line.resolvedBy));
+  return line.waitingFor;
+}
+
+/** The lines with their branch's conflicts: both tasks of a conflicting pair are warned, whichever of the two found it. */
+export function withConflicts<T extends TaskLine>(lines: T[], overlaps: OverlapTask[]): T[] {
+  const conflicts = conflictsOf(overlaps);
+  return conflicts.size ? lines.map((line) => (conflicts.has(line.runId) ? { ...line, conflicts: conflicts.get(line.runId)! } : line)) : lines;
+}
+
+/** Race attempts' places in their race, once decided (a recorded decision never changes: read once). */
+export class RaceRanking {
+  private readonly decisions = new Map<string, RaceFile>();
+
+  constructor(private readonly store: RunStore) {}
+
+  rank<T extends TaskLine>(line: T): T {
     if (!line.race) return line;
     let decision = this.decisions.get(line.race.id);
     if (!decision) {
@@ -113,13 +132,15 @@ export class TaskLineReader {
     const why = winner ? decision.reasons.join('; ') : at === 0 ? decision.reasons[0]! : whyBehind(decision.ranked[at - 1]!, decision.ranked[at]!);
     return { ...line, race: { ...line.race, decided: true, rank: at + 1, winner, why } };
   }
-
-  private read(runId: string): ReadLine {
-    const dir = this.store.runDir(runId);
-    const files = [{ path: join(dir, 'run.json') }, { path: join(dir, 'journal.jsonl'), optional: true }, { path: overlapPathOf(dir), optional: true }];
-    return this.known.get(runId, files, () => lineOf(this.store, runId), (read) => read.fileStatus !== 'running');
-  }
 }
+
+/** One run's line, read from its files now (the board's index keeps these and reads a run again when it changes). */
+export function readTaskLine(store: RunStore, runId: string): ReadLine {
+  return lineOf(store, runId);
+}
+
+/** A queued task's `waitingFor`, given how the runs it may follow stand. */
+export { queuedWait };
 
 function lineOf(store: RunStore, runId: string): ReadLine {
   // One read of run.json: its record, status and totals, and the journal's last snapshot.
@@ -172,7 +193,7 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     conflicts: [],
   };
   const overlap = worktree ? readOverlap(store.runDir(runId)) : null;
-  return { line, fileStatus: file.status, after: file.queue?.after ?? null, overlap };
+  return { line, fileStatus: file.status, after: file.queue?.after ?? null, overlap, agent: file.agent.kind ?? file.agent.name };
 }
 
 /** What a done task waits for while a run resolves its conflict: that run, then `obra merge` (or a new resolution). */

@@ -128,7 +128,8 @@ async function submitExpanded(tasks: BatchTask[], shared: Pick<SubmitOptions, 'c
     if (!repo && t.base !== undefined) throw new UserError(`--base ${t.base} needs a git repository, and ${dir} is not in one`);
     return { dir, repo };
   });
-  const busy = activeFolders(store);
+  // Read from every run of the store: only when a task works in a plain folder (a repository's get worktrees).
+  const busy = places.some((p) => !p.repo) ? activeFolders(store) : new Map<string, string>();
   for (const [i, place] of places.entries()) {
     if (place.repo) continue;
     const other = busy.get(place.dir) ?? places.findIndex((p, j) => j < i && !p.repo && p.dir === place.dir);
@@ -147,7 +148,7 @@ async function submitExpanded(tasks: BatchTask[], shared: Pick<SubmitOptions, 'c
         spaces.push({ kind: 'dir', path: place.dir });
         continue;
       }
-      const space = await prepareWorktree({ repoDir: place.repo, base: t.base, runId: runIds[i]!, storeDir: store.dir });
+      const space = await prepareWorktree({ repoDir: place.repo, base: t.base, runId: runIds[i]!, storeDir: store.dir, topLevel: true });
       made.push(space);
       spaces.push(space);
     }

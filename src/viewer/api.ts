@@ -1,7 +1,7 @@
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { RunStore } from '../store/run-store.js';
-import type { MergeStrategy } from '../workspace/conflict.js';
+import { MergeConflictError, type MergeStrategy } from '../workspace/conflict.js';
 import type { BackgroundDrives } from '../workbench/drives.js';
 
 /**
@@ -131,7 +131,8 @@ function methodNotAllowed(allowed: string, path: string): ApiReply {
 export function errorReply(error: unknown): ApiReply {
   const message = error instanceof Error ? error.message : String(error);
   if (!(error instanceof UserError)) return { status: 500, body: { error: `internal error: ${message}` } };
-  const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || error.exitCode === 12 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
-  // A conflict carries what a resolution starts from.
-  return { status, body: { error: message, ...('conflict' in error ? { conflict: (error as { conflict: unknown }).conflict } : {}) } };
+  const status = /^no run "/.test(message) ? 404 : error.exitCode === 3 || error.exitCode === 11 || error.exitCode === 12 || error.exitCode === 13 || / is (running|queued)[:;]/.test(message) ? 409 : 400;
+  // A conflict carries what a resolution starts from, and its files (the page lists them).
+  const conflict = error instanceof MergeConflictError ? error.conflict : null;
+  return { status, body: { error: message, ...(conflict ? { conflict, conflicts: conflict.files } : {}) } };
 }

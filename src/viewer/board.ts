@@ -1,23 +1,19 @@
-import { BOARD_COLUMNS, type StatusLine } from '../core/status-line.js';
 import { esc } from './chart.js';
-import { ELEMENT_JS } from './page.js';
+import { ELEMENT_JS, WORKBENCH_COMMON_JS } from './client-js.js';
+import type { BoardData } from './board-data.js';
 
 /**
- * The viewer's front page: the store's tasks on a board — queued, running, waiting for a human, done, failed
- * and blocked — each card linking to its run page. The page carries the board as JSON and /assets/board.js
- * draws it, then asks /api/board again every second, so it follows the runs as they move.
+ * The viewer's front page, the workbench: the store's tasks on a board — queued, running, waiting for a human,
+ * done, failed and blocked — each card linking to its run page with the actions its state allows; a form that
+ * queues a task; what the tasks cost, per task, per agent and per day. The page carries the board's first page as
+ * JSON and /assets/board.js draws it, then follows the store through /api/board/events (Server-Sent Events):
+ * the server pushes the cards that changed, no page asks again and again.
  */
 
-export interface BoardData {
-  storeDir: string;
-  at: string;
-  columns: typeof BOARD_COLUMNS;
-  /** The status lines of `obra status --json` (one shape on both engines). */
-  tasks: StatusLine[];
-}
+export type { BoardData };
 
 export function boardPage(data: BoardData): string {
-  const json = JSON.stringify(data).replace(/<\//g, '<\\/').replace(/<!--/g, '<\\!--');
+  const json = JSON.stringify({ ...data, spendSvg: undefined }).replace(/<\//g, '<\\/').replace(/<!--/g, '<\\!--');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -28,6 +24,26 @@ export function boardPage(data: BoardData): string {
 </head>
 <body>
 <header class="top"><h1>Obra</h1><p class="muted">${esc(data.storeDir)} · <span id="board-summary"></span> · <span id="board-updated"></span></p></header>
+<div id="error" class="banner error" role="alert" hidden></div>
+<div id="note" class="banner note" role="status" hidden></div>
+<section class="workbench-top">
+<details class="new-task" id="new-task">
+<summary>New task</summary>
+<form id="task-form" autocomplete="off">
+  <label>Task<textarea name="task" rows="3" required placeholder="What the agent should do"></textarea></label>
+  <div class="fields">
+    <label>Repository<input name="repo" placeholder="(the folder obra view runs in)"></label>
+    <label>Base<input name="base" placeholder="HEAD"></label>
+    <label>Agent binary<input name="agent" placeholder="(the config's)"></label>
+    <label>Priority<input name="priority" type="number" step="1" placeholder="0"></label>
+    <label>After run<input name="after" placeholder="run id"></label>
+  </div>
+  <label>Checks, one command a line<textarea name="checks" rows="2" placeholder="npm test"></textarea></label>
+  <button type="submit" id="task-submit">Queue the task</button>
+</form>
+</details>
+<section class="spend" id="spend-box"><h2>Spend · <span id="spend-total"></span></h2><div id="spend">${data.spendSvg}</div></section>
+</section>
 <section class="board-extra" id="board-races"></section>
 <section class="board-extra" id="board-agents"></section>
 <main class="board" id="board"></main>
@@ -43,7 +59,7 @@ main.board { display: grid; grid-template-columns: repeat(5, minmax(200px, 1fr))
 .column { background: #eef2f7; border-radius: 10px; padding: 8px; min-width: 0; }
 .column h2 { display: flex; justify-content: space-between; margin: 2px 4px 8px; }
 .cards { display: flex; flex-direction: column; gap: 8px; }
-.card-link { display: block; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; color: var(--ink); }
+.card-link { display: block; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; color: var(--ink); cursor: pointer; }
 .card-link:hover { border-color: #94a3b8; }
 .card-link .id { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; color: #1d4ed8; }
 .card-link .what { margin: 3px 0; overflow: hidden; display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; }
@@ -61,14 +77,50 @@ main.board { display: grid; grid-template-columns: repeat(5, minmax(200px, 1fr))
 .race .attempt.winner { border-color: #16a34a; box-shadow: 0 0 0 1px #16a34a; }
 .race .why { color: var(--muted); }
 .agents { font-size: 12px; color: var(--muted); margin-top: 8px; display: flex; flex-wrap: wrap; gap: 4px 18px; }
+.column .more { font: inherit; font-size: 12px; margin-top: 6px; width: 100%; }
+.actions { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 5px; }
+.actions button, .workbench button, .new-task button { font: inherit; font-size: 12px; padding: 2px 9px; border: 1px solid var(--line); border-radius: 6px; background: #fff; cursor: pointer; }
+.actions button:hover { background: #f1f5f9; }
+.actions .answer-link { font-size: 12px; padding: 2px 9px; border: 1px solid #f59e0b; border-radius: 6px; background: #fffbeb; color: #92400e; }
+.actions .action-merge { border-color: #16a34a; color: #166534; }
+.actions .action-cancel, .actions .action-discard { color: #991b1b; }
+.banner { margin: 8px 20px 0; padding: 6px 10px; border-radius: 8px; font-size: 13px; }
+.banner.error { background: #fee2e2; color: #991b1b; border: 1px solid #fecaca; }
+.banner.note { background: #dcfce7; color: #166534; border: 1px solid #bbf7d0; }
+.banner ul.conflicts { margin: 2px 0 0; padding-left: 18px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
+.workbench-top { display: flex; gap: 12px; padding: 10px 20px 0; align-items: flex-start; flex-wrap: wrap; }
+.new-task { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 8px 12px; flex: 1 1 420px; }
+.new-task summary { cursor: pointer; font-weight: 600; }
+.new-task form { display: flex; flex-direction: column; gap: 6px; margin-top: 8px; }
+.new-task label { display: flex; flex-direction: column; font-size: 12px; color: var(--muted); gap: 2px; }
+.new-task .fields { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 6px; }
+.new-task input, .new-task textarea { font: 13px system-ui, sans-serif; padding: 3px 6px; border: 1px solid var(--line); border-radius: 6px; color: var(--ink); }
+.new-task button[type=submit] { align-self: flex-start; font-size: 13px; padding: 4px 12px; }
+.spend { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 8px 12px; flex: 2 1 600px; overflow-x: auto; }
+svg.spend-chart { display: block; max-width: 100%; height: auto; }
+.spend-title { font-size: 12px; font-weight: 600; fill: var(--ink); }
+.spend-label, .spend-value, .spend-none { font-size: 11px; fill: #475569; }
+.spend-bar { fill: #60a5fa; }
 `;
 
-/** Draws the board from its JSON and keeps it current. DOM text only (a task's words are never HTML). */
+/** Draws the board from its JSON and follows the store's pushed changes. DOM text only (a task's words are never HTML). */
 export const BOARD_JS = `
 (() => {
   'use strict';
   const $ = (id) => document.getElementById(id);
   ${ELEMENT_JS}
+  ${WORKBENCH_COMMON_JS}
+  const first = JSON.parse($('board-data').textContent);
+  const columns = first.columns;
+  const perColumn = first.perColumn;
+  const tasks = new Map();
+  const shown = {};
+  let counts = first.counts;
+  let at = first.at;
+  for (const c of columns) shown[c.key] = perColumn;
+  function load(list) { for (const t of list) tasks.set(t.runId, t); }
+  load(first.tasks);
+
   function age(ms) {
     const s = Math.max(0, Math.round(ms / 1000));
     if (s < 60) return s + 's';
@@ -116,6 +168,12 @@ export const BOARD_JS = `
     for (const [agent, s] of sums) line.append(el('span', { 'data-agent': agent }, agent + ': ' + s.tasks + ' task' + (s.tasks === 1 ? '' : 's') + ', ' + cost(s) + ', ' + tokens(s)));
     return [line];
   }
+  const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  // As the server pages them (src/viewer/board-data.ts): the queue in the workers' order, ended tasks newest first.
+  function order(column) {
+    if (column === 'done' || column === 'failed') return (a, b) => cmp(b.createdAt, a.createdAt) || cmp(b.runId, a.runId);
+    return (a, b) => b.priority - a.priority || cmp(a.createdAt, b.createdAt) || cmp(a.runId, b.runId);
+  }
   function card(t) {
     const meta = el('div', { class: 'meta' },
       el('span', { class: 'status status-' + t.status }, t.branchOutcome || t.status),
@@ -126,49 +184,129 @@ export const BOARD_JS = `
       el('span', { class: 'cost' }, t.usage ? cost(t.usage) : '$' + t.costUsd.toFixed(4)),
       t.usage ? el('span', { class: 'tokens' }, tokens(t.usage)) : null,
       t.race ? el('span', { class: 'race-mark' }, 'race ' + t.race.attempt + '/' + t.race.of + (t.race.rank ? ' · rank ' + t.race.rank : '') + (t.race.winner ? ' · winner' : '')) : null,
-      el('span', {}, age(t.ageMs)),
+      el('span', {}, age(t.createdAt ? Date.now() - Date.parse(t.createdAt) : t.ageMs)),
       t.priority ? el('span', {}, 'priority ' + t.priority) : null,
       t.branch ? el('span', {}, t.branch) : null,
       t.mergedInto ? el('span', {}, 'merged into ' + t.mergedInto) : null,
       t.resolves ? el('span', {}, 'resolves the conflict of ' + t.resolves) : null,
       t.resolvedBy ? el('span', {}, 'conflict resolved by ' + t.resolvedBy) : null,
       t.worker ? el('span', {}, 'worker ' + t.worker) : null);
-    return el('a', { class: 'card-link', href: '/runs/' + encodeURIComponent(t.runId), 'data-run': t.runId, 'data-status': t.status },
-      el('div', { class: 'id' }, t.runId), el('div', { class: 'what', title: t.task }, t.task), meta,
+    const href = '/runs/' + encodeURIComponent(t.runId);
+    const node = el('article', { class: 'card-link', 'data-run': t.runId, 'data-status': t.status },
+      el('a', { class: 'id', href }, t.runId), el('div', { class: 'what', title: t.task }, t.task), meta,
       t.waitingFor ? el('div', { class: 'waiting' }, 'waiting for ' + t.waitingFor) : null,
       t.column === 'failed' && t.reason ? el('div', { class: 'why' }, t.reason) : null,
       ...(t.conflicts || []).map((c) => el('div', { class: 'conflict', 'data-conflict': c.runId || 'base' },
-        '⚠ conflicts with ' + (c.with === 'base' ? c.branch : 'run ' + c.runId + ' (' + c.branch + ')') + ' in ' + c.files.join(', '))));
+        '⚠ conflicts with ' + (c.with === 'base' ? c.branch : 'run ' + c.runId + ' (' + c.branch + ')') + ' in ' + c.files.join(', '))),
+      actionButtons(t));
+    // A question is answered on the run page, where the refused tools are listed.
+    if (t.actions.includes('answer')) node.querySelector('.actions').prepend(el('a', { class: 'answer-link', href: href + '#workbench' }, 'Answer…'));
+    node.addEventListener('click', (event) => {
+      if (event.target.closest('button, a, input, textarea')) return;
+      location.href = href;
+    });
+    return node;
   }
-  function draw(data) {
+  function draw() {
     const board = $('board');
     board.replaceChildren();
-    for (const column of data.columns) {
-      const tasks = data.tasks.filter((t) => t.column === column.key);
+    let total = 0;
+    for (const column of columns) {
+      const all = [...tasks.values()].filter((t) => t.column === column.key).sort(order(column.key));
+      const list = all.slice(0, shown[column.key]);
+      const count = counts[column.key];
+      total += count;
       const cards = el('div', { class: 'cards' });
-      for (const t of tasks) cards.append(card(t));
-      if (!tasks.length) cards.append(el('p', { class: 'none' }, 'none'));
-      board.append(el('section', { class: 'column', 'data-column': column.key }, el('h2', {}, el('span', {}, column.title), el('span', { class: 'count' }, tasks.length)), cards));
+      for (const t of list) cards.append(card(t));
+      if (!list.length) cards.append(el('p', { class: 'none' }, 'none'));
+      const section = el('section', { class: 'column', 'data-column': column.key }, el('h2', {}, el('span', {}, column.title), el('span', { class: 'count' }, count)), cards);
+      if (count > list.length) {
+        const more = el('button', { type: 'button', class: 'more' }, 'show ' + Math.min(perColumn, count - list.length) + ' more of ' + (count - list.length));
+        more.addEventListener('click', () => showMore(column.key));
+        section.append(more);
+      }
+      board.append(section);
     }
-    $('board-races').replaceChildren(...races(data.tasks));
-    $('board-agents').replaceChildren(...agents(data.tasks));
-    $('board-summary').textContent = data.tasks.length + ' task' + (data.tasks.length === 1 ? '' : 's');
-    $('board-updated').textContent = 'updated ' + data.at.slice(11, 19) + ' UTC';
-    document.body.dataset.updated = data.at;
+    const all = [...tasks.values()];
+    $('board-races').replaceChildren(...races(all));
+    $('board-agents').replaceChildren(...agents(all));
+    $('board-summary').textContent = total + ' task' + (total === 1 ? '' : 's');
+    $('board-updated').textContent = 'updated ' + at.slice(11, 19) + ' UTC';
+    document.body.dataset.updated = at;
   }
-  draw(JSON.parse($('board-data').textContent));
-  document.body.dataset.ready = 'true';
-  const every = Number(new URLSearchParams(location.search).get('every')) || 1000;
-  async function poll() {
+  function spend(data) {
+    $('spend-total').textContent = '$' + data.totalUsd.toFixed(4) + ' in all';
+  }
+  async function fetchBoard(query) {
+    const response = await fetch('/api/board?' + query, { cache: 'no-store' });
+    if (!response.ok) throw new Error('the viewer answered ' + response.status);
+    return response.json();
+  }
+  async function showMore(column) {
+    shown[column] += perColumn;
     try {
-      const response = await fetch('/api/board', { cache: 'no-store' });
-      if (response.ok) draw(await response.json());
-      $('board-updated').classList.remove('stale');
-    } catch {
+      const data = await fetchBoard('column=' + column + '&per_column=' + shown[column]);
+      load(data.tasks);
+      counts = data.counts;
+    } catch (error) {
+      say('error', error.message);
+    }
+    draw();
+  }
+  /** After a (re)connection: the pages shown, read again (what changed while the stream was down). */
+  async function resync() {
+    try {
+      const data = await fetchBoard('per_column=' + Math.max(...Object.values(shown)));
+      tasks.clear();
+      load(data.tasks);
+      counts = data.counts;
+      at = data.at;
+      $('spend').innerHTML = data.spendSvg;
+      spend(data.spend);
+      draw();
+    } catch (error) {
       $('board-updated').textContent = 'the viewer is not answering — retrying';
     }
-    setTimeout(poll, every);
   }
-  setTimeout(poll, every);
+
+  $('task-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const value = (name) => form.elements[name].value.trim();
+    const body = { task: value('task') };
+    for (const name of ['repo', 'base', 'agent', 'after']) if (value(name)) body[name] = value(name);
+    if (value('priority')) body.priority = Number(value('priority'));
+    const checks = form.elements.checks.value.split('\\n').map((line) => line.trim()).filter(Boolean);
+    if (checks.length) body.checks = checks;
+    $('task-submit').disabled = true;
+    try {
+      const result = await post('/api/tasks', body);
+      say('note', 'queued ' + result.runId + ' — a worker (obra work) takes it');
+      form.elements.task.value = '';
+    } catch (error) {
+      say('error', error.message);
+    } finally {
+      $('task-submit').disabled = false;
+    }
+  });
+
+  spend(first.spend);
+  draw();
+  document.body.dataset.ready = 'true';
+  const source = new EventSource('/api/board/events');
+  source.addEventListener('ready', () => { resync().then(() => { document.body.dataset.live = 'true'; }); });
+  source.addEventListener('tasks', (event) => {
+    const change = JSON.parse(event.data);
+    load(change.tasks);
+    for (const runId of change.removed) tasks.delete(runId);
+    counts = change.counts;
+    at = change.at;
+    if (change.spendSvg) { $('spend').innerHTML = change.spendSvg; spend(change.spend); }
+    draw();
+  });
+  source.addEventListener('error', () => {
+    document.body.dataset.live = 'false';
+    $('board-updated').textContent = 'the viewer is not answering — reconnecting';
+  });
 })();
 `;

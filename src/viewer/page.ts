@@ -1,4 +1,8 @@
 import { esc, type Chart } from './chart.js';
+import { ELEMENT_JS } from './client-js.js';
+import { RUN_WORKBENCH_HTML } from './run-workbench.js';
+
+export { ELEMENT_JS, WORKBENCH_COMMON_JS } from './client-js.js';
 
 /**
  * The viewer's pages. Everything is served by Obra itself (no CDN, no fonts from the network): the HTML
@@ -16,6 +20,7 @@ function layout(title: string, body: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
 <link rel="stylesheet" href="/assets/viewer.css">
+<link rel="stylesheet" href="/assets/diff2html.css">
 </head>
 <body>
 ${body}
@@ -49,7 +54,8 @@ export function runPage(runId: string, charts: { iteration: Chart; task: Chart }
     <span id="position" class="position"></span>
   </nav>
 </header>
-<main class="run">
+${RUN_WORKBENCH_HTML}
+<main class="run" id="steps">
   <div class="left">
   <section class="charts">
     <figure class="chart-box" style="flex-grow: ${charts.iteration.width}; max-width: ${charts.iteration.width + 18}px"><figcaption>Iteration <span id="iteration-index"></span></figcaption>${charts.iteration.svg}</figure>
@@ -65,7 +71,8 @@ export function runPage(runId: string, charts: { iteration: Chart; task: Chart }
   </aside>
 </main>
 <script type="application/json" id="run-data">${json}</script>
-<script src="/assets/viewer.js"></script>`;
+<script src="/assets/viewer.js"></script>
+<script src="/assets/workbench.js"></script>`;
   return layout(`Obra · ${runId}`, body);
 }
 
@@ -136,14 +143,6 @@ table.runs td.num { text-align: right; font-variant-numeric: tabular-nums; }
 main.list { padding: 16px 20px; }
 .empty { color: var(--muted); }
 `;
-
-/** The pages' one DOM helper: an element with attributes and children, text never parsed as HTML. */
-export const ELEMENT_JS = `function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
-    return node;
-  }`;
 
 /** The page's behaviour: step through the run, highlight the states, fill in the details. DOM text only. */
 export const VIEWER_JS = `

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { defaultConfig, type ObraConfig } from '../config/schema.js';
@@ -7,18 +9,25 @@ import { machineGraphs } from '../graph/machine-export.js';
 import { DEFAULT_VIEWER_PORT, isLocalAuthority, listenLocally, LOCAL_HOST } from '../inspector/listen.js';
 import { RunStore } from '../store/run-store.js';
 import { sameToken, storeToken } from '../store/token.js';
-import { BOARD_COLUMNS, TaskLineReader } from '../queue/board.js';
-import { BOARD_CSS, BOARD_JS, boardPage, type BoardData } from './board.js';
+import { BOARD_COLUMNS, type BoardColumn } from '../core/status-line.js';
+import { readEventsFrom } from '../store/event-log.js';
+import { BOARD_CSS, BOARD_JS, boardPage } from './board.js';
+import { boardData, type BoardData } from './board-data.js';
+import { openEventStream, type EventStream } from './sse.js';
+import { StoreFeed } from './store-feed.js';
+import { runWorkbench } from './workbench-data.js';
+import { RUN_WORKBENCH_CSS, RUN_WORKBENCH_JS } from './run-workbench.js';
 import { drawChart } from './chart.js';
 import { CONTENT_SECURITY_POLICY, runPage, VIEWER_CSS, VIEWER_JS, type RunListItem } from './page.js';
 import { viewerRun } from './run-data.js';
 import { BackgroundDrives } from '../workbench/drives.js';
-import { handleApi, type ApiContext } from './api.js';
+import { errorReply, handleApi, type ApiContext } from './api.js';
 
 /**
- * `obra view`: a small web server on 127.0.0.1 that shows the tasks of a store on a board and steps through
- * one run over the statecharts drawn from the machine definitions. It reads the store on every request (so reloading
- * the page shows a run that is still going). Its API (./api.ts) changes the store, and only for a request that
+ * `obra view`: a small web server on 127.0.0.1, the workbench: the tasks of a store on a board, each run's page
+ * (its live events, its question, its review, and the steps over the statecharts drawn from the machine
+ * definitions). The board reads an index of the store kept current by watching it (./store-feed.ts), and both
+ * pages are pushed changes (Server-Sent Events). Its API (./api.ts) changes the store, and only for a request that
  * names this server as its Host (DNS rebinding), comes from no other origin (CSRF) and carries the store's token.
  */
 
@@ -67,6 +76,8 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     notify: options.notify ? { onWarning: (line) => process.stderr.write(`obra view: WARNING ${line}\n`) } : undefined,
   });
   const api: ApiContext = { storeDir: store.dir, config, cwd: resolve(options.cwd ?? process.cwd()), drives };
+  // The board's index, kept current by watching the store: read once here, for every page and stream.
+  const feed = new StoreFeed(store).start();
   const graphs = machineGraphs();
   const charts = { iteration: drawChart(graphs.iteration), task: drawChart(graphs.task) };
   let port = options.port ?? DEFAULT_VIEWER_PORT;
@@ -95,15 +106,29 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
       // Bound beyond this machine: reading needs the token too (the URL `obra view` prints sets a cookie).
       return refuse(401, 'Unauthorized: open the URL `obra view` printed (…/?token=…), or send Authorization: Bearer <token>');
     }
+    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    if (reads) {
+      const live = /^\/api\/runs\/([^/]+)\/(events|workbench|review)$/.exec(path);
+      if (path === '/api/board/events') return boardStream(response);
+      if (live?.[2] === 'events') return runStream(live[1]!, request, response, query);
+      if (live?.[2] === 'workbench') return sendJson(response, 200, runWorkbench(store, live[1]!));
+      if (live?.[2] === 'review') return review(live[1]!, query.get('iteration'), response);
+    }
     const answer = await handleApi(request.method ?? 'GET', path, () => readJson(request), api);
-    if (answer) return sendJson(response, answer.status, answer.body);
+    if (answer) {
+      // Tell the open pages now (the store's watch would, a little later).
+      if (!reads && answer.status < 300) for (const id of touchedBy(path, answer.body)) feed.touch(id);
+      return sendJson(response, answer.status, answer.body);
+    }
     if (!reads) return refuse(404, `no API action at ${request.method} ${path}`);
     const welcome = tokenCookie(request, token, loopback);
-    if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS + BOARD_CSS);
+    if (path === '/assets/viewer.css') return send(response, 200, 'text/css; charset=utf-8', VIEWER_CSS + BOARD_CSS + RUN_WORKBENCH_CSS);
+    if (path === '/assets/diff2html.css') return send(response, 200, 'text/css; charset=utf-8', diff2htmlCss());
     if (path === '/assets/viewer.js') return send(response, 200, 'text/javascript; charset=utf-8', VIEWER_JS);
+    if (path === '/assets/workbench.js') return send(response, 200, 'text/javascript; charset=utf-8', RUN_WORKBENCH_JS);
     if (path === '/assets/board.js') return send(response, 200, 'text/javascript; charset=utf-8', BOARD_JS);
-    if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board()), welcome);
-    if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board()));
+    if (path === '/') return send(response, 200, 'text/html; charset=utf-8', boardPage(board(query)), welcome);
+    if (path === '/api/board') return send(response, 200, 'application/json', JSON.stringify(board(query)));
     if (path === '/api/runs') return send(response, 200, 'application/json', JSON.stringify(listRuns()));
     const run = /^\/api\/runs\/([^/]+)$/.exec(path);
     if (run) return send(response, 200, 'application/json', JSON.stringify(runData(run[1]!)));
@@ -112,10 +137,76 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     return send(response, 404, 'text/plain', 'Not found\n');
   }
 
-  // Every open board asks for the lines each second: only the runs whose files changed are read again.
-  const lines = new TaskLineReader(store.dir);
-  function board(): BoardData {
-    return { storeDir: store.dir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks: lines.lines() };
+  /** The board's first page (?per_column=N, ?column=<key> for one column's), from the index: no file is read. */
+  function board(query?: URLSearchParams): BoardData {
+    const column = query?.get('column');
+    if (column && !BOARD_COLUMNS.some((c) => c.key === column)) throw new UserError(`no column "${column}" — the columns are ${BOARD_COLUMNS.map((c) => c.key).join(', ')}`);
+    const perColumn = Number(query?.get('per_column')) || undefined;
+    // Worked out once per change of the store, whoever asks; while tasks are queued, at most a second old (what they wait for moves on its own).
+    const key = `${feed.version}|${perColumn}|${column}`;
+    if (boardCache?.key === key && (boardCache.data.counts.queued === 0 || Date.now() - boardCache.at < BOARD_CACHE_MS)) return boardCache.data;
+    const data = boardData(store.dir, feed.tasks(), { perColumn, column: (column as BoardColumn | null) ?? undefined });
+    boardCache = { key, at: Date.now(), data };
+    return data;
+  }
+  let boardCache: { key: string; at: number; data: BoardData } | null = null;
+
+  /**
+   * The board's streams: each change of the store is worked out once (the counts, the spend when it moved) and
+   * sent to every open board with the cards that changed.
+   */
+  const boards = new Set<EventStream>();
+  let lastSpend = '';
+  feed.onBoard((change) => {
+    if (!boards.size) return;
+    const data = boardData(store.dir, feed.tasks(), { perColumn: 0 });
+    const moved = data.spendSvg !== lastSpend;
+    lastSpend = data.spendSvg;
+    const message = { at: data.at, tasks: change.tasks, removed: change.removed, counts: data.counts, ...(moved ? { spend: data.spend, spendSvg: data.spendSvg } : {}) };
+    for (const stream of boards) stream.send('tasks', message);
+  });
+  function boardStream(response: ServerResponse): void {
+    const stream = openEventStream(response);
+    if (!boards.size) lastSpend = board().spendSvg;
+    boards.add(stream);
+    stream.onClose(() => boards.delete(stream));
+    stream.send('ready', { at: new Date().toISOString() });
+  }
+
+  /**
+   * A run's stream: its live events from the start (or from the byte a reconnecting page names in Last-Event-ID),
+   * then each as it is appended; a `run` event when the run's own files change (its status, its state).
+   */
+  function runStream(runId: string, request: IncomingMessage, response: ServerResponse, query: URLSearchParams): void {
+    const dir = store.runDir(runId);
+    store.peekStatus(runId);
+    const stream = openEventStream(response);
+    let offset = Number(request.headers['last-event-id'] ?? query.get('from') ?? 0) || 0;
+    const drain = () => {
+      const { events, next } = readEventsFrom(dir, offset);
+      offset = next;
+      if (events.length) stream.send('events', events, offset);
+    };
+    stream.onClose(
+      feed.onRun(runId, (change) => {
+        if (change === 'events') drain();
+        else stream.send('run', { runId, at: new Date().toISOString() });
+      }),
+    );
+    drain();
+    stream.send('ready', { offset });
+  }
+
+  async function review(runId: string, iteration: string | null, response: ServerResponse): Promise<void> {
+    const { reviewRun } = await import('../workbench/review.js');
+    const index = iteration === null || iteration === '' ? null : Number(iteration);
+    if (index !== null && !Number.isInteger(index)) return sendJson(response, 400, { error: `?iteration= must be an iteration's number, not "${iteration}"` });
+    try {
+      sendJson(response, 200, await reviewRun(runId, store.dir, index));
+    } catch (error) {
+      const reply = errorReply(error);
+      sendJson(response, reply.status, reply.body);
+    }
   }
 
   function runData(runId: string) {
@@ -141,7 +232,13 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     });
   }
 
-  port = await listenLocally(http, port, host, 'viewer');
+  try {
+    port = await listenLocally(http, port, host, 'viewer');
+  } catch (error) {
+    // Its watches would keep the process alive.
+    feed.close();
+    throw error;
+  }
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
     url: `${base}/`,
@@ -150,6 +247,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     runUrl: (runId) => `${base}/runs/${encodeURIComponent(runId)}`,
     close: async () => {
       // The runs the API drives are interrupted (saved, resumable), then the server stops.
+      feed.close();
       await drives.close();
       await new Promise<void>((resolveClose) => {
         http.close(() => resolveClose());
@@ -158,6 +256,9 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     },
   };
 }
+
+/** How long the board's page is served again unchanged (its queued cards say what they wait for, which moves on its own). */
+const BOARD_CACHE_MS = 1000;
 
 const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
 const isLoopback = (host: string) => LOOPBACK.includes(host) || /^127\./.test(host);
@@ -248,4 +349,17 @@ function send(response: ServerResponse, status: number, type: string, body: stri
     'referrer-policy': 'no-referrer',
   });
   response.end(body);
+}
+
+/** The runs an API action changed: the one in its path, and the one it made (a new task, a retry). */
+function touchedBy(path: string, body: unknown): string[] {
+  const ids = [/^\/api\/runs\/([^/]+)\//.exec(path)?.[1], (body as { runId?: unknown } | null)?.runId];
+  return [...new Set(ids.filter((id): id is string => typeof id === 'string'))];
+}
+
+let css: string | null = null;
+/** diff2html's own stylesheet, served by Obra (no CDN). */
+function diff2htmlCss(): string {
+  css ??= readFileSync(createRequire(import.meta.url).resolve('diff2html/bundles/css/diff2html.min.css'), 'utf8');
+  return css;
 }

@@ -48,7 +48,7 @@ export async function submitEntry(body: unknown, scope: { storeDir: string; conf
 }
 
 /** A queued task's worktree, its status and its queue entry; a run without a worktree of its own is refused. */
-function taskSpace(runId: string, storeDir: string) {
+export function taskSpace(runId: string, storeDir: string) {
   const store = RunStore.open(resolve(storeDir), { create: false });
   const handle = store.openRun(runId);
   const file = handle.file;
@@ -101,7 +101,7 @@ export async function mergeRun(runId: string, storeDir: string, options: { resol
     merged = await mergeInto(space, runId);
   } catch (error) {
     if (!(error instanceof MergeConflictError)) throw error;
-    if (options.resolve !== 'agent') throw new UserError(`${error.message}, or have an agent resolve it (\`obra merge --resolve ${runId}\`)`, error.exitCode);
+    if (options.resolve !== 'agent') throw new MergeConflictError(`${error.message}, or have an agent resolve it (\`obra merge --resolve ${runId}\`)`, error.conflict);
     const started = await startResolution({ storeDir: store.dir, task: runId, base: space.baseBranch ?? undefined, conflict: { files: error.files } });
     const files = started.files.join(', ');
     return {

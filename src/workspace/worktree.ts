@@ -20,22 +20,28 @@ export type WorktreeSpace = Extract<Workspace, { kind: 'worktree' }>;
 export const branchOf = (runId: string) => `obra/${runId}`;
 
 /** Makes the task's branch from `base` (default: the repository's HEAD) and says where its worktree will be. */
-export async function prepareWorktree(options: { repoDir: string; base?: string; runId: string; storeDir: string }): Promise<WorktreeSpace> {
-  const repo = await repositoryOf(options.repoDir);
+export async function prepareWorktree(options: { repoDir: string; base?: string; runId: string; storeDir: string; topLevel?: boolean }): Promise<WorktreeSpace> {
+  // `topLevel`: the caller found `repoDir` to be the repository's top folder already.
+  const repo = options.topLevel ? options.repoDir : await repositoryOf(options.repoDir);
   if (!repo) throw new UserError(`--repo ${options.repoDir} is not a git repository — point it at a folder inside one, or leave it out to work in a plain folder`);
   const base = options.base ?? 'HEAD';
-  const resolved = await tryGit(repo, ['rev-parse', '--verify', '--quiet', `${base}^{commit}`]);
+  const branch = branchOf(options.runId);
+  // Three reads at once (a submit from the board or an MCP client waits on them): the base, the branch, its name.
+  const [resolved, existing, baseBranch] = await Promise.all([
+    tryGit(repo, ['rev-parse', '--verify', '--quiet', `${base}^{commit}`]),
+    tryGit(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${branch}`]),
+    branchNamed(repo, base),
+  ]);
   if (resolved.exitCode !== 0) {
     throw new UserError(`--base ${base} does not exist in ${repo} — name a branch, a tag or a commit there (\`git -C ${repo} branch -a\` lists the branches)`);
   }
   const baseCommit = resolved.stdout.trim();
-  const branch = branchOf(options.runId);
-  if ((await tryGit(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${branch}`])).exitCode === 0) {
+  if (existing.exitCode === 0) {
     throw new UserError(`the branch ${branch} already exists in ${repo} — give the task another --run-id, or delete that branch first`);
   }
   await git(repo, ['branch', branch, baseCommit], `make the branch ${branch}`);
   const path = join(resolve(options.storeDir), 'worktrees', options.runId);
-  return { kind: 'worktree', repo, branch, base, baseCommit, baseBranch: await branchNamed(repo, base), path };
+  return { kind: 'worktree', repo, branch, base, baseCommit, baseBranch, path };
 }
 
 /**

@@ -19,12 +19,12 @@ const run = (store: string, options: { fs?: StoreFs; task?: string } = {}) =>
 
 
 describe('the store on disk', () => {
-  it('has a versioned layout: a marker file, and per run a small run.json plus two append-only logs', async () => {
+  it('has a versioned layout: a marker file, and per run a small run.json plus three append-only logs (journal, iterations, live events)', async () => {
     const store = tempDir();
     const result = await run(store);
     expect(JSON.parse(readFileSync(join(store, 'obra-store.json'), 'utf8'))).toEqual({ format: 'obra-store', version: STORE_VERSION });
     const runDir = join(store, 'runs', result.runId);
-    expect(readdirSync(runDir).sort()).toEqual(['iterations.jsonl', 'journal.jsonl', 'run.json']);
+    expect(readdirSync(runDir).sort()).toEqual(['events.jsonl', 'iterations.jsonl', 'journal.jsonl', 'run.json']);
     const runFile = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
     expect(runFile).toMatchObject({ version: STORE_VERSION, runId: result.runId, status: 'done', iterations: 3, question: null });
     // The task machine's input is kept: replay starts from it.

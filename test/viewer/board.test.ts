@@ -61,6 +61,10 @@ describe.skipIf(!found.path)('the board', () => {
     expect((await column('failed')).sort()).toEqual([ids.failing, ids.blocked].sort());
     // A card says what the task waits for, in words; a task's text is text, never HTML.
     expect(await page.textContent(`[data-run="${ids.waiting}"] .waiting`)).toMatch(/^waiting for a human: /);
+    // Each card offers what its state allows; a question is answered on the run page.
+    expect(await page.locator(`[data-run="${ids.waiting}"] .actions > *`).allTextContents()).toEqual(['Answer…', 'Cancel', 'Retry']);
+    expect(await page.getAttribute(`[data-run="${ids.waiting}"] .answer-link`, 'href')).toBe(`/runs/${ids.waiting}#workbench`);
+    expect(await page.locator(`[data-run="${ids.done}"] .actions > *`).allTextContents()).toEqual([]);
     expect(await page.textContent(`[data-run="${ids.queued}"] .what`)).toBe('Queued <b>not bold</b>');
     expect(await page.textContent(`[data-run="${ids.blocked}"] .status`)).toBe('blocked');
     expect(await page.textContent(`[data-run="${ids.blocked}"] .why`)).toBe(`the run it follows, ${ids.failing}, ended max_iterations`);
@@ -82,4 +86,19 @@ describe.skipIf(!found.path)('the board', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it('pages a long column: its first cards, its count, and the rest on a click', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.url}?per_column=1`);
+    await page.waitForSelector('body[data-live="true"]');
+    const failed = () => page.locator('[data-column="failed"] .card-link').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-run')));
+    expect(await failed()).toHaveLength(1);
+    expect(await page.textContent('[data-column="failed"] .count')).toBe('2');
+    expect(await page.textContent('[data-column="failed"] button.more')).toBe('show 1 more of 1');
+    await page.click('[data-column="failed"] button.more');
+    await page.waitForFunction(() => document.querySelectorAll('[data-column="failed"] .card-link').length === 2);
+    expect((await failed()).sort()).toEqual([ids.failing, ids.blocked].sort());
+    expect(await page.locator('[data-column="failed"] button.more').count()).toBe(0);
+    await page.close();
+  });
 });

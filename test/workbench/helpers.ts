@@ -81,3 +81,53 @@ export async function receiver(answer: (n: number) => number | null) {
     },
   };
 }
+
+/** One Server-Sent Event as a page receives it. */
+export interface Sent {
+  event: string;
+  id: string | null;
+  data: unknown;
+  /** When it arrived (performance.now()). */
+  at: number;
+}
+
+/** An open stream: every event so far in `events`, `close()` to hang up. */
+export async function openStream(url: string, headers: Record<string, string> = {}) {
+  const abort = new AbortController();
+  const response = await fetch(url, { headers, signal: abort.signal });
+  const events: Sent[] = [];
+  if (response.status !== 200) {
+    return { status: response.status, body: await response.text(), events, close: () => abort.abort() };
+  }
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const reading = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const field = (name: string) => block.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2) ?? null;
+          const event = field('event');
+          if (event) events.push({ event, id: field('id'), data: JSON.parse(field('data') ?? 'null'), at: performance.now() });
+        }
+      }
+    } catch {
+      // Hung up.
+    }
+  })();
+  return {
+    status: 200,
+    body: '',
+    events,
+    close: async () => {
+      abort.abort();
+      await reading;
+    },
+  };
+}

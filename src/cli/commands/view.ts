@@ -6,7 +6,7 @@ import { DEFAULT_VIEWER_PORT, LOCAL_HOST, parsePort } from '../../inspector/list
 export function register(program: Command): void {
   program
     .command('view')
-    .description('the board of tasks, or step through one run, in your browser: states on the statecharts, events, scores, decisions, answers; and an HTTP API to act on the tasks')
+    .description('the workbench in your browser: the board of tasks (queue one, answer, allow a tool, pause, retry, review the diff, merge; followed live), or step through one run on its statecharts; and an HTTP API to act on the tasks')
     .argument('[runId]', 'the run to show (default: the board of every task)')
     .option('--db <dir>', 'where runs are stored (default: .obra in the current directory)')
     .option('--config <file>', 'YAML config file (default: ./obra.yaml when present)')

@@ -26,6 +26,7 @@ import { restorableSnapshot } from '../../persisted/snapshot.js';
 import type { runChecks } from '../../scoring/checks.js';
 import type { StoreFs } from '../../store/durable-file.js';
 import { refreshOverlap } from '../../queue/overlap.js';
+import { eventLogWriter } from '../../store/event-log.js';
 import { RunStore, type RunHandle } from '../../store/run-store.js';
 import { beginResolutionMerge } from '../../workspace/conflict.js';
 import { commitIteration, ensureWorktree, startFromFollowed } from '../../workspace/worktree.js';
@@ -313,10 +314,16 @@ async function driveInStore(ctx: StoreDrive, start: DriveStart): Promise<RunResu
     // PAUSE / CANCEL from another process (`obra pause`, `obra cancel`): runs/<id>/control.json.
     control: (send) => watchControlFile({ runDir: ctx.handle.dir, send }),
   };
+  // The run page's live stream tails this log (src/store/event-log.ts).
+  const logEvent = eventLogWriter(ctx.handle.dir);
+  const onEvent = (event: EngineEvent) => {
+    logEvent(event);
+    ctx.onEvent?.(event);
+  };
   try {
     return await new TaskDrive(host, start, {
       config: ctx.config,
-      onEvent: ctx.onEvent,
+      onEvent,
       inspect: ctx.inspection.inspect,
       signal: ctx.signal,
       control: ctx.control,
