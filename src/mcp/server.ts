@@ -1,6 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { z } from 'zod';
+import { AGENT_KINDS } from '../core/agent-kinds.js';
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import type { BackgroundDrives } from '../workbench/drives.js';
@@ -44,12 +45,14 @@ export function obraMcpServer(options: McpOptions): { server: McpServer; close: 
   server.registerTool(
     'submit_task',
     {
-      description: 'Queue a coding task for Obra (`obra work` drives the queue); answers its runId. In a git repository the task gets a worktree and a branch obra/<runId> of its own.',
+      description: 'Queue a coding task for Obra (`obra work` drives the queue); answers its runId (for a race: the race id and its attempts\' runIds). In a git repository the task gets a worktree and a branch obra/<runId> of its own.',
       inputSchema: {
         task: z.string().describe('what the agent should do'),
         repo: z.string().optional().describe('the folder the task works on (default: the current one)'),
         base: z.string().optional().describe("what the task's branch starts from (default: the repository's HEAD)"),
-        agent: z.string().optional().describe('the Claude Code binary to use'),
+        agent: z.string().optional().describe('the agent: claude, codex, gemini, qwen or opencode (or the path of the configured kind\'s binary)'),
+        agents: z.array(z.enum(AGENT_KINDS)).optional().describe('a race: the same task once per agent; when the last attempt ends the evidence picks the winner (merge the race id to land it)'),
+        attempts: z.number().int().min(1).optional().describe('a race: attempts per agent (with no agents: of the task\'s own agent)'),
         checks: z.array(z.string()).optional().describe('shell commands that must pass for the task to be done'),
         priority: z.number().int().optional().describe('higher goes first (default 0)'),
         after: z.string().optional().describe('a runId this task starts after (once that one is done)'),

@@ -34,9 +34,14 @@ export function boardPage(data: BoardData): string {
   <div class="fields">
     <label>Repository<input name="repo" placeholder="(the folder obra view runs in)"></label>
     <label>Base<input name="base" placeholder="HEAD"></label>
-    <label>Agent binary<input name="agent" placeholder="(the config's)"></label>
+    <label>Agent<input name="agent" list="agent-kinds" placeholder="(the config's)"></label>
     <label>Priority<input name="priority" type="number" step="1" placeholder="0"></label>
     <label>After run<input name="after" placeholder="run id"></label>
+  </div>
+  <datalist id="agent-kinds"><option value="claude"><option value="codex"><option value="gemini"><option value="qwen"><option value="opencode"></datalist>
+  <div class="fields race-fields">
+    <label>Race: agents<input name="agents" placeholder="claude, codex, gemini"></label>
+    <label>Attempts each<input name="attempts" type="number" min="1" step="1" placeholder="1"></label>
   </div>
   <label>Checks, one command a line<textarea name="checks" rows="2" placeholder="npm test"></textarea></label>
   <button type="submit" id="task-submit">Queue the task</button>
@@ -276,12 +281,14 @@ export const BOARD_JS = `
     const body = { task: value('task') };
     for (const name of ['repo', 'base', 'agent', 'after']) if (value(name)) body[name] = value(name);
     if (value('priority')) body.priority = Number(value('priority'));
+    if (value('agents')) body.agents = value('agents').split(',').map((a) => a.trim()).filter(Boolean);
+    if (value('attempts')) body.attempts = Number(value('attempts'));
     const checks = form.elements.checks.value.split('\\n').map((line) => line.trim()).filter(Boolean);
     if (checks.length) body.checks = checks;
     $('task-submit').disabled = true;
     try {
       const result = await post('/api/tasks', body);
-      say('note', 'queued ' + result.runId + ' — a worker (obra work) takes it');
+      say('note', result.raceId ? 'queued race ' + result.raceId + ' (' + result.runIds.length + ' attempts) — workers (obra work) take them' : 'queued ' + result.runId + ' — a worker (obra work) takes it');
       form.elements.task.value = '';
     } catch (error) {
       say('error', error.message);

@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { configSchema, type ObraConfig } from '../config/schema.js';
+import { AGENT_KINDS, configSchema, type AgentKind, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { isFinalStatus, type RunStatus } from '../core/statuses.js';
 import type { QueueEntry } from '../persisted/run-file.js';
 import { runMergeQueue, type MergeQueueResult } from '../queue/merge-queue.js';
-import { submitTasks } from '../queue/submit.js';
+import { submitBatch, submitTasks } from '../queue/submit.js';
 import type { MergeStrategy } from '../workspace/conflict.js';
 import { taskEntrySchema } from '../queue/tasks-file.js';
 import { RunStore } from '../store/run-store.js';
@@ -19,16 +19,24 @@ import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../works
  * checks, the same one-line errors. Each returns what happened; the caller prints it or sends it.
  */
 
-/** A task as the API and the MCP server take it: a tasks-file entry, plus the Claude Code binary to use. */
-// Races (agents, attempts) are queued from the command line or a tasks file only (docs/race.md).
-export const submitEntrySchema = taskEntrySchema.omit({ name: true, agents: true, attempts: true }).extend({
-  /** The Claude Code binary for this task (as `--agent-bin`). */
-  agent: z.string().min(1, 'the agent must name a Claude Code binary').optional(),
+/**
+ * A task as the API and the MCP server take it: a tasks-file entry (`agent` a kind, `agents`/`attempts` a race), where
+ * `agent` may also name the binary of the configured kind (as `--agent-bin`).
+ */
+export const submitEntrySchema = taskEntrySchema.omit({ name: true }).extend({
+  agent: z.string().min(1, `the agent must be a kind (${AGENT_KINDS.join(', ')}) or the path of the configured kind's binary`).optional(),
 });
 export type SubmitEntry = z.input<typeof submitEntrySchema>;
 
-/** Queues one task given as JSON; `repo` is resolved against `cwd`. Bad input is one `UserError` line. */
-export async function submitEntry(body: unknown, scope: { storeDir: string; config: ObraConfig; cwd?: string }): Promise<{ runId: string }> {
+/** What a submit queued: the run, or for a race its id (`obra diff`/`merge` of it take the winner) and its attempts. */
+export interface Submitted {
+  runId: string;
+  raceId?: string;
+  runIds?: string[];
+}
+
+/** Queues one task (or one race) given as JSON; `repo` is resolved against `cwd`. Bad input is one `UserError` line. */
+export async function submitEntry(body: unknown, scope: { storeDir: string; config: ObraConfig; cwd?: string }): Promise<Submitted> {
   const parsed = submitEntrySchema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -39,12 +47,22 @@ export async function submitEntry(body: unknown, scope: { storeDir: string; conf
     throw new UserError(`the task is not valid: ${what}`);
   }
   const entry = parsed.data;
-  const config = entry.agent ? { ...scope.config, agent: { ...scope.config.agent, local: { ...scope.config.agent.local, command: entry.agent } } } : scope.config;
-  const [runId] = await submitTasks(
-    [{ task: entry.task, checks: entry.checks, repo: entry.repo === undefined ? undefined : resolve(scope.cwd ?? process.cwd(), entry.repo), base: entry.base, priority: entry.priority, after: entry.after, runId: entry.run_id }],
+  const kind = (AGENT_KINDS as readonly string[]).includes(entry.agent ?? '') ? (entry.agent as AgentKind) : undefined;
+  if (kind && entry.agents) throw new UserError('the task is not valid: give either agent or agents, not both');
+  const binary = entry.agent && !kind ? entry.agent : undefined;
+  const config = binary ? withAgentCommand(scope.config, binary) : scope.config;
+  const { runIds, races } = await submitBatch(
+    [{ task: entry.task, checks: entry.checks, repo: entry.repo === undefined ? undefined : resolve(scope.cwd ?? process.cwd(), entry.repo), base: entry.base, priority: entry.priority, after: entry.after, runId: entry.run_id, ...(kind ? { agentKind: kind } : {}), ...(entry.agents ? { agents: entry.agents } : {}), ...(entry.attempts !== undefined ? { attempts: entry.attempts } : {}) }],
     { config, storeDir: scope.storeDir },
   );
-  return { runId: runId! };
+  const race = races[0];
+  return race ? { runId: race.raceId, raceId: race.raceId, runIds: race.runIds } : { runId: runIds[0]! };
+}
+
+/** The config with the configured kind's binary replaced (`agent.local` is Claude Code's section). */
+function withAgentCommand(config: ObraConfig, command: string): ObraConfig {
+  const section = config.agent.kind === 'claude' ? 'local' : config.agent.kind;
+  return { ...config, agent: { ...config.agent, [section]: { ...config.agent[section], command } } };
 }
 
 /** A queued task's worktree, its status and its queue entry; a run without a worktree of its own is refused. */

@@ -43,7 +43,7 @@ describe('the HTTP API of obra view', () => {
       expect(s.view.printed).toBe(`${base}/?token=${token}`);
 
       const bad = await api(base, token, 'POST', '/api/tasks', { task: 'x', colour: 'red' });
-      expect(bad).toEqual({ status: 400, json: { error: 'the task is not valid: unknown field "colour" (the fields are task, checks, repo, base, priority, after, run_id, agent)' } });
+      expect(bad).toEqual({ status: 400, json: { error: 'the task is not valid: unknown field "colour" (the fields are task, checks, repo, base, priority, after, run_id, agent, agents, attempts)' } });
       expect(await api(base, token, 'POST', '/api/tasks', { checks: [] })).toEqual({ status: 400, json: { error: 'the task is not valid: task: missing — say what the agent should do' } });
       expect((await api(base, token, 'POST', '/api/tasks', { task: 'x', repo: 'nowhere' })).json.error).toBe(`--repo ${join(s.repo, 'nowhere')} is not a folder — pass an existing folder (a git repository gets a worktree per task)`);
       expect(runIds(s.storeDir)).toEqual([]);
@@ -77,6 +77,30 @@ describe('the HTTP API of obra view', () => {
       expect(await api(base, token, 'GET', `/api/runs/${runId}/diff`)).toEqual({ status: 400, json: { error: `run ${runId}'s worktree and branch were discarded` } });
       expect(await api(base, token, 'POST', '/api/runs/nope/cancel')).toEqual({ status: 404, json: { error: `no run "nope" in ${s.storeDir} — \`obra runs\` lists the runs there` } });
       expect(await api(base, token, 'POST', `/api/runs/${runId}/retry`)).toEqual({ status: 400, json: { error: `run ${runId} is done: only a task that failed, was blocked or cancelled, or waits for a human can be retried` } });
+    } finally {
+      await s.view.stop();
+    }
+  });
+
+  it('takes an agent kind, or a race of agents, as a tasks file does: a race answers its id and its attempts', async () => {
+    const s = await setup();
+    try {
+      const { base, token } = s.view;
+      const store = () => RunStore.open(s.storeDir, { create: false });
+      const codex = await api(base, token, 'POST', '/api/tasks', { task: 'One agent', repo: s.repo, agent: 'codex' });
+      expect(codex.status).toBe(201);
+      expect(store().peekStatus(codex.json.runId as string).file.agent.kind).toBe('codex');
+      const race = await api(base, token, 'POST', '/api/tasks', { task: 'Raced', repo: s.repo, agents: ['claude', 'gemini'], attempts: 1 });
+      expect(race.status).toBe(201);
+      const { raceId, runIds: attempts } = race.json as { raceId: string; runIds: string[] };
+      expect(race.json.runId).toBe(raceId);
+      expect(attempts).toEqual([`${raceId}-1`, `${raceId}-2`]);
+      expect(attempts.map((id) => [store().peekStatus(id).file.agent.kind, store().peekStatus(id).file.queue?.race])).toEqual([
+        ['claude', { id: raceId, attempt: 1, of: 2 }],
+        ['gemini', { id: raceId, attempt: 2, of: 2 }],
+      ]);
+      expect((await api(base, token, 'POST', '/api/tasks', { task: 'x', agent: 'codex', agents: ['claude', 'codex'] })).json.error).toBe('the task is not valid: give either agent or agents, not both');
+      expect((await api(base, token, 'POST', '/api/tasks', { task: 'x', agents: ['cursor'] })).json.error).toMatch(/^the task is not valid: agents\.0: expected one of claude, codex, gemini, qwen, opencode/);
     } finally {
       await s.view.stop();
     }
