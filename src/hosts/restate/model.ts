@@ -98,6 +98,8 @@ export interface Claimed {
   iterations: IterationRecord[];
   /** The transcript after the run's last call, as its drives saved it. */
   transcript: RunTranscript | null;
+  /** The server's time when it answered (the drive reckons the server's time from it: see ObraTask's writes' `at`). */
+  now?: number;
 }
 
 export interface Heartbeat {

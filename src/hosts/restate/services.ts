@@ -25,7 +25,7 @@ import {
   type TranscriptWrite,
 } from './model.js';
 import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
-import { linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
+import { chunkText, linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -50,19 +50,44 @@ function fenced(run: StoredRun | null, epoch: number): StoredRun {
   return run;
 }
 
-/** Journal lines as a drive sends them: gzipped (an iteration's snapshots are much alike), or plain. */
+/** Journal lines as a drive sends them: packed (see journal-chunk.ts), or plain. */
 interface JournalBatch {
   lines?: string[];
   gz?: string;
+  /** Packed against the batch kept before it. */
+  z?: string;
   lastSeq: number;
   /** They hold a whole snapshot. */
   checkpoint: boolean;
 }
 
+/** What every write of a drive carries besides its lines. */
+interface DriveWrite {
+  epoch: number;
+  leaseMs: number;
+  /**
+   * The server's time as the worker reckons it (its claim's answer, then the worker's monotonic clock): a handler
+   * that read the clock itself would wait for Restate to journal the reading, on every write.
+   */
+  at?: number;
+  /** Records of iterations finished since the last write (packed, in order). */
+  records?: PackedRecord[];
+  /** The transcript of a call made since the last write. */
+  transcript?: TranscriptWrite | null;
+}
+
+/** Keeps what a drive's write carries: the transcript, the lines, the records. False when a transcript delta was refused. */
+async function keepWrite(ctx: Ctx, run: StoredRun, input: Partial<JournalBatch> & DriveWrite, at: number): Promise<boolean> {
+  const kept = await keepTranscript(ctx, input.transcript);
+  if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
+  if (input.records?.length) await keepRecords(ctx, run, input.records, at);
+  return kept;
+}
+
 /** Keeps a batch of the run's journal lines as sent, as its next chunk. */
 function appendBatch(ctx: Ctx, run: StoredRun, batch: JournalBatch): void {
   const n = run.journal.chunks;
-  ctx.set(`j${n}`, batch.gz !== undefined ? { gz: batch.gz } : (batch.lines ?? []));
+  ctx.set(`j${n}`, batch.z !== undefined ? { z: batch.z } : batch.gz !== undefined ? { gz: batch.gz } : (batch.lines ?? []));
   run.journal = { chunks: n + 1, lastSeq: batch.lastSeq, checkpointChunk: batch.checkpoint ? n : run.journal.checkpointChunk };
   // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
   run.startEvent = null;
@@ -78,18 +103,26 @@ function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
 }
 
 /** The drive's worker was heard from: its lease runs from now, and it takes the events sent to the run meanwhile. */
-async function renew(ctx: Ctx, run: StoredRun, leaseMs: number): Promise<Heartbeat> {
-  run.owner!.leaseUntil = (await now(ctx)) + leaseMs;
+function renew(ctx: Ctx, run: StoredRun, leaseMs: number, at: number): Heartbeat {
+  run.owner!.leaseUntil = at + leaseMs;
   const events = run.inbox;
   run.inbox = [];
   storeRun(ctx, run);
   return { ok: true, events };
 }
 
-/** The journal's lines kept in chunks `from` to `to` (excluded), in order. */
+/**
+ * The journal's lines kept in chunks `from` to `to` (excluded), in order. A chunk packed against the one before it
+ * is unpacked with that one's text; `from` is a chunk packed alone (the first, or the last checkpoint's).
+ */
 async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number): Promise<string[]> {
   const lines: string[] = [];
-  for (let n = from; n < to; n++) lines.push(...linesOf(await ctx.get<JournalChunk>(`j${n}`)));
+  let previous: string | null = null;
+  for (let n = from; n < to; n++) {
+    const chunk = linesOf(await ctx.get<JournalChunk>(`j${n}`), previous);
+    previous = chunkText(chunk);
+    lines.push(...chunk);
+  }
   return lines;
 }
 
@@ -97,10 +130,29 @@ async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: 
 async function iterationRecords(ctx: restate.ObjectSharedContext, run: StoredRun): Promise<IterationRecord[]> {
   const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
   for (let n = records.length; n < run.iterations; n++) {
-    const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`));
+    const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`), records.at(-1) ?? null);
     if (record) records.push(record);
   }
   return records;
+}
+
+/**
+ * Keeps finished iterations' records, each once (a restored `persisting` sends its record again), under a key of
+ * its own, packed as sent (its index and cost beside it). Returns whether the last one was new.
+ */
+async function keepRecords(ctx: Ctx, run: StoredRun, records: PackedRecord[], at: number): Promise<boolean> {
+  let fresh = false;
+  for (const packed of records) {
+    const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
+    fresh = !(packed.index <= last);
+    if (!fresh) continue;
+    ctx.set(`i${run.iterations}`, packed);
+    run.iterations += 1;
+    run.lastIteration = packed.index;
+    run.totalCostUsd += packed.costUsd ?? 0;
+    run.updatedAt = iso(at);
+  }
+  return fresh;
 }
 
 /**
@@ -190,48 +242,39 @@ export const taskObject = restate.object({
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
       const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
-      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx) };
+      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx), now: at };
     },
 
     /**
-     * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
-     * the transcript of a call made since. Renews the lease, as a heartbeat does.
+     * The drive's journal lines since its last write (fenced; `checkpoint`: they hold a whole snapshot), the
+     * records of the iterations they finished, and the transcript of a call made since: all kept, or none (one
+     * call). Renews the lease, as a heartbeat does.
      */
-    append: async (ctx: Ctx, input: JournalBatch & { epoch: number; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
+    append: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
-      const kept = await keepTranscript(ctx, input.transcript);
-      appendBatch(ctx, run, input);
-      return refusedUnless(kept, await renew(ctx, run, input.leaseMs));
+      const at = input.at ?? (await now(ctx));
+      const kept = await keepWrite(ctx, run, input, at);
+      return refusedUnless(kept, renew(ctx, run, input.leaseMs, at));
     },
 
     /**
-     * A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its
-     * own, kept gzipped as sent (`packed`; its index and cost beside it).
+     * A finished iteration's record, with the lines that led to it (as an earlier Obra's workers send it; a drive
+     * now sends its records with its next append or its settle).
      */
-    saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
+    saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite & { record?: IterationRecord; packed?: PackedRecord }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
+      const at = input.at ?? (await now(ctx));
       const kept = await keepTranscript(ctx, input.transcript);
-      // The journal's lines that led to the record (a task with no checkout sends them with it): both or neither.
       if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
-      const { index, costUsd } = input.packed ?? { index: input.record!.index, costUsd: input.record!.costUsd ?? 0 };
-      const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
-      const fresh = !(index <= last);
-      if (fresh) {
-        ctx.set(`i${run.iterations}`, input.packed ?? input.record!);
-        run.iterations += 1;
-        run.lastIteration = index;
-        run.totalCostUsd += costUsd;
-        run.updatedAt = iso(await now(ctx));
-      }
-      // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
-      return { ...refusedUnless(kept, await renew(ctx, run, input.leaseMs)), fresh };
+      const fresh = await keepRecords(ctx, run, [input.packed ?? (input.record as unknown as PackedRecord)], at);
+      return { ...refusedUnless(kept, renew(ctx, run, input.leaseMs, at)), fresh };
     },
 
     /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
-    heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number }): Promise<Heartbeat> => {
+    heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number; at?: number }): Promise<Heartbeat> => {
       const run = await ctx.get<StoredRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return { ok: false, events: [] };
-      return renew(ctx, run, input.leaseMs);
+      return renew(ctx, run, input.leaseMs, input.at ?? (await now(ctx)));
     },
 
     /**
@@ -240,28 +283,28 @@ export const taskObject = restate.object({
      */
     settle: async (
       ctx: Ctx,
-      input: {
-        epoch: number;
+      input: Partial<JournalBatch> &
+        Omit<DriveWrite, 'leaseMs'> & {
         status: RunStatus;
         reason: string;
         question: string | null;
         sessionId: string | null;
         wakeAt?: number | null;
-        transcript?: TranscriptWrite | null;
         release?: string | null;
         /** Events the drive was handed as it stopped listening: kept for the next drive, as later ones are. */
         unheard?: TaskEvent[];
       },
     ): Promise<StoredRun> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
+      const at = input.at ?? (await now(ctx));
       if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
-      await keepTranscript(ctx, input.transcript);
+      // The drive's last lines and records come with it: the run's end is kept with the journal that led to it.
+      await keepWrite(ctx, run, { ...input, leaseMs: 0 }, at);
       if (input.release) {
         // The session is told where its transcript is kept, not sent a copy of it.
         const transcript = await transcriptRef(ctx, input.release);
         ctx.genericSend({ service: SESSION_OBJECT, method: 'release', key: input.release, parameter: { runId: ctx.key, epoch: input.epoch, transcript }, inputSerde: restate.serde.json });
       }
-      const at = await now(ctx);
       run.status = input.status;
       run.reason = input.reason;
       run.question = input.question;
