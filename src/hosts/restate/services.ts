@@ -128,6 +128,7 @@ async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: 
 
 /** The run's iteration records: kept one a key (`i<n>`), after those of a list kept whole by an earlier Obra. */
 async function iterationRecords(ctx: restate.ObjectSharedContext, run: StoredRun): Promise<IterationRecord[]> {
+  if (run.iterations === 0) return [];
   const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
   for (let n = records.length; n < run.iterations; n++) {
     const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`), records.at(-1) ?? null);
@@ -204,7 +205,9 @@ export const taskObject = restate.object({
     /** A new run, queued. Submitting the same run id twice is refused. */
     submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
       if (await ctx.get<StoredRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
-      const at = await now(ctx);
+      // Its submit time (the submitting machine's): a clock read here would be a step Restate journals.
+      const submitted = Date.parse(fresh.submittedAt);
+      const at = Number.isFinite(submitted) ? submitted : await now(ctx);
       const run: RemoteRun = {
         ...fresh,
         status: 'queued',
@@ -468,6 +471,25 @@ async function offerable(ctx: Ctx, at: number): Promise<QueueLine[]> {
   return lines;
 }
 
+/**
+ * The runs that tasks queued in this shard follow (`followed`): only the end of one of them wakes the idle
+ * workers (its follower may start, or is to be blocked). Woken by every run's end, a worker that had just
+ * finished a task took from a shard with nothing for it, and waited again, before it saw the next task.
+ */
+async function noteFollowed(ctx: Ctx, runId: string): Promise<void> {
+  const followed = (await ctx.get<string[]>('followed')) ?? [];
+  if (!followed.includes(runId)) ctx.set('followed', [...followed, runId]);
+}
+
+async function wasFollowed(ctx: Ctx, runId: string): Promise<boolean> {
+  const followed = (await ctx.get<string[]>('followed')) ?? [];
+  if (!followed.includes(runId)) return false;
+  const rest = followed.filter((id) => id !== runId);
+  if (rest.length) ctx.set('followed', rest);
+  else ctx.clear('followed');
+  return true;
+}
+
 /** Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again). */
 async function wakeWaiting(ctx: Ctx): Promise<void> {
   const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
@@ -494,32 +516,36 @@ export const queueObject = restate.object({
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
+      if (takeable && line.after) await noteFollowed(ctx, line.after);
       // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
-      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || isFinalStatus(line.status)) await wakeWaiting(ctx);
+      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)))) await wakeWaiting(ctx);
     },
 
     /**
      * Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. A task
      * that follows another waits until that one is done; when it ended otherwise, the task is blocked, with why.
      */
-    take: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
+    take: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { max: number; more?: boolean }): Promise<string[] | { taken: string[]; more: boolean }> => {
       const at = await ctx.date.now();
-      const offered = (await offerable(ctx, at))
-        .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
-        .slice(0, Math.max(0, input.max));
+      const open = (await offerable(ctx, at)).sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId));
+      const offered = open.slice(0, Math.max(0, input.max));
       for (const line of offered) ctx.set(`l:${line.runId}`, { ...line, offeredAt: at });
-      return offered.map((l) => l.runId);
+      const taken = offered.map((l) => l.runId);
+      // `more`: whether tasks are left here for the worker's next free slot (else it waits, rather than asks again).
+      return input.more ? { taken, more: open.length > offered.length } : taken;
     }),
 
     /**
      * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
      * else when a task becomes takeable or a run ends (one that follows it may start, or is to be blocked).
      */
-    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
+    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until?: number; timeoutMs?: number }): Promise<void> => {
       const at = await ctx.date.now();
       if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable, ctx.key);
       const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
-      ctx.set('waiting', [...waiting, input].slice(-MAX_WAITING));
+      // The wait's end, from its length (the waiter reads no clock: a step Restate would journal before the parks).
+      const wait: Waiting = { awakeable: input.awakeable, until: input.until ?? at + (input.timeoutMs ?? 0) };
+      ctx.set('waiting', [...waiting, wait].slice(-MAX_WAITING));
     }),
 
     /** Every task's line: this shard's (`here`), or, asked of the first shard, every shard's. */
@@ -585,8 +611,7 @@ export const waiterObject = restate.object({
     /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
     wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<string | null> => {
       const { id, promise } = ctx.awakeable<string>();
-      const until = (await ctx.date.now()) + input.timeoutMs;
-      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, until }, inputSerde: restate.serde.json });
+      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, timeoutMs: input.timeoutMs }, inputSerde: restate.serde.json });
       try {
         return await promise.orTimeout(input.timeoutMs);
       } catch (error) {

@@ -251,8 +251,11 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       for (const key of shards.splice(0)) {
         if (free <= 0 || signal.aborted) break;
         let offered: string[] = [];
+        let more = false;
         try {
-          offered = await client.call<string[]>(QUEUE_OBJECT, key, 'take', { max: free });
+          const took = await client.call<string[] | { taken: string[]; more: boolean }>(QUEUE_OBJECT, key, 'take', { max: free, more: true });
+          // A list: from services of an earlier Obra, which do not say whether more are left.
+          ({ taken: offered, more } = Array.isArray(took) ? { taken: took, more: took.length > 0 } : took);
         } catch {
           // Restate unreachable for a moment: its next wait (or the pause after a failed one) tells when to look.
         }
@@ -267,8 +270,8 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
           });
           inFlight.set(runId, driving);
         }
-        // As many as it asked for: there may be more there, once a slot is free.
-        if (offered.length && free <= 0) shards = [key];
+        // More left there than it could take: it takes again once a slot is free.
+        if (more && free <= 0) shards = [key];
       }
       // A free slot: the worker waits in Restate until a shard has a task to take (or its wait times out, or a
       // slot is freed). When the wait fails, it looks at every shard after a growing pause.
