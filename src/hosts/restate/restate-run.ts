@@ -9,6 +9,12 @@ import { chunkText, packLines, packRecord, type PackedRecord } from './journal-c
 import type { Claimed, Heartbeat, RemoteRun, TranscriptWrite } from './model.js';
 
 /**
+ * Every how many checkpoints a batch is packed alone (~2.4 KB against ~0.5 KB packed against the one before): a
+ * claim then unpacks at most this many checkpoints' chunks (the engine writes one every 4 iterations).
+ */
+const CHECKPOINTS_A_CHUNK_ALONE = 4;
+
+/**
  * What a drive's write carries of its journal: a batch of lines packed (see journal-chunk.ts), the last one's
  * sequence number, whether they hold a checkpoint; and the records of the iterations finished since the last write.
  */
@@ -24,8 +30,9 @@ export interface PackedBatch {
  * A run's journal kept in Restate. Lines are handed over by `write` (kept in this process) and sent, in order,
  * one batch per `syncInBackground` — which the engine awaits before anything leaves the process and when the
  * drive ends (write-ahead, as on the files host). A synchronous `sync` cannot wait for the network: it starts
- * the send, and the next `syncInBackground` waits for it. Each batch is packed against the one sent before it
- * (a drive's first, and one that holds a checkpoint, alone: a claim reads from the last checkpoint's chunk).
+ * the send, and the next `syncInBackground` waits for it. Each batch is packed against the one sent before it;
+ * a drive's first alone, and every few checkpoints' one (a claim reads from the last chunk packed alone: a few
+ * iterations' chunks at most, whichever drive wrote them).
  * Iteration records handed over (`attach`) ride on the next batch: with the lines that led to them, or after.
  */
 export class RestateLog implements LineLog {
@@ -34,6 +41,8 @@ export class RestateLog implements LineLog {
   private records: PackedRecord[] = [];
   /** The text of the last batch packed (the dictionary of the next one); none yet in this drive. */
   private previous: string | null = null;
+  /** Checkpoint batches packed since the last one packed alone. */
+  private checkpointsSinceAlone = 0;
   private sending: Promise<unknown> = Promise.resolve();
   private failure: Error | null = null;
 
@@ -108,7 +117,9 @@ export class RestateLog implements LineLog {
     if (!lines.length) return batch;
     this.stored.push(...lines);
     const checkpoint = lines.some((line) => line.includes(',"k":"c",'));
-    const packed = packLines(lines, checkpoint ? null : this.previous);
+    if (checkpoint && ++this.checkpointsSinceAlone >= CHECKPOINTS_A_CHUNK_ALONE) this.previous = null;
+    if (this.previous === null) this.checkpointsSinceAlone = 0;
+    const packed = packLines(lines, this.previous);
     this.previous = chunkText(lines);
     return { ...batch, ...packed, lastSeq: Number(/^\{"seq":(\d+)/.exec(lines.at(-1)!)?.[1] ?? 0), checkpoint };
   }

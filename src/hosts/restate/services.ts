@@ -78,7 +78,7 @@ interface DriveWrite {
 
 /** Keeps what a drive's write carries: the transcript, the lines, the records. False when a transcript delta was refused. */
 async function keepWrite(ctx: Ctx, run: StoredRun, input: Partial<JournalBatch> & DriveWrite, at: number): Promise<boolean> {
-  const kept = await keepTranscript(ctx, input.transcript);
+  const kept = await keepTranscript(ctx, run, input.transcript);
   if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
   if (input.records?.length) await keepRecords(ctx, run, input.records, at);
   return kept;
@@ -88,7 +88,8 @@ async function keepWrite(ctx: Ctx, run: StoredRun, input: Partial<JournalBatch> 
 function appendBatch(ctx: Ctx, run: StoredRun, batch: JournalBatch): void {
   const n = run.journal.chunks;
   ctx.set(`j${n}`, batch.z !== undefined ? { z: batch.z } : batch.gz !== undefined ? { gz: batch.gz } : (batch.lines ?? []));
-  run.journal = { chunks: n + 1, lastSeq: batch.lastSeq, checkpointChunk: batch.checkpoint ? n : run.journal.checkpointChunk };
+  const { checkpointChunk, aloneChunk } = run.journal;
+  run.journal = { chunks: n + 1, lastSeq: batch.lastSeq, checkpointChunk: batch.checkpoint ? n : checkpointChunk, aloneChunk: batch.z === undefined ? n : (aloneChunk ?? checkpointChunk) };
   // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
   run.startEvent = null;
 }
@@ -113,15 +114,15 @@ function renew(ctx: Ctx, run: StoredRun, leaseMs: number, at: number): Heartbeat
 
 /**
  * The journal's lines kept in chunks `from` to `to` (excluded), in order. A chunk packed against the one before it
- * is unpacked with that one's text; `from` is a chunk packed alone (the first, or the last checkpoint's).
+ * is unpacked with that one's text: reading starts at `start`, a chunk packed alone (at or before `from`).
  */
-async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number): Promise<string[]> {
+async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number, start = from): Promise<string[]> {
   const lines: string[] = [];
   let previous: string | null = null;
-  for (let n = from; n < to; n++) {
+  for (let n = start; n < to; n++) {
     const chunk = linesOf(await ctx.get<JournalChunk>(`j${n}`), previous);
     previous = chunkText(chunk);
-    lines.push(...chunk);
+    if (n >= from) lines.push(...chunk);
   }
   return lines;
 }
@@ -223,6 +224,7 @@ export const taskObject = restate.object({
         inbox: [],
         journal: { chunks: 0, lastSeq: 0, checkpointChunk: 0 },
         workers: [],
+        transcriptKept: null,
       };
       saveRun(ctx, run, at);
       return run;
@@ -244,8 +246,9 @@ export const taskObject = restate.object({
       run.workers = [...run.workers, input.worker];
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
-      const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
-      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx), now: at };
+      const { checkpointChunk, aloneChunk, chunks } = run.journal;
+      const tail = await journalLines(ctx, checkpointChunk, chunks, Math.min(aloneChunk ?? checkpointChunk, checkpointChunk));
+      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx, run), now: at };
     },
 
     /**
@@ -267,7 +270,7 @@ export const taskObject = restate.object({
     saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite & { record?: IterationRecord; packed?: PackedRecord }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const at = input.at ?? (await now(ctx));
-      const kept = await keepTranscript(ctx, input.transcript);
+      const kept = await keepTranscript(ctx, run, input.transcript);
       if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
       const fresh = await keepRecords(ctx, run, [input.packed ?? (input.record as unknown as PackedRecord)], at);
       return { ...refusedUnless(kept, renew(ctx, run, input.leaseMs, at)), fresh };
@@ -305,7 +308,7 @@ export const taskObject = restate.object({
       await keepWrite(ctx, run, { ...input, leaseMs: 0 }, at);
       if (input.release) {
         // The session is told where its transcript is kept, not sent a copy of it.
-        const transcript = await transcriptRef(ctx, input.release);
+        const transcript = await transcriptRef(ctx, run, input.release);
         ctx.genericSend({ service: SESSION_OBJECT, method: 'release', key: input.release, parameter: { runId: ctx.key, epoch: input.epoch, transcript }, inputSerde: restate.serde.json });
       }
       run.status = input.status;
@@ -424,7 +427,10 @@ export const taskObject = restate.object({
     }),
 
     /** The run's transcript, whole (a session let go by this run points here). */
-    transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => readTranscript(ctx)),
+    transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => {
+      const run = await ctx.get<StoredRun>('run');
+      return run ? readTranscript(ctx, run) : null;
+    }),
   },
 });
 
