@@ -28,7 +28,6 @@ export async function startIngressMeter(ingressUrl: string): Promise<IngressMete
     incoming.on('end', () => {
       const body = Buffer.concat(chunks);
       calls.push({ path: incoming.url ?? '', bytes: body.length, at: Date.now(), records: body.includes('"records":[{') });
-      if (process.env.METER_DUMP && body.length < 100_000) process.stderr.write(`${incoming.url} ${body.toString('utf8')}\n`);
       const forward = request({ host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers: { ...incoming.headers, host: target.host } }, (answer) => {
         outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(outgoing);
