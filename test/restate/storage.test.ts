@@ -125,6 +125,21 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
     await done(runId);
   });
 
+  it('a worker whose every slot was taken asks its queue again only when tasks were left there: one take a task', async () => {
+    const { cluster } = setup();
+    const from = meter.calls.length;
+    let open = () => {};
+    const held = await submit('Two kilobytes', new Promise<void>((resolve) => (open = resolve)));
+    await until('the held task to run', () => runOf(cluster, held), (r) => r.status === 'running', 10_000);
+    // The second task takes the worker's last slot; when it ends, nothing is left in the queue for the slot.
+    const other = await submit('Two kilobytes');
+    await done(other);
+    open();
+    await done(held);
+    const takes = meter.calls.slice(from).filter((c) => c.path.endsWith('/take'));
+    expect(takes.map((c) => c.path.split('/')[1])).toEqual(['ObraQueue', 'ObraQueue']);
+  });
+
   it('a worker that takes a task back resumes on Restate\'s copy of the transcript, not on a newer local one', async () => {
     const { cluster } = setup();
     let open = () => {};
