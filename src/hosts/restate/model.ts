@@ -197,6 +197,15 @@ export function shardOf(runId: string): string {
   for (let i = 0; i < runId.length; i++) hash = (hash * 31 + runId.charCodeAt(i)) >>> 0;
   return QUEUE_SHARDS[hash % QUEUE_SHARDS.length]!;
 }
+/**
+ * What wakes an idle worker's wait: the queue shard that has work for it, and the task whose line has just become
+ * takeable there (a task that follows no other), which the worker claims at once, without a take.
+ */
+export interface WorkWake {
+  shard: string;
+  runId?: string;
+}
+
 /** An idle worker's wait for work (keyed by the worker): see `waiterObject`. */
 export const WAITER_OBJECT = 'ObraWaiter';
 

@@ -23,6 +23,7 @@ import {
   type SessionHold,
   type TranscriptRef,
   type TranscriptWrite,
+  type WorkWake,
 } from './model.js';
 import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
 import { chunkText, linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
@@ -496,12 +497,15 @@ async function wasFollowed(ctx: Ctx, runId: string): Promise<boolean> {
   return true;
 }
 
-/** Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again). */
-async function wakeWaiting(ctx: Ctx): Promise<void> {
+/**
+ * Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again), and
+ * the task that woke them when it may be claimed at once (the first worker's claim wins; the others take). A wait
+ * that ended meanwhile (resolved by another shard, or timed out) ignores it: no clock is read for it.
+ */
+async function wakeWaiting(ctx: Ctx, runId?: string): Promise<void> {
   const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
   if (!waiting.length) return;
-  const at = await ctx.date.now();
-  for (const w of waiting) if (w.until > at) ctx.resolveAwakeable(w.awakeable, ctx.key);
+  for (const w of waiting) ctx.resolveAwakeable<WorkWake>(w.awakeable, runId ? { shard: ctx.key, runId } : { shard: ctx.key });
   ctx.clear('waiting');
 }
 
@@ -524,7 +528,8 @@ export const queueObject = restate.object({
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
       if (takeable && line.after) await noteFollowed(ctx, line.after);
       // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
-      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)))) await wakeWaiting(ctx);
+      if (takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) await wakeWaiting(ctx, line.after ? undefined : line.runId);
+      else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId))) await wakeWaiting(ctx);
     },
 
     /**
@@ -547,7 +552,7 @@ export const queueObject = restate.object({
      */
     park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until?: number; timeoutMs?: number }): Promise<void> => {
       const at = await ctx.date.now();
-      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable, ctx.key);
+      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable<WorkWake>(input.awakeable, { shard: ctx.key });
       const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
       // The wait's end, from its length (the waiter reads no clock: a step Restate would journal before the parks).
       const wait: Waiting = { awakeable: input.awakeable, until: input.until ?? at + (input.timeoutMs ?? 0) };
@@ -615,8 +620,8 @@ export const waiterObject = restate.object({
   options: { ...CALL_RETENTION, inactivityTimeout: 1_000, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
   handlers: {
     /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
-    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<string | null> => {
-      const { id, promise } = ctx.awakeable<string>();
+    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<WorkWake | null> => {
+      const { id, promise } = ctx.awakeable<WorkWake>();
       for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, timeoutMs: input.timeoutMs }, inputSerde: restate.serde.json });
       try {
         return await promise.orTimeout(input.timeoutMs);

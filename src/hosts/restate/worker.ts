@@ -21,7 +21,7 @@ import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot
 import { runChecks } from '../../scoring/checks.js';
 import { callsMade, RestateClient, RestateUnreachable, urlsText, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
-import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
+import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun, type WorkWake } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
@@ -243,11 +243,31 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const idleWaitMs = options.idleWaitMs ?? IDLE_WAIT_MS;
     /** The queue shards to take from now: the one whose work woke the worker, or all after a failed wait. */
     let shards: string[] = [];
+    /** The task a wake named (its line had just become takeable): claimed at once, without a take. */
+    let named: string | null = null;
     /** The wait in progress (one at a time: a slot freed meanwhile does not start another). */
     let waiting: Promise<void> | null = null;
     let retryMs = pollMs;
+    /** Claims a task and drives it; false when it could not be claimed (another worker has it, or it is gone). */
+    const start = async (runId: string): Promise<boolean> => {
+      const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
+      if (!claimed) return false;
+      const driving = drive(claimed).finally(() => {
+        inFlight.delete(runId);
+        poke();
+      });
+      inFlight.set(runId, driving);
+      return true;
+    };
     while (!signal.aborted) {
       let free = options.concurrency - inFlight.size;
+      const direct = named;
+      named = null;
+      // Claimed, its shard is not asked (a task left there wakes the worker's next wait at once); else it is.
+      if (direct && free > 0 && !signal.aborted && !inFlight.has(direct) && (await start(direct))) {
+        free -= 1;
+        shards = [];
+      }
       for (const key of shards.splice(0)) {
         if (free <= 0 || signal.aborted) break;
         let offered: string[] = [];
@@ -261,14 +281,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
         }
         for (const runId of offered) {
           if (signal.aborted) break;
-          const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
-          if (!claimed) continue;
-          free -= 1;
-          const driving = drive(claimed).finally(() => {
-            inFlight.delete(runId);
-            poke();
-          });
-          inFlight.set(runId, driving);
+          if (await start(runId)) free -= 1;
         }
         // More left there than it could take: it takes again once a slot is free.
         if (more && free <= 0) shards = [key];
@@ -278,9 +291,13 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       if (free > 0 && !shards.length && !waiting) {
         waiting = waitForWork(client, name, idleWaitMs, signal)
           .then(
-            (shard) => {
+            (wake) => {
               retryMs = pollMs;
-              if (shard) shards = [shard];
+              if (!wake) return;
+              // A shard's name, from services of an earlier Obra.
+              const { shard, runId } = typeof wake === 'string' ? { shard: wake, runId: undefined } : wake;
+              shards = [shard];
+              named = runId ?? null;
             },
             () =>
               sleep(retryMs, undefined, { signal }).then(
@@ -344,7 +361,7 @@ const IDLE_WAIT_MS = 15_000;
  * Waits in Restate for work (ObraWaiter/<worker>/wait). Its own request rather than the client's, so that a
  * stopping worker cuts it at once instead of holding the process until the wait ends.
  */
-async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<string | null> {
+async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<WorkWake | string | null> {
   callsMade.set(`${WAITER_OBJECT}/wait`, (callsMade.get(`${WAITER_OBJECT}/wait`) ?? 0) + 1);
   const response = await client.viaIngress((ingress) =>
     fetch(`${ingress}/${WAITER_OBJECT}/${encodeURIComponent(worker)}/wait`, {
@@ -355,7 +372,7 @@ async function waitForWork(client: RestateClient, worker: string, timeoutMs: num
     }),
   );
   if (!response.ok) throw new Error(`${WAITER_OBJECT}/wait: HTTP ${response.status} ${await response.text()}`);
-  return (await response.json()) as string | null;
+  return (await response.json()) as WorkWake | string | null;
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
