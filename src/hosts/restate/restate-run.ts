@@ -147,7 +147,7 @@ export interface RestateRunOptions {
    * The drive's agent session (a SessionCarrier): its last call's transcript rides on the run's next write, as a
    * delta from the copy Restate keeps; a refused delta is sent whole next time.
    */
-  session?: { takeTranscript(): TranscriptWrite | null; transcriptRefused?(): void; readonly heldSession: string | null } | null;
+  session?: { takeTranscript(): TranscriptWrite | null; transcriptRefused?(): void; ready?(): Promise<void>; readonly heldSession: string | null } | null;
 }
 
 /** A run held by this worker for one drive: its journal and records go to its ObraTask object, fenced by epoch. */
@@ -283,6 +283,7 @@ export class RestateRun implements RunPort {
 
   async settle(outcome: RunOutcome): Promise<RunResult> {
     try {
+      await this.options.session?.ready?.();
       // The session this drive held; or else the run's own, which an earlier drive of the run may still hold (it
       // lost its lease mid-call): the release frees it for that run's epochs up to this one only.
       const release = this.options.session?.heldSession ?? outcome.sessionId ?? null;

@@ -502,9 +502,7 @@ async function wasFollowed(ctx: Ctx, runId: string): Promise<boolean> {
  * the task that woke them when it may be claimed at once (the first worker's claim wins; the others take). A wait
  * that ended meanwhile (resolved by another shard, or timed out) ignores it: no clock is read for it.
  */
-async function wakeWaiting(ctx: Ctx, runId?: string): Promise<void> {
-  const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
-  if (!waiting.length) return;
+function wakeWaiting(ctx: Ctx, waiting: Waiting[], runId?: string): void {
   for (const w of waiting) ctx.resolveAwakeable<WorkWake>(w.awakeable, runId ? { shard: ctx.key, runId } : { shard: ctx.key });
   ctx.clear('waiting');
 }
@@ -520,16 +518,19 @@ export const queueObject = restate.object({
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
       const key = `l:${line.runId}`;
       const takeable = line.status === 'queued' || line.status === 'interrupted';
+      // One after another: the SDK takes one read at a time.
       const before = await ctx.get<QueueLine>(key);
-      ctx.set(key, { ...line, offeredAt: takeable ? before?.offeredAt : undefined });
       const open = (await ctx.get<string[]>('open')) ?? [];
+      const waiting = await ctx.get<Waiting[]>('waiting');
+      ctx.set(key, { ...line, offeredAt: takeable ? before?.offeredAt : undefined });
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
       if (takeable && line.after) await noteFollowed(ctx, line.after);
       // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
-      if (takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) await wakeWaiting(ctx, line.after ? undefined : line.runId);
-      else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId))) await wakeWaiting(ctx);
+      if (takeable) {
+        if (waiting?.length && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) wakeWaiting(ctx, waiting, line.after ? undefined : line.runId);
+      } else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)) && waiting?.length) wakeWaiting(ctx, waiting);
     },
 
     /**
