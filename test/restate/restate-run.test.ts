@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait-for.js';
 import type { IterationRecord } from '../../src/core/types.js';
 import type { RestateClient } from '../../src/hosts/restate/client.js';
 import { chunkText, linesOf, recordOf, type PackedRecord } from '../../src/hosts/restate/journal-chunk.js';
@@ -89,6 +90,27 @@ describe('RestateRun: one write an iteration', () => {
     // The server's time, from the claim's answer on this process's clock (no handler reads its own).
     for (const input of [first, second, settle]) expect(input.at as number).toBeGreaterThanOrEqual(1_000_000);
     expect(settle.at as number).toBeLessThan(1_000_000 + 10_000);
+  });
+
+  it('sends a record at once when its drive has not heard from Restate for half a heartbeat (a cancel sent during a call reaches the machine)', async () => {
+    const task = taskObject();
+    // A 300 ms lease: a heartbeat every 100 ms; a record waits for the next write only within 50 ms of the last.
+    const run = new RestateRun({ client: task.client, claimed, leaseMs: 300, onLeaseLost: () => {} });
+    const heard: unknown[] = [];
+    run.control((event) => heard.push(event));
+    line(run, 1, true);
+    await run.journal.commitInBackground();
+    expect(await run.saveIteration(record(1))).toBe(true);
+    expect(task.calls).toHaveLength(1); // heard from just now: it rides on the next write
+    await new Promise((r) => setTimeout(r, 60)); // the agent's call
+    task.inbox.push({ type: 'CANCEL', reason: 'stop' });
+    line(run, 2);
+    run.journal.commit(false);
+    expect(await run.saveIteration(record(2))).toBe(true);
+    expect(task.calls.map((c) => c.handler)).toEqual(['append', 'append']);
+    expect(task.calls[1]!.input).toMatchObject({ lastSeq: 2, records: [{ index: 1 }, { index: 2 }] });
+    await waitFor(() => heard.length > 0, { what: 'the cancel to reach the drive' });
+    expect(heard).toEqual([{ type: 'CANCEL', reason: 'stop' }]);
   });
 
   it('packs a batch alone every fourth checkpoint, so that a claim unpacks a few iterations at most', async () => {

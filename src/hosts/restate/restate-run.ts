@@ -164,6 +164,10 @@ export class RestateRun implements RunPort {
   private wakeAt: number | null = null;
   /** When the lease was last renewed (performance.now()). */
   private lastHeard = performance.now();
+  /** How often a quiet drive hears from Restate (a heartbeat): a few times per lease, at least every 2 s. */
+  private get heartbeatEvery(): number {
+    return Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
+  }
   /**
    * The server's time as reckoned from the claim's answer on this process's monotonic clock (within that call's
    * latency): sent with every write, so that no handler on a drive's path reads the clock itself, which costs a
@@ -215,7 +219,7 @@ export class RestateRun implements RunPort {
    * drive has been quiet for a while (a few times per lease, at least every 2 s), a heartbeat does.
    */
   begin(): void {
-    const every = Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
+    const every = this.heartbeatEvery;
     this.heartbeat = setInterval(() => {
       // The journal's appends and the records renew the lease too: a busy drive needs no heartbeat of its own.
       if (performance.now() - this.lastHeard < every) return;
@@ -266,6 +270,9 @@ export class RestateRun implements RunPort {
    * them or none, and a drive cut before that write is restored from before them (as one cut before the record
    * was). One call an iteration instead of two. This drive holds the run (fenced), so whether the record is new
    * is known here: Restate keeps the same records, and checks again.
+   * A drive that has not heard from Restate for half a heartbeat's interval (its call lasted) sends the record at
+   * once: the answer brings the events sent meanwhile (a cancel during the call), which must reach the machine
+   * before the iteration ends — after the run's last one, nothing would hear them.
    */
   async saveIteration(record: IterationRecord): Promise<boolean> {
     await this.options.workspace?.afterIteration(record);
@@ -273,6 +280,7 @@ export class RestateRun implements RunPort {
     if (record.index <= last) return false;
     this.log.attach(packRecord(record, this.records.at(-1) ?? null));
     this.records.push(record);
+    if (performance.now() - this.lastHeard >= this.heartbeatEvery / 2) await this.log.syncInBackground();
     return true;
   }
 
