@@ -518,19 +518,20 @@ export const queueObject = restate.object({
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
       const key = `l:${line.runId}`;
       const takeable = line.status === 'queued' || line.status === 'interrupted';
-      // One after another: the SDK takes one read at a time.
-      const before = await ctx.get<QueueLine>(key);
-      const open = (await ctx.get<string[]>('open')) ?? [];
+      // The idle workers first (each state read is a round trip to the server; a woken worker's take of this
+      // shard waits for this call to end): a task to take; or a run that ended, which a follower waited for (it
+      // may start, or be blocked by a take).
       const waiting = await ctx.get<Waiting[]>('waiting');
+      if (takeable) {
+        if (waiting?.length && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) wakeWaiting(ctx, waiting, line.after ? undefined : line.runId);
+      } else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)) && waiting?.length) wakeWaiting(ctx, waiting);
+      const before = await ctx.get<QueueLine>(key);
       ctx.set(key, { ...line, offeredAt: takeable ? before?.offeredAt : undefined });
+      const open = (await ctx.get<string[]>('open')) ?? [];
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
       if (takeable && line.after) await noteFollowed(ctx, line.after);
-      // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
-      if (takeable) {
-        if (waiting?.length && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) wakeWaiting(ctx, waiting, line.after ? undefined : line.runId);
-      } else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)) && waiting?.length) wakeWaiting(ctx, waiting);
     },
 
     /**
