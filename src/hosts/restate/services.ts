@@ -552,8 +552,9 @@ export const queueObject = restate.object({
      * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
      * else when a task becomes takeable or a run ends (one that follows it may start, or is to be blocked).
      */
-    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until?: number; timeoutMs?: number }): Promise<void> => {
-      const at = await ctx.date.now();
+    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until?: number; timeoutMs?: number; at?: number }): Promise<void> => {
+      // The time the worker reckons the server's to be (see its wait), else the clock: a step Restate journals.
+      const at = input.at ?? (await ctx.date.now());
       if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable<WorkWake>(input.awakeable, { shard: ctx.key });
       const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
       // The wait's end, from its length (the waiter reads no clock: a step Restate would journal before the parks).
@@ -622,9 +623,9 @@ export const waiterObject = restate.object({
   options: { ...CALL_RETENTION, inactivityTimeout: 1_000, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
   handlers: {
     /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
-    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<WorkWake | null> => {
+    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number; at?: number }): Promise<WorkWake | null> => {
       const { id, promise } = ctx.awakeable<WorkWake>();
-      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, timeoutMs: input.timeoutMs }, inputSerde: restate.serde.json });
+      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, timeoutMs: input.timeoutMs, at: input.at }, inputSerde: restate.serde.json });
       try {
         return await promise.orTimeout(input.timeoutMs);
       } catch (error) {

@@ -165,6 +165,13 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   watchdog.unref();
 
   const inFlight = new Map<string, Promise<void>>();
+  /**
+   * The server's time as of the last claim's answer, and when that was (performance.now()): the queue's parks are
+   * told the time from it rather than each read its clock (a step Restate journals). Not used once older than
+   * SERVER_CLOCK_MS (then the parks read their clock).
+   */
+  let serverClock: { server: number; at: number } | null = null;
+  const serverTime = () => (serverClock && performance.now() - serverClock.at < SERVER_CLOCK_MS ? Math.round(serverClock.server + performance.now() - serverClock.at) : undefined);
   const results: RunResult[] = [];
   let poke = () => {};
 
@@ -254,6 +261,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const start = async (runId: string): Promise<boolean> => {
       const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
       if (!claimed) return false;
+      if (claimed.now !== undefined) serverClock = { server: claimed.now, at: performance.now() };
       const driving = drive(claimed).finally(() => {
         inFlight.delete(runId);
         poke();
@@ -291,7 +299,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       // A free slot: the worker waits in Restate until a shard has a task to take (or its wait times out, or a
       // slot is freed). When the wait fails, it looks at every shard after a growing pause.
       if (free > 0 && !shards.length && !waiting) {
-        waiting = waitForWork(client, name, idleWaitMs, signal)
+        waiting = waitForWork(client, name, idleWaitMs, signal, serverTime())
           .then(
             (wake) => {
               retryMs = pollMs;
@@ -353,6 +361,9 @@ function runnableHere(command: string | undefined): string | undefined {
   return command && (!command.includes('/') || existsSync(command)) ? command : undefined;
 }
 
+/** How long the server's time reckoned from a claim is used for (the monotonic clock drifts little in that time). */
+const SERVER_CLOCK_MS = 10 * 60_000;
+
 /** How long a stopping worker lets the handler calls in progress end before it closes Restate's connections. */
 const DRAIN_MS = 3_000;
 
@@ -363,13 +374,13 @@ const IDLE_WAIT_MS = 15_000;
  * Waits in Restate for work (ObraWaiter/<worker>/wait). Its own request rather than the client's, so that a
  * stopping worker cuts it at once instead of holding the process until the wait ends.
  */
-async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<WorkWake | string | null> {
+async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal, at?: number): Promise<WorkWake | string | null> {
   callsMade.set(`${WAITER_OBJECT}/wait`, (callsMade.get(`${WAITER_OBJECT}/wait`) ?? 0) + 1);
   const response = await client.viaIngress((ingress) =>
     fetch(`${ingress}/${WAITER_OBJECT}/${encodeURIComponent(worker)}/wait`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ timeoutMs }),
+      body: JSON.stringify({ timeoutMs, at }),
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs + 10_000)]),
     }),
   );
