@@ -235,10 +235,11 @@ export const taskObject = restate.object({
      * A worker takes the run for a drive, if it can be driven (queued, or interrupted: its last worker stopped
      * answering). The worker gets a new epoch, its lease, and what it needs to restore the run.
      */
-    claim: async (ctx: Ctx, input: { worker: string; leaseMs: number }): Promise<Claimed | null> => {
+    claim: async (ctx: Ctx, input: { worker: string; leaseMs: number; at?: number }): Promise<Claimed | null> => {
       const run = await ctx.get<StoredRun>('run');
       if (!run || (run.status !== 'queued' && run.status !== 'interrupted')) return null;
-      const at = await now(ctx);
+      // The server's time as the worker reckons it from an earlier claim, else the clock (a step Restate journals).
+      const at = input.at ?? (await now(ctx));
       run.epoch += 1;
       run.owner = { worker: input.worker, epoch: run.epoch, leaseUntil: at + input.leaseMs };
       run.status = 'running';

@@ -166,9 +166,9 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
 
   const inFlight = new Map<string, Promise<void>>();
   /**
-   * The server's time as of the last claim's answer, and when that was (performance.now()): the queue's parks are
-   * told the time from it rather than each read its clock (a step Restate journals). Not used once older than
-   * SERVER_CLOCK_MS (then the parks read their clock).
+   * The server's time as of a claim's answer, and when that was (performance.now()): later claims and the queue's
+   * parks are told the time from it rather than each read the clock (a step Restate journals). Not used once
+   * older than SERVER_CLOCK_MS: the next claim reads the clock again.
    */
   let serverClock: { server: number; at: number } | null = null;
   const serverTime = () => (serverClock && performance.now() - serverClock.at < SERVER_CLOCK_MS ? Math.round(serverClock.server + performance.now() - serverClock.at) : undefined);
@@ -259,9 +259,11 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     let retryMs = pollMs;
     /** Claims a task and drives it; false when it could not be claimed (another worker has it, or it is gone). */
     const start = async (runId: string): Promise<boolean> => {
-      const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
+      const at = serverTime();
+      const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs, at }).catch(() => null);
       if (!claimed) return false;
-      if (claimed.now !== undefined) serverClock = { server: claimed.now, at: performance.now() };
+      // Reckoned again only from a claim that read the server's clock (one that was told the time says it back).
+      if (at === undefined && claimed.now !== undefined) serverClock = { server: claimed.now, at: performance.now() };
       const driving = drive(claimed).finally(() => {
         inFlight.delete(runId);
         poke();
