@@ -5,6 +5,8 @@ export interface MeteredCall {
   path: string;
   bytes: number;
   at: number;
+  /** Whether it carried iteration records (a drive's records ride on its next append, or its settle). */
+  records: boolean;
 }
 
 /**
@@ -25,7 +27,7 @@ export async function startIngressMeter(ingressUrl: string): Promise<IngressMete
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
     incoming.on('end', () => {
       const body = Buffer.concat(chunks);
-      calls.push({ path: incoming.url ?? '', bytes: body.length, at: Date.now() });
+      calls.push({ path: incoming.url ?? '', bytes: body.length, at: Date.now(), records: body.includes('"records":[{') });
       const forward = request({ host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers: { ...incoming.headers, host: target.host } }, (answer) => {
         outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(outgoing);

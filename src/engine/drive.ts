@@ -75,6 +75,7 @@ export class TaskDrive {
     const now = burstTime(host.clock);
     const recorder = new TransitionRecorder(host.run.journal, now, () => this.actor ?? undefined, {
       durability: options.durability ?? options.config.store.sync,
+      firstLinesWithFirstStep: host.run.writesAreCalls ?? false,
       onCommit: options.onJournalCommit,
       onFailure: (error) => this.abandon(error),
     });
@@ -216,7 +217,9 @@ export class TaskDrive {
     const recorder = this.recorder!;
     let result: RunResult;
     try {
-      if (!(await recorder.commitDurably())) throw recorder.failure ?? new Error('the journal could not be written');
+      // A host whose writes are calls makes the last lines durable with the run's end (its settle carries them).
+      const written = this.host.run.writesAreCalls ? recorder.commitForSettle() : await recorder.commitDurably();
+      if (!written) throw recorder.failure ?? new Error('the journal could not be written');
       result = await this.host.run.settle(outcome);
     } catch (error) {
       this.abandoned(error as Error);

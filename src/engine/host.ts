@@ -48,6 +48,13 @@ export interface RunPort {
    * that a crash between the two finds the answer in the journal and does the save again, never the call.
    */
   readonly savesOutside?: boolean;
+  /**
+   * Whether every durable write is a call to another machine (Restate): the drive's first lines are then made
+   * durable with its first step outside, not on their own (a drive cut before that step loses only pure
+   * computation, which a resumed run redoes the same), and its last ones by `settle`, which carries them with the
+   * run's end. Two calls a drive less.
+   */
+  readonly writesAreCalls?: boolean;
   /** Makes the records durable, writes how the run stands, lets the run go, and says what it looks like now. */
   settle(outcome: RunOutcome): RunResult | Promise<RunResult>;
   /** Lets the run go without writing anything more (its storage failed): it stays resumable. */

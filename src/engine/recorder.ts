@@ -94,6 +94,8 @@ const CHECKPOINT_EVERY_ITERATIONS = 4;
 
 export interface RecorderOptions {
   durability: Durability;
+  /** The drive's first lines are made durable with its first step outside, not on their own (see RunPort.writesAreCalls). */
+  firstLinesWithFirstStep?: boolean;
   /** Each commit's figures (benchmarks). */
   onCommit?: (stats: CommitStats, encodeMs: number) => void;
   /** Called once when the journal cannot be written: the run must stop at its last saved state. */
@@ -114,7 +116,9 @@ export class TransitionRecorder {
     private readonly now: () => number,
     private readonly root: () => AnyActorRef | undefined,
     private readonly options: RecorderOptions,
-  ) {}
+  ) {
+    this.mustSync = !options.firstLinesWithFirstStep;
+  }
 
   get failure(): Error | null {
     return this.failed;
@@ -189,6 +193,12 @@ export class TransitionRecorder {
       return false;
     }
     return true;
+  }
+
+  /** Writes what the engine did since the last commit, for the host's settle to make durable with the run's end. */
+  commitForSettle(): boolean {
+    this.mustSync = false;
+    return this.commit(false);
   }
 
   /** Whether durable commits can wait for the disk off the event loop (`transition`, on a host that can). */

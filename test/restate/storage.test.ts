@@ -87,15 +87,19 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
     /** The largest request about the run after its first iteration was recorded (its first call's turn has gone by). */
     const largestAfterFirst = (runId: string) => {
       const mine = meter.calls.filter((c) => c.path.startsWith(`/ObraTask/${runId}/`));
-      const first = mine.findIndex((c) => c.path.endsWith('/saveIteration'));
+      const first = mine.findIndex((c) => c.records);
+      expect(first).toBeGreaterThan(0);
       return Math.max(...mine.slice(first + 1).map((c) => c.bytes));
     };
     const [smallBytes, largeBytes] = [largestAfterFirst(small), largestAfterFirst(large)];
-    // A task with no checkout sends the lines that led to a record with the record: one append an iteration
-    // (before its agent call), not two, besides the drive's first lines and its last (before the settle).
-    const calls = (runId: string, handler: string) => meter.calls.filter((c) => c.path === `/ObraTask/${runId}/${handler}`).length;
-    expect(calls(small, 'saveIteration')).toBe(4);
-    expect(calls(small, 'append'), `${calls(small, 'append')} appends`).toBe(4 + 2);
+    // One write an iteration: the append before its agent call, which carries the record of the iteration before
+    // (with the lines that led to it and the call's transcript); the drive's first lines go with the first, its
+    // last lines and record with the settle.
+    const calls = (runId: string, handler: string) => meter.calls.filter((c) => c.path === `/ObraTask/${runId}/${handler}`);
+    expect(calls(small, 'saveIteration')).toHaveLength(0);
+    expect(calls(small, 'append').map((c) => c.records)).toEqual([false, true, true, true]);
+    expect(calls(small, 'settle').map((c) => c.records)).toEqual([true]);
+    expect((await runOf(cluster, small)).iterations).toBe(4);
     expect(smallBytes).toBeLessThan(20_000);
     expect(largeBytes).toBeLessThan(smallBytes + 2_000);
     // What Restate keeps is the whole transcript, as the worker has it.
@@ -119,6 +123,23 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
     await until('the task to be taken', () => runOf(cluster, runId), (r) => r.status !== 'queued', 10_000);
     expect(Date.now() - submitted).toBeLessThan(3_000);
     await done(runId);
+  });
+
+  it('a worker claims the task that woke it without a take, and does not ask its queue again when its slots were all taken', async () => {
+    const { cluster } = setup();
+    const from = meter.calls.length;
+    let open = () => {};
+    const held = await submit('Two kilobytes', new Promise<void>((resolve) => (open = resolve)));
+    await until('the held task to run', () => runOf(cluster, held), (r) => r.status === 'running', 10_000);
+    // The second task takes the worker's last slot; when it ends, nothing is left in the queue for the slot.
+    const other = await submit('Two kilobytes');
+    await done(other);
+    open();
+    await done(held);
+    // Each task's line woke the waiting worker with its id (one claim each), and nothing was left to take after.
+    const calls = meter.calls.slice(from).map((c) => c.path.split('/').slice(1, 4));
+    expect(calls.filter(([, , handler]) => handler === 'take')).toEqual([]);
+    expect(calls.filter(([, , handler]) => handler === 'claim').map(([, runId]) => runId)).toEqual([held, other]);
   });
 
   it('a worker that takes a task back resumes on Restate\'s copy of the transcript, not on a newer local one', async () => {

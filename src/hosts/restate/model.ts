@@ -46,7 +46,12 @@ export interface RemoteRun {
   startEvent: TaskEvent | null;
   /** Events for the running drive, handed to its worker with the next heartbeat (pause, cancel, an answer). */
   inbox: TaskEvent[];
-  journal: { chunks: number; lastSeq: number; checkpointChunk: number };
+  /**
+   * Its journal's chunks (`j0`..), the last line's sequence number, the chunk that holds the last checkpoint (a
+   * drive restores from there on), and the last chunk packed alone, which reading starts from (the chunks after it
+   * are packed each against the one before; none said: the checkpoint's, as an earlier Obra packed every chunk alone).
+   */
+  journal: { chunks: number; lastSeq: number; checkpointChunk: number; aloneChunk?: number };
   /** Workers that took it, in order (a task that moved shows where). */
   workers: string[];
   /** The queue shard its line is in (see QUEUE_SHARDS; none: the first, as an earlier Obra kept them all). */
@@ -58,6 +63,11 @@ export interface RemoteRun {
    * with no worker holding it; the timer queues it again.
    */
   wakeAt?: number | null;
+  /**
+   * What is kept of its transcript (see kept-transcript.ts): null, none; not there, a run an earlier Obra kept,
+   * whose mark has a key of its own.
+   */
+  transcriptKept?: KeptTranscript | null;
 }
 
 /**
@@ -98,6 +108,8 @@ export interface Claimed {
   iterations: IterationRecord[];
   /** The transcript after the run's last call, as its drives saved it. */
   transcript: RunTranscript | null;
+  /** The server's time when it answered (the drive reckons the server's time from it: see ObraTask's writes' `at`). */
+  now?: number;
 }
 
 export interface Heartbeat {
@@ -185,6 +197,15 @@ export function shardOf(runId: string): string {
   for (let i = 0; i < runId.length; i++) hash = (hash * 31 + runId.charCodeAt(i)) >>> 0;
   return QUEUE_SHARDS[hash % QUEUE_SHARDS.length]!;
 }
+/**
+ * What wakes an idle worker's wait: the queue shard that has work for it, and the task whose line has just become
+ * takeable there (a task that follows no other), which the worker claims at once, without a take.
+ */
+export interface WorkWake {
+  shard: string;
+  runId?: string;
+}
+
 /** An idle worker's wait for work (keyed by the worker): see `waiterObject`. */
 export const WAITER_OBJECT = 'ObraWaiter';
 

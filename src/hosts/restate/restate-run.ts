@@ -5,26 +5,57 @@ import { resultFrom, type RunResult } from '../../engine/run-result.js';
 import type { LineLog } from '../../store/durable-file.js';
 import { Journal } from '../../store/journal.js';
 import { urlsText, type RestateClient } from './client.js';
-import { packLines, packRecord } from './journal-chunk.js';
+import { chunkText, packLines, packRecord, type PackedRecord } from './journal-chunk.js';
 import type { Claimed, Heartbeat, RemoteRun, TranscriptWrite } from './model.js';
+
+/**
+ * Every how many checkpoints a batch is packed alone (~2.4 KB against ~0.5 KB packed against the one before): a
+ * claim then unpacks at most this many checkpoints' chunks (the engine writes one every 4 iterations).
+ */
+const CHECKPOINTS_A_CHUNK_ALONE = 4;
+
+/**
+ * What a drive's write carries of its journal: a batch of lines packed (see journal-chunk.ts), the last one's
+ * sequence number, whether they hold a checkpoint; and the records of the iterations finished since the last write.
+ */
+export interface PackedBatch {
+  gz?: string;
+  z?: string;
+  lastSeq?: number;
+  checkpoint?: boolean;
+  records?: PackedRecord[];
+}
 
 /**
  * A run's journal kept in Restate. Lines are handed over by `write` (kept in this process) and sent, in order,
  * one batch per `syncInBackground` — which the engine awaits before anything leaves the process and when the
  * drive ends (write-ahead, as on the files host). A synchronous `sync` cannot wait for the network: it starts
- * the send, and the next `syncInBackground` waits for it.
+ * the send, and the next `syncInBackground` waits for it. Each batch is packed against the one sent before it;
+ * a drive's first alone, and every few checkpoints' one (a claim reads from the last chunk packed alone: a few
+ * iterations' chunks at most, whichever drive wrote them).
+ * Iteration records handed over (`attach`) ride on the next batch: with the lines that led to them, or after.
  */
 export class RestateLog implements LineLog {
   private readonly stored: string[];
   private pending: string[] = [];
+  private records: PackedRecord[] = [];
+  /** The text of the last batch packed (the dictionary of the next one); none yet in this drive. */
+  private previous: string | null = null;
+  /** Checkpoint batches packed since the last one packed alone. */
+  private checkpointsSinceAlone = 0;
   private sending: Promise<unknown> = Promise.resolve();
   private failure: Error | null = null;
 
   constructor(
-    private readonly send: (lines: string[], lastSeq: number, checkpoint: boolean) => Promise<void>,
+    private readonly send: (batch: PackedBatch) => Promise<void>,
     tail: string[],
   ) {
     this.stored = [...tail];
+  }
+
+  /** An iteration's record, for the next batch. */
+  attach(record: PackedRecord): void {
+    this.records.push(record);
   }
 
   write(text: string): void {
@@ -48,28 +79,49 @@ export class RestateLog implements LineLog {
       await this.sending;
       return false;
     }
-    // Batches go one after another: Restate keeps them in the order they were written.
-    this.sending = this.sending.then(() =>
-      this.send(batch.lines, batch.lastSeq, batch.checkpoint).catch((error: unknown) => {
-        this.failure = error as Error;
-        throw error;
-      }),
-    );
-    await this.sending;
+    await this.sendInOrder(() => this.send(batch));
     return true;
   }
 
   /**
-   * The lines not sent yet, as one batch that the caller sends itself (with another write: an iteration's record
-   * goes with the lines that led to it, in one call); null when there are none. Call it once `settled()`.
+   * Sends what is not sent yet with another write (the settle: the drive's last lines and records go with the
+   * run's end, in one call), after the batches on their way.
    */
-  takeBatch(): { lines: string[]; lastSeq: number; checkpoint: boolean } | null {
+  async flushWith<T>(write: (batch: PackedBatch) => Promise<T>): Promise<T> {
+    await this.settled();
+    if (this.failure) throw this.failure;
+    const batch = this.takeBatch() ?? {};
+    return this.sendInOrder(() => write(batch));
+  }
+
+  /** Batches go one after another: Restate keeps them in the order they were written. */
+  private sendInOrder<T>(write: () => Promise<T>): Promise<T> {
+    const sent = this.sending.then(() =>
+      write().catch((error: unknown) => {
+        this.failure = error as Error;
+        throw error;
+      }),
+    );
+    this.sending = sent;
+    return sent;
+  }
+
+  /** The lines and records not sent yet, packed as one batch; null when there are none. */
+  private takeBatch(): PackedBatch | null {
     const lines = this.pending;
-    if (!lines.length) return null;
+    const records = this.records;
+    if (!lines.length && !records.length) return null;
     this.pending = [];
+    this.records = [];
+    const batch: PackedBatch = records.length ? { records } : {};
+    if (!lines.length) return batch;
     this.stored.push(...lines);
-    const lastSeq = Number(/^\{"seq":(\d+)/.exec(lines.at(-1)!)?.[1] ?? 0);
-    return { lines, lastSeq, checkpoint: lines.some((line) => line.includes(',"k":"c",')) };
+    const checkpoint = lines.some((line) => line.includes(',"k":"c",'));
+    if (checkpoint && ++this.checkpointsSinceAlone >= CHECKPOINTS_A_CHUNK_ALONE) this.previous = null;
+    if (this.previous === null) this.checkpointsSinceAlone = 0;
+    const packed = packLines(lines, this.previous);
+    this.previous = chunkText(lines);
+    return { ...batch, ...packed, lastSeq: Number(/^\{"seq":(\d+)/.exec(lines.at(-1)!)?.[1] ?? 0), checkpoint };
   }
 
   close(): void {}
@@ -95,7 +147,7 @@ export interface RestateRunOptions {
    * The drive's agent session (a SessionCarrier): its last call's transcript rides on the run's next write, as a
    * delta from the copy Restate keeps; a refused delta is sent whole next time.
    */
-  session?: { takeTranscript(): TranscriptWrite | null; transcriptRefused?(): void; readonly heldSession: string | null } | null;
+  session?: { takeTranscript(): TranscriptWrite | null; transcriptRefused?(): void; ready?(): Promise<void>; readonly heldSession: string | null } | null;
 }
 
 /** A run held by this worker for one drive: its journal and records go to its ObraTask object, fenced by epoch. */
@@ -112,14 +164,26 @@ export class RestateRun implements RunPort {
   private wakeAt: number | null = null;
   /** When the lease was last renewed (performance.now()). */
   private lastHeard = performance.now();
+  /** How often a quiet drive hears from Restate (a heartbeat): a few times per lease, at least every 2 s. */
+  private get heartbeatEvery(): number {
+    return Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
+  }
+  /**
+   * The server's time as reckoned from the claim's answer on this process's monotonic clock (within that call's
+   * latency): sent with every write, so that no handler on a drive's path reads the clock itself, which costs a
+   * step Restate journals. Undefined from a server that does not say (its handlers read their clock).
+   */
+  private readonly serverTime: () => number | undefined;
 
   constructor(private readonly options: RestateRunOptions) {
     this.client = options.client;
     this.epoch = options.claimed.epoch;
     this.records = [...options.claimed.iterations];
+    const { now } = options.claimed;
+    const claimedAt = performance.now();
+    this.serverTime = now === undefined ? () => undefined : () => Math.round(now + performance.now() - claimedAt);
     this.log = new RestateLog(
-      async (lines, lastSeq, checkpoint) =>
-        this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, gz: packLines(lines), lastSeq, checkpoint, leaseMs: options.leaseMs, transcript: this.transcript() })),
+      async (batch) => this.heard(await this.client.task<Heartbeat>(this.runId, 'append', { epoch: this.epoch, ...batch, leaseMs: options.leaseMs, at: this.serverTime(), transcript: this.transcript() })),
       options.claimed.tail,
     );
     this.journal = new Journal(`Restate ObraTask/${this.runId}`, undefined, this.log);
@@ -139,6 +203,9 @@ export class RestateRun implements RunPort {
     return Boolean(this.options.workspace);
   }
 
+  /** Each write is a call to Restate: the drive's first lines go with its first append, its last with its settle. */
+  readonly writesAreCalls = true;
+
   get where(): string {
     return `Restate at ${urlsText(this.client.urls.ingressUrl)}`;
   }
@@ -152,12 +219,12 @@ export class RestateRun implements RunPort {
    * drive has been quiet for a while (a few times per lease, at least every 2 s), a heartbeat does.
    */
   begin(): void {
-    const every = Math.max(100, Math.min(2_000, Math.floor(this.options.leaseMs / 3)));
+    const every = this.heartbeatEvery;
     this.heartbeat = setInterval(() => {
       // The journal's appends and the records renew the lease too: a busy drive needs no heartbeat of its own.
       if (performance.now() - this.lastHeard < every) return;
       this.client
-        .task<Heartbeat>(this.runId, 'heartbeat', { epoch: this.epoch, leaseMs: this.options.leaseMs })
+        .task<Heartbeat>(this.runId, 'heartbeat', { epoch: this.epoch, leaseMs: this.options.leaseMs, at: this.serverTime() })
         .then((beat) => this.heard(beat))
         .catch(() => {
           // Restate unreachable for a moment: the lease covers a few missed renewals.
@@ -196,18 +263,25 @@ export class RestateRun implements RunPort {
     };
   }
 
-  /** The iteration's work first (a moving task's commit, pushed), then its record: a recorded iteration's work is never lost. */
+  /**
+   * The iteration's work first (a moving task's commit, pushed), then its record: a recorded iteration's work is
+   * never lost. The record rides on the drive's next write — the append before its next step outside (the next
+   * agent call), or its settle — with the lines that led to it and the call's transcript: Restate keeps all of
+   * them or none, and a drive cut before that write is restored from before them (as one cut before the record
+   * was). One call an iteration instead of two. This drive holds the run (fenced), so whether the record is new
+   * is known here: Restate keeps the same records, and checks again.
+   * A drive that has not heard from Restate for half a heartbeat's interval (its call lasted) sends the record at
+   * once: the answer brings the events sent meanwhile (a cancel during the call), which must reach the machine
+   * before the iteration ends — after the run's last one, nothing would hear them.
+   */
   async saveIteration(record: IterationRecord): Promise<boolean> {
     await this.options.workspace?.afterIteration(record);
-    // A transcript delta goes on from the one before it: a batch of lines on its way (with one) lands first.
-    await this.log.settled();
-    // The lines since the last write (the answer's, for a task with no checkout) travel with the record.
-    const batch = this.log.takeBatch();
-    const lines = batch ? { gz: packLines(batch.lines), lastSeq: batch.lastSeq, checkpoint: batch.checkpoint } : {};
-    const saved = await this.client.task<Heartbeat & { fresh: boolean }>(this.runId, 'saveIteration', { epoch: this.epoch, ...lines, packed: packRecord(record), leaseMs: this.options.leaseMs, transcript: this.transcript() });
-    if (saved.fresh) this.records.push(record);
-    this.heard(saved);
-    return saved.fresh;
+    const last = this.records.reduce((max, r) => Math.max(max, r.index), -Infinity);
+    if (record.index <= last) return false;
+    this.log.attach(packRecord(record, this.records.at(-1) ?? null));
+    this.records.push(record);
+    if (performance.now() - this.lastHeard >= this.heartbeatEvery / 2) await this.log.syncInBackground();
+    return true;
   }
 
   /** The drive is being stopped to wait for the usage limit's reset on a Restate timer: its settle parks the task. */
@@ -217,11 +291,12 @@ export class RestateRun implements RunPort {
 
   async settle(outcome: RunOutcome): Promise<RunResult> {
     try {
-      await this.log.syncInBackground();
+      await this.options.session?.ready?.();
       // The session this drive held; or else the run's own, which an earlier drive of the run may still hold (it
       // lost its lease mid-call): the release frees it for that run's epochs up to this one only.
       const release = this.options.session?.heldSession ?? outcome.sessionId ?? null;
-      await this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome, wakeAt: this.wakeAt, transcript: this.transcript(), release, unheard: this.unheard });
+      // The lines and records not sent yet go with it.
+      await this.log.flushWith((batch) => this.client.task(this.runId, 'settle', { epoch: this.epoch, ...outcome, ...batch, at: this.serverTime(), wakeAt: this.wakeAt, transcript: this.transcript(), release, unheard: this.unheard }));
     } finally {
       this.abandon();
     }

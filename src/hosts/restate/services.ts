@@ -23,9 +23,10 @@ import {
   type SessionHold,
   type TranscriptRef,
   type TranscriptWrite,
+  type WorkWake,
 } from './model.js';
 import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
-import { linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
+import { chunkText, linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -50,20 +51,46 @@ function fenced(run: StoredRun | null, epoch: number): StoredRun {
   return run;
 }
 
-/** Journal lines as a drive sends them: gzipped (an iteration's snapshots are much alike), or plain. */
+/** Journal lines as a drive sends them: packed (see journal-chunk.ts), or plain. */
 interface JournalBatch {
   lines?: string[];
   gz?: string;
+  /** Packed against the batch kept before it. */
+  z?: string;
   lastSeq: number;
   /** They hold a whole snapshot. */
   checkpoint: boolean;
 }
 
+/** What every write of a drive carries besides its lines. */
+interface DriveWrite {
+  epoch: number;
+  leaseMs: number;
+  /**
+   * The server's time as the worker reckons it (its claim's answer, then the worker's monotonic clock): a handler
+   * that read the clock itself would wait for Restate to journal the reading, on every write.
+   */
+  at?: number;
+  /** Records of iterations finished since the last write (packed, in order). */
+  records?: PackedRecord[];
+  /** The transcript of a call made since the last write. */
+  transcript?: TranscriptWrite | null;
+}
+
+/** Keeps what a drive's write carries: the transcript, the lines, the records. False when a transcript delta was refused. */
+async function keepWrite(ctx: Ctx, run: StoredRun, input: Partial<JournalBatch> & DriveWrite, at: number): Promise<boolean> {
+  const kept = await keepTranscript(ctx, run, input.transcript);
+  if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
+  if (input.records?.length) await keepRecords(ctx, run, input.records, at);
+  return kept;
+}
+
 /** Keeps a batch of the run's journal lines as sent, as its next chunk. */
 function appendBatch(ctx: Ctx, run: StoredRun, batch: JournalBatch): void {
   const n = run.journal.chunks;
-  ctx.set(`j${n}`, batch.gz !== undefined ? { gz: batch.gz } : (batch.lines ?? []));
-  run.journal = { chunks: n + 1, lastSeq: batch.lastSeq, checkpointChunk: batch.checkpoint ? n : run.journal.checkpointChunk };
+  ctx.set(`j${n}`, batch.z !== undefined ? { z: batch.z } : batch.gz !== undefined ? { gz: batch.gz } : (batch.lines ?? []));
+  const { checkpointChunk, aloneChunk } = run.journal;
+  run.journal = { chunks: n + 1, lastSeq: batch.lastSeq, checkpointChunk: batch.checkpoint ? n : checkpointChunk, aloneChunk: batch.z === undefined ? n : (aloneChunk ?? checkpointChunk) };
   // The event the drive started with is in its journal now (the first lines of a drive are sent before it acts).
   run.startEvent = null;
 }
@@ -78,29 +105,57 @@ function scheduleLeaseCheck(ctx: Ctx, epoch: number, inMs: number): void {
 }
 
 /** The drive's worker was heard from: its lease runs from now, and it takes the events sent to the run meanwhile. */
-async function renew(ctx: Ctx, run: StoredRun, leaseMs: number): Promise<Heartbeat> {
-  run.owner!.leaseUntil = (await now(ctx)) + leaseMs;
+function renew(ctx: Ctx, run: StoredRun, leaseMs: number, at: number): Heartbeat {
+  run.owner!.leaseUntil = at + leaseMs;
   const events = run.inbox;
   run.inbox = [];
   storeRun(ctx, run);
   return { ok: true, events };
 }
 
-/** The journal's lines kept in chunks `from` to `to` (excluded), in order. */
-async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number): Promise<string[]> {
+/**
+ * The journal's lines kept in chunks `from` to `to` (excluded), in order. A chunk packed against the one before it
+ * is unpacked with that one's text: reading starts at `start`, a chunk packed alone (at or before `from`).
+ */
+async function journalLines(ctx: restate.ObjectSharedContext, from: number, to: number, start = from): Promise<string[]> {
   const lines: string[] = [];
-  for (let n = from; n < to; n++) lines.push(...linesOf(await ctx.get<JournalChunk>(`j${n}`)));
+  let previous: string | null = null;
+  for (let n = start; n < to; n++) {
+    const chunk = linesOf(await ctx.get<JournalChunk>(`j${n}`), previous);
+    previous = chunkText(chunk);
+    if (n >= from) lines.push(...chunk);
+  }
   return lines;
 }
 
 /** The run's iteration records: kept one a key (`i<n>`), after those of a list kept whole by an earlier Obra. */
 async function iterationRecords(ctx: restate.ObjectSharedContext, run: StoredRun): Promise<IterationRecord[]> {
+  if (run.iterations === 0) return [];
   const records = [...((await ctx.get<IterationRecord[]>('iterations')) ?? [])];
   for (let n = records.length; n < run.iterations; n++) {
-    const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`));
+    const record = recordOf(await ctx.get<IterationRecord | PackedRecord>(`i${n}`), records.at(-1) ?? null);
     if (record) records.push(record);
   }
   return records;
+}
+
+/**
+ * Keeps finished iterations' records, each once (a restored `persisting` sends its record again), under a key of
+ * its own, packed as sent (its index and cost beside it). Returns whether the last one was new.
+ */
+async function keepRecords(ctx: Ctx, run: StoredRun, records: PackedRecord[], at: number): Promise<boolean> {
+  let fresh = false;
+  for (const packed of records) {
+    const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
+    fresh = !(packed.index <= last);
+    if (!fresh) continue;
+    ctx.set(`i${run.iterations}`, packed);
+    run.iterations += 1;
+    run.lastIteration = packed.index;
+    run.totalCostUsd += packed.costUsd ?? 0;
+    run.updatedAt = iso(at);
+  }
+  return fresh;
 }
 
 /**
@@ -152,7 +207,9 @@ export const taskObject = restate.object({
     /** A new run, queued. Submitting the same run id twice is refused. */
     submit: async (ctx: Ctx, fresh: NewRemoteRun): Promise<RemoteRun> => {
       if (await ctx.get<StoredRun>('run')) throw new restate.TerminalError(`run ${ctx.key} already exists`, { errorCode: 409 });
-      const at = await now(ctx);
+      // Its submit time (the submitting machine's): a clock read here would be a step Restate journals.
+      const submitted = Date.parse(fresh.submittedAt);
+      const at = Number.isFinite(submitted) ? submitted : await now(ctx);
       const run: RemoteRun = {
         ...fresh,
         status: 'queued',
@@ -168,6 +225,7 @@ export const taskObject = restate.object({
         inbox: [],
         journal: { chunks: 0, lastSeq: 0, checkpointChunk: 0 },
         workers: [],
+        transcriptKept: null,
       };
       saveRun(ctx, run, at);
       return run;
@@ -177,10 +235,11 @@ export const taskObject = restate.object({
      * A worker takes the run for a drive, if it can be driven (queued, or interrupted: its last worker stopped
      * answering). The worker gets a new epoch, its lease, and what it needs to restore the run.
      */
-    claim: async (ctx: Ctx, input: { worker: string; leaseMs: number }): Promise<Claimed | null> => {
+    claim: async (ctx: Ctx, input: { worker: string; leaseMs: number; at?: number }): Promise<Claimed | null> => {
       const run = await ctx.get<StoredRun>('run');
       if (!run || (run.status !== 'queued' && run.status !== 'interrupted')) return null;
-      const at = await now(ctx);
+      // The server's time as the worker reckons it from an earlier claim, else the clock (a step Restate journals).
+      const at = input.at ?? (await now(ctx));
       run.epoch += 1;
       run.owner = { worker: input.worker, epoch: run.epoch, leaseUntil: at + input.leaseMs };
       run.status = 'running';
@@ -189,49 +248,41 @@ export const taskObject = restate.object({
       run.workers = [...run.workers, input.worker];
       saveRun(ctx, run, at);
       scheduleLeaseCheck(ctx, run.epoch, input.leaseMs);
-      const tail = await journalLines(ctx, run.journal.checkpointChunk, run.journal.chunks);
-      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx) };
+      const { checkpointChunk, aloneChunk, chunks } = run.journal;
+      const tail = await journalLines(ctx, checkpointChunk, chunks, Math.min(aloneChunk ?? checkpointChunk, checkpointChunk));
+      return { epoch: run.epoch, run: await withSpec(ctx, run), tail, iterations: await iterationRecords(ctx, run), transcript: await readTranscript(ctx, run), now: at };
     },
 
     /**
-     * The drive's journal lines since its last append (fenced); `checkpoint`: they hold a whole snapshot; with
-     * the transcript of a call made since. Renews the lease, as a heartbeat does.
+     * The drive's journal lines since its last write (fenced; `checkpoint`: they hold a whole snapshot), the
+     * records of the iterations they finished, and the transcript of a call made since: all kept, or none (one
+     * call). Renews the lease, as a heartbeat does.
      */
-    append: async (ctx: Ctx, input: JournalBatch & { epoch: number; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat> => {
+    append: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
-      const kept = await keepTranscript(ctx, input.transcript);
-      appendBatch(ctx, run, input);
-      return refusedUnless(kept, await renew(ctx, run, input.leaseMs));
+      const at = input.at ?? (await now(ctx));
+      const kept = await keepWrite(ctx, run, input, at);
+      return refusedUnless(kept, renew(ctx, run, input.leaseMs, at));
     },
 
     /**
-     * A finished iteration's record, once (a restored `persisting` sends it again), appended under a key of its
-     * own, kept gzipped as sent (`packed`; its index and cost beside it).
+     * A finished iteration's record, with the lines that led to it (as an earlier Obra's workers send it; a drive
+     * now sends its records with its next append or its settle).
      */
-    saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & { epoch: number; record?: IterationRecord; packed?: PackedRecord; leaseMs: number; transcript?: TranscriptWrite | null }): Promise<Heartbeat & { fresh: boolean }> => {
+    saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite & { record?: IterationRecord; packed?: PackedRecord }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
-      const kept = await keepTranscript(ctx, input.transcript);
-      // The journal's lines that led to the record (a task with no checkout sends them with it): both or neither.
+      const at = input.at ?? (await now(ctx));
+      const kept = await keepTranscript(ctx, run, input.transcript);
       if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
-      const { index, costUsd } = input.packed ?? { index: input.record!.index, costUsd: input.record!.costUsd ?? 0 };
-      const last = run.lastIteration ?? (await iterationRecords(ctx, run)).reduce((max, r) => Math.max(max, r.index), -Infinity);
-      const fresh = !(index <= last);
-      if (fresh) {
-        ctx.set(`i${run.iterations}`, input.packed ?? input.record!);
-        run.iterations += 1;
-        run.lastIteration = index;
-        run.totalCostUsd += costUsd;
-        run.updatedAt = iso(await now(ctx));
-      }
-      // The queue's line changes with the status only (one call less an iteration); `status` asks running tasks.
-      return { ...refusedUnless(kept, await renew(ctx, run, input.leaseMs)), fresh };
+      const fresh = await keepRecords(ctx, run, [input.packed ?? (input.record as unknown as PackedRecord)], at);
+      return { ...refusedUnless(kept, renew(ctx, run, input.leaseMs, at)), fresh };
     },
 
     /** The worker is alive: its lease is renewed, and it gets the events sent to the run meanwhile. */
-    heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number }): Promise<Heartbeat> => {
+    heartbeat: async (ctx: Ctx, input: { epoch: number; leaseMs: number; at?: number }): Promise<Heartbeat> => {
       const run = await ctx.get<StoredRun>('run');
       if (!run?.owner || run.owner.epoch !== input.epoch) return { ok: false, events: [] };
-      return renew(ctx, run, input.leaseMs);
+      return renew(ctx, run, input.leaseMs, input.at ?? (await now(ctx)));
     },
 
     /**
@@ -240,28 +291,28 @@ export const taskObject = restate.object({
      */
     settle: async (
       ctx: Ctx,
-      input: {
-        epoch: number;
+      input: Partial<JournalBatch> &
+        Omit<DriveWrite, 'leaseMs'> & {
         status: RunStatus;
         reason: string;
         question: string | null;
         sessionId: string | null;
         wakeAt?: number | null;
-        transcript?: TranscriptWrite | null;
         release?: string | null;
         /** Events the drive was handed as it stopped listening: kept for the next drive, as later ones are. */
         unheard?: TaskEvent[];
       },
     ): Promise<StoredRun> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
+      const at = input.at ?? (await now(ctx));
       if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
-      await keepTranscript(ctx, input.transcript);
+      // The drive's last lines and records come with it: the run's end is kept with the journal that led to it.
+      await keepWrite(ctx, run, { ...input, leaseMs: 0 }, at);
       if (input.release) {
         // The session is told where its transcript is kept, not sent a copy of it.
-        const transcript = await transcriptRef(ctx, input.release);
+        const transcript = await transcriptRef(ctx, run, input.release);
         ctx.genericSend({ service: SESSION_OBJECT, method: 'release', key: input.release, parameter: { runId: ctx.key, epoch: input.epoch, transcript }, inputSerde: restate.serde.json });
       }
-      const at = await now(ctx);
       run.status = input.status;
       run.reason = input.reason;
       run.question = input.question;
@@ -378,7 +429,10 @@ export const taskObject = restate.object({
     }),
 
     /** The run's transcript, whole (a session let go by this run points here). */
-    transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => readTranscript(ctx)),
+    transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => {
+      const run = await ctx.get<StoredRun>('run');
+      return run ? readTranscript(ctx, run) : null;
+    }),
   },
 });
 
@@ -425,12 +479,32 @@ async function offerable(ctx: Ctx, at: number): Promise<QueueLine[]> {
   return lines;
 }
 
-/** Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again). */
-async function wakeWaiting(ctx: Ctx): Promise<void> {
-  const waiting = (await ctx.get<Waiting[]>('waiting')) ?? [];
-  if (!waiting.length) return;
-  const at = await ctx.date.now();
-  for (const w of waiting) if (w.until > at) ctx.resolveAwakeable(w.awakeable, ctx.key);
+/**
+ * The runs that tasks queued in this shard follow (`followed`): only the end of one of them wakes the idle
+ * workers (its follower may start, or is to be blocked). Woken by every run's end, a worker that had just
+ * finished a task took from a shard with nothing for it, and waited again, before it saw the next task.
+ */
+async function noteFollowed(ctx: Ctx, runId: string): Promise<void> {
+  const followed = (await ctx.get<string[]>('followed')) ?? [];
+  if (!followed.includes(runId)) ctx.set('followed', [...followed, runId]);
+}
+
+async function wasFollowed(ctx: Ctx, runId: string): Promise<boolean> {
+  const followed = (await ctx.get<string[]>('followed')) ?? [];
+  if (!followed.includes(runId)) return false;
+  const rest = followed.filter((id) => id !== runId);
+  if (rest.length) ctx.set('followed', rest);
+  else ctx.clear('followed');
+  return true;
+}
+
+/**
+ * Wakes every idle worker's wait with this shard's key (each takes what it can here; the others wait again), and
+ * the task that woke them when it may be claimed at once (the first worker's claim wins; the others take). A wait
+ * that ended meanwhile (resolved by another shard, or timed out) ignores it: no clock is read for it.
+ */
+function wakeWaiting(ctx: Ctx, waiting: Waiting[], runId?: string): void {
+  for (const w of waiting) ctx.resolveAwakeable<WorkWake>(w.awakeable, runId ? { shard: ctx.key, runId } : { shard: ctx.key });
   ctx.clear('waiting');
 }
 
@@ -445,38 +519,48 @@ export const queueObject = restate.object({
     upsert: async (ctx: Ctx, line: QueueLine): Promise<void> => {
       const key = `l:${line.runId}`;
       const takeable = line.status === 'queued' || line.status === 'interrupted';
+      // The idle workers first (each state read is a round trip to the server; a woken worker's take of this
+      // shard waits for this call to end): a task to take; or a run that ended, which a follower waited for (it
+      // may start, or be blocked by a take).
+      const waiting = await ctx.get<Waiting[]>('waiting');
+      if (takeable) {
+        if (waiting?.length && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) wakeWaiting(ctx, waiting, line.after ? undefined : line.runId);
+      } else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)) && waiting?.length) wakeWaiting(ctx, waiting);
       const before = await ctx.get<QueueLine>(key);
       ctx.set(key, { ...line, offeredAt: takeable ? before?.offeredAt : undefined });
       const open = (await ctx.get<string[]>('open')) ?? [];
       const listed = open.includes(line.runId);
       if (takeable && !listed) ctx.set('open', [...open, line.runId]);
       if (!takeable && listed) ctx.set('open', open.filter((id) => id !== line.runId));
-      // A task to take; or a run that ended, which a follower waited for (it may start, or be blocked by a take).
-      if ((takeable && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) || isFinalStatus(line.status)) await wakeWaiting(ctx);
+      if (takeable && line.after) await noteFollowed(ctx, line.after);
     },
 
     /**
      * Up to `max` tasks for a worker to claim: queued or interrupted, by priority (higher first), then age. A task
      * that follows another waits until that one is done; when it ended otherwise, the task is blocked, with why.
      */
-    take: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { max: number }): Promise<string[]> => {
+    take: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { max: number; more?: boolean }): Promise<string[] | { taken: string[]; more: boolean }> => {
       const at = await ctx.date.now();
-      const offered = (await offerable(ctx, at))
-        .sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId))
-        .slice(0, Math.max(0, input.max));
+      const open = (await offerable(ctx, at)).sort((a, b) => b.priority - a.priority || a.submittedAt.localeCompare(b.submittedAt) || a.runId.localeCompare(b.runId));
+      const offered = open.slice(0, Math.max(0, input.max));
       for (const line of offered) ctx.set(`l:${line.runId}`, { ...line, offeredAt: at });
-      return offered.map((l) => l.runId);
+      const taken = offered.map((l) => l.runId);
+      // `more`: whether tasks are left here for the worker's next free slot (else it waits, rather than asks again).
+      return input.more ? { taken, more: open.length > offered.length } : taken;
     }),
 
     /**
      * An idle worker's wait (ObraWaiter) leaves its awakeable here: resolved at once when there is work to take,
      * else when a task becomes takeable or a run ends (one that follows it may start, or is to be blocked).
      */
-    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until: number }): Promise<void> => {
-      const at = await ctx.date.now();
-      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable(input.awakeable, ctx.key);
+    park: restate.handlers.object.exclusive(DROPPED_WHEN_STUCK, async (ctx: Ctx, input: { awakeable: string; until?: number; timeoutMs?: number; at?: number }): Promise<void> => {
+      // The time the worker reckons the server's to be (see its wait), else the clock: a step Restate journals.
+      const at = input.at ?? (await ctx.date.now());
+      if ((await offerable(ctx, at)).length) return ctx.resolveAwakeable<WorkWake>(input.awakeable, { shard: ctx.key });
       const waiting = ((await ctx.get<Waiting[]>('waiting')) ?? []).filter((w) => w.until > at);
-      ctx.set('waiting', [...waiting, input].slice(-MAX_WAITING));
+      // The wait's end, from its length (the waiter reads no clock: a step Restate would journal before the parks).
+      const wait: Waiting = { awakeable: input.awakeable, until: input.until ?? at + (input.timeoutMs ?? 0) };
+      ctx.set('waiting', [...waiting, wait].slice(-MAX_WAITING));
     }),
 
     /** Every task's line: this shard's (`here`), or, asked of the first shard, every shard's. */
@@ -540,10 +624,9 @@ export const waiterObject = restate.object({
   options: { ...CALL_RETENTION, inactivityTimeout: 1_000, retryPolicy: { maxAttempts: 3, onMaxAttempts: 'kill' } },
   handlers: {
     /** The shard that has work for the worker (null when none had any within `timeoutMs`). */
-    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number }): Promise<string | null> => {
-      const { id, promise } = ctx.awakeable<string>();
-      const until = (await ctx.date.now()) + input.timeoutMs;
-      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, until }, inputSerde: restate.serde.json });
+    wait: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext, input: { timeoutMs: number; at?: number }): Promise<WorkWake | null> => {
+      const { id, promise } = ctx.awakeable<WorkWake>();
+      for (const key of QUEUE_SHARDS) ctx.genericSend({ service: QUEUE_OBJECT, method: 'park', key, parameter: { awakeable: id, timeoutMs: input.timeoutMs, at: input.at }, inputSerde: restate.serde.json });
       try {
         return await promise.orTimeout(input.timeoutMs);
       } catch (error) {

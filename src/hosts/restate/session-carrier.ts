@@ -56,6 +56,8 @@ export class SessionCarrier extends WrappedAgent {
   private lastHanded: { sessionId: string; path: string } | null = null;
   /** What the run's ObraTask keeps of the transcript: what the next delta goes on from. */
   private kept: { sessionId: string; mark: TranscriptMark } | null;
+  /** A take started before the drive's first call (see `takeEarly`), until that call or the settle. */
+  private early: { sessionId: string; path: string | null; taken: Promise<AgentCallRecord['session'] | null> } | null = null;
 
   constructor(
     inner: Agent,
@@ -66,9 +68,28 @@ export class SessionCarrier extends WrappedAgent {
     this.kept = own?.sha256 ? { sessionId: own.sessionId, mark: { length: own.length, sha256: own.sha256 } } : null;
   }
 
-  /** The session the drive holds (its settle releases it). */
+  /** The session the drive holds (its settle releases it): call it once `ready()`. */
   get heldSession(): string | null {
     return this.held?.sessionId ?? null;
+  }
+
+  /**
+   * Takes the run's session now, while the drive makes its first write, instead of after that write, before its
+   * first call: one round trip less on a drive's way to its first call. When that call is of another session (or
+   * another folder), it is taken then, as without this, and this one let go.
+   */
+  takeEarly(sessionId: string | null, workdir: string, signal: AbortSignal): void {
+    if (!sessionId || this.held || this.early) return;
+    const here = this.options.workdirHere?.(workdir) ?? workdir;
+    const path = this.inner.sessionFile?.(sessionId, here) ?? null;
+    const taken = this.take(sessionId, path, here, signal);
+    taken.catch(() => {});
+    this.early = { sessionId, path, taken };
+  }
+
+  /** Resolves once a take started early has ended (the settle then knows which session the drive holds). */
+  async ready(): Promise<void> {
+    await this.early?.taken.catch(() => {});
   }
 
   async call(request: AgentCallRequest): Promise<AgentCallRecord> {
@@ -77,7 +98,7 @@ export class SessionCarrier extends WrappedAgent {
     const here = { ...request, workdir: this.options.workdirHere?.(request.workdir) ?? request.workdir };
     const fileOf = (id: string) => this.inner.sessionFile?.(id, here.workdir) ?? null;
     const path = fileOf(sessionId);
-    const restored = await this.take(sessionId, path, here.workdir, request.signal);
+    const restored = await this.taken(sessionId, path, here.workdir, request.signal);
     let call = here;
     let session: AgentCallRecord['session'];
     if (path === null) {
@@ -125,6 +146,19 @@ export class SessionCarrier extends WrappedAgent {
   transcriptRefused(): void {
     this.kept = null;
     this.unsaved ??= this.lastHanded;
+  }
+
+  /** The session for the call: as taken early when that was this one, in this folder; else taken now. */
+  private async taken(sessionId: string, path: string | null, workdir: string, signal?: AbortSignal): Promise<AgentCallRecord['session'] | null> {
+    const early = this.early;
+    this.early = null;
+    if (early) {
+      const result = await early.taken.then((session) => ({ session }), () => null);
+      if (result && early.sessionId === sessionId && early.path === path) return result.session;
+      // Held for another folder: taken again (the same run and epoch may), and restored where the call runs.
+      if (result && early.sessionId === sessionId) this.held = null;
+    }
+    return this.take(sessionId, path, workdir, signal);
   }
 
   /**

@@ -21,7 +21,7 @@ import { restorableSnapshot, runningIterationOf } from '../../persisted/snapshot
 import { runChecks } from '../../scoring/checks.js';
 import { callsMade, RestateClient, RestateUnreachable, urlsText, type RestateUrls } from './client.js';
 import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspace.js';
-import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun } from './model.js';
+import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun, type WorkWake } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
 import { SessionCarrier } from './session-carrier.js';
@@ -165,6 +165,13 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   watchdog.unref();
 
   const inFlight = new Map<string, Promise<void>>();
+  /**
+   * The server's time as of a claim's answer, and when that was (performance.now()): later claims and the queue's
+   * parks are told the time from it rather than each read the clock (a step Restate journals). Not used once
+   * older than SERVER_CLOCK_MS: the next claim reads the clock again.
+   */
+  let serverClock: { server: number; at: number } | null = null;
+  const serverTime = () => (serverClock && performance.now() - serverClock.at < SERVER_CLOCK_MS ? Math.round(serverClock.server + performance.now() - serverClock.at) : undefined);
   const results: RunResult[] = [];
   let poke = () => {};
 
@@ -214,6 +221,8 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     }
     const start: DriveStart = restorable ? { snapshot: restorable.snapshot, fromSeq: lastSeq, event } : { input: run.input as unknown as TaskInput, event };
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
+    // A new run's drive goes straight to its first call: its session is taken meanwhile.
+    if (!restorable) agent.takeEarly(run.sessionId, run.task.workdir, abort.signal);
     try {
       if (checkout) await prepareCheckout(checkout, answeredIteration(run.runId, restorable?.ok ? restorable.snapshot : null));
       const parkAfterMs = options.parkAfterMs ?? 60_000;
@@ -242,41 +251,64 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     const idleWaitMs = options.idleWaitMs ?? IDLE_WAIT_MS;
     /** The queue shards to take from now: the one whose work woke the worker, or all after a failed wait. */
     let shards: string[] = [];
+    /** The task a wake named (its line had just become takeable): claimed at once, without a take. */
+    let named: string | null = null;
     /** The wait in progress (one at a time: a slot freed meanwhile does not start another). */
     let waiting: Promise<void> | null = null;
     let retryMs = pollMs;
+    /** Claims a task and drives it; false when it could not be claimed (another worker has it, or it is gone). */
+    const start = async (runId: string): Promise<boolean> => {
+      const at = serverTime();
+      const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs, at }).catch(() => null);
+      if (!claimed) return false;
+      // Reckoned again only from a claim that read the server's clock (one that was told the time says it back).
+      if (at === undefined && claimed.now !== undefined) serverClock = { server: claimed.now, at: performance.now() };
+      const driving = drive(claimed).finally(() => {
+        inFlight.delete(runId);
+        poke();
+      });
+      inFlight.set(runId, driving);
+      return true;
+    };
     while (!signal.aborted) {
       let free = options.concurrency - inFlight.size;
+      const direct = named;
+      named = null;
+      // Claimed, its shard is not asked (a task left there wakes the worker's next wait at once); else it is.
+      if (direct && free > 0 && !signal.aborted && !inFlight.has(direct) && (await start(direct))) {
+        free -= 1;
+        shards = [];
+      }
       for (const key of shards.splice(0)) {
         if (free <= 0 || signal.aborted) break;
         let offered: string[] = [];
+        let more = false;
         try {
-          offered = await client.call<string[]>(QUEUE_OBJECT, key, 'take', { max: free });
+          const took = await client.call<string[] | { taken: string[]; more: boolean }>(QUEUE_OBJECT, key, 'take', { max: free, more: true });
+          // A list: from services of an earlier Obra, which do not say whether more are left.
+          ({ taken: offered, more } = Array.isArray(took) ? { taken: took, more: took.length > 0 } : took);
         } catch {
           // Restate unreachable for a moment: its next wait (or the pause after a failed one) tells when to look.
         }
         for (const runId of offered) {
           if (signal.aborted) break;
-          const claimed = await client.task<Claimed | null>(runId, 'claim', { worker: name, leaseMs }).catch(() => null);
-          if (!claimed) continue;
-          free -= 1;
-          const driving = drive(claimed).finally(() => {
-            inFlight.delete(runId);
-            poke();
-          });
-          inFlight.set(runId, driving);
+          if (await start(runId)) free -= 1;
         }
-        // As many as it asked for: there may be more there, once a slot is free.
-        if (offered.length && free <= 0) shards = [key];
+        // More left there than it could take: it takes again once a slot is free.
+        if (more && free <= 0) shards = [key];
       }
       // A free slot: the worker waits in Restate until a shard has a task to take (or its wait times out, or a
       // slot is freed). When the wait fails, it looks at every shard after a growing pause.
       if (free > 0 && !shards.length && !waiting) {
-        waiting = waitForWork(client, name, idleWaitMs, signal)
+        waiting = waitForWork(client, name, idleWaitMs, signal, serverTime())
           .then(
-            (shard) => {
+            (wake) => {
               retryMs = pollMs;
-              if (shard) shards = [shard];
+              if (!wake) return;
+              // A shard's name, from services of an earlier Obra.
+              const { shard, runId } = typeof wake === 'string' ? { shard: wake, runId: undefined } : wake;
+              shards = [shard];
+              named = runId ?? null;
             },
             () =>
               sleep(retryMs, undefined, { signal }).then(
@@ -330,6 +362,9 @@ function runnableHere(command: string | undefined): string | undefined {
   return command && (!command.includes('/') || existsSync(command)) ? command : undefined;
 }
 
+/** How long the server's time reckoned from a claim is used for (the monotonic clock drifts little in that time). */
+const SERVER_CLOCK_MS = 10 * 60_000;
+
 /** How long a stopping worker lets the handler calls in progress end before it closes Restate's connections. */
 const DRAIN_MS = 3_000;
 
@@ -340,18 +375,18 @@ const IDLE_WAIT_MS = 15_000;
  * Waits in Restate for work (ObraWaiter/<worker>/wait). Its own request rather than the client's, so that a
  * stopping worker cuts it at once instead of holding the process until the wait ends.
  */
-async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal): Promise<string | null> {
+async function waitForWork(client: RestateClient, worker: string, timeoutMs: number, signal: AbortSignal, at?: number): Promise<WorkWake | string | null> {
   callsMade.set(`${WAITER_OBJECT}/wait`, (callsMade.get(`${WAITER_OBJECT}/wait`) ?? 0) + 1);
   const response = await client.viaIngress((ingress) =>
     fetch(`${ingress}/${WAITER_OBJECT}/${encodeURIComponent(worker)}/wait`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ timeoutMs }),
+      body: JSON.stringify({ timeoutMs, at }),
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs + 10_000)]),
     }),
   );
   if (!response.ok) throw new Error(`${WAITER_OBJECT}/wait: HTTP ${response.status} ${await response.text()}`);
-  return (await response.json()) as string | null;
+  return (await response.json()) as WorkWake | string | null;
 }
 
 /** Whether something listens at the URL's host and port (a dead worker's endpoint refuses at once). */
