@@ -65,3 +65,41 @@ describe('RestateClient fails over between nodes', () => {
     );
   });
 });
+
+describe('checking that a worker serves', () => {
+  /** An admin API whose registered worker answers discovery while `serving()` says so; counts the requests. */
+  async function admin(serving: () => boolean) {
+    const requests: string[] = [];
+    const server = createServer((request, response) => {
+      requests.push(`${request.method} ${request.url}`);
+      request.resume();
+      request.on('end', () => {
+        if (request.url === '/services/ObraTask') return response.end(JSON.stringify({ deployment_id: 'dp_1' }));
+        if (request.url === '/deployments/dp_1') return response.end(JSON.stringify({ uri: 'http://127.0.0.1:9/' }));
+        response.statusCode = serving() ? 201 : 500;
+        response.end('{}');
+      });
+    });
+    await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+    return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests, close: () => new Promise((closed) => server.close(closed)) };
+  }
+
+  it('asks Restate once in 2 s after a worker was seen serving, and every time while none is', async () => {
+    let serving = false;
+    const a = await admin(() => serving);
+    try {
+      const client = new RestateClient({ ingressUrl: 'http://127.0.0.1:9', adminUrl: a.url });
+      await expect(client.checkServing()).rejects.toThrow(/^Restate is up, but no worker serves Obra's services/);
+      await expect(client.checkServing()).rejects.toThrow(/no worker serves/);
+      expect(a.requests.filter((r) => r.startsWith('POST /deployments'))).toHaveLength(2);
+      serving = true;
+      await client.checkServing();
+      // Seen serving: another client of the same process, a moment later, does not ask again.
+      await new RestateClient({ ingressUrl: 'http://127.0.0.1:9', adminUrl: a.url }).checkServing();
+      expect(a.requests.filter((r) => r.startsWith('POST /deployments'))).toHaveLength(3);
+      expect(a.requests).toHaveLength(9);
+    } finally {
+      await a.close();
+    }
+  });
+});

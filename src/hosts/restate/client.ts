@@ -24,6 +24,10 @@ export function urlList(urls: string | readonly string[]): string[] {
 /** The node URLs as a message names them. */
 export const urlsText = (urls: string | readonly string[]) => urlList(urls).join(', ');
 
+/** When a worker was last seen serving, by admin URLs: a check within this long of it is not made again. */
+const servingSeenAt = new Map<string, number>();
+const SERVING_SEEN_MS = 2_000;
+
 /**
  * Errors that say the node is not there (refused, reset, unreachable, silent): the call goes to the next node.
  * Calls a node did take are fenced (epochs, run ids), so one that reached a node before it died and is sent
@@ -169,6 +173,9 @@ export class RestateClient {
    * until a worker comes, and be applied then, long after the command had given up.
    */
   async checkServing(timeoutMs = 10_000): Promise<void> {
+    // A process that submits again and again (obra mcp, the board's API) asks Restate once in a while, not each time.
+    const key = urlsText(this.urls.adminUrl);
+    if (performance.now() - (servingSeenAt.get(key) ?? -Infinity) < SERVING_SEEN_MS) return;
     const uri = await this.registeredUri();
     if (uri === null) throw new RestateCallError(`Obra's services are not registered with Restate at ${urlsText(this.urls.adminUrl)} yet — start \`obra worker\` (it registers them), then try again`, 503);
     const discovered = await this.adminFetch('/deployments', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ uri, force: true, dry_run: true }) }, timeoutMs).catch((error: unknown) => {
@@ -176,6 +183,7 @@ export class RestateClient {
       return null; // no answer within the time: as good as none
     });
     if (!discovered?.ok) throw new NoWorkerServing(`Restate is up, but no worker serves Obra's services: the worker registered at ${uri} does not answer — start \`obra worker\` (it registers itself), then try again`);
+    servingSeenAt.set(key, performance.now());
   }
 
   /**
