@@ -53,7 +53,7 @@ describe('runTask (engine + store)', () => {
 
     // What is on disk, read back.
     const runDir = join(store, 'runs', result.runId);
-    expect(readdirSync(runDir).sort()).toEqual(['iterations.jsonl', 'journal.jsonl', 'run.json']);
+    expect(readdirSync(runDir).sort()).toEqual(['events.jsonl', 'iterations.jsonl', 'journal.jsonl', 'run.json']);
     const runFile = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8'));
     expect(runFile).toMatchObject({ version: 3, runId: result.runId, status: 'done', iterations: 3, task: { text: 'Build a parser' } });
     expect(runFile.totalCostUsd).toBeCloseTo(0.0003, 6);

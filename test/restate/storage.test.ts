@@ -56,7 +56,7 @@ suite('Restate storage: bounded writes, no polling, the transcript that matches 
       agent: (run) => {
         const inner = agent(pads.get(run.task.text) ?? 0);
         const gate = gates.get(run.runId);
-        return gate ? { name: inner.name, inProcess: true, call: async (r) => (await gate, inner.call(r)) } : inner;
+        return gate ? { name: inner.name, inProcess: true, sessionFile: inner.sessionFile, call: async (r) => (await gate, inner.call(r)) } : inner;
       },
     });
     pads.set('Two kilobytes', 2_000);

@@ -39,7 +39,7 @@ describe('obra mcp', () => {
     try {
       const { tools } = await mcp.client.listTools();
       expect(tools.map((t) => t.name).sort()).toEqual(['answer', 'diff', 'list_tasks', 'merge', 'submit_task', 'task_status']);
-      expect(Object.keys((tools.find((t) => t.name === 'submit_task')!.inputSchema as { properties: object }).properties).sort()).toEqual(['after', 'agent', 'base', 'checks', 'priority', 'repo', 'task']);
+      expect(Object.keys((tools.find((t) => t.name === 'submit_task')!.inputSchema as { properties: object }).properties).sort()).toEqual(['after', 'agent', 'agents', 'attempts', 'base', 'checks', 'priority', 'repo', 'task']);
 
       // Before any task: the store is missing, said in one line.
       expect(await mcp.call('list_tasks')).toEqual({ isError: true, text: `no Obra store at ${storeDir} — run or submit a task first (\`obra run\`, \`obra submit\`), or point --db at the right folder`, json: null });
