@@ -15,25 +15,27 @@ const FAKE_QWEN = join(ROOT, 'fixtures/fake-qwen');
 type Logged = { startedAt: number; at: number; outcome: string };
 const logOf = (path: string): Logged[] => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Logged) : []);
 
+/**
+ * A scratch root whose fakes of `clis` answer "done" after `latencyMs`, logging every call; their sessions and
+ * state under the root, never the user's (the fakes read their steering from the environment the agents inherit).
+ */
+function fakeClis(prefix: string, clis: ('CLAUDE' | 'CODEX' | 'GEMINI' | 'QWEN')[], latencyMs: number): string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(root, 'codex-home'));
+  Object.assign(process.env, {
+    HOME: root,
+    CLAUDE_CONFIG_DIR: join(root, 'claude-home'),
+    CODEX_HOME: join(root, 'codex-home'),
+    FAKE_GEMINI_STATE_DIR: join(root, 'gemini-state'),
+    FAKE_QWEN_STATE_DIR: join(root, 'qwen-state'),
+    ...Object.fromEntries(clis.flatMap((cli) => [[`FAKE_${cli}_LOG`, join(root, `${cli.toLowerCase()}.log`)], [`FAKE_${cli}_LATENCY_MS`, String(latencyMs)], [`FAKE_${cli}_REPLIES`, JSON.stringify(['Finished the work and checked it.\nSTATUS: DONE'])]])),
+  });
+  return root;
+}
+
 describe('one queue, four agent CLIs', () => {
   it('Claude Code, Codex, Gemini CLI and Qwen Code tasks side by side under one agent.max_concurrent_calls: every task done, never two calls at once', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'obra-mixed-'));
-    const codexHome = join(root, 'codex-home');
-    mkdirSync(codexHome);
-    // The fakes read their steering from the environment the agents inherit.
-    Object.assign(process.env, {
-      // Gemini CLI and Qwen Code keep their sessions under HOME: never the user's.
-      HOME: root,
-      CLAUDE_CONFIG_DIR: join(root, 'claude-home'),
-      CODEX_HOME: codexHome,
-      FAKE_CLAUDE_LOG: join(root, 'claude.log'),
-      FAKE_CODEX_LOG: join(root, 'codex.log'),
-      FAKE_GEMINI_LOG: join(root, 'gemini.log'),
-      FAKE_QWEN_LOG: join(root, 'qwen.log'),
-      FAKE_GEMINI_STATE_DIR: join(root, 'gemini-state'),
-      FAKE_QWEN_STATE_DIR: join(root, 'qwen-state'),
-      ...Object.fromEntries(['CLAUDE', 'CODEX', 'GEMINI', 'QWEN'].flatMap((cli) => [[`FAKE_${cli}_LATENCY_MS`, '250'], [`FAKE_${cli}_REPLIES`, JSON.stringify(['Finished the work and checked it.\nSTATUS: DONE'])]])),
-    });
+    const root = fakeClis('obra-mixed-', ['CLAUDE', 'CODEX', 'GEMINI', 'QWEN'], 250);
     const config = configSchema.parse({ agent: { local: { command: FAKE_CLAUDE }, codex: { command: FAKE_CODEX }, gemini: { command: FAKE_GEMINI }, qwen: { command: FAKE_QWEN }, max_concurrent_calls: 1 } });
     const store = join(root, 'store');
     const kinds = ['claude', 'codex', 'gemini', 'qwen', 'claude', 'codex'] as const;
@@ -58,19 +60,7 @@ describe('one queue, four agent CLIs', () => {
 
 describe('three agent CLIs under agent.max_concurrent_calls: 2', () => {
   it('never more than two calls at once across Claude Code, Codex and Gemini CLI (two at once at times), and the sums per agent', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'obra-bound-'));
-    const codexHome = join(root, 'codex-home');
-    mkdirSync(codexHome);
-    Object.assign(process.env, {
-      HOME: root,
-      CLAUDE_CONFIG_DIR: join(root, 'claude-home'),
-      CODEX_HOME: codexHome,
-      FAKE_CLAUDE_LOG: join(root, 'claude.log'),
-      FAKE_CODEX_LOG: join(root, 'codex.log'),
-      FAKE_GEMINI_LOG: join(root, 'gemini.log'),
-      FAKE_GEMINI_STATE_DIR: join(root, 'gemini-state'),
-      ...Object.fromEntries(['CLAUDE', 'CODEX', 'GEMINI'].flatMap((cli) => [[`FAKE_${cli}_LATENCY_MS`, '400'], [`FAKE_${cli}_REPLIES`, JSON.stringify(['Finished the work and checked it.\nSTATUS: DONE'])]])),
-    });
+    const root = fakeClis('obra-bound-', ['CLAUDE', 'CODEX', 'GEMINI'], 400);
     const config = configSchema.parse({ agent: { local: { command: FAKE_CLAUDE }, codex: { command: FAKE_CODEX }, gemini: { command: FAKE_GEMINI }, max_concurrent_calls: 2, prices: { codex: { input: 1, output: 2 } } } });
     const store = join(root, 'store');
     const kinds = ['claude', 'codex', 'gemini', 'claude', 'codex', 'gemini'] as const;
