@@ -22,7 +22,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     const plain = agentBin(cluster, 'plain', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '300', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), DONE]) });
     const question = 'Which database should I migrate, Postgres or MySQL?';
     const asking = agentBin(cluster, 'asking', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '100', FAKE_CLAUDE_REPLIES: JSON.stringify([question, question, question, DONE]) });
-    const slow = agentBin(cluster, 'slow', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([CONTINUE(1), CONTINUE(2), CONTINUE(3), CONTINUE(4), CONTINUE(5), CONTINUE(6), DONE]) });
+    const slow = agentBin(cluster, 'slow', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([...Array.from({ length: 14 }, (_, i) => CONTINUE(i + 1)), DONE]) });
 
     // Before any worker: submitting says what to do.
     const early = await obra(['submit', '--engine', 'restate', '--task', 'Too early', ...cluster.flags], { cwd: cluster.root });
@@ -38,7 +38,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     // Eight iterations of 1.5 s: a pause sent after the first lands well before the last, however loaded the machine.
     const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([1, 2, 3, 4, 5, 6, 7].map(CONTINUE).concat(DONE)) });
     const pausedId = await submit(cluster, 'A refactoring to pause', steady, ['--set', 'task.max_iterations=10']);
-    const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=10']);
+    const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=20']);
     // One follows a plain task (it starts once that one is done); one follows the task that will be cancelled,
     // and one follows that one (both blocked, in turn).
     const followerId = await submit(cluster, 'Document the split parser', plain, ['--after', plainIds[0]!]);
@@ -120,8 +120,12 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     // `obra status --engine restate` shows them.
     const status = await obra(['status', '--engine', 'restate', '--json', ...cluster.flags], { cwd: cluster.root });
     expect(status.exitCode, status.stderr).toBe(0);
-    const shown = JSON.parse(status.stdout) as { runId: string; status: string }[];
+    const shown = JSON.parse(status.stdout) as { runId: string; status: string; iteration: number; costUsd: number; agent: string | null; usage: { calls: number; costUsd: number } | null }[];
     expect(ids.every((id) => shown.some((s) => s.runId === id))).toBe(true);
+    // Its agent and its tokens and cost summed over its iterations, as on the local engine.
+    const firstPlain = shown.find((s) => s.runId === plainIds[0])!;
+    expect(firstPlain).toMatchObject({ agent: 'claude', usage: { calls: firstPlain.iteration } });
+    expect(firstPlain.usage!.costUsd).toBeCloseTo(firstPlain.costUsd, 9);
     // --watch follows them: a plain line per task when stdout is not a terminal, until Ctrl-C.
     const watching = execa('node', [CLI, 'status', '--engine', 'restate', '--watch', ...cluster.flags], { cwd: cluster.root, reject: false });
     let printed = '';

@@ -1,5 +1,6 @@
 import { deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import type { IterationRecord } from '../../core/types.js';
+import { usageOfRecords, type UsageTotals } from '../../core/usage-totals.js';
 
 /**
  * What ObraTask keeps packed: journal lines and iteration records, which travel that way too.
@@ -50,6 +51,8 @@ export function linesOf(chunk: JournalChunk | null | undefined, previous: string
 export interface PackedRecord {
   index: number;
   costUsd: number;
+  /** The iteration's tokens and cost, beside the packed record: the run sums them without unpacking it. */
+  usage?: UsageTotals;
   gz?: string;
   z?: string;
 }
@@ -59,7 +62,7 @@ const recordText = (record: IterationRecord) => JSON.stringify(record);
 
 export function packRecord(record: IterationRecord, previous: IterationRecord | null): PackedRecord {
   const text = JSON.stringify(record);
-  const head = { index: record.index, costUsd: record.costUsd ?? 0 };
+  const head = { index: record.index, costUsd: record.costUsd ?? 0, usage: usageOfRecords([{ agent: record.agent, costUsd: record.costUsd ?? 0 }]) };
   if (!previous) return { ...head, gz: gzipSync(text).toString('base64') };
   return { ...head, z: deflateSync(text, { dictionary: dictionary(recordText(previous)) }).toString('base64') };
 }

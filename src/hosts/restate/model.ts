@@ -1,6 +1,7 @@
 import type { TaskEvent } from '../../../machines/task.machine.js';
 import type { AgentSpec } from '../../agents/agent-for.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
+import type { UsageTotals } from '../../core/usage-totals.js';
 
 /**
  * What Obra keeps in Restate — the one module that knows its shape (as src/persisted/ does for a store folder).
@@ -34,6 +35,10 @@ export interface RemoteRun {
   finishedAt: string | null;
   iterations: number;
   totalCostUsd: number;
+  /** Its iterations' tokens and cost summed (none: a run an earlier Obra kept). */
+  usage?: UsageTotals;
+  /** The agent kind it runs with (claude, codex, ...), as `obra status` shows it. */
+  agentKind?: string | null;
   priority: number;
   submittedAt: string;
   workspace: RemoteWorkspace;
@@ -90,6 +95,8 @@ export interface QueueLine {
   updatedAt: string;
   iterations: number;
   totalCostUsd: number;
+  usage?: UsageTotals | null;
+  agent?: string | null;
   task: string;
   worker: string | null;
   /** Parked until then (epoch ms): not offered to workers before. */
@@ -219,6 +226,8 @@ export function queueLineOf(run: StoredRun): QueueLine {
     updatedAt: run.updatedAt,
     iterations: run.iterations,
     totalCostUsd: run.totalCostUsd,
+    usage: run.usage ?? null,
+    agent: run.agentKind ?? null,
     task: run.task.text,
     worker: run.owner?.worker ?? null,
     wakeAt: run.wakeAt ?? null,

@@ -27,6 +27,8 @@ import {
 } from './model.js';
 import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript.js';
 import { chunkText, linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
+import { addUsage, noUsage } from '../../core/usage-totals.js';
+import { kindOfSpec } from '../../agents/agent-for.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -153,6 +155,7 @@ async function keepRecords(ctx: Ctx, run: StoredRun, records: PackedRecord[], at
     run.iterations += 1;
     run.lastIteration = packed.index;
     run.totalCostUsd += packed.costUsd ?? 0;
+    if (packed.usage) run.usage = addUsage(run.usage ?? noUsage(), packed.usage);
     run.updatedAt = iso(at);
   }
   return fresh;
@@ -219,6 +222,8 @@ export const taskObject = restate.object({
         finishedAt: null,
         iterations: 0,
         totalCostUsd: 0,
+        usage: noUsage(),
+        agentKind: kindOfSpec(fresh.agent),
         owner: null,
         epoch: 0,
         startEvent: null,

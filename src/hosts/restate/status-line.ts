@@ -30,9 +30,9 @@ export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: str
     branch: null,
     mergedInto: null,
     worker: line.worker,
-    // Restate's queue keeps no token sums, and races run on the local engine only.
-    agent: null,
-    usage: null,
+    agent: line.agent ?? null,
+    usage: line.usage ?? null,
+    // Races run on the local engine only.
     race: null,
     resolves: null,
     resolvedBy: null,
