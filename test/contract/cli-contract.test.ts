@@ -652,7 +652,7 @@ const scenarios: Scenario[] = [
     name: 'a hung API without API_TIMEOUT_MS: system/init, then silence (Obra\'s watchdog must end it)',
     async play(cli) {
       const U = randomUUID();
-      const run = await cli.runKilledAfterLines([...stream, '--session-id', U], { api: { hang: true } }, 1, 4000);
+      const run = await cli.runKilledAfterLines([...stream, '--session-id', U], { api: { hang: true } }, 1, 15_000);
       return { kinds: kindsOf(run), signal: run.signal };
     },
     check(r) {

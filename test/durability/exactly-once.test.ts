@@ -177,7 +177,7 @@ describe('exactly once: an event from outside while an iteration is saved', () =
       // `git add` of the first iteration's changes holds the save for a while: the event comes in meanwhile.
       const reached = join(s.dir, 'reached');
       const hook = join(repo, '.git', 'hooks', 'post-index-change');
-      writeFileSync(hook, `#!/bin/sh\nif git ls-files --error-unmatch part-1.txt >/dev/null 2>&1 && [ ! -e '${reached}' ]; then touch '${reached}'; sleep 2; fi\nexit 0\n`);
+      writeFileSync(hook, `#!/bin/sh\nif git ls-files --error-unmatch part-1.txt >/dev/null 2>&1 && [ ! -e '${reached}' ]; then touch '${reached}'; sleep 5; fi\nexit 0\n`);
       chmodSync(hook, 0o755);
       const worker = execa('node', [CLI, 'work', '--until-idle'], { cwd: repo, env: s.env, extendEnv: false, reject: false });
       await until(() => existsSync(reached), 'the save to start');

@@ -36,8 +36,8 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     for (let i = 0; i < 4; i++) plainIds.push(await submit(cluster, `Refactor part ${i}`, plain));
     const askingId = await submit(cluster, 'Migrate the database', asking);
     // Eight iterations of 1.5 s: a pause sent after the first lands well before the last, however loaded the machine.
-    const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify([1, 2, 3, 4, 5, 6, 7].map(CONTINUE).concat(DONE)) });
-    const pausedId = await submit(cluster, 'A refactoring to pause', steady, ['--set', 'task.max_iterations=10']);
+    const steady = agentBin(cluster, 'steady', { FAKE_CLAUDE_REPLY_BY: 'turn', FAKE_CLAUDE_LATENCY_MS: '1500', FAKE_CLAUDE_REPLIES: JSON.stringify(Array.from({ length: 9 }, (_, i) => CONTINUE(i + 1)).concat(DONE)) });
+    const pausedId = await submit(cluster, 'A refactoring to pause', steady, ['--set', 'task.max_iterations=20']);
     const slowId = await submit(cluster, 'A long refactoring', slow, ['--set', 'task.max_iterations=20']);
     // One follows a plain task (it starts once that one is done); one follows the task that will be cancelled,
     // and one follows that one (both blocked, in turn).
@@ -78,7 +78,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts'))('Restate: obra 
     expect((await runOf(cluster, blockedId)).reason).toBe(`the run it follows, ${slowId}, ended cancelled`);
     expect((await runOf(cluster, cascadeId)).reason).toBe(`the run it follows, ${blockedId}, ended blocked`);
     const pausedRun = await everything(cluster, pausedId);
-    expect(pausedRun.iterations.map((r) => [r.index, r.decision])).toEqual([1, 2, 3, 4, 5, 6, 7].map((i) => [i, 'proceed']).concat([[8, 'done']]));
+    expect(pausedRun.iterations.map((r) => [r.index, r.decision])).toEqual(Array.from({ length: 9 }, (_, i) => [i + 1, 'proceed']).concat([[10, 'done']]));
     expect(pausedRun.run.workers).toHaveLength(2);
 
     // Both workers drove tasks.
