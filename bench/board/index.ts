@@ -20,6 +20,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { runTask } from '../../src/index.js';
 import type { JournalStep } from '../../src/persisted/journal-entry.js';
 import { RunStore } from '../../src/store/run-store.js';
+import { openStream } from '../../fixtures/sse-stream.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -97,41 +98,6 @@ function cpuMs(pid: number): number {
   return (ticks * 1000) / 100;
 }
 
-interface Sent {
-  event: string;
-  data: unknown;
-  at: number;
-}
-
-async function openStream(url: string) {
-  const abort = new AbortController();
-  const response = await fetch(url, { signal: abort.signal });
-  const events: Sent[] = [];
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  void (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(value, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const at = Date.now();
-          const field = (name: string) => block.split('\n').find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2) ?? null;
-          const event = field('event');
-          if (event) events.push({ event, data: JSON.parse(field('data') ?? 'null'), at });
-        }
-      }
-    } catch {
-      // Closed.
-    }
-  })();
-  return { events, close: () => abort.abort() };
-}
 
 async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
