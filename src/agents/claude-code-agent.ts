@@ -12,6 +12,7 @@ import { denialsOf } from './permissions.js';
 import { processSessionLocks, type SessionLocks } from './session-lock.js';
 import { countApiRetries, lastUsageInfo, streamEventsOf } from './stream-events.js';
 import { claudeTokens } from './usage.js';
+import { sessionBusy } from './locked-call.js';
 
 export { classify } from './classify.js';
 
@@ -145,7 +146,7 @@ export class ClaudeCodeAgent implements Agent {
     const lock = this.locks.tryAcquire(sessionId);
     if (!lock.ok) {
       const base = { argv: [this.options.command, ...this.buildArgs(sessionId, request.mode, request.allowedTools)], sessionId, mode: request.mode, startedAt };
-      return finish(base, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
+      return finish(base, sessionBusy(sessionId, lock.holder), null, null, '', '');
     }
     try {
       // Decided under the lock: nobody else can create the transcript between the check and the call.

@@ -16,6 +16,7 @@ import { classifyCodex } from './codex-classify.js';
 import { codexProgressOf, readCodexTurn } from './codex-stream.js';
 import { refusalsOf, rolloutOf, rolloutSize, sandboxFor, type CodexSandbox } from './refusals.js';
 import { ThreadUsage } from './thread-usage.js';
+import { cliLimits, underSessionLock } from '../locked-call.js';
 
 export interface CodexAgentOptions {
   /** Path or name of the `codex` binary. */
@@ -105,16 +106,12 @@ export class CodexAgent implements Agent {
     if (mode === 'resume' && !isUuid(sessionId)) {
       return finish(base, sessionId, { kind: 'fatal', message: `the session id "${sessionId}" is not a Codex thread id — thread ids look like 01a25193-45e7-73b0-9860-94217cf14998` }, null, null, '', '');
     }
-    const lock = this.locks.tryAcquire(sessionId);
-    if (!lock.ok) return finish(base, sessionId, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
-    try {
-      return await this.run(request, base, (pid) => {
-        lock.recordChild(pid);
-        request.onProgress?.({ kind: 'started', sessionId, argv });
-      });
-    } finally {
-      lock.release();
-    }
+    return underSessionLock(
+      this.locks,
+      { sessionId, argv, request },
+      (busy) => finish(base, sessionId, busy, null, null, '', ''),
+      (onSpawn) => this.run(request, base, onSpawn),
+    );
   }
 
   private async run(request: AgentCallRequest, base: CallBase, onSpawn: (pid: number) => void): Promise<AgentCallRecord> {
@@ -127,10 +124,7 @@ export class CodexAgent implements Agent {
       cwd: request.workdir,
       env: this.env,
       input: request.prompt,
-      timeoutMs: this.options.timeoutMs,
-      idleTimeoutMs: this.options.idleTimeoutMs ?? null,
-      killGraceMs: this.options.killGraceMs,
-      maxOutputBytes: this.options.maxOutputBytes,
+      ...cliLimits(this.options),
       signal: request.signal,
       onSpawn,
       onLine: (line) => {

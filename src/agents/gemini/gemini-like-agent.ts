@@ -9,6 +9,7 @@ import type { CliNames } from '../cli-stopped.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
 import type { Price } from '../usage.js';
+import { cliLimits, underSessionLock } from '../locked-call.js';
 
 /**
  * What Gemini CLI and its fork Qwen Code share: the options, the preflight, the approval mode widened by granted
@@ -114,28 +115,14 @@ export abstract class GeminiLikeAgent<A extends AutoEdit> implements Agent {
     const argv = [this.options.command, ...args.map((a, i) => (i === 1 ? `<prompt: ${request.prompt.length} characters>` : a))];
     const start: CallStart = { argv, mode, startedAt };
     if (!isUuid(sessionId)) return cliRecord(start, sessionId, { kind: 'fatal', message: `the session id "${sessionId}" is not a UUID — ${this.cli.product} session ids look like 123e4567-e89b-12d3-a456-426614174000` }, null, null, '', '');
-    const lock = this.locks.tryAcquire(sessionId);
-    if (!lock.ok) return cliRecord(start, sessionId, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
-    try {
-      const raw = await runCli({
-        file: this.options.command,
-        args,
-        cwd: request.workdir,
-        env: this.env,
-        timeoutMs: this.options.timeoutMs,
-        idleTimeoutMs: this.options.idleTimeoutMs ?? null,
-        killGraceMs: this.options.killGraceMs,
-        maxOutputBytes: this.options.maxOutputBytes,
-        signal: request.signal,
-        onSpawn: (pid) => {
-          lock.recordChild(pid);
-          request.onProgress?.({ kind: 'started', sessionId, argv });
-        },
-        onLine: (line) => this.onLine(line, request),
-      });
-      return this.finish(raw, start, sessionId);
-    } finally {
-      lock.release();
-    }
+    return underSessionLock(
+      this.locks,
+      { sessionId, argv, request },
+      (busy) => cliRecord(start, sessionId, busy, null, null, '', ''),
+      async (onSpawn) => {
+        const raw = await runCli({ file: this.options.command, args, cwd: request.workdir, env: this.env, ...cliLimits(this.options), signal: request.signal, onSpawn, onLine: (line) => this.onLine(line, request) });
+        return this.finish(raw, start, sessionId);
+      },
+    );
   }
 }

@@ -10,6 +10,7 @@ import { withEstimatedCost, type Price } from '../usage.js';
 import { classifyOpencode } from './opencode-classify.js';
 import { opencodeDenials, opencodePermissions, type OpencodePermissionMode } from './opencode-permissions.js';
 import { opencodeProgressOf, readOpencodeTurn, type OpencodeTurn } from './opencode-stream.js';
+import { cliLimits, underSessionLock } from '../locked-call.js';
 
 export interface OpencodeAgentOptions {
   /** Path or name of the `opencode` binary. */
@@ -83,58 +84,55 @@ export class OpencodeAgent implements Agent {
     const start: CallStart = { argv, mode, startedAt };
     // Obra's own id for a session opencode never reported (the first call failed before its first event): nothing to resume.
     if (mode === 'resume' && !SESSION_ID.test(sessionId)) return cliRecord(start, sessionId, { kind: 'noConversation', message: `"${sessionId}" is not an opencode session (ses_…): none was started yet` }, null, null, '', '');
-    const lock = this.locks.tryAcquire(sessionId);
-    if (!lock.ok) return cliRecord(start, sessionId, { kind: 'sessionBusy', holder: lock.holder, message: `Session ${sessionId} is in use by ${lock.holder} (Obra's session lock)` }, null, null, '', '');
-    try {
-      const permissions = opencodePermissions(this.options.permissionMode ?? 'edit', request.allowedTools ?? []);
-      // opencode takes its project directory from $PWD, not from the folder it is started in (measured): left as
-      // Obra's own, every edit in the worktree would be "outside" it, and a session would belong to Obra's folder.
-      const env = { ...this.env, PWD: request.workdir, ...(permissions ? { OPENCODE_PERMISSION: JSON.stringify(permissions) } : {}) };
-      const raw = await runCli({
-        file: this.options.command,
-        args: argv.slice(1),
-        cwd: request.workdir,
-        env,
-        input: request.prompt,
-        timeoutMs: this.options.timeoutMs,
-        idleTimeoutMs: this.options.idleTimeoutMs ?? null,
-        killGraceMs: this.options.killGraceMs,
-        maxOutputBytes: this.options.maxOutputBytes,
-        signal: request.signal,
-        onSpawn: (pid) => {
-          lock.recordChild(pid);
-          request.onProgress?.({ kind: 'started', sessionId, argv });
-        },
-        onLine: (line) => {
-          const progress = opencodeProgressOf(line);
-          if (progress && progress.kind !== 'other') request.onProgress?.(progress);
-        },
-      });
-      const turn = readOpencodeTurn(raw.stdout);
-      const id = turn.sessionId ?? sessionId;
-      const classified = classifyOpencode(raw, turn, Date.now());
-      if (classified.kind !== 'answer') return cliRecord(start, id, classified, raw.exitCode, raw.signal, raw.stdout, raw.stderr);
-      const tokens = tokensOf(turn, this.options.price ?? null);
-      const failed = turn.error !== null;
-      const result: AgentResult = {
-        type: 'result',
-        subtype: failed ? 'error_during_execution' : 'success',
-        is_error: failed,
-        result: failed ? `API Error: ${turn.error!.status ?? turn.error!.name} ${turn.error!.message}` : turn.answer,
-        session_id: id,
-        duration_ms: Date.now() - startedAt,
-        num_turns: Math.max(1, turn.steps),
-        total_cost_usd: tokens.costUsd ?? 0,
-        api_error_status: classified.apiStatus,
-        usage: { input_tokens: turn.tokens.input, output_tokens: turn.tokens.output, cache_read_input_tokens: turn.tokens.cacheRead, cache_creation_input_tokens: turn.tokens.cacheWrite },
-      };
-      const outcome: AgentOutcome = { kind: 'answer', result };
-      const denials = opencodeDenials(turn.refused);
-      const work = { toolCalls: turn.toolCalls, filesChanged: turn.filesChanged };
-      return { ...cliRecord(start, id, outcome, raw.exitCode, raw.signal, raw.stdout, raw.stderr), tokens, work, ...(denials.length ? { permissionDenials: denials } : {}) };
-    } finally {
-      lock.release();
-    }
+    return underSessionLock(
+      this.locks,
+      { sessionId, argv, request },
+      (busy) => cliRecord(start, sessionId, busy, null, null, '', ''),
+      (onSpawn) => this.run(request, start, sessionId, onSpawn),
+    );
+  }
+
+  private async run(request: AgentCallRequest, start: CallStart, sessionId: string, onSpawn: (pid: number) => void): Promise<AgentCallRecord> {
+    const permissions = opencodePermissions(this.options.permissionMode ?? 'edit', request.allowedTools ?? []);
+    // opencode takes its project directory from $PWD, not from the folder it is started in (measured): left as
+    // Obra's own, every edit in the worktree would be "outside" it, and a session would belong to Obra's folder.
+    const env = { ...this.env, PWD: request.workdir, ...(permissions ? { OPENCODE_PERMISSION: JSON.stringify(permissions) } : {}) };
+    const raw = await runCli({
+      file: this.options.command,
+      args: start.argv.slice(1),
+      cwd: request.workdir,
+      env,
+      input: request.prompt,
+      ...cliLimits(this.options),
+      signal: request.signal,
+      onSpawn,
+      onLine: (line) => {
+        const progress = opencodeProgressOf(line);
+        if (progress && progress.kind !== 'other') request.onProgress?.(progress);
+      },
+    });
+    const turn = readOpencodeTurn(raw.stdout);
+    const id = turn.sessionId ?? sessionId;
+    const classified = classifyOpencode(raw, turn, Date.now());
+    if (classified.kind !== 'answer') return cliRecord(start, id, classified, raw.exitCode, raw.signal, raw.stdout, raw.stderr);
+    const tokens = tokensOf(turn, this.options.price ?? null);
+    const failed = turn.error !== null;
+    const result: AgentResult = {
+      type: 'result',
+      subtype: failed ? 'error_during_execution' : 'success',
+      is_error: failed,
+      result: failed ? `API Error: ${turn.error!.status ?? turn.error!.name} ${turn.error!.message}` : turn.answer,
+      session_id: id,
+      duration_ms: Date.now() - start.startedAt,
+      num_turns: Math.max(1, turn.steps),
+      total_cost_usd: tokens.costUsd ?? 0,
+      api_error_status: classified.apiStatus,
+      usage: { input_tokens: turn.tokens.input, output_tokens: turn.tokens.output, cache_read_input_tokens: turn.tokens.cacheRead, cache_creation_input_tokens: turn.tokens.cacheWrite },
+    };
+    const outcome: AgentOutcome = { kind: 'answer', result };
+    const denials = opencodeDenials(turn.refused);
+    const work = { toolCalls: turn.toolCalls, filesChanged: turn.filesChanged };
+    return { ...cliRecord(start, id, outcome, raw.exitCode, raw.signal, raw.stdout, raw.stderr), tokens, work, ...(denials.length ? { permissionDenials: denials } : {}) };
   }
 }
 
