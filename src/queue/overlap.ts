@@ -69,26 +69,31 @@ export interface OverlapTask {
  * warned, from whichever of the two records looked at the pair last.
  */
 export function conflictsOf(tasks: OverlapTask[]): Map<string, OverlapConflict[]> {
+  type View = { other: string; entry: OverlapRecord['others'][number]; at: string };
   const byId = new Map(tasks.map((t) => [t.runId, t]));
+  // What the others' records say of each task, gathered once: a look at the store stays linear in its records.
+  const seenBy = new Map<string, View[]>();
+  for (const other of tasks) {
+    for (const entry of other.record?.others ?? []) {
+      const views = seenBy.get(entry.runId) ?? [];
+      views.push({ other: other.runId, entry, at: other.record!.computedAt });
+      seenBy.set(entry.runId, views);
+    }
+  }
   const out = new Map<string, OverlapConflict[]>();
   for (const task of tasks) {
     if (!task.open || !task.record) continue;
     const found: OverlapConflict[] = [];
     if (task.record.baseConflicts.length && task.record.baseBranch) found.push({ with: 'base', runId: null, branch: task.record.baseBranch, files: task.record.baseConflicts });
     const seen = new Set<string>();
-    const views: { other: string; entry: OverlapRecord['others'][number] | undefined; at: string }[] = [];
-    for (const entry of task.record.others) views.push({ other: entry.runId, entry, at: task.record.computedAt });
-    for (const other of tasks) {
-      const entry = other.record?.others.find((o) => o.runId === task.runId);
-      if (entry && other.record) views.push({ other: other.runId, entry, at: other.record.computedAt });
-    }
+    const views: View[] = [...task.record.others.map((entry) => ({ other: entry.runId, entry, at: task.record!.computedAt })), ...(seenBy.get(task.runId) ?? [])];
     // The latest view of each pair decides.
     views.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
     for (const view of views) {
       if (seen.has(view.other)) continue;
       seen.add(view.other);
       const other = byId.get(view.other);
-      if (!other?.open || !view.entry?.conflicts.length) continue;
+      if (!other?.open || !view.entry.conflicts.length) continue;
       found.push({ with: 'task', runId: other.runId, branch: other.branch ?? `obra/${other.runId}`, files: view.entry.conflicts });
     }
     if (found.length) out.set(task.runId, found);
