@@ -1,4 +1,4 @@
-import { jsonObjectOf } from '../json-line.js';
+import { jsonEventsOf, jsonObjectOf } from '../json-line.js';
 
 /**
  * `codex exec --json`'s event stream (measured on Codex 0.171.0; real samples in fixtures/agent-clis/codex/):
@@ -71,14 +71,9 @@ export function codexProgressOf(line: string): CodexProgress | null {
 /** Reads a whole call's stdout. */
 export function readCodexTurn(stdout: string): CodexTurn {
   const turn: CodexTurn = { threadId: null, answer: null, filesChanged: [], commands: [], usage: null, failure: null, reconnects: 0, junk: 0 };
-  for (const raw of stdout.split('\n')) {
-    const line = raw.trim();
-    if (!line) continue;
-    const event = jsonObjectOf(line);
-    if (!event) {
-      turn.junk++;
-      continue;
-    }
+  const { events, junk } = jsonEventsOf(stdout);
+  turn.junk = junk;
+  for (const event of events) {
     switch (event.type) {
       case 'thread.started':
         if (typeof event.thread_id === 'string') turn.threadId = event.thread_id;

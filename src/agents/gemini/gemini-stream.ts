@@ -1,4 +1,4 @@
-import { jsonObjectOf } from '../json-line.js';
+import { jsonEventsOf, jsonObjectOf } from '../json-line.js';
 
 /**
  * `gemini -p … -o stream-json` (measured on Gemini CLI 0.61.0; real samples in fixtures/agent-clis/gemini/):
@@ -37,9 +37,7 @@ export function readGeminiTurn(stdout: string): GeminiTurn {
   const turn: GeminiTurn = { sessionId: null, answer: '', filesChanged: [], refused: [], result: null };
   const uses = new Map<string, { tool: string; params: Record<string, unknown> }>();
   let chunks: string[] = [];
-  for (const raw of stdout.split('\n')) {
-    const event = jsonObjectOf(raw.trim());
-    if (!event) continue;
+  for (const event of jsonEventsOf(stdout).events) {
     switch (event.type) {
       case 'init':
         if (typeof event.session_id === 'string') turn.sessionId = event.session_id;

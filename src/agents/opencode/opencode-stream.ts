@@ -1,4 +1,4 @@
-import { jsonObjectOf } from '../json-line.js';
+import { jsonEventsOf, jsonObjectOf } from '../json-line.js';
 
 /**
  * `opencode run --format json`'s event stream (measured on opencode 1.18.33; real samples in
@@ -72,14 +72,9 @@ const count = (value: unknown) => (typeof value === 'number' && Number.isFinite(
 export function readOpencodeTurn(stdout: string): OpencodeTurn {
   const turn: OpencodeTurn = { sessionId: null, answer: '', filesChanged: [], toolCalls: 0, refused: [], steps: 0, tokens: { input: 0, output: 0, reasoning: 0, cacheRead: 0, cacheWrite: 0 }, cost: 0, error: null, junk: 0 };
   let texts: string[] = [];
-  for (const raw of stdout.split('\n')) {
-    const line = raw.trim();
-    if (!line) continue;
-    const event = jsonObjectOf(line);
-    if (!event) {
-      turn.junk++;
-      continue;
-    }
+  const { events, junk } = jsonEventsOf(stdout);
+  turn.junk = junk;
+  for (const event of events) {
     if (typeof event.sessionID === 'string') turn.sessionId ??= event.sessionID;
     const part = (event.part ?? {}) as Record<string, unknown>;
     switch (event.type) {
