@@ -55,14 +55,20 @@ const blue: Reply = { result: 'Made the colour blue in shared.txt.\nSTATUS: DONE
 const bold: Reply = { result: 'Made the colour bold in shared.txt.\nSTATUS: DONE', files: { 'shared.txt': 'colour: red, bold\nsize: small\n' } };
 const resolved: Reply = { result: 'Resolved the conflict in shared.txt: the colour is blue and bold, as both tasks meant.\nSTATUS: DONE', files: { 'shared.txt': 'colour: blue, bold\nsize: small\n' } };
 
+/** A repository and two done tasks that change the same line of shared.txt: blue (a), then bold (b). */
+async function blueAndBold(s: ReturnType<typeof setup>): Promise<{ repo: string; a: string; b: string }> {
+  const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
+  const [a, b] = await doneTasks(s, repo, [
+    ['Make the colour blue', 'grep -q blue shared.txt', blue],
+    ['Make the colour bold', 'grep -q bold shared.txt', bold],
+  ]);
+  return { repo, a, b };
+}
+
 describe('obra merge --resolve: a conflict resolved by an agent under the checks', () => {
   it('queues a resolution with the hunks and both intents; once done, `obra merge` lands one merge commit with both; a follower starts from it', async () => {
     const s = setup();
-    const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
-    const [a, b] = await doneTasks(s, repo, [
-      ['Make the colour blue', 'grep -q blue shared.txt', blue],
-      ['Make the colour bold', 'grep -q bold shared.txt', bold],
-    ]);
+    const { repo, a, b } = await blueAndBold(s);
     // A task that follows b, held back until b has landed.
     const follower = await s.ok(['submit', '--task', 'Make it large', '--repo', repo, '--after', b]);
     await s.ok(['pause', follower]);
@@ -137,11 +143,7 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
 
   it('refuses a resolution that leaves markers (the gate), asks a human naming the files, and goes on with the answer', async () => {
     const s = setup();
-    const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
-    const [a, b] = await doneTasks(s, repo, [
-      ['Make the colour blue', 'grep -q blue shared.txt', blue],
-      ['Make the colour bold', 'grep -q bold shared.txt', bold],
-    ]);
+    const { repo, a, b } = await blueAndBold(s);
     await s.ok(['merge', a]);
     const mainBefore = await gitOut(repo, 'rev-parse', 'main');
     const queued = await s.run(['merge', '--resolve', b]);
@@ -223,11 +225,7 @@ describe('obra merge --resolve: a conflict resolved by an agent under the checks
 
   it('with merge.resolve: agent, `obra merge` resolves by an agent; --no-resolve keeps it the user\'s', async () => {
     const s = setup();
-    const repo = await gitRepo(join(s.dir, 'repo'), { 'shared.txt': SHARED });
-    const [a, b] = await doneTasks(s, repo, [
-      ['Make the colour blue', 'grep -q blue shared.txt', blue],
-      ['Make the colour bold', 'grep -q bold shared.txt', bold],
-    ]);
+    const { repo, a, b } = await blueAndBold(s);
     await s.ok(['merge', a]);
     writeFileSync(join(s.dir, 'obra.yaml'), ['merge:', '  resolve: agent', ''].join('\n'));
     const mine = await s.run(['merge', '--no-resolve', b]);
