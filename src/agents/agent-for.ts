@@ -7,6 +7,7 @@ import { GeminiAgent } from './gemini/gemini-agent.js';
 import { OpencodeAgent } from './opencode/opencode-agent.js';
 import { QwenAgent } from './qwen/qwen-agent.js';
 import { priceFor } from './usage.js';
+import { agentSectionOf } from '../config/flags.js';
 
 /**
  * The one place an agent CLI is chosen: `agentFor(kind, config)` builds the agent `agent.kind` names, from its
@@ -32,7 +33,7 @@ export const BUILT_KINDS: readonly AgentKind[] = ['claude', 'codex', 'gemini', '
 export type AgentCommand = string | Partial<Record<AgentKind, string>>;
 
 /** The binary a config names for an agent kind (Claude Code's agent.local.command, the others' agent.<kind>.command). */
-export const configuredCommand = (config: ObraConfig, kind: AgentKind): string => (kind === 'claude' ? config.agent.local.command : config.agent[kind].command);
+export const configuredCommand = (config: ObraConfig, kind: AgentKind): string => config.agent[agentSectionOf(kind)].command;
 
 export const commandFor = (kind: AgentKind, command: AgentCommand | undefined): string | undefined => (typeof command === 'string' ? command : command?.[kind]);
 

@@ -13,8 +13,11 @@ export interface ConfigFlags {
   set?: string[];
 }
 
+/** An agent kind's section of the config: Claude Code's is agent.local, the others' agent.<kind>. */
+export const agentSectionOf = <K extends string>(kind: K): 'local' | Exclude<K, 'claude'> => (kind === 'claude' ? 'local' : (kind as Exclude<K, 'claude'>));
+
 /** The config key of an agent kind's binary: Claude Code's is agent.local.command, the others' agent.<kind>.command. */
-export const commandKeyOf = (kind: string): string => (kind === 'claude' ? 'agent.local.command' : `agent.${kind}.command`);
+export const commandKeyOf = (kind: string): string => `agent.${agentSectionOf(kind)}.command`;
 
 /**
  * Turns CLI flags into the config's top layer: `--db` → store.dir, `--agent` → agent.kind, `--agent-bin` → the

@@ -12,6 +12,7 @@ import { RunStore } from '../store/run-store.js';
 import { landResolution, pendingResolution, resolutionPending, startResolution } from '../queue/resolve.js';
 import { MergeConflictError } from '../workspace/conflict.js';
 import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
+import { agentSectionOf } from '../config/flags.js';
 
 /**
  * What can be done to the tasks of a store, one function per action, shared by the CLI (`obra submit`,
@@ -61,7 +62,7 @@ export async function submitEntry(body: unknown, scope: { storeDir: string; conf
 
 /** The config with the configured kind's binary replaced (`agent.local` is Claude Code's section). */
 function withAgentCommand(config: ObraConfig, command: string): ObraConfig {
-  const section = config.agent.kind === 'claude' ? 'local' : config.agent.kind;
+  const section = agentSectionOf(config.agent.kind);
   return { ...config, agent: { ...config.agent, [section]: { ...config.agent[section], command } } };
 }
 
