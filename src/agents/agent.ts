@@ -62,6 +62,20 @@ export interface Agent {
   sessionFile?(sessionId: string, workdir: string): string;
   /** Makes a session file copied from another machine this folder's, for a CLI that checks (Qwen Code does). */
   adoptSessionFile?(file: string, workdir: string): void;
+  /**
+   * For a CLI that keeps its sessions in a store of its own rather than in one file (opencode's SQLite): how a
+   * session is written out to its `sessionFile` after a call, and read back into the store before a resume on
+   * another machine. Agents whose `sessionFile` is the CLI's own file leave it out.
+   */
+  sessionStore?: SessionStore;
+}
+
+/** A CLI's session store, seen as one file per session (see Agent.sessionStore). */
+export interface SessionStore {
+  /** Writes the session as the store has it now to `file`. */
+  save(sessionId: string, file: string, workdir: string, signal?: AbortSignal): Promise<void>;
+  /** Makes the store's session exactly `file`'s (what it had of it is replaced), and `workdir`'s. */
+  load(sessionId: string, file: string, workdir: string, signal?: AbortSignal): Promise<void>;
 }
 
 /** What a session's transcript says of a call cut by a crash (see Agent.recover). */

@@ -31,5 +31,9 @@ export abstract class WrappedAgent implements Agent {
     return this.inner.adoptSessionFile?.bind(this.inner);
   }
 
+  get sessionStore(): Agent['sessionStore'] {
+    return this.inner.sessionStore;
+  }
+
   abstract call(request: AgentCallRequest): Promise<AgentCallRecord>;
 }

@@ -10,7 +10,7 @@ type Example = [what: string, commandLine: string];
 const ENV = {
   config: ['OBRA_<KEY>', 'any config key, e.g. OBRA_AGENT__LOCAL__TIMEOUT=15m (every key: docs/config-reference.md)'],
   db: ['OBRA_DB', 'the store folder (store.dir; default .obra in the current directory)'],
-  agentBins: ['OBRA_CLAUDE_BIN', "the Claude Code binary; OBRA_CODEX_BIN, OBRA_GEMINI_BIN and OBRA_QWEN_BIN the other agents'"],
+  agentBins: ['OBRA_CLAUDE_BIN', "the Claude Code binary; OBRA_CODEX_BIN, OBRA_GEMINI_BIN, OBRA_QWEN_BIN and OBRA_OPENCODE_BIN the other agents'"],
   maxIterations: ['OBRA_MAX_ITERATIONS', 'the iteration budget (task.max_iterations)'],
   engine: ['OBRA_ENGINE=restate', 'work against Restate (its address: OBRA_RESTATE__INGRESS_URL)'],
   plain: ['NO_COLOR, CI', 'plain lines on stderr: no colours, no countdown (CI also stops the inspector waiting for Ctrl-C)'],

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import type { Agent } from '../../src/agents/agent.js';
 import { ClaudeCodeAgent } from '../../src/agents/claude-code-agent.js';
 import { CodexAgent } from '../../src/agents/codex/codex-agent.js';
 import { GeminiAgent } from '../../src/agents/gemini/gemini-agent.js';
+import { OpencodeAgent } from '../../src/agents/opencode/opencode-agent.js';
 import { QwenAgent } from '../../src/agents/qwen/qwen-agent.js';
 import { SessionLocks } from '../../src/agents/session-lock.js';
 import type { AgentCallRecord } from '../../src/core/types.js';
@@ -27,7 +29,7 @@ import { realAgentCliOrSkip } from './real-agent-cli.js';
 
 const FIXTURES = resolve(import.meta.dirname, '../../fixtures');
 const SESSION = '6f1c0000-0000-4000-8000-0000000000dd';
-type Kind = 'codex' | 'gemini' | 'qwen';
+type Kind = 'codex' | 'gemini' | 'qwen' | 'opencode';
 interface Machine {
   home: string;
   workdir: string;
@@ -70,10 +72,11 @@ const fakes: Record<Kind, (m: Machine) => Agent> = {
   },
   gemini: (m) => new GeminiAgent({ command: join(FIXTURES, 'fake-gemini'), timeoutMs: 20_000, locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, FAKE_GEMINI_REPLIES: JSON.stringify(['On turn {{turn}}.\nSTATUS: CONTINUE']) } }),
   qwen: (m) => new QwenAgent({ command: join(FIXTURES, 'fake-qwen'), timeoutMs: 20_000, locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, FAKE_QWEN_REPLIES: JSON.stringify(['On turn {{turn}}.\nSTATUS: CONTINUE']) } }),
+  opencode: (m) => new OpencodeAgent({ command: join(FIXTURES, 'fake-opencode'), timeoutMs: 20_000, locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, FAKE_OPENCODE_REPLIES: JSON.stringify(['On turn {{turn}}.\nSTATUS: CONTINUE']) } }),
 };
 
 describe('a session carried between Restate workers as the CLI\'s own file: the fakes', () => {
-  for (const kind of ['codex', 'gemini', 'qwen'] as const) {
+  for (const kind of ['codex', 'gemini', 'qwen', 'opencode'] as const) {
     it(`${kind}: the second machine restores the file where the CLI looks and resumes on the first turn`, async () => {
       const { one, two, file } = await twoMachines(fakes[kind], ['Remember PINEAPPLE.', 'Which word?']);
       expect(answerOf(one)).toBe('On turn 1.\nSTATUS: CONTINUE');
@@ -86,7 +89,7 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
 });
 
 const claude = await realClaudeOrSkip();
-const reals = { codex: await realAgentCliOrSkip('codex'), gemini: await realAgentCliOrSkip('gemini'), qwen: await realAgentCliOrSkip('qwen') };
+const reals = { codex: await realAgentCliOrSkip('codex'), gemini: await realAgentCliOrSkip('gemini'), qwen: await realAgentCliOrSkip('qwen'), opencode: await realAgentCliOrSkip('opencode') };
 
 describe('a session carried between Restate workers as the CLI\'s own file: the real CLIs', () => {
   let openai: MockOpenAI | null = null;
@@ -94,7 +97,7 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
   let anthropic: MockAnthropic | null = null;
   beforeAll(async () => {
     if (claude.claude) anthropic = await startMockAnthropic();
-    if (reals.codex.bin || reals.qwen.bin) openai = await startMockOpenAI();
+    if (reals.codex.bin || reals.qwen.bin || reals.opencode.bin) openai = await startMockOpenAI();
     if (reals.gemini.bin) gemini = await startMockGemini();
   });
   afterAll(async () => {
@@ -134,6 +137,22 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
       writeFileSync(join(m.home, '.qwen/settings.json'), JSON.stringify({ memory: { enableManagedAutoMemory: false } }));
       return new QwenAgent({ command: reals.qwen.bin!, timeoutMs: 90_000, killGraceMs: 300, extraArgs: ['--auth-type', 'openai'], locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, OPENAI_BASE_URL: openai!.url, OPENAI_API_KEY: 'dummy', OPENAI_MODEL: 'mock-model' } });
     }, ['Remember the word PINEAPPLE.', 'Which word?']);
+    expect(answerOf(two)).toBe('It was PINEAPPLE.\nSTATUS: DONE');
+    expect(openai!.requests.slice(before).at(-1)!.carried).toEqual(expect.arrayContaining(['user: Remember the word PINEAPPLE.', 'assistant: Remembered.\nSTATUS: CONTINUE', 'user: Which word?']));
+  }, 120_000);
+
+  // opencode's sessions are rows in its SQLite database: carried as its own export, imported on the other machine.
+  it.skipIf(!reals.opencode.bin)(`opencode ${reals.opencode.version}: the second turn's request carries the first`, async () => {
+    openai!.script(replies);
+    const before = openai!.requests.length;
+    const { one, two } = await twoMachines((m) => {
+      // A worker's checkout is a git repository (opencode keys its projects on the repository); each its own here.
+      if (!existsSync(join(m.workdir, '.git'))) execFileSync('git', ['init', '-q'], { cwd: m.workdir });
+      const config = join(m.home, 'opencode.json');
+      writeFileSync(config, JSON.stringify({ provider: { mock: { npm: '@ai-sdk/openai-compatible', name: 'Mock', options: { baseURL: openai!.url, apiKey: 'dummy' }, models: { 'mock-model': { name: 'Mock Model' } } } }, model: 'mock/mock-model' }));
+      return new OpencodeAgent({ command: reals.opencode.bin!, timeoutMs: 90_000, killGraceMs: 300, model: 'mock/mock-model', locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, OPENCODE_CONFIG: config, OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_AUTOUPDATE: '1' } });
+    }, ['Remember the word PINEAPPLE.', 'Which word?']);
+    expect(two.sessionId).toBe(one.sessionId);
     expect(answerOf(two)).toBe('It was PINEAPPLE.\nSTATUS: DONE');
     expect(openai!.requests.slice(before).at(-1)!.carried).toEqual(expect.arrayContaining(['user: Remember the word PINEAPPLE.', 'assistant: Remembered.\nSTATUS: CONTINUE', 'user: Which word?']));
   }, 120_000);

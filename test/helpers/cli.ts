@@ -6,6 +6,7 @@ import { execa } from 'execa';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist/src/cli/main.js');
 export const FAKE_CLAUDE = join(ROOT, 'fixtures/fake-claude');
+export const FAKE_OPENCODE = join(ROOT, 'fixtures/fake-opencode');
 
 /** A scratch directory that is the CLI's cwd, workdir and fake-claude home: nothing leaks between tests. */
 export function sandbox() {

@@ -6,7 +6,10 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { AgentCallRequest } from '../../src/agents/agent.js';
 import { transcriptPath } from '../../src/agents/claude-code-agent.js';
+import { OpencodeAgent } from '../../src/agents/opencode/opencode-agent.js';
 import { ScriptedAgent } from '../../src/agents/scripted-agent.js';
+import { SessionLocks } from '../../src/agents/session-lock.js';
+import type { AgentCallRecord } from '../../src/core/types.js';
 import type { RestateClient } from '../../src/hosts/restate/client.js';
 import type { SavedTranscript } from '../../src/hosts/restate/model.js';
 import { SessionCarrier } from '../../src/hosts/restate/session-carrier.js';
@@ -196,5 +199,62 @@ describe('SessionCarrier: a session that may have been used on another worker', 
     const record = await carrier.call(request(join(home, 'work'), 'resume'));
     expect(record.session?.note).toBe('transcript restored on w2 (saved by w1)');
     expect(readFileSync(transcriptPath(SESSION, join(home, 'work'), env), 'utf8')).toBe('{"turn":1}\n');
+  });
+});
+
+describe('SessionCarrier: a CLI whose sessions live in a store of its own (opencode: SQLite), carried as its export', () => {
+  const FAKE_OPENCODE = join(import.meta.dirname, '../../fixtures/fake-opencode');
+  const opencodeOn = (home: string) => new OpencodeAgent({ command: FAKE_OPENCODE, timeoutMs: 20_000, killGraceMs: 300, locks: new SessionLocks(join(home, 'locks')), env: { HOME: home, FAKE_OPENCODE_REPLIES: JSON.stringify(['On turn {{turn}}.\nSTATUS: CONTINUE']) } });
+  const turnOf = (record: AgentCallRecord) => (record.outcome.kind === 'answer' ? record.outcome.result.result : record.outcome.kind);
+
+  it('a worker that takes the run on drops the turn of a call the journal never heard of: the store is loaded from the run\'s copy, replacing what it had', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
+    const workdir = join(home, 'work');
+    mkdirSync(workdir);
+    const restate = sessions(null);
+    const first = new SessionCarrier(opencodeOn(home), { client: restate.client, runId: 'r1', epoch: 1, worker: 'w1' });
+    const one = await first.call({ ...request(workdir, 'create'), sessionId: SESSION });
+    expect(turnOf(one)).toBe('On turn 1.\nSTATUS: CONTINUE');
+    const handed = first.takeTranscript()!;
+    expect(handed.sessionId).toBe(one.sessionId);
+    // The next call reached opencode, then its worker died before the journal heard of it (nor was it exported).
+    const cut = await opencodeOn(home).call({ ...request(workdir, 'resume'), sessionId: one.sessionId });
+    expect(turnOf(cut)).toBe('On turn 2.\nSTATUS: CONTINUE');
+    // The same machine takes the run on: its export file is still the copy Restate keeps, its database is not.
+    const runTranscript = { sessionId: handed.sessionId, gzipBase64: handed.gzipBase64, ...handed.mark, bytes: Buffer.byteLength(handed.gzipBase64, 'base64'), savedAt: handed.savedAt, savedBy: handed.savedBy };
+    const again = new SessionCarrier(opencodeOn(home), { client: restate.client, runId: 'r1', epoch: 2, worker: 'w1', runTranscript });
+    const two = await again.call({ ...request(workdir, 'resume'), sessionId: one.sessionId });
+    expect(turnOf(two)).toBe('On turn 2.\nSTATUS: CONTINUE');
+    expect(two.session).toEqual({ restored: true, note: `session loaded into opencode's store on w1 from the copy saved by w1` });
+    // What the next write carries is the store's session after this call: three turns would mean the cut one stayed.
+    const exported = JSON.parse(gunzipSync(Buffer.from(again.takeTranscript()!.gzipBase64, 'base64')).toString()) as { messages: { info: { role: string }; parts: { text: string }[] }[] };
+    expect(exported.messages.map((m) => `${m.info.role}: ${m.parts[0]!.text}`)).toEqual(['user: Go on', 'assistant: On turn 1.\nSTATUS: CONTINUE', 'user: Go on', 'assistant: On turn 2.\nSTATUS: CONTINUE']);
+  });
+
+  it('a store that will not take the copy: the call starts a fresh session and says why; a failed export carries nothing and says so', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'obra-carrier-'));
+    const workdir = join(home, 'work');
+    const file = (id: string) => join(home, 'store', `${id}.json`);
+    const loads: string[] = [];
+    const inner = Object.assign(new ScriptedAgent(['Fresh.\nSTATUS: CONTINUE', 'Again.\nSTATUS: CONTINUE']), {
+      sessionFile: file,
+      sessionStore: {
+        async save(id: string) {
+          throw new Error(`export of ${id} failed: exit 1`);
+        },
+        async load(id: string, path: string) {
+          loads.push(`${id} ${readFileSync(path, 'utf8')}`);
+          throw new Error('import failed: exit 1: Unexpected error');
+        },
+      },
+    });
+    const saved: SavedTranscript = { ...savedOf(Buffer.from('{"messages":1}'), 'w1'), savedAt: 1 };
+    const carrier = new SessionCarrier(inner, { client: sessions(saved).client, runId: 'r1', epoch: 2, worker: 'w2' });
+    const record = await carrier.call(request(workdir, 'resume'));
+    expect(loads).toEqual([`${SESSION} {"messages":1}`]);
+    expect(record.mode).toBe('create');
+    // The export after the call failed too: that is what the record says last, and nothing is handed to Restate.
+    expect(record.session).toEqual({ restored: false, note: `session ${SESSION} not carried from w2: export of ${SESSION} failed: exit 1` });
+    expect(carrier.takeTranscript()).toBeNull();
   });
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { ensureIdentityKey } from '../../src/hosts/restate/identity.js';
-import { CLI, obra } from '../helpers/cli.js';
+import { CLI, FAKE_OPENCODE, obra } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { agentBin, bareRepository, clusterPerSuite, everything, fakeCalls, queueLines, restateAvailable, runOf, sessionOf, startWorker, submit, until, workerReady } from './helpers.js';
 
@@ -242,6 +242,49 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     expect(await files(`obra/${next}`)).toEqual(['README.md', 'a.txt', 'b.txt']);
     expect(await files(`obra/${apart}`)).toEqual(['README.md', 'c.txt']);
   }, 120_000);
+
+  // opencode keeps its sessions in SQLite: the conversation moves as opencode's export, imported on the new worker.
+  it('opencode: the task goes on on the other worker in the same opencode session, its conversation carried as opencode\'s export', async () => {
+    const { cluster, workers } = suite();
+    const log = join(cluster.root, 'fake-opencode.log');
+    // The fake answers with the turn its session is on: a session started afresh, or one that kept a cut turn, shows.
+    const bin = join(cluster.root, 'opencode-steady');
+    const replies = JSON.stringify([{ text: 'Part {{turn}} done.\nSTATUS: CONTINUE', files: { 'part-{{turn}}.txt': 'part {{turn}}' } }]);
+    writeFileSync(bin, `#!/bin/sh\nexport FAKE_OPENCODE_LATENCY_MS=1500 FAKE_OPENCODE_LOG='${log}' FAKE_OPENCODE_REPLIES='${replies}'\nexec ${FAKE_OPENCODE} "$@"\n`, { mode: 0o755 });
+    const remote = await bareRepository(mkdtempSync(join(cluster.root, 'opencode-')));
+    const lease = ['--set', 'restate.lease_seconds=2'];
+    const first = startWorker(cluster, 'oc-first', [...lease, '--work-dir', join(cluster.root, 'work-oc-first')]);
+    workers.push(first);
+    await workerReady(first);
+    const runId = await submit(cluster, 'Split the parser', bin, ['--agent', 'opencode', '--set', `agent.opencode.command=${bin}`, '--set', 'task.max_iterations=4', '--repo-url', remote]);
+
+    // Killed during its second call: the first iteration is recorded, and the second prompt is in opencode's session.
+    await until('the first iteration', () => runOf(cluster, runId), (r) => r.iterations >= 1 && r.owner?.worker === 'oc-first');
+    const firstSessions = join(cluster.root, 'home-oc-first', '.local/share/opencode/fake-sessions');
+    const messages = () => readdirSync(firstSessions).filter((f) => f.endsWith('.json')).reduce((n, f) => n + (JSON.parse(readFileSync(join(firstSessions, f), 'utf8')) as { messages: unknown[] }).messages.length, 0);
+    await waitFor(() => messages() >= 3, { timeoutMs: 30_000, what: 'the second call to start' });
+    first.kill('SIGKILL');
+    await first.catch(() => {});
+    const second = startWorker(cluster, 'oc-second', [...lease, '--work-dir', join(cluster.root, 'work-oc-second')]);
+    workers.push(second);
+
+    const run = await until('the run to end', () => runOf(cluster, runId), (r) => ['done', 'failed', 'cancelled', 'max_iterations', 'escalated'].includes(r.status), 90_000);
+    expect(run.status).toBe('max_iterations');
+    expect(run.workers).toEqual(['oc-first', 'oc-second']);
+    const kept = await everything(cluster, runId);
+    // One session throughout, each turn once: the second worker resumed the first's conversation.
+    const answers = kept.iterations.map((r) => (r.agent?.outcome.kind === 'answer' ? r.agent.outcome.result.result : r.agent?.outcome.kind));
+    expect(answers).toEqual([1, 2, 3, 4].map((n) => `Part ${n} done.\nSTATUS: CONTINUE`));
+    expect(new Set(kept.iterations.map((r) => r.agent?.sessionId)).size).toBe(1);
+    expect(kept.iterations[0]!.agent!.sessionId).toMatch(/^ses_/);
+    const moved = kept.iterations.find((r) => r.agent?.session);
+    expect(moved?.agent?.session?.note).toMatch(/restored on oc-second \(saved by oc-first\)/);
+    const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { cwd: string; outcome: string; argv: string[] });
+    expect(calls.some((c) => c.outcome === 'unknown-session' || c.outcome === 'other-directory-hang')).toBe(false);
+    expect(calls.filter((c) => c.cwd.startsWith(join(cluster.root, 'work-oc-second'))).every((c) => c.argv.includes('-s'))).toBe(true);
+    const tree = await execa('git', ['-C', remote, 'ls-tree', '--name-only', `obra/${runId}`]);
+    expect(tree.stdout.split('\n').filter((f) => f.startsWith('part-')).sort()).toEqual(['part-1.txt', 'part-2.txt', 'part-3.txt', 'part-4.txt']);
+  }, 180_000);
 });
 
 /** A bare repository with one commit on main: the "remote" the workers clone (a path: no network). */

@@ -11,6 +11,7 @@ import { classifyOpencode } from './opencode-classify.js';
 import { opencodeDenials, opencodePermissions, type OpencodePermissionMode } from './opencode-permissions.js';
 import { opencodeProgressOf, readOpencodeTurn, type OpencodeTurn } from './opencode-stream.js';
 import { cliLimits, underSessionLock } from '../locked-call.js';
+import { OPENCODE_SESSION_ID, opencodeSessionFile, OpencodeSessionStore } from './opencode-sessions.js';
 
 export interface OpencodeAgentOptions {
   /** Path or name of the `opencode` binary. */
@@ -31,9 +32,6 @@ export interface OpencodeAgentOptions {
   maxOutputBytes?: number;
 }
 
-/** opencode's session ids: `ses_` and 26 letters and digits. */
-const SESSION_ID = /^ses_[A-Za-z0-9]+$/;
-
 /**
  * Runs opencode headless: `opencode run --format json [-m provider/model] [-s ses_…]` from the task's working
  * directory (and with PWD set to it: opencode's project directory is $PWD's), the prompt on stdin, then stdin closed (a prompt argument with spaces reaches the model in quotes,
@@ -48,9 +46,18 @@ export class OpencodeAgent implements Agent {
   private readonly locks: SessionLocks;
   private readonly env: NodeJS.ProcessEnv;
 
+  /** Sessions live in opencode's SQLite database: a Restate worker carries one as opencode's export of it. */
+  readonly sessionStore: OpencodeSessionStore;
+
   constructor(readonly options: OpencodeAgentOptions) {
     this.locks = options.locks ?? processSessionLocks;
     this.env = { ...process.env, ...options.env };
+    this.sessionStore = new OpencodeSessionStore({ command: options.command, env: this.env, killGraceMs: options.killGraceMs });
+  }
+
+  /** Where the session's export goes (see opencode-sessions.ts): the same file for every folder. */
+  sessionFile(sessionId: string): string {
+    return opencodeSessionFile(sessionId, this.env);
   }
 
   preflight(): void {
@@ -83,7 +90,7 @@ export class OpencodeAgent implements Agent {
     const argv = [this.options.command, ...this.buildArgs(mode, sessionId)];
     const start: CallStart = { argv, mode, startedAt };
     // Obra's own id for a session opencode never reported (the first call failed before its first event): nothing to resume.
-    if (mode === 'resume' && !SESSION_ID.test(sessionId)) return cliRecord(start, sessionId, { kind: 'noConversation', message: `"${sessionId}" is not an opencode session (ses_…): none was started yet` }, null, null, '', '');
+    if (mode === 'resume' && !OPENCODE_SESSION_ID.test(sessionId)) return cliRecord(start, sessionId, { kind: 'noConversation', message: `"${sessionId}" is not an opencode session (ses_…): none was started yet` }, null, null, '', '');
     return underSessionLock(
       this.locks,
       { sessionId, argv, request },

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
-import type { Agent, AgentCallRequest } from '../../agents/agent.js';
+import type { Agent, AgentCallRequest, SessionStore } from '../../agents/agent.js';
 import { WrappedAgent } from '../../agents/wrapped-agent.js';
 import type { AgentCallRecord } from '../../core/types.js';
 import type { RestateClient } from './client.js';
@@ -99,25 +99,45 @@ export class SessionCarrier extends WrappedAgent {
     const fileOf = (id: string) => this.inner.sessionFile?.(id, here.workdir) ?? null;
     const path = fileOf(sessionId);
     const restored = await this.taken(sessionId, path, here.workdir, request.signal);
+    const store = this.inner.sessionStore;
     let call = here;
     let session: AgentCallRecord['session'];
     if (path === null) {
       // Nothing to restore: the CLI's own store holds the session, or says it does not.
+    } else if (here.mode === 'resume' && (store ? restored?.restored === false : !existsSync(path))) {
+      // Nothing the CLI could resume (no copy anywhere, or its store would not take the copy): a fresh session.
+      call = { ...here, mode: 'create' };
+      session = restored ?? { restored: false, note: `no transcript of session ${sessionId} on ${this.options.worker} nor in Restate: a fresh session, going on from Obra's own context` };
     } else if (restored) {
       session = restored;
-    } else if (!existsSync(path) && here.mode === 'resume') {
-      call = { ...here, mode: 'create' };
-      session = { restored: false, note: `no transcript of session ${sessionId} on ${this.options.worker} nor in Restate: a fresh session, going on from Obra's own context` };
     }
     let answeredAs = sessionId;
+    let record: AgentCallRecord;
     try {
-      const record = await this.inner.call(call);
-      // A CLI that names its sessions itself (Codex) answers a new one under its own id.
+      record = await this.inner.call(call);
+      // A CLI that names its sessions itself (Codex, opencode) answers a new one under its own id.
       answeredAs = record.sessionId || sessionId;
-      return session ? { ...record, session } : record;
     } finally {
       const file = answeredAs === sessionId ? path : fileOf(answeredAs);
       this.unsaved = file ? { sessionId: answeredAs, path: file } : null;
+    }
+    // A call the CLI never ran (its session busy, or not there) left nothing new to write out.
+    const ran = record.outcome.kind !== 'sessionBusy' && record.outcome.kind !== 'noConversation';
+    if (store && ran && this.unsaved) session = (await this.saveToFile(store, this.unsaved, here.workdir, request.signal)) ?? session;
+    return session ? { ...record, session } : record;
+  }
+
+  /**
+   * A store's session written out to its file after a call, for the run's next write to carry. When that fails,
+   * nothing is carried for this call (Restate keeps the copy from before it) and the record says so.
+   */
+  private async saveToFile(store: SessionStore, unsaved: { sessionId: string; path: string }, workdir: string, signal?: AbortSignal): Promise<AgentCallRecord['session'] | null> {
+    try {
+      await store.save(unsaved.sessionId, unsaved.path, workdir, signal);
+      return null;
+    } catch (error) {
+      this.unsaved = null;
+      return { restored: false, note: `session ${unsaved.sessionId} not carried from ${this.options.worker}: ${(error as Error).message}` };
     }
   }
 
@@ -178,8 +198,25 @@ export class SessionCarrier extends WrappedAgent {
     this.held = { sessionId, saved: copy, path };
     if (!copy || !path) return null;
     const restored = restoreTranscriptFile(path, copy);
+    const store = this.inner.sessionStore;
+    if (store) return this.loadIntoStore(store, sessionId, path, workdir, restored, copy, signal);
     if (restored !== 'same') this.inner.adoptSessionFile?.(path, workdir);
     return this.noteOf(restored, copy);
+  }
+
+  /**
+   * A store's session made the copy that matches the journal. Always loaded, even when the file here is that
+   * copy already: the store may have gone on past its last export (a call cut by a crash before its export).
+   * When the store will not take it, the call starts a fresh session (`restored: false`).
+   */
+  private async loadIntoStore(store: SessionStore, sessionId: string, path: string, workdir: string, restored: Restored, copy: SavedTranscript, signal?: AbortSignal): Promise<AgentCallRecord['session']> {
+    try {
+      await store.load(sessionId, path, workdir, signal);
+    } catch (error) {
+      signal?.throwIfAborted();
+      return { restored: false, note: `session ${sessionId} could not be restored on ${this.options.worker} (${(error as Error).message}): a fresh session, going on from Obra's own context` };
+    }
+    return this.noteOf(restored, copy) ?? { restored: true, note: `session loaded into ${this.inner.name}'s store on ${this.options.worker} from the copy saved by ${copy.savedBy}` };
   }
 
   private noteOf(restored: Restored, copy: SavedTranscript): AgentCallRecord['session'] | null {
