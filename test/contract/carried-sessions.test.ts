@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,4 +168,54 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
     expect(answerOf(two)).toBe('It was PINEAPPLE.\nSTATUS: DONE');
     expect(gemini!.requests.slice(before).at(-1)!.carried).toEqual(expect.arrayContaining(['user: Remember the word PINEAPPLE.', 'model: Remembered.\nSTATUS: CONTINUE', 'user: Which word?']));
   }, 120_000);
+});
+
+/**
+ * opencode's store, the fake's and the real one's alike: an import over a session the database already has adds
+ * what it lacks and keeps the rest (so a cut turn would stay), which is why loading a carried copy deletes the
+ * session first. Turn 1 is exported, turn 2 runs (a call the journal never heard of), the export is loaded back.
+ */
+async function opencodeCutBack(agentOf: (m: Machine) => OpencodeAgent, bin: string) {
+  const root = mkdtempSync(join(tmpdir(), 'obra-opencode-store-'));
+  const m = machine(root, 'a', 'run-1');
+  execFileSync('git', ['init', '-q'], { cwd: m.workdir });
+  const agent = agentOf(m);
+  const one = await agent.call({ runId: 'run-1', index: 1, attempt: 1, prompt: 'Remember PINEAPPLE.', sessionId: null, mode: 'create', workdir: m.workdir });
+  const id = one.sessionId;
+  const copy = join(root, 'turn-1.json');
+  await agent.sessionStore.save(id, copy, m.workdir);
+  await agent.call({ runId: 'run-1', index: 2, attempt: 1, prompt: 'A turn to be cut.', sessionId: id, mode: 'resume', workdir: m.workdir });
+  const users = async () => {
+    const out = join(root, `now-${Date.now()}.json`);
+    await agent.sessionStore.save(id, out, m.workdir);
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as { messages: { info: { role: string } }[] };
+    return doc.messages.filter((msg) => msg.info.role === 'user').length;
+  };
+  // A plain import over it keeps the cut turn.
+  execFileSync(bin, ['import', copy], { cwd: m.workdir, env: { ...process.env, ...agent.options.env, PWD: m.workdir }, stdio: 'ignore', timeout: 60_000 });
+  const afterPlainImport = await users();
+  await agent.sessionStore.load(id, copy, m.workdir);
+  return { afterPlainImport, afterLoad: await users() };
+}
+
+describe('opencode\'s session store: loading a carried copy replaces the session the database had', () => {
+  it('the fake', async () => {
+    const bin = join(FIXTURES, 'fake-opencode');
+    expect(await opencodeCutBack((m) => new OpencodeAgent({ command: bin, timeoutMs: 20_000, locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, FAKE_OPENCODE_REPLIES: JSON.stringify(['On turn {{turn}}.\nSTATUS: CONTINUE']) } }), bin)).toEqual({ afterPlainImport: 2, afterLoad: 1 });
+  });
+
+  it.skipIf(!reals.opencode.bin)(`opencode ${reals.opencode.version}`, async () => {
+    const openai = await startMockOpenAI();
+    try {
+      openai.script(['Remembered.\nSTATUS: CONTINUE', 'Cut.\nSTATUS: CONTINUE']);
+      const result = await opencodeCutBack((m) => {
+        const config = join(m.home, 'opencode.json');
+        writeFileSync(config, JSON.stringify({ provider: { mock: { npm: '@ai-sdk/openai-compatible', name: 'Mock', options: { baseURL: openai.url, apiKey: 'dummy' }, models: { 'mock-model': { name: 'Mock Model' } } } }, model: 'mock/mock-model' }));
+        return new OpencodeAgent({ command: reals.opencode.bin!, timeoutMs: 90_000, killGraceMs: 300, model: 'mock/mock-model', locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, OPENCODE_CONFIG: config, OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_AUTOUPDATE: '1' } });
+      }, reals.opencode.bin!);
+      expect(result).toEqual({ afterPlainImport: 2, afterLoad: 1 });
+    } finally {
+      await openai.close();
+    }
+  }, 150_000);
 });

@@ -256,7 +256,7 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
     const first = startWorker(cluster, 'oc-first', [...lease, '--work-dir', join(cluster.root, 'work-oc-first')]);
     workers.push(first);
     await workerReady(first);
-    const runId = await submit(cluster, 'Split the parser', bin, ['--agent', 'opencode', '--set', `agent.opencode.command=${bin}`, '--set', 'task.max_iterations=4', '--repo-url', remote]);
+    const runId = await submit(cluster, 'Split the parser', bin, ['--agent', 'opencode', '--agent-bin', bin, '--set', 'task.max_iterations=4', '--repo-url', remote]);
 
     // Killed during its second call: the first iteration is recorded, and the second prompt is in opencode's session.
     await until('the first iteration', () => runOf(cluster, runId), (r) => r.iterations >= 1 && r.owner?.worker === 'oc-first');

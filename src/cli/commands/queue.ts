@@ -25,12 +25,13 @@ export function register(program: Command, common: (command: Command) => Command
       .option('--base <ref>', "what the task's branch starts from (default: the repository's HEAD)")
       .option('--priority <n>', 'higher goes first (default 0)', wholeNumberOption('--priority'))
       .option('--agent <kind>', 'the agent CLI: claude (default), codex, gemini, qwen or opencode (config agent.kind; `agent:` per task in a file)', agentOption)
+      .option('--agent-bin <path>', "the binary of the task's agent kind (--agent, else agent.kind), kept with the task; a worker's own binary of that kind wins where it has one")
       .option('--agents <kinds>', 'a race: the task once per agent, e.g. claude,codex,gemini; the evidence picks the winner (docs/race.md)', agentsOption)
       .option('--attempts <n>', 'a race: this many attempts (per agent with --agents); the evidence picks the winner', wholeNumberOption('--attempts', 1))
       .option('--after <runId>', 'start only once that run is done (blocked if it ends otherwise)')
       .option('--run-id <id>', 'the run id to use (default: a new one)')
       .option('--engine <name>', 'local (a store folder; default) or restate (config engine)', engineOption),
-  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string; agent?: AgentKind; agents?: AgentKind[]; attempts?: number }) => {
+  ).action(async (flags: CommonFlags & { task?: string; file?: string; check: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string; agent?: AgentKind; agentBin?: string; agents?: AgentKind[]; attempts?: number }) => {
     const [{ configFrom }, { submitBatch }, { readTasksFile }] = await Promise.all([import('../config-from.js'), import('../../queue/submit.js'), import('../../queue/tasks-file.js')]);
     if (flags.file && (flags.agents || flags.attempts)) throw new UserError('--agents and --attempts are for --task; in a tasks file write agents: [...] or attempts: N on the task');
     if (flags.agent && flags.agents) throw new UserError('give either --agent or --agents, not both');
