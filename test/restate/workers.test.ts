@@ -246,6 +246,11 @@ describe.runIf(restateAvailable('test/restate/workers.test.ts (failover)'))('Res
   // opencode keeps its sessions in SQLite: the conversation moves as opencode's export, imported on the new worker.
   it('opencode: the task goes on on the other worker in the same opencode session, its conversation carried as opencode\'s export', async () => {
     const { cluster, workers } = suite();
+    // Only this test's workers: the suite's earlier ones would take the task.
+    for (const earlier of workers.splice(0)) {
+      earlier.kill('SIGKILL');
+      await earlier.catch(() => {});
+    }
     const log = join(cluster.root, 'fake-opencode.log');
     // The fake answers with the turn its session is on: a session started afresh, or one that kept a cut turn, shows.
     const bin = join(cluster.root, 'opencode-steady');
