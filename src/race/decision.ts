@@ -11,6 +11,9 @@ import { rankAttempts, whyBehind, type AttemptEvidence } from './rank.js';
  * objects each read the attempts, then come here).
  */
 
+/** The run id of a race's attempt (1-based). */
+export const attemptRunId = (raceId: string, attempt: number) => `${raceId}-${attempt}`;
+
 /** An attempt has ended for the race once nothing drives it by itself any more (one waiting for a person too). */
 export const attemptEnded = (status: RunStatus) => isFinalStatus(status) || status === 'escalated';
 

@@ -6,7 +6,7 @@ import { raceFileAdvice, raceFileSchema, type RaceFile } from '../persisted/race
 import type { RunFile } from '../persisted/run-file.js';
 import { DurableJsonFile, storeIoError, syncDirectory } from '../store/durable-file.js';
 import type { RunStore } from '../store/run-store.js';
-import { attemptEnded, evidenceFrom, raceDecisionOf } from './decision.js';
+import { attemptEnded, attemptRunId, evidenceFrom, raceDecisionOf } from './decision.js';
 import type { AttemptEvidence } from './rank.js';
 
 /**
@@ -16,9 +16,8 @@ import type { AttemptEvidence } from './rank.js';
  * decision at most once (exclusive create), so a worker killed at any point neither loses nor doubles it.
  */
 
-export { attemptEnded };
+export { attemptEnded, attemptRunId };
 
-export const attemptRunId = (raceId: string, attempt: number) => `${raceId}-${attempt}`;
 
 const racePath = (store: RunStore, raceId: string) => join(store.dir, 'races', `${raceId}.json`);
 

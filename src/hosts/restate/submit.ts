@@ -7,6 +7,7 @@ import type { AgentKind, ObraConfig } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
 import { batchIndexOf, cycleOf } from '../../queue/submit.js';
+import type { RaceMember } from '../../race/race-submit.js';
 import { newRunId, taskInputOf } from '../files/local.js';
 import { RestateCallError, RestateClient, urlsText, type RestateUrls } from './client.js';
 import { QUEUE_KEY, shardOf, type NewRemoteRun, type RemoteRun, type RemoteWorkspace } from './model.js';
@@ -26,6 +27,8 @@ export interface RestateTask {
   runId?: string;
   /** The agent CLI that drives this task (default: the config's `agent.kind`). */
   agentKind?: AgentKind;
+  /** Set by the expansion of a race (src/race/race-submit.ts): the attempt this task is. */
+  race?: RaceMember;
 }
 
 /** Queues tasks in Restate (`obra submit` with `engine: restate`); returns their run ids, in order. */
@@ -38,6 +41,8 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     if (!t.task.trim()) throw new UserError(`task ${i + 1}: the task is empty — say what the agent should do`);
     if (t.repo && t.repoUrl) throw new UserError(`task ${i + 1}: give either --repo or --repo-url, not both`);
     if (t.base && !t.repoUrl) throw new UserError(`task ${i + 1}: --base needs --repo-url (a repository the workers clone)`);
+    // Each attempt needs a branch of its own (as a local race's worktrees): a --repo folder would be one all share.
+    if (t.race && !t.repoUrl) throw new UserError(`task ${i + 1}: a race on Restate needs --repo-url: each attempt works on a branch of its own (obra/<runId>), and a --repo folder would be shared by all of them`);
     const runId = runIds[i]!;
     const inBatch = t.after ? batchIndexOf(t.after) : null;
     if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`task ${i + 1}: after: ${t.after} names no other task of this batch`);
@@ -61,6 +66,7 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
       submittedAt: at,
       workspace,
       after,
+      ...(t.race ? { race: t.race } : {}),
     };
     return run;
   });
