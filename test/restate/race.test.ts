@@ -115,6 +115,35 @@ describe.runIf(restateAvailable('test/restate/race.test.ts'))('Restate: a race o
     expect(branch.stdout.trim()).toBe('ok');
   }, 90_000);
 
+  it("an attempt's end tells its race itself: two attempts cancelled before any worker took them are decided, with no winner", async () => {
+    const { cluster, workers } = suite();
+    if (!workers.length) {
+      workers.push(startWorker(cluster, 'racer'));
+      await workerReady(workers[0]!);
+    }
+    const remote = await bareRepository(mkdtempSync(join(cluster.root, 'repo-')));
+    // The attempts follow a run that does not end while the test looks: no worker drives them.
+    const slow = agentBin(cluster, 'slow', { FAKE_CLAUDE_LATENCY_MS: '60000', FAKE_CLAUDE_REPLIES: JSON.stringify([DONE]) });
+    const at = { cwd: cluster.root };
+    const first = await obra(['submit', '--engine', 'restate', '--task', 'Take a long time', '--repo-url', remote, '--set', `agent.local.command=${slow}`, ...cluster.flags], at);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const followed = first.stdout.trim();
+    const submitted = await obra(['submit', '--engine', 'restate', '--task', 'Then write ok', '--attempts', '2', '--after', followed, '--repo-url', remote, '--set', `agent.local.command=${slow}`, ...cluster.flags], at);
+    expect(submitted.exitCode, submitted.stderr).toBe(0);
+    const raceId = submitted.stdout.trim();
+    const runIds = [`${raceId}-1`, `${raceId}-2`];
+    expect(submitted.stderr).toContain(`Race ${raceId}: 2 attempts (${runIds.join(', ')}); once the last ends, \`obra status --engine restate\` names the winner and its branch.\n`);
+    for (const runId of runIds) {
+      const cancelled = await obra(['cancel', runId, '--engine', 'restate', ...cluster.flags], at);
+      expect(cancelled.stdout.trim()).toBe(`run ${runId} is cancelled`);
+    }
+    const decision = (await until('the race to be decided', () => cluster.client.call<RaceFile | null>(RACE_OBJECT, raceId, 'get'), (d) => d !== null))!;
+    expect([decision.winner, decision.reasons]).toEqual([null, ['no attempt ended done (attempt 1 (claude) cancelled, attempt 2 (claude) cancelled): nothing to merge']]);
+    const status = await obra(['status', '--engine', 'restate', ...cluster.flags], at);
+    expect(status.stdout).toContain(`\nRace ${raceId}: decided — no winner (no attempt ended done)\n`);
+    await obra(['cancel', followed, '--engine', 'restate', ...cluster.flags], at);
+  }, 60_000);
+
   it('a race needs --repo-url on Restate: its attempts would share a --repo folder', async () => {
     const { cluster } = suite();
     const folder = mkdtempSync(join(cluster.root, 'shared-'));

@@ -235,9 +235,10 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
     }
     const start: DriveStart = restorable ? { snapshot: restorable.snapshot, fromSeq: lastSeq, event } : { input: run.input as unknown as TaskInput, event };
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
-    // A new run's drive goes straight to its first call: its session is taken meanwhile.
-    if (!restorable) agent.takeEarly(run.sessionId, run.task.workdir, abort.signal);
     try {
+      // A new run's drive goes straight to its first call: its session is taken meanwhile. (In the try: what
+      // throws here loses the run to the next worker, not this worker's process.)
+      if (!restorable) agent.takeEarly(run.sessionId, run.task.workdir, abort.signal);
       if (checkout) await prepareCheckout(checkout, answeredIteration(run.runId, restorable?.ok ? restorable.snapshot : null));
       const parkAfterMs = options.parkAfterMs ?? 60_000;
       const onEvent = (e: EngineEvent) => {
