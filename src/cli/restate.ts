@@ -172,6 +172,10 @@ function localIdentityKey(config: ObraConfig): string[] {
 /** `obra submit --engine restate`: a race (`agents`, `attempts`) is queued as one task per attempt, as locally. */
 export async function submitRemote(tasks: (RestateTask & RaceSpec)[], config: ObraConfig): Promise<{ runIds: string[]; races: { raceId: string; runIds: string[] }[] }> {
   const [{ submitToRestate }, { expandRaces }, { newRunId }] = await Promise.all([import('../hosts/restate/submit.js'), import('../race/race-submit.js'), import('../hosts/files/local.js')]);
+  // Each attempt needs a branch of its own (as a local race's worktrees): a --repo folder would be one all share.
+  for (const [i, t] of tasks.entries()) {
+    if ((t.agents?.length ?? 1) * (t.attempts ?? 1) > 1 && !t.repoUrl) throw new UserError(`${tasks.length > 1 ? `task ${i + 1}: ` : ''}a race on Restate needs --repo-url: each attempt works on a branch of its own (obra/<runId>), and a --repo folder would be shared by all of them`);
+  }
   const expanded = expandRaces(tasks, newRunId);
   return { runIds: await submitToRestate(expanded.tasks, { ...urlsOf(config), config }), races: expanded.races };
 }

@@ -143,12 +143,4 @@ describe.runIf(restateAvailable('test/restate/race.test.ts'))('Restate: a race o
     expect(status.stdout).toContain(`\nRace ${raceId}: decided — no winner (no attempt ended done)\n`);
     await obra(['cancel', followed, '--engine', 'restate', ...cluster.flags], at);
   }, 60_000);
-
-  it('a race needs --repo-url on Restate: its attempts would share a --repo folder', async () => {
-    const { cluster } = suite();
-    const folder = mkdtempSync(join(cluster.root, 'shared-'));
-    const refused = await obra(['submit', '--engine', 'restate', '--task', 'Write ok', '--attempts', '2', '--repo', folder, ...cluster.flags], { cwd: cluster.root });
-    expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toBe('obra: task 1: a race on Restate needs --repo-url: each attempt works on a branch of its own (obra/<runId>), and a --repo folder would be shared by all of them');
-  });
 });

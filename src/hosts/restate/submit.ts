@@ -41,8 +41,6 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
     if (!t.task.trim()) throw new UserError(`task ${i + 1}: the task is empty — say what the agent should do`);
     if (t.repo && t.repoUrl) throw new UserError(`task ${i + 1}: give either --repo or --repo-url, not both`);
     if (t.base && !t.repoUrl) throw new UserError(`task ${i + 1}: --base needs --repo-url (a repository the workers clone)`);
-    // Each attempt needs a branch of its own (as a local race's worktrees): a --repo folder would be one all share.
-    if (t.race && !t.repoUrl) throw new UserError(`task ${i + 1}: a race on Restate needs --repo-url: each attempt works on a branch of its own (obra/<runId>), and a --repo folder would be shared by all of them`);
     const runId = runIds[i]!;
     const inBatch = t.after ? batchIndexOf(t.after) : null;
     if (inBatch !== null && (inBatch < 0 || inBatch >= tasks.length || inBatch === i)) throw new UserError(`task ${i + 1}: after: ${t.after} names no other task of this batch`);
