@@ -209,7 +209,7 @@ export async function statusRemote(flags: { config?: string; json?: boolean; wat
     for (const line of queue) if (line.race && !decisions.has(line.race.id)) races.set(line.race.id, [...(races.get(line.race.id) ?? []), line]);
     await Promise.all(
       [...races].map(async ([raceId, attempts]) => {
-        // Asked only once every attempt has ended; \`decide\` reads the one kept, or makes it (each attempt's end
+        // Asked only once every attempt has ended; `decide` reads the one kept, or makes it (each attempt's end
         // sends one too: this one is for a race whose message has not been handled yet).
         if (attempts.length < attempts[0]!.race!.of || !attempts.every((a) => attemptEnded(a.status))) return;
         const decided = await client.decideRace(raceId);
