@@ -137,7 +137,11 @@ describe.runIf(restateAvailable('test/restate/race.test.ts'))('Restate: a race o
       const cancelled = await obra(['cancel', runId, '--engine', 'restate', ...cluster.flags], at);
       expect(cancelled.stdout.trim()).toBe(`run ${runId} is cancelled`);
     }
+    // Nobody but the attempts' own objects asked for the decision (`get` only reads it).
     const decision = (await until('the race to be decided', () => cluster.client.call<RaceFile | null>(RACE_OBJECT, raceId, 'get'), (d) => d !== null))!;
+    // Three readers at once then read that one.
+    const asked = await Promise.all([1, 2, 3].map(() => cluster.client.decideRace(raceId)));
+    expect(asked).toEqual([1, 2, 3].map(() => ({ decision, fresh: false })));
     expect([decision.winner, decision.reasons]).toEqual([null, ['no attempt ended done (attempt 1 (claude) cancelled, attempt 2 (claude) cancelled): nothing to merge']]);
     const status = await obra(['status', '--engine', 'restate', ...cluster.flags], at);
     expect(status.stdout).toContain(`\nRace ${raceId}: decided — no winner (no attempt ended done)\n`);
