@@ -212,7 +212,8 @@ export async function statusRemote(flags: { config?: string; json?: boolean; wat
         // Asked only once every attempt has ended; `decide` reads the one kept, or makes it (each attempt's end
         // sends one too: this one is for a race whose message has not been handled yet).
         if (attempts.length < attempts[0]!.race!.of || !attempts.every((a) => attemptEnded(a.status))) return;
-        const decided = await client.decideRace(raceId);
+        // (Not answered: the attempts show undecided, and the next look asks again.)
+        const decided = await client.decideRace(raceId).catch(() => null);
         if (decided) decisions.set(raceId, decided.decision);
       }),
     );
