@@ -36,14 +36,20 @@ export function adoptQwenSession(file: string, workdir: string): void {
   writeFileSync(file, JSON.stringify({ ...record, cwd }) + (end < 0 ? '' : text.slice(end)));
 }
 
+/** 10000-01-01T00:00:00Z in ms: an ISO date from then on has a six-digit, signed year. */
+const YEAR_10000 = 253_402_300_800_000;
+
 /**
  * Codex: the thread's rollout under `$CODEX_HOME/sessions/YYYY/MM/DD/`, found by its id; a copy with none here
- * goes under the day the thread began (a thread id is a UUIDv7: its first 48 bits are that instant in ms).
+ * goes under the day the thread began (a thread id is a UUIDv7: its first 48 bits are that instant in ms). An id
+ * that is not one (the session id Obra makes before Codex has named the thread) goes under today: read as a
+ * time, its bits could name a year past 9999, which has no YYYY.
  */
 export function codexSessionFile(threadId: string, codexHome: string, found: string | null): string {
   if (found) return found;
-  const ms = parseInt(threadId.replace(/-/g, '').slice(0, 12), 16);
-  const began = new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString();
+  const hex = threadId.replace(/-/g, '');
+  const ms = hex[12] === '7' ? parseInt(hex.slice(0, 12), 16) : NaN;
+  const began = new Date(Number.isFinite(ms) && ms < YEAR_10000 ? ms : Date.now()).toISOString();
   const [day, time] = [began.slice(0, 10), began.slice(11, 19).replace(/:/g, '-')];
   const [y, m, d] = day.split('-') as [string, string, string];
   return join(codexHome, 'sessions', y, m, d, `rollout-${day}T${time}-${threadId}.jsonl`);

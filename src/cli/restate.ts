@@ -10,6 +10,9 @@ import { UserError } from '../core/errors.js';
 import type { StatusLine } from '../core/status-line.js';
 import { RestateClient, RestateUnreachable, urlsText } from '../hosts/restate/client.js';
 import type { QueueLine, RemoteRun } from '../hosts/restate/model.js';
+import type { RestateTask } from '../hosts/restate/submit.js';
+import type { RaceFile } from '../persisted/race-file.js';
+import type { RaceSpec } from '../race/race-submit.js';
 import { configFrom, type CommonFlags } from './config-from.js';
 
 /**
@@ -149,6 +152,8 @@ export async function restateWorker(flags: CommonFlags & { concurrency?: number;
         case 'agent-progress':
           if (event.progress.kind === 'earlierCallStopped') say(`${runId} WARNING ${event.progress.message}`);
           return;
+        case 'race-decided':
+          return say(`race ${event.raceId} decided: ${event.winner ? `winner ${event.winner}` : 'no winner'} — ${event.reasons.join('; ')}`);
         case 'parked':
           return say(`${runId} parked until ${new Date(event.until).toISOString()} (the usage limit's reset); a Restate timer queues it again then`);
       }
@@ -164,16 +169,22 @@ function localIdentityKey(config: ObraConfig): string[] {
   return config.restate.admin_url.every(isLoopback) && existsSync(file) ? [readFileSync(file, 'utf8').trim()] : [];
 }
 
-export async function submitRemote(tasks: { task: string; checks?: string[]; repo?: string; repoUrl?: string; base?: string; priority?: number; after?: string; runId?: string }[], config: ObraConfig): Promise<string[]> {
-  const { submitToRestate } = await import('../hosts/restate/submit.js');
-  return submitToRestate(tasks, { ...urlsOf(config), config });
+/** `obra submit --engine restate`: a race (`agents`, `attempts`) is queued as one task per attempt, as locally. */
+export async function submitRemote(tasks: (RestateTask & RaceSpec)[], config: ObraConfig): Promise<{ runIds: string[]; races: { raceId: string; runIds: string[] }[] }> {
+  const [{ submitToRestate }, { expandRaces }, { newRunId }] = await Promise.all([import('../hosts/restate/submit.js'), import('../race/race-submit.js'), import('../hosts/files/local.js')]);
+  // Each attempt needs a branch of its own (as a local race's worktrees): a --repo folder would be one all share.
+  for (const [i, t] of tasks.entries()) {
+    if ((t.agents?.length ?? 1) * (t.attempts ?? 1) > 1 && !t.repoUrl) throw new UserError(`${tasks.length > 1 ? `task ${i + 1}: ` : ''}a race on Restate needs --repo-url: each attempt works on a branch of its own (obra/<runId>), and a --repo folder would be shared by all of them`);
+  }
+  const expanded = expandRaces(tasks, newRunId);
+  return { runIds: await submitToRestate(expanded.tasks, { ...urlsOf(config), config }), races: expanded.races };
 }
 
 /** `obra status --engine restate`: a line per task, from the queue's object (`--watch` follows them). */
 export async function statusRemote(flags: { config?: string; json?: boolean; watch?: boolean; set?: string[] }): Promise<void> {
   const config = configFrom({ ...flags, engine: 'restate' });
   const client = new RestateClient(urlsOf(config));
-  const [{ showLines, withoutAge }, { statusLinesOf }] = await Promise.all([import('./status.js'), import('../hosts/restate/status-line.js')]);
+  const [{ showLines, withoutAge, racesText }, { statusLinesOf }, { attemptEnded }] = await Promise.all([import('./status.js'), import('../hosts/restate/status-line.js'), import('../race/decision.js')]);
   // A dead worker and an unreachable node are told apart: each has its own line.
   await client.checkServing();
   if (!flags.json) for (const down of await client.nodesDown()) process.stderr.write(`obra: note: Restate's node ${down.url} does not answer (${down.cause}); the others do\n`);
@@ -189,9 +200,28 @@ export async function statusRemote(flags: { config?: string; json?: boolean; wat
         }),
     );
     // The shape of the local engine's lines (one type, src/core/status-line.ts).
-    return statusLinesOf(queue);
+    return statusLinesOf(queue, Date.now(), await raceDecisions(queue));
   };
-  await showLines({ read, table: remoteTable, row: remoteRow, steady: withoutAge }, flags);
+  // A race's decision never changes once kept: asked for once (--watch looks again and again).
+  const decisions = new Map<string, RaceFile>();
+  const raceDecisions = async (queue: QueueLine[]) => {
+    const races = new Map<string, QueueLine[]>();
+    for (const line of queue) if (line.race && !decisions.has(line.race.id)) races.set(line.race.id, [...(races.get(line.race.id) ?? []), line]);
+    await Promise.all(
+      [...races].map(async ([raceId, attempts]) => {
+        // Asked only once every attempt has ended; `decide` reads the one kept, or makes it (each attempt's end
+        // sends one too: this one is for a race whose message has not been handled yet).
+        if (attempts.length < attempts[0]!.race!.of || !attempts.every((a) => attemptEnded(a.status))) return;
+        // (Not answered: the attempts show undecided, and the next look asks again.)
+        const decided = await client.decideRace(raceId).catch(() => null);
+        if (decided) decisions.set(raceId, decided.decision);
+      }),
+    );
+    return decisions;
+  };
+  // The table, then each race's attempts side by side with the ranking (as the local status shows them).
+  const table = (lines: StatusLine[]) => remoteTable(lines) + racesText(lines, winnerBranch);
+  await showLines({ read, table, row: remoteRow, steady: withoutAge }, flags);
 }
 
 const REMOTE_HEADER = ['RUN', 'STATUS', 'IT', 'COST', 'TOKENS', 'WORKER', 'TASK / REASON'];
@@ -207,6 +237,9 @@ function remoteTable(lines: StatusLine[]): string {
   const widths = REMOTE_HEADER.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => `${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
 }
+
+/** On Restate a race's winner is its branch in the tasks' --repo-url repository (each attempt pushes obra/<runId>). */
+const winnerBranch = (_raceId: string, winner: StatusLine) => `its branch obra/${winner.runId}`;
 
 /** How long an answer, pause or cancel waits for the worker that serves the task's object. */
 const SEND_TIMEOUT_MS = 15_000;

@@ -130,11 +130,14 @@ function statusRow(line: StatusLine): string[] {
 
 const RACE_HEADER = ['  RANK', 'RUN', 'AGENT', 'STATUS', 'COST', 'WHY'];
 
+/** What the heading of a decided race says the person can do with its winner (the local engine: merge it). */
+const mergeTheWinner = (raceId: string) => `\`obra merge ${raceId}\` takes it`;
+
 /**
- * Each race: a heading (decided: the winner; else how many attempts have ended), then its attempts, best first
- * once decided (in attempt order before).
+ * Each race: a heading (decided: the winner, and `winnerNote`; else how many attempts have ended), then its
+ * attempts, best first once decided (in attempt order before).
  */
-export function racesText(lines: StatusLine[]): string {
+export function racesText(lines: StatusLine[], winnerNote: (raceId: string, winner: StatusLine) => string = mergeTheWinner): string {
   const races = new Map<string, StatusLine[]>();
   for (const line of lines) if (line.race) races.set(line.race.id, [...(races.get(line.race.id) ?? []), line]);
   let out = '';
@@ -144,7 +147,7 @@ export function racesText(lines: StatusLine[]): string {
     const winner = ordered.find((a) => a.race!.winner);
     const of = attempts[0]!.race!.of;
     const ended = attempts.filter((a) => a.status !== 'unreadable' && attemptEnded(a.status)).length;
-    const heading = decided ? (winner ? `decided — winner ${winner.runId} (${winner.agent}); \`obra merge ${raceId}\` takes it` : 'decided — no winner (no attempt ended done)') : `${ended} of ${of} attempts ended; ranked when the last ends`;
+    const heading = decided ? (winner ? `decided — winner ${winner.runId} (${winner.agent}); ${winnerNote(raceId, winner)}` : 'decided — no winner (no attempt ended done)') : `${ended} of ${of} attempts ended; ranked when the last ends`;
     const rows = ordered.map((a) => [
       `  ${a.race!.rank ?? '-'}${a.race!.winner ? ' ★' : ''}`,
       a.runId,

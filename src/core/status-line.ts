@@ -3,9 +3,8 @@ import type { UsageTotals } from './usage-totals.js';
 
 /**
  * A task's line in `obra status` (`--json` prints these) and its card on the board: the one shape on both
- * engines. A field an engine does not know is null there: Restate's queue keeps no statechart state, no last
- * decision, no token sums and no races, and only a local task has a worktree branch to merge; only Restate
- * names a worker.
+ * engines. A field an engine does not know is null there: Restate's queue keeps no statechart state and no last
+ * decision, and only a local task has a worktree branch to merge; only Restate names a worker.
  */
 export interface StatusLine {
   runId: string;
@@ -41,7 +40,7 @@ export interface StatusLine {
   agent: string | null;
   /** Its tokens and cost summed over its iterations (src/core/usage-totals.ts); null on Restate (n/a). */
   usage: UsageTotals | null;
-  /** Set for an attempt of a race (`obra submit --agents/--attempts`; docs/race.md); null otherwise and on Restate. */
+  /** Set for an attempt of a race (`obra submit --agents/--attempts`; docs/race.md); null otherwise. */
   race: RaceMark | null;
   /** For a task that resolves another's merge conflict (`obra merge --resolve`): that task's run; else null. */
   resolves: string | null;

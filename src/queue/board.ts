@@ -3,7 +3,7 @@ import { columnOf, inQueueOrder, type StatusLine } from '../core/status-line.js'
 import { isFinalStatus, type RunStatus } from '../core/statuses.js';
 import { runningIterationOf, taskContextOf, taskStateOf, usageLimitWaitOf } from '../persisted/snapshot.js';
 import type { RaceFile } from '../persisted/race-file.js';
-import { whyBehind } from '../race/rank.js';
+import { raceMarkOf } from '../race/decision.js';
 import { readRaceDecision } from '../race/race.js';
 import { RunStore, type RunTotals } from '../store/run-store.js';
 import { StampedCache } from '../store/stamped-cache.js';
@@ -126,11 +126,9 @@ export class RaceRanking {
       if (!decision) return line;
       this.decisions.set(line.race.id, decision);
     }
-    const at = decision.ranked.findIndex((e) => e.runId === line.runId);
-    if (at < 0) return line;
-    const winner = decision.winner === line.runId;
-    const why = winner ? decision.reasons.join('; ') : at === 0 ? decision.reasons[0]! : whyBehind(decision.ranked[at - 1]!, decision.ranked[at]!);
-    return { ...line, race: { ...line.race, decided: true, rank: at + 1, winner, why } };
+    const { id, attempt, of } = line.race;
+    const mark = raceMarkOf({ id, attempt, of }, line.runId, decision);
+    return mark.decided ? { ...line, race: mark } : line;
   }
 }
 
@@ -187,7 +185,7 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     worker: null,
     agent: file.agent.kind ?? file.agent.name,
     usage,
-    race: file.queue?.race ? { ...file.queue.race, decided: false, rank: null, winner: false, why: null } : null,
+    race: file.queue?.race ? raceMarkOf(file.queue.race, runId, null) : null,
     resolves: file.queue?.resolves?.runId ?? null,
     resolvedBy: file.queue?.resolution?.runId ?? null,
     conflicts: [],

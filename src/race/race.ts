@@ -1,14 +1,13 @@
 import { closeSync, fdatasyncSync, linkSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { isFinalStatus, type RunStatus } from '../core/statuses.js';
-import type { IterationRecord } from '../core/types.js';
-import { usageOfRecords } from '../core/usage-totals.js';
-import { raceFileAdvice, raceFileSchema, RACE_FILE_VERSION, type RaceFile } from '../persisted/race-file.js';
+import type { RunStatus } from '../core/statuses.js';
+import { raceFileAdvice, raceFileSchema, type RaceFile } from '../persisted/race-file.js';
 import type { RunFile } from '../persisted/run-file.js';
 import { DurableJsonFile, storeIoError, syncDirectory } from '../store/durable-file.js';
 import type { RunStore } from '../store/run-store.js';
-import { rankAttempts, type AttemptEvidence } from './rank.js';
+import { attemptEnded, attemptRunId, evidenceFrom, raceDecisionOf } from './decision.js';
+import type { AttemptEvidence } from './rank.js';
 
 /**
  * A race in the store: its attempts are the runs `<raceId>-1` … `<raceId>-<n>` (each a queued task of its own,
@@ -17,10 +16,8 @@ import { rankAttempts, type AttemptEvidence } from './rank.js';
  * decision at most once (exclusive create), so a worker killed at any point neither loses nor doubles it.
  */
 
-/** An attempt has ended for the race once nothing drives it by itself any more (one waiting for a person too). */
-export const attemptEnded = (status: RunStatus) => isFinalStatus(status) || status === 'escalated';
+export { attemptEnded, attemptRunId };
 
-export const attemptRunId = (raceId: string, attempt: number) => `${raceId}-${attempt}`;
 
 const racePath = (store: RunStore, raceId: string) => join(store.dir, 'races', `${raceId}.json`);
 
@@ -47,36 +44,15 @@ export function raceAttempts(store: RunStore, raceId: string): { runId: string; 
   return attempts;
 }
 
-/** What an ended attempt left to be ranked by. */
+/** What an ended attempt left to be ranked by (read from the store). */
 export function evidenceOf(store: RunStore, runId: string, attempt: number): AttemptEvidence {
   const handle = store.openRun(runId);
-  let records: IterationRecord[];
-  let status: RunStatus;
-  let file: RunFile;
   try {
-    records = handle.readIterations();
-    status = handle.effectiveStatus();
-    file = handle.file;
+    const file = handle.file;
+    return evidenceFrom({ runId, attempt, agent: file.agent.kind ?? file.agent.name, status: handle.effectiveStatus(), records: handle.readIterations() });
   } finally {
     handle.close();
   }
-  const last = records.at(-1);
-  const checked = [...records].reverse().find((r) => r.checks.length);
-  const usage = usageOfRecords(records);
-  return {
-    runId,
-    attempt,
-    agent: file.agent.kind ?? file.agent.name,
-    status,
-    checksPassed: checked ? checked.checks.filter((c) => c.exitCode === 0).length : 0,
-    checksTotal: checked?.checks.length ?? 0,
-    judge: typeof last?.qualityBreakdown.judge === 'number' ? last.qualityBreakdown.judge : null,
-    quality: last?.quality ?? null,
-    confidence: last?.confidence ?? null,
-    costUsd: usage.costUsd,
-    costEstimated: usage.estimated,
-    durationMs: records.length ? records.at(-1)!.finishedAt - records[0]!.startedAt : 0,
-  };
 }
 
 /**
@@ -88,8 +64,7 @@ export function decideRace(store: RunStore, raceId: string): { decision: RaceFil
   if (recorded) return { decision: recorded, fresh: false };
   const attempts = raceAttempts(store, raceId);
   if (!attempts || !attempts.every((a) => attemptEnded(a.status))) return null;
-  const ranking = rankAttempts(attempts.map((a) => evidenceOf(store, a.runId, a.file.queue!.race!.attempt)));
-  const decision: RaceFile = { version: RACE_FILE_VERSION, raceId, decidedAt: new Date().toISOString(), ranked: ranking.ranked, winner: ranking.winner, reasons: ranking.reasons };
+  const decision = raceDecisionOf(raceId, attempts.map((a) => evidenceOf(store, a.runId, a.file.queue!.race!.attempt)), new Date().toISOString());
   if (createExclusively(store, racePath(store, raceId), JSON.stringify(decision))) return { decision, fresh: true };
   return { decision: readRaceDecision(store, raceId)!, fresh: false };
 }

@@ -16,6 +16,10 @@ describe('where each CLI keeps a session, for carrying it between machines', () 
     const id = '01a2524a-0f37-7ea0-99da-9ff40865c80d';
     expect(codexSessionFile(id, '/c', null)).toBe(`/c/sessions/2026/12/07/rollout-2026-12-07T20-55-14-${id}.jsonl`);
     expect(codexSessionFile(id, '/c', '/c/sessions/2026/01/01/rollout-x-' + id + '.jsonl')).toBe('/c/sessions/2026/01/01/rollout-x-' + id + '.jsonl');
+    // Not a UUIDv7 (Obra's own session id, a v4, before Codex named the thread): under today, whatever its first
+    // bits would say read as a time (these: the year 10889, which has no YYYY).
+    const today = new Date().toISOString().slice(0, 10).split('-').join('/');
+    expect(codexSessionFile('ffff0000-0000-4000-8000-000000000000', '/c', null)).toMatch(new RegExp(`^/c/sessions/${today}/rollout-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\d-ffff0000-0000-4000-8000-000000000000\\.jsonl$`));
   });
 
   it('Gemini CLI: the slug the registry or a marker gives the folder, else its name slugged past folders that own it', () => {

@@ -16,7 +16,8 @@ describe('a race refused', () => {
       [['--agents', 'claude,cursor', '--repo', 'repo'], 'obra: --agents: "claude,cursor" is not a comma-separated list of claude, codex, gemini, qwen, opencode ("cursor" is none of them)'],
       [['--agents', 'claude,codex', '--agent', 'codex', '--repo', 'repo'], 'obra: give either --agent or --agents, not both'],
       [['--attempts', '0', '--repo', 'repo'], 'obra: --attempts: "0" is not a whole number of at least 1'],
-      [['--attempts', '2', '--repo', 'repo', '--engine', 'restate'], 'obra: a race (--agents, --attempts) runs on the local engine only (`obra work`): submit it without --engine restate'],
+      // On Restate each attempt needs a branch of its own (its worker's checkout of --repo-url), not a shared folder.
+      [['--attempts', '2', '--repo', 'repo', '--engine', 'restate'], 'obra: a race on Restate needs --repo-url: each attempt works on a branch of its own (obra/<runId>), and a --repo folder would be shared by all of them'],
     ];
     for (const [flags, message] of cases) {
       const r = await obra(['submit', '--task', 'Race it', '--db', 'store', ...flags], at);

@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { RestateClient } from '../../src/hosts/restate/client.js';
@@ -58,11 +58,14 @@ export function clusterPerSuite(prefix: string): () => { cluster: Cluster; worke
   return () => ({ cluster: cluster!, workers });
 }
 
-/** A `claude` for one kind of task: fake-claude with its own script (the run keeps the binary it was submitted with). */
-export function agentBin(cluster: Cluster, name: string, env: Record<string, string>): string {
-  const bin = join(cluster.root, `claude-${name}`);
+/**
+ * A `claude` for one kind of task: fake-claude with its own script (the run keeps the binary it was submitted
+ * with); or another fake (`fake`: fixtures/fake-codex, ...) with its own.
+ */
+export function agentBin(cluster: Cluster, name: string, env: Record<string, string>, fake = FAKE_CLAUDE): string {
+  const bin = join(cluster.root, `${basename(fake).replace(/^fake-/, '')}-${name}`);
   const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v.replaceAll("'", "'\\''")}'`);
-  writeFileSync(bin, ['#!/bin/sh', ...exports, `exec ${FAKE_CLAUDE} "$@"`, ''].join('\n'));
+  writeFileSync(bin, ['#!/bin/sh', ...exports, `exec ${fake} "$@"`, ''].join('\n'));
   chmodSync(bin, 0o755);
   return bin;
 }

@@ -42,13 +42,13 @@ export function register(program: Command, common: (command: Command) => Command
       ? readTasksFile(flags.file)
       : [{ task: flags.task!, checks: flags.check, repo: flags.repo, repoUrl: flags.repoUrl, base: flags.base, priority: flags.priority, after: flags.after, runId: flags.runId, ...(flags.agents ? { agents: flags.agents } : {}), ...(flags.attempts !== undefined ? { attempts: flags.attempts } : {}) }];
     if (config.engine !== 'restate' && flags.repoUrl) throw new UserError('--repo-url is for tasks that move between Restate workers: add --engine restate (or use --repo with a local repository)');
-    const racing = tasks.some((t) => (t.agents?.length ?? 1) * (t.attempts ?? 1) > 1);
-    if (config.engine === 'restate' && racing) throw new UserError('a race (--agents, --attempts) runs on the local engine only (`obra work`): submit it without --engine restate');
-    const { runIds, races } = config.engine === 'restate' ? { runIds: await (await import('../restate.js')).submitRemote(tasks, config), races: [] } : await submitBatch(tasks, { config, storeDir: flags.db ?? config.store.dir });
+    const { runIds, races } = config.engine === 'restate' ? await (await import('../restate.js')).submitRemote(tasks, config) : await submitBatch(tasks, { config, storeDir: flags.db ?? config.store.dir });
     const single = !flags.file && races.length === 1 ? races[0]! : null;
     if (flags.json) process.stdout.write(`${JSON.stringify(flags.file ? { runIds, ...(races.length ? { races } : {}) } : single ? { raceId: single.raceId, runIds } : { runId: runIds[0] })}\n`);
     else process.stdout.write(`${single ? single.raceId : runIds.join('\n')}\n`);
-    if (!flags.quiet && !flags.json) for (const race of races) process.stderr.write(`Race ${race.raceId}: ${race.runIds.length} attempts (${race.runIds.join(', ')}); once the last ends, \`obra diff ${race.raceId}\` and \`obra merge ${race.raceId}\` take the winner.\n`);
+    // On Restate the winner is a branch in the --repo-url repository (`obra diff` and `obra merge` are the local engine's).
+    const takeWinner = (raceId: string) => (config.engine === 'restate' ? '`obra status --engine restate` names the winner and its branch' : `\`obra diff ${raceId}\` and \`obra merge ${raceId}\` take the winner`);
+    if (!flags.quiet && !flags.json) for (const race of races) process.stderr.write(`Race ${race.raceId}: ${race.runIds.length} attempts (${race.runIds.join(', ')}); once the last ends, ${takeWinner(race.raceId)}.\n`);
     const [driver, status] = config.engine === 'restate' ? ['`obra worker`', '`obra status --engine restate`'] : ['`obra work`', '`obra status`'];
     if (!flags.quiet && !flags.json) process.stderr.write(`Queued ${runIds.length} task${runIds.length === 1 ? '' : 's'}; ${driver} drives them, ${status} shows them.\n`);
   });

@@ -1,7 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { UserError } from '../../core/errors.js';
-import { QUEUE_KEY, QUEUE_OBJECT, SESSION_OBJECT, TASK_OBJECT } from './model.js';
+import { QUEUE_KEY, QUEUE_OBJECT, RACE_OBJECT, SESSION_OBJECT, TASK_OBJECT, type RaceDecided } from './model.js';
 
 /**
  * Obra's calls to Restate's ingress (`POST <ingress>/<object>/<key>/<handler>`, JSON in and out) and admin API.
@@ -112,6 +112,11 @@ export class RestateClient {
 
   session<T>(sessionId: string, handler: string, input?: unknown): Promise<T> {
     return this.call(SESSION_OBJECT, sessionId, handler, input);
+  }
+
+  /** A race's decision: the one kept, or made now if every attempt has ended (null while one has not). */
+  decideRace(raceId: string): Promise<RaceDecided> {
+    return this.call(RACE_OBJECT, raceId, 'decide', {});
   }
 
   async call<T>(object: string, key: string, handler: string, input?: unknown, options: CallOptions = {}): Promise<T> {

@@ -2,6 +2,9 @@ import type { TaskEvent } from '../../../machines/task.machine.js';
 import type { AgentSpec } from '../../agents/agent-for.js';
 import type { IterationRecord, RunStatus, TaskSpec } from '../../core/types.js';
 import type { UsageTotals } from '../../core/usage-totals.js';
+import type { RaceFile } from '../../persisted/race-file.js';
+import type { RaceMember } from '../../race/race-submit.js';
+import type { AttemptEvidence } from '../../race/rank.js';
 
 /**
  * What Obra keeps in Restate — the one module that knows its shape (as src/persisted/ does for a store folder).
@@ -14,6 +17,8 @@ import type { UsageTotals } from '../../core/usage-totals.js';
  *   ObraWaiter/<worker>  an idle worker's wait for work (no state: an awakeable the queue resolves)
  *   ObraSession/<id>     one agent session: which run's drive holds it (the lock), and the transcript it was let
  *                        go with (for another run on the same session): a reference to the run that holds it
+ *   ObraRace/<raceId>    a race's decision (`decision`: the shape of the local store's races/<raceId>.json), kept
+ *                        once its last attempt has ended; its attempts are the runs <raceId>-1 … <raceId>-<n>
  */
 
 /** Where a task works: a folder every worker sees, or a git repository a worker clones (`--repo-url`). */
@@ -39,6 +44,8 @@ export interface RemoteRun {
   usage?: UsageTotals;
   /** The agent kind it runs with (claude, codex, ...), as `obra status` shows it. */
   agentKind?: string | null;
+  /** Set for an attempt of a race (`obra submit --agents/--attempts`): the race, and which attempt of how many. */
+  race?: RaceMember | null;
   priority: number;
   submittedAt: string;
   workspace: RemoteWorkspace;
@@ -105,6 +112,8 @@ export interface QueueLine {
   after: string | null;
   /** When a worker was last offered it (another is offered it only after a while: the first may be claiming it). */
   offeredAt?: number;
+  /** The race it is an attempt of. */
+  race?: RaceMember | null;
 }
 
 export interface Claimed {
@@ -190,6 +199,17 @@ export interface KeptTranscript extends TranscriptMark {
 export const TASK_OBJECT = 'ObraTask';
 export const QUEUE_OBJECT = 'ObraQueue';
 export const SESSION_OBJECT = 'ObraSession';
+export const RACE_OBJECT = 'ObraRace';
+
+/** `ObraRace/<raceId>/decide`: the decision, and whether this call made it (null while an attempt has not ended). */
+export type RaceDecided = { decision: RaceFile; fresh: boolean } | null;
+
+/** `ObraTask/<runId>/attempt`: how a race's attempt stands, and what it left to be ranked by. */
+export interface AttemptState {
+  status: RunStatus;
+  race: RaceMember | null;
+  evidence: AttemptEvidence;
+}
 /** The queue's first shard: what `list` is asked of (it asks the others), and where runs of an earlier Obra are. */
 export const QUEUE_KEY = 'all';
 /**
@@ -232,5 +252,6 @@ export function queueLineOf(run: StoredRun): QueueLine {
     worker: run.owner?.worker ?? null,
     wakeAt: run.wakeAt ?? null,
     after: run.after ?? null,
+    ...(run.race ? { race: run.race } : {}),
   };
 }

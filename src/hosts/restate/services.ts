@@ -8,13 +8,16 @@ import {
   QUEUE_OBJECT,
   QUEUE_SHARDS,
   queueLineOf,
+  RACE_OBJECT,
   SESSION_OBJECT,
   TASK_OBJECT,
   WAITER_OBJECT,
+  type AttemptState,
   type Claimed,
   type Heartbeat,
   type NewRemoteRun,
   type QueueLine,
+  type RaceDecided,
   type RemoteRun,
   type RunSpec,
   type StoredRun,
@@ -29,6 +32,8 @@ import { keepTranscript, readTranscript, transcriptRef } from './kept-transcript
 import { chunkText, linesOf, recordOf, type JournalChunk, type PackedRecord } from './journal-chunk.js';
 import { addUsage, noUsage } from '../../core/usage-totals.js';
 import { kindOfSpec } from '../../agents/agent-for.js';
+import type { RaceFile } from '../../persisted/race-file.js';
+import { attemptEnded, attemptRunId, evidenceFrom, raceDecisionOf } from '../../race/decision.js';
 
 /**
  * Obra's Restate services. Every handler is short and only reads and writes state: no agent call, no check, no
@@ -201,6 +206,9 @@ function saveRun(ctx: Ctx, run: StoredRun, at: number): void {
   run.updatedAt = iso(at);
   storeRun(ctx, run);
   tellQueue(ctx, run);
+  // An attempt of a race that has ended tells its race, which decides once its last attempt has: the message is
+  // sent by Restate when this call's state is kept, so no worker's death between the two can lose it.
+  if (run.race && attemptEnded(run.status)) ctx.genericSend({ service: RACE_OBJECT, method: 'decide', key: run.race.id, parameter: {}, inputSerde: restate.serde.json });
 }
 
 export const taskObject = restate.object({
@@ -433,6 +441,16 @@ export const taskObject = restate.object({
       return { run: await withSpec(ctx, run), lines, iterations: await iterationRecords(ctx, run) };
     }),
 
+    /** How the run stands as an attempt of a race, and the evidence it left (ObraRace ranks by it). */
+    attempt: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<AttemptState | null> => {
+      const run = await ctx.get<StoredRun>('run');
+      if (!run) return null;
+      const spec = run.agentKind ? null : (await withSpec(ctx, run)).agent;
+      const agent = run.agentKind ?? kindOfSpec(spec!) ?? spec!.name;
+      const attempt = run.race?.attempt ?? 1;
+      return { status: run.status, race: run.race ?? null, evidence: evidenceFrom({ runId: run.runId, attempt, agent, status: run.status, records: await iterationRecords(ctx, run) }) };
+    }),
+
     /** The run's transcript, whole (a session let go by this run points here). */
     transcript: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RunTranscript | null> => {
       const run = await ctx.get<StoredRun>('run');
@@ -642,4 +660,32 @@ export const waiterObject = restate.object({
   },
 });
 
-export const OBRA_SERVICES = [taskObject, queueObject, sessionObject, waiterObject];
+/**
+ * A race (keyed by its id): its decision, made once its last attempt has ended and kept for good. `decide` is
+ * exclusive per race, so the first call that finds every attempt ended makes it and every later one reads it: each
+ * attempt's end sends one (see saveRun), and a worker or a reader may call it too. The evidence is read from the
+ * attempts' own objects (their `attempt`, a shared handler: no attempt's key is held meanwhile).
+ */
+export const raceObject = restate.object({
+  name: RACE_OBJECT,
+  options: CALL_RETENTION,
+  handlers: {
+    decide: async (ctx: Ctx): Promise<RaceDecided> => {
+      const recorded = await ctx.get<RaceFile>('decision');
+      if (recorded) return { decision: recorded, fresh: false };
+      const stateOf = (n: number) => ctx.genericCall<Record<string, never>, AttemptState | null>({ service: TASK_OBJECT, method: 'attempt', key: attemptRunId(ctx.key, n), parameter: {}, inputSerde: restate.serde.json, outputSerde: restate.serde.json });
+      const first = await stateOf(1);
+      if (first?.race?.id !== ctx.key) return null;
+      const rest = await restate.RestatePromise.all(Array.from({ length: first.race.of - 1 }, (_, i) => stateOf(i + 2)));
+      const attempts = [first, ...rest];
+      if (!attempts.every((a) => a && attemptEnded(a.status))) return null;
+      const decision = raceDecisionOf(ctx.key, attempts.map((a) => a!.evidence), iso(await ctx.date.now()));
+      ctx.set('decision', decision);
+      return { decision, fresh: true };
+    },
+
+    get: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<RaceFile | null> => (await ctx.get<RaceFile>('decision')) ?? null),
+  },
+});
+
+export const OBRA_SERVICES = [taskObject, queueObject, sessionObject, waiterObject, raceObject];

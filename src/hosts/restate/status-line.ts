@@ -1,16 +1,19 @@
 import { columnOf, inQueueOrder, type StatusLine } from '../../core/status-line.js';
+import type { RaceFile } from '../../persisted/race-file.js';
+import { raceMarkOf } from '../../race/decision.js';
 import type { QueueLine } from './model.js';
 
 /**
  * Restate's queue lines as `obra status --engine restate` shows them: the status shape of both engines. What its
- * queue does not keep (the statecharts' state, the last decision, a worktree branch) is null.
+ * queue does not keep (the statecharts' state, the last decision, a worktree branch) is null. A race's attempts
+ * are ranked by its decision (`decisions`, by race id: ObraRace's), once there is one.
  */
-export function statusLinesOf(queue: QueueLine[], now = Date.now()): StatusLine[] {
+export function statusLinesOf(queue: QueueLine[], now = Date.now(), decisions: ReadonlyMap<string, RaceFile> = new Map()): StatusLine[] {
   const statusOf = new Map(queue.map((line) => [line.runId, line.status]));
-  return inQueueOrder(queue.map((line) => statusLineOf(line, now, (runId) => statusOf.get(runId) ?? null)));
+  return inQueueOrder(queue.map((line) => statusLineOf(line, now, (runId) => statusOf.get(runId) ?? null, decisions)));
 }
 
-export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: string) => string | null = () => null): StatusLine {
+export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: string) => string | null = () => null, decisions: ReadonlyMap<string, RaceFile> = new Map()): StatusLine {
   return {
     runId: line.runId,
     task: line.task,
@@ -32,8 +35,7 @@ export function statusLineOf(line: QueueLine, now: number, statusOf: (runId: str
     worker: line.worker,
     agent: line.agent ?? null,
     usage: line.usage ?? null,
-    // Races run on the local engine only.
-    race: null,
+    race: line.race ? raceMarkOf(line.race, line.runId, decisions.get(line.race.id)) : null,
     resolves: null,
     resolvedBy: null,
     conflicts: [],

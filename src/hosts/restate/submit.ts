@@ -7,6 +7,7 @@ import type { AgentKind, ObraConfig } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { TaskSpec } from '../../core/types.js';
 import { batchIndexOf, cycleOf } from '../../queue/submit.js';
+import type { RaceMember } from '../../race/race-submit.js';
 import { newRunId, taskInputOf } from '../files/local.js';
 import { RestateCallError, RestateClient, urlsText, type RestateUrls } from './client.js';
 import { QUEUE_KEY, shardOf, type NewRemoteRun, type RemoteRun, type RemoteWorkspace } from './model.js';
@@ -26,6 +27,8 @@ export interface RestateTask {
   runId?: string;
   /** The agent CLI that drives this task (default: the config's `agent.kind`). */
   agentKind?: AgentKind;
+  /** Set by the expansion of a race (src/race/race-submit.ts): the attempt this task is. */
+  race?: RaceMember;
 }
 
 /** Queues tasks in Restate (`obra submit` with `engine: restate`); returns their run ids, in order. */
@@ -61,6 +64,7 @@ export async function submitToRestate(tasks: RestateTask[], options: RestateUrls
       submittedAt: at,
       workspace,
       after,
+      ...(t.race ? { race: t.race } : {}),
     };
     return run;
   });

@@ -24,6 +24,7 @@ import { prepareCheckout, saveToRemote, saveWorkInProgress } from './git-workspa
 import { QUEUE_OBJECT, QUEUE_SHARDS, WAITER_OBJECT, type Claimed, type RemoteRun, type WorkWake } from './model.js';
 import { RestateRun } from './restate-run.js';
 import { OBRA_SERVICES } from './services.js';
+import { attemptEnded } from '../../race/decision.js';
 import { SessionCarrier } from './session-carrier.js';
 import { WorkSavingAgent } from './work-saving-agent.js';
 import { expandHome } from './submit.js';
@@ -73,7 +74,9 @@ export type WorkerNews =
   | { type: 'settled'; runId: string; status: RunStatus; reason: string }
   | { type: 'lost'; runId: string; reason: string }
   /** Let go until the usage limit resets (a Restate timer queues it again then). */
-  | { type: 'parked'; runId: string; until: number };
+  | { type: 'parked'; runId: string; until: number }
+  /** The race this worker's attempt ended is decided (news of the worker that ended its last attempt). */
+  | { type: 'race-decided'; runId: string; raceId: string; winner: string | null; reasons: string[] };
 
 export interface RestateWorker {
   /** The URL Restate calls the services at. */
@@ -175,6 +178,16 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
   const results: RunResult[] = [];
   let poke = () => {};
 
+  /**
+   * An attempt of a race has ended here: its race is asked for its decision, which it makes once the last attempt
+   * has ended. Only for the worker's log: the attempt's end, kept by its settle, has sent Restate the same request.
+   */
+  const refereeRace = async (run: RemoteRun, status: RunStatus) => {
+    if (!run.race || !attemptEnded(status)) return;
+    const decided = await client.decideRace(run.race.id).catch(() => null);
+    if (decided) news({ type: 'race-decided', runId: run.runId, raceId: run.race.id, winner: decided.decision.winner, reasons: decided.decision.reasons });
+  };
+
   /** Drives one claimed run to its end or its rest; never throws (what went wrong is news, and in the run). */
   const drive = async (claimed: Claimed): Promise<void> => {
     const run = claimed.run;
@@ -217,13 +230,15 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       await client.task(run.runId, 'settle', { epoch: claimed.epoch, status: 'failed', reason, question: null, sessionId: run.sessionId, release: run.sessionId }).catch(() => {});
       news({ type: 'settled', runId: run.runId, status: 'failed', reason });
       signal.removeEventListener('abort', stop);
+      await refereeRace(run, 'failed');
       return;
     }
     const start: DriveStart = restorable ? { snapshot: restorable.snapshot, fromSeq: lastSeq, event } : { input: run.input as unknown as TaskInput, event };
     news({ type: 'claimed', runId: run.runId, epoch: claimed.epoch, resumed: Boolean(entry) });
-    // A new run's drive goes straight to its first call: its session is taken meanwhile.
-    if (!restorable) agent.takeEarly(run.sessionId, run.task.workdir, abort.signal);
     try {
+      // A new run's drive goes straight to its first call: its session is taken meanwhile. (In the try: what
+      // throws here loses the run to the next worker, not this worker's process.)
+      if (!restorable) agent.takeEarly(run.sessionId, run.task.workdir, abort.signal);
       if (checkout) await prepareCheckout(checkout, answeredIteration(run.runId, restorable?.ok ? restorable.snapshot : null));
       const parkAfterMs = options.parkAfterMs ?? 60_000;
       const onEvent = (e: EngineEvent) => {
@@ -237,6 +252,7 @@ export async function startRestateWorker(options: RestateWorkerOptions): Promise
       const result = await new TaskDrive(host, start, { config, signal: abort.signal, onEvent }).run();
       results.push(result);
       news({ type: 'settled', runId: run.runId, status: result.status, reason: result.reason });
+      await refereeRace(run, result.status);
     } catch (error) {
       // Its lease runs out and another worker (or this one) takes it on from its journal.
       news({ type: 'lost', runId: run.runId, reason: (error as Error).message });
