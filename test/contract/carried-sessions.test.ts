@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMockAnthropic, type MockAnthropic } from '../../fixtures/mock-anthropic/server.js';
@@ -60,7 +61,7 @@ async function twoMachines(agentOn: (m: Machine) => Agent, prompts: [string, str
   const runTranscript: RunTranscript = { sessionId, gzipBase64, ...mark, bytes: Buffer.byteLength(gzipBase64, 'base64'), savedAt, savedBy };
   const second = new SessionCarrier(agentOn(b), { client: freeSessions, runId: 'run-1', epoch: 2, worker: 'b', runTranscript });
   const two = await second.call({ runId: 'run-1', index: 2, attempt: 1, prompt: prompts[1], sessionId: one.sessionId, mode: 'resume', workdir: b.workdir });
-  return { one, two, file: (agentOn(b).sessionFile?.(one.sessionId, b.workdir) ?? '') };
+  return { one, two, b, firstCopy: gunzipSync(Buffer.from(gzipBase64, 'base64')), file: (agentOn(b).sessionFile?.(one.sessionId, b.workdir) ?? '') };
 }
 
 const answerOf = (record: AgentCallRecord) => (record.outcome.kind === 'answer' ? record.outcome.result.result.trim() : record.outcome.kind);
@@ -142,20 +143,24 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
   }, 120_000);
 
   // opencode's sessions are rows in its SQLite database: carried as its own export, imported on the other machine.
-  it.skipIf(!reals.opencode.bin)(`opencode ${reals.opencode.version}: the second turn's request carries the first`, async () => {
+  // Then, on that machine, the first machine's copy (turn 1) over its session (turns 1 and 2): a plain
+  // `opencode import` keeps turn 2, which is why loading a copy deletes the session first.
+  it.skipIf(!reals.opencode.bin)(`opencode ${reals.opencode.version}: the second turn's request carries the first; loading a copy replaces the session`, async () => {
     openai!.script(replies);
     const before = openai!.requests.length;
-    const { one, two } = await twoMachines((m) => {
+    const agentOn = (m: Machine) => {
       // A worker's checkout is a git repository (opencode keys its projects on the repository); each its own here.
       if (!existsSync(join(m.workdir, '.git'))) execFileSync('git', ['init', '-q'], { cwd: m.workdir });
       const config = join(m.home, 'opencode.json');
       writeFileSync(config, JSON.stringify({ provider: { mock: { npm: '@ai-sdk/openai-compatible', name: 'Mock', options: { baseURL: openai!.url, apiKey: 'dummy' }, models: { 'mock-model': { name: 'Mock Model' } } } }, model: 'mock/mock-model' }));
       return new OpencodeAgent({ command: reals.opencode.bin!, timeoutMs: 90_000, killGraceMs: 300, model: 'mock/mock-model', locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, OPENCODE_CONFIG: config, OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_AUTOUPDATE: '1' } });
-    }, ['Remember the word PINEAPPLE.', 'Which word?']);
+    };
+    const { one, two, b, firstCopy } = await twoMachines(agentOn, ['Remember the word PINEAPPLE.', 'Which word?']);
     expect(two.sessionId).toBe(one.sessionId);
     expect(answerOf(two)).toBe('It was PINEAPPLE.\nSTATUS: DONE');
     expect(openai!.requests.slice(before).at(-1)!.carried).toEqual(expect.arrayContaining(['user: Remember the word PINEAPPLE.', 'assistant: Remembered.\nSTATUS: CONTINUE', 'user: Which word?']));
-  }, 120_000);
+    expect(await opencodeCutBack(agentOn(b), b, one.sessionId, firstCopy, reals.opencode.bin!)).toEqual({ afterPlainImport: 2, afterLoad: 1 });
+  }, 150_000);
 
   it.skipIf(!reals.gemini.bin)(`gemini ${reals.gemini.version}: the second turn's request carries the first`, async () => {
     gemini!.script(replies);
@@ -171,51 +176,30 @@ describe('a session carried between Restate workers as the CLI\'s own file: the 
 });
 
 /**
- * opencode's store, the fake's and the real one's alike: an import over a session the database already has adds
- * what it lacks and keeps the rest (so a cut turn would stay), which is why loading a carried copy deletes the
- * session first. Turn 1 is exported, turn 2 runs (a call the journal never heard of), the export is loaded back.
+ * opencode's store: an import over a session the database already has adds what it lacks and keeps the rest (so a
+ * cut turn would stay), which is why loading a carried copy deletes the session first. `copy` is an export of
+ * the session one turn behind the database's; returns the user turns after a plain import, then after a load.
  */
-async function opencodeCutBack(agentOf: (m: Machine) => OpencodeAgent, bin: string) {
-  const root = mkdtempSync(join(tmpdir(), 'obra-opencode-store-'));
-  const m = machine(root, 'a', 'run-1');
-  execFileSync('git', ['init', '-q'], { cwd: m.workdir });
-  const agent = agentOf(m);
-  const one = await agent.call({ runId: 'run-1', index: 1, attempt: 1, prompt: 'Remember PINEAPPLE.', sessionId: null, mode: 'create', workdir: m.workdir });
-  const id = one.sessionId;
-  const copy = join(root, 'turn-1.json');
-  await agent.sessionStore.save(id, copy, m.workdir);
-  await agent.call({ runId: 'run-1', index: 2, attempt: 1, prompt: 'A turn to be cut.', sessionId: id, mode: 'resume', workdir: m.workdir });
+async function opencodeCutBack(agent: OpencodeAgent, m: Machine, id: string, copy: Buffer, bin: string) {
+  const file = join(m.home, 'copy.json');
+  writeFileSync(file, copy);
   const users = async () => {
-    const out = join(root, `now-${Date.now()}.json`);
+    const out = join(m.home, `now-${Date.now()}.json`);
     await agent.sessionStore.save(id, out, m.workdir);
     const doc = JSON.parse(readFileSync(out, 'utf8')) as { messages: { info: { role: string } }[] };
     return doc.messages.filter((msg) => msg.info.role === 'user').length;
   };
-  // A plain import over it keeps the cut turn.
-  execFileSync(bin, ['import', copy], { cwd: m.workdir, env: { ...process.env, ...agent.options.env, PWD: m.workdir }, stdio: 'ignore', timeout: 60_000 });
+  execFileSync(bin, ['import', file], { cwd: m.workdir, env: { ...process.env, ...agent.options.env, PWD: m.workdir }, stdio: 'ignore', timeout: 60_000 });
   const afterPlainImport = await users();
-  await agent.sessionStore.load(id, copy, m.workdir);
+  await agent.sessionStore.load(id, file, m.workdir);
   return { afterPlainImport, afterLoad: await users() };
 }
 
-describe('opencode\'s session store: loading a carried copy replaces the session the database had', () => {
-  it('the fake', async () => {
+describe('opencode\'s session store (the fake, as the real one is above): loading a carried copy replaces the session the database had', () => {
+  it('a plain import keeps the turn the copy lacks; a load drops it', async () => {
     const bin = join(FIXTURES, 'fake-opencode');
-    expect(await opencodeCutBack((m) => new OpencodeAgent({ command: bin, timeoutMs: 20_000, locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, FAKE_OPENCODE_REPLIES: JSON.stringify(['On turn {{turn}}.\nSTATUS: CONTINUE']) } }), bin)).toEqual({ afterPlainImport: 2, afterLoad: 1 });
+    const { one, b, firstCopy } = await twoMachines(fakes.opencode, ['Remember PINEAPPLE.', 'Which word?']);
+    const agent = fakes.opencode(b) as OpencodeAgent;
+    expect(await opencodeCutBack(agent, b, one.sessionId, firstCopy, bin)).toEqual({ afterPlainImport: 2, afterLoad: 1 });
   });
-
-  it.skipIf(!reals.opencode.bin)(`opencode ${reals.opencode.version}`, async () => {
-    const openai = await startMockOpenAI();
-    try {
-      openai.script(['Remembered.\nSTATUS: CONTINUE', 'Cut.\nSTATUS: CONTINUE']);
-      const result = await opencodeCutBack((m) => {
-        const config = join(m.home, 'opencode.json');
-        writeFileSync(config, JSON.stringify({ provider: { mock: { npm: '@ai-sdk/openai-compatible', name: 'Mock', options: { baseURL: openai.url, apiKey: 'dummy' }, models: { 'mock-model': { name: 'Mock Model' } } } }, model: 'mock/mock-model' }));
-        return new OpencodeAgent({ command: reals.opencode.bin!, timeoutMs: 90_000, killGraceMs: 300, model: 'mock/mock-model', locks: new SessionLocks(join(m.home, 'locks')), env: { HOME: m.home, OPENCODE_CONFIG: config, OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_AUTOUPDATE: '1' } });
-      }, reals.opencode.bin!);
-      expect(result).toEqual({ afterPlainImport: 2, afterLoad: 1 });
-    } finally {
-      await openai.close();
-    }
-  }, 150_000);
 });
