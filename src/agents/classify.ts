@@ -1,5 +1,6 @@
 import type { AgentOutcome, AgentResult } from '../core/types.js';
 import { parseClaudeOutput } from './claude-result.js';
+import { crashedOutcome, firstStderrLine } from './cli-stopped.js';
 import { lastUsageInfo } from './stream-events.js';
 
 /** What one CLI run left behind, before it is classified. */
@@ -78,9 +79,9 @@ export function classify(call: RawCall): AgentOutcome {
     const limit = call.maxOutputBytes ? ` (${(call.maxOutputBytes / 1024 / 1024).toFixed(0)} MiB)` : '';
     return { kind: 'malformed', message: `the agent printed more output than allowed${limit} and was stopped`, raw: call.stdout.slice(0, 16 * 1024) };
   }
-  const firstStderrLine = call.stderr.trim().split('\n')[0]?.trim() ?? '';
-  if (SESSION_IN_USE.test(call.stderr)) return { kind: 'sessionBusy', message: firstStderrLine };
-  if (NO_CONVERSATION.test(call.stderr)) return { kind: 'noConversation', message: firstStderrLine };
+  const said = firstStderrLine(call.stderr);
+  if (SESSION_IN_USE.test(call.stderr)) return { kind: 'sessionBusy', message: said };
+  if (NO_CONVERSATION.test(call.stderr)) return { kind: 'noConversation', message: said };
 
   const parsed = parseClaudeOutput(call.stdout);
   if (parsed.result) {
@@ -100,11 +101,11 @@ export function classify(call: RawCall): AgentOutcome {
     }
     return { kind: 'answer', result };
   }
-  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${firstStderrLine ? `: ${firstStderrLine}` : ''}` };
+  if (call.signal) return crashedOutcome(call, said);
   if (call.exitCode !== 0 && !call.stdout.trim()) {
-    if (ROOT_REFUSAL.test(call.stderr)) return { kind: 'fatal', message: `the agent refused to run: ${firstStderrLine} — ${ROOT_ADVICE}` };
-    if (REFUSED.some((re) => re.test(call.stderr))) return { kind: 'fatal', message: `the agent refused to run: ${firstStderrLine}` };
-    return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${firstStderrLine ? `: ${firstStderrLine}` : ' and printed nothing'}` };
+    if (ROOT_REFUSAL.test(call.stderr)) return { kind: 'fatal', message: `the agent refused to run: ${said} — ${ROOT_ADVICE}` };
+    if (REFUSED.some((re) => re.test(call.stderr))) return { kind: 'fatal', message: `the agent refused to run: ${said}` };
+    return crashedOutcome(call, said);
   }
   return { kind: 'malformed', message: parsed.error ?? 'unreadable output', raw: call.stdout.slice(0, 64 * 1024) };
 }

@@ -28,3 +28,18 @@ export function stoppedOutcome(call: RawCall, cli: CliNames): Exclude<AgentOutco
   if (call.overflow) return { kind: 'malformed', message: 'the agent printed more output than allowed and was stopped', raw: call.stdout.slice(0, 16 * 1024) };
   return null;
 }
+
+/** The first line of a CLI's stderr worth showing: trimmed, not empty, and not the CLI's own `noise`. */
+export function firstStderrLine(stderr: string, noise?: RegExp): string {
+  for (const line of stderr.split('\n')) {
+    const text = line.trim();
+    if (text && !noise?.test(text)) return text;
+  }
+  return '';
+}
+
+/** A call the CLI ended badly by itself — killed by a signal, or a non-zero exit — with the first thing it said. */
+export function crashedOutcome(call: RawCall, said: string): Extract<AgentOutcome, { kind: 'crashed' }> {
+  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${said ? `: ${said}` : ''}` };
+  return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${said ? `: ${said}` : ' and printed nothing'}` };
+}

@@ -10,10 +10,6 @@ export type ScriptedReply =
 
 export type ReplyScript = ScriptedReply[] | ((request: AgentCallRequest, call: number) => ScriptedReply);
 
-/**
- * An agent that answers from a script, in process: no child process, no latency (unless asked for).
- * For tests, benchmarks and library users who want to see the engine work without Claude Code.
- */
 export interface ScriptedAgentOptions {
   latencyMs?: number;
   now?: () => number;
@@ -21,6 +17,11 @@ export interface ScriptedAgentOptions {
   countsAsApiCall?: boolean;
   sessionFile?: (sessionId: string, workdir: string) => string;
 }
+
+/**
+ * An agent that answers from a script, in process: no child process, no latency (unless asked for).
+ * For tests, benchmarks and library users who want to see the engine work without Claude Code.
+ */
 
 export class ScriptedAgent implements Agent {
   readonly name = 'scripted';

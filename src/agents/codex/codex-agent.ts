@@ -8,36 +8,23 @@ import type { Agent, AgentCallRequest } from '../agent.js';
 import { isUuid } from '../classify.js';
 import { runCli } from '../cli-process.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
-import { findExecutable } from '../claude-code-agent.js';
+import { requireBinary, type CliAgentOptions } from '../cli-agent.js';
 import { codexSessionFile } from '../session-files.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
-import { withEstimatedCost, type Price } from '../usage.js';
-import { classifyCodex } from './codex-classify.js';
+import { withEstimatedCost } from '../usage.js';
+import { classifyCodex, CODEX_CLI } from './codex-classify.js';
 import { codexProgressOf, readCodexTurn } from './codex-stream.js';
 import { refusalsOf, rolloutOf, rolloutSize, sandboxFor, type CodexSandbox } from './refusals.js';
 import { ThreadUsage } from './thread-usage.js';
 import { cliLimits, underSessionLock } from '../locked-call.js';
 
-export interface CodexAgentOptions {
-  /** Path or name of the `codex` binary. */
-  command: string;
-  timeoutMs: number;
-  idleTimeoutMs?: number;
-  model?: string;
+export interface CodexAgentOptions extends CliAgentOptions {
   /** `-s`: `workspace-write` (default) lets the agent edit inside the working directory and nothing else. */
   sandbox?: CodexSandbox;
   /** Let `workspace-write` also write under /tmp and $TMPDIR, as Codex does by default. */
   allowTmpWrites?: boolean;
-  extraArgs?: string[];
   /** CODEX_HOME (its sessions); default: $CODEX_HOME, else ~/.codex. */
   home?: string;
-  /** Variables added to this process's environment for the CLI. */
-  env?: Record<string, string>;
-  /** Price for the cost estimate (Codex reports tokens only). */
-  price?: Price | null;
-  locks?: SessionLocks;
-  killGraceMs?: number;
-  maxOutputBytes?: number;
 }
 
 /**
@@ -67,10 +54,7 @@ export class CodexAgent implements Agent {
   }
 
   preflight(): void {
-    const found = findExecutable(this.options.command, this.env);
-    if (found === 'missing') throw new UserError(`the codex binary "${this.options.command}" was not found — install Codex (npm i -g @openai/codex) or pass --agent-bin <path> / set agent.codex.command`);
-    if (found === 'not-executable') throw new UserError(`the codex binary "${this.options.command}" is not executable — chmod +x it or pass another --agent-bin`);
-    if (found === 'directory') throw new UserError(`the codex binary "${this.options.command}" is a directory — point --agent-bin at the codex executable inside it`);
+    requireBinary(this.options.command, this.env, CODEX_CLI);
     // Codex refuses to start when CODEX_HOME names a folder that does not exist: say so before the run is made.
     if (this.env.CODEX_HOME && !existsSync(this.env.CODEX_HOME)) throw new UserError(`CODEX_HOME ${this.env.CODEX_HOME} does not exist, and Codex will not create it — create the folder, or point agent.codex.home / CODEX_HOME elsewhere`);
   }

@@ -1,6 +1,6 @@
 import type { AgentOutcome } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
-import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
+import { crashedOutcome, firstStderrLine, stoppedOutcome, type CliNames } from '../cli-stopped.js';
 import type { CodexTurn } from './codex-stream.js';
 
 /** A second `codex exec resume` of a thread another process is writing: refused by the CLI itself (exit 1). */
@@ -31,7 +31,8 @@ export function classifyCodex(call: RawCall, turn: CodexTurn, now: number): Excl
   // Codex has no timeout before the API's response headers: a hung API is silence until our watchdog.
   const stopped = stoppedOutcome(call, CODEX_CLI);
   if (stopped) return stopped;
-  const stderrLine = firstMeaningfulLine(call.stderr);
+  // Its log lines start with a time stamp and a target: the message after them is what it said.
+  const stderrLine = firstStderrLine(call.stderr, NOISE).replace(/^\S+Z ERROR \S+: /, '');
   if (ACTIVE_WRITER.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
   if (NO_ROLLOUT.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };
   if (CODEX_HOME_MISSING.test(call.stderr)) return { kind: 'fatal', message: `${stderrLine} — create that folder or unset agent.codex.home` };
@@ -45,21 +46,13 @@ export function classifyCodex(call: RawCall, turn: CodexTurn, now: number): Excl
     return { kind: 'answer' };
   }
   if (turn.usage) return { kind: 'answer' };
-  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${stderrLine ? `: ${stderrLine}` : ''}` };
+  if (call.signal) return crashedOutcome(call, stderrLine);
   if (call.exitCode !== 0) {
     if (AUTH.test(call.stderr)) return { kind: 'fatal', message: `the agent cannot reach the API: ${stderrLine}` };
     if (/^error: (unexpected argument|unrecognized|invalid value)/im.test(call.stderr)) return { kind: 'fatal', message: `codex refused its arguments: ${stderrLine}` };
-    return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${stderrLine ? `: ${stderrLine}` : ' and printed nothing'}` };
+    return crashedOutcome(call, stderrLine);
   }
   return { kind: 'malformed', message: turn.threadId ? 'codex ended without completing its turn (no turn.completed)' : 'codex printed no thread.started event', raw: call.stdout.slice(0, 64 * 1024) };
-}
-
-function firstMeaningfulLine(stderr: string): string {
-  for (const line of stderr.split('\n')) {
-    const text = line.trim();
-    if (text && !NOISE.test(text)) return text.replace(/^\S+Z ERROR \S+: /, '');
-  }
-  return '';
 }
 
 /** "try again in 2 hours 5 minutes" / "in 3 days" → epoch ms; null when the message names no delay. */

@@ -1,6 +1,6 @@
 import type { AgentOutcome } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
-import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
+import { crashedOutcome, firstStderrLine, stoppedOutcome, type CliNames } from '../cli-stopped.js';
 import type { GeminiTurn } from './gemini-stream.js';
 
 /**
@@ -20,7 +20,7 @@ export function classifyGemini(call: RawCall, turn: GeminiTurn): Exclude<AgentOu
   // Gemini retries a 429 or 500 for about 4 minutes in silence, and a hung API for about 11: silence is all Obra sees.
   const stopped = stoppedOutcome(call, GEMINI_CLI);
   if (stopped) return stopped;
-  const stderrLine = firstMeaningfulLine(call.stderr);
+  const stderrLine = firstStderrLine(call.stderr, NOISE);
   if (call.exitCode === 42 && SESSION_EXISTS.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
   if (call.exitCode === 42 && NO_SESSION.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };
   if (call.exitCode === 41) return { kind: 'fatal', message: `the agent cannot reach the API: ${stderrLine || 'authentication failed (exit 41)'}` };
@@ -36,15 +36,7 @@ export function classifyGemini(call: RawCall, turn: GeminiTurn): Exclude<AgentOu
     if (turn.result) return { kind: 'answer', apiStatus: status };
   }
   if (turn.result) return { kind: 'answer', apiStatus: null };
-  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${stderrLine ? `: ${stderrLine}` : ''}` };
-  if (call.exitCode !== 0) return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${stderrLine ? `: ${stderrLine}` : ' and printed nothing'}` };
+  if (call.signal) return crashedOutcome(call, stderrLine);
+  if (call.exitCode !== 0) return crashedOutcome(call, stderrLine);
   return { kind: 'malformed', message: turn.sessionId ? 'gemini ended without its result line' : 'gemini printed no init event', raw: call.stdout.slice(0, 64 * 1024) };
-}
-
-function firstMeaningfulLine(stderr: string): string {
-  for (const line of stderr.split('\n')) {
-    const text = line.trim();
-    if (text && !NOISE.test(text)) return text;
-  }
-  return '';
 }

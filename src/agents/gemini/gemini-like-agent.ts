@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { UserError } from '../../core/errors.js';
 import type { AgentCallRecord, SessionMode } from '../../core/types.js';
 import type { Agent, AgentCallRequest } from '../agent.js';
 import { isUuid, type RawCall } from '../classify.js';
-import { findExecutable } from '../claude-code-agent.js';
+import { requireBinary, type CliAgentOptions } from '../cli-agent.js';
 import { runCli } from '../cli-process.js';
 import type { CliNames } from '../cli-stopped.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
-import type { Price } from '../usage.js';
 import { cliLimits, underSessionLock } from '../locked-call.js';
 
 /**
@@ -25,19 +23,9 @@ export type AutoEdit = 'auto_edit' | 'auto-edit';
 export type ApprovalMode<A extends AutoEdit> = 'default' | A | 'yolo' | 'plan';
 
 /** The options of a Gemini CLI or Qwen Code agent. */
-export interface GeminiLikeAgentOptions<A extends AutoEdit> {
-  command: string;
-  timeoutMs: number;
-  idleTimeoutMs?: number;
-  model?: string;
+export interface GeminiLikeAgentOptions<A extends AutoEdit> extends CliAgentOptions {
   /** `auto_edit` / `auto-edit` (default): edits without asking, no shell. */
   approvalMode?: ApprovalMode<A>;
-  extraArgs?: string[];
-  env?: Record<string, string>;
-  price?: Price | null;
-  locks?: SessionLocks;
-  killGraceMs?: number;
-  maxOutputBytes?: number;
 }
 
 /** The rule that lets the agent run any shell command for the rest of a run (the `yolo` mode). */
@@ -75,10 +63,7 @@ export abstract class GeminiLikeAgent<A extends AutoEdit> implements Agent {
   }
 
   preflight(): void {
-    const { kind, product, npmPackage } = this.cli;
-    const found = findExecutable(this.options.command, this.env);
-    if (found === 'missing') throw new UserError(`the ${kind} binary "${this.options.command}" was not found — install ${product} (npm i -g ${npmPackage}) or pass --agent-bin <path> / set agent.${kind}.command`);
-    if (found !== 'ok') throw new UserError(`the ${kind} binary "${this.options.command}" is not an executable file — pass another --agent-bin`);
+    requireBinary(this.options.command, this.env, this.cli);
   }
 
   whenSessionFree(sessionId: string, listener: () => void): () => void {

@@ -1,35 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import { UserError } from '../../core/errors.js';
 import type { AgentCallRecord, AgentOutcome, AgentResult, SessionMode, TokenUsage } from '../../core/types.js';
 import type { Agent, AgentCallRequest } from '../agent.js';
-import { findExecutable } from '../claude-code-agent.js';
+import { requireBinary, type CliAgentOptions } from '../cli-agent.js';
 import { runCli } from '../cli-process.js';
 import { cliRecord, type CallStart } from '../cli-record.js';
 import { processSessionLocks, type SessionLocks } from '../session-lock.js';
 import { withEstimatedCost, type Price } from '../usage.js';
-import { classifyOpencode } from './opencode-classify.js';
+import { classifyOpencode, OPENCODE_CLI } from './opencode-classify.js';
 import { opencodeDenials, opencodePermissions, type OpencodePermissionMode } from './opencode-permissions.js';
 import { opencodeProgressOf, readOpencodeTurn, type OpencodeTurn } from './opencode-stream.js';
 import { cliLimits, underSessionLock } from '../locked-call.js';
 import { OPENCODE_SESSION_ID, opencodeSessionFile, OpencodeSessionStore } from './opencode-sessions.js';
 
-export interface OpencodeAgentOptions {
-  /** Path or name of the `opencode` binary. */
-  command: string;
-  timeoutMs: number;
-  idleTimeoutMs?: number;
+export interface OpencodeAgentOptions extends CliAgentOptions {
   /** `-m provider/model`; default: the `model` of opencode's config. */
   model?: string;
   /** `edit` (default): edits inside the working directory and the task's checks only (see opencode-permissions.ts). */
   permissionMode?: OpencodePermissionMode;
-  extraArgs?: string[];
   /** Variables added to this process's environment for the CLI (OPENCODE_CONFIG, a provider's key...). */
   env?: Record<string, string>;
   /** Price for the cost estimate when opencode reports none (a model without `cost` in its config reports 0). */
   price?: Price | null;
-  locks?: SessionLocks;
-  killGraceMs?: number;
-  maxOutputBytes?: number;
 }
 
 /**
@@ -61,10 +52,7 @@ export class OpencodeAgent implements Agent {
   }
 
   preflight(): void {
-    const found = findExecutable(this.options.command, this.env);
-    if (found === 'missing') throw new UserError(`the opencode binary "${this.options.command}" was not found — install opencode (npm i -g opencode-ai) or pass --agent-bin <path> / set agent.opencode.command`);
-    if (found === 'not-executable') throw new UserError(`the opencode binary "${this.options.command}" is not executable — chmod +x it or pass another --agent-bin`);
-    if (found === 'directory') throw new UserError(`the opencode binary "${this.options.command}" is a directory — point --agent-bin at the opencode executable inside it`);
+    requireBinary(this.options.command, this.env, OPENCODE_CLI);
   }
 
   whenSessionFree(sessionId: string, listener: () => void): () => void {

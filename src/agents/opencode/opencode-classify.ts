@@ -1,6 +1,6 @@
 import type { AgentOutcome } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
-import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
+import { crashedOutcome, firstStderrLine, stoppedOutcome, type CliNames } from '../cli-stopped.js';
 import { resetOf } from '../codex/codex-classify.js';
 import type { OpencodeTurn } from './opencode-stream.js';
 
@@ -27,7 +27,7 @@ export function classifyOpencode(call: RawCall, turn: OpencodeTurn, now: number)
   // A hung API is silence for 300 s per attempt (the provider's default timeout): the watchdog's to stop.
   const stopped = stoppedOutcome(call, OPENCODE_CLI);
   if (stopped) return stopped;
-  const stderrLine = call.stderr.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('! permission requested')) ?? '';
+  const stderrLine = firstStderrLine(call.stderr, /^! permission requested/);
   if (NO_SESSION.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };
 
   const error = turn.error;
@@ -40,10 +40,10 @@ export function classifyOpencode(call: RawCall, turn: OpencodeTurn, now: number)
     if (error.status === null && SETUP.test(`${error.name} ${message}`)) return { kind: 'fatal', message: `opencode refused to run: ${message}` };
     return { kind: 'answer', apiStatus: error.status };
   }
-  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${stderrLine ? `: ${stderrLine}` : ''}` };
+  if (call.signal) return crashedOutcome(call, stderrLine);
   if (call.exitCode !== 0) {
     if (SETUP.test(call.stderr)) return { kind: 'fatal', message: `opencode refused to run: ${stderrLine}` };
-    return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${stderrLine ? `: ${stderrLine}` : ' and printed nothing'}` };
+    return crashedOutcome(call, stderrLine);
   }
   if (turn.sessionId) return { kind: 'answer', apiStatus: null };
   return { kind: 'malformed', message: 'opencode exited 0 but printed no events', raw: call.stdout.slice(0, 64 * 1024) };

@@ -1,9 +1,11 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import type { SessionStore } from '../agent.js';
 import { runCli } from '../cli-process.js';
 import type { RawCall } from '../classify.js';
+import { firstStderrLine } from '../cli-stopped.js';
 
 /**
  * opencode keeps its sessions in a SQLite database (`~/.local/share/opencode/opencode.db`), not in one file per
@@ -75,8 +77,7 @@ export class OpencodeSessionStore implements SessionStore {
 
 /** One line: the command, how it ended, and the first line opencode wrote to stderr (colours stripped). */
 function failure(what: string, raw: RawCall): Error {
-  // eslint-disable-next-line no-control-regex
-  const said = raw.stderr.replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => l.trim()).find((l) => l && !/^Exporting session/.test(l));
+  const said = firstStderrLine(stripVTControlCharacters(raw.stderr), /^Exporting session/);
   const ended = raw.spawnError ?? (raw.stoppedBy ? `stopped (${raw.stoppedBy})` : raw.signal ? `killed by ${raw.signal}` : `exit ${raw.exitCode}`);
   return new Error(`${what} failed: ${ended}${said ? `: ${said}` : ''}`);
 }

@@ -1,6 +1,6 @@
 import type { AgentOutcome, AgentResult } from '../../core/types.js';
 import type { RawCall } from '../classify.js';
-import { stoppedOutcome, type CliNames } from '../cli-stopped.js';
+import { crashedOutcome, firstStderrLine, stoppedOutcome, type CliNames } from '../cli-stopped.js';
 
 /** `--session-id U` of an existing U (exit 1). */
 const SESSION_IN_USE = /Session Id \S+ is already in use/;
@@ -20,7 +20,7 @@ export function classifyQwen(call: RawCall, result: AgentResult | null): Exclude
   // A 429 is retried for many minutes in silence, a hung API 4 × 120 s: silence is all Obra sees.
   const stopped = stoppedOutcome(call, QWEN_CLI);
   if (stopped) return stopped;
-  const stderrLine = call.stderr.trim().split('\n')[0]?.trim() ?? '';
+  const stderrLine = firstStderrLine(call.stderr);
   if (SESSION_IN_USE.test(call.stderr)) return { kind: 'sessionBusy', message: stderrLine };
   if (NO_SESSION.test(call.stderr)) return { kind: 'noConversation', message: stderrLine };
   if (result) {
@@ -31,7 +31,7 @@ export function classifyQwen(call: RawCall, result: AgentResult | null): Exclude
     if (status === 401 || status === 403) return { kind: 'fatal', message: `the agent cannot reach the API: ${result.result}` };
     return { kind: 'answer', apiStatus: status, apiError: true };
   }
-  if (call.signal) return { kind: 'crashed', message: `the agent was killed by ${call.signal}${stderrLine ? `: ${stderrLine}` : ''}` };
-  if (call.exitCode !== 0) return { kind: 'crashed', message: `the agent exited with code ${call.exitCode}${stderrLine ? `: ${stderrLine}` : ' and printed nothing'}` };
+  if (call.signal) return crashedOutcome(call, stderrLine);
+  if (call.exitCode !== 0) return crashedOutcome(call, stderrLine);
   return { kind: 'malformed', message: 'qwen printed no result line', raw: call.stdout.slice(0, 64 * 1024) };
 }
