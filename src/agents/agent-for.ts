@@ -7,6 +7,7 @@ import { GeminiAgent } from './gemini/gemini-agent.js';
 import { OpencodeAgent } from './opencode/opencode-agent.js';
 import { QwenAgent } from './qwen/qwen-agent.js';
 import { priceFor } from './usage.js';
+import type { CliAgentOptions } from './cli-agent.js';
 import { agentSectionOf } from '../config/flags.js';
 
 /**
@@ -41,7 +42,7 @@ export const commandFor = (kind: AgentKind, command: AgentCommand | undefined): 
 type Launch = { command?: string; env?: Record<string, string> };
 
 /** The options every other CLI's agent takes from its section (`agent.<kind>`), the timeouts agent.local's unless set there. */
-function cliOptionsFromConfig(config: ObraConfig, kind: Exclude<AgentKind, 'claude'>, launch: Launch) {
+function cliOptionsFromConfig(config: ObraConfig, kind: Exclude<AgentKind, 'claude'>, launch: Launch): CliAgentOptions {
   const local = config.agent.local;
   const section = config.agent[kind];
   return {
