@@ -208,7 +208,8 @@ export type RaceDecided = { decision: RaceFile; fresh: boolean } | null;
 export interface AttemptState {
   status: RunStatus;
   race: RaceMember | null;
-  evidence: AttemptEvidence;
+  /** Once it has ended for the race (null before: nothing to rank yet, and its records are not unpacked). */
+  evidence: AttemptEvidence | null;
 }
 /** The queue's first shard: what `list` is asked of (it asks the others), and where runs of an earlier Obra are. */
 export const QUEUE_KEY = 'all';

@@ -84,12 +84,15 @@ interface DriveWrite {
   transcript?: TranscriptWrite | null;
 }
 
-/** Keeps what a drive's write carries: the transcript, the lines, the records. False when a transcript delta was refused. */
-async function keepWrite(ctx: Ctx, run: StoredRun, input: Partial<JournalBatch> & DriveWrite, at: number): Promise<boolean> {
+/**
+ * Keeps what a drive's write carries: the transcript, the lines, the records. `kept` is false when a transcript
+ * delta was refused; `fresh` says the last record was new.
+ */
+async function keepWrite(ctx: Ctx, run: StoredRun, input: Partial<JournalBatch> & Omit<DriveWrite, 'leaseMs'>, at: number): Promise<{ kept: boolean; fresh: boolean }> {
   const kept = await keepTranscript(ctx, run, input.transcript);
   if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
-  if (input.records?.length) await keepRecords(ctx, run, input.records, at);
-  return kept;
+  const fresh = input.records?.length ? await keepRecords(ctx, run, input.records, at) : false;
+  return { kept, fresh };
 }
 
 /** Keeps a batch of the run's journal lines as sent, as its next chunk. */
@@ -274,7 +277,7 @@ export const taskObject = restate.object({
     append: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite): Promise<Heartbeat> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const at = input.at ?? (await now(ctx));
-      const kept = await keepWrite(ctx, run, input, at);
+      const { kept } = await keepWrite(ctx, run, input, at);
       return refusedUnless(kept, renew(ctx, run, input.leaseMs, at));
     },
 
@@ -285,9 +288,7 @@ export const taskObject = restate.object({
     saveIteration: async (ctx: Ctx, input: Partial<JournalBatch> & DriveWrite & { record?: IterationRecord; packed?: PackedRecord }): Promise<Heartbeat & { fresh: boolean }> => {
       const run = fenced(await ctx.get<StoredRun>('run'), input.epoch);
       const at = input.at ?? (await now(ctx));
-      const kept = await keepTranscript(ctx, run, input.transcript);
-      if (input.lastSeq !== undefined) appendBatch(ctx, run, { ...input, lastSeq: input.lastSeq, checkpoint: input.checkpoint ?? false });
-      const fresh = await keepRecords(ctx, run, [input.packed ?? (input.record as unknown as PackedRecord)], at);
+      const { kept, fresh } = await keepWrite(ctx, run, { ...input, records: [input.packed ?? (input.record as unknown as PackedRecord)] }, at);
       return { ...refusedUnless(kept, renew(ctx, run, input.leaseMs, at)), fresh };
     },
 
@@ -320,7 +321,7 @@ export const taskObject = restate.object({
       const at = input.at ?? (await now(ctx));
       if (input.unheard?.length) run.inbox = [...input.unheard, ...run.inbox];
       // The drive's last lines and records come with it: the run's end is kept with the journal that led to it.
-      await keepWrite(ctx, run, { ...input, leaseMs: 0 }, at);
+      await keepWrite(ctx, run, input, at);
       if (input.release) {
         // The session is told where its transcript is kept, not sent a copy of it.
         const transcript = await transcriptRef(ctx, run, input.release);
@@ -445,10 +446,11 @@ export const taskObject = restate.object({
     attempt: restate.handlers.object.shared(async (ctx: restate.ObjectSharedContext): Promise<AttemptState | null> => {
       const run = await ctx.get<StoredRun>('run');
       if (!run) return null;
+      const race = run.race ?? null;
+      if (!attemptEnded(run.status)) return { status: run.status, race, evidence: null };
       const spec = run.agentKind ? null : (await withSpec(ctx, run)).agent;
       const agent = run.agentKind ?? kindOfSpec(spec!) ?? spec!.name;
-      const attempt = run.race?.attempt ?? 1;
-      return { status: run.status, race: run.race ?? null, evidence: evidenceFrom({ runId: run.runId, attempt, agent, status: run.status, records: await iterationRecords(ctx, run) }) };
+      return { status: run.status, race, evidence: evidenceFrom({ runId: run.runId, attempt: race?.attempt ?? 1, agent, status: run.status, records: await iterationRecords(ctx, run) }) };
     }),
 
     /** The run's transcript, whole (a session let go by this run points here). */
@@ -545,10 +547,14 @@ export const queueObject = restate.object({
       // The idle workers first (each state read is a round trip to the server; a woken worker's take of this
       // shard waits for this call to end): a task to take; or a run that ended, which a follower waited for (it
       // may start, or be blocked by a take).
-      const waiting = await ctx.get<Waiting[]>('waiting');
+      // A line that neither offers a task nor ends a run (a claim's `running`) wakes nobody: no read of them.
       if (takeable) {
+        const waiting = await ctx.get<Waiting[]>('waiting');
         if (waiting?.length && !(line.wakeAt && line.wakeAt > (await ctx.date.now()))) wakeWaiting(ctx, waiting, line.after ? undefined : line.runId);
-      } else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId)) && waiting?.length) wakeWaiting(ctx, waiting);
+      } else if (isFinalStatus(line.status) && (await wasFollowed(ctx, line.runId))) {
+        const waiting = await ctx.get<Waiting[]>('waiting');
+        if (waiting?.length) wakeWaiting(ctx, waiting);
+      }
       const before = await ctx.get<QueueLine>(key);
       ctx.set(key, { ...line, offeredAt: takeable ? before?.offeredAt : undefined });
       const open = (await ctx.get<string[]>('open')) ?? [];
@@ -679,7 +685,7 @@ export const raceObject = restate.object({
       const rest = await restate.RestatePromise.all(Array.from({ length: first.race.of - 1 }, (_, i) => stateOf(i + 2)));
       const attempts = [first, ...rest];
       if (!attempts.every((a) => a && attemptEnded(a.status))) return null;
-      const decision = raceDecisionOf(ctx.key, attempts.map((a) => a!.evidence), iso(await ctx.date.now()));
+      const decision = raceDecisionOf(ctx.key, attempts.map((a) => a!.evidence!), iso(await ctx.date.now()));
       ctx.set('decision', decision);
       return { decision, fresh: true };
     },
