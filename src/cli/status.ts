@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { shownStatus, type StatusLine } from '../core/status-line.js';
 import { costText, tokensText, usageByAgent } from '../core/usage-totals.js';
 import { TaskLineReader } from '../queue/board.js';
-import { attemptEnded } from '../race/race.js';
+import { attemptEnded } from '../race/decision.js';
 import { conflictText } from '../queue/overlap.js';
 import { configFrom } from './config-from.js';
 

@@ -12,7 +12,8 @@ import type { EngineEvent } from '../engine/events.js';
 import type { RunResult } from '../engine/run-result.js';
 import { resumeRun } from '../hosts/files/local.js';
 import type { RunFile } from '../persisted/run-file.js';
-import { attemptEnded, decideRace } from '../race/race.js';
+import { attemptEnded } from '../race/decision.js';
+import { decideRace } from '../race/race.js';
 import type { runChecks } from '../scoring/checks.js';
 import { RunStore } from '../store/run-store.js';
 import { RunStatusCache } from '../store/status-cache.js';
@@ -245,6 +246,8 @@ export async function work(options: WorkOptions = {}): Promise<WorkResult> {
 /** The runs a worker may start, best first: queued and interrupted ones, by priority (higher first), then age. */
 function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<string, unknown>, passedOver: Map<string, string>, ended: Set<string>, onAttemptEnded: (raceId: string) => void): Candidate[] {
   const found: Candidate[] = [];
+  // A race with several ended attempts is refereed once a scan, not once an attempt.
+  const racesWithEndedAttempts = new Set<string>();
   const listed = store.listRunIds();
   statuses.keepOnly(listed);
   for (const runId of listed) {
@@ -260,13 +263,14 @@ function candidates(store: RunStore, statuses: RunStatusCache, inFlight: Map<str
         ended.add(runId);
         statuses.forget(runId);
       }
-      if (raceId && attemptEnded(status)) onAttemptEnded(raceId);
+      if (raceId && attemptEnded(status)) racesWithEndedAttempts.add(raceId);
       if (!file) continue;
       found.push({ runId, file, status, priority: file.queue?.priority ?? 0, since: file.queue?.submittedAt ?? file.createdAt });
     } catch {
       // Unreadable runs are `obra runs`'s to report.
     }
   }
+  for (const raceId of racesWithEndedAttempts) onAttemptEnded(raceId);
   return found.sort(queueOrder);
 }
 

@@ -1,6 +1,6 @@
 import type { AgentKind } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import { attemptRunId } from './race.js';
+import { attemptRunId } from './decision.js';
 
 /**
  * A task given to several agents (`--agents claude,codex`) or several times (`--attempts 3`) becomes one queued

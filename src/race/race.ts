@@ -16,8 +16,6 @@ import type { AttemptEvidence } from './rank.js';
  * decision at most once (exclusive create), so a worker killed at any point neither loses nor doubles it.
  */
 
-export { attemptEnded, attemptRunId };
-
 
 const racePath = (store: RunStore, raceId: string) => join(store.dir, 'races', `${raceId}.json`);
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskEvent, TaskInput } from '../../../machines/task.machine.js';
 import type { Agent } from '../../agents/agent.js';
-import { agentFromSpec, kindOfSpec, type AgentCommand } from '../../agents/agent-for.js';
+import { agentFromSpec, type AgentCommand } from '../../agents/agent-for.js';
 import { configSchema } from '../../config/schema.js';
 import { UserError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/types.js';
