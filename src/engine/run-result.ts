@@ -94,6 +94,7 @@ export function resultFrom(run: {
   agent?: { name: string; kind?: string } | null;
 }): RunResult {
   const waiting = usageLimitWaitOf(run.latest);
+  const usage = usageOfRecords(run.records);
   return {
     runId: run.runId,
     status: run.status,
@@ -102,12 +103,12 @@ export function resultFrom(run: {
     workdir: run.task.workdir,
     sessionId: run.sessionId,
     iterations: run.records.map(viewOf),
-    totalCostUsd: run.records.reduce((sum, r) => sum + r.costUsd, 0),
+    totalCostUsd: usage.costUsd,
     question: run.question,
     store: run.store,
     granted: grantedRulesOf(run.latest),
     waiting: waiting ? { kind: 'usageLimit', ...waiting } : null,
     agent: run.agent ? (run.agent.kind ?? run.agent.name) : null,
-    usage: usageOfRecords(run.records),
+    usage,
   };
 }

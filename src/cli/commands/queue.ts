@@ -74,8 +74,10 @@ export function register(program: Command, common: (command: Command) => Command
     .option('--set <key=value>', 'override any config key (repeatable), e.g. --set restate.ingress_url=http://127.0.0.1:8080', collect, [] as string[])
     .action(async (flags: { db?: string; config?: string; json?: boolean; watch?: boolean; engine?: string; set?: string[]; byAgent?: boolean }) => {
       const { configFrom } = await import('../config-from.js');
-      if (configFrom(flags).engine === 'restate' && flags.byAgent) throw new UserError('--by-agent needs the local engine: Restate\'s queue keeps no token sums (n/a)');
-      if (configFrom(flags).engine === 'restate') return (await import('../restate.js')).statusRemote(flags);
+      if (configFrom(flags).engine === 'restate') {
+        if (flags.byAgent) throw new UserError('--by-agent needs the local engine: Restate\'s queue keeps no token sums (n/a)');
+        return (await import('../restate.js')).statusRemote(flags);
+      }
       return (await import('../status.js')).showStatus(flags);
     });
 
