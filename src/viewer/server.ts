@@ -12,8 +12,9 @@ import { sameToken, storeToken } from '../store/token.js';
 import { BOARD_COLUMNS, type BoardColumn } from '../core/status-line.js';
 import { readEventsFrom } from '../store/event-log.js';
 import { BOARD_CSS, BOARD_JS, boardPage } from './board.js';
-import { boardData, type BoardData } from './board-data.js';
+import { boardData, countsOf, type BoardData } from './board-data.js';
 import { openEventStream, type EventStream } from './sse.js';
+import { spendOf, spendSvg } from './spend.js';
 import { StoreFeed } from './store-feed.js';
 import { runWorkbench } from './workbench-data.js';
 import { RUN_WORKBENCH_CSS, RUN_WORKBENCH_JS } from './run-workbench.js';
@@ -159,10 +160,13 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
   let lastSpend = '';
   feed.onBoard((change) => {
     if (!boards.size) return;
-    const data = boardData(store.dir, feed.tasks(), { perColumn: 0 });
-    const moved = data.spendSvg !== lastSpend;
-    lastSpend = data.spendSvg;
-    const message = { at: data.at, tasks: change.tasks, removed: change.removed, counts: data.counts, ...(moved ? { spend: data.spend, spendSvg: data.spendSvg } : {}) };
+    // The counts and the spend need no card worked out again: the index's as read.
+    const cards = feed.cards();
+    const spend = spendOf(cards);
+    const svg = spendSvg(spend);
+    const moved = svg !== lastSpend;
+    lastSpend = svg;
+    const message = { at: new Date().toISOString(), tasks: change.tasks, removed: change.removed, counts: countsOf(cards), ...(moved ? { spend, spendSvg: svg } : {}) };
     for (const stream of boards) stream.send('tasks', message);
   });
   function boardStream(response: ServerResponse): void {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { StatusLine } from '../core/status-line.js';
 import type { RunStatus } from '../core/statuses.js';
 import { RaceRanking, readTaskLine, waitingNow, withConflicts, type ReadLine } from '../queue/board.js';
-import type { OverlapTask } from '../queue/overlap.js';
+import { conflictsOf, type OverlapTask } from '../queue/overlap.js';
 import { EVENT_LOG } from '../store/event-log.js';
 import { fileStamp } from '../store/stamped-cache.js';
 import type { RunStore } from '../store/run-store.js';
@@ -91,6 +91,14 @@ export class StoreFeed {
     const warned = withConflicts(out, this.overlaps());
     for (const task of warned) this.drawnConflicts.set(task.runId, JSON.stringify(task.conflicts));
     return warned;
+  }
+
+  /**
+   * Every run's card as last read, not worked out again: what the board's counts and spend need (a card
+   * tasks() works out again keeps its column, cost, agent and day).
+   */
+  cards(): BoardTask[] {
+    return [...this.index.values()].map((read) => read.task);
   }
 
   /** Every worktree task's branch and what its last overlap check found (src/queue/overlap.ts). */
@@ -202,12 +210,13 @@ export class StoreFeed {
       const after = this.index.get(runId);
       // The sweep reads running runs again: only a line that changed is news.
       if (!after || (before && JSON.stringify(before.line) === JSON.stringify(after.line))) continue;
-      tasks.push(this.taskOf(runId, after, statusOf, now));
+      // The card read() just made holds unless it is one tasks() works out again at every look.
+      tasks.push(after.line.status === 'queued' || after.line.resolvedBy ? this.taskOf(runId, after, statusOf, now) : after.task);
       this.tellRun(runId, 'run');
     }
     // A branch's overlap check warns both tasks of a pair: the other one's card changes too.
     const pushed = new Set(tasks.map((t) => t.runId));
-    const conflicts = new Map(withConflicts([...this.index.values()].map((read) => read.task), this.overlaps()).map((t) => [t.runId, t.conflicts]));
+    const conflicts = conflictsOf(this.overlaps());
     for (const [runId, read] of this.index) {
       const found = JSON.stringify(conflicts.get(runId) ?? []);
       if (!pushed.has(runId) && (this.drawnConflicts.get(runId) ?? '[]') !== found) tasks.push(read.task);
