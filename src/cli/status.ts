@@ -30,7 +30,7 @@ export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | N
   const reader = new TaskLineReader(storeDir);
   if (flags.byAgent) {
     const sums = usageByAgent(reader.lines());
-    out.write(flags.json ? `${JSON.stringify(sums, null, 2)}\n` : perAgentText(reader.lines()) || 'No agent calls yet.\n');
+    out.write(flags.json ? `${JSON.stringify(sums, null, 2)}\n` : sumsText(sums) || 'No agent calls yet.\n');
     return;
   }
   await showLines({ read: () => reader.lines(), table: statusTable, row: statusRow, steady: withoutAge }, flags, out);
@@ -163,7 +163,10 @@ export function racesText(lines: StatusLine[], winnerNote: (raceId: string, winn
 
 /** The sums per agent kind (tasks, tokens, cost), when the lines carry them (not on Restate). */
 export function perAgentText(lines: StatusLine[]): string {
-  const sums = usageByAgent(lines);
+  return sumsText(usageByAgent(lines));
+}
+
+function sumsText(sums: ReturnType<typeof usageByAgent>): string {
   if (!sums.some((s) => s.usage.calls > 0)) return '';
   const rows = sums.map((s) => [`  ${s.agent}`, String(s.tasks), String(s.usage.calls), costText(s.usage), tokensText(s.usage)]);
   return `\nPer agent (~: some of the cost is estimated from agent.prices; +?: calls with no price):\n${table(['  AGENT', 'TASKS', 'CALLS', 'COST', 'TOKENS'], rows)}`;
