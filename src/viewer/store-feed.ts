@@ -54,6 +54,12 @@ export class StoreFeed {
   /** The conflicts each run's card was last drawn with: another run's change can change them. */
   private readonly drawnConflicts = new Map<string, string>();
 
+  /** A run's status as the index has it (null: not there, or unreadable): what a queued card waits on. */
+  private readonly statusOf = (runId: string): RunStatus | null => {
+    const line = this.index.get(runId)?.line;
+    return line && line.status !== 'unreadable' ? line.status : null;
+  };
+
   constructor(
     private readonly store: RunStore,
     private readonly options: { debounceMs?: number } = {},
@@ -81,13 +87,9 @@ export class StoreFeed {
 
   /** Every task, with what queued ones wait for worked out now. */
   tasks(now = Date.now()): BoardTask[] {
-    const statusOf = (runId: string): RunStatus | null => {
-      const line = this.index.get(runId)?.line;
-      return line && line.status !== 'unreadable' ? line.status : null;
-    };
     const out: BoardTask[] = [];
     // A queued task's card (or a done one whose conflict an agent resolves) changes without its files changing: what it waits for depends on another run.
-    for (const [runId, read] of this.index) out.push(read.line.status === 'queued' || read.line.resolvedBy ? this.taskOf(runId, read, statusOf, now) : read.task);
+    for (const [runId, read] of this.index) out.push(read.line.status === 'queued' || read.line.resolvedBy ? this.taskOf(runId, read, this.statusOf, now) : read.task);
     const warned = withConflicts(out, this.overlaps());
     for (const task of warned) this.drawnConflicts.set(task.runId, JSON.stringify(task.conflicts));
     return warned;
@@ -193,10 +195,6 @@ export class StoreFeed {
     this.pending.clear();
     const tasks: BoardTask[] = [];
     const removed: string[] = [];
-    const statusOf = (runId: string): RunStatus | null => {
-      const line = this.index.get(runId)?.line;
-      return line && line.status !== 'unreadable' ? line.status : null;
-    };
     const now = Date.now();
     for (const runId of ids) {
       if (!existsSync(this.store.runDir(runId))) {
@@ -211,7 +209,7 @@ export class StoreFeed {
       // The sweep reads running runs again: only a line that changed is news.
       if (!after || (before && JSON.stringify(before.line) === JSON.stringify(after.line))) continue;
       // The card read() just made holds unless it is one tasks() works out again at every look.
-      tasks.push(after.line.status === 'queued' || after.line.resolvedBy ? this.taskOf(runId, after, statusOf, now) : after.task);
+      tasks.push(after.line.status === 'queued' || after.line.resolvedBy ? this.taskOf(runId, after, this.statusOf, now) : after.task);
       this.tellRun(runId, 'run');
     }
     // A branch's overlap check warns both tasks of a pair: the other one's card changes too.
