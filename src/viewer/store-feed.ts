@@ -88,11 +88,18 @@ export class StoreFeed {
   /** Every task, with what queued ones wait for worked out now. */
   tasks(now = Date.now()): BoardTask[] {
     const out: BoardTask[] = [];
-    // A queued task's card (or a done one whose conflict an agent resolves) changes without its files changing: what it waits for depends on another run.
-    for (const [runId, read] of this.index) out.push(read.line.status === 'queued' || read.line.resolvedBy ? this.taskOf(runId, read, this.statusOf, now) : read.task);
+    for (const [runId, read] of this.index) out.push(this.cardNow(runId, read, now));
     const warned = withConflicts(out, this.overlaps());
     for (const task of warned) this.drawnConflicts.set(task.runId, JSON.stringify(task.conflicts));
     return warned;
+  }
+
+  /**
+   * A run's card now: the one made when it was read, but for a queued task (or a done one whose conflict an agent
+   * resolves), whose card changes without its files changing: what it waits for depends on another run.
+   */
+  private cardNow(runId: string, read: Indexed, now: number): BoardTask {
+    return read.line.status === 'queued' || read.line.resolvedBy ? this.taskOf(runId, read, this.statusOf, now) : read.task;
   }
 
   /**
@@ -208,8 +215,7 @@ export class StoreFeed {
       const after = this.index.get(runId);
       // The sweep reads running runs again: only a line that changed is news.
       if (!after || (before && JSON.stringify(before.line) === JSON.stringify(after.line))) continue;
-      // The card read() just made holds unless it is one tasks() works out again at every look.
-      tasks.push(after.line.status === 'queued' || after.line.resolvedBy ? this.taskOf(runId, after, this.statusOf, now) : after.task);
+      tasks.push(this.cardNow(runId, after, now));
       this.tellRun(runId, 'run');
     }
     // A branch's overlap check warns both tasks of a pair: the other one's card changes too.
