@@ -91,7 +91,8 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
   });
 
   async function route(request: IncomingMessage, response: ServerResponse) {
-    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const path = decodeURIComponent(url.pathname);
     const isApi = path.startsWith('/api/');
     const refuse = (status: number, error: string) => (isApi ? sendJson(response, status, { error }) : send(response, status, 'text/plain', `${error}\n`));
     if (!isAllowedHost(request.headers.host, port, loopback)) return refuse(403, 'Forbidden: open the viewer through 127.0.0.1 or localhost');
@@ -107,7 +108,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
       // Bound beyond this machine: reading needs the token too (the URL `obra view` prints sets a cookie).
       return refuse(401, 'Unauthorized: open the URL `obra view` printed (…/?token=…), or send Authorization: Bearer <token>');
     }
-    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    const query = url.searchParams;
     if (reads) {
       const live = /^\/api\/runs\/([^/]+)\/(events|workbench|review)$/.exec(path);
       if (path === '/api/board/events') return boardStream(response);
