@@ -120,13 +120,16 @@ function statusRow(line: StatusLine): string[] {
     line.state ?? '-',
     String(line.iteration),
     line.lastDecision ?? '-',
-    line.usage ? costText(line.usage) : `$${line.costUsd.toFixed(4)}`,
+    costCell(line),
     line.usage ? tokensText(line.usage) : 'n/a',
     age(line.ageMs),
     line.waitingFor ?? '-',
     line.task.length > 40 ? `${line.task.slice(0, 39)}…` : line.task,
   ];
 }
+
+/** The cost: with its estimate marks when the line carries token sums, else the run's own figure. */
+const costCell = (line: Pick<StatusLine, 'usage' | 'costUsd'>): string => (line.usage ? costText(line.usage) : `$${line.costUsd.toFixed(4)}`);
 
 const RACE_HEADER = ['  RANK', 'RUN', 'AGENT', 'STATUS', 'COST', 'WHY'];
 
@@ -153,7 +156,7 @@ export function racesText(lines: StatusLine[], winnerNote: (raceId: string, winn
       a.runId,
       a.agent ?? 'n/a',
       shownStatus(a),
-      a.usage ? costText(a.usage) : `$${a.costUsd.toFixed(4)}`,
+      costCell(a),
       a.race!.why ?? '-',
     ]);
     out += `\nRace ${raceId}: ${heading}\n${table(RACE_HEADER, rows)}`;
