@@ -30,7 +30,7 @@ export async function showStatus(flags: StatusFlags, out: NodeJS.WriteStream | N
   const reader = new TaskLineReader(storeDir);
   if (flags.byAgent) {
     const sums = usageByAgent(reader.lines());
-    out.write(flags.json ? `${JSON.stringify(sums, null, 2)}\n` : perAgentText(reader.lines()) || 'No agent calls yet.\n');
+    out.write(flags.json ? `${JSON.stringify(sums, null, 2)}\n` : sumsText(sums) || 'No agent calls yet.\n');
     return;
   }
   await showLines({ read: () => reader.lines(), table: statusTable, row: statusRow, steady: withoutAge }, flags, out);
@@ -120,13 +120,16 @@ function statusRow(line: StatusLine): string[] {
     line.state ?? '-',
     String(line.iteration),
     line.lastDecision ?? '-',
-    line.usage ? costText(line.usage) : `$${line.costUsd.toFixed(4)}`,
+    costCell(line),
     line.usage ? tokensText(line.usage) : 'n/a',
     age(line.ageMs),
     line.waitingFor ?? '-',
     line.task.length > 40 ? `${line.task.slice(0, 39)}…` : line.task,
   ];
 }
+
+/** The cost: with its estimate marks when the line carries token sums, else the run's own figure. */
+const costCell = (line: Pick<StatusLine, 'usage' | 'costUsd'>): string => (line.usage ? costText(line.usage) : `$${line.costUsd.toFixed(4)}`);
 
 const RACE_HEADER = ['  RANK', 'RUN', 'AGENT', 'STATUS', 'COST', 'WHY'];
 
@@ -153,7 +156,7 @@ export function racesText(lines: StatusLine[], winnerNote: (raceId: string, winn
       a.runId,
       a.agent ?? 'n/a',
       shownStatus(a),
-      a.usage ? costText(a.usage) : `$${a.costUsd.toFixed(4)}`,
+      costCell(a),
       a.race!.why ?? '-',
     ]);
     out += `\nRace ${raceId}: ${heading}\n${table(RACE_HEADER, rows)}`;
@@ -163,7 +166,10 @@ export function racesText(lines: StatusLine[], winnerNote: (raceId: string, winn
 
 /** The sums per agent kind (tasks, tokens, cost), when the lines carry them (not on Restate). */
 export function perAgentText(lines: StatusLine[]): string {
-  const sums = usageByAgent(lines);
+  return sumsText(usageByAgent(lines));
+}
+
+function sumsText(sums: ReturnType<typeof usageByAgent>): string {
   if (!sums.some((s) => s.usage.calls > 0)) return '';
   const rows = sums.map((s) => [`  ${s.agent}`, String(s.tasks), String(s.usage.calls), costText(s.usage), tokensText(s.usage)]);
   return `\nPer agent (~: some of the cost is estimated from agent.prices; +?: calls with no price):\n${table(['  AGENT', 'TASKS', 'CALLS', 'COST', 'TOKENS'], rows)}`;

@@ -15,6 +15,9 @@ export { FINAL_STATUSES, type TaskStatus };
 /** The task machine ended (its statuses), or the queue gave it up (`blocked`): nothing will drive it again. */
 export const isFinalStatus = (status: RunStatus): status is TaskStatus | 'blocked' => status === 'blocked' || (FINAL_STATUSES as readonly string[]).includes(status);
 
+/** The statuses `retry` takes: a task that ended without being done, or waits for a human (the workbench offers it then). */
+export const RETRYABLE_STATUSES: readonly RunStatus[] = ['failed', 'max_iterations', 'budget_exceeded', 'blocked', 'cancelled', 'escalated'];
+
 /** The exit code of a CLI command that drove a run to this status (the README's table). */
 export const EXIT_CODES: Record<RunStatus, number> = {
   done: 0,

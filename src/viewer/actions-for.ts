@@ -1,4 +1,5 @@
 import type { StatusLine } from '../core/status-line.js';
+import { RETRYABLE_STATUSES } from '../core/statuses.js';
 
 /**
  * What the workbench offers for a task in its state: the API actions (src/viewer/api.ts) that its state does not
@@ -7,8 +8,6 @@ import type { StatusLine } from '../core/status-line.js';
 
 export type RunAction = 'answer' | 'pause' | 'resume' | 'cancel' | 'retry' | 'merge' | 'discard';
 
-const RETRYABLE = ['failed', 'max_iterations', 'budget_exceeded', 'blocked', 'cancelled', 'escalated'];
-
 export function actionsFor(line: Pick<StatusLine, 'status' | 'branch' | 'branchOutcome'>): RunAction[] {
   const { status } = line;
   const actions: RunAction[] = [];
@@ -16,7 +15,7 @@ export function actionsFor(line: Pick<StatusLine, 'status' | 'branch' | 'branchO
   if (status === 'running') actions.push('pause');
   if (status === 'paused' || status === 'interrupted') actions.push('resume');
   if (status === 'queued' || status === 'running' || status === 'paused' || status === 'interrupted' || status === 'escalated') actions.push('cancel');
-  if (RETRYABLE.includes(status)) actions.push('retry');
+  if ((RETRYABLE_STATUSES as readonly string[]).includes(status)) actions.push('retry');
   // A worktree task's branch: merged once it ended, removed unless it runs.
   const ended = status !== 'running' && status !== 'queued' && status !== 'unreadable';
   if (line.branch && ended && line.branchOutcome !== 'merged') actions.push('merge');

@@ -1,7 +1,7 @@
 import type { ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
 import { RunStore } from '../store/run-store.js';
-import { MergeConflictError, type MergeStrategy } from '../workspace/conflict.js';
+import { MERGE_STRATEGIES, MergeConflictError, type MergeStrategy } from '../workspace/conflict.js';
 import type { BackgroundDrives } from '../workbench/drives.js';
 
 /**
@@ -64,7 +64,6 @@ async function landFromBody(body: Record<string, unknown>, ctx: ApiContext) {
   const ids = runIds === undefined ? undefined : Array.isArray(runIds) && runIds.length && runIds.every((id) => typeof id === 'string') ? (runIds as string[]) : bad('"runIds" must be a list of run ids');
   if (all !== undefined && typeof all !== 'boolean') bad('"all" must be true or false');
   if (Boolean(all) === Boolean(ids)) bad('give either "runIds" or "all": true');
-  const { MERGE_STRATEGIES } = await import('../workspace/conflict.js');
   if (strategy !== undefined && !(MERGE_STRATEGIES as readonly unknown[]).includes(strategy)) bad(`"strategy" must be one of ${MERGE_STRATEGIES.join(', ')}`);
   return (await actions()).landRuns(all ? 'all' : ids!, { storeDir: ctx.storeDir, config: ctx.config, strategy: strategy as MergeStrategy | undefined });
 }

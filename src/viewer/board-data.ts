@@ -31,16 +31,21 @@ export function boardData(storeDir: string, all: BoardTask[], options: { perColu
   const perColumn = Math.max(1, options.perColumn ?? PER_COLUMN);
   const byColumn = new Map<BoardColumn, BoardTask[]>(BOARD_COLUMNS.map((c) => [c.key, []]));
   for (const task of all) byColumn.get(task.column)?.push(task);
-  const counts = {} as Record<BoardColumn, number>;
   const tasks: BoardTask[] = [];
   for (const { key } of BOARD_COLUMNS) {
-    const cards = byColumn.get(key)!;
-    counts[key] = cards.length;
     if (options.column && options.column !== key) continue;
-    tasks.push(...topOf(cards, perColumn, columnOrder(key)));
+    tasks.push(...topOf(byColumn.get(key)!, perColumn, columnOrder(key)));
   }
   const spend = spendOf(all);
-  return { storeDir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks, counts, perColumn, spend, spendSvg: spendSvg(spend) };
+  return { storeDir, at: new Date().toISOString(), columns: BOARD_COLUMNS, tasks, counts: countsOf(all), perColumn, spend, spendSvg: spendSvg(spend) };
+}
+
+/** Each column's count of cards, in the columns' order. */
+export function countsOf(all: Pick<BoardTask, 'column'>[]): Record<BoardColumn, number> {
+  const counts = {} as Record<BoardColumn, number>;
+  for (const { key } of BOARD_COLUMNS) counts[key] = 0;
+  for (const task of all) if (Object.hasOwn(counts, task.column)) counts[task.column]++;
+  return counts;
 }
 
 /** The first `n` of `items` in `order`, without sorting them all when n is small. */

@@ -2,8 +2,6 @@ import { esc, type Chart } from './chart.js';
 import { ELEMENT_JS } from './client-js.js';
 import { RUN_WORKBENCH_HTML } from './run-workbench.js';
 
-export { ELEMENT_JS, WORKBENCH_COMMON_JS } from './client-js.js';
-
 /**
  * The viewer's pages. Everything is served by Obra itself (no CDN, no fonts from the network): the HTML
  * carries the run as JSON in a non-executed <script type="application/json">, the behaviour is /assets/viewer.js

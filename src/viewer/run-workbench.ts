@@ -69,7 +69,6 @@ export const RUN_WORKBENCH_JS = `
   ${WORKBENCH_COMMON_JS}
   const runId = decodeURIComponent(location.pathname.split('/').pop());
   const base = '/api/runs/' + encodeURIComponent(runId);
-  let current = null;
   let reviewing = null;
   let known = '';
 
@@ -97,13 +96,16 @@ export const RUN_WORKBENCH_JS = `
   function addEvents(events) {
     const list = $('events');
     const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+    // A batch with several decisions (a page opened on a long run) loads the review once, after it.
+    let decided = false;
     for (const e of events) {
       const item = el('li', { class: 'ev-' + e.kind, 'data-kind': e.kind }, el('span', { class: 'kind', title: clock(e.at) + ' UTC' }, e.kind === 'tool' && e.file ? 'file' : e.kind));
       if (e.kind === 'tool' && e.file) item.dataset.file = e.file;
       item.append(e.kind === 'checks' ? el('div', { class: 'body' }, checksBox(e.checks)) : el('span', { class: 'body' }, bodyOf(e)));
       list.append(item);
-      if (e.kind === 'decision' || e.kind === 'finished') loadReview(reviewing);
+      if (e.kind === 'decision' || e.kind === 'finished') decided = true;
     }
+    if (decided) loadReview(reviewing);
     if (stick) list.scrollTop = list.scrollHeight;
   }
 
@@ -131,7 +133,6 @@ export const RUN_WORKBENCH_JS = `
     } catch (error) {
       return say('error', error.message);
     }
-    current = state;
     const t = state.task;
     const status = $('wb-status');
     status.textContent = t.branchOutcome || t.status;

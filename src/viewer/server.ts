@@ -12,8 +12,9 @@ import { sameToken, storeToken } from '../store/token.js';
 import { BOARD_COLUMNS, type BoardColumn } from '../core/status-line.js';
 import { readEventsFrom } from '../store/event-log.js';
 import { BOARD_CSS, BOARD_JS, boardPage } from './board.js';
-import { boardData, type BoardData } from './board-data.js';
+import { boardData, countsOf, type BoardData } from './board-data.js';
 import { openEventStream, type EventStream } from './sse.js';
+import { spendOf, spendSvg } from './spend.js';
 import { StoreFeed } from './store-feed.js';
 import { runWorkbench } from './workbench-data.js';
 import { RUN_WORKBENCH_CSS, RUN_WORKBENCH_JS } from './run-workbench.js';
@@ -90,7 +91,8 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
   });
 
   async function route(request: IncomingMessage, response: ServerResponse) {
-    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const path = decodeURIComponent(url.pathname);
     const isApi = path.startsWith('/api/');
     const refuse = (status: number, error: string) => (isApi ? sendJson(response, status, { error }) : send(response, status, 'text/plain', `${error}\n`));
     if (!isAllowedHost(request.headers.host, port, loopback)) return refuse(403, 'Forbidden: open the viewer through 127.0.0.1 or localhost');
@@ -106,7 +108,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
       // Bound beyond this machine: reading needs the token too (the URL `obra view` prints sets a cookie).
       return refuse(401, 'Unauthorized: open the URL `obra view` printed (…/?token=…), or send Authorization: Bearer <token>');
     }
-    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    const query = url.searchParams;
     if (reads) {
       const live = /^\/api\/runs\/([^/]+)\/(events|workbench|review)$/.exec(path);
       if (path === '/api/board/events') return boardStream(response);
@@ -159,10 +161,13 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
   let lastSpend = '';
   feed.onBoard((change) => {
     if (!boards.size) return;
-    const data = boardData(store.dir, feed.tasks(), { perColumn: 0 });
-    const moved = data.spendSvg !== lastSpend;
-    lastSpend = data.spendSvg;
-    const message = { at: data.at, tasks: change.tasks, removed: change.removed, counts: data.counts, ...(moved ? { spend: data.spend, spendSvg: data.spendSvg } : {}) };
+    // The counts and the spend need no card worked out again: the index's as read.
+    const cards = feed.cards();
+    const spend = spendOf(cards);
+    const svg = spendSvg(spend);
+    const moved = svg !== lastSpend;
+    lastSpend = svg;
+    const message = { at: new Date().toISOString(), tasks: change.tasks, removed: change.removed, counts: countsOf(cards), ...(moved ? { spend, spendSvg: svg } : {}) };
     for (const stream of boards) stream.send('tasks', message);
   });
   function boardStream(response: ServerResponse): void {

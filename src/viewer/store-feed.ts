@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { StatusLine } from '../core/status-line.js';
 import type { RunStatus } from '../core/statuses.js';
 import { RaceRanking, readTaskLine, waitingNow, withConflicts, type ReadLine } from '../queue/board.js';
-import type { OverlapTask } from '../queue/overlap.js';
+import { conflictsOf, type OverlapTask } from '../queue/overlap.js';
 import { EVENT_LOG } from '../store/event-log.js';
 import { fileStamp } from '../store/stamped-cache.js';
 import type { RunStore } from '../store/run-store.js';
@@ -54,6 +54,12 @@ export class StoreFeed {
   /** The conflicts each run's card was last drawn with: another run's change can change them. */
   private readonly drawnConflicts = new Map<string, string>();
 
+  /** A run's status as the index has it (null: not there, or unreadable): what a queued card waits on. */
+  private readonly statusOf = (runId: string): RunStatus | null => {
+    const line = this.index.get(runId)?.line;
+    return line && line.status !== 'unreadable' ? line.status : null;
+  };
+
   constructor(
     private readonly store: RunStore,
     private readonly options: { debounceMs?: number } = {},
@@ -81,16 +87,27 @@ export class StoreFeed {
 
   /** Every task, with what queued ones wait for worked out now. */
   tasks(now = Date.now()): BoardTask[] {
-    const statusOf = (runId: string): RunStatus | null => {
-      const line = this.index.get(runId)?.line;
-      return line && line.status !== 'unreadable' ? line.status : null;
-    };
     const out: BoardTask[] = [];
-    // A queued task's card (or a done one whose conflict an agent resolves) changes without its files changing: what it waits for depends on another run.
-    for (const [runId, read] of this.index) out.push(read.line.status === 'queued' || read.line.resolvedBy ? this.taskOf(runId, read, statusOf, now) : read.task);
+    for (const [runId, read] of this.index) out.push(this.cardNow(runId, read, now));
     const warned = withConflicts(out, this.overlaps());
     for (const task of warned) this.drawnConflicts.set(task.runId, JSON.stringify(task.conflicts));
     return warned;
+  }
+
+  /**
+   * A run's card now: the one made when it was read, but for a queued task (or a done one whose conflict an agent
+   * resolves), whose card changes without its files changing: what it waits for depends on another run.
+   */
+  private cardNow(runId: string, read: Indexed, now: number): BoardTask {
+    return read.line.status === 'queued' || read.line.resolvedBy ? this.taskOf(runId, read, this.statusOf, now) : read.task;
+  }
+
+  /**
+   * Every run's card as last read, not worked out again: what the board's counts and spend need (a card
+   * tasks() works out again keeps its column, cost, agent and day).
+   */
+  cards(): BoardTask[] {
+    return [...this.index.values()].map((read) => read.task);
   }
 
   /** Every worktree task's branch and what its last overlap check found (src/queue/overlap.ts). */
@@ -185,10 +202,6 @@ export class StoreFeed {
     this.pending.clear();
     const tasks: BoardTask[] = [];
     const removed: string[] = [];
-    const statusOf = (runId: string): RunStatus | null => {
-      const line = this.index.get(runId)?.line;
-      return line && line.status !== 'unreadable' ? line.status : null;
-    };
     const now = Date.now();
     for (const runId of ids) {
       if (!existsSync(this.store.runDir(runId))) {
@@ -202,12 +215,12 @@ export class StoreFeed {
       const after = this.index.get(runId);
       // The sweep reads running runs again: only a line that changed is news.
       if (!after || (before && JSON.stringify(before.line) === JSON.stringify(after.line))) continue;
-      tasks.push(this.taskOf(runId, after, statusOf, now));
+      tasks.push(this.cardNow(runId, after, now));
       this.tellRun(runId, 'run');
     }
     // A branch's overlap check warns both tasks of a pair: the other one's card changes too.
     const pushed = new Set(tasks.map((t) => t.runId));
-    const conflicts = new Map(withConflicts([...this.index.values()].map((read) => read.task), this.overlaps()).map((t) => [t.runId, t.conflicts]));
+    const conflicts = conflictsOf(this.overlaps());
     for (const [runId, read] of this.index) {
       const found = JSON.stringify(conflicts.get(runId) ?? []);
       if (!pushed.has(runId) && (this.drawnConflicts.get(runId) ?? '[]') !== found) tasks.push(read.task);

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { AGENT_KINDS, configSchema, type AgentKind, type ObraConfig } from '../config/schema.js';
 import { UserError } from '../core/errors.js';
-import { isFinalStatus, type RunStatus } from '../core/statuses.js';
+import { isFinalStatus, RETRYABLE_STATUSES } from '../core/statuses.js';
 import type { QueueEntry } from '../persisted/run-file.js';
 import { runMergeQueue, type MergeQueueResult } from '../queue/merge-queue.js';
 import { submitBatch, submitTasks } from '../queue/submit.js';
@@ -186,9 +186,6 @@ export async function discardRun(runId: string, storeDir: string): Promise<{ run
   return { runId, message: `removed the worktree ${space.path} and the branch ${space.branch}` };
 }
 
-/** The statuses `retry` takes: a task that ended without being done, or waits for a human. */
-const RETRYABLE: readonly RunStatus[] = ['failed', 'max_iterations', 'budget_exceeded', 'blocked', 'cancelled', 'escalated'];
-
 /**
  * Queues a failed (or escalated) task again, as a new run with the same task, checks, folder, base, priority and
  * config; the old run is kept as it is, for its history. A waiting one is cancelled (it would wait for ever).
@@ -198,7 +195,7 @@ export async function retryRun(runId: string, storeDir: string): Promise<{ runId
   const { file, status } = store.peekStatus(runId);
   if (!file.queue) throw new UserError(`run ${runId} was started with \`obra run\`, not queued — start it again with \`obra submit\``);
   if (file.queue.resolves) throw new UserError(`run ${runId} resolved the conflict of run ${file.queue.resolves.runId}: resolve it anew with \`obra merge --resolve ${file.queue.resolves.runId}\``);
-  if (!RETRYABLE.includes(status)) throw new UserError(`run ${runId} is ${status}: only a task that failed, was blocked or cancelled, or waits for a human can be retried`);
+  if (!RETRYABLE_STATUSES.includes(status)) throw new UserError(`run ${runId} is ${status}: only a task that failed, was blocked or cancelled, or waits for a human can be retried`);
   const parsed = configSchema.safeParse(file.config);
   if (!parsed.success) throw new UserError(`${store.runDir(runId)}/run.json holds a config this Obra cannot read; submit the task again with \`obra submit\``);
   // The run's checks already hold the config's: the new run gets them once, as its config's.

@@ -107,6 +107,10 @@ describe('a race of three agents', () => {
     ]);
     expect(raceRows[1]).toContain(`behind attempt 2 (codex): cheaper (~$${cheap.toFixed(4)} against $0.0500)`);
     expect(status).toMatch(/\nPer agent .*\n {2}AGENT +TASKS +CALLS +COST +TOKENS\n {2}claude +1 +1 +\$0\.0500 +/);
+    // --by-agent: only those sums, as the table ends with them; with --json, one entry per agent kind.
+    expect((await obra(['status', '--db', 'store', '--by-agent'], at)).stdout).toBe(status.slice(status.indexOf('\nPer agent')));
+    const sums = JSON.parse((await obra(['status', '--db', 'store', '--by-agent', '--json'], at)).stdout) as { agent: string; tasks: number; usage: { calls: number } }[];
+    expect(sums.map((s) => [s.agent, s.tasks]).sort()).toEqual([['claude', 1], ['codex', 1], ['gemini', 1]]);
     const json = JSON.parse((await obra(['status', '--db', 'store', '--json'], at)).stdout) as { runId: string; agent: string; race: { rank: number; winner: boolean } }[];
     expect(runIds.map((id) => json.find((l) => l.runId === id)).map((l) => [l!.agent, l!.race.rank, l!.race.winner])).toEqual([
       ['claude', 2, false],
