@@ -11,6 +11,7 @@ import type { QueueEntry } from '../persisted/run-file.js';
 import { runChecks } from '../scoring/checks.js';
 import { writeFileDurably } from '../store/durable-file.js';
 import { refreshOverlap } from './overlap.js';
+import { recordMerged } from './record-merged.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
 import { MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
 import { checkoutOf, dirtyPaths, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
@@ -257,13 +258,7 @@ async function refuseDirtyCheckouts(plan: Planned[]): Promise<void> {
 
 /** The landing, in the task's record: `obra status` shows it merged, and the overlap warnings leave it out. */
 function record(store: RunStore, item: Planned, commit: string): void {
-  if (item.queue.merged?.commit === commit) return;
-  const handle = store.openRun(item.runId);
-  try {
-    handle.update({ queue: { ...handle.file.queue!, merged: { commit, at: new Date().toISOString() } } });
-  } finally {
-    handle.close();
-  }
+  if (item.queue.merged?.commit !== commit) recordMerged(store, item.runId, commit);
 }
 
 function readQueueFile(path: string): QueueFile | null {

@@ -6,6 +6,7 @@ import { RunStore } from '../store/run-store.js';
 import { conflictHunks, resolvedMergeCommit, trialMerge, type TrialMerge } from '../workspace/conflict.js';
 import { git, tryGit } from '../workspace/git.js';
 import { checkoutClean, checkoutOnBase, type WorktreeSpace } from '../workspace/worktree.js';
+import { recordMerged } from './record-merged.js';
 import { submitTasks } from './submit.js';
 
 /**
@@ -116,14 +117,7 @@ export async function landResolution(options: { storeDir: string; task: string }
   }
   const landedAt = await commitOf(space.repo, 'HEAD');
   const at = new Date().toISOString();
-  for (const runId of [options.task, resolvedBy]) {
-    const handle = store.openRun(runId);
-    try {
-      handle.update({ queue: { ...(handle.file.queue as QueueEntry), merged: { commit: landedAt, at } } });
-    } finally {
-      handle.close();
-    }
-  }
+  for (const runId of [options.task, resolvedBy]) recordMerged(store, runId, landedAt, at);
   const how = landedAt === commit ? 'fast-forward' : 'merged, the base had moved';
   return { commit: landedAt, resolvedBy, message: `merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${landedAt.slice(0, 12)}; conflicts resolved by run ${resolvedBy}, ${how})` };
 }
