@@ -14,8 +14,8 @@ import { refreshOverlap } from './overlap.js';
 import { recordMerged } from './record-merged.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
 import { MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
-import { checkoutOf, dirtyPaths, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
-import type { WorktreeSpace } from '../workspace/worktree.js';
+import { checkoutOf, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
+import { dirtyPaths, fewPaths, type WorktreeSpace } from '../workspace/worktree.js';
 
 /**
  * The merge queue (`obra merge --all`, `obra merge A B C`): done tasks land on their base branch one after
@@ -250,9 +250,7 @@ async function refuseDirtyCheckouts(plan: Planned[]): Promise<void> {
     const checkout = await checkoutOf(item.space.repo, item.space.baseBranch);
     if (!checkout) continue;
     const dirty = await dirtyPaths(checkout);
-    if (dirty.length) {
-      throw new UserError(`${checkout} has ${item.space.baseBranch} checked out with uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
-    }
+    if (dirty.length) throw new UserError(`${checkout} has ${item.space.baseBranch} checked out with uncommitted changes (${fewPaths(dirty)}) — commit or stash them first; nothing was merged`);
   }
 }
 

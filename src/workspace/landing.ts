@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import type { MergeConflict, MergeStrategy } from './conflict.js';
 import { git, tryGit } from './git.js';
-import { changedPaths, inTurn, mergeThatBrought } from './worktree.js';
+import { inTurn, mergeThatBrought } from './worktree.js';
 
 /**
  * One landing of the merge queue, on the git side: the task's branch put onto its base branch's tip in a
@@ -124,11 +124,6 @@ export async function checkoutOf(repo: string, branch: string): Promise<string |
     else if (line === `branch refs/heads/${branch}`) return path;
   }
   return null;
-}
-
-/** The uncommitted paths of a checkout ([] when clean). */
-export async function dirtyPaths(dir: string): Promise<string[]> {
-  return changedPaths(await git(dir, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
 }
 
 /**

@@ -193,10 +193,18 @@ export async function checkoutOnBase(space: WorktreeSpace, runId: string): Promi
 
 /** Refuses a landing over uncommitted changes in the user's checkout. */
 export async function checkoutClean(space: WorktreeSpace): Promise<void> {
-  const dirty = changedPaths(await git(space.repo, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
-  if (dirty.length) {
-    throw new UserError(`${space.repo} has uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
-  }
+  const dirty = await dirtyPaths(space.repo);
+  if (dirty.length) throw new UserError(`${space.repo} has uncommitted changes (${fewPaths(dirty)}) — commit or stash them first; nothing was merged`);
+}
+
+/** The uncommitted paths of a checkout ([] when clean). */
+export async function dirtyPaths(dir: string): Promise<string[]> {
+  return changedPaths(await git(dir, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
+}
+
+/** The first five paths, `, …` when there are more: a refusal names a few, the user's `git status` shows them all. */
+export function fewPaths(paths: string[]): string {
+  return `${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
 }
 
 /**
