@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import type { MergeConflict, MergeStrategy } from './conflict.js';
 import { git, tryGit } from './git.js';
-import { inTurn, mergeThatBrought } from './worktree.js';
+import { conflictedPaths, inTurn, mergeThatBrought } from './worktree.js';
 
 /**
  * One landing of the merge queue, on the git side: the task's branch put onto its base branch's tip in a
@@ -74,7 +74,7 @@ export async function prepareLanding(task: LandingTask, options: { baseTip: stri
     }
   }
   if (done.exitCode !== 0) {
-    const files = (await tryGit(dir, ['diff', '--name-only', '-z', '--diff-filter=U'])).stdout.split('\0').filter(Boolean);
+    const files = await conflictedPaths(dir);
     const why = (done.stderr || done.stdout).trim().split('\n')[0];
     await removeScratch(task.repo, dir);
     if (!files.length) throw new UserError(`cannot land ${task.branch} on ${task.into} (${strategy}): ${why}; nothing was changed`);

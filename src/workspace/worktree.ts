@@ -5,7 +5,7 @@ import { MERGE_CONFLICT_EXIT_CODE } from '../core/statuses.js';
 import type { IterationRecord } from '../core/types.js';
 import type { Workspace } from '../persisted/run-file.js';
 import { MergeConflictError } from './conflict.js';
-import { git, repositoryOf, tryGit } from './git.js';
+import { git, repositoryOf, tryGit, type GitResult } from './git.js';
 
 /**
  * A queued task's own git worktree: a branch `obra/<runId>` made from the base when the task is submitted, a
@@ -169,15 +169,29 @@ export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ 
   await checkoutClean(space);
   const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
   if (merged.exitCode !== 0) {
-    const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
-    await tryGit(space.repo, ['merge', '--abort']);
-    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
+    const { conflicts, gitSaid } = await abortFailedMerge(space.repo, merged);
+    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : gitSaid;
     const message = `cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`;
     if (!conflicts.length) throw new UserError(message, MERGE_CONFLICT_EXIT_CODE);
     const [tip, base] = await Promise.all([git(space.repo, ['rev-parse', space.branch], 'read the branch'), git(space.repo, ['rev-parse', 'HEAD'], 'read the base')]);
     throw new MergeConflictError(message, { runId, repo: space.repo, branch: space.branch, tip: tip.trim(), into: space.baseBranch!, baseCommit: base.trim(), strategy: 'merge', files: conflicts });
   }
   return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
+}
+
+/**
+ * After a merge that failed in a checkout: the paths it left conflicted and git's first line, then the merge
+ * undone (`merge --abort`) — the checkout is as it was.
+ */
+export async function abortFailedMerge(dir: string, failed: GitResult): Promise<{ conflicts: string[]; gitSaid: string }> {
+  const conflicts = await conflictedPaths(dir);
+  await tryGit(dir, ['merge', '--abort']);
+  return { conflicts, gitSaid: (failed.stderr || failed.stdout).trim().split('\n')[0]! };
+}
+
+/** The paths a merge, a rebase or a squash left conflicted in a worktree (unmerged in the index). */
+export async function conflictedPaths(dir: string): Promise<string[]> {
+  return (await tryGit(dir, ['diff', '--name-only', '-z', '--diff-filter=U'])).stdout.split('\0').filter(Boolean);
 }
 
 /** Refuses a landing unless the user's checkout is on the task's base branch: nothing is merged into a branch not checked out. */
