@@ -106,7 +106,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
       const checks = [...new Set([...(checksOn.get(target) ?? []), ...item.checks])];
       checksOn.set(target, checks);
       const task: LandingTask = { repo: item.space.repo, runId: item.runId, branch: item.space.branch, into: item.space.baseBranch, task: item.task };
-      const already = await landedAs(task);
+      const { tip, landed: already } = await landedAs(task);
       if (already) {
         record(store, item, already);
         landed.push({ runId: item.runId, outcome: 'already', commit: already, into: task.into, checks: [] });
@@ -116,7 +116,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
       const baseTip = await tipOf(task.repo, task.into);
       if (!baseTip) throw new UserError(`the base branch ${task.into} is gone from ${task.repo} — nothing more was landed`);
       const dir = scratchOf(store, item.space.repo);
-      const landing = await prepareLanding(task, { baseTip, strategy, dir });
+      const landing = await prepareLanding(task, { tip, baseTip, strategy, dir });
       if (landing.kind === 'conflict') {
         rmSync(path, { force: true });
         options.progress?.(`${at}: conflicts with ${task.into} in ${landing.conflict.files.join(', ')} — stopped`);

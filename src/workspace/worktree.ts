@@ -164,7 +164,7 @@ export async function diffOf(space: WorktreeSpace): Promise<string> {
  */
 export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ commit: string; already: boolean }> {
   await checkoutOnBase(space, runId);
-  const earlier = await mergeThatBrought(space.repo, space.branch, space.baseBranch!);
+  const { tip, merge: earlier } = await mergeThatBrought(space.repo, space.branch, space.baseBranch!);
   if (earlier) return { commit: earlier, already: true };
   await checkoutClean(space);
   const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
@@ -173,8 +173,8 @@ export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ 
     const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : gitSaid;
     const message = `cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`;
     if (!conflicts.length) throw new UserError(message, MERGE_CONFLICT_EXIT_CODE);
-    const [tip, base] = await Promise.all([git(space.repo, ['rev-parse', space.branch], 'read the branch'), git(space.repo, ['rev-parse', 'HEAD'], 'read the base')]);
-    throw new MergeConflictError(message, { runId, repo: space.repo, branch: space.branch, tip: tip.trim(), into: space.baseBranch!, baseCommit: base.trim(), strategy: 'merge', files: conflicts });
+    const base = await git(space.repo, ['rev-parse', 'HEAD'], 'read the base');
+    throw new MergeConflictError(message, { runId, repo: space.repo, branch: space.branch, tip, into: space.baseBranch!, baseCommit: base.trim(), strategy: 'merge', files: conflicts });
   }
   return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
 }
@@ -241,10 +241,14 @@ export function changedPaths(porcelainZ: string): string[] {
  * When `branch` is in `into` already, the commit that brought it there: the oldest merge on the way from the
  * branch's tip to `into` that joins it from outside (not HEAD after the merge, which may be another task's), or
  * the tip itself when it came in without a merge commit (a fast-forward, or a branch with no commit of its own).
- * Null when it is not in `into`.
+ * Null when it is not in `into`. With the branch's tip it read (the caller needs it next: not read twice).
  */
-export async function mergeThatBrought(repo: string, branch: string, into: string): Promise<string | null> {
+export async function mergeThatBrought(repo: string, branch: string, into: string): Promise<{ tip: string; merge: string | null }> {
   const tip = (await git(repo, ['rev-parse', '--verify', `refs/heads/${branch}^{commit}`], `read the branch ${branch}`)).trim();
+  return { tip, merge: await mergeOf(repo, branch, tip, into) };
+}
+
+async function mergeOf(repo: string, branch: string, tip: string, into: string): Promise<string | null> {
   if ((await tryGit(repo, ['merge-base', '--is-ancestor', tip, `refs/heads/${into}`])).exitCode !== 0) return null;
   // Every commit between the tip and `into`, oldest first, each with its parents.
   const lines = (await git(repo, ['rev-list', '--ancestry-path', '--reverse', '--parents', `${tip}..refs/heads/${into}`], `find the merge of ${branch}`)).split('\n').filter(Boolean);
