@@ -13,7 +13,7 @@ import { writeFileDurably } from '../store/durable-file.js';
 import { refreshOverlap } from './overlap.js';
 import { recordMerged } from './record-merged.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
-import { MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
+import { MERGE_STRATEGIES, MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
 import { checkoutOf, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
 import { dirtyPaths, fewPaths, type WorktreeSpace } from '../workspace/worktree.js';
 
@@ -29,7 +29,7 @@ import { dirtyPaths, fewPaths, type WorktreeSpace } from '../workspace/worktree.
 const queueFileSchema = z.object({
   version: z.literal(1),
   startedAt: z.string(),
-  strategy: z.enum(['merge', 'rebase', 'squash']),
+  strategy: z.enum(MERGE_STRATEGIES),
   /** The tasks to land, in order. */
   runIds: z.array(z.string()),
   /** The process running it. */

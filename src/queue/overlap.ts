@@ -3,7 +3,7 @@ import type { StatusLine } from '../core/status-line.js';
 import type { RunStore } from '../store/run-store.js';
 import { readOverlap, writeOverlap } from '../store/overlap-file.js';
 import { computeOverlap, tipsOf, type OverlapPeer } from '../workspace/overlap.js';
-import type { WorktreeSpace } from '../workspace/worktree.js';
+import { branchOf, type WorktreeSpace } from '../workspace/worktree.js';
 
 /**
  * A worktree task's overlap, worked out after each iteration's commit and kept beside the run, and the warnings
@@ -94,7 +94,7 @@ export function conflictsOf(tasks: OverlapTask[]): Map<string, OverlapConflict[]
       seen.add(view.other);
       const other = byId.get(view.other);
       if (!other?.open || !view.entry.conflicts.length) continue;
-      found.push({ with: 'task', runId: other.runId, branch: other.branch ?? `obra/${other.runId}`, files: view.entry.conflicts });
+      found.push({ with: 'task', runId: other.runId, branch: other.branch ?? branchOf(other.runId), files: view.entry.conflicts });
     }
     if (found.length) out.set(task.runId, found);
   }
