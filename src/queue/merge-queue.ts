@@ -10,7 +10,7 @@ import type { CheckResult } from '../core/types.js';
 import type { QueueEntry } from '../persisted/run-file.js';
 import { runChecks } from '../scoring/checks.js';
 import { writeFileDurably } from '../store/durable-file.js';
-import { refreshOverlap } from './overlap.js';
+import { refreshOpenOverlaps } from './overlap.js';
 import { recordMerged } from './record-merged.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
 import { MERGE_STRATEGIES, MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
@@ -160,16 +160,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
 
 /** Works out again the overlap of every task of the store with an open branch in these repositories. */
 async function refreshOpenTasks(store: RunStore, repos: Set<string>): Promise<void> {
-  for (const runId of store.listRunIds()) {
-    try {
-      const queue = store.peekStatus(runId).file.queue;
-      const space = queue?.workspace;
-      if (space?.kind !== 'worktree' || !repos.has(space.repo) || queue!.merged || queue!.discarded) continue;
-      await refreshOverlap(store, runId, space);
-    } catch {
-      // Unreadable: `obra runs` names it.
-    }
-  }
+  for (const repo of repos) await refreshOpenOverlaps(store, repo);
 }
 
 function conflictError(conflict: MergeConflict, landedBefore: number): MergeConflictError {
