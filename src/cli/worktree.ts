@@ -19,8 +19,9 @@ function runOrWinner(id: string, storeDir: string): string {
 }
 
 export async function diff(id: string, flags: { db?: string; config?: string }): Promise<void> {
-  const runId = runOrWinner(id, storeDirOf(flags));
-  const { diff: text, note } = await diffRun(runId, storeDirOf(flags));
+  const storeDir = storeDirOf(flags);
+  const runId = runOrWinner(id, storeDir);
+  const { diff: text, note } = await diffRun(runId, storeDir);
   process.stdout.write(text ? `${text}\n` : '');
   if (note) process.stderr.write(`${note}\n`);
 }

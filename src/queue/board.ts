@@ -33,8 +33,6 @@ export interface ReadLine {
   after: string | null;
   /** Its branch's overlap with the base and the other branches (a worktree task's), or null. */
   overlap: OverlapRecord | null;
-  /** The agent kind (`claude`, `codex`, …) or name it runs with: the board's spend per agent. */
-  agent: string;
 }
 
 /**
@@ -132,15 +130,11 @@ export class RaceRanking {
   }
 }
 
-/** One run's line, read from its files now (the board's index keeps these and reads a run again when it changes). */
-export function readTaskLine(store: RunStore, runId: string): ReadLine {
-  return lineOf(store, runId);
-}
-
 /** A queued task's `waitingFor`, given how the runs it may follow stand. */
 export { queuedWait };
 
-function lineOf(store: RunStore, runId: string): ReadLine {
+/** One run's line, read from its files now (the board's index keeps these and reads a run again when it changes). */
+export function lineOf(store: RunStore, runId: string): ReadLine {
   // One read of run.json: its record, status and totals, and the journal's last snapshot.
   const handle = store.openRun(runId);
   let latest: unknown;
@@ -191,7 +185,7 @@ function lineOf(store: RunStore, runId: string): ReadLine {
     conflicts: [],
   };
   const overlap = worktree ? readOverlap(store.runDir(runId)) : null;
-  return { line, fileStatus: file.status, after: file.queue?.after ?? null, overlap, agent: file.agent.kind ?? file.agent.name };
+  return { line, fileStatus: file.status, after: file.queue?.after ?? null, overlap };
 }
 
 /** What a done task waits for while a run resolves its conflict: that run, then `obra merge` (or a new resolution). */

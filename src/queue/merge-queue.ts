@@ -10,11 +10,12 @@ import type { CheckResult } from '../core/types.js';
 import type { QueueEntry } from '../persisted/run-file.js';
 import { runChecks } from '../scoring/checks.js';
 import { writeFileDurably } from '../store/durable-file.js';
-import { refreshOverlap } from './overlap.js';
+import { refreshOpenOverlaps } from './overlap.js';
+import { recordMerged } from './record-merged.js';
 import { lockIsLive, thisProcessLock, type RunStore } from '../store/run-store.js';
-import { MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
-import { checkoutOf, dirtyPaths, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
-import type { WorktreeSpace } from '../workspace/worktree.js';
+import { MERGE_STRATEGIES, MergeConflictError, type MergeConflict, type MergeStrategy } from '../workspace/conflict.js';
+import { checkoutOf, landedAs, moveBase, prepareLanding, removeScratch, reuseScratch, tipOf, type LandingTask } from '../workspace/landing.js';
+import { dirtyPaths, fewPaths, type WorktreeSpace } from '../workspace/worktree.js';
 
 /**
  * The merge queue (`obra merge --all`, `obra merge A B C`): done tasks land on their base branch one after
@@ -28,7 +29,7 @@ import type { WorktreeSpace } from '../workspace/worktree.js';
 const queueFileSchema = z.object({
   version: z.literal(1),
   startedAt: z.string(),
-  strategy: z.enum(['merge', 'rebase', 'squash']),
+  strategy: z.enum(MERGE_STRATEGIES),
   /** The tasks to land, in order. */
   runIds: z.array(z.string()),
   /** The process running it. */
@@ -105,7 +106,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
       const checks = [...new Set([...(checksOn.get(target) ?? []), ...item.checks])];
       checksOn.set(target, checks);
       const task: LandingTask = { repo: item.space.repo, runId: item.runId, branch: item.space.branch, into: item.space.baseBranch, task: item.task };
-      const already = await landedAs(task);
+      const { tip, landed: already } = await landedAs(task);
       if (already) {
         record(store, item, already);
         landed.push({ runId: item.runId, outcome: 'already', commit: already, into: task.into, checks: [] });
@@ -115,7 +116,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
       const baseTip = await tipOf(task.repo, task.into);
       if (!baseTip) throw new UserError(`the base branch ${task.into} is gone from ${task.repo} — nothing more was landed`);
       const dir = scratchOf(store, item.space.repo);
-      const landing = await prepareLanding(task, { baseTip, strategy, dir });
+      const landing = await prepareLanding(task, { tip, baseTip, strategy, dir });
       if (landing.kind === 'conflict') {
         rmSync(path, { force: true });
         options.progress?.(`${at}: conflicts with ${task.into} in ${landing.conflict.files.join(', ')} — stopped`);
@@ -159,16 +160,7 @@ export async function runMergeQueue(options: MergeQueueOptions): Promise<MergeQu
 
 /** Works out again the overlap of every task of the store with an open branch in these repositories. */
 async function refreshOpenTasks(store: RunStore, repos: Set<string>): Promise<void> {
-  for (const runId of store.listRunIds()) {
-    try {
-      const queue = store.peekStatus(runId).file.queue;
-      const space = queue?.workspace;
-      if (space?.kind !== 'worktree' || !repos.has(space.repo) || queue!.merged || queue!.discarded) continue;
-      await refreshOverlap(store, runId, space);
-    } catch {
-      // Unreadable: `obra runs` names it.
-    }
-  }
+  for (const repo of repos) await refreshOpenOverlaps(store, repo);
 }
 
 function conflictError(conflict: MergeConflict, landedBefore: number): MergeConflictError {
@@ -249,21 +241,13 @@ async function refuseDirtyCheckouts(plan: Planned[]): Promise<void> {
     const checkout = await checkoutOf(item.space.repo, item.space.baseBranch);
     if (!checkout) continue;
     const dirty = await dirtyPaths(checkout);
-    if (dirty.length) {
-      throw new UserError(`${checkout} has ${item.space.baseBranch} checked out with uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
-    }
+    if (dirty.length) throw new UserError(`${checkout} has ${item.space.baseBranch} checked out with uncommitted changes (${fewPaths(dirty)}) — commit or stash them first; nothing was merged`);
   }
 }
 
 /** The landing, in the task's record: `obra status` shows it merged, and the overlap warnings leave it out. */
 function record(store: RunStore, item: Planned, commit: string): void {
-  if (item.queue.merged?.commit === commit) return;
-  const handle = store.openRun(item.runId);
-  try {
-    handle.update({ queue: { ...handle.file.queue!, merged: { commit, at: new Date().toISOString() } } });
-  } finally {
-    handle.close();
-  }
+  if (item.queue.merged?.commit !== commit) recordMerged(store, item.runId, commit);
 }
 
 function readQueueFile(path: string): QueueFile | null {

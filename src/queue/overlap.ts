@@ -3,7 +3,7 @@ import type { StatusLine } from '../core/status-line.js';
 import type { RunStore } from '../store/run-store.js';
 import { readOverlap, writeOverlap } from '../store/overlap-file.js';
 import { computeOverlap, tipsOf, type OverlapPeer } from '../workspace/overlap.js';
-import type { WorktreeSpace } from '../workspace/worktree.js';
+import { branchOf, type WorktreeSpace } from '../workspace/worktree.js';
 
 /**
  * A worktree task's overlap, worked out after each iteration's commit and kept beside the run, and the warnings
@@ -32,11 +32,45 @@ export async function refreshOverlap(store: RunStore, runId: string, space: Work
 }
 
 /**
- * The other tasks of the store with a branch in the same repository that is neither merged nor discarded. Only
- * the runs git still has an `obra/` branch for are read (a store of thousands of ended runs costs nothing more).
+ * Works out again the overlap of every open task of the store in `repo` (after a landing moved a base branch),
+ * each recorded as `refreshOverlap` does: the branch tips in one git and the open tasks read once, shared by
+ * every task's look (not n `for-each-ref` and n² reads of the store). Never fails (a task's problem skips it).
  */
-function unmergedPeers(store: RunStore, runId: string, repo: string, tips: Map<string, string>): OverlapPeer[] {
-  const peers: OverlapPeer[] = [];
+export async function refreshOpenOverlaps(store: RunStore, repo: string): Promise<void> {
+  let open: OpenTask[];
+  let tips: Map<string, string>;
+  try {
+    // Every branch: the task branches and whichever base branches they started from.
+    tips = await tipsOf(repo, ['refs/heads/']);
+    open = unmergedPeers(store, null, repo, tips);
+  } catch {
+    return;
+  }
+  for (const task of open) {
+    try {
+      const subject = { repo, runId: task.runId, branch: task.branch, baseCommit: task.baseCommit, baseBranch: task.baseBranch };
+      const record = await computeOverlap(subject, open.filter((peer) => peer !== task), task.record, tips);
+      await writeOverlap(store.runDir(task.runId), record);
+      // The later looks see it as this task's last record, as they would have read it from its file.
+      task.record = record;
+    } catch {
+      // A warning worked out later is worth less than the landing: the task's next iteration tries again.
+    }
+  }
+}
+
+/** An open task of the store, as a peer of the others, with the base branch it started from. */
+interface OpenTask extends OverlapPeer {
+  baseBranch: string | null;
+}
+
+/**
+ * The other tasks of the store (every one when `runId` is null) with a branch in the same repository that is
+ * neither merged nor discarded. Only the runs git still has an `obra/` branch for are read (a store of thousands
+ * of ended runs costs nothing more).
+ */
+function unmergedPeers(store: RunStore, runId: string | null, repo: string, tips: Map<string, string>): OpenTask[] {
+  const peers: OpenTask[] = [];
   for (const ref of tips.keys()) {
     const branch = ref.slice('refs/heads/'.length);
     const other = branch.slice('obra/'.length);
@@ -45,7 +79,7 @@ function unmergedPeers(store: RunStore, runId: string, repo: string, tips: Map<s
       const file = store.peekStatus(other).file;
       const space = file.queue?.workspace;
       if (space?.kind !== 'worktree' || space.repo !== repo || space.branch !== branch || file.queue?.merged || file.queue?.discarded) continue;
-      peers.push({ runId: other, branch, baseCommit: space.baseCommit, record: readOverlap(store.runDir(other)) });
+      peers.push({ runId: other, branch, baseCommit: space.baseCommit, baseBranch: space.baseBranch, record: readOverlap(store.runDir(other)) });
     } catch {
       // Another store's branch, or a run that cannot be read: not this store's to warn about.
     }
@@ -94,7 +128,7 @@ export function conflictsOf(tasks: OverlapTask[]): Map<string, OverlapConflict[]
       seen.add(view.other);
       const other = byId.get(view.other);
       if (!other?.open || !view.entry.conflicts.length) continue;
-      found.push({ with: 'task', runId: other.runId, branch: other.branch ?? `obra/${other.runId}`, files: view.entry.conflicts });
+      found.push({ with: 'task', runId: other.runId, branch: other.branch ?? branchOf(other.runId), files: view.entry.conflicts });
     }
     if (found.length) out.set(task.runId, found);
   }

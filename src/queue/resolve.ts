@@ -5,7 +5,8 @@ import type { QueueEntry, RunFile } from '../persisted/run-file.js';
 import { RunStore } from '../store/run-store.js';
 import { conflictHunks, resolvedMergeCommit, trialMerge, type TrialMerge } from '../workspace/conflict.js';
 import { git, tryGit } from '../workspace/git.js';
-import { checkoutClean, checkoutOnBase, type WorktreeSpace } from '../workspace/worktree.js';
+import { abortFailedMerge, checkoutClean, checkoutOnBase, type WorktreeSpace } from '../workspace/worktree.js';
+import { recordMerged } from './record-merged.js';
 import { submitTasks } from './submit.js';
 
 /**
@@ -109,21 +110,13 @@ export async function landResolution(options: { storeDir: string; task: string }
   const head = await commitOf(space.repo, 'HEAD');
   const landed = head === resolutionSpace.baseCommit ? await tryGit(space.repo, ['merge', '--ff-only', commit]) : await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', message, commit]);
   if (landed.exitCode !== 0) {
-    const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
-    await tryGit(space.repo, ['merge', '--abort']);
-    const why = conflicts.length ? `${space.baseBranch} moved since and conflicts with it in ${conflicts.join(', ')}` : (landed.stderr || landed.stdout).trim().split('\n')[0];
+    const { conflicts, gitSaid } = await abortFailedMerge(space.repo, landed);
+    const why = conflicts.length ? `${space.baseBranch} moved since and conflicts with it in ${conflicts.join(', ')}` : gitSaid;
     throw new UserError(`cannot land run ${resolvedBy}'s resolution of ${space.branch}: ${why} — nothing was changed; resolve it again with \`obra merge --resolve ${options.task}\``, MERGE_CONFLICT_EXIT_CODE);
   }
   const landedAt = await commitOf(space.repo, 'HEAD');
   const at = new Date().toISOString();
-  for (const runId of [options.task, resolvedBy]) {
-    const handle = store.openRun(runId);
-    try {
-      handle.update({ queue: { ...(handle.file.queue as QueueEntry), merged: { commit: landedAt, at } } });
-    } finally {
-      handle.close();
-    }
-  }
+  for (const runId of [options.task, resolvedBy]) recordMerged(store, runId, landedAt, at);
   const how = landedAt === commit ? 'fast-forward' : 'merged, the base had moved';
   return { commit: landedAt, resolvedBy, message: `merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${landedAt.slice(0, 12)}; conflicts resolved by run ${resolvedBy}, ${how})` };
 }

@@ -2,7 +2,7 @@ import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusLine } from '../core/status-line.js';
 import type { RunStatus } from '../core/statuses.js';
-import { RaceRanking, readTaskLine, waitingNow, withConflicts, type ReadLine } from '../queue/board.js';
+import { lineOf, RaceRanking, waitingNow, withConflicts, type ReadLine } from '../queue/board.js';
 import { conflictsOf, type OverlapTask } from '../queue/overlap.js';
 import { EVENT_LOG } from '../store/event-log.js';
 import { fileStamp } from '../store/stamped-cache.js';
@@ -151,7 +151,7 @@ export class StoreFeed {
   private taskOf(runId: string, read: ReadLine, statusOf: (runId: string) => RunStatus | null, now: number): BoardTask {
     const line = read.line;
     const ranked = this.ranking.rank(line);
-    return { ...ranked, waitingFor: waitingNow(read, statusOf), ageMs: line.createdAt ? now - Date.parse(line.createdAt) : 0, agent: read.agent, actions: actionsFor(line) };
+    return { ...ranked, waitingFor: waitingNow(read, statusOf), ageMs: line.createdAt ? now - Date.parse(line.createdAt) : 0, agent: line.agent ?? '?', actions: actionsFor(line) };
   }
 
   private add(runId: string): void {
@@ -173,12 +173,13 @@ export class StoreFeed {
   private read(runId: string): void {
     let read: ReadLine;
     try {
-      read = readTaskLine(this.store, runId);
+      read = lineOf(this.store, runId);
     } catch (error) {
       // Half made (its run.json not written yet) or removed: a later change or the sweep reads it again.
       if (!this.index.has(runId)) return;
-      const line: StatusLine = { ...this.index.get(runId)!.line, status: 'unreadable', reason: (error as Error).message, column: 'failed' };
-      read = { line, fileStatus: 'failed', after: null, agent: '?', overlap: null };
+      // Its agent as its card shows it: not known while the run cannot be read.
+      const line: StatusLine = { ...this.index.get(runId)!.line, status: 'unreadable', reason: (error as Error).message, column: 'failed', agent: null };
+      read = { line, fileStatus: 'failed', after: null, overlap: null };
     }
     this.index.set(runId, { ...read, task: this.taskOf(runId, read, () => null, Date.now()) });
   }

@@ -1,5 +1,5 @@
 import type { PermissionDenial } from '../core/types.js';
-import { readTaskLine } from '../queue/board.js';
+import { lineOf } from '../queue/board.js';
 import type { RunStore } from '../store/run-store.js';
 import { actionsFor } from './actions-for.js';
 import type { BoardTask } from './store-feed.js';
@@ -17,9 +17,9 @@ export interface RunWorkbench {
 }
 
 export function runWorkbench(store: RunStore, runId: string): RunWorkbench {
-  const read = readTaskLine(store, runId);
+  const read = lineOf(store, runId);
   const line = read.line;
-  const task: BoardTask = { ...line, ageMs: line.createdAt ? Date.now() - Date.parse(line.createdAt) : 0, agent: read.agent, actions: actionsFor(line) };
+  const task: BoardTask = { ...line, ageMs: line.createdAt ? Date.now() - Date.parse(line.createdAt) : 0, agent: line.agent ?? '?', actions: actionsFor(line) };
   if (line.status !== 'escalated') return { task, question: null, denials: [] };
   const handle = store.openRun(runId);
   try {

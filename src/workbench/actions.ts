@@ -9,6 +9,7 @@ import { submitBatch, submitTasks } from '../queue/submit.js';
 import type { MergeStrategy } from '../workspace/conflict.js';
 import { taskEntrySchema } from '../queue/tasks-file.js';
 import { RunStore } from '../store/run-store.js';
+import { recordMerged } from '../queue/record-merged.js';
 import { landResolution, pendingResolution, resolutionPending, startResolution } from '../queue/resolve.js';
 import { MergeConflictError } from '../workspace/conflict.js';
 import { diffOf, discardWorktree, mergeInto, type WorktreeSpace } from '../workspace/worktree.js';
@@ -135,14 +136,7 @@ export async function mergeRun(runId: string, storeDir: string, options: { resol
     };
   }
   const { commit, already } = merged;
-  if (queue.merged?.commit !== commit) {
-    const handle = store.openRun(runId);
-    try {
-      handle.update({ queue: { ...(handle.file.queue as QueueEntry), merged: { commit, at: new Date().toISOString() } } });
-    } finally {
-      handle.close();
-    }
-  }
+  if (queue.merged?.commit !== commit) recordMerged(store, runId, commit);
   const message = already
     ? `${space.branch} was merged into ${space.baseBranch} in ${space.repo} already (${commit.slice(0, 12)}); nothing was changed`
     : `merged ${space.branch} into ${space.baseBranch} in ${space.repo} (${commit.slice(0, 12)})`;

@@ -21,27 +21,33 @@ export interface TrialMerge {
   messages: string[];
 }
 
-/** `git merge-tree --write-tree`: the merge of `tip` into `base` without a worktree or an index (git ≥ 2.38). */
+/**
+ * `git merge-tree --write-tree`: the merge of `tip` into `base` without a worktree, an index or a ref (git ≥ 2.38);
+ * it writes only objects. With `-z` the paths come as they are (no quoting of non-ASCII names): a quoted name
+ * would miss the file in the merged tree.
+ */
 export async function trialMerge(repo: string, base: string, tip: string): Promise<TrialMerge> {
-  const result = await tryGit(repo, ['merge-tree', '--write-tree', '--name-only', base, tip]);
+  const args = ['merge-tree', '--write-tree', '--name-only', '-z', base, tip];
+  const result = await tryGit(repo, args);
   // 0: clean, 1: conflicts; anything else is git's own failure.
   if (result.exitCode !== 0 && result.exitCode !== 1) {
-    await git(repo, ['merge-tree', '--write-tree', '--name-only', base, tip], `try merging ${tip} into ${base}`);
+    const why = (result.stderr || result.stdout).trim().split('\n').slice(0, 3).join(' / ');
+    throw new UserError(`cannot try merging ${tip} into ${base}: git ${args.join(' ')} failed in ${repo}: ${why || `exit ${result.exitCode}`}`);
   }
-  // The tree, the conflicted files (one a line), a blank line, then git's messages.
-  const [head, rest] = splitOnce(result.stdout, '\n\n');
-  const [tree, ...files] = head.split('\n').filter(Boolean);
-  return {
-    clean: result.exitCode === 0,
-    tree: tree ?? '',
-    files: [...new Set(files)],
-    messages: rest.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('CONFLICT')),
-  };
-}
-
-function splitOnce(text: string, separator: string): [string, string] {
-  const at = text.indexOf(separator);
-  return at < 0 ? [text, ''] : [text.slice(0, at), text.slice(at + separator.length)];
+  // "<tree>\0<path>\0…<path>\0\0", then each message as "<n>\0<n paths\0…><type>\0<message>\0".
+  const entries = result.stdout.split('\0');
+  const files: string[] = [];
+  let at = 1;
+  for (; at < entries.length && entries[at]; at++) files.push(entries[at]!);
+  const messages: string[] = [];
+  for (at += 1; at < entries.length; ) {
+    const paths = Number(entries[at]);
+    if (!Number.isInteger(paths) || paths < 0) break;
+    const message = entries[at + paths + 2] ?? '';
+    messages.push(...message.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('CONFLICT')));
+    at += paths + 3;
+  }
+  return { clean: result.exitCode === 0, tree: entries[0] ?? '', files: [...new Set(files)], messages };
 }
 
 /** A conflict region of a file and a few lines around it, numbered as in the file. */

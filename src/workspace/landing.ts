@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import type { MergeConflict, MergeStrategy } from './conflict.js';
 import { git, tryGit } from './git.js';
-import { changedPaths, inTurn, mergeThatBrought } from './worktree.js';
+import { conflictedPaths, inTurn, mergeThatBrought } from './worktree.js';
 
 /**
  * One landing of the merge queue, on the git side: the task's branch put onto its base branch's tip in a
@@ -32,25 +32,25 @@ export async function tipOf(repo: string, branch: string): Promise<string | null
 
 /**
  * Where the task is in its base branch already, or null: its tip is in it (merged, fast-forwarded, or `obra
- * merge` did it), or a commit of it carries the task's trailer (a rebase or a squash).
+ * merge` did it), or a commit of it carries the task's trailer (a rebase or a squash). With the branch's tip,
+ * which the landing starts from.
  */
-export async function landedAs(task: LandingTask): Promise<string | null> {
-  const merged = await mergeThatBrought(task.repo, task.branch, task.into);
-  if (merged) return merged;
+export async function landedAs(task: LandingTask): Promise<{ tip: string; landed: string | null }> {
+  const { tip, merge } = await mergeThatBrought(task.repo, task.branch, task.into);
+  if (merge) return { tip, landed: merge };
   const found = await tryGit(task.repo, ['log', '-1', '--format=%H', `--grep=^${landedTrailer(task.runId)}$`, `refs/heads/${task.into}`, '--']);
-  return found.exitCode === 0 && found.stdout.trim() ? found.stdout.trim() : null;
+  return { tip, landed: found.exitCode === 0 && found.stdout.trim() ? found.stdout.trim() : null };
 }
 
 export type Landing = { kind: 'ready'; commit: string; dir: string } | { kind: 'empty'; dir: string } | { kind: 'conflict'; conflict: MergeConflict };
 
 /**
- * Makes the landing commit on `baseTip` in the scratch worktree `dir` (one left there by a killed queue is
- * removed first). A conflict is undone and returned as a value; the scratch worktree is then gone.
+ * Makes the landing commit of `tip` (the branch's tip, as `landedAs` read it) on `baseTip` in the scratch
+ * worktree `dir` (one left there by a killed queue is removed first). A conflict is undone and returned as a
+ * value; the scratch worktree is then gone.
  */
-export async function prepareLanding(task: LandingTask, options: { baseTip: string; strategy: MergeStrategy; dir: string }): Promise<Landing> {
-  const { baseTip, strategy, dir } = options;
-  const tip = await tipOf(task.repo, task.branch);
-  if (!tip) throw new UserError(`the branch ${task.branch} of run ${task.runId} is gone from ${task.repo} — nothing to land; discard the run or submit it again`);
+export async function prepareLanding(task: LandingTask, options: { tip: string; baseTip: string; strategy: MergeStrategy; dir: string }): Promise<Landing> {
+  const { tip, baseTip, strategy, dir } = options;
   // Rebase starts from the task's commits, the other two from the base's tip.
   await scratchAt(task.repo, dir, strategy === 'rebase' ? tip : baseTip);
   const title = `${firstLine(task.task)} (obra run ${task.runId})`;
@@ -74,7 +74,7 @@ export async function prepareLanding(task: LandingTask, options: { baseTip: stri
     }
   }
   if (done.exitCode !== 0) {
-    const files = (await tryGit(dir, ['diff', '--name-only', '-z', '--diff-filter=U'])).stdout.split('\0').filter(Boolean);
+    const files = await conflictedPaths(dir);
     const why = (done.stderr || done.stdout).trim().split('\n')[0];
     await removeScratch(task.repo, dir);
     if (!files.length) throw new UserError(`cannot land ${task.branch} on ${task.into} (${strategy}): ${why}; nothing was changed`);
@@ -124,11 +124,6 @@ export async function checkoutOf(repo: string, branch: string): Promise<string |
     else if (line === `branch refs/heads/${branch}`) return path;
   }
   return null;
-}
-
-/** The uncommitted paths of a checkout ([] when clean). */
-export async function dirtyPaths(dir: string): Promise<string[]> {
-  return changedPaths(await git(dir, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
 }
 
 /**

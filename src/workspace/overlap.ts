@@ -1,4 +1,5 @@
 import type { OverlapRecord } from '../persisted/overlap.js';
+import { trialMerge } from './conflict.js';
 import { tryGit } from './git.js';
 
 /**
@@ -51,7 +52,7 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
   // The branch's files, the trial against the base and the likely trials (below) at once: one wait for git.
   const ownFiles = changedFiles(subject.repo, subject.baseCommit, tip);
   // A base that has not moved since the branch started merges cleanly.
-  const baseTrial = !baseTip || baseTip === subject.baseCommit ? Promise.resolve([]) : trialMerge(subject.repo, tip, baseTip);
+  const baseTrial = !baseTip || baseTip === subject.baseCommit ? Promise.resolve([]) : conflictsOf(subject.repo, tip, baseTip);
   // Awaited below; a failure must not count as unhandled before then.
   ownFiles.catch(() => {});
   baseTrial.catch(() => {});
@@ -75,7 +76,7 @@ export async function computeOverlap(subject: OverlapSubject, peers: OverlapPeer
         const theirs = peer.record?.tip === peerTip ? peer.record.files : await changedFiles(subject.repo, peer.baseCommit, peerTip);
         if (!touchSamePath(guess, theirs) && !touchSamePath(await ownFiles, theirs)) return { runId: peer.runId, branch: peer.branch, tip: peerTip, conflicts: remember(trials, pairKey(tip, peerTip), []) };
       }
-      return { runId: peer.runId, branch: peer.branch, tip: peerTip, conflicts: await trialMerge(subject.repo, tip, peerTip) };
+      return { runId: peer.runId, branch: peer.branch, tip: peerTip, conflicts: await conflictsOf(subject.repo, tip, peerTip) };
     }),
   );
   const files = await ownFiles;
@@ -113,24 +114,13 @@ export async function changedFiles(repo: string, start: string, tip: string): Pr
   return remember(changes, key, diff.stdout.split('\0').filter(Boolean));
 }
 
-/**
- * The files a merge of the two commits would conflict in ([]: clean), by `git merge-tree --write-tree`: it
- * writes only objects, never a worktree, an index or a ref.
- */
-export async function trialMerge(repo: string, a: string, b: string): Promise<string[]> {
+/** The files a trial merge of the two commits conflicts in ([]: clean), kept by the pair of tips. */
+async function conflictsOf(repo: string, a: string, b: string): Promise<string[]> {
   const key = pairKey(a, b);
   const known = trials.get(key);
   if (known) return known;
-  const merged = await tryGit(repo, ['merge-tree', '--write-tree', '--name-only', '--no-messages', '-z', a, b]);
-  if (merged.exitCode !== 0 && merged.exitCode !== 1) throw new Error(`git merge-tree ${a} ${b} failed: ${merged.stderr.trim().split('\n')[0]}`);
-  // "<tree>\0<path>\0<path>\0\0": the conflicted paths follow the tree, up to an empty entry.
-  const entries = merged.stdout.split('\0');
-  const files: string[] = [];
-  for (const entry of entries.slice(1)) {
-    if (!entry) break;
-    files.push(entry);
-  }
-  return remember(trials, key, merged.exitCode === 0 ? [] : files);
+  const merged = await trialMerge(repo, a, b);
+  return remember(trials, key, merged.clean ? [] : merged.files);
 }
 
 /** Whether two lists of changed paths share a path, or one's file is a folder of the other's. */

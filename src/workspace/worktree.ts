@@ -5,7 +5,7 @@ import { MERGE_CONFLICT_EXIT_CODE } from '../core/statuses.js';
 import type { IterationRecord } from '../core/types.js';
 import type { Workspace } from '../persisted/run-file.js';
 import { MergeConflictError } from './conflict.js';
-import { git, repositoryOf, tryGit } from './git.js';
+import { git, repositoryOf, tryGit, type GitResult } from './git.js';
 
 /**
  * A queued task's own git worktree: a branch `obra/<runId>` made from the base when the task is submitted, a
@@ -164,20 +164,34 @@ export async function diffOf(space: WorktreeSpace): Promise<string> {
  */
 export async function mergeInto(space: WorktreeSpace, runId: string): Promise<{ commit: string; already: boolean }> {
   await checkoutOnBase(space, runId);
-  const earlier = await mergeThatBrought(space.repo, space.branch, space.baseBranch!);
+  const { tip, merge: earlier } = await mergeThatBrought(space.repo, space.branch, space.baseBranch!);
   if (earlier) return { commit: earlier, already: true };
   await checkoutClean(space);
   const merged = await tryGit(space.repo, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${space.branch} (obra run ${runId})`, space.branch]);
   if (merged.exitCode !== 0) {
-    const conflicts = (await tryGit(space.repo, ['diff', '--name-only', '--diff-filter=U'])).stdout.trim().split('\n').filter(Boolean);
-    await tryGit(space.repo, ['merge', '--abort']);
-    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : (merged.stderr || merged.stdout).trim().split('\n')[0];
+    const { conflicts, gitSaid } = await abortFailedMerge(space.repo, merged);
+    const why = conflicts.length ? `it conflicts with ${space.baseBranch} in ${conflicts.join(', ')}` : gitSaid;
     const message = `cannot merge ${space.branch} into ${space.baseBranch}: ${why} — nothing was changed; merge it yourself (\`git -C ${space.repo} merge ${space.branch}\`) to resolve it`;
     if (!conflicts.length) throw new UserError(message, MERGE_CONFLICT_EXIT_CODE);
-    const [tip, base] = await Promise.all([git(space.repo, ['rev-parse', space.branch], 'read the branch'), git(space.repo, ['rev-parse', 'HEAD'], 'read the base')]);
-    throw new MergeConflictError(message, { runId, repo: space.repo, branch: space.branch, tip: tip.trim(), into: space.baseBranch!, baseCommit: base.trim(), strategy: 'merge', files: conflicts });
+    const base = await git(space.repo, ['rev-parse', 'HEAD'], 'read the base');
+    throw new MergeConflictError(message, { runId, repo: space.repo, branch: space.branch, tip, into: space.baseBranch!, baseCommit: base.trim(), strategy: 'merge', files: conflicts });
   }
   return { commit: (await git(space.repo, ['rev-parse', 'HEAD'], 'read the merge commit')).trim(), already: false };
+}
+
+/**
+ * After a merge that failed in a checkout: the paths it left conflicted and git's first line, then the merge
+ * undone (`merge --abort`) — the checkout is as it was.
+ */
+export async function abortFailedMerge(dir: string, failed: GitResult): Promise<{ conflicts: string[]; gitSaid: string }> {
+  const conflicts = await conflictedPaths(dir);
+  await tryGit(dir, ['merge', '--abort']);
+  return { conflicts, gitSaid: (failed.stderr || failed.stdout).trim().split('\n')[0]! };
+}
+
+/** The paths a merge, a rebase or a squash left conflicted in a worktree (unmerged in the index). */
+export async function conflictedPaths(dir: string): Promise<string[]> {
+  return (await tryGit(dir, ['diff', '--name-only', '-z', '--diff-filter=U'])).stdout.split('\0').filter(Boolean);
 }
 
 /** Refuses a landing unless the user's checkout is on the task's base branch: nothing is merged into a branch not checked out. */
@@ -193,10 +207,18 @@ export async function checkoutOnBase(space: WorktreeSpace, runId: string): Promi
 
 /** Refuses a landing over uncommitted changes in the user's checkout. */
 export async function checkoutClean(space: WorktreeSpace): Promise<void> {
-  const dirty = changedPaths(await git(space.repo, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
-  if (dirty.length) {
-    throw new UserError(`${space.repo} has uncommitted changes (${dirty.slice(0, 5).join(', ')}${dirty.length > 5 ? ', …' : ''}) — commit or stash them first; nothing was merged`);
-  }
+  const dirty = await dirtyPaths(space.repo);
+  if (dirty.length) throw new UserError(`${space.repo} has uncommitted changes (${fewPaths(dirty)}) — commit or stash them first; nothing was merged`);
+}
+
+/** The uncommitted paths of a checkout ([] when clean). */
+export async function dirtyPaths(dir: string): Promise<string[]> {
+  return changedPaths(await git(dir, ['status', '--porcelain=v1', '-z', '--untracked-files=normal'], 'check the checkout is clean'));
+}
+
+/** The first five paths, `, …` when there are more: a refusal names a few, the user's `git status` shows them all. */
+export function fewPaths(paths: string[]): string {
+  return `${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
 }
 
 /**
@@ -219,10 +241,14 @@ export function changedPaths(porcelainZ: string): string[] {
  * When `branch` is in `into` already, the commit that brought it there: the oldest merge on the way from the
  * branch's tip to `into` that joins it from outside (not HEAD after the merge, which may be another task's), or
  * the tip itself when it came in without a merge commit (a fast-forward, or a branch with no commit of its own).
- * Null when it is not in `into`.
+ * Null when it is not in `into`. With the branch's tip it read (the caller needs it next: not read twice).
  */
-export async function mergeThatBrought(repo: string, branch: string, into: string): Promise<string | null> {
+export async function mergeThatBrought(repo: string, branch: string, into: string): Promise<{ tip: string; merge: string | null }> {
   const tip = (await git(repo, ['rev-parse', '--verify', `refs/heads/${branch}^{commit}`], `read the branch ${branch}`)).trim();
+  return { tip, merge: await mergeOf(repo, branch, tip, into) };
+}
+
+async function mergeOf(repo: string, branch: string, tip: string, into: string): Promise<string | null> {
   if ((await tryGit(repo, ['merge-base', '--is-ancestor', tip, `refs/heads/${into}`])).exitCode !== 0) return null;
   // Every commit between the tip and `into`, oldest first, each with its parents.
   const lines = (await git(repo, ['rev-list', '--ancestry-path', '--reverse', '--parents', `${tip}..refs/heads/${into}`], `find the merge of ${branch}`)).split('\n').filter(Boolean);

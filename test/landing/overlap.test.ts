@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import type { OverlapRecord } from '../../src/persisted/overlap.js';
 import { conflictsOf } from '../../src/queue/overlap.js';
 import { computeOverlap, touchSamePath } from '../../src/workspace/overlap.js';
-import { git } from './corpus.js';
+import { runMergeQueue } from '../../src/queue/merge-queue.js';
+import { readOverlap } from '../../src/store/overlap-file.js';
+import { buildCase, git } from './corpus.js';
 import { gitRepo } from '../queue/helpers.js';
 
 /** The overlap check's parts: the path test that spares trial merges, the reuse of results by tips, and the pairing. */
@@ -58,5 +60,34 @@ describe('overlap', () => {
     expect(conflictsOf([{ ...tasks[0]!, open: false }, tasks[1]!]).size).toBe(0);
     // The later look says clean: no warning, though an earlier one said otherwise.
     expect(conflictsOf([{ ...tasks[0]!, record: record('2026-01-01T00:00:03Z', 'b', []) }, tasks[1]!]).size).toBe(0);
+  });
+
+  it('after a landing, works out again the overlap of the open tasks in its repository only: not the landed one, nor a discarded one', async () => {
+    const built = await buildCase({
+      name: 'refresh',
+      files: { 'f.txt': 'one\ntwo\n' },
+      checks: [],
+      tasks: [
+        { name: 'a', edits: [{ write: { 'f.txt': 'ONE-A\ntwo\n' } }] },
+        { name: 'b', edits: [{ write: { 'f.txt': 'ONE-B\ntwo\n' } }] },
+        { name: 'c', edits: [{ write: { 'g.txt': 'g\n' } }] },
+        { name: 'd', edits: [{ write: { 'f.txt': 'ONE-D\ntwo\n' } }] },
+      ],
+    });
+    const { store, ids } = built;
+    const handle = store.openRun(ids.d!);
+    handle.update({ queue: { ...handle.file.queue!, discarded: true } });
+    handle.close();
+    const before = Object.fromEntries(Object.entries(ids).map(([name, runId]) => [name, readOverlap(store.runDir(runId))!]));
+    expect(Object.values(before).map((r) => r.baseTip)).toEqual([built.baseTip, built.baseTip, built.baseTip, built.baseTip]);
+
+    await runMergeQueue({ store, runIds: [ids.a!], strategy: 'merge', checkTimeoutMs: 10_000 });
+    const main = await git(built.repo, 'rev-parse', 'main');
+    const after = Object.fromEntries(Object.entries(ids).map(([name, runId]) => [name, readOverlap(store.runDir(runId))!]));
+    expect(after.b).toMatchObject({ baseTip: main, baseConflicts: ['f.txt'], others: [{ runId: ids.c, conflicts: [] }] });
+    expect(after.c).toMatchObject({ baseTip: main, baseConflicts: [], others: [{ runId: ids.b, conflicts: [] }] });
+    // Merged, discarded: their records are as the last look left them.
+    expect(after.a).toEqual(before.a);
+    expect(after.d).toEqual(before.d);
   });
 });

@@ -75,6 +75,20 @@ describe('the conflict gate: markers left in what the merge touches', () => {
     await commitAll(repo, 'resolved');
     expect(await runConflictGate(repo, gate)).toMatchObject({ exitCode: 0 });
   });
+
+  it('a trial merge names a conflicted file with a non-ASCII name as it is (git quotes it without -z), and finds its hunks', async () => {
+    const s = scratch('obra-trial-utf8-');
+    const repo = await gitRepo(join(s.root, 'repo'), { 'é.txt': 'one\ntwo\n' });
+    await execa('git', ['checkout', '-qb', 'side'], { cwd: repo });
+    writeFileSync(join(repo, 'é.txt'), 'one\nTWO\n');
+    await commitAll(repo, 'side');
+    await execa('git', ['checkout', '-q', 'main'], { cwd: repo });
+    writeFileSync(join(repo, 'é.txt'), 'one\n2\n');
+    await commitAll(repo, 'main');
+    const merge = await trialMerge(repo, 'main', 'side');
+    expect(merge).toMatchObject({ clean: false, files: ['é.txt'], messages: ['CONFLICT (content): Merge conflict in é.txt'] });
+    expect((await conflictHunks(repo, merge, { context: 1 })).hunks).toEqual([{ path: 'é.txt', text: '1  one\n2  <<<<<<< main\n3  2\n4  =======\n5  TWO\n6  >>>>>>> side' }]);
+  });
 });
 
 describe('beginResolutionMerge: the merge a resolution works in', () => {
